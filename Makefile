@@ -1,0 +1,42 @@
+# Two commands do everything on a fresh Debian machine with Python 3.11:
+#   make run    set up, then the dense pipeline on offline Fashion-MNIST (train → evaluate → export → verify)
+#   make test   set up, then the whole test suite
+# Set-up is reused once done: the virtualenv is rebuilt only when setup.cfg or pyproject.toml change.
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+IDX_DIR := /usr/share/datasets/fashion-mnist
+# Root runs apt-get directly; anyone else through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test bench setup data clean
+
+run: setup data
+	$(VENV)/bin/dlpipe --task=dense
+
+test: setup data
+	$(VENV)/bin/python -m pytest
+
+bench: setup data
+	$(VENV)/bin/python -m benchmarks.run
+
+setup: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@# Debian ships venv separately (python3-venv); install it only if venv is missing.
+	$(PYTHON) -m venv --help >/dev/null 2>&1 || ($(SUDO) apt-get update && $(SUDO) apt-get install -y python3-venv)
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+# The offline default data: Debian's dataset-fashion-mnist, installed only when its files are not there.
+data:
+	@if [ -f $(IDX_DIR)/train-images-idx3-ubyte.gz ]; then :; \
+	elif command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y dataset-fashion-mnist; \
+	else echo "no apt-get: put Fashion-MNIST's four IDX .gz files in $(IDX_DIR) (see BUILD.md)"; fi
+
+clean:
+	rm -rf $(VENV) runs build dist *.egg-info

@@ -1,0 +1,1 @@
+"""dlpipe: absl flags → RunConfig → Task → tf.data → Keras model → stages → artifacts."""

@@ -1,0 +1,32 @@
+"""Entry point: parse flags → RunConfig → runner. `dlpipe --helpshort` lists the flags."""
+
+import os
+import sys
+
+# Quiet TensorFlow's C++ start-up chatter before it is imported; the user can still override it.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, logging  # noqa: E402
+
+from pipelines import flags as pipeline_flags  # noqa: E402
+from pipelines import runner  # noqa: E402
+from pipelines.errors import PipelineError  # noqa: E402
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments {' '.join(argv[1:])}: flags are written --name=value")
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's Python INFO lines bury the progress output
+    try:
+        runner.run(pipeline_flags.to_config())
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+def run() -> None:
+    app.run(main, flags_parser=pipeline_flags.parse)
+
+
+if __name__ == "__main__":
+    run()

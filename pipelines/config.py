@@ -1,0 +1,34 @@
+"""RunConfig: every setting of one run, built once from the flags; the only thing stages receive."""
+
+import dataclasses
+import json
+import os
+from typing import Any, Mapping
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    task: str
+    dataset: str
+    data_dir: str
+    idx_dir: str
+    data_source: str
+    output_dir: str
+    stages: tuple[str, ...]
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    seed: int
+    validation_split: float
+    max_train_examples: int
+    max_test_examples: int
+    # The task's builder arguments (see Task.hparams), by name.
+    hparams: Mapping[str, Any]
+
+    @property
+    def task_dir(self) -> str:
+        """Where every artifact of this run lives: <output_dir>/<task>/."""
+        return os.path.join(self.output_dir, self.task)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=list)

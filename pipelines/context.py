@@ -1,0 +1,32 @@
+"""What a stage receives: the run's config, its task, artifact paths, and the data, loaded once on first use."""
+
+import functools
+import os
+
+from pipelines.config import RunConfig
+from pipelines.data.pipeline import Inputs, make_input_pipeline
+from pipelines.data.sources import DataSet, load_dataset
+from pipelines.tasks import Task
+
+
+class Context:
+    def __init__(self, config: RunConfig, task: Task):
+        self.config = config
+        self.task = task
+
+    def path(self, artifact: str) -> str:
+        """The path of a named artifact (see pipelines.artifacts) in this run's folder."""
+        return os.path.join(self.config.task_dir, artifact)
+
+    @functools.cached_property
+    def data(self) -> DataSet:
+        c = self.config
+        return load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source)
+
+    @functools.cached_property
+    def inputs(self) -> Inputs:
+        c = self.config
+        return make_input_pipeline(
+            self.data, self.task.to_example, batch_size=c.batch_size, seed=c.seed,
+            validation_split=c.validation_split, max_train_examples=c.max_train_examples,
+            max_test_examples=c.max_test_examples)

@@ -1,0 +1,59 @@
+"""The one input pipeline every task uses: train / validation / test `tf.data.Dataset`s of (input, label) batches.
+
+Validation is carved deterministically from the end of the training split; the test split is only read by the
+stages that report on it (evaluate, verify). Tasks say how one example is shaped (`to_example`), nothing else.
+"""
+
+import dataclasses
+from typing import Callable
+
+import tensorflow as tf
+
+from pipelines.data.sources import DataSet
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """Batched, prefetched splits and their sizes in examples."""
+    train: tf.data.Dataset
+    validation: tf.data.Dataset
+    test: tf.data.Dataset
+    num_train: int
+    num_validation: int
+    num_test: int
+
+
+def _count(ds: tf.data.Dataset) -> int:
+    n = int(ds.cardinality())
+    return n if n >= 0 else int(ds.reduce(0, lambda count, _: count + 1))
+
+
+def make_input_pipeline(data: DataSet, to_example: Callable, *, batch_size: int, seed: int,
+                        validation_split: float, max_train_examples: int = 0,
+                        max_test_examples: int = 0) -> Inputs:
+    """Builds the chain map(AUTOTUNE) → cache → shuffle(seed) → batch → prefetch for each split.
+
+    `max_*_examples` (0 = all) take the first examples of a split, before the validation carve, for quick runs.
+    """
+    total = _count(data.train)
+    n = min(total, max_train_examples) if max_train_examples else total
+    num_validation = max(1, round(n * validation_split))
+    num_train = n - num_validation
+    num_test = _count(data.test)
+    if max_test_examples:
+        num_test = min(num_test, max_test_examples)
+
+    def prepare(ds: tf.data.Dataset, count: int, shuffle: bool) -> tf.data.Dataset:
+        # take() before cache(): caching first would fill the cache with the whole split.
+        ds = ds.take(count).map(to_example, num_parallel_calls=AUTOTUNE).cache()
+        if shuffle:
+            ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+        return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+    return Inputs(
+        train=prepare(data.train, num_train, shuffle=True),
+        validation=prepare(data.train.skip(num_train), num_validation, shuffle=False),
+        test=prepare(data.test, num_test, shuffle=False),
+        num_train=num_train, num_validation=num_validation, num_test=num_test)

@@ -1,0 +1,58 @@
+"""Where examples come from: TFDS, or the offline IDX mirror of Fashion-MNIST.
+
+Both give the same thing: train and test `tf.data.Dataset`s of TFDS feature dicts (`image` uint8 [H, W, C],
+`label` int64, or `text` string) plus the label names from the data set's TFDS info, which TFDS knows offline.
+"""
+
+import dataclasses
+import os
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from pipelines.data import idx
+from pipelines.errors import PipelineError
+
+# Registered TFDS data sets the tasks know how to read; the offline mirror serves the first.
+DATASETS = ("fashion_mnist", "mnist", "cifar10", "imdb_reviews")
+SOURCES = ("auto", "idx", "tfds")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSet:
+    """One data set's splits, as TFDS feature dicts, and what its labels mean."""
+    name: str
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    label_names: tuple[str, ...]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+
+def uses_idx_mirror(name: str, source: str, idx_dir: str) -> bool:
+    """`auto` reads Fashion-MNIST from the offline mirror when its folder exists, everything else from TFDS."""
+    if source == "idx":
+        return True
+    return source == "auto" and name == "fashion_mnist" and os.path.isdir(idx_dir)
+
+
+def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR, source: str = "auto") -> DataSet:
+    """Loads `name`'s train and test splits, in file order (shuffling is the input pipeline's job)."""
+    # The builder's info (features, label names) is part of TFDS' code: no download, no cloud lookup.
+    info = tfds.builder(name, data_dir=data_dir, try_gcs=False).info
+    label_names = tuple(info.features["label"].names)
+    if uses_idx_mirror(name, source, idx_dir):
+        train, test = (tf.data.Dataset.from_tensor_slices(idx.load_idx_split(idx_dir, split))
+                       for split in ("train", "test"))
+        return DataSet(name, train, test, label_names, source=f"idx:{idx_dir}")
+    try:
+        train, test = tfds.load(name, split=["train", "test"], data_dir=data_dir, try_gcs=False,
+                                download=True, shuffle_files=False)
+    except Exception as e:  # TFDS raises many types offline (DNS, HTTP, checksum); all mean the same to a user.
+        raise PipelineError(
+            f"could not load TFDS data set {name!r} into {data_dir} ({type(e).__name__}): run once with network "
+            f"access, or copy a prepared TFDS folder to --data_dir") from None
+    return DataSet(name, train, test, label_names, source=f"tfds:{data_dir}")

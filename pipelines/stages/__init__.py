@@ -1,0 +1,24 @@
+"""The stages, in the only order they run, each with the artifacts it reads and writes."""
+
+import dataclasses
+from typing import Callable
+
+from pipelines import artifacts as a
+from pipelines.stages import evaluate, export, train, verify
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    name: str
+    run: Callable  # (Context) -> str: a one-line key result for the summary
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("train", train.run, inputs=(), outputs=(a.MODEL, a.HISTORY, a.CHECKPOINTS, a.LOGS)),
+    Stage("evaluate", evaluate.run, inputs=(a.MODEL,), outputs=(a.METRICS,)),
+    Stage("export", export.run, inputs=(a.MODEL,), outputs=(a.SAVED_MODEL, a.TFLITE)),
+    Stage("verify", verify.run, inputs=(a.MODEL, a.SAVED_MODEL, a.TFLITE), outputs=(a.VERIFY,)),
+)}
+STAGE_ORDER = tuple(STAGES)

@@ -1,0 +1,35 @@
+"""Train stage: build the task's model from its hyperparameters and fit it on the train split."""
+
+import os
+import sys
+
+import keras
+
+from pipelines import artifacts
+from pipelines.context import Context
+from pipelines.tasks import compile_classifier
+
+
+def run(ctx: Context) -> str:
+    config, inputs = ctx.config, ctx.inputs
+    keras.utils.set_random_seed(config.seed)
+    input_shape = inputs.train.element_spec[0].shape[1:]
+    model = ctx.task.build_model(input_shape, ctx.data.num_classes, **config.hparams)
+    compile_classifier(model, config.learning_rate)
+    print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
+          f"{inputs.num_validation} validation examples from {ctx.data.source}")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(ctx.path(artifacts.BACKUP)),
+        keras.callbacks.ModelCheckpoint(
+            os.path.join(ctx.path(artifacts.CHECKPOINTS), "epoch_{epoch:03d}.weights.h5"), save_weights_only=True),
+        keras.callbacks.TensorBoard(ctx.path(artifacts.LOGS)),
+        keras.callbacks.TerminateOnNaN(),
+    ]
+    history = model.fit(inputs.train, validation_data=inputs.validation, epochs=config.epochs,
+                        callbacks=callbacks, shuffle=False,  # the input pipeline shuffles
+                        verbose=1 if sys.stdout.isatty() else 2)
+    with artifacts.atomic_path(ctx.path(artifacts.MODEL)) as tmp:
+        model.save(tmp)
+    curves = {name: [float(v) for v in values] for name, values in history.history.items()}
+    artifacts.write_json(ctx.path(artifacts.HISTORY), curves)
+    return f"val_accuracy={curves['val_accuracy'][-1]:.4f}"
