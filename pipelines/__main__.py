@@ -14,10 +14,10 @@ from pipelines.errors import PipelineError  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments {' '.join(argv[1:])}: flags are written --name=value")
     logging.set_verbosity(logging.WARNING)  # TensorFlow's Python INFO lines bury the progress output
     try:
+        if len(argv) > 1:
+            raise PipelineError(f"unexpected arguments {' '.join(argv[1:])}: flags are written --name=value")
         runner.run(pipeline_flags.to_config())
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,0 +1,59 @@
+"""Shared fixtures: IDX files made by the tests, and small in-memory data sets."""
+
+import gzip
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines.data import idx
+from pipelines.data.sources import DataSet
+
+REAL_IDX_DIR = idx.DEFAULT_IDX_DIR
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write_idx(path: str, magic: int, array: np.ndarray) -> None:
+    header = np.array([magic, *array.shape], dtype=">u4").tobytes()
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="session")
+def fake_idx_dir(tmp_path_factory) -> str:
+    """A valid Fashion-MNIST-shaped IDX folder: real counts, image i filled with its label i % 10."""
+    folder = str(tmp_path_factory.mktemp("idx"))
+    for images_file, labels_file, count in idx.FILES.values():
+        labels = np.arange(count) % 10
+        images = np.broadcast_to(labels[:, None, None] * 25, (count, 28, 28))
+        write_idx(os.path.join(folder, images_file), idx.IMAGE_MAGIC, images)
+        write_idx(os.path.join(folder, labels_file), idx.LABEL_MAGIC, labels)
+    return folder
+
+
+def make_image_dataset(num_train: int = 100, num_test: int = 40, shape=(28, 28, 1), classes: int = 10) -> DataSet:
+    """Images whose pixels all equal 20 × their label; examples numbered by their label order."""
+    def split(n):
+        labels = np.arange(n, dtype=np.int64) % classes
+        images = np.broadcast_to((labels * 20).astype(np.uint8).reshape(-1, 1, 1, 1), (n, *shape)).copy()
+        return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+    return DataSet("fake", split(num_train), split(num_test), tuple(str(i) for i in range(classes)), source="memory")
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    """Runs `python -m pipelines` with the given flags, as a user would."""
+    return subprocess.run([sys.executable, "-m", "pipelines", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
+    """The CLI failed with a non-zero code and one `error:` line naming the problem, without a traceback."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0], errors[0]

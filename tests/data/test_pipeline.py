@@ -1,0 +1,59 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pipelines.data.pipeline import make_input_pipeline
+from pipelines.tasks import image_example
+from tests.conftest import make_image_dataset
+
+
+def build(seed=0, **kwargs):
+    options = dict(batch_size=8, seed=seed, validation_split=0.1)
+    options.update(kwargs)
+    return make_input_pipeline(make_image_dataset(num_train=100, num_test=40), image_example, **options)
+
+
+def labels_of(ds: tf.data.Dataset) -> list[int]:
+    return [int(y) for _, y in ds.unbatch().as_numpy_iterator()]
+
+
+def test_batches_have_the_task_shape_and_dtypes():
+    inputs = build()
+    x, y = next(iter(inputs.train))
+    assert x.shape == (8, 28, 28, 1) and x.dtype == tf.float32
+    assert y.shape == (8,) and y.dtype == tf.int64
+    assert inputs.train.element_spec[0].shape.as_list() == [None, 28, 28, 1]
+
+
+def test_validation_is_the_last_tenth_of_train_and_test_is_untouched():
+    inputs = build()
+    assert (inputs.num_train, inputs.num_validation, inputs.num_test) == (90, 10, 40)
+    # Example i has label i % 10 and pixels 20 × label: the validation examples are train's 90..99.
+    assert labels_of(inputs.validation) == [i % 10 for i in range(90, 100)]
+    assert sorted(labels_of(inputs.train)) == sorted(i % 10 for i in range(90))
+    assert labels_of(inputs.test) == [i % 10 for i in range(40)]
+
+
+def test_shuffle_is_seeded_and_differs_per_seed():
+    first, again, other = labels_of(build(seed=1).train), labels_of(build(seed=1).train), labels_of(build(2).train)
+    assert first == again
+    assert first != other
+    assert first != sorted(first)
+
+
+def test_max_examples_take_the_first_examples_before_the_validation_carve():
+    inputs = build(max_train_examples=50, max_test_examples=16)
+    assert (inputs.num_train, inputs.num_validation, inputs.num_test) == (45, 5, 16)
+    assert labels_of(inputs.validation) == [i % 10 for i in range(45, 50)]
+    assert len(labels_of(inputs.test)) == 16
+
+
+def test_pixels_reach_the_model_unscaled():
+    x, y = next(iter(build().test))
+    np.testing.assert_array_equal(x.numpy()[:, 0, 0, 0], y.numpy() * 20.0)
+
+
+@pytest.mark.parametrize("split", [0.2, 0.5])
+def test_validation_split_sets_the_carve(split):
+    inputs = build(validation_split=split)
+    assert inputs.num_validation == round(100 * split)

@@ -1,0 +1,43 @@
+import pytest
+import tensorflow_datasets as tfds
+
+from pipelines.data import sources
+from pipelines.errors import PipelineError
+
+
+def test_auto_reads_fashion_mnist_from_the_idx_mirror_when_it_exists(fake_idx_dir, tmp_path):
+    data = sources.load_dataset("fashion_mnist", data_dir=str(tmp_path), idx_dir=fake_idx_dir)
+    assert data.source == f"idx:{fake_idx_dir}"
+    assert data.label_names[0] == "T-shirt/top" and data.num_classes == 10
+    assert int(data.train.cardinality()) == 60000 and int(data.test.cardinality()) == 10000
+    example = next(iter(data.test))
+    assert example["image"].shape == (28, 28, 1) and example["label"].dtype.name == "int64"
+
+
+def test_auto_falls_back_to_tfds_without_the_mirror_and_for_other_data_sets(tmp_path):
+    assert not sources.uses_idx_mirror("fashion_mnist", "auto", str(tmp_path / "absent"))
+    assert not sources.uses_idx_mirror("mnist", "auto", str(tmp_path))
+    assert not sources.uses_idx_mirror("fashion_mnist", "tfds", str(tmp_path))
+    assert sources.uses_idx_mirror("fashion_mnist", "idx", str(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize("name,feature,shape,classes", [
+    ("mnist", "image", (28, 28, 1), 10),
+    ("cifar10", "image", (32, 32, 3), 10),
+    ("imdb_reviews", "text", (), 2),
+])
+def test_tfds_data_sets_load_with_their_info(name, feature, shape, classes, tmp_path):
+    with tfds.testing.mock_data(num_examples=6):
+        data = sources.load_dataset(name, data_dir=str(tmp_path), source="tfds")
+    assert data.source.startswith("tfds:") and data.num_classes == classes
+    example = next(iter(data.train))
+    assert example[feature].shape == shape
+    assert len(list(data.test)) == 6
+
+
+def test_tfds_failure_offline_is_one_clear_error(tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("Failed to resolve storage.googleapis.com")
+    monkeypatch.setattr(tfds, "load", offline)
+    with pytest.raises(PipelineError, match="could not load TFDS data set 'cifar10'.*network"):
+        sources.load_dataset("cifar10", data_dir=str(tmp_path), source="tfds")
