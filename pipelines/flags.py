@@ -13,6 +13,7 @@ from pipelines.config import RunConfig
 from pipelines.data import idx
 from pipelines.data.sources import DATASETS, SOURCES
 from pipelines.stages import STAGE_ORDER
+from models.recurrent import CELLS
 from pipelines.tasks import TASKS
 
 
@@ -64,16 +65,47 @@ MAX_TRAIN_EXAMPLES = flags.DEFINE_integer("max_train_examples", 0, "Use only the
 MAX_TEST_EXAMPLES = flags.DEFINE_integer("max_test_examples", 0, "Use only the first N test examples; 0 = all.",
                                          lower_bound=0)
 
-# Training
-EPOCHS = flags.DEFINE_integer("epochs", 10, "Training epochs.", lower_bound=1, upper_bound=10_000)
-BATCH_SIZE = flags.DEFINE_integer("batch_size", 32, "Examples per batch.", lower_bound=1, upper_bound=65_536)
+# Training. Epochs and batch size default to the task's own (Task.epochs, Task.batch_size).
+EPOCHS = flags.DEFINE_integer("epochs", None, "Training epochs; default: " + ", ".join(
+    f"{t.name} {t.epochs}" for t in TASKS.values()) + ".", lower_bound=1, upper_bound=10_000)
+BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Examples per batch; default: " + ", ".join(
+    f"{t.name} {t.batch_size}" for t in TASKS.values()) + ".", lower_bound=1, upper_bound=65_536)
 LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.", lower_bound=1e-7,
                                    upper_bound=10.0)
 
-# Model hyperparameters: names are the builders' keyword arguments.
-HIDDEN_UNITS = _define_int_list("hidden_units", "128", "dense: units of each hidden layer, e.g. 256,128.")
-DROPOUT = flags.DEFINE_float("dropout", 0.0, "dense: dropout rate after each hidden layer.", lower_bound=0.0,
-                             upper_bound=0.9)
+
+# Model hyperparameters. Each name is a keyword argument of the task's builder in models/, and each default is
+# the builder's own (shown in the help); a flag left unset means "the builder's default".
+def _hparam_help(name: str, help: str) -> str:
+    defaults = [f"{t.name} {_show(t.default_hparams[name])}" for t in TASKS.values() if name in t.hparams]
+    return f"{help} Default: {', '.join(defaults)}."
+
+
+def _show(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
+
+
+HPARAM_FLAGS = {holder.name: holder for holder in (
+    _define_int_list("hidden_units", None, _hparam_help("hidden_units", "dense: units of each hidden layer.")),
+    flags.DEFINE_float("dropout", None, _hparam_help("dropout", "Dropout rate."), lower_bound=0.0,
+                       upper_bound=0.9),
+    _define_int_list("conv_filters", None, _hparam_help(
+        "conv_filters", "conv: filters of each conv block; the number of entries is the depth.")),
+    flags.DEFINE_integer("dense_units", None, _hparam_help("dense_units", "conv: units of the dense head."),
+                         lower_bound=1),
+    flags.DEFINE_bool("augment", None, _hparam_help(
+        "augment", "conv: random flip and translation, active in training only.")),
+    flags.DEFINE_enum("cell", None, list(CELLS), _hparam_help("cell", "recurrent: the recurrent cell.")),
+    flags.DEFINE_integer("rnn_units", None, _hparam_help("rnn_units", "recurrent: units per recurrent layer."),
+                         lower_bound=1),
+    flags.DEFINE_integer("rnn_layers", None, _hparam_help("rnn_layers", "recurrent: stacked recurrent layers."),
+                         lower_bound=1, upper_bound=8),
+    flags.DEFINE_bool("bidirectional", None, _hparam_help(
+        "bidirectional", "recurrent: read sequences both ways.")),
+    flags.DEFINE_integer("sequence_length", None, _hparam_help(
+        "sequence_length", "recurrent, text data sets: tokens per text, padded or cut."), lower_bound=1,
+        upper_bound=2000),
+)}
 
 
 @flags.validator("stages", message=f"--stages must be names from {','.join(STAGE_ORDER)}, each once, in that order")
@@ -86,6 +118,13 @@ def _stages_in_order(stages):
     f"{t.name} takes {','.join(t.datasets)}" for t in TASKS.values()))
 def _dataset_fits_task(values):
     return values["dataset"] in TASKS[values["task"]].datasets
+
+
+@flags.multi_flags_validator(["task", *HPARAM_FLAGS], message="a model flag given does not apply to this --task; "
+                             + "; ".join(f"{t.name} takes --{', --'.join(t.hparams)}" for t in TASKS.values()))
+def _hparams_fit_task(values):
+    return all(value is None or name in TASKS[values["task"]].hparams
+               for name, value in values.items() if name != "task")
 
 
 @flags.multi_flags_validator(["dataset", "data_source"],
@@ -112,7 +151,12 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     return RunConfig(
         task=task.name, dataset=flag_values.dataset, data_dir=flag_values.data_dir, idx_dir=flag_values.idx_dir,
         data_source=flag_values.data_source, output_dir=flag_values.output_dir, stages=tuple(flag_values.stages),
-        epochs=flag_values.epochs, batch_size=flag_values.batch_size, learning_rate=flag_values.learning_rate,
+        epochs=_or(flag_values.epochs, task.epochs), batch_size=_or(flag_values.batch_size, task.batch_size),
+        learning_rate=flag_values.learning_rate,
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,
-        hparams={name: flag_values[name].value for name in task.hparams})
+        hparams={name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()})
+
+
+def _or(value, default):
+    return default if value is None else value

@@ -1,6 +1,7 @@
 """Export stage: the trained model as a SavedModel (serving_default signature) and a float32 TFLite file."""
 
 import os
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -52,7 +53,16 @@ def export_tflite(saved_model_dir: str, path: str) -> int:
 
 def run(ctx: Context) -> str:
     model = keras.models.load_model(ctx.path(artifacts.MODEL))
-    saved_model_dir = ctx.path(artifacts.SAVED_MODEL)
-    export_saved_model(model, saved_model_dir)
-    size = export_tflite(saved_model_dir, ctx.path(artifacts.TFLITE))
+    export_saved_model(model, ctx.path(artifacts.SAVED_MODEL))
+    mobile = ctx.task.to_mobile(model)
+    # TFLite converts from a SavedModel of the mobile part, a scratch copy when that is not the whole model.
+    with tempfile.TemporaryDirectory(dir=ctx.config.task_dir) as scratch:
+        source = ctx.path(artifacts.SAVED_MODEL)
+        if mobile.model is not model:
+            source = os.path.join(scratch, "mobile_saved_model")
+            export_saved_model(mobile.model, source)
+        size = export_tflite(source, ctx.path(artifacts.TFLITE))
+    for name, text in mobile.side_files.items():
+        with artifacts.atomic_path(ctx.path(name)) as tmp, open(tmp, "w") as f:
+            f.write(text)
     return f"tflite={size / 1024:.0f} KiB"

@@ -14,7 +14,8 @@ def run(ctx: Context) -> str:
     config, inputs = ctx.config, ctx.inputs
     keras.utils.set_random_seed(config.seed)
     input_shape = inputs.train.element_spec[0].shape[1:]
-    model = ctx.task.build_model(input_shape, ctx.data.num_classes, **config.hparams)
+    learned = ctx.task.adapt(inputs.train.map(lambda x, y: x)) if ctx.task.adapt else {}
+    model = ctx.task.build_model(input_shape, ctx.data.num_classes, **config.hparams, **learned)
     compile_classifier(model, config.learning_rate)
     print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
           f"{inputs.num_validation} validation examples from {ctx.data.source}")

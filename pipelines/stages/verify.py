@@ -11,6 +11,7 @@ from ai_edge_litert.interpreter import Interpreter
 from pipelines import artifacts
 from pipelines.context import Context
 from pipelines.errors import PipelineError
+from pipelines.tasks import MobileModel
 
 PARITY_EXAMPLES = 1024   # compared three ways (Keras, SavedModel, TFLite); at least 256 are required
 MAX_ABS_DIFF = 1e-4
@@ -35,14 +36,16 @@ class TFLiteRunner:
         return self.interpreter.get_tensor(self.output["index"])
 
 
-def verify_tflite_parity(keras_model: keras.Model, serving_fn, tflite: TFLiteRunner, x: np.ndarray) -> dict:
+def verify_tflite_parity(keras_model: keras.Model, serving_fn, tflite: TFLiteRunner, mobile: MobileModel,
+                         x: np.ndarray) -> dict:
     """Max absolute differences of the SavedModel's and the TFLite file's outputs from the Keras model's."""
-    expected = keras_model.predict(x, verbose=0)
-    (served,) = serving_fn(tf.constant(x)).values()
+    expected = keras_model.predict(tf.data.Dataset.from_tensor_slices(x).batch(256), verbose=0)
+    (input_name,) = serving_fn.structured_input_signature[1]
+    (served,) = serving_fn(**{input_name: tf.constant(x)}).values()
     return {
         "parity_examples": int(x.shape[0]),
         "saved_model_max_abs_diff": float(np.max(np.abs(served.numpy() - expected))),
-        "tflite_max_abs_diff": float(np.max(np.abs(tflite(x) - expected))),
+        "tflite_max_abs_diff": float(np.max(np.abs(tflite(mobile.to_inputs(x)) - expected))),
     }
 
 
@@ -50,13 +53,14 @@ def run(ctx: Context) -> str:
     keras_model = keras.models.load_model(ctx.path(artifacts.MODEL))
     serving_fn = tf.saved_model.load(ctx.path(artifacts.SAVED_MODEL)).signatures["serving_default"]
     tflite = TFLiteRunner(ctx.path(artifacts.TFLITE))
+    mobile = ctx.task.to_mobile(keras_model)
 
     test = ctx.inputs.test
     parity_x = np.concatenate([x for x, _ in test.unbatch().batch(PARITY_EXAMPLES).take(1).as_numpy_iterator()])
-    report = verify_tflite_parity(keras_model, serving_fn, tflite, parity_x)
+    report = verify_tflite_parity(keras_model, serving_fn, tflite, mobile, parity_x)
     correct = total = 0
     for x, y in test.as_numpy_iterator():
-        correct += int(np.sum(np.argmax(tflite(x), axis=-1) == y))
+        correct += int(np.sum(np.argmax(tflite(mobile.to_inputs(x)), axis=-1) == y))
         total += len(y)
     report.update(tflite_test_accuracy=correct / total, num_test_examples=total, max_abs_diff_allowed=MAX_ABS_DIFF)
     report["passed"] = max(report["saved_model_max_abs_diff"], report["tflite_max_abs_diff"]) <= MAX_ABS_DIFF

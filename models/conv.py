@@ -1,0 +1,31 @@
+"""Convolutional classifier: Conv2D → BatchNorm → ReLU blocks with pooling, dropout, a dense head."""
+
+from typing import Sequence
+
+import keras
+from keras import layers
+
+
+def build_conv_classifier(input_shape: Sequence[int], num_classes: int, *, conv_filters: Sequence[int] = (32, 64),
+                          dense_units: int = 128, dropout: float = 0.3, augment: bool = True) -> keras.Model:
+    """Raw pixels → [augment] → rescale → per width in conv_filters: 3×3 conv-BN-ReLU, max-pool → dense → logits.
+
+    `len(conv_filters)` is the depth in blocks. Augmentation layers (random flip, translation) are active only in
+    training, so the same model serves inference unchanged.
+    """
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    if augment:
+        x = layers.RandomFlip("horizontal", name="random_flip")(x)
+        x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant", name="random_translation")(x)
+    for block, filters in enumerate(conv_filters):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{block}_conv")(x)
+        x = layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = layers.ReLU(name=f"block{block}_relu")(x)
+        x = layers.MaxPooling2D(name=f"block{block}_pool")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(dropout, name="dropout")(x)
+    x = layers.Dense(dense_units, activation="relu", name="dense")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name="conv_classifier")

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from models.recurrent import CELLS, adapt_vocabulary, build_recurrent_classifier
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_every_cell_is_unrolled_so_tflite_needs_no_flex_ops(cell):
+    model = build_recurrent_classifier((28, 28), 10, cell=cell, rnn_layers=2, bidirectional=True)
+    recurrent = [layer.forward_layer for layer in model.layers if layer.name.startswith("bidirectional_")]
+    assert [type(layer) for layer in recurrent] == [CELLS[cell]] * 2
+    assert all(layer.unroll for layer in recurrent)
+    assert recurrent[0].return_sequences and not recurrent[1].return_sequences
+
+
+def test_image_rows_model_reads_steps_by_features():
+    model = build_recurrent_classifier((28, 84), 10, rnn_units=16)
+    assert model.input_shape == (None, 28, 84) and model.output_shape == (None, 10)
+    assert model.get_layer("lstm_0").units == 16
+
+
+def test_text_model_takes_strings_and_holds_a_token_id_model():
+    vocabulary = ("good", "bad", "movie")
+    model = build_recurrent_classifier((), 2, vocabulary=vocabulary, sequence_length=6, rnn_units=8)
+    assert model.input.dtype == "string" and model.output_shape == (None, 2)
+    ids = model.get_layer("vectorize")(np.array(["Good movie, BAD plot!"]))
+    np.testing.assert_array_equal(ids, [[2, 4, 3, 1, 0, 0]])  # 0 pads, 1 is out of vocabulary
+    token_model = model.get_layer("token_classifier")
+    assert token_model.input_shape == (None, 6)
+    assert token_model.get_layer("embedding").input_dim == len(vocabulary) + 2
+
+
+def test_vocabulary_is_adapted_most_frequent_first_without_special_tokens():
+    vocabulary = adapt_vocabulary(np.array(["a b b", "b c c c"]))
+    assert vocabulary[:2] == ("c", "b") and set(vocabulary) == {"a", "b", "c"}
