@@ -6,8 +6,8 @@ import keras
 from keras import layers
 
 
-def build_conv_classifier(input_shape: Sequence[int], num_classes: int, *, conv_filters: Sequence[int] = (32, 64),
-                          dense_units: int = 128, dropout: float = 0.3, augment: bool = True) -> keras.Model:
+def build_conv_classifier(input_shape: Sequence[int], num_classes: int, *, conv_filters: Sequence[int] = (32, 64, 128),
+                          dense_units: int = 128, dropout: float = 0.3, augment: bool = False) -> keras.Model:
     """Raw pixels → [augment] → rescale → per width in conv_filters: 3×3 conv-BN-ReLU, max-pool → dense → logits.
 
     `len(conv_filters)` is the depth in blocks. Augmentation layers (random flip, translation) are active only in

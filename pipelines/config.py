@@ -18,6 +18,7 @@ class RunConfig:
     epochs: int
     batch_size: int
     learning_rate: float
+    discriminator_learning_rate: float | None  # gan only; None: learning_rate
     seed: int
     validation_split: float
     max_train_examples: int

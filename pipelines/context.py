@@ -3,6 +3,9 @@
 import functools
 import os
 
+import keras
+
+from pipelines import artifacts
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import Inputs, make_input_pipeline
 from pipelines.data.sources import DataSet, load_dataset
@@ -17,6 +20,10 @@ class Context:
     def path(self, artifact: str) -> str:
         """The path of a named artifact (see pipelines.artifacts) in this run's folder."""
         return os.path.join(self.config.task_dir, artifact)
+
+    def trained_model(self) -> keras.Model:
+        """The train stage's model, uncompiled: a stage that needs its loss compiles it with the task's."""
+        return keras.models.load_model(self.path(artifacts.MODEL), compile=False)
 
     @functools.cached_property
     def data(self) -> DataSet:

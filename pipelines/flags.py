@@ -70,8 +70,12 @@ EPOCHS = flags.DEFINE_integer("epochs", None, "Training epochs; default: " + ", 
     f"{t.name} {t.epochs}" for t in TASKS.values()) + ".", lower_bound=1, upper_bound=10_000)
 BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Examples per batch; default: " + ", ".join(
     f"{t.name} {t.batch_size}" for t in TASKS.values()) + ".", lower_bound=1, upper_bound=65_536)
-LEARNING_RATE = flags.DEFINE_float("learning_rate", 1e-3, "Adam's learning rate.", lower_bound=1e-7,
-                                   upper_bound=10.0)
+LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Adam's learning rate (gan: the generator's); default: "
+                                   + ", ".join(f"{t.name} {t.learning_rate:g}" for t in TASKS.values()) + ".",
+                                   lower_bound=1e-7, upper_bound=10.0)
+DISCRIMINATOR_LEARNING_RATE = flags.DEFINE_float(
+    "discriminator_learning_rate", None, "gan: the discriminator's learning rate; default: --learning_rate.",
+    lower_bound=1e-7, upper_bound=10.0)
 
 
 # Model hyperparameters. Each name is a keyword argument of the task's builder in models/, and each default is
@@ -105,6 +109,18 @@ HPARAM_FLAGS = {holder.name: holder for holder in (
     flags.DEFINE_integer("sequence_length", None, _hparam_help(
         "sequence_length", "recurrent, text data sets: tokens per text, padded or cut."), lower_bound=1,
         upper_bound=2000),
+    flags.DEFINE_integer("noise_dim", None, _hparam_help("noise_dim", "gan: size of the generator's noise input."),
+                         lower_bound=1, upper_bound=4096),
+    _define_int_list("generator_widths", None, _hparam_help(
+        "generator_widths", "gan: filters of each stride-2 transposed conv; the image side must divide by "
+        "2 ** (number of entries).")),
+    _define_int_list("discriminator_widths", None, _hparam_help(
+        "discriminator_widths", "gan: filters of each stride-2 conv of the discriminator.")),
+    flags.DEFINE_bool("conditional", None, _hparam_help(
+        "conditional", "gan: class-conditional generator and discriminator (label as a second input).")),
+    flags.DEFINE_float("label_smoothing", None, _hparam_help(
+        "label_smoothing", "gan: one-sided label smoothing of the discriminator's real targets."),
+        lower_bound=0.0, upper_bound=0.5),
 )}
 
 
@@ -152,7 +168,8 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         task=task.name, dataset=flag_values.dataset, data_dir=flag_values.data_dir, idx_dir=flag_values.idx_dir,
         data_source=flag_values.data_source, output_dir=flag_values.output_dir, stages=tuple(flag_values.stages),
         epochs=_or(flag_values.epochs, task.epochs), batch_size=_or(flag_values.batch_size, task.batch_size),
-        learning_rate=flag_values.learning_rate,
+        learning_rate=_or(flag_values.learning_rate, task.learning_rate),
+        discriminator_learning_rate=flag_values.discriminator_learning_rate,
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,
         hparams={name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()})

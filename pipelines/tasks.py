@@ -1,8 +1,8 @@
 """The task registry: a task name → the record of what that task is (principles 5 and 14 of DESIGN.md).
 
 A task says which data sets it learns, how one TFDS example becomes (model input, label), which builder makes its
-model from which hyperparameters, its training defaults, and what of the trained model ships to TFLite.
-Adding a task is adding one entry to TASKS; the runner, stages and input pipeline do not change.
+model from which hyperparameters, its training defaults, how it is compiled and evaluated, and what of the trained
+model ships. Adding a task is adding one entry to TASKS; the runner, stages and input pipeline do not change.
 """
 
 import dataclasses
@@ -10,40 +10,15 @@ import inspect
 from typing import Any, Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from models.conv import build_conv_classifier
 from models.dense import build_dense_classifier
-from models.recurrent import TOKEN_CLASSIFIER, adapt_vocabulary, build_recurrent_classifier
-
-VOCABULARY_FILE = "vocab.txt"
-
-
-@dataclasses.dataclass(frozen=True)
-class MobileModel:
-    """What export converts to TFLite, how an input batch of the pipeline becomes its input, files to ship beside."""
-    model: keras.Model
-    to_inputs: Callable[[np.ndarray], np.ndarray]
-    side_files: dict[str, str]
-
-
-def whole_model(model: keras.Model) -> MobileModel:
-    return MobileModel(model, lambda x: x, {})
-
-
-def text_from_token_ids(model: keras.Model) -> MobileModel:
-    """A text model ships from token ids: TFLite has no string ops for TextVectorization.
-
-    The app tokenizes with `vocab.txt` (line i is token id i; 0 is padding, 1 out-of-vocabulary), lowercasing and
-    stripping punctuation as TextVectorization does, and pads or cuts to the model's sequence length.
-    """
-    if "vectorize" not in {layer.name for layer in model.layers}:
-        return whole_model(model)
-    vectorize = model.get_layer("vectorize")
-    vocabulary = "\n".join(str(token) for token in vectorize.get_vocabulary()) + "\n"
-    return MobileModel(model.get_layer(TOKEN_CLASSIFIER), lambda x: vectorize(x).numpy(),
-                       {VOCABULARY_FILE: vocabulary})
+from models.gan import build_gan
+from models.recurrent import adapt_vocabulary, build_recurrent_classifier
+from pipelines.classifier import compile_classifier, evaluate_classifier, serve_classifier
+from pipelines.gan import compile_gan, evaluate_gan, gan_callbacks, serve_generator
+from pipelines.serving import Serving
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,9 +32,13 @@ class Task:
     hparams: tuple[str, ...]
     epochs: int
     batch_size: int
+    learning_rate: float = 1e-3
     # Builder arguments learned from the training inputs (a text vocabulary); None when there are none.
     adapt: Callable[[tf.data.Dataset], dict[str, Any]] | None = None
-    to_mobile: Callable[[keras.Model], MobileModel] = whole_model
+    compile: Callable = compile_classifier                    # (model, RunConfig) -> None
+    callbacks: Callable = lambda ctx: []                      # (Context) -> extra Keras callbacks for fit
+    evaluate: Callable = evaluate_classifier                  # (Context, model) -> metrics dict
+    serving: Callable[[keras.Model], Serving] = serve_classifier
 
     @property
     def default_hparams(self) -> dict[str, Any]:
@@ -89,12 +68,6 @@ def text_vocabulary(train_inputs: tf.data.Dataset) -> dict[str, Any]:
     return {"vocabulary": adapt_vocabulary(train_inputs)}
 
 
-def compile_classifier(model: keras.Model, learning_rate: float) -> None:
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-
-
 IMAGE_DATASETS = ("fashion_mnist", "mnist", "cifar10")
 TASKS: dict[str, Task] = {t.name: t for t in (
     Task(name="dense", summary="multilayer perceptron on flattened images", datasets=IMAGE_DATASETS,
@@ -102,9 +75,14 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          epochs=10, batch_size=32),
     Task(name="conv", summary="convolutional network on images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_conv_classifier,
-         hparams=("conv_filters", "dense_units", "dropout", "augment"), epochs=12, batch_size=64),
+         hparams=("conv_filters", "dense_units", "dropout", "augment"), epochs=10, batch_size=64),
     Task(name="recurrent", summary="RNN over image rows or text", datasets=IMAGE_DATASETS + ("imdb_reviews",),
          to_example=sequence_example, build_model=build_recurrent_classifier,
-         hparams=("cell", "rnn_units", "rnn_layers", "bidirectional", "dropout", "sequence_length"), epochs=10, batch_size=64,
-         adapt=text_vocabulary, to_mobile=text_from_token_ids),
+         hparams=("cell", "rnn_units", "rnn_layers", "bidirectional", "dropout", "sequence_length"), epochs=10,
+         batch_size=64, adapt=text_vocabulary),
+    Task(name="gan", summary="DCGAN that learns to generate the images", datasets=IMAGE_DATASETS,
+         to_example=image_example, build_model=build_gan,
+         hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional", "label_smoothing"),
+         epochs=10, batch_size=64, learning_rate=2e-4, compile=compile_gan, callbacks=gan_callbacks,
+         evaluate=evaluate_gan, serving=serve_generator),
 )}

@@ -52,17 +52,16 @@ def export_tflite(saved_model_dir: str, path: str) -> int:
 
 
 def run(ctx: Context) -> str:
-    model = keras.models.load_model(ctx.path(artifacts.MODEL))
-    export_saved_model(model, ctx.path(artifacts.SAVED_MODEL))
-    mobile = ctx.task.to_mobile(model)
-    # TFLite converts from a SavedModel of the mobile part, a scratch copy when that is not the whole model.
+    serving = ctx.task.serving(ctx.trained_model())
+    export_saved_model(serving.saved_model, ctx.path(artifacts.SAVED_MODEL))
+    # TFLite converts from a SavedModel of the model it ships: a scratch one when that is only a part.
     with tempfile.TemporaryDirectory(dir=ctx.config.task_dir) as scratch:
         source = ctx.path(artifacts.SAVED_MODEL)
-        if mobile.model is not model:
-            source = os.path.join(scratch, "mobile_saved_model")
-            export_saved_model(mobile.model, source)
+        if serving.tflite is not serving.saved_model:
+            source = os.path.join(scratch, "tflite_saved_model")
+            export_saved_model(serving.tflite, source)
         size = export_tflite(source, ctx.path(artifacts.TFLITE))
-    for name, text in mobile.side_files.items():
+    for name, text in serving.side_files.items():
         with artifacts.atomic_path(ctx.path(name)) as tmp, open(tmp, "w") as f:
             f.write(text)
     return f"tflite={size / 1024:.0f} KiB"

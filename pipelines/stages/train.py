@@ -7,16 +7,15 @@ import keras
 
 from pipelines import artifacts
 from pipelines.context import Context
-from pipelines.tasks import compile_classifier
 
 
 def run(ctx: Context) -> str:
-    config, inputs = ctx.config, ctx.inputs
+    config, task, inputs = ctx.config, ctx.task, ctx.inputs
     keras.utils.set_random_seed(config.seed)
     input_shape = inputs.train.element_spec[0].shape[1:]
-    learned = ctx.task.adapt(inputs.train.map(lambda x, y: x)) if ctx.task.adapt else {}
-    model = ctx.task.build_model(input_shape, ctx.data.num_classes, **config.hparams, **learned)
-    compile_classifier(model, config.learning_rate)
+    learned = task.adapt(inputs.train.map(lambda x, y: x)) if task.adapt else {}
+    model = task.build_model(input_shape, ctx.data.num_classes, **config.hparams, **learned)
+    task.compile(model, config)
     print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
           f"{inputs.num_validation} validation examples from {ctx.data.source}")
     callbacks = [
@@ -25,6 +24,7 @@ def run(ctx: Context) -> str:
             os.path.join(ctx.path(artifacts.CHECKPOINTS), "epoch_{epoch:03d}.weights.h5"), save_weights_only=True),
         keras.callbacks.TensorBoard(ctx.path(artifacts.LOGS)),
         keras.callbacks.TerminateOnNaN(),
+        *task.callbacks(ctx),
     ]
     history = model.fit(inputs.train, validation_data=inputs.validation, epochs=config.epochs,
                         callbacks=callbacks, shuffle=False,  # the input pipeline shuffles
@@ -33,4 +33,4 @@ def run(ctx: Context) -> str:
         model.save(tmp)
     curves = {name: [float(v) for v in values] for name, values in history.history.items()}
     artifacts.write_json(ctx.path(artifacts.HISTORY), curves)
-    return f"val_accuracy={curves['val_accuracy'][-1]:.4f}"
+    return " ".join(f"{name}={values[-1]:.4f}" for name, values in curves.items() if name.startswith("val_"))

@@ -1,0 +1,158 @@
+"""What the GAN task adds to the stages: its compile, a sample grid per epoch, a Fréchet-distance evaluation,
+and its export (the generator, emitting uint8 pixels).
+
+The distance is measured in the feature space of a classifier this package trains on the same data set (the
+conv task's model), so it needs no download: the conv run's model when `<output_dir>/conv/` holds one for this
+data set, otherwise one trained here once and kept as `feature_classifier.keras`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from models.conv import build_conv_classifier
+from models.gan import GAN, build_pixel_generator, to_pixels
+from pipelines import artifacts
+from pipelines.classifier import compile_classifier
+from pipelines.serving import Serving
+
+if TYPE_CHECKING:
+    from pipelines.config import RunConfig
+    from pipelines.context import Context
+
+SAMPLES = "samples"                             # samples/epoch_NNN.png: the fixed-noise grid after each epoch
+FEATURE_CLASSIFIER = "feature_classifier.keras"
+FEATURE_LAYER = "dense"                         # the conv classifier's penultimate layer
+FEATURE_CLASSIFIER_EPOCHS = 3
+FRECHET_EXAMPLES = 2000
+GRID = 10                                       # a 10 × 10 grid; conditional: one row per class
+
+
+def compile_gan(gan: GAN, config: RunConfig) -> None:
+    # DCGAN's Adam settings (beta_1 = 0.5) for both nets.
+    d_rate = config.discriminator_learning_rate or config.learning_rate
+    gan.compile(g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=0.5),
+                d_optimizer=keras.optimizers.Adam(d_rate, beta_1=0.5))
+
+
+def generator_inputs(gan_or_generator, count: int, seed: int) -> dict[str, np.ndarray]:
+    """Seeded noise, and for a conditional generator labels cycling through the classes."""
+    generator = getattr(gan_or_generator, "generator", gan_or_generator)
+    noise_dim = generator.get_layer("noise").output.shape[-1]
+    batch = {"noise": np.random.default_rng(seed).standard_normal((count, noise_dim)).astype(np.float32)}
+    if "label" in [t.name for t in generator.inputs]:
+        classes = generator.get_layer("label_embedding").input_dim
+        batch["label"] = (np.arange(count) % classes).astype(np.int32)
+    return batch
+
+
+def generate_pixels(generator: keras.Model, count: int, seed: int) -> np.ndarray:
+    """`count` generated images as float pixels 0..255, the scale the classifiers read."""
+    batch = generator_inputs(generator, count, seed)
+    images = generator.predict(batch if len(batch) > 1 else batch["noise"], batch_size=250, verbose=0)
+    return to_pixels(images)
+
+
+def grid_png(pixels: np.ndarray, rows: int) -> bytes:
+    """Tiles [N, H, W, C] pixels into a rows × (N / rows) PNG."""
+    n, h, w, c = pixels.shape
+    tiles = pixels.reshape(rows, n // rows, h, w, c).transpose(0, 2, 1, 3, 4).reshape(rows * h, n // rows * w, c)
+    return tf.io.encode_png(np.clip(np.round(tiles), 0, 255).astype(np.uint8)).numpy()
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Writes samples/epoch_NNN.png from the same noise every epoch, so the grids show progress."""
+
+    def __init__(self, folder: str, seed: int):
+        super().__init__()
+        self.folder, self.seed = folder, seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        # Keras 3 sets the trained model here; its generator makes the grid.
+        os.makedirs(self.folder, exist_ok=True)
+        path = os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png")
+        with artifacts.atomic_path(path) as tmp, open(tmp, "wb") as f:
+            f.write(grid_png(generate_pixels(self.model.generator, GRID * GRID, self.seed), GRID))
+
+
+def gan_callbacks(ctx: Context) -> list[keras.callbacks.Callback]:
+    return [SampleGrid(ctx.path(SAMPLES), ctx.config.seed)]
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½), with Tr((Σa Σb)^½) from the eigenvalues of Σa Σb (real, ≥ 0 for
+    covariance matrices; tiny negative or imaginary parts are round-off)."""
+    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    eigenvalues = np.linalg.eigvals(cov_a @ cov_b)
+    trace_sqrt = np.sqrt(np.clip(eigenvalues.real, 0, None)).sum()
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
+
+
+def feature_classifier(ctx: Context) -> tuple[keras.Model, str]:
+    """The conv task's classifier for this data set: the conv run's, else one trained here once and kept."""
+    conv_dir = os.path.join(ctx.config.output_dir, "conv")
+    conv_model = os.path.join(conv_dir, artifacts.MODEL)
+    config_path = os.path.join(conv_dir, artifacts.CONFIG)
+    if os.path.exists(conv_model) and os.path.exists(config_path):
+        if artifacts.read_json(config_path)["dataset"] == ctx.config.dataset:
+            return keras.models.load_model(conv_model, compile=False), conv_model
+    own = ctx.path(FEATURE_CLASSIFIER)
+    if os.path.exists(own):
+        return keras.models.load_model(own, compile=False), own
+    print(f"training the conv classifier whose features measure the GAN ({FEATURE_CLASSIFIER_EPOCHS} epochs)")
+    inputs = ctx.inputs
+    classifier = build_conv_classifier(inputs.train.element_spec[0].shape[1:], ctx.data.num_classes)
+    compile_classifier(classifier, ctx.config)
+    classifier.fit(inputs.train, validation_data=inputs.validation, epochs=FEATURE_CLASSIFIER_EPOCHS, verbose=2)
+    with artifacts.atomic_path(own) as tmp:
+        classifier.save(tmp)
+    return classifier, own
+
+
+def evaluate_gan(ctx: Context, gan: GAN) -> dict:
+    classifier, classifier_path = feature_classifier(ctx)
+    features = keras.Model(classifier.inputs, classifier.get_layer(FEATURE_LAYER).output)
+
+    def embed(pixels):
+        return features.predict(pixels, batch_size=250, verbose=0)
+
+    def real(split):
+        return np.concatenate([x for x, _ in split.unbatch().take(FRECHET_EXAMPLES).batch(500).as_numpy_iterator()])
+
+    test, train = real(ctx.inputs.test), real(ctx.inputs.train)
+    n = len(test)
+    generated = generate_pixels(gan.generator, n, ctx.config.seed)
+    keras.utils.set_random_seed(ctx.config.seed)
+    untrained = ctx.task.build_model(test.shape[1:], ctx.data.num_classes, **ctx.config.hparams).generator
+    test_features = embed(test)
+    predicted = np.argmax(classifier.predict(generated, batch_size=250, verbose=0), axis=-1)
+    histogram = np.bincount(predicted, minlength=ctx.data.num_classes) / n
+    metrics = {
+        "frechet_distance": frechet_distance(embed(generated), test_features),
+        "frechet_distance_untrained_generator": frechet_distance(embed(generate_pixels(untrained, n, 0)),
+                                                                 test_features),
+        "frechet_distance_train_vs_test": frechet_distance(embed(train[:n]), test_features),
+        "frechet_examples": n,
+        "feature_classifier": classifier_path,
+        "class_histogram": {name: float(f) for name, f in zip(ctx.data.label_names, histogram)},
+        "min_class_fraction": float(histogram.min()),
+    }
+    metrics["distance_ratio_to_untrained"] = (metrics["frechet_distance"]
+                                              / metrics["frechet_distance_untrained_generator"])
+    if gan.conditional:
+        labels = generator_inputs(gan, n, ctx.config.seed)["label"]
+        metrics["conditional_label_accuracy"] = float(np.mean(predicted == labels))
+    return metrics
+
+
+def serve_generator(gan: GAN) -> Serving:
+    pixel_generator = build_pixel_generator(gan.generator)
+    # Outputs are uint8: Keras and TFLite may round a value on a .5 boundary differently, one level apart.
+    return Serving(saved_model=pixel_generator, tflite=pixel_generator,
+                   sample_inputs=lambda count: generator_inputs(gan, count, seed=7), max_abs_diff=1.0)

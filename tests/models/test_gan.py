@@ -1,0 +1,61 @@
+import numpy as np
+import pytest
+
+import keras
+from models.gan import GAN, build_discriminator, build_gan, build_generator, build_pixel_generator
+
+
+def test_generator_maps_noise_to_images_in_minus_one_to_one():
+    generator = build_generator(16, (28, 28, 1))
+    images = generator(np.random.default_rng(0).standard_normal((3, 16)).astype("float32"))
+    assert images.shape == (3, 28, 28, 1)
+    assert float(np.min(images)) >= -1 and float(np.max(images)) <= 1
+
+
+def test_widths_set_the_upsampling_and_image_shape_comes_from_the_data_set():
+    generator = build_generator(8, (32, 32, 3), widths=(64, 32, 16))
+    assert generator.get_layer("reshape").output.shape[1:] == (4, 4, 64)
+    assert generator.output_shape == (None, 32, 32, 3)
+    assert build_discriminator((32, 32, 3), widths=(8, 16)).output_shape == (None, 1)
+
+
+def test_conditional_nets_take_a_label_as_a_second_input():
+    gan = build_gan((28, 28, 1), 10, noise_dim=8, conditional=True)
+    assert [t.name for t in gan.generator.inputs] == ["noise", "label"]
+    assert [t.name for t in gan.discriminator.inputs] == ["image", "label"]
+    noise = np.zeros((2, 8), "float32")
+    a = gan.generator([noise, np.array([0, 0])])
+    b = gan.generator([noise, np.array([0, 7])])
+    np.testing.assert_array_equal(a[0], b[0])
+    assert not np.allclose(a[1], b[1])  # the label changes the image
+
+
+@pytest.mark.parametrize("conditional", [False, True])
+def test_train_step_updates_both_nets_and_reports_both_losses(conditional):
+    gan = build_gan((28, 28, 1), 10, noise_dim=8, generator_widths=(8, 4), discriminator_widths=(4, 8),
+                    conditional=conditional)
+    gan.compile(g_optimizer=keras.optimizers.Adam(1e-3), d_optimizer=keras.optimizers.Adam(1e-3))
+    g_before = [w.numpy().copy() for w in gan.generator.trainable_weights]
+    d_before = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
+    pixels = np.random.default_rng(0).uniform(0, 255, (16, 28, 28, 1)).astype("float32")
+    history = gan.fit(pixels, np.arange(16) % 10, batch_size=8, epochs=1, verbose=0)
+    assert set(history.history) == {"d_loss", "g_loss"}
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(g_before, gan.generator.trainable_weights))
+    assert any(not np.allclose(a, b.numpy()) for a, b in zip(d_before, gan.discriminator.trainable_weights))
+
+
+def test_gan_saves_and_loads_as_a_keras_file(tmp_path):
+    gan = build_gan((28, 28, 1), 10, noise_dim=8, conditional=True, label_smoothing=0.2)
+    gan.save(tmp_path / "gan.keras")
+    loaded = keras.models.load_model(tmp_path / "gan.keras", compile=False)
+    assert isinstance(loaded, GAN) and loaded.conditional and loaded.label_smoothing == 0.2
+    inputs = [np.ones((1, 8), "float32"), np.array([3])]
+    np.testing.assert_allclose(loaded.generator(inputs), gan.generator(inputs), atol=1e-6)
+
+
+def test_exported_generator_emits_uint8_pixels():
+    generator = build_generator(8, (28, 28, 1))
+    pixels = build_pixel_generator(generator)(np.random.default_rng(1).standard_normal((2, 8)).astype("float32"))
+    assert pixels.dtype == "uint8" and pixels.shape == (2, 28, 28, 1)
+    expected = np.round((generator(np.random.default_rng(1).standard_normal((2, 8)).astype("float32")) + 1) * 127.5)
+    np.testing.assert_array_equal(np.asarray(pixels), expected.astype("uint8"))
