@@ -149,7 +149,7 @@ class GAN(keras.Model):
 
 
 def build_gan(image_shape: Sequence[int], num_classes: int, *, noise_dim: int = 64,
-              generator_widths: Sequence[int] = (128, 64), discriminator_widths: Sequence[int] = (64, 128),
+              generator_widths: Sequence[int] = (64, 32), discriminator_widths: Sequence[int] = (64, 128),
               conditional: bool = False, label_smoothing: float = 0.1) -> GAN:
     """The task's builder: a DCGAN for images of `image_shape`, class-conditional when `conditional`."""
     classes = num_classes if conditional else None

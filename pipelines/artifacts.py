@@ -11,6 +11,10 @@ import shutil
 from typing import Any, Iterator
 
 CONFIG = "config.json"          # every setting of the last run
+TUNING = "tuning"               # KerasTuner's state: an interrupted sweep continues from it
+TRIALS_CSV = "trials.csv"       # one row per trial: id, status, objective, epochs, seconds, hyperparameters
+TRIALS_PNG = "trials.png"       # the objective per trial
+BEST_HPARAMS = "best_hparams.json"  # the best trial's builder arguments and learning rate (tune → train)
 MODEL = "model.keras"           # the trained Keras model (train → evaluate, export, verify)
 HISTORY = "history.json"        # per-epoch training curves
 CHECKPOINTS = "checkpoints"     # per-epoch weights (ModelCheckpoint)

@@ -25,6 +25,15 @@ class RunConfig:
     max_test_examples: int
     # The task's builder arguments (see Task.hparams), by name.
     hparams: Mapping[str, Any]
+    # Tuning: the hyperparameters given on the command line stay fixed while the rest are searched.
+    fixed_hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    hparams_file: str | None = None
+    tuner: str = "hyperband"
+    max_trials: int = 10
+    tuning_epochs: int = 4
+    executions_per_trial: int = 1
+    objective: str = "val_accuracy"
+    fresh: bool = False
 
     @property
     def task_dir(self) -> str:

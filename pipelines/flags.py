@@ -12,7 +12,8 @@ from absl import flags
 from pipelines.config import RunConfig
 from pipelines.data import idx
 from pipelines.data.sources import DATASETS, SOURCES
-from pipelines.stages import STAGE_ORDER
+from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
+from pipelines.stages.tune import TUNERS
 from models.recurrent import CELLS
 from pipelines.tasks import TASKS
 
@@ -43,7 +44,7 @@ def _define_int_list(name: str, default: str, help: str):
 # Run
 TASK = flags.DEFINE_enum("task", "dense", list(TASKS), "What to learn: " + "; ".join(
     f"{t.name} = {t.summary}" for t in TASKS.values()) + ".")
-STAGES = flags.DEFINE_list("stages", ",".join(STAGE_ORDER),
+STAGES = flags.DEFINE_list("stages", ",".join(DEFAULT_STAGES),
                            f"Stages to run, a subset of {','.join(STAGE_ORDER)} in that order. A later stage run "
                            "alone reuses the artifacts an earlier run left in --output_dir.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs", "Artifacts are written to <output_dir>/<task>/.")
@@ -76,6 +77,20 @@ LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Adam's learning rate 
 DISCRIMINATOR_LEARNING_RATE = flags.DEFINE_float(
     "discriminator_learning_rate", None, "gan: the discriminator's learning rate; default: --learning_rate.",
     lower_bound=1e-7, upper_bound=10.0)
+
+
+# Tuning (the tune stage). Model flags given explicitly stay fixed while the rest of the space is searched.
+TUNER = flags.DEFINE_enum("tuner", "hyperband", list(TUNERS), "KerasTuner search algorithm.")
+MAX_TRIALS = flags.DEFINE_integer("max_trials", 10, "random and bayesian: trials to run.", lower_bound=1,
+                                  upper_bound=10_000)
+TUNING_EPOCHS = flags.DEFINE_integer("tuning_epochs", 4, "Epochs per trial (hyperband: its max_epochs).",
+                                     lower_bound=1, upper_bound=1000)
+EXECUTIONS_PER_TRIAL = flags.DEFINE_integer("executions_per_trial", 1, "Models trained per trial, averaged.",
+                                            lower_bound=1, upper_bound=100)
+OBJECTIVE = flags.DEFINE_string("objective", "val_accuracy", "Metric the tuner optimizes (val_loss is minimized).")
+FRESH = flags.DEFINE_bool("fresh", False, "Start the sweep over instead of continuing the one in <task dir>/tuning.")
+HPARAMS_FILE = flags.DEFINE_string("hparams_file", None, "Train with the builder arguments and learning rate of a "
+                                   "best_hparams.json written by an earlier --stages=tune.")
 
 
 # Model hyperparameters. Each name is a keyword argument of the task's builder in models/, and each default is
@@ -143,6 +158,11 @@ def _hparams_fit_task(values):
                for name, value in values.items() if name != "task")
 
 
+@flags.validator("hparams_file", message="--hparams_file does not exist: give the path of a best_hparams.json")
+def _hparams_file_exists(path):
+    return path is None or os.path.isfile(path)
+
+
 @flags.multi_flags_validator(["dataset", "data_source"],
                              message="--data_source=idx reads Fashion-MNIST only: use --dataset=fashion_mnist")
 def _idx_is_fashion_mnist(values):
@@ -172,7 +192,18 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         discriminator_learning_rate=flag_values.discriminator_learning_rate,
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,
-        hparams={name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()})
+        hparams={name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()},
+        fixed_hparams=_given_hparams(flag_values, task),
+        hparams_file=flag_values.hparams_file, tuner=flag_values.tuner, max_trials=flag_values.max_trials,
+        tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,
+        objective=flag_values.objective, fresh=flag_values.fresh)
+
+
+def _given_hparams(flag_values: flags.FlagValues, task) -> dict:
+    given = {name: flag_values[name].value for name in task.hparams if flag_values[name].value is not None}
+    if flag_values.learning_rate is not None:
+        given["learning_rate"] = flag_values.learning_rate
+    return given
 
 
 def _or(value, default):

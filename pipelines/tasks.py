@@ -7,6 +7,7 @@ model ships. Adding a task is adding one entry to TASKS; the runner, stages and 
 
 import dataclasses
 import inspect
+import json
 from typing import Any, Callable
 
 import keras
@@ -17,6 +18,7 @@ from models.dense import build_dense_classifier
 from models.gan import build_gan
 from models.recurrent import adapt_vocabulary, build_recurrent_classifier
 from pipelines.classifier import compile_classifier, evaluate_classifier, serve_classifier
+from pipelines.errors import PipelineError
 from pipelines.gan import compile_gan, evaluate_gan, gan_callbacks, serve_generator
 from pipelines.serving import Serving
 
@@ -45,6 +47,22 @@ class Task:
         """The builder's own defaults: the single place a model hyperparameter's default is written."""
         params = inspect.signature(self.build_model).parameters
         return {name: params[name].default for name in self.hparams}
+
+    def read_hparams_file(self, path: str) -> tuple[dict[str, Any], float | None]:
+        """Builder arguments and learning rate from a `best_hparams.json` (the tune stage's, or --hparams_file)."""
+        try:
+            with open(path) as f:
+                saved = json.load(f)
+            hparams, rate = dict(saved["hparams"]), saved.get("learning_rate")
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise PipelineError(f"cannot read hyperparameters from {path} ({type(e).__name__}: {e}): give a "
+                                "best_hparams.json written by --stages=tune") from None
+        unknown = sorted(set(hparams) - set(self.hparams))
+        if unknown:
+            raise PipelineError(f"{path} has hyperparameters --task={self.name} does not take: {', '.join(unknown)}"
+                                f" (it takes {', '.join(self.hparams)})")
+        # JSON has lists where builders take tuples.
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}, rate
 
 
 def image_example(features: dict) -> tuple[tf.Tensor, tf.Tensor]:

@@ -4,7 +4,7 @@ import dataclasses
 from typing import Callable
 
 from pipelines import artifacts as a
-from pipelines.stages import evaluate, export, train, verify
+from pipelines.stages import evaluate, export, train, tune, verify
 
 
 @dataclasses.dataclass(frozen=True)
@@ -16,9 +16,11 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("tune", tune.run, inputs=(), outputs=(a.TRIALS_CSV, a.TRIALS_PNG, a.BEST_HPARAMS, a.TUNING)),
     Stage("train", train.run, inputs=(), outputs=(a.MODEL, a.HISTORY, a.CHECKPOINTS, a.LOGS)),
     Stage("evaluate", evaluate.run, inputs=(a.MODEL,), outputs=(a.METRICS,)),
     Stage("export", export.run, inputs=(a.MODEL,), outputs=(a.SAVED_MODEL, a.TFLITE)),
     Stage("verify", verify.run, inputs=(a.MODEL, a.SAVED_MODEL, a.TFLITE), outputs=(a.VERIFY,)),
 )}
 STAGE_ORDER = tuple(STAGES)
+DEFAULT_STAGES = ("train", "evaluate", "export", "verify")

@@ -1,5 +1,6 @@
 """Train stage: build the task's model from its hyperparameters and fit it on the train split."""
 
+import dataclasses
 import os
 import sys
 
@@ -9,8 +10,21 @@ from pipelines import artifacts
 from pipelines.context import Context
 
 
+def hparams_source(ctx: Context) -> str | None:
+    """--hparams_file, else the tune stage's best_hparams.json when tune ran in this run, else none."""
+    if ctx.config.hparams_file:
+        return ctx.config.hparams_file
+    return ctx.path(artifacts.BEST_HPARAMS) if "tune" in ctx.config.stages else None
+
+
 def run(ctx: Context) -> str:
     config, task, inputs = ctx.config, ctx.task, ctx.inputs
+    source = hparams_source(ctx)
+    if source:
+        hparams, rate = task.read_hparams_file(source)
+        config = dataclasses.replace(config, hparams={**config.hparams, **hparams},
+                                     learning_rate=rate or config.learning_rate)
+        print(f"hyperparameters from {source}: {hparams}, learning_rate={config.learning_rate:g}")
     keras.utils.set_random_seed(config.seed)
     input_shape = inputs.train.element_spec[0].shape[1:]
     learned = task.adapt(inputs.train.map(lambda x, y: x)) if task.adapt else {}

@@ -1,0 +1,128 @@
+"""Tune stage: a KerasTuner search over the task's space (tuning/), on the train and validation splits only.
+
+Writes the trial table (`trials.csv`), a plot of the objective per trial (`trials.png`) and the best builder
+arguments (`best_hparams.json`), which the train stage then uses. The tuner keeps its state in `tuning/`, so the
+same command continues an interrupted sweep (finished trials are not redone); `--fresh` starts over.
+
+Distributed: KerasTuner's own chief/worker protocol. With KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and
+KERASTUNER_ORACLE_PORT set, the `chief` serves the oracle and writes the results once every trial is done; each
+worker (any other id) runs trials it is given and writes nothing else.
+"""
+
+import csv
+import json
+import os
+import sys
+import time
+
+import keras
+import keras_tuner as kt
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on a server
+import matplotlib.pyplot as plt  # noqa: E402
+
+from pipelines import artifacts  # noqa: E402
+from pipelines.context import Context  # noqa: E402
+from pipelines.errors import PipelineError  # noqa: E402
+from tuning.hypermodel import TaskHyperModel, trial_hparams  # noqa: E402
+from tuning.search_spaces import LEARNING_RATE, SEARCH_SPACES, learning_rate  # noqa: E402
+
+TUNERS = {"random": kt.RandomSearch, "hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization}
+TIMINGS = "timings"  # <tuning dir>/timings/<trial id>.json: seconds and which tuner ran it
+
+
+def _timed(tuner_class):
+    """The tuner class, also recording each trial's wall time and tuner id (KerasTuner keeps neither)."""
+
+    class TimedTuner(tuner_class):
+        def on_trial_begin(self, trial):
+            self._trial_started = time.perf_counter()
+            super().on_trial_begin(trial)
+
+        def on_trial_end(self, trial):
+            folder = os.path.join(self.project_dir, TIMINGS)
+            os.makedirs(folder, exist_ok=True)
+            artifacts.write_json(os.path.join(folder, f"{trial.trial_id}.json"), {
+                "seconds": time.perf_counter() - self._trial_started, "tuner_id": self.tuner_id})
+            super().on_trial_end(trial)
+
+    return TimedTuner
+
+
+def is_worker() -> bool:
+    return os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief"
+
+
+def make_tuner(ctx: Context, hypermodel: TaskHyperModel) -> kt.Tuner:
+    c = ctx.config
+    options = dict(hypermodel=hypermodel, objective=c.objective, executions_per_trial=c.executions_per_trial,
+                   directory=ctx.path(artifacts.TUNING), project_name=c.tuner, overwrite=c.fresh, seed=c.seed)
+    if c.tuner == "hyperband":
+        options.update(max_epochs=c.tuning_epochs, factor=3, hyperband_iterations=1)
+        # Hyperband sizes its own brackets from max_epochs; max_trials bounds nothing there.
+    else:
+        options.update(max_trials=c.max_trials)
+    fixed = kt.HyperParameters()
+    for name, value in hypermodel.fixed.items():
+        if isinstance(value, (bool, int, float, str)):
+            fixed.Fixed(name, value)  # recorded in every trial, never searched
+    return _timed(TUNERS[c.tuner])(hyperparameters=fixed, tune_new_entries=True, **options)
+
+
+def trial_rows(tuner: kt.Tuner, task_name: str) -> list[dict]:
+    rows = []
+    for trial_id, trial in sorted(tuner.oracle.trials.items(), key=lambda item: int(item[0])):
+        timing_path = os.path.join(tuner.project_dir, TIMINGS, f"{trial_id}.json")
+        timing = artifacts.read_json(timing_path) if os.path.exists(timing_path) else {}
+        values = trial.hyperparameters.values
+        epochs = values.get("tuner/epochs", tuner.hypermodel.config.tuning_epochs) - values.get(
+            "tuner/initial_epoch", 0)
+        hparams = {**trial_hparams(task_name, trial.hyperparameters), **tuner.hypermodel.fixed}
+        hparams.setdefault(LEARNING_RATE, learning_rate(trial.hyperparameters))
+        rows.append({"trial_id": trial_id, "status": trial.status, "objective": trial.score, "epochs": epochs,
+                     "seconds": round(timing["seconds"], 1) if timing else None, "tuner_id": timing.get("tuner_id"),
+                     "hparams": json.dumps(hparams, default=list, sort_keys=True)})
+    return rows
+
+
+def write_trials(rows: list[dict], csv_path: str, png_path: str, objective: str) -> None:
+    with artifacts.atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    scored = [r for r in rows if r["objective"] is not None]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(range(len(scored)), [r["objective"] for r in scored], "o-")
+    ax.set_xticks(range(len(scored)), [r["trial_id"] for r in scored], rotation=90, fontsize=7)
+    ax.set_xlabel("trial")
+    ax.set_ylabel(objective)
+    ax.set_title("objective per trial")
+    fig.tight_layout()
+    with artifacts.atomic_path(png_path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+def run(ctx: Context) -> str:
+    config, task, inputs = ctx.config, ctx.task, ctx.inputs
+    if task.name not in SEARCH_SPACES:
+        raise PipelineError(f"--task={task.name} has no search space yet: tune one of {', '.join(SEARCH_SPACES)}")
+    learned = task.adapt(inputs.train.map(lambda x, y: x)) if task.adapt else {}
+    hypermodel = TaskHyperModel(task, config, inputs.train.element_spec[0].shape[1:], ctx.data.num_classes,
+                                fixed=config.fixed_hparams, learned=learned)
+    tuner = make_tuner(ctx, hypermodel)
+    tuner.search(inputs.train, validation_data=inputs.validation, epochs=config.tuning_epochs,
+                 callbacks=[keras.callbacks.TerminateOnNaN()], verbose=2 if not sys.stdout.isatty() else 1)
+    if is_worker():
+        return f"worker {os.environ['KERASTUNER_TUNER_ID']} done"
+    rows = trial_rows(tuner, task.name)
+    write_trials(rows, ctx.path(artifacts.TRIALS_CSV), ctx.path(artifacts.TRIALS_PNG), config.objective)
+    (best,) = tuner.oracle.get_best_trials(1)
+    best_row = next(r for r in rows if r["trial_id"] == best.trial_id)
+    hparams = json.loads(best_row["hparams"])
+    best_hparams = {"hparams": {k: v for k, v in hparams.items() if k != LEARNING_RATE},
+                    "learning_rate": hparams[LEARNING_RATE], "objective": config.objective, "score": best.score,
+                    "trial_id": best.trial_id, "tuner": config.tuner}
+    artifacts.write_json(ctx.path(artifacts.BEST_HPARAMS), best_hparams)
+    return f"{len(rows)} trials, best {config.objective}={best.score:.4f}"

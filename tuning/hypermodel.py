@@ -1,0 +1,34 @@
+"""The HyperModel every task tunes through: its search space → the task's own builder and compile."""
+
+import dataclasses
+from typing import Any, Sequence
+
+import keras
+import keras_tuner as kt
+
+from tuning.search_spaces import LEARNING_RATE, SEARCH_SPACES, learning_rate
+
+
+class TaskHyperModel(kt.HyperModel):
+    """Builds `task`'s model for one trial: searched arguments from the task's space, `fixed` ones as given."""
+
+    def __init__(self, task, config, input_shape: Sequence[int], num_classes: int, fixed: dict[str, Any],
+                 learned: dict[str, Any] | None = None):
+        super().__init__(name=task.name)
+        self.task, self.config = task, config
+        self.input_shape, self.num_classes = tuple(input_shape), num_classes
+        self.fixed, self.learned = dict(fixed), dict(learned or {})
+
+    def build(self, hp: kt.HyperParameters) -> keras.Model:
+        # Without this, every trial's graph stays in memory and a long sweep grows without bound (keras-tuner#395).
+        keras.backend.clear_session()
+        hparams = {**self.config.hparams, **trial_hparams(self.task.name, hp), **self.fixed}
+        model = self.task.build_model(self.input_shape, self.num_classes, **hparams, **self.learned)
+        rate = self.fixed.get(LEARNING_RATE, learning_rate(hp))
+        self.task.compile(model, dataclasses.replace(self.config, learning_rate=rate))
+        return model
+
+
+def trial_hparams(task_name: str, hp: kt.HyperParameters) -> dict[str, Any]:
+    """The builder arguments a trial's `hp` values stand for."""
+    return SEARCH_SPACES[task_name](hp)

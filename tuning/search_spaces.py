@@ -1,0 +1,47 @@
+"""Each task's search space: a function from KerasTuner's `hp` to keyword arguments of the task's builder.
+
+The builders in models/ are the one source of truth for the architecture; a space only says which values of
+their arguments to try. `learning_rate` is searched for every task and is not a builder argument.
+"""
+
+from typing import Any, Callable
+
+import keras_tuner as kt
+
+from models.recurrent import CELLS
+
+LEARNING_RATE = "learning_rate"
+
+
+def dense(hp: kt.HyperParameters) -> dict[str, Any]:
+    layers = hp.Int("hidden_layers", 1, 3)
+    return {"hidden_units": tuple(hp.Int(f"hidden_units_{i}", 64, 512, step=64) for i in range(layers)),
+            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1)}
+
+
+def conv(hp: kt.HyperParameters) -> dict[str, Any]:
+    blocks = hp.Int("conv_blocks", 2, 3)
+    base = hp.Choice("conv_base_filters", [16, 32, 48])
+    return {"conv_filters": tuple(base * 2 ** i for i in range(blocks)),
+            "dense_units": hp.Choice("dense_units", [64, 128, 256]),
+            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1),
+            "augment": hp.Boolean("augment", default=False)}
+
+
+def recurrent(hp: kt.HyperParameters) -> dict[str, Any]:
+    return {"cell": hp.Choice("cell", list(CELLS), default="lstm"),
+            "rnn_units": hp.Choice("rnn_units", [32, 64, 128]),
+            "rnn_layers": hp.Int("rnn_layers", 1, 2),
+            "bidirectional": hp.Boolean("bidirectional", default=False),
+            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1)}
+
+
+SEARCH_SPACES: dict[str, Callable[[kt.HyperParameters], dict[str, Any]]] = {
+    "dense": dense,
+    "conv": conv,
+    "recurrent": recurrent,
+}
+
+
+def learning_rate(hp: kt.HyperParameters) -> float:
+    return hp.Float(LEARNING_RATE, 1e-4, 1e-2, sampling="log", default=1e-3)
