@@ -22,7 +22,8 @@ class TaskHyperModel(kt.HyperModel):
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         # Without this, every trial's graph stays in memory and a long sweep grows without bound (keras-tuner#395).
         keras.backend.clear_session()
-        hparams = {**self.config.hparams, **trial_hparams(self.task.name, hp), **self.fixed}
+        fixed_builder_args = {k: v for k, v in self.fixed.items() if k != LEARNING_RATE}
+        hparams = {**self.config.hparams, **trial_hparams(self.task.name, hp), **fixed_builder_args}
         model = self.task.build_model(self.input_shape, self.num_classes, **hparams, **self.learned)
         rate = self.fixed.get(LEARNING_RATE, learning_rate(hp))
         self.task.compile(model, dataclasses.replace(self.config, learning_rate=rate))

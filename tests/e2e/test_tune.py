@@ -1,0 +1,135 @@
+"""The tune stage on a small subset of offline Fashion-MNIST: results, tune → train, resume, distributed."""
+
+import csv
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from pipelines import runner
+from tests.conftest import ROOT, config_from_flags, run_cli
+
+SMALL = ("--task=dense", "--max_train_examples=1000", "--max_test_examples=200", "--tuning_epochs=1",
+         "--tuner=random", "--batch_size=64")
+
+
+def rows(task_dir):
+    with open(task_dir / "trials.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def timing(task_dir, trial_id):
+    return task_dir / "tuning" / "random" / "timings" / f"{trial_id}.json"
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("tune")
+    runner.run(config_from_flags(*SMALL, "--max_trials=3", "--epochs=1", f"--output_dir={output_dir}",
+                                 "--stages=tune,train,evaluate"))
+    return output_dir
+
+
+def test_sweep_writes_the_trial_table_plot_and_best_hparams(sweep):
+    task_dir = sweep / "dense"
+    table = rows(task_dir)
+    assert [r["trial_id"] for r in table] == ["0", "1", "2"]
+    assert all(r["status"] == "COMPLETED" and r["epochs"] == "1" and float(r["seconds"]) > 0 for r in table)
+    assert (task_dir / "trials.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    best = json.loads((task_dir / "best_hparams.json").read_text())
+    assert best["score"] == max(float(r["objective"]) for r in table)
+    assert json.loads(next(r for r in table if r["trial_id"] == best["trial_id"])["hparams"])[
+        "hidden_units"] == best["hparams"]["hidden_units"]
+
+
+def test_train_after_tune_builds_the_best_trials_model(sweep):
+    import keras
+    best = json.loads((sweep / "dense" / "best_hparams.json").read_text())
+    model = keras.models.load_model(sweep / "dense" / "model.keras", compile=False)
+    units = [layer.units for layer in model.layers if layer.name.startswith("hidden_")]
+    assert units == best["hparams"]["hidden_units"]
+
+
+def test_rerunning_the_sweep_continues_it_and_fresh_starts_over(sweep):
+    first = timing(sweep / "dense", "0").stat().st_mtime_ns
+    runner.run(config_from_flags(*SMALL, "--max_trials=4", f"--output_dir={sweep}", "--stages=tune"))
+    assert len(rows(sweep / "dense")) == 4
+    assert timing(sweep / "dense", "0").stat().st_mtime_ns == first  # trial 0 was not redone
+    runner.run(config_from_flags(*SMALL, "--max_trials=2", f"--output_dir={sweep}", "--stages=tune", "--fresh"))
+    assert len(rows(sweep / "dense")) == 2
+    assert timing(sweep / "dense", "0").stat().st_mtime_ns != first
+
+
+def test_hparams_file_lets_a_later_run_reuse_a_sweep(sweep, tmp_path):
+    import keras
+    best = sweep / "dense" / "best_hparams.json"
+    runner.run(config_from_flags("--task=dense", "--max_train_examples=500", "--epochs=1", "--stages=train",
+                                 f"--output_dir={tmp_path}", f"--hparams_file={best}"))
+    model = keras.models.load_model(tmp_path / "dense" / "model.keras", compile=False)
+    units = [layer.units for layer in model.layers if layer.name.startswith("hidden_")]
+    assert units == json.loads(best.read_text())["hparams"]["hidden_units"]
+
+
+def test_hyperband_sweeps_with_its_own_epoch_budget(tmp_path):
+    runner.run(config_from_flags(*SMALL[:-2], "--tuner=hyperband", "--tuning_epochs=3", "--stages=tune",
+                                 f"--output_dir={tmp_path}", "--hidden_units=32"))
+    table = rows(tmp_path / "dense")
+    assert len(table) >= 3 and {r["epochs"] for r in table} >= {"1", "2"}
+    assert all(json.loads(r["hparams"])["hidden_units"] == [32] for r in table)  # fixed by its flag
+
+
+def test_killed_sweep_resumes_without_redoing_finished_trials(tmp_path):
+    args = [*SMALL, "--max_trials=3", "--tuning_epochs=2", f"--output_dir={tmp_path}", "--stages=tune"]
+    process = subprocess.Popen([sys.executable, "-m", "pipelines", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    first = timing(tmp_path / "dense", "0")
+    deadline = time.time() + 240
+    while not first.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert first.exists(), "the first trial never finished"
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+    assert not (tmp_path / "dense" / "trials.csv").exists()  # killed before the sweep ended
+    finished = first.stat().st_mtime_ns
+
+    result = run_cli(*args, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = rows(tmp_path / "dense")
+    assert len(table) == 3 and all(r["status"] == "COMPLETED" for r in table)
+    assert first.stat().st_mtime_ns == finished
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_chief_and_two_workers_share_the_trials(tmp_path):
+    args = [sys.executable, "-m", "pipelines", *SMALL, "--max_trials=4", f"--output_dir={tmp_path}",
+            "--stages=tune"]
+    env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(_free_port()))
+    logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("chief", "tuner0", "tuner1")}
+    processes = {}
+    try:
+        for name in logs:
+            processes[name] = subprocess.Popen(args, cwd=ROOT, env=dict(env, KERASTUNER_TUNER_ID=name),
+                                               stdout=logs[name], stderr=subprocess.STDOUT)
+            if name == "chief":
+                time.sleep(5)  # the oracle's server is up before the workers ask it for trials
+        codes = {name: p.wait(timeout=420) for name, p in processes.items()}
+    finally:
+        for p in processes.values():
+            if p.poll() is None:
+                p.kill()
+        for f in logs.values():
+            f.close()
+    assert codes == {"chief": 0, "tuner0": 0, "tuner1": 0}, (tmp_path / "chief.log").read_text()[-2000:]
+    table = rows(tmp_path / "dense")
+    assert len(table) == 4 and all(r["status"] == "COMPLETED" for r in table)
+    assert {r["tuner_id"] for r in table} == {"tuner0", "tuner1"}

@@ -1,0 +1,49 @@
+import dataclasses
+
+import keras_tuner as kt
+import pytest
+
+from pipelines.tasks import TASKS
+from tests.conftest import config_from_flags
+from tuning.hypermodel import TaskHyperModel
+from tuning.search_spaces import SEARCH_SPACES
+
+SHAPES = {"dense": (28, 28, 1), "conv": (28, 28, 1), "recurrent": (28, 28)}
+
+
+@pytest.mark.parametrize("task_name", sorted(SEARCH_SPACES))
+def test_every_space_names_only_its_builders_arguments(task_name):
+    hparams = SEARCH_SPACES[task_name](kt.HyperParameters())
+    assert set(hparams) <= set(TASKS[task_name].hparams)
+
+
+@pytest.mark.parametrize("task_name", sorted(SEARCH_SPACES))
+def test_hypermodel_builds_the_tasks_own_model_compiled(task_name):
+    config = config_from_flags(f"--task={task_name}")
+    model = TaskHyperModel(TASKS[task_name], config, SHAPES[task_name], 10, fixed={}).build(kt.HyperParameters())
+    default = TASKS[task_name].build_model(SHAPES[task_name], 10, **config.hparams)
+    assert model.name == default.name and model.output_shape == (None, 10)
+    assert model.optimizer is not None
+
+
+def test_dense_space_varies_depth_and_width():
+    hp = kt.HyperParameters()
+    hp.Fixed("hidden_layers", 3)
+    hp.Fixed("hidden_units_1", 64)
+    assert SEARCH_SPACES["dense"](hp)["hidden_units"][1:2] == (64,)
+    assert len(SEARCH_SPACES["dense"](hp)["hidden_units"]) == 3
+
+
+def test_fixed_hyperparameters_override_the_search_and_the_learning_rate():
+    config = config_from_flags("--task=dense")
+    hypermodel = TaskHyperModel(TASKS["dense"], config, (28, 28, 1), 10,
+                                fixed={"hidden_units": (32, 16), "learning_rate": 0.005})
+    model = hypermodel.build(kt.HyperParameters())
+    assert [model.get_layer(f"hidden_{i}").units for i in range(2)] == [32, 16]
+    assert abs(float(model.optimizer.learning_rate) - 0.005) < 1e-9
+
+
+def test_given_model_flags_become_the_fixed_ones():
+    config = config_from_flags("--task=recurrent", "--cell=gru", "--learning_rate=0.01")
+    assert dict(config.fixed_hparams) == {"cell": "gru", "learning_rate": 0.01}
+    assert dataclasses.asdict(config)["hparams"]["rnn_units"] == 128  # unset flags are not fixed
