@@ -22,8 +22,15 @@ BACKUP = "backup"               # mid-training state for resuming after a crash 
 LOGS = "logs"                   # TensorBoard event files
 METRICS = "metrics.json"        # test-split metrics of the Keras model
 SAVED_MODEL = "saved_model"     # SavedModel with a serving_default signature
-TFLITE = "model.tflite"         # float32 TFLite, builtin ops only
-VERIFY = "verify.json"          # SavedModel/TFLite parity and TFLite accuracy
+TFLITE = "model.tflite"         # float32 TFLite, builtin ops only; the other variants: see tflite_file()
+LABELS = "labels.txt"           # line i names class i, beside the TFLite files
+VERIFY = "export_report.json"   # per export: parity with Keras, test accuracy, size, latency; pass or fail
+VERIFY_MD = "export_report.md"  # the same as a table
+
+
+def tflite_file(variant: str) -> str:
+    """model.tflite for float32, model_<variant>.tflite for the others (model_int8.tflite, …)."""
+    return TFLITE if variant == "float32" else f"model_{variant}.tflite"
 
 
 def _tmp(path: str) -> str:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import keras
+import numpy as np
 
 from models.recurrent import TOKEN_CLASSIFIER
-from pipelines.serving import Serving
+from pipelines.serving import Serving, softmax, with_probabilities, with_uint8_pixels
 
 if TYPE_CHECKING:
     from pipelines.config import RunConfig
@@ -28,15 +29,26 @@ def evaluate_classifier(ctx: Context, model: keras.Model) -> dict:
 
 
 def serve_classifier(model: keras.Model) -> Serving:
-    """The whole model, except that a text model ships to TFLite from token ids (no string ops in TFLite).
+    """Image models take uint8 pixels; a text model takes strings and ships to TFLite from token ids.
 
-    The app tokenizes with `vocab.txt` (line i is token id i; 0 is padding, 1 out-of-vocabulary), lowercasing and
-    stripping punctuation as TextVectorization does, and pads or cuts to the model's sequence length.
+    TFLite has no string ops for TextVectorization: the app tokenizes with `vocab.txt` (line i is token id i;
+    0 is padding, 1 out-of-vocabulary), lowercasing and stripping punctuation as TextVectorization does, and pads
+    or cuts to the model's sequence length.
     """
     if "vectorize" not in {layer.name for layer in model.layers}:
-        return Serving(saved_model=model, tflite=model)
+        (name,) = [t.name for t in model.inputs]
+
+        def as_uint8(batch):
+            return {name: batch[name].astype(np.uint8)}
+        return Serving(model=with_uint8_pixels(model), quantizable=with_probabilities(model), reference=model,
+                       to_quantized_outputs=softmax, to_model_inputs=as_uint8, to_tflite_inputs=as_uint8)
     vectorize = model.get_layer("vectorize")
     vocabulary = "\n".join(str(token) for token in vectorize.get_vocabulary()) + "\n"
-    return Serving(saved_model=model, tflite=model.get_layer(TOKEN_CLASSIFIER),
-                   to_tflite_inputs=lambda batch: {"token_ids": vectorize(batch["text"]).numpy()},
+    token_model = model.get_layer(TOKEN_CLASSIFIER)
+
+    def to_token_ids(batch):
+        return {"token_ids": vectorize(batch["text"]).numpy()}
+    return Serving(model=model, quantizable=with_probabilities(token_model), reference=model,
+                   to_quantized_outputs=softmax, tflite_model=token_model,
+                   to_tflite_inputs=to_token_ids, to_quantizable_inputs=to_token_ids,
                    side_files={VOCABULARY_FILE: vocabulary})

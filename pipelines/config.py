@@ -34,6 +34,9 @@ class RunConfig:
     executions_per_trial: int = 1
     objective: str = "val_accuracy"
     fresh: bool = False
+    # Export.
+    tflite_variants: tuple[str, ...] = ("float32", "dynamic_range", "float16", "int8")
+    representative_examples: int = 200
 
     @property
     def task_dir(self) -> str:

@@ -13,6 +13,7 @@ from pipelines.config import RunConfig
 from pipelines.data import idx
 from pipelines.data.sources import DATASETS, SOURCES
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
+from pipelines.stages.export import VARIANTS
 from pipelines.stages.tune import TUNERS
 from models.recurrent import CELLS
 from pipelines.tasks import TASKS
@@ -91,6 +92,19 @@ OBJECTIVE = flags.DEFINE_string("objective", "val_accuracy", "Metric the tuner o
 FRESH = flags.DEFINE_bool("fresh", False, "Start the sweep over instead of continuing the one in <task dir>/tuning.")
 HPARAMS_FILE = flags.DEFINE_string("hparams_file", None, "Train with the builder arguments and learning rate of a "
                                    "best_hparams.json written by an earlier --stages=tune.")
+
+
+# Export.
+TFLITE_VARIANTS = flags.DEFINE_list("tflite_variants", ",".join(VARIANTS), "TFLite files to export and verify: "
+                                    "float32 (model.tflite), dynamic_range, float16, int8 (model_<variant>.tflite).")
+REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
+    "representative_examples", 200, "int8: train examples that calibrate the quantization ranges.", lower_bound=1,
+    upper_bound=10_000)
+
+
+@flags.validator("tflite_variants", message=f"--tflite_variants must be names from {','.join(VARIANTS)}")
+def _known_variants(variants):
+    return bool(variants) and set(variants) <= set(VARIANTS)
 
 
 # Model hyperparameters. Each name is a keyword argument of the task's builder in models/, and each default is
@@ -196,7 +210,9 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         fixed_hparams=_given_hparams(flag_values, task),
         hparams_file=flag_values.hparams_file, tuner=flag_values.tuner, max_trials=flag_values.max_trials,
         tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,
-        objective=flag_values.objective, fresh=flag_values.fresh)
+        objective=flag_values.objective, fresh=flag_values.fresh,
+        tflite_variants=tuple(v for v in VARIANTS if v in flag_values.tflite_variants),
+        representative_examples=flag_values.representative_examples)
 
 
 def _given_hparams(flag_values: flags.FlagValues, task) -> dict:

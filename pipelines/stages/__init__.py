@@ -19,8 +19,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("tune", tune.run, inputs=(), outputs=(a.TRIALS_CSV, a.TRIALS_PNG, a.BEST_HPARAMS, a.TUNING)),
     Stage("train", train.run, inputs=(), outputs=(a.MODEL, a.HISTORY, a.CHECKPOINTS, a.LOGS)),
     Stage("evaluate", evaluate.run, inputs=(a.MODEL,), outputs=(a.METRICS,)),
-    Stage("export", export.run, inputs=(a.MODEL,), outputs=(a.SAVED_MODEL, a.TFLITE)),
-    Stage("verify", verify.run, inputs=(a.MODEL, a.SAVED_MODEL, a.TFLITE), outputs=(a.VERIFY,)),
+    # export also writes a TFLite file per --tflite_variants (artifacts.tflite_file), checked by verify itself.
+    Stage("export", export.run, inputs=(a.MODEL,), outputs=(a.SAVED_MODEL, a.TFLITE, a.LABELS)),
+    Stage("verify", verify.run, inputs=(a.MODEL, a.SAVED_MODEL), outputs=(a.VERIFY, a.VERIFY_MD)),
 )}
 STAGE_ORDER = tuple(STAGES)
 DEFAULT_STAGES = ("train", "evaluate", "export", "verify")

@@ -1,14 +1,23 @@
-"""Export stage: the trained model as a SavedModel (serving_default signature) and a float32 TFLite file."""
+"""Export stage: a SavedModel (serving_default signature) and the TFLite variants a phone app can ship.
+
+Variants: float32; dynamic_range (int8 weights, float activations); float16 (float16 weights); int8 (full
+integer: int8 weights and activations, int8 inputs and outputs, calibrated on examples of the train split).
+Beside them: labels.txt (line i is class i) and the task's own side files (a text model's vocab.txt).
+"""
 
 import os
 import tempfile
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pipelines import artifacts
 from pipelines.context import Context
 from pipelines.errors import PipelineError
+from pipelines.serving import Serving
+
+VARIANTS = ("float32", "dynamic_range", "float16", "int8")
 
 
 def export_saved_model(model: keras.Model, path: str) -> None:
@@ -31,8 +40,8 @@ def export_saved_model(model: keras.Model, path: str) -> None:
         archive.write_out(tmp, verbose=False)
 
 
-def export_tflite(saved_model_dir: str, path: str) -> int:
-    """Converts a SavedModel to TFLite with builtin ops only; returns the file size in bytes.
+def convert(saved_model_dir: str, variant: str, representative: list[dict] | None = None) -> bytes:
+    """Converts a SavedModel to one TFLite variant, builtin ops only.
 
     Not `TFLiteConverter.from_keras_model`, which breaks on Keras 3 models (tensorflow#63867), and not Keras'
     `format='litert'`, which enables SELECT_TF_OPS: the LiteRT pip interpreter has no Flex delegate (LiteRT#6458),
@@ -40,28 +49,63 @@ def export_tflite(saved_model_dir: str, path: str) -> int:
     """
     converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant != "float32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if variant == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if variant == "int8":
+        converter.representative_dataset = lambda: iter(representative)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
     try:
-        flatbuffer = converter.convert()
+        return converter.convert()
     except Exception as e:  # the converter raises ConverterError and assorted others with multi-line text
-        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise PipelineError(f"TFLite conversion with builtin ops failed ({first_line}): the model uses an op "
-                            "LiteRT cannot run without Flex; change the model (e.g. unroll recurrent layers)") from None
-    with artifacts.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(flatbuffer)
-    return len(flatbuffer)
+        text = str(e).strip()
+        first_line = next((line for line in text.splitlines() if "error" in line.lower()), text[:200]) or type(e)
+        raise PipelineError(f"TFLite {variant} conversion with builtin ops failed ({first_line}): the model uses an "
+                            "op LiteRT cannot run without Flex, or (int8) one it cannot quantize; drop the variant "
+                            "from --tflite_variants or change the model") from None
+
+
+def calibration_examples(ctx: Context, serving: Serving, count: int) -> list[dict]:
+    """`count` single-example batches of the int8 model's inputs: train examples (never test ones), or a
+    generator's own noise."""
+    if serving.sample_inputs is not None:
+        batch = serving.sample_inputs(count)
+    else:
+        x = next(ctx.inputs.train.unbatch().batch(count).take(1).as_numpy_iterator())[0]
+        batch = serving.to_quantizable_inputs({serving.reference.inputs[0].name: x})
+    count = len(next(iter(batch.values())))
+    return [{name: np.asarray(values[i:i + 1]) for name, values in batch.items()} for i in range(count)]
 
 
 def run(ctx: Context) -> str:
     serving = ctx.task.serving(ctx.trained_model())
-    export_saved_model(serving.saved_model, ctx.path(artifacts.SAVED_MODEL))
-    # TFLite converts from a SavedModel of the model it ships: a scratch one when that is only a part.
+    export_saved_model(serving.model, ctx.path(artifacts.SAVED_MODEL))
+    sizes = {}
     with tempfile.TemporaryDirectory(dir=ctx.config.task_dir) as scratch:
-        source = ctx.path(artifacts.SAVED_MODEL)
-        if serving.tflite is not serving.saved_model:
-            source = os.path.join(scratch, "tflite_saved_model")
-            export_saved_model(serving.tflite, source)
-        size = export_tflite(source, ctx.path(artifacts.TFLITE))
-    for name, text in serving.side_files.items():
+        sources = {"float": ctx.path(artifacts.SAVED_MODEL)}
+        if serving.tflite_model is not None:
+            sources["float"] = os.path.join(scratch, "tflite")
+            export_saved_model(serving.tflite_model, sources["float"])
+        if "int8" in ctx.config.tflite_variants:
+            sources["int8"] = os.path.join(scratch, "int8")
+            export_saved_model(serving.quantizable, sources["int8"])
+        # Convert every variant before writing any, so a failure leaves the previous files as they were.
+        flatbuffers = {}
+        for variant in ctx.config.tflite_variants:
+            if variant == "int8":
+                calibration = calibration_examples(ctx, serving, ctx.config.representative_examples)
+                flatbuffers[variant] = convert(sources["int8"], variant, calibration)
+            else:
+                flatbuffers[variant] = convert(sources["float"], variant)
+    for variant, flatbuffer in flatbuffers.items():
+        with artifacts.atomic_path(ctx.path(artifacts.tflite_file(variant))) as tmp, open(tmp, "wb") as f:
+            f.write(flatbuffer)
+        sizes[variant] = len(flatbuffer)
+    side_files = {artifacts.LABELS: "\n".join(ctx.data.label_names) + "\n", **serving.side_files}
+    for name, text in side_files.items():
         with artifacts.atomic_path(ctx.path(name)) as tmp, open(tmp, "w") as f:
             f.write(text)
-    return f"tflite={size / 1024:.0f} KiB"
+    return " ".join(f"{variant}={size / 1024:.0f}KiB" for variant, size in sizes.items())

@@ -12,6 +12,7 @@ worker (any other id) runs trials it is given and writes nothing else.
 import csv
 import json
 import os
+import resource
 import sys
 import time
 
@@ -33,7 +34,7 @@ TIMINGS = "timings"  # <tuning dir>/timings/<trial id>.json: seconds and which t
 
 
 def _timed(tuner_class):
-    """The tuner class, also recording each trial's wall time and tuner id (KerasTuner keeps neither)."""
+    """The tuner class, also recording each trial's wall time, tuner id and the process's peak memory."""
 
     class TimedTuner(tuner_class):
         def on_trial_begin(self, trial):
@@ -44,7 +45,9 @@ def _timed(tuner_class):
             folder = os.path.join(self.project_dir, TIMINGS)
             os.makedirs(folder, exist_ok=True)
             artifacts.write_json(os.path.join(folder, f"{trial.trial_id}.json"), {
-                "seconds": time.perf_counter() - self._trial_started, "tuner_id": self.tuner_id})
+                "seconds": time.perf_counter() - self._trial_started, "tuner_id": self.tuner_id,
+                # The process's peak resident memory so far: flat across trials when sessions are cleared.
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
             super().on_trial_end(trial)
 
     return TimedTuner
@@ -82,6 +85,7 @@ def trial_rows(tuner: kt.Tuner, task_name: str) -> list[dict]:
         hparams.setdefault(LEARNING_RATE, learning_rate(trial.hyperparameters))
         rows.append({"trial_id": trial_id, "status": trial.status, "objective": trial.score, "epochs": epochs,
                      "seconds": round(timing["seconds"], 1) if timing else None, "tuner_id": timing.get("tuner_id"),
+                     "peak_rss_mb": round(timing["peak_rss_mb"]) if timing else None,
                      "hparams": json.dumps(hparams, default=list, sort_keys=True)})
     return rows
 

@@ -2,16 +2,18 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from tests.conftest import REAL_IDX_DIR, run_cli
+from tests.conftest import REAL_IDX_DIR, assert_one_line_error, run_cli
 
 QUICK = ["--task=dense", "--max_train_examples=3000", "--max_test_examples=1000", "--epochs=2",
-         f"--idx_dir={REAL_IDX_DIR}"]
+         f"--idx_dir={REAL_IDX_DIR}", "--tflite_variants=float32,float16"]
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +30,8 @@ def load(path):
 
 def test_every_stage_leaves_its_artifacts(run_dir):
     task_dir, _ = run_dir
-    for name in ("config.json", "model.keras", "history.json", "metrics.json", "model.tflite", "verify.json",
-                 "saved_model/saved_model.pb"):
+    for name in ("config.json", "model.keras", "history.json", "metrics.json", "model.tflite", "model_float16.tflite",
+                 "labels.txt", "export_report.json", "export_report.md", "saved_model/saved_model.pb"):
         assert (task_dir / name).is_file(), name
     assert len(os.listdir(task_dir / "checkpoints")) == 2
     assert os.listdir(task_dir / "logs")
@@ -51,26 +53,37 @@ def test_model_learns_and_evaluate_reports_on_the_test_subset(run_dir):
 
 def test_exported_models_match_keras_and_tflite_accuracy_matches(run_dir):
     task_dir, _ = run_dir
-    report = load(task_dir / "verify.json")
-    assert report["passed"] and report["parity_examples"] >= 256
-    assert report["tflite_max_abs_diff"] <= 1e-4 and report["saved_model_max_abs_diff"] <= 1e-4
-    assert report["num_test_examples"] == 1000
-    assert abs(report["tflite_test_accuracy"] - load(task_dir / "metrics.json")["test_accuracy"]) <= 0.002
+    report = load(task_dir / "export_report.json")
+    exports = report["exports"]
+    assert report["passed"] and report["parity_examples"] >= 256 and report["num_test_examples"] == 1000
+    assert exports["float32"]["max_abs_diff"] <= 1e-4 and exports["savedmodel"]["max_abs_diff"] <= 1e-4
+    assert exports["float16"]["max_abs_diff"] <= 1e-2
+    keras_accuracy = load(task_dir / "metrics.json")["test_accuracy"]
+    assert exports["keras"]["test_accuracy"] == pytest.approx(keras_accuracy, abs=1e-6)
+    assert abs(exports["float32"]["test_accuracy"] - keras_accuracy) <= 0.002
+    assert exports["float16"]["size_bytes"] < 0.6 * exports["float32"]["size_bytes"]
+    assert all(exports[v]["latency_ms"] > 0 for v in ("keras", "float32", "float16"))
+    assert (task_dir / "labels.txt").read_text().splitlines()[0] == "T-shirt/top"
 
 
-def test_serving_signature_is_named_image_to_logits(run_dir):
+def test_serving_signature_takes_uint8_image_and_returns_logits(run_dir):
     signature = tf.saved_model.load(str(run_dir[0] / "saved_model")).signatures["serving_default"]
-    assert list(signature.structured_input_signature[1]) == ["image"]
+    (image,) = signature.structured_input_signature[1].values()
+    assert image.name == "image" and image.dtype == tf.uint8 and image.shape.as_list() == [None, 28, 28, 1]
     assert list(signature.structured_outputs) == ["logits"]
 
 
-def test_tflite_file_runs_in_litert_on_raw_pixels(run_dir):
-    interpreter = Interpreter(model_path=str(run_dir[0] / "model.tflite"))
-    interpreter.allocate_tensors()
-    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-    interpreter.set_tensor(inp["index"], np.full((1, 28, 28, 1), 255, np.float32))
-    interpreter.invoke()
-    assert interpreter.get_tensor(out["index"]).shape == (1, 10)
+def test_saved_model_cli_shows_the_signature_names(run_dir):
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    shown = subprocess.run([cli, "show", "--dir", str(run_dir[0] / "saved_model"), "--tag_set", "serve",
+                            "--signature_def", "serving_default"], capture_output=True, text=True, check=True).stdout
+    assert "inputs['image']" in shown and "DT_UINT8" in shown and "outputs['logits']" in shown
+
+
+def test_tflite_file_runs_in_litert_on_raw_uint8_pixels(run_dir):
+    runner = Interpreter(model_path=str(run_dir[0] / "model.tflite")).get_signature_runner()
+    (logits,) = runner(image=np.full((1, 28, 28, 1), 255, np.uint8)).values()
+    assert logits.shape == (1, 10)
 
 
 def test_summary_table_names_every_stage(run_dir):
@@ -86,4 +99,23 @@ def test_a_later_stage_alone_reuses_the_trained_model(run_dir):
     result = run_cli(*QUICK, f"--output_dir={task_dir.parent}", "--stages=export,verify")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (task_dir / "model.keras").stat().st_mtime_ns == trained
-    assert "[1/2] export" in result.stdout and load(task_dir / "verify.json")["passed"]
+    assert "[1/2] export" in result.stdout and load(task_dir / "export_report.json")["passed"]
+
+
+def test_quantized_variants_are_measured_and_a_miss_fails_the_stage_in_one_line(run_dir, tmp_path):
+    """int8 and dynamic range on the 2-epoch model: sizes, int8 input parameters, agreement; 99% is the bar."""
+    task_dir, _ = run_dir
+    float32 = (task_dir / "model.tflite").read_bytes()
+    result = run_cli(*QUICK[:-1], f"--output_dir={task_dir.parent}", "--stages=export,verify",
+                     "--tflite_variants=float32,dynamic_range,int8")
+    exports = load(task_dir / "export_report.json")["exports"]
+    assert exports["int8"]["size_bytes"] <= 0.3 * exports["float32"]["size_bytes"]
+    assert exports["int8"]["inputs"]["image"] == {"dtype": "int8", "scale": 1.0, "zero_point": -128}
+    assert abs(exports["int8"]["accuracy_drop"]) <= 0.01
+    missed = [v for v in ("dynamic_range", "int8") if exports[v]["top1_agreement"] < 0.99]
+    assert [v for v in ("dynamic_range", "int8") if not exports[v]["passed"]] == missed
+    if missed:
+        assert_one_line_error(result, "exports miss their limits", missed[0], "--tflite_variants")
+    else:
+        assert result.returncode == 0, result.stderr[-2000:]
+    assert (task_dir / "model.tflite").read_bytes() == float32  # same model, same float32 file
