@@ -11,6 +11,7 @@ import shutil
 from typing import Any, Iterator
 
 CONFIG = "config.json"          # every setting of the last run
+FINGERPRINTS = "fingerprints.json"  # per stage: a hash of the config it used and of its inputs' fingerprints
 TUNING = "tuning"               # KerasTuner's state: an interrupted sweep continues from it
 TRIALS_CSV = "trials.csv"       # one row per trial: id, status, objective, epochs, seconds, hyperparameters
 TRIALS_PNG = "trials.png"       # the objective per trial

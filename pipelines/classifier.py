@@ -18,7 +18,7 @@ VOCABULARY_FILE = "vocab.txt"
 
 
 def compile_classifier(model: keras.Model, config: RunConfig) -> None:
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, global_clipnorm=config.clip_norm),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
 

@@ -37,6 +37,10 @@ class RunConfig:
     # Export.
     tflite_variants: tuple[str, ...] = ("float32", "dynamic_range", "float16", "int8")
     representative_examples: int = 200
+    # Reliability.
+    clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
+    deterministic: bool = False                # TensorFlow op determinism: identical runs give identical numbers
+    force: bool = False                        # re-run stages even when their outputs are up to date
 
     @property
     def task_dir(self) -> str:

@@ -74,7 +74,12 @@ BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Examples per batch; defau
     f"{t.name} {t.batch_size}" for t in TASKS.values()) + ".", lower_bound=1, upper_bound=65_536)
 LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Adam's learning rate (gan: the generator's); default: "
                                    + ", ".join(f"{t.name} {t.learning_rate:g}" for t in TASKS.values()) + ".",
-                                   lower_bound=1e-7, upper_bound=10.0)
+                                   lower_bound=1e-7, upper_bound=1e6)
+CLIP_NORM = flags.DEFINE_float("clip_norm", None, "Clip the global gradient norm to this value (a fix for "
+                               "exploding gradients); default: no clipping.", lower_bound=1e-6)
+DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Turn on TensorFlow op determinism: with the same --seed, "
+                                  "two runs give identical numbers (some ops get slower).")
+FORCE = flags.DEFINE_bool("force", False, "Re-run every stage, even those whose outputs are up to date.")
 DISCRIMINATOR_LEARNING_RATE = flags.DEFINE_float(
     "discriminator_learning_rate", None, "gan: the discriminator's learning rate; default: --learning_rate.",
     lower_bound=1e-7, upper_bound=10.0)
@@ -203,7 +208,8 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         data_source=flag_values.data_source, output_dir=flag_values.output_dir, stages=tuple(flag_values.stages),
         epochs=_or(flag_values.epochs, task.epochs), batch_size=_or(flag_values.batch_size, task.batch_size),
         learning_rate=_or(flag_values.learning_rate, task.learning_rate),
-        discriminator_learning_rate=flag_values.discriminator_learning_rate,
+        discriminator_learning_rate=flag_values.discriminator_learning_rate, clip_norm=flag_values.clip_norm,
+        deterministic=flag_values.deterministic, force=flag_values.force,
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,
         hparams={name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()},

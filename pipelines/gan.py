@@ -36,8 +36,8 @@ GRID = 10                                       # a 10 × 10 grid; conditional: 
 def compile_gan(gan: GAN, config: RunConfig) -> None:
     # DCGAN's Adam settings (beta_1 = 0.5) for both nets.
     d_rate = config.discriminator_learning_rate or config.learning_rate
-    gan.compile(g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=0.5),
-                d_optimizer=keras.optimizers.Adam(d_rate, beta_1=0.5))
+    gan.compile(g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=0.5, global_clipnorm=config.clip_norm),
+                d_optimizer=keras.optimizers.Adam(d_rate, beta_1=0.5, global_clipnorm=config.clip_norm))
 
 
 def generator_inputs(gan_or_generator, count: int, seed: int) -> dict[str, np.ndarray]:

@@ -1,6 +1,8 @@
 """The runner: checks that each stage will find its inputs, runs the stages in order, prints a summary."""
 
 import dataclasses
+import hashlib
+import json
 import os
 import time
 
@@ -41,6 +43,24 @@ def _prepare_output_dir(config: RunConfig) -> None:
                             "choose a writable --output_dir") from None
 
 
+def fingerprint(config: RunConfig, stage_name: str, recorded: dict[str, str]) -> str:
+    """What a stage's outputs depend on: the config fields it uses and the fingerprints of what made its inputs.
+
+    TFX's caching, in small: a stage whose fingerprint matches the recorded one, with its outputs present, is
+    reused instead of run again.
+    """
+    stage = STAGES[stage_name]
+    upstream = {s: recorded.get(s) for s in STAGE_ORDER
+                if set(STAGES[s].outputs) & set(stage.inputs)}
+    if stage_name == "train" and "tune" in config.stages:
+        upstream["tune"] = recorded.get("tune")  # train reads the sweep's best_hparams.json
+    if stage_name == "train" and config.hparams_file:
+        with open(config.hparams_file, "rb") as f:
+            upstream["hparams_file"] = hashlib.sha256(f.read()).hexdigest()
+    used = {name: getattr(config, name) for name in stage.uses}
+    return hashlib.sha256(json.dumps([used, upstream], sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
 def format_summary(records: list[StageRecord]) -> str:
     rows = [("stage", "seconds", "result", "artifacts")]
     rows += [(r.stage, f"{r.seconds:.1f}", r.result, ", ".join(r.outputs)) for r in records]
@@ -53,12 +73,29 @@ def run(config: RunConfig) -> list[StageRecord]:
     _check_inputs(config)
     _prepare_output_dir(config)
     ctx = Context(config, TASKS[config.task])
+    fingerprints_path = ctx.path(artifacts.FINGERPRINTS)
+    recorded = artifacts.read_json(fingerprints_path) if os.path.exists(fingerprints_path) else {}
     records = []
     for i, name in enumerate(config.stages, 1):
         stage = STAGES[name]
-        print(f"── [{i}/{len(config.stages)}] {name} · task={config.task} dataset={config.dataset} ──", flush=True)
+        header = f"── [{i}/{len(config.stages)}] {name} · task={config.task} dataset={config.dataset}"
+        current = fingerprint(config, name, recorded)
+        fresh_sweep = name == "tune" and config.fresh
+        if (recorded.get(name) == current and not config.force and not fresh_sweep
+                and all(os.path.exists(ctx.path(out)) for out in stage.outputs)):
+            print(f"{header} · up to date, reused ──", flush=True)
+            records.append(StageRecord(name, 0.0, "reused", stage.outputs))
+            continue
+        print(f"{header} ──", flush=True)
+        recorded.pop(name, None)  # until it succeeds, its outputs are not known to match
         start = time.perf_counter()
-        result = stage.run(ctx)
+        try:
+            result = stage.run(ctx)
+        except OSError as e:  # a full disk or a folder that became unwritable while the stage ran
+            raise PipelineError(f"stage {name} could not write {e.filename or config.task_dir} ({e.strerror}): free "
+                                "disk space or choose another --output_dir; earlier artifacts are intact") from None
+        recorded[name] = current
+        artifacts.write_json(fingerprints_path, recorded)
         records.append(StageRecord(name, time.perf_counter() - start, result, stage.outputs))
     print(f"\nartifacts in {config.task_dir}/\n{format_summary(records)}", flush=True)
     return records

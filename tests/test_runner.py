@@ -8,8 +8,8 @@ from pipelines.errors import PipelineError
 def config(tmp_path, stages) -> RunConfig:
     return RunConfig(task="dense", dataset="fashion_mnist", data_dir=str(tmp_path), idx_dir=str(tmp_path),
                      data_source="auto", output_dir=str(tmp_path), stages=stages, epochs=1, batch_size=8,
-                     learning_rate=1e-3,
-                     discriminator_learning_rate=None, seed=0, validation_split=0.1, max_train_examples=0, max_test_examples=0,
+                     learning_rate=1e-3, discriminator_learning_rate=None, seed=0, validation_split=0.1,
+                     max_train_examples=0, max_test_examples=0,
                      hparams={"hidden_units": (8,), "dropout": 0.0})
 
 

@@ -5,9 +5,11 @@ import os
 import sys
 
 import keras
+import tensorflow as tf
 
 from pipelines import artifacts
 from pipelines.context import Context
+from pipelines.health import StopOnNonFiniteLoss
 
 
 def hparams_source(ctx: Context) -> str | None:
@@ -26,23 +28,27 @@ def run(ctx: Context) -> str:
                                      learning_rate=rate or config.learning_rate)
         print(f"hyperparameters from {source}: {hparams}, learning_rate={config.learning_rate:g}")
     keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()  # same seed, same numbers: slower kernels on some ops
     input_shape = inputs.train.element_spec[0].shape[1:]
     learned = task.adapt(inputs.train.map(lambda x, y: x)) if task.adapt else {}
     model = task.build_model(input_shape, ctx.data.num_classes, **config.hparams, **learned)
     task.compile(model, config)
     print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
           f"{inputs.num_validation} validation examples from {ctx.data.source}")
+    health = StopOnNonFiniteLoss()
     callbacks = [
         keras.callbacks.BackupAndRestore(ctx.path(artifacts.BACKUP)),
         keras.callbacks.ModelCheckpoint(
             os.path.join(ctx.path(artifacts.CHECKPOINTS), "epoch_{epoch:03d}.weights.h5"), save_weights_only=True),
         keras.callbacks.TensorBoard(ctx.path(artifacts.LOGS)),
-        keras.callbacks.TerminateOnNaN(),
+        health,
         *task.callbacks(ctx),
     ]
     history = model.fit(inputs.train, validation_data=inputs.validation, epochs=config.epochs,
                         callbacks=callbacks, shuffle=False,  # the input pipeline shuffles
                         verbose=1 if sys.stdout.isatty() else 2)
+    health.raise_if_failed()  # before saving: a diverged model must not replace a good one
     with artifacts.atomic_path(ctx.path(artifacts.MODEL)) as tmp:
         model.save(tmp)
     curves = {name: [float(v) for v in values] for name, values in history.history.items()}

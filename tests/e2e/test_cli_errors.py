@@ -38,3 +38,69 @@ def test_corrupt_data_file_names_the_file(tmp_path, fake_idx_dir):
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b truncated")
     result = run_cli(f"--output_dir={tmp_path}/runs", f"--idx_dir={folder}", "--stages=train")
     assert_one_line_error(result, "train-images-idx3-ubyte.gz", "apt-get install dataset-fashion-mnist")
+
+
+def test_unknown_data_set():
+    assert_one_line_error(run_cli("--dataset=coco"), "--dataset", "fashion_mnist")
+
+
+def test_unknown_stage():
+    assert_one_line_error(run_cli("--stages=train,deploy"), "--stages", "tune,train,evaluate,export,verify")
+
+
+def test_stages_out_of_order():
+    assert_one_line_error(run_cli("--stages=export,train"), "in that order")
+
+
+def test_text_data_set_for_an_image_task():
+    assert_one_line_error(run_cli("--task=conv", "--dataset=imdb_reviews"), "does not fit this --task",
+                          "conv takes fashion_mnist,mnist,cifar10")
+
+
+def test_model_flag_of_another_task():
+    assert_one_line_error(run_cli("--task=dense", "--cell=gru"), "does not apply to this --task",
+                          "recurrent takes --cell")
+
+
+def test_unknown_tflite_variant():
+    assert_one_line_error(run_cli("--tflite_variants=float32,int4"), "--tflite_variants")
+
+
+def test_hparams_file_that_does_not_exist(tmp_path):
+    assert_one_line_error(run_cli(f"--hparams_file={tmp_path}/best.json"), "--hparams_file does not exist")
+
+
+def test_hparams_file_with_keys_the_task_does_not_take(tmp_path):
+    (tmp_path / "best.json").write_text('{"hparams": {"cell": "gru"}, "learning_rate": 0.01}')
+    result = run_cli(f"--hparams_file={tmp_path}/best.json", f"--output_dir={tmp_path}/runs", "--stages=train")
+    assert_one_line_error(result, "does not take: cell", "it takes hidden_units, dropout")
+
+
+def test_verify_with_no_export(tmp_path):
+    (tmp_path / "dense").mkdir()
+    (tmp_path / "dense" / "model.keras").write_text("")
+    assert_one_line_error(run_cli(f"--output_dir={tmp_path}", "--stages=verify"),
+                          "needs saved_model", "--stages=export")
+
+
+def test_missing_data_file_names_it_and_the_debian_package(tmp_path, fake_idx_dir):
+    folder = tmp_path / "idx"
+    shutil.copytree(fake_idx_dir, folder)
+    (folder / "t10k-labels-idx1-ubyte.gz").unlink()
+    result = run_cli(f"--output_dir={tmp_path}/runs", f"--idx_dir={folder}", "--stages=train")
+    assert_one_line_error(result, "missing data file", "t10k-labels-idx1-ubyte.gz", "dataset-fashion-mnist")
+
+
+def test_truncated_data_file_names_it(tmp_path, fake_idx_dir):
+    folder = tmp_path / "idx"
+    shutil.copytree(fake_idx_dir, folder)
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    labels.write_bytes(labels.read_bytes()[:-100])
+    result = run_cli(f"--output_dir={tmp_path}/runs", f"--idx_dir={folder}", "--stages=train")
+    assert_one_line_error(result, "corrupt data file", "train-labels-idx1-ubyte.gz")
+
+
+def test_tuning_a_task_without_a_search_space(tmp_path):
+    result = run_cli("--task=gan", f"--output_dir={tmp_path}", "--stages=tune", "--max_train_examples=200",
+                     "--max_test_examples=50")
+    assert_one_line_error(result, "--task=gan has no search space", "dense")

@@ -1,0 +1,89 @@
+"""Numerical health, determinism and write failures, on small in-process runs."""
+
+import errno
+import json
+
+import numpy as np
+import pytest
+
+import keras
+from pipelines import artifacts, runner
+from pipelines.errors import PipelineError
+from pipelines.health import StopOnNonFiniteLoss
+from tests.conftest import config_from_flags
+
+SMALL = ("--task=dense", "--max_train_examples=600", "--max_test_examples=200", "--tflite_variants=float32")
+
+
+def test_non_finite_loss_stops_training_at_once_and_names_epoch_step_and_last_finite_loss():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    x = np.ones((64, 2), "float32")
+    x[40:] = np.nan  # the 6th batch of 8 poisons the loss
+    health = StopOnNonFiniteLoss()
+    history = model.fit(x, np.ones(64), batch_size=8, epochs=3, callbacks=[health], verbose=0, shuffle=False)
+    assert len(history.history["loss"]) == 1  # stopped in the first epoch
+    with pytest.raises(PipelineError, match=r"loss became nan at epoch 1, step 6 \(last finite loss [0-9.e-]+\)"
+                                            r".*--learning_rate or set --clip_norm"):
+        health.raise_if_failed()
+
+
+def test_a_huge_learning_rate_fails_the_run_and_keeps_the_previous_model(tmp_path):
+    good = config_from_flags(*SMALL, "--epochs=1", f"--output_dir={tmp_path}", "--stages=train")
+    runner.run(good)
+    before = (tmp_path / "dense" / "model.keras").read_bytes()
+    diverging = config_from_flags(*SMALL, "--epochs=2", f"--output_dir={tmp_path}", "--stages=train",
+                                  "--learning_rate=1e6", "--hidden_units=1024,1024,1024,1024")
+    with pytest.raises(PipelineError, match="training diverged: loss became (nan|inf) at epoch"):
+        runner.run(diverging)
+    assert (tmp_path / "dense" / "model.keras").read_bytes() == before
+
+
+def test_clip_norm_reaches_the_optimizer():
+    from pipelines.classifier import compile_classifier
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    compile_classifier(model, config_from_flags("--clip_norm=1.5"))
+    assert model.optimizer.global_clipnorm == 1.5
+
+
+def test_deterministic_runs_give_identical_metrics(tmp_path):
+    metrics = []
+    for run in ("a", "b"):
+        runner.run(config_from_flags(*SMALL, "--epochs=2", "--deterministic", "--dropout=0.3",
+                                     f"--output_dir={tmp_path / run}", "--stages=train,evaluate"))
+        metrics.append(json.loads((tmp_path / run / "dense" / "metrics.json").read_text()))
+    assert metrics[0] == metrics[1]
+    histories = [json.loads((tmp_path / run / "dense" / "history.json").read_text()) for run in ("a", "b")]
+    assert histories[0] == histories[1]
+
+
+def test_up_to_date_stages_are_reused_changed_ones_rerun_and_force_reruns_all(tmp_path, capsys):
+    base = (*SMALL, "--epochs=1", f"--output_dir={tmp_path}", "--stages=train,evaluate")
+    runner.run(config_from_flags(*base))
+    assert [r.result for r in runner.run(config_from_flags(*base))] == ["reused", "reused"]
+    changed = runner.run(config_from_flags(*base, "--max_test_examples=100"))  # evaluate's data changed
+    assert changed[0].result == "reused" and changed[1].result.startswith("test_accuracy=")
+    assert json.loads((tmp_path / "dense" / "metrics.json").read_text())["num_test_examples"] == 100
+    assert all(r.result != "reused" for r in runner.run(config_from_flags(*base, "--force")))
+    retrained = runner.run(config_from_flags(*base, "--epochs=2"))  # train changed, so evaluate's input did
+    assert all(r.result != "reused" for r in retrained)
+
+
+def test_disk_full_while_writing_fails_in_one_line_and_keeps_the_previous_artifacts(tmp_path, monkeypatch):
+    config = config_from_flags(*SMALL, "--epochs=1", f"--output_dir={tmp_path}", "--stages=train,evaluate")
+    runner.run(config)
+    before = (tmp_path / "dense" / "metrics.json").read_text()
+    real_write_json = artifacts.write_json
+
+    def disk_full(path, obj):
+        if path.endswith(artifacts.METRICS):
+            with artifacts.atomic_path(path) as tmp, open(tmp, "w") as f:
+                f.write("{")
+                raise OSError(errno.ENOSPC, "No space left on device", tmp)
+        real_write_json(path, obj)
+    monkeypatch.setattr(artifacts, "write_json", disk_full)
+    with pytest.raises(PipelineError, match="stage evaluate could not write .*No space left on device.*free disk"):
+        runner.run(config_from_flags(*SMALL, "--epochs=1", f"--output_dir={tmp_path}", "--stages=evaluate",
+                                     "--force"))
+    assert (tmp_path / "dense" / "metrics.json").read_text() == before
+    assert not [p for p in (tmp_path / "dense").iterdir() if ".tmp" in p.name]
