@@ -35,7 +35,7 @@ class RunConfig:
     objective: str = "val_accuracy"
     fresh: bool = False
     # Export.
-    tflite_variants: tuple[str, ...] = ("float32", "dynamic_range", "float16", "int8")
+    tflite_variants: tuple[str, ...] = ("float32", "dynamic_range", "float16")
     representative_examples: int = 200
     # Reliability.
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping

@@ -8,12 +8,13 @@ import os
 import sys
 
 from absl import flags
+from absl.testing import flagsaver
 
 from pipelines.config import RunConfig
 from pipelines.data import idx
 from pipelines.data.sources import DATASETS, SOURCES
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
-from pipelines.stages.export import VARIANTS
+from pipelines.stages.export import DEFAULT_VARIANTS, VARIANTS
 from pipelines.stages.tune import TUNERS
 from models.recurrent import CELLS
 from pipelines.tasks import TASKS
@@ -100,8 +101,9 @@ HPARAMS_FILE = flags.DEFINE_string("hparams_file", None, "Train with the builder
 
 
 # Export.
-TFLITE_VARIANTS = flags.DEFINE_list("tflite_variants", ",".join(VARIANTS), "TFLite files to export and verify: "
-                                    "float32 (model.tflite), dynamic_range, float16, int8 (model_<variant>.tflite).")
+TFLITE_VARIANTS = flags.DEFINE_list(
+    "tflite_variants", ",".join(DEFAULT_VARIANTS), "TFLite files to export and verify: float32 (model.tflite), "
+    "dynamic_range, float16, int8 (model_<variant>.tflite). int8 is opt-in: see README, 'Mobile export'.")
 REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
     "representative_examples", 200, "int8: train examples that calibrate the quantization ranges.", lower_bound=1,
     upper_bound=10_000)
@@ -230,3 +232,12 @@ def _given_hparams(flag_values: flags.FlagValues, task) -> dict:
 
 def _or(value, default):
     return default if value is None else value
+
+
+def config_from_args(*args: str) -> RunConfig:
+    """The RunConfig the command line would build from these flags, for code and tests that call the runner
+    directly; the global flag values are restored afterwards."""
+    with flagsaver.flagsaver():
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["dlpipe", *args])
+        return to_config()

@@ -1,8 +1,11 @@
-"""Numerical health during training: stop at the first non-finite loss and say where and what to try."""
+"""Numerical health during training: the gradient norm per epoch, and a stop at the first non-finite loss that says
+where it happened and what to try."""
 
 import math
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from pipelines.errors import PipelineError
 
@@ -35,3 +38,23 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             raise PipelineError(
                 f"training diverged: loss became {loss} at epoch {epoch}, step {step} (last finite loss {last}); "
                 "lower --learning_rate or set --clip_norm; the checkpoints of finished epochs are kept")
+
+
+class GradientNorm(keras.callbacks.Callback):
+    """Adds `grad_norm` to each epoch's logs: the global norm of the loss gradient on a fixed batch of training
+    examples, in inference mode (no dropout), so epochs compare like with like.
+
+    Listed before TensorBoard and History, it lands in both. An exact per-step norm would need a custom
+    train_step in every model; one fixed batch per epoch is enough to see gradients explode or vanish.
+    """
+
+    def __init__(self, batch):
+        super().__init__()
+        self.x, self.y = batch
+
+    def on_epoch_end(self, epoch, logs=None):
+        with tf.GradientTape() as tape:
+            loss = self.model.loss(self.y, self.model(self.x, training=False))
+        grads = [g for g in tape.gradient(loss, self.model.trainable_weights) if g is not None]
+        if logs is not None:
+            logs["grad_norm"] = float(np.sqrt(sum(float(tf.reduce_sum(tf.square(g))) for g in grads)))

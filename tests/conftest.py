@@ -60,12 +60,5 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
 
 
 def config_from_flags(*args: str):
-    """The RunConfig the command line would build from these flags (global flag state restored after)."""
-    from absl import flags
-    from absl.testing import flagsaver
-
-    from pipelines import flags as pipeline_flags
-    with flagsaver.flagsaver():
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["dlpipe", *args])
-        return pipeline_flags.to_config()
+    from pipelines.flags import config_from_args
+    return config_from_args(*args)

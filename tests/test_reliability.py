@@ -87,3 +87,14 @@ def test_disk_full_while_writing_fails_in_one_line_and_keeps_the_previous_artifa
                                      "--force"))
     assert (tmp_path / "dense" / "metrics.json").read_text() == before
     assert not [p for p in (tmp_path / "dense").iterdir() if ".tmp" in p.name]
+
+
+def test_gradient_norm_per_epoch_reaches_history_tensorboard_and_metrics(tmp_path):
+    runner.run(config_from_flags(*SMALL, "--epochs=2", f"--output_dir={tmp_path}", "--stages=train,evaluate"))
+    norms = json.loads((tmp_path / "dense" / "history.json").read_text())["grad_norm"]
+    assert len(norms) == 2 and all(n > 0 for n in norms)
+    assert json.loads((tmp_path / "dense" / "metrics.json").read_text())["train_grad_norm_per_epoch"] == norms
+    import tensorflow as tf
+    events = [str(p) for p in (tmp_path / "dense" / "logs" / "train").iterdir()]
+    tags = {v.tag for e in tf.compat.v1.train.summary_iterator(events[0]) for v in e.summary.value}
+    assert "epoch_grad_norm" in tags

@@ -18,6 +18,9 @@ from pipelines.errors import PipelineError
 from pipelines.serving import Serving
 
 VARIANTS = ("float32", "dynamic_range", "float16", "int8")
+# int8 is opt-in: measured here, full-integer models of the dense MLP (98.97%) and the LSTM (96.6%) agree with
+# Keras on fewer than the 99% of test images verify requires, which would fail the default run.
+DEFAULT_VARIANTS = ("float32", "dynamic_range", "float16")
 
 
 def export_saved_model(model: keras.Model, path: str) -> None:

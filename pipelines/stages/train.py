@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from pipelines import artifacts
 from pipelines.context import Context
-from pipelines.health import StopOnNonFiniteLoss
+from pipelines.health import GradientNorm, StopOnNonFiniteLoss
 
 
 def hparams_source(ctx: Context) -> str | None:
@@ -37,7 +37,10 @@ def run(ctx: Context) -> str:
     print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
           f"{inputs.num_validation} validation examples from {ctx.data.source}")
     health = StopOnNonFiniteLoss()
+    # The GAN's two losses live in its own train_step; its gradient norm is not measured here.
+    grad_norm = [GradientNorm(next(iter(inputs.train.unbatch().batch(256))))] if model.loss else []
     callbacks = [
+        *grad_norm,
         keras.callbacks.BackupAndRestore(ctx.path(artifacts.BACKUP)),
         keras.callbacks.ModelCheckpoint(
             os.path.join(ctx.path(artifacts.CHECKPOINTS), "epoch_{epoch:03d}.weights.h5"), save_weights_only=True),

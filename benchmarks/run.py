@@ -1,0 +1,91 @@
+"""Ratio benchmarks, each side measured in this one process on this machine (not run by CI; `make bench`).
+
+1. The dense train stage (tf.data pipeline, callbacks: checkpoints, TensorBoard, BackupAndRestore, gradient norm)
+   against a plain Keras script: the same 784-128-10 model, NumPy arrays, `model.fit`, no callbacks.
+2. `model.fit` on the package's input pipeline against the same model fed a synthetic in-memory batch repeated:
+   what the input pipeline costs on top of the math.
+Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.json.
+"""
+
+import json
+import os
+import tempfile
+import time
+
+import keras
+import tensorflow as tf
+
+from models.dense import build_dense_classifier
+from pipelines import runner
+from pipelines.classifier import compile_classifier
+from pipelines.context import Context
+from pipelines.data import idx
+from pipelines.flags import config_from_args
+from pipelines.tasks import TASKS
+
+EPOCHS, BATCH = 3, 32
+
+
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def plain_keras_script() -> float:
+    """What a newcomer writes: arrays, /255, Sequential, fit."""
+    def run():
+        train = idx.load_idx_split(idx.DEFAULT_IDX_DIR, "train")
+        x, y = train["image"][:54000].astype("float32") / 255.0, train["label"][:54000]
+        model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                                  keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])
+        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0)
+    return timed(run)
+
+
+def pipeline_train_stage(output_dir: str) -> float:
+    config = config_from_args("--task=dense", f"--epochs={EPOCHS}", f"--batch_size={BATCH}", "--stages=train",
+                              f"--output_dir={output_dir}", "--force")
+    (record,) = runner.run(config)
+    return record.seconds
+
+
+def fit_seconds(dataset: tf.data.Dataset) -> float:
+    keras.utils.set_random_seed(0)
+    model = build_dense_classifier((28, 28, 1), 10)
+    compile_classifier(model, config_from_args())
+    model.fit(dataset.take(10), verbose=0)  # build and trace outside the timing
+    return timed(lambda: model.fit(dataset, epochs=EPOCHS, verbose=0))
+
+
+def input_pipeline_vs_synthetic() -> tuple[float, float]:
+    ctx = Context(config_from_args("--task=dense", f"--batch_size={BATCH}"), TASKS["dense"])
+    real = ctx.inputs.train
+    steps = int(real.cardinality())
+    batch = (tf.random.uniform((BATCH, 28, 28, 1), 0, 255), tf.zeros((BATCH,), tf.int64))
+    synthetic = tf.data.Dataset.from_tensors(batch).repeat(steps)
+    fit_seconds(real)  # first pass fills the pipeline's cache, as epoch 1 of a run does
+    return fit_seconds(real), fit_seconds(synthetic)
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as output_dir:
+        stage = pipeline_train_stage(output_dir)
+    plain = plain_keras_script()
+    real, synthetic = input_pipeline_vs_synthetic()
+    results = {
+        "epochs": EPOCHS, "batch_size": BATCH,
+        "dense_train_stage_seconds": stage, "plain_keras_script_seconds": plain,
+        "train_stage_over_plain_keras": stage / plain,
+        "fit_on_pipeline_seconds": real, "fit_on_synthetic_in_memory_seconds": synthetic,
+        "pipeline_over_synthetic_input": real / synthetic,
+    }
+    os.makedirs(os.path.join(os.path.dirname(__file__), "out"), exist_ok=True)
+    with open(os.path.join(os.path.dirname(__file__), "out", "results.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
