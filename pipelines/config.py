@@ -35,9 +35,10 @@ class RunConfig:
     objective: str = "val_accuracy"
     fresh: bool = False
     # Export.
-    tflite_variants: tuple[str, ...] = ("float32", "dynamic_range", "float16")
+    tflite_variants: tuple[str, ...] = ("float32", "dynamic_range")
     representative_examples: int = 200
     # Reliability.
+    lr_schedule: str = "cosine"                # cosine: decay --learning_rate to 0 over the run; constant
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
     deterministic: bool = False                # TensorFlow op determinism: identical runs give identical numbers
     force: bool = False                        # re-run stages even when their outputs are up to date

@@ -76,6 +76,8 @@ BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Examples per batch; defau
 LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Adam's learning rate (gan: the generator's); default: "
                                    + ", ".join(f"{t.name} {t.learning_rate:g}" for t in TASKS.values()) + ".",
                                    lower_bound=1e-7, upper_bound=1e6)
+LR_SCHEDULE = flags.DEFINE_enum("lr_schedule", "cosine", ["cosine", "constant"], "Classifiers: cosine decays "
+                                "--learning_rate to zero over the training steps; constant keeps it.")
 CLIP_NORM = flags.DEFINE_float("clip_norm", None, "Clip the global gradient norm to this value (a fix for "
                                "exploding gradients); default: no clipping.", lower_bound=1e-6)
 DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Turn on TensorFlow op determinism: with the same --seed, "
@@ -103,7 +105,8 @@ HPARAMS_FILE = flags.DEFINE_string("hparams_file", None, "Train with the builder
 # Export.
 TFLITE_VARIANTS = flags.DEFINE_list(
     "tflite_variants", ",".join(DEFAULT_VARIANTS), "TFLite files to export and verify: float32 (model.tflite), "
-    "dynamic_range, float16, int8 (model_<variant>.tflite). int8 is opt-in: see README, 'Mobile export'.")
+    "dynamic_range, float16, int8 (model_<variant>.tflite). float16 and int8 are opt-in: see README, "
+    "'Mobile export'.")
 REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
     "representative_examples", 200, "int8: train examples that calibrate the quantization ranges.", lower_bound=1,
     upper_bound=10_000)
@@ -211,7 +214,7 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         epochs=_or(flag_values.epochs, task.epochs), batch_size=_or(flag_values.batch_size, task.batch_size),
         learning_rate=_or(flag_values.learning_rate, task.learning_rate),
         discriminator_learning_rate=flag_values.discriminator_learning_rate, clip_norm=flag_values.clip_norm,
-        deterministic=flag_values.deterministic, force=flag_values.force,
+        deterministic=flag_values.deterministic, force=flag_values.force, lr_schedule=flag_values.lr_schedule,
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,
         hparams={name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()},

@@ -33,8 +33,8 @@ FRECHET_EXAMPLES = 2000
 GRID = 10                                       # a 10 × 10 grid; conditional: one row per class
 
 
-def compile_gan(gan: GAN, config: RunConfig) -> None:
-    # DCGAN's Adam settings (beta_1 = 0.5) for both nets.
+def compile_gan(gan: GAN, config: RunConfig, steps_per_epoch: int = 0) -> None:
+    # DCGAN's Adam settings (beta_1 = 0.5) for both nets, at constant rates (no --lr_schedule).
     d_rate = config.discriminator_learning_rate or config.learning_rate
     gan.compile(g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=0.5, global_clipnorm=config.clip_norm),
                 d_optimizer=keras.optimizers.Adam(d_rate, beta_1=0.5, global_clipnorm=config.clip_norm))

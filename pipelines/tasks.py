@@ -37,7 +37,7 @@ class Task:
     learning_rate: float = 1e-3
     # Builder arguments learned from the training inputs (a text vocabulary); None when there are none.
     adapt: Callable[[tf.data.Dataset], dict[str, Any]] | None = None
-    compile: Callable = compile_classifier                    # (model, RunConfig) -> None
+    compile: Callable = compile_classifier                    # (model, RunConfig, steps_per_epoch) -> None
     callbacks: Callable = lambda ctx: []                      # (Context) -> extra Keras callbacks for fit
     evaluate: Callable = evaluate_classifier                  # (Context, model) -> metrics dict
     serving: Callable[[keras.Model], Serving] = serve_classifier

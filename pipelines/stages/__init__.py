@@ -23,10 +23,10 @@ TEST_DATA = DATA + ("max_test_examples",)
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("tune", tune.run, inputs=(), outputs=(a.TRIALS_CSV, a.TRIALS_PNG, a.BEST_HPARAMS, a.TUNING),
           uses=TRAIN_DATA + ("hparams", "fixed_hparams", "tuner", "max_trials", "tuning_epochs",
-                             "executions_per_trial", "objective", "learning_rate", "clip_norm")),
+                             "executions_per_trial", "objective", "learning_rate", "lr_schedule", "clip_norm")),
     Stage("train", train.run, inputs=(), outputs=(a.MODEL, a.HISTORY, a.CHECKPOINTS, a.LOGS),
           uses=TRAIN_DATA + ("epochs", "learning_rate", "discriminator_learning_rate", "hparams", "hparams_file",
-                             "clip_norm", "deterministic")),
+                             "lr_schedule", "clip_norm", "deterministic")),
     Stage("evaluate", evaluate.run, inputs=(a.MODEL,), outputs=(a.METRICS,), uses=TEST_DATA),
     # export also writes a TFLite file per --tflite_variants (artifacts.tflite_file), checked by verify itself.
     Stage("export", export.run, inputs=(a.MODEL,), outputs=(a.SAVED_MODEL, a.TFLITE, a.LABELS),

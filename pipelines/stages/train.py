@@ -1,6 +1,7 @@
 """Train stage: build the task's model from its hyperparameters and fit it on the train split."""
 
 import dataclasses
+import math
 import os
 import sys
 
@@ -33,7 +34,7 @@ def run(ctx: Context) -> str:
     input_shape = inputs.train.element_spec[0].shape[1:]
     learned = task.adapt(inputs.train.map(lambda x, y: x)) if task.adapt else {}
     model = task.build_model(input_shape, ctx.data.num_classes, **config.hparams, **learned)
-    task.compile(model, config)
+    task.compile(model, config, steps_per_epoch=math.ceil(inputs.num_train / config.batch_size))
     print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
           f"{inputs.num_validation} validation examples from {ctx.data.source}")
     health = StopOnNonFiniteLoss()
