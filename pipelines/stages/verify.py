@@ -155,7 +155,7 @@ def run(ctx: Context) -> str:
 
 def format_report(rows: dict) -> str:
     """A Markdown table: one row per export, Keras first."""
-    columns = ("export", "size KiB", "latency ms", "test accuracy", "drop", "top-1 agree", "max |diff|", "passed")
+    columns = ("export", "size KiB", "latency ms", "test accuracy", "drop", "top-1 agree", "max abs diff", "passed")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for name, r in rows.items():
         cells = [name, f"{r['size_bytes'] / 1024:.0f}" if "size_bytes" in r else "",
