@@ -31,6 +31,11 @@ class Context:
         return load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source)
 
     @functools.cached_property
+    def learned_args(self) -> dict:
+        """Builder arguments the task learns from the training inputs (a text vocabulary), computed once."""
+        return self.task.adapt(self.inputs.train.map(lambda x, y: x)) if self.task.adapt else {}
+
+    @functools.cached_property
     def inputs(self) -> Inputs:
         c = self.config
         return make_input_pipeline(

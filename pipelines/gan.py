@@ -107,7 +107,7 @@ def feature_classifier(ctx: Context) -> tuple[keras.Model, str]:
         return keras.models.load_model(own, compile=False), own
     print(f"training the conv classifier whose features measure the GAN ({FEATURE_CLASSIFIER_EPOCHS} epochs)")
     inputs = ctx.inputs
-    classifier = build_conv_classifier(inputs.train.element_spec[0].shape[1:], ctx.data.num_classes)
+    classifier = build_conv_classifier(inputs.input_shape, ctx.data.num_classes)
     compile_classifier(classifier, ctx.config)
     classifier.fit(inputs.train, validation_data=inputs.validation, epochs=FEATURE_CLASSIFIER_EPOCHS, verbose=2)
     with artifacts.atomic_path(own) as tmp:
@@ -129,7 +129,7 @@ def evaluate_gan(ctx: Context, gan: GAN) -> dict:
     n = len(test)
     generated = generate_pixels(gan.generator, n, ctx.config.seed)
     keras.utils.set_random_seed(ctx.config.seed)
-    untrained = ctx.task.build_model(test.shape[1:], ctx.data.num_classes, **ctx.config.hparams).generator
+    untrained = ctx.task.build_model(ctx.inputs.input_shape, ctx.data.num_classes, **ctx.config.hparams).generator
     test_features = embed(test)
     predicted = np.argmax(classifier.predict(generated, batch_size=250, verbose=0), axis=-1)
     histogram = np.bincount(predicted, minlength=ctx.data.num_classes) / n

@@ -5,6 +5,7 @@ stages that report on it (evaluate, verify). Tasks say how one example is shaped
 """
 
 import dataclasses
+import math
 from typing import Callable
 
 import tensorflow as tf
@@ -23,6 +24,16 @@ class Inputs:
     num_train: int
     num_validation: int
     num_test: int
+    batch_size: int
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One example's model input shape, as the task shaped it (no batch dimension)."""
+        return tuple(self.train.element_spec[0].shape[1:])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.num_train / self.batch_size)
 
 
 def _count(ds: tf.data.Dataset) -> int:
@@ -56,4 +67,4 @@ def make_input_pipeline(data: DataSet, to_example: Callable, *, batch_size: int,
         train=prepare(data.train, num_train, shuffle=True),
         validation=prepare(data.train.skip(num_train), num_validation, shuffle=False),
         test=prepare(data.test, num_test, shuffle=False),
-        num_train=num_train, num_validation=num_validation, num_test=num_test)
+        num_train=num_train, num_validation=num_validation, num_test=num_test, batch_size=batch_size)

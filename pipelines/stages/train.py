@@ -1,7 +1,6 @@
 """Train stage: build the task's model from its hyperparameters and fit it on the train split."""
 
 import dataclasses
-import math
 import os
 import sys
 
@@ -31,10 +30,8 @@ def run(ctx: Context) -> str:
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()  # same seed, same numbers: slower kernels on some ops
-    input_shape = inputs.train.element_spec[0].shape[1:]
-    learned = task.adapt(inputs.train.map(lambda x, y: x)) if task.adapt else {}
-    model = task.build_model(input_shape, ctx.data.num_classes, **config.hparams, **learned)
-    task.compile(model, config, steps_per_epoch=math.ceil(inputs.num_train / config.batch_size))
+    model = task.build_model(inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
+    task.compile(model, config, steps_per_epoch=inputs.steps_per_epoch)
     print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
           f"{inputs.num_validation} validation examples from {ctx.data.source}")
     health = StopOnNonFiniteLoss()

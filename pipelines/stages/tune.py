@@ -11,7 +11,6 @@ worker (any other id) runs trials it is given and writes nothing else.
 
 import csv
 import json
-import math
 import os
 import resource
 import sys
@@ -113,10 +112,8 @@ def run(ctx: Context) -> str:
     config, task, inputs = ctx.config, ctx.task, ctx.inputs
     if task.name not in SEARCH_SPACES:
         raise PipelineError(f"--task={task.name} has no search space yet: tune one of {', '.join(SEARCH_SPACES)}")
-    learned = task.adapt(inputs.train.map(lambda x, y: x)) if task.adapt else {}
-    hypermodel = TaskHyperModel(task, config, inputs.train.element_spec[0].shape[1:], ctx.data.num_classes,
-                                fixed=config.fixed_hparams, learned=learned,
-                                steps_per_epoch=math.ceil(inputs.num_train / config.batch_size))
+    hypermodel = TaskHyperModel(task, config, inputs.input_shape, ctx.data.num_classes, fixed=config.fixed_hparams,
+                                learned=ctx.learned_args, steps_per_epoch=inputs.steps_per_epoch)
     tuner = make_tuner(ctx, hypermodel)
     tuner.search(inputs.train, validation_data=inputs.validation, epochs=config.tuning_epochs,
                  callbacks=[keras.callbacks.TerminateOnNaN()], verbose=2 if not sys.stdout.isatty() else 1)
