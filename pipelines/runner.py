@@ -10,7 +10,7 @@ from pipelines import artifacts
 from pipelines.config import RunConfig
 from pipelines.context import Context
 from pipelines.errors import PipelineError
-from pipelines.stages import STAGE_ORDER, STAGES
+from pipelines.stages import PRODUCERS, STAGES
 from pipelines.tasks import TASKS
 
 
@@ -28,9 +28,8 @@ def _check_inputs(config: RunConfig) -> None:
     for name in config.stages:
         for artifact in STAGES[name].inputs:
             if artifact not in made and not os.path.exists(os.path.join(config.task_dir, artifact)):
-                producer = next(s for s in STAGE_ORDER if artifact in STAGES[s].outputs)
                 raise PipelineError(f"stage {name} needs {artifact} in {config.task_dir}, which is missing: "
-                                    f"run --stages={producer} first (or add it to --stages)")
+                                    f"run --stages={PRODUCERS[artifact]} first (or add it to --stages)")
         made.update(STAGES[name].outputs)
 
 
@@ -50,8 +49,7 @@ def fingerprint(config: RunConfig, stage_name: str, recorded: dict[str, str]) ->
     reused instead of run again.
     """
     stage = STAGES[stage_name]
-    upstream = {s: recorded.get(s) for s in STAGE_ORDER
-                if set(STAGES[s].outputs) & set(stage.inputs)}
+    upstream = {PRODUCERS[a]: recorded.get(PRODUCERS[a]) for a in stage.inputs}
     if stage_name == "train" and "tune" in config.stages:
         upstream["tune"] = recorded.get("tune")  # train reads the sweep's best_hparams.json
     if stage_name == "train" and config.hparams_file:

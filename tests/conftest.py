@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from pipelines.data import idx
 from pipelines.data.sources import DataSet
+from pipelines.flags import config_from_args as config_from_flags  # noqa: F401  (tests import it from here)
 
 REAL_IDX_DIR = idx.DEFAULT_IDX_DIR
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -57,8 +58,3 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert len(errors) == 1, result.stderr
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
-
-
-def config_from_flags(*args: str):
-    from pipelines.flags import config_from_args
-    return config_from_args(*args)

@@ -1,19 +1,9 @@
 import pytest
 from absl import flags
-from absl.testing import flagsaver
 
-from pipelines import flags as pipeline_flags
-
-FLAGS = flags.FLAGS
+from pipelines.flags import config_from_args as parse
 
 
-def parse(*args: str):
-    FLAGS.unparse_flags()
-    FLAGS(["dlpipe", *args])
-    return pipeline_flags.to_config()
-
-
-@flagsaver.flagsaver
 def test_defaults_run_the_dense_seed_network_on_fashion_mnist():
     config = parse()
     assert (config.task, config.dataset, config.data_source) == ("dense", "fashion_mnist", "auto")
@@ -22,7 +12,6 @@ def test_defaults_run_the_dense_seed_network_on_fashion_mnist():
     assert config.task_dir == "runs/dense"
 
 
-@flagsaver.flagsaver
 def test_builder_hyperparameters_come_from_their_flags():
     config = parse("--hidden_units=256,64", "--dropout=0.2", "--stages=export,verify", "--output_dir=/x")
     assert dict(config.hparams) == {"hidden_units": (256, 64), "dropout": 0.2}
@@ -45,13 +34,11 @@ def test_builder_hyperparameters_come_from_their_flags():
     (["--dataset=imdb_reviews"], "does not fit this --task"),
     (["--dataset=mnist", "--data_source=idx"], "Fashion-MNIST only"),
 ])
-@flagsaver.flagsaver
 def test_bad_values_are_rejected_at_parse_time(args, problem):
     with pytest.raises(flags.Error, match=problem):
         parse(*args)
 
 
-@flagsaver.flagsaver
 def test_flagfile_replays_a_saved_run(tmp_path):
     flagfile = tmp_path / "run.flags"
     flagfile.write_text("--epochs=3\n--hidden_units=64\n")

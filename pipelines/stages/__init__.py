@@ -35,4 +35,5 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           uses=TEST_DATA + ("tflite_variants",)),
 )}
 STAGE_ORDER = tuple(STAGES)
+PRODUCERS = {artifact: stage.name for stage in STAGES.values() for artifact in stage.outputs}
 DEFAULT_STAGES = ("train", "evaluate", "export", "verify")
