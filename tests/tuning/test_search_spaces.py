@@ -1,7 +1,10 @@
 import dataclasses
+import gc
 
 import keras_tuner as kt
+import numpy as np
 import pytest
+from tensorflow.python.framework import func_graph
 
 from pipelines.tasks import TASKS
 from tests.conftest import config_from_flags
@@ -47,3 +50,20 @@ def test_given_model_flags_become_the_fixed_ones():
     config = config_from_flags("--task=recurrent", "--cell=gru", "--learning_rate=0.01")
     assert dict(config.fixed_hparams) == {"cell": "gru", "learning_rate": 0.01}
     assert dataclasses.asdict(config)["hparams"]["rnn_units"] == 128  # unset flags are not fixed
+
+
+def _live_graphs() -> int:
+    return sum(isinstance(o, func_graph.FuncGraph) for o in gc.get_objects())
+
+
+def test_a_trial_frees_the_graphs_of_the_trials_before_it():
+    """keras-tuner#395 and tensorflow#97697: each trained trial used to leave its train function's graph behind."""
+    hypermodel = TaskHyperModel(TASKS["dense"], config_from_flags("--task=dense"), (28, 28, 1), 10,
+                                fixed={"hidden_units": (8,)})
+    x, y = np.zeros((64, 28, 28, 1), np.float32), np.arange(64) % 10
+    graphs = []
+    for _ in range(4):
+        hypermodel.build(kt.HyperParameters()).fit(x, y, epochs=1, batch_size=32, verbose=0)
+        gc.collect()
+        graphs.append(_live_graphs())
+    assert graphs[-1] <= graphs[0], graphs  # without the fix: grows by the train function's graphs every trial
