@@ -71,13 +71,12 @@ class GAN(keras.Model):
     """Trains `generator` against `discriminator` on batches of (raw pixels 0..255, label)."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, noise_dim: int,
-                 num_classes: int | None = None, label_smoothing: float = 0.1, **kwargs):
+                 num_classes: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.noise_dim = noise_dim
         self.num_classes = num_classes
-        self.label_smoothing = label_smoothing
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.seed_generator = keras.random.SeedGenerator(1337)
@@ -89,7 +88,6 @@ class GAN(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "noise_dim": self.noise_dim, "num_classes": self.num_classes,
-                "label_smoothing": self.label_smoothing,
                 "generator": keras.saving.serialize_keras_object(self.generator),
                 "discriminator": keras.saving.serialize_keras_object(self.discriminator)}
 
@@ -100,10 +98,12 @@ class GAN(keras.Model):
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
 
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
+    def compile(self, g_optimizer, d_optimizer, label_smoothing: float = 0.1, **kwargs):
+        """`label_smoothing`: the discriminator's real targets are 1 - label_smoothing (one-sided)."""
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
+        self.label_smoothing = label_smoothing
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
 
     @property
@@ -150,12 +150,12 @@ class GAN(keras.Model):
 
 def build_gan(image_shape: Sequence[int], num_classes: int, *, noise_dim: int = 64,
               generator_widths: Sequence[int] = (64, 32), discriminator_widths: Sequence[int] = (64, 128),
-              conditional: bool = False, label_smoothing: float = 0.1) -> GAN:
+              conditional: bool = False) -> GAN:
     """The task's builder: a DCGAN for images of `image_shape`, class-conditional when `conditional`."""
     classes = num_classes if conditional else None
     return GAN(build_generator(noise_dim, image_shape, widths=generator_widths, num_classes=classes),
                build_discriminator(image_shape, widths=discriminator_widths, num_classes=classes),
-               noise_dim=noise_dim, num_classes=classes, label_smoothing=label_smoothing, name="gan")
+               noise_dim=noise_dim, num_classes=classes, name="gan")
 
 
 def build_pixel_generator(generator: keras.Model) -> keras.Model:

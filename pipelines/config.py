@@ -38,6 +38,7 @@ class RunConfig:
     tflite_variants: tuple[str, ...] = ("float32", "dynamic_range")
     representative_examples: int = 200
     # Reliability.
+    label_smoothing: float = 0.1               # classifiers: of the cross-entropy targets; gan: of real targets
     lr_schedule: str = "cosine"                # cosine: decay --learning_rate to 0 over the run; constant
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
     deterministic: bool = False                # TensorFlow op determinism: identical runs give identical numbers

@@ -78,6 +78,10 @@ LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Adam's learning rate 
                                    lower_bound=1e-7, upper_bound=1e6)
 LR_SCHEDULE = flags.DEFINE_enum("lr_schedule", "cosine", ["cosine", "constant"], "Classifiers: cosine decays "
                                 "--learning_rate to zero over the training steps; constant keeps it.")
+LABEL_SMOOTHING = flags.DEFINE_float(
+    "label_smoothing", 0.1, "Classifiers: weight moved from the true class's target to all classes alike (bounds "
+    "the logits, which float16 and int8 exports need); gan: one-sided smoothing of the discriminator's real "
+    "targets. 0 turns it off.", lower_bound=0.0, upper_bound=0.5)
 CLIP_NORM = flags.DEFINE_float("clip_norm", None, "Clip the global gradient norm to this value (a fix for "
                                "exploding gradients); default: no clipping.", lower_bound=1e-6)
 DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Turn on TensorFlow op determinism: with the same --seed, "
@@ -157,9 +161,6 @@ HPARAM_FLAGS = {holder.name: holder for holder in (
         "discriminator_widths", "gan: filters of each stride-2 conv of the discriminator.")),
     flags.DEFINE_bool("conditional", None, _hparam_help(
         "conditional", "gan: class-conditional generator and discriminator (label as a second input).")),
-    flags.DEFINE_float("label_smoothing", None, _hparam_help(
-        "label_smoothing", "gan: one-sided label smoothing of the discriminator's real targets."),
-        lower_bound=0.0, upper_bound=0.5),
 )}
 
 
@@ -214,6 +215,7 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         epochs=_or(flag_values.epochs, task.epochs), batch_size=_or(flag_values.batch_size, task.batch_size),
         learning_rate=_or(flag_values.learning_rate, task.learning_rate),
         discriminator_learning_rate=flag_values.discriminator_learning_rate, clip_norm=flag_values.clip_norm,
+        label_smoothing=flag_values.label_smoothing,
         deterministic=flag_values.deterministic, force=flag_values.force, lr_schedule=flag_values.lr_schedule,
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,

@@ -37,7 +37,8 @@ def compile_gan(gan: GAN, config: RunConfig, steps_per_epoch: int = 0) -> None:
     # DCGAN's Adam settings (beta_1 = 0.5) for both nets, at constant rates (no --lr_schedule).
     d_rate = config.discriminator_learning_rate or config.learning_rate
     gan.compile(g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=0.5, global_clipnorm=config.clip_norm),
-                d_optimizer=keras.optimizers.Adam(d_rate, beta_1=0.5, global_clipnorm=config.clip_norm))
+                d_optimizer=keras.optimizers.Adam(d_rate, beta_1=0.5, global_clipnorm=config.clip_norm),
+                label_smoothing=config.label_smoothing)
 
 
 def generator_inputs(gan_or_generator, count: int, seed: int) -> dict[str, np.ndarray]:

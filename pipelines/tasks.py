@@ -100,7 +100,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          batch_size=64, adapt=text_vocabulary),
     Task(name="gan", summary="DCGAN that learns to generate the images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_gan,
-         hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional", "label_smoothing"),
+         hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),
          epochs=10, batch_size=64, learning_rate=2e-4, compile=compile_gan, callbacks=gan_callbacks,
          evaluate=evaluate_gan, serving=serve_generator),
 )}

@@ -23,11 +23,13 @@ TEST_DATA = DATA + ("max_test_examples",)
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("tune", tune.run, inputs=(), outputs=(a.TRIALS_CSV, a.TRIALS_PNG, a.BEST_HPARAMS, a.TUNING),
           uses=TRAIN_DATA + ("hparams", "fixed_hparams", "tuner", "max_trials", "tuning_epochs",
-                             "executions_per_trial", "objective", "learning_rate", "lr_schedule", "clip_norm")),
+                             "executions_per_trial", "objective", "learning_rate", "lr_schedule", "clip_norm",
+                             "label_smoothing")),
     Stage("train", train.run, inputs=(), outputs=(a.MODEL, a.HISTORY, a.CHECKPOINTS, a.LOGS),
           uses=TRAIN_DATA + ("epochs", "learning_rate", "discriminator_learning_rate", "hparams", "hparams_file",
-                             "lr_schedule", "clip_norm", "deterministic")),
-    Stage("evaluate", evaluate.run, inputs=(a.MODEL,), outputs=(a.METRICS,), uses=TEST_DATA),
+                             "lr_schedule", "clip_norm", "label_smoothing", "deterministic")),
+    Stage("evaluate", evaluate.run, inputs=(a.MODEL,), outputs=(a.METRICS,),
+          uses=TEST_DATA + ("label_smoothing",)),  # test_loss is the training loss
     # export also writes a TFLite file per --tflite_variants (artifacts.tflite_file), checked by verify itself.
     Stage("export", export.run, inputs=(a.MODEL,), outputs=(a.SAVED_MODEL, a.TFLITE, a.LABELS),
           uses=TRAIN_DATA + ("tflite_variants", "representative_examples")),

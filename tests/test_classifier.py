@@ -1,0 +1,45 @@
+import keras
+import numpy as np
+import pytest
+
+from models.dense import build_dense_classifier
+from pipelines.classifier import SmoothedSparseCrossentropy, compile_classifier
+from tests.conftest import config_from_flags
+
+LOGITS = np.array([[4.0, -1.0, 0.5], [0.2, 0.1, 3.0]], np.float32)
+LABELS = np.array([0, 1])
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_smoothed_loss_is_categorical_crossentropy_on_smoothed_one_hot_targets(smoothing):
+    expected = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)(
+        np.eye(3)[LABELS], LOGITS)
+    assert float(SmoothedSparseCrossentropy(smoothing)(LABELS, LOGITS)) == pytest.approx(float(expected), rel=1e-6)
+    if smoothing == 0.0:
+        plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(LABELS, LOGITS)
+        assert float(SmoothedSparseCrossentropy(0.0)(LABELS, LOGITS)) == pytest.approx(float(plain), rel=1e-6)
+
+
+def test_smoothing_penalizes_overconfident_logits():
+    confident = np.array([[20.0, 0.0, 0.0]], np.float32)
+    moderate = np.array([[4.0, 0.0, 0.0]], np.float32)
+    loss = SmoothedSparseCrossentropy(0.1)
+    assert float(loss([0], moderate)) < float(loss([0], confident))  # plain cross-entropy prefers the larger logit
+
+
+@pytest.mark.parametrize("flag, loss_type", [("--label_smoothing=0.2", SmoothedSparseCrossentropy),
+                                             ("--label_smoothing=0", keras.losses.SparseCategoricalCrossentropy)])
+def test_the_flag_sets_the_classifiers_loss(flag, loss_type):
+    config = config_from_flags("--task=dense", flag)
+    model = build_dense_classifier((4, 4, 1), 3, hidden_units=(8,))
+    compile_classifier(model, config)
+    assert isinstance(model.loss, loss_type)
+    assert getattr(model.loss, "label_smoothing", 0.0) == config.label_smoothing
+
+
+def test_a_model_compiled_with_the_smoothed_loss_saves_and_loads(tmp_path):
+    model = build_dense_classifier((4, 4, 1), 3, hidden_units=(8,))
+    compile_classifier(model, config_from_flags("--task=dense"))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.loss, SmoothedSparseCrossentropy) and loaded.loss.label_smoothing == 0.1
