@@ -29,6 +29,10 @@ VERIFY = "export_report.json"   # per export: parity with Keras, test accuracy, 
 VERIFY_MD = "export_report.md"  # the same as a table
 
 
+# The TFLite variants, in the order they are exported and reported (see stages/export.py).
+TFLITE_VARIANTS = ("float32", "dynamic_range", "float16", "int8")
+
+
 def tflite_file(variant: str) -> str:
     """model.tflite for float32, model_<variant>.tflite for the others (model_int8.tflite, …)."""
     return TFLITE if variant == "float32" else f"model_{variant}.tflite"

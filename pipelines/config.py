@@ -35,7 +35,7 @@ class RunConfig:
     objective: str = "val_accuracy"
     fresh: bool = False
     # Export.
-    tflite_variants: tuple[str, ...] = ("float32", "dynamic_range")
+    tflite_variants: tuple[str, ...] = ("float32", "dynamic_range", "float16", "int8")
     representative_examples: int = 200
     # Reliability.
     label_smoothing: float = 0.1               # classifiers: of the cross-entropy targets; gan: of real targets

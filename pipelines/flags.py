@@ -14,7 +14,7 @@ from pipelines.config import RunConfig
 from pipelines.data import idx
 from pipelines.data.sources import DATASETS, SOURCES
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
-from pipelines.stages.export import DEFAULT_VARIANTS, VARIANTS
+from pipelines.stages.export import VARIANTS
 from pipelines.stages.tune import TUNERS
 from models.recurrent import CELLS
 from pipelines.tasks import TASKS
@@ -108,9 +108,9 @@ HPARAMS_FILE = flags.DEFINE_string("hparams_file", None, "Train with the builder
 
 # Export.
 TFLITE_VARIANTS = flags.DEFINE_list(
-    "tflite_variants", ",".join(DEFAULT_VARIANTS), "TFLite files to export and verify: float32 (model.tflite), "
-    "dynamic_range, float16, int8 (model_<variant>.tflite). float16 and int8 are opt-in: see README, "
-    "'Mobile export'.")
+    "tflite_variants", None, "TFLite files to export and verify: float32 (model.tflite), dynamic_range, float16, "
+    "int8 (model_<variant>.tflite). Default: the task's, " + "; ".join(
+        f"{t.name} {','.join(t.tflite_variants)}" for t in TASKS.values()) + ".")
 REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
     "representative_examples", 200, "int8: train examples that calibrate the quantization ranges.", lower_bound=1,
     upper_bound=10_000)
@@ -118,7 +118,7 @@ REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
 
 @flags.validator("tflite_variants", message=f"--tflite_variants must be names from {','.join(VARIANTS)}")
 def _known_variants(variants):
-    return bool(variants) and set(variants) <= set(VARIANTS)
+    return variants is None or (bool(variants) and set(variants) <= set(VARIANTS))
 
 
 # Model hyperparameters. Each name is a keyword argument of the task's builder in models/, and each default is
@@ -224,7 +224,7 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         hparams_file=flag_values.hparams_file, tuner=flag_values.tuner, max_trials=flag_values.max_trials,
         tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,
         objective=flag_values.objective, fresh=flag_values.fresh,
-        tflite_variants=tuple(v for v in VARIANTS if v in flag_values.tflite_variants),
+        tflite_variants=tuple(v for v in VARIANTS if v in _or(flag_values.tflite_variants, task.tflite_variants)),
         representative_examples=flag_values.representative_examples)
 
 

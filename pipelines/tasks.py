@@ -17,6 +17,7 @@ from models.conv import build_conv_classifier
 from models.dense import build_dense_classifier
 from models.gan import build_gan
 from models.recurrent import adapt_vocabulary, build_recurrent_classifier
+from pipelines import artifacts
 from pipelines.classifier import compile_classifier, evaluate_classifier, serve_classifier
 from pipelines.errors import PipelineError
 from pipelines.gan import compile_gan, evaluate_gan, gan_callbacks, serve_generator
@@ -41,6 +42,8 @@ class Task:
     callbacks: Callable = lambda ctx: []                      # (Context) -> extra Keras callbacks for fit
     evaluate: Callable = evaluate_classifier                  # (Context, model) -> metrics dict
     serving: Callable[[keras.Model], Serving] = serve_classifier
+    # The TFLite variants a run exports and verifies unless --tflite_variants says otherwise.
+    tflite_variants: tuple[str, ...] = artifacts.TFLITE_VARIANTS
 
     @property
     def default_hparams(self) -> dict[str, Any]:

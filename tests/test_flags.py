@@ -2,6 +2,7 @@ import pytest
 from absl import flags
 
 from pipelines.flags import config_from_args as parse
+from pipelines.tasks import TASKS
 
 
 def test_defaults_run_the_dense_seed_network_on_fashion_mnist():
@@ -44,3 +45,14 @@ def test_flagfile_replays_a_saved_run(tmp_path):
     flagfile.write_text("--epochs=3\n--hidden_units=64\n")
     config = parse(f"--flagfile={flagfile}")
     assert config.epochs == 3 and config.hparams["hidden_units"] == (64,)
+
+
+@pytest.mark.parametrize("task", sorted(TASKS))
+def test_tflite_variants_default_to_the_tasks_own_and_the_flag_overrides_them(task):
+    assert parse(f"--task={task}").tflite_variants == TASKS[task].tflite_variants
+    assert parse(f"--task={task}", "--tflite_variants=int8,float32").tflite_variants == ("float32", "int8")
+
+
+def test_label_smoothing_defaults_to_one_tenth_and_zero_turns_it_off():
+    assert parse().label_smoothing == 0.1
+    assert parse("--label_smoothing=0").label_smoothing == 0.0

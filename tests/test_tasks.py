@@ -8,7 +8,7 @@ from pipelines.tasks import TASKS
 
 def test_builder_signatures_hold_the_default_hyperparameters():
     assert TASKS["dense"].default_hparams == {"hidden_units": (128,), "dropout": 0.0}
-    assert TASKS["recurrent"].default_hparams["cell"] == "lstm"
+    assert TASKS["recurrent"].default_hparams["cell"] == "gru"
 
 
 def test_hparams_file_with_unknown_keys_names_them(tmp_path):

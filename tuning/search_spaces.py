@@ -29,7 +29,7 @@ def conv(hp: kt.HyperParameters) -> dict[str, Any]:
 
 
 def recurrent(hp: kt.HyperParameters) -> dict[str, Any]:
-    return {"cell": hp.Choice("cell", list(CELLS), default="lstm"),
+    return {"cell": hp.Choice("cell", list(CELLS), default="gru"),  # the builder's default
             "rnn_units": hp.Choice("rnn_units", [32, 64, 128]),
             "rnn_layers": hp.Int("rnn_layers", 1, 2),
             "bidirectional": hp.Boolean("bidirectional", default=False),

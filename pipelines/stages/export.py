@@ -17,11 +17,7 @@ from pipelines.context import Context
 from pipelines.errors import PipelineError
 from pipelines.serving import Serving
 
-VARIANTS = ("float32", "dynamic_range", "float16", "int8")
-# float16 and int8 are opt-in: measured here with the default models, the conv model's float16 logits differ by
-# 2.1e-2 (limit 1e-2) and the int8 LSTM picks Keras' class on 97.4% of test images (limit 99%), so either would
-# fail a default run. See README, "Mobile export".
-DEFAULT_VARIANTS = ("float32", "dynamic_range")
+VARIANTS = artifacts.TFLITE_VARIANTS
 
 
 def export_saved_model(model: keras.Model, path: str) -> None:

@@ -16,7 +16,7 @@ def test_every_cell_is_unrolled_so_tflite_needs_no_flex_ops(cell):
 def test_image_rows_model_reads_steps_by_features():
     model = build_recurrent_classifier((28, 84), 10, rnn_units=16)
     assert model.input_shape == (None, 28, 84) and model.output_shape == (None, 10)
-    assert model.get_layer("lstm_0").units == 16
+    assert model.get_layer("gru_0").units == 16
 
 
 def test_text_model_takes_strings_and_holds_a_token_id_model():
