@@ -105,5 +105,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),
          epochs=10, batch_size=64, learning_rate=2e-4, compile=compile_gan, callbacks=gan_callbacks,
-         evaluate=evaluate_gan, serving=serve_generator),
+         evaluate=evaluate_gan, serving=serve_generator,
+         # A full-integer generator misses its limit (mean pixel difference ≤ 8 of 255; measured 26 on the
+         # end-to-end test's generator): int8 is exported only when asked for.
+         tflite_variants=("float32", "dynamic_range", "float16")),
 )}

@@ -11,8 +11,10 @@ import tensorflow_datasets as tfds
 from ai_edge_litert.interpreter import Interpreter
 
 from pipelines import runner
+from pipelines.tasks import TASKS
 from tests.conftest import config_from_flags
 
+GAN_VARIANTS = TASKS["gan"].tflite_variants
 QUICK = ("--epochs=1", "--max_train_examples=640", "--max_test_examples=320", "--tflite_variants=float32")
 
 
@@ -100,7 +102,7 @@ def test_text_saved_model_takes_strings_and_tflite_takes_token_ids_with_the_voca
 def test_gan_trains_watches_measures_and_exports_a_uint8_generator(tmp_path):
     import tensorflow as tf
     task_dir, report = run_pipeline(tmp_path, "--task=gan", "--epochs=2", "--generator_widths=32,16",
-                                    "--discriminator_widths=16,32")
+                                    "--discriminator_widths=16,32", "--tflite_variants=" + ",".join(GAN_VARIANTS))
     grids = sorted(p.name for p in (task_dir / "samples").iterdir())
     assert grids == ["epoch_001.png", "epoch_002.png"]
     assert tf.io.decode_png((task_dir / "samples" / "epoch_002.png").read_bytes()).shape == (280, 280, 1)
@@ -113,6 +115,7 @@ def test_gan_trains_watches_measures_and_exports_a_uint8_generator(tmp_path):
     # Real images are far closer to the test images than an untrained generator's output.
     assert metrics["frechet_distance_train_vs_test"] < metrics["frechet_distance_untrained_generator"]
     assert report["parity_examples"] >= 256 and report["exports"]["float32"]["limit"] == ["max_abs_diff", 1.0]
+    assert all(report["exports"][variant]["passed"] for variant in GAN_VARIANTS)  # the task's default variants
 
     runner = Interpreter(model_path=str(task_dir / "model.tflite")).get_signature_runner()
     (pixels,) = runner(noise=np.zeros((2, 64), np.float32)).values()
