@@ -37,8 +37,9 @@ class RunConfig:
     # Export.
     tflite_variants: tuple[str, ...] = ("float32", "dynamic_range", "float16", "int8")
     representative_examples: int = 200
-    # Reliability.
+    # Training.
     label_smoothing: float = 0.1               # classifiers: of the cross-entropy targets; gan: of real targets
+    # Reliability.
     lr_schedule: str = "cosine"                # cosine: decay --learning_rate to 0 over the run; constant
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
     deterministic: bool = False                # TensorFlow op determinism: identical runs give identical numbers
