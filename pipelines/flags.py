@@ -100,7 +100,9 @@ TUNING_EPOCHS = flags.DEFINE_integer("tuning_epochs", 4, "Epochs per trial (hype
                                      lower_bound=1, upper_bound=1000)
 EXECUTIONS_PER_TRIAL = flags.DEFINE_integer("executions_per_trial", 1, "Models trained per trial, averaged.",
                                             lower_bound=1, upper_bound=100)
-OBJECTIVE = flags.DEFINE_string("objective", "val_accuracy", "Metric the tuner optimizes (val_loss is minimized).")
+OBJECTIVE = flags.DEFINE_string("objective", None, "Metric the tuner optimizes: minimized when its name ends in "
+                                "loss or distance, else maximized. Default: " + ", ".join(
+                                    f"{t.name} {t.objective}" for t in TASKS.values()) + ".")
 FRESH = flags.DEFINE_bool("fresh", False, "Start the sweep over instead of continuing the one in <task dir>/tuning.")
 HPARAMS_FILE = flags.DEFINE_string("hparams_file", None, "Train with the builder arguments and learning rate of a "
                                    "best_hparams.json written by an earlier --stages=tune.")
@@ -223,7 +225,7 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         fixed_hparams=_given_hparams(flag_values, task),
         hparams_file=flag_values.hparams_file, tuner=flag_values.tuner, max_trials=flag_values.max_trials,
         tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,
-        objective=flag_values.objective, fresh=flag_values.fresh,
+        objective=_or(flag_values.objective, task.objective), fresh=flag_values.fresh,
         tflite_variants=tuple(v for v in VARIANTS if v in _or(flag_values.tflite_variants, task.tflite_variants)),
         representative_examples=flag_values.representative_examples)
 

@@ -9,7 +9,7 @@ data set, otherwise one trained here once and kept as `feature_classifier.keras`
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import keras
 import numpy as np
@@ -31,6 +31,7 @@ FEATURE_LAYER = "dense"                         # the conv classifier's penultim
 FEATURE_CLASSIFIER_EPOCHS = 3
 FRECHET_EXAMPLES = 2000
 GRID = 10                                       # a 10 × 10 grid; conditional: one row per class
+FRECHET_OBJECTIVE = "val_frechet_distance"      # what the tune stage minimizes for the GAN
 
 
 def compile_gan(gan: GAN, config: RunConfig, steps_per_epoch: int = 0) -> None:
@@ -85,6 +86,26 @@ def gan_callbacks(ctx: Context) -> list[keras.callbacks.Callback]:
     return [SampleGrid(ctx.path(SAMPLES), ctx.config.seed)]
 
 
+class FrechetDistance(keras.callbacks.Callback):
+    """Logs `val_frechet_distance` after each epoch: the generator's images against the validation split's, in the
+    feature classifier's features. The GAN's tuning objective: its losses say who is winning, not how good the
+    images are (a weaker discriminator lowers the generator's loss)."""
+
+    def __init__(self, embed: Callable[[np.ndarray], np.ndarray], real_features: np.ndarray, seed: int):
+        super().__init__()
+        self.embed, self.real_features, self.seed = embed, real_features, seed
+
+    def on_epoch_end(self, epoch, logs=None):
+        generated = generate_pixels(self.model.generator, len(self.real_features), self.seed)
+        if logs is not None:  # History and KerasTuner read the same dict after this callback
+            logs[FRECHET_OBJECTIVE] = frechet_distance(self.embed(generated), self.real_features)
+
+
+def gan_tuning_callbacks(ctx: Context) -> list[keras.callbacks.Callback]:
+    embed = feature_embedding(feature_classifier(ctx)[0])
+    return [FrechetDistance(embed, embed(real_pixels(ctx.inputs.validation)), ctx.config.seed)]
+
+
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     """‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½), with Tr((Σa Σb)^½) from the eigenvalues of Σa Σb (real, ≥ 0 for
     covariance matrices; tiny negative or imaginary parts are round-off)."""
@@ -116,17 +137,21 @@ def feature_classifier(ctx: Context) -> tuple[keras.Model, str]:
     return classifier, own
 
 
+def feature_embedding(classifier: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
+    """Pixels → the classifier's penultimate features, where Fréchet distances are measured."""
+    features = keras.Model(classifier.inputs, classifier.get_layer(FEATURE_LAYER).output)
+    return lambda pixels: features.predict(pixels, batch_size=250, verbose=0)
+
+
+def real_pixels(split: tf.data.Dataset) -> np.ndarray:
+    """The first FRECHET_EXAMPLES images of a split (fewer if it is smaller)."""
+    return np.concatenate([x for x, _ in split.unbatch().take(FRECHET_EXAMPLES).batch(500).as_numpy_iterator()])
+
+
 def evaluate_gan(ctx: Context, gan: GAN) -> dict:
     classifier, classifier_path = feature_classifier(ctx)
-    features = keras.Model(classifier.inputs, classifier.get_layer(FEATURE_LAYER).output)
-
-    def embed(pixels):
-        return features.predict(pixels, batch_size=250, verbose=0)
-
-    def real(split):
-        return np.concatenate([x for x, _ in split.unbatch().take(FRECHET_EXAMPLES).batch(500).as_numpy_iterator()])
-
-    test, train = real(ctx.inputs.test), real(ctx.inputs.train)
+    embed = feature_embedding(classifier)
+    test, train = real_pixels(ctx.inputs.test), real_pixels(ctx.inputs.train)
     n = len(test)
     generated = generate_pixels(gan.generator, n, ctx.config.seed)
     keras.utils.set_random_seed(ctx.config.seed)

@@ -20,7 +20,8 @@ from models.recurrent import adapt_vocabulary, build_recurrent_classifier
 from pipelines import artifacts
 from pipelines.classifier import compile_classifier, evaluate_classifier, serve_classifier
 from pipelines.errors import PipelineError
-from pipelines.gan import compile_gan, evaluate_gan, gan_callbacks, serve_generator
+from pipelines.gan import (FRECHET_OBJECTIVE, compile_gan, evaluate_gan, gan_callbacks, gan_tuning_callbacks,
+                           serve_generator)
 from pipelines.serving import Serving
 
 
@@ -40,6 +41,10 @@ class Task:
     adapt: Callable[[tf.data.Dataset], dict[str, Any]] | None = None
     compile: Callable = compile_classifier                    # (model, RunConfig, steps_per_epoch) -> None
     callbacks: Callable = lambda ctx: []                      # (Context) -> extra Keras callbacks for fit
+    # What the tune stage optimizes unless --objective says otherwise, and the callbacks that log it if Keras
+    # does not ((Context) -> callbacks for every trial's fit).
+    objective: str = "val_accuracy"
+    tuning_callbacks: Callable = lambda ctx: []
     evaluate: Callable = evaluate_classifier                  # (Context, model) -> metrics dict
     serving: Callable[[keras.Model], Serving] = serve_classifier
     # The TFLite variants a run exports and verifies unless --tflite_variants says otherwise.
@@ -105,7 +110,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),
          epochs=10, batch_size=64, learning_rate=2e-4, compile=compile_gan, callbacks=gan_callbacks,
-         evaluate=evaluate_gan, serving=serve_generator,
+         evaluate=evaluate_gan, serving=serve_generator, objective=FRECHET_OBJECTIVE,
+         tuning_callbacks=gan_tuning_callbacks,
          # A full-integer generator misses its limit (mean pixel difference ≤ 8 of 255; measured 26 on the
          # end-to-end test's generator): int8 is exported only when asked for.
          tflite_variants=("float32", "dynamic_range", "float16")),

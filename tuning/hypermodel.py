@@ -30,7 +30,7 @@ class TaskHyperModel(kt.HyperModel):
         fixed_builder_args = {k: v for k, v in self.fixed.items() if k != LEARNING_RATE}
         hparams = {**self.config.hparams, **trial_hparams(self.task.name, hp), **fixed_builder_args}
         model = self.task.build_model(self.input_shape, self.num_classes, **hparams, **self.learned)
-        rate = self.fixed.get(LEARNING_RATE, learning_rate(hp))
+        rate = self.fixed.get(LEARNING_RATE, learning_rate(hp, self.task.learning_rate))
         # A trial's schedule spans the tuning epochs, as the final training's spans --epochs.
         trial_config = dataclasses.replace(self.config, learning_rate=rate, epochs=self.config.tuning_epochs)
         self.task.compile(model, trial_config, steps_per_epoch=self.steps_per_epoch)

@@ -36,12 +36,23 @@ def recurrent(hp: kt.HyperParameters) -> dict[str, Any]:
             "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1)}
 
 
+def gan(hp: kt.HyperParameters) -> dict[str, Any]:
+    # Two stride-2 stages each: 28-pixel images need a side divisible by 2 ** depth.
+    g_width = hp.Choice("generator_base_width", [32, 64, 128], default=64)
+    d_width = hp.Choice("discriminator_base_width", [32, 64], default=64)
+    return {"noise_dim": hp.Choice("noise_dim", [32, 64, 128], default=64),
+            "generator_widths": (g_width, g_width // 2),
+            "discriminator_widths": (d_width, 2 * d_width)}
+
+
 SEARCH_SPACES: dict[str, Callable[[kt.HyperParameters], dict[str, Any]]] = {
     "dense": dense,
     "conv": conv,
     "recurrent": recurrent,
+    "gan": gan,
 }
 
 
-def learning_rate(hp: kt.HyperParameters) -> float:
-    return hp.Float(LEARNING_RATE, 1e-4, 1e-2, sampling="log", default=1e-3)
+def learning_rate(hp: kt.HyperParameters, default: float = 1e-3) -> float:
+    """Searched for every task on a log scale; `default` (the task's own rate) is where Bayesian search starts."""
+    return hp.Float(LEARNING_RATE, 1e-4, 1e-2, sampling="log", default=default)

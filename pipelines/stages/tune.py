@@ -25,9 +25,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from pipelines import artifacts  # noqa: E402
 from pipelines.context import Context  # noqa: E402
-from pipelines.errors import PipelineError  # noqa: E402
 from tuning.hypermodel import TaskHyperModel, trial_hparams  # noqa: E402
-from tuning.search_spaces import LEARNING_RATE, SEARCH_SPACES, learning_rate  # noqa: E402
+from tuning.search_spaces import LEARNING_RATE, learning_rate  # noqa: E402
 
 TUNERS = {"random": kt.RandomSearch, "hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization}
 TIMINGS = "timings"  # <tuning dir>/timings/<trial id>.json: seconds and which tuner ran it
@@ -57,9 +56,14 @@ def is_worker() -> bool:
     return os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief"
 
 
+def objective(name: str) -> kt.Objective:
+    """Losses and distances are minimized, anything else (accuracy, AUC, ...) maximized."""
+    return kt.Objective(name, "min" if name.endswith(("loss", "distance")) else "max")
+
+
 def make_tuner(ctx: Context, hypermodel: TaskHyperModel) -> kt.Tuner:
     c = ctx.config
-    options = dict(hypermodel=hypermodel, objective=c.objective, executions_per_trial=c.executions_per_trial,
+    options = dict(hypermodel=hypermodel, objective=objective(c.objective), executions_per_trial=c.executions_per_trial,
                    directory=ctx.path(artifacts.TUNING), project_name=c.tuner, overwrite=c.fresh, seed=c.seed)
     if c.tuner == "hyperband":
         options.update(max_epochs=c.tuning_epochs, factor=3, hyperband_iterations=1)
@@ -82,7 +86,7 @@ def trial_rows(tuner: kt.Tuner, task_name: str) -> list[dict]:
         epochs = values.get("tuner/epochs", tuner.hypermodel.config.tuning_epochs) - values.get(
             "tuner/initial_epoch", 0)
         hparams = {**trial_hparams(task_name, trial.hyperparameters), **tuner.hypermodel.fixed}
-        hparams.setdefault(LEARNING_RATE, learning_rate(trial.hyperparameters))
+        hparams.setdefault(LEARNING_RATE, learning_rate(trial.hyperparameters, tuner.hypermodel.task.learning_rate))
         rows.append({"trial_id": trial_id, "status": trial.status, "objective": trial.score, "epochs": epochs,
                      "seconds": round(timing["seconds"], 1) if timing else None, "tuner_id": timing.get("tuner_id"),
                      "peak_rss_mb": round(timing["peak_rss_mb"]) if timing else None,
@@ -115,13 +119,12 @@ def write_trials(rows: list[dict], csv_path: str, png_path: str, objective: str)
 
 def run(ctx: Context) -> str:
     config, task, inputs = ctx.config, ctx.task, ctx.inputs
-    if task.name not in SEARCH_SPACES:
-        raise PipelineError(f"--task={task.name} has no search space yet: tune one of {', '.join(SEARCH_SPACES)}")
     hypermodel = TaskHyperModel(task, config, inputs.input_shape, ctx.data.num_classes, fixed=config.fixed_hparams,
                                 learned=ctx.learned_args, steps_per_epoch=inputs.steps_per_epoch)
     tuner = make_tuner(ctx, hypermodel)
     tuner.search(inputs.train, validation_data=inputs.validation, epochs=config.tuning_epochs,
-                 callbacks=[keras.callbacks.TerminateOnNaN()], verbose=2 if not sys.stdout.isatty() else 1)
+                 callbacks=[*task.tuning_callbacks(ctx), keras.callbacks.TerminateOnNaN()],
+                 verbose=2 if not sys.stdout.isatty() else 1)
     if is_worker():
         return f"worker {os.environ['KERASTUNER_TUNER_ID']} done"
     rows = trial_rows(tuner, task.name)

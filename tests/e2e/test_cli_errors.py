@@ -98,9 +98,3 @@ def test_truncated_data_file_names_it(tmp_path, fake_idx_dir):
     labels.write_bytes(labels.read_bytes()[:-100])
     result = run_cli(f"--output_dir={tmp_path}/runs", f"--idx_dir={folder}", "--stages=train")
     assert_one_line_error(result, "corrupt data file", "train-labels-idx1-ubyte.gz")
-
-
-def test_tuning_a_task_without_a_search_space(tmp_path):
-    result = run_cli("--task=gan", f"--output_dir={tmp_path}", "--stages=tune", "--max_train_examples=200",
-                     "--max_test_examples=50")
-    assert_one_line_error(result, "--task=gan has no search space", "dense")

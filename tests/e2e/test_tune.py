@@ -133,3 +133,19 @@ def test_chief_and_two_workers_share_the_trials(tmp_path):
     table = rows(tmp_path / "dense")
     assert len(table) == 4 and all(r["status"] == "COMPLETED" for r in table)
     assert {r["tuner_id"] for r in table} == {"tuner0", "tuner1"}
+
+
+def test_gan_sweep_minimizes_the_frechet_distance_and_trains_the_best_generator(tmp_path):
+    import keras
+    runner.run(config_from_flags("--task=gan", "--max_train_examples=640", "--max_test_examples=200",
+                                 "--tuning_epochs=1", "--tuner=random", "--max_trials=2", "--epochs=1",
+                                 f"--output_dir={tmp_path}", "--stages=tune,train"))
+    task_dir = tmp_path / "gan"
+    table = rows(task_dir)
+    assert len(table) == 2 and all(float(r["objective"]) > 0 for r in table)
+    best = json.loads((task_dir / "best_hparams.json").read_text())
+    assert best["objective"] == "val_frechet_distance"
+    assert best["score"] == min(float(r["objective"]) for r in table)  # a distance: lower is better
+    gan = keras.models.load_model(task_dir / "model.keras", compile=False)
+    assert gan.noise_dim == best["hparams"]["noise_dim"]
+    assert [gan.generator.get_layer(f"up{i}").filters for i in range(2)] == best["hparams"]["generator_widths"]

@@ -11,7 +11,11 @@ from tests.conftest import config_from_flags
 from tuning.hypermodel import TaskHyperModel
 from tuning.search_spaces import SEARCH_SPACES
 
-SHAPES = {"dense": (28, 28, 1), "conv": (28, 28, 1), "recurrent": (28, 28)}
+SHAPES = {"dense": (28, 28, 1), "conv": (28, 28, 1), "recurrent": (28, 28), "gan": (28, 28, 1)}
+
+
+def test_every_task_has_a_search_space():
+    assert set(SEARCH_SPACES) == set(TASKS)
 
 
 @pytest.mark.parametrize("task_name", sorted(SEARCH_SPACES))
@@ -25,8 +29,9 @@ def test_hypermodel_builds_the_tasks_own_model_compiled(task_name):
     config = config_from_flags(f"--task={task_name}")
     model = TaskHyperModel(TASKS[task_name], config, SHAPES[task_name], 10, fixed={}).build(kt.HyperParameters())
     default = TASKS[task_name].build_model(SHAPES[task_name], 10, **config.hparams)
-    assert model.name == default.name and model.output_shape == (None, 10)
-    assert model.optimizer is not None
+    assert model.name == default.name and model.optimizer is not None
+    if task_name != "gan":
+        assert model.output_shape == (None, 10)
 
 
 def test_dense_space_varies_depth_and_width():
@@ -67,3 +72,15 @@ def test_a_trial_frees_the_graphs_of_the_trials_before_it():
         gc.collect()
         graphs.append(_live_graphs())
     assert graphs[-1] <= graphs[0], graphs  # without the fix: grows by the train function's graphs every trial
+
+
+def test_gan_space_keeps_the_image_side_divisible_and_starts_at_the_builders_defaults():
+    hparams = SEARCH_SPACES["gan"](kt.HyperParameters())
+    assert hparams == {k: v for k, v in TASKS["gan"].default_hparams.items() if k in hparams}
+    assert len(hparams["generator_widths"]) == 2  # 28 / 2 ** 2 = 7
+
+
+def test_objectives_named_loss_or_distance_are_minimized():
+    from pipelines.stages.tune import objective
+    assert objective("val_frechet_distance").direction == "min" and objective("val_loss").direction == "min"
+    assert objective("val_accuracy").direction == "max"
