@@ -63,8 +63,9 @@ def objective(name: str) -> kt.Objective:
 
 def make_tuner(ctx: Context, hypermodel: TaskHyperModel) -> kt.Tuner:
     c = ctx.config
-    options = dict(hypermodel=hypermodel, objective=objective(c.objective), executions_per_trial=c.executions_per_trial,
-                   directory=ctx.path(artifacts.TUNING), project_name=c.tuner, overwrite=c.fresh, seed=c.seed)
+    options = dict(hypermodel=hypermodel, objective=objective(c.objective),
+                   executions_per_trial=c.executions_per_trial, directory=ctx.path(artifacts.TUNING),
+                   project_name=c.tuner, overwrite=c.fresh, seed=c.seed)
     if c.tuner == "hyperband":
         options.update(max_epochs=c.tuning_epochs, factor=3, hyperband_iterations=1)
         # Hyperband sizes its own brackets from max_epochs; max_trials bounds nothing there.
