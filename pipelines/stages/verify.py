@@ -6,6 +6,7 @@ file size and single-example latency. Written to export_report.json and export_r
 export misses its limit (see Serving.limits).
 """
 
+import dataclasses
 import os
 import statistics
 import time
@@ -17,7 +18,7 @@ from ai_edge_litert.interpreter import Interpreter
 from pipelines import artifacts
 from pipelines.context import Context
 from pipelines.errors import PipelineError
-from pipelines.serving import Batch
+from pipelines.serving import Batch, Serving
 
 PARITY_EXAMPLES = 1024   # the batch every export is compared on; at least 256 are required
 LATENCY_RUNS, WARMUP_RUNS = 100, 10
@@ -87,6 +88,55 @@ def passes(measures: dict, limit: tuple[str, float]) -> bool:
     return measures[name] >= bound if name == "top1_agreement" else measures[name] <= bound
 
 
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What every export is measured against: the Keras model's outputs on one batch, and (classifiers) its
+    classes on the whole test split."""
+    parity: Batch                      # the pipeline's inputs every export is compared on
+    outputs: np.ndarray                # the Keras model's outputs for them
+    test_batches: list[tuple[Batch, np.ndarray]]  # (inputs, labels); empty for a generator
+    classes: np.ndarray | None = None  # the Keras model's class for each test example
+    labels: np.ndarray | None = None
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.classes == self.labels))
+
+
+def keras_reference(serving: Serving, test: tf.data.Dataset) -> Reference:
+    if serving.sample_inputs is not None:  # a generator: its own noise, no test split
+        parity = serving.sample_inputs(PARITY_EXAMPLES)
+        return Reference(parity, keras_predict(serving.reference, parity), [])
+    name = serving.reference.inputs[0].name
+    batches = [({name: x}, y) for x, y in test.as_numpy_iterator()]
+    parity = {name: np.concatenate([b[name] for b, _ in batches])[:PARITY_EXAMPLES]}
+    classes = np.concatenate([np.argmax(keras_predict(serving.reference, b), -1) for b, _ in batches])
+    return Reference(parity, keras_predict(serving.reference, parity), batches, classes,
+                     np.concatenate([y for _, y in batches]))
+
+
+def measure_tflite(path: str, variant: str, serving: Serving, reference: Reference) -> dict:
+    """One TFLite file in LiteRT: parity on the reference batch, agreement and accuracy on the test split, size,
+    latency, its input quantization, and whether it meets its limit."""
+    model = TFLiteModel(path)
+    int8 = variant == "int8"
+    to_inputs = serving.to_quantizable_inputs if int8 else serving.to_tflite_inputs
+    expected = serving.to_quantized_outputs(reference.outputs) if int8 else reference.outputs
+    row = measure(model(to_inputs(reference.parity)), expected)
+    if reference.test_batches:
+        predicted = np.concatenate([np.argmax(model(to_inputs(b)), -1) for b, _ in reference.test_batches])
+        row["top1_agreement"] = float(np.mean(predicted == reference.classes))
+        row["test_accuracy"] = float(np.mean(predicted == reference.labels))
+        row["accuracy_drop"] = reference.accuracy - row["test_accuracy"]
+    row["size_bytes"] = os.path.getsize(path)
+    one = to_inputs(first(reference.parity, 1))
+    row["latency_ms"] = median_ms(lambda: model(one), LATENCY_RUNS)
+    row["inputs"] = model.input_quantization()
+    row["limit"] = list(serving.limits[variant])
+    row["passed"] = passes(row, serving.limits[variant])
+    return row
+
+
 def run(ctx: Context) -> str:
     serving = ctx.task.serving(ctx.trained_model())
     variants = ctx.config.tflite_variants
@@ -95,51 +145,25 @@ def run(ctx: Context) -> str:
         raise PipelineError(f"verify needs {', '.join(missing)} in {ctx.config.task_dir}: run --stages=export "
                             f"with the same --tflite_variants first")
 
-    # The batch every export is compared on, and (classifiers) the whole test split for accuracy.
-    if serving.sample_inputs is not None:
-        parity, test_batches = serving.sample_inputs(PARITY_EXAMPLES), []
-    else:
-        name = serving.reference.inputs[0].name
-        test_batches = [({name: x}, y) for x, y in ctx.inputs.test.as_numpy_iterator()]
-        parity = {name: np.concatenate([b[name] for b, _ in test_batches])[:PARITY_EXAMPLES]}
-    reference = keras_predict(serving.reference, parity)
-    labels = np.concatenate([y for _, y in test_batches]) if test_batches else None
-    reference_classes = (np.concatenate([np.argmax(keras_predict(serving.reference, b), -1) for b, _ in test_batches])
-                         if test_batches else None)
-    single = first(parity, 1)
+    reference = keras_reference(serving, ctx.inputs.test)
+    single = first(reference.parity, 1)
     single_input = single if len(single) > 1 else tf.constant(next(iter(single.values())))
-    keras_ms = median_ms(lambda: serving.reference(single_input, training=False), LATENCY_RUNS // 2)
-    rows = {"keras": {"latency_ms": keras_ms, "passed": True}}
-    if labels is not None:
-        rows["keras"]["test_accuracy"] = float(np.mean(reference_classes == labels))
+    rows = {"keras": {"latency_ms": median_ms(lambda: serving.reference(single_input, training=False),
+                                              LATENCY_RUNS // 2), "passed": True}}
+    if reference.test_batches:
+        rows["keras"]["test_accuracy"] = reference.accuracy
 
     serve_fn = tf.saved_model.load(ctx.path(artifacts.SAVED_MODEL)).signatures["serving_default"]
-    model_inputs = serving.to_model_inputs(parity)
+    model_inputs = serving.to_model_inputs(reference.parity)
     served = only_value(serve_fn(**{k: tf.constant(v) for k, v in model_inputs.items()})).astype(np.float64)
-    rows["savedmodel"] = measure(served, reference)
+    rows["savedmodel"] = measure(served, reference.outputs)
     rows["savedmodel"]["passed"] = passes(rows["savedmodel"], serving.limits["savedmodel"])
-
     for variant in variants:
-        path = ctx.path(artifacts.tflite_file(variant))
-        model = TFLiteModel(path)
-        int8 = variant == "int8"
-        to_inputs = serving.to_quantizable_inputs if int8 else serving.to_tflite_inputs
-        row = measure(model(to_inputs(parity)), serving.to_quantized_outputs(reference) if int8 else reference)
-        if labels is not None:
-            predicted = np.concatenate([np.argmax(model(to_inputs(b)), -1) for b, _ in test_batches])
-            row["top1_agreement"] = float(np.mean(predicted == reference_classes))
-            row["test_accuracy"] = float(np.mean(predicted == labels))
-            row["accuracy_drop"] = rows["keras"]["test_accuracy"] - row["test_accuracy"]
-        row["size_bytes"] = os.path.getsize(path)
-        one = to_inputs(single)
-        row["latency_ms"] = median_ms(lambda: model(one), LATENCY_RUNS)
-        row["inputs"] = model.input_quantization()
-        row["limit"] = list(serving.limits[variant])
-        row["passed"] = passes(row, serving.limits[variant])
-        rows[variant] = row
+        rows[variant] = measure_tflite(ctx.path(artifacts.tflite_file(variant)), variant, serving, reference)
 
-    report = {"parity_examples": len(reference), "num_test_examples": 0 if labels is None else len(labels),
-              "exports": rows, "passed": all(r["passed"] for r in rows.values())}
+    tested = len(reference.labels) if reference.test_batches else 0
+    report = {"parity_examples": len(reference.outputs), "num_test_examples": tested, "exports": rows,
+              "passed": all(r["passed"] for r in rows.values())}
     artifacts.write_json(ctx.path(artifacts.VERIFY), report)
     table = format_report(rows)
     with artifacts.atomic_path(ctx.path(artifacts.VERIFY_MD)) as tmp, open(tmp, "w") as f:
