@@ -25,6 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from pipelines import artifacts  # noqa: E402
 from pipelines.context import Context  # noqa: E402
+from pipelines.errors import PipelineError  # noqa: E402
 from tuning.hypermodel import TaskHyperModel, trial_hparams  # noqa: E402
 from tuning.search_spaces import LEARNING_RATE, learning_rate  # noqa: E402
 
@@ -50,6 +51,20 @@ def _timed(tuner_class):
             super().on_trial_end(trial)
 
     return TimedTuner
+
+
+class ObjectiveLogged(keras.callbacks.Callback):
+    """Stops the sweep after the first epoch if `--objective` is not among the metrics fit logs: every trial would
+    fail on it, and KerasTuner would print a traceback for each."""
+
+    def __init__(self, objective: str, suggestion: str):
+        super().__init__()
+        self.objective, self.suggestion = objective, suggestion
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and self.objective not in logs:
+            raise kt.errors.FatalError(f"--objective={self.objective} is not a metric the trials log: use one of "
+                                       f"{', '.join(sorted(logs))} (default {self.suggestion})")
 
 
 def is_worker() -> bool:
@@ -123,9 +138,18 @@ def run(ctx: Context) -> str:
     hypermodel = TaskHyperModel(task, config, inputs.input_shape, ctx.data.num_classes, fixed=config.fixed_hparams,
                                 learned=ctx.learned_args, steps_per_epoch=inputs.steps_per_epoch)
     tuner = make_tuner(ctx, hypermodel)
-    tuner.search(inputs.train, validation_data=inputs.validation, epochs=config.tuning_epochs,
-                 callbacks=[*task.tuning_callbacks(ctx), keras.callbacks.TerminateOnNaN()],
-                 verbose=2 if not sys.stdout.isatty() else 1)
+    callbacks = [*task.tuning_callbacks(ctx), ObjectiveLogged(config.objective, task.objective),
+                 keras.callbacks.TerminateOnNaN()]
+    try:
+        tuner.search(inputs.train, validation_data=inputs.validation, epochs=config.tuning_epochs,
+                     callbacks=callbacks, verbose=2 if not sys.stdout.isatty() else 1)
+    except kt.errors.FatalError as e:
+        raise PipelineError(str(e)) from None
+    except RuntimeError as e:  # KerasTuner gives up after 3 failed trials in a row
+        failed = [t.message for t in tuner.oracle.trials.values() if t.message]
+        cause = failed[-1].strip().splitlines()[-1] if failed else "no message"
+        raise PipelineError(f"tuning stopped: {e} The last failed with {cause}; the trials' tracebacks are in "
+                            f"{tuner.project_dir}") from None
     if is_worker():
         return f"worker {os.environ['KERASTUNER_TUNER_ID']} done"
     rows = trial_rows(tuner, task.name)

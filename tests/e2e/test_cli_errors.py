@@ -98,3 +98,9 @@ def test_truncated_data_file_names_it(tmp_path, fake_idx_dir):
     labels.write_bytes(labels.read_bytes()[:-100])
     result = run_cli(f"--output_dir={tmp_path}/runs", f"--idx_dir={folder}", "--stages=train")
     assert_one_line_error(result, "corrupt data file", "train-labels-idx1-ubyte.gz")
+
+
+def test_an_objective_no_trial_reports(tmp_path):
+    result = run_cli(f"--output_dir={tmp_path}", "--stages=tune", "--objective=val_fooness", "--tuner=random",
+                     "--max_trials=2", "--tuning_epochs=1", "--max_train_examples=300", "--max_test_examples=50")
+    assert_one_line_error(result, "--objective=val_fooness", "val_accuracy")
