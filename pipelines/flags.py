@@ -10,11 +10,11 @@ import sys
 from absl import flags
 from absl.testing import flagsaver
 
+from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
 from pipelines.config import RunConfig
 from pipelines.data import idx
 from pipelines.data.sources import DATASETS, SOURCES
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
-from pipelines.stages.export import VARIANTS
 from pipelines.stages.tune import TUNERS
 from models.recurrent import CELLS
 from pipelines.tasks import TASKS

@@ -96,9 +96,10 @@ class FrechetDistance(keras.callbacks.Callback):
         self.embed, self.real_features, self.seed = embed, real_features, seed
 
     def on_epoch_end(self, epoch, logs=None):
+        if logs is None:  # History and KerasTuner read the same dict after this callback
+            return
         generated = generate_pixels(self.model.generator, len(self.real_features), self.seed)
-        if logs is not None:  # History and KerasTuner read the same dict after this callback
-            logs[FRECHET_OBJECTIVE] = frechet_distance(self.embed(generated), self.real_features)
+        logs[FRECHET_OBJECTIVE] = frechet_distance(self.embed(generated), self.real_features)
 
 
 def gan_tuning_callbacks(ctx: Context) -> list[keras.callbacks.Callback]:

@@ -7,7 +7,6 @@ import keras
 import keras_tuner as kt
 from tensorflow.python.framework import ops as tf_ops  # the gradient registry: see _forget_trial_gradients
 
-
 from tuning.search_spaces import LEARNING_RATE, SEARCH_SPACES, learning_rate
 
 
@@ -30,11 +29,15 @@ class TaskHyperModel(kt.HyperModel):
         fixed_builder_args = {k: v for k, v in self.fixed.items() if k != LEARNING_RATE}
         hparams = {**self.config.hparams, **trial_hparams(self.task.name, hp), **fixed_builder_args}
         model = self.task.build_model(self.input_shape, self.num_classes, **hparams, **self.learned)
-        rate = self.fixed.get(LEARNING_RATE, learning_rate(hp, self.task.learning_rate))
         # A trial's schedule spans the tuning epochs, as the final training's spans --epochs.
-        trial_config = dataclasses.replace(self.config, learning_rate=rate, epochs=self.config.tuning_epochs)
+        trial_config = dataclasses.replace(self.config, learning_rate=self.learning_rate(hp),
+                                           epochs=self.config.tuning_epochs)
         self.task.compile(model, trial_config, steps_per_epoch=self.steps_per_epoch)
         return model
+
+    def learning_rate(self, hp: kt.HyperParameters) -> float:
+        """The trial's learning rate: --learning_rate when given (fixed), else searched around the task's own."""
+        return self.fixed.get(LEARNING_RATE, learning_rate(hp, self.task.learning_rate))
 
     def _forget_trial_gradients(self) -> None:
         """Unregisters the custom gradients earlier trials' train functions left in TensorFlow's global registry.

@@ -4,11 +4,12 @@ The builders in models/ are the one source of truth for the architecture; a spac
 their arguments to try. `learning_rate` is searched for every task and is not a builder argument.
 """
 
+import inspect
 from typing import Any, Callable
 
 import keras_tuner as kt
 
-from models.recurrent import CELLS
+from models.recurrent import CELLS, build_recurrent_classifier
 
 LEARNING_RATE = "learning_rate"
 
@@ -29,7 +30,7 @@ def conv(hp: kt.HyperParameters) -> dict[str, Any]:
 
 
 def recurrent(hp: kt.HyperParameters) -> dict[str, Any]:
-    return {"cell": hp.Choice("cell", list(CELLS), default="gru"),  # the builder's default
+    return {"cell": hp.Choice("cell", list(CELLS), default=_builder_default(build_recurrent_classifier, "cell")),
             "rnn_units": hp.Choice("rnn_units", [32, 64, 128]),
             "rnn_layers": hp.Int("rnn_layers", 1, 2),
             "bidirectional": hp.Boolean("bidirectional", default=False),
@@ -51,6 +52,10 @@ SEARCH_SPACES: dict[str, Callable[[kt.HyperParameters], dict[str, Any]]] = {
     "recurrent": recurrent,
     "gan": gan,
 }
+
+
+def _builder_default(builder: Callable, name: str) -> Any:
+    return inspect.signature(builder).parameters[name].default
 
 
 def learning_rate(hp: kt.HyperParameters, default: float = 1e-3) -> float:

@@ -17,8 +17,6 @@ from pipelines.context import Context
 from pipelines.errors import PipelineError
 from pipelines.serving import Serving
 
-VARIANTS = artifacts.TFLITE_VARIANTS
-
 
 def export_saved_model(model: keras.Model, path: str) -> None:
     """Writes a SavedModel whose `serving_default` signature keeps the model's layer names.

@@ -27,7 +27,7 @@ from pipelines import artifacts  # noqa: E402
 from pipelines.context import Context  # noqa: E402
 from pipelines.errors import PipelineError  # noqa: E402
 from tuning.hypermodel import TaskHyperModel, trial_hparams  # noqa: E402
-from tuning.search_spaces import LEARNING_RATE, learning_rate  # noqa: E402
+from tuning.search_spaces import LEARNING_RATE  # noqa: E402
 
 TUNERS = {"random": kt.RandomSearch, "hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization}
 TIMINGS = "timings"  # <tuning dir>/timings/<trial id>.json: seconds and which tuner ran it
@@ -102,7 +102,7 @@ def trial_rows(tuner: kt.Tuner, task_name: str) -> list[dict]:
         epochs = values.get("tuner/epochs", tuner.hypermodel.config.tuning_epochs) - values.get(
             "tuner/initial_epoch", 0)
         hparams = {**trial_hparams(task_name, trial.hyperparameters), **tuner.hypermodel.fixed}
-        hparams.setdefault(LEARNING_RATE, learning_rate(trial.hyperparameters, tuner.hypermodel.task.learning_rate))
+        hparams[LEARNING_RATE] = tuner.hypermodel.learning_rate(trial.hyperparameters)
         rows.append({"trial_id": trial_id, "status": trial.status, "objective": trial.score, "epochs": epochs,
                      "seconds": round(timing["seconds"], 1) if timing else None, "tuner_id": timing.get("tuner_id"),
                      "peak_rss_mb": round(timing["peak_rss_mb"]) if timing else None,
