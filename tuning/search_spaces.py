@@ -1,7 +1,8 @@
 """Each task's search space: a function from KerasTuner's `hp` to keyword arguments of the task's builder.
 
 The builders in models/ are the one source of truth for the architecture; a space only says which values of
-their arguments to try. `learning_rate` is searched for every task and is not a builder argument.
+their arguments to try, and each value's default is the builder's own, so the unflagged model is a point of
+every space. `learning_rate` is searched for every task and is not a builder argument.
 """
 
 import inspect
@@ -9,39 +10,47 @@ from typing import Any, Callable
 
 import keras_tuner as kt
 
+from models.conv import build_conv_classifier
+from models.dense import build_dense_classifier
+from models.gan import build_gan
 from models.recurrent import CELLS, build_recurrent_classifier
 
 LEARNING_RATE = "learning_rate"
 
 
 def dense(hp: kt.HyperParameters) -> dict[str, Any]:
-    layers = hp.Int("hidden_layers", 1, 3)
-    return {"hidden_units": tuple(hp.Int(f"hidden_units_{i}", 64, 512, step=64) for i in range(layers)),
-            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1)}
+    default = _builder_defaults(build_dense_classifier)
+    layers = hp.Int("hidden_layers", 1, 3, default=len(default["hidden_units"]))
+    width = default["hidden_units"][0]
+    return {"hidden_units": tuple(hp.Int(f"hidden_units_{i}", 64, 512, step=64, default=width) for i in range(layers)),
+            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=default["dropout"])}
 
 
 def conv(hp: kt.HyperParameters) -> dict[str, Any]:
-    blocks = hp.Int("conv_blocks", 2, 3)
-    base = hp.Choice("conv_base_filters", [16, 32, 48])
+    default = _builder_defaults(build_conv_classifier)
+    blocks = hp.Int("conv_blocks", 2, 3, default=len(default["conv_filters"]))
+    base = hp.Choice("conv_base_filters", [16, 32, 48], default=default["conv_filters"][0])
     return {"conv_filters": tuple(base * 2 ** i for i in range(blocks)),
-            "dense_units": hp.Choice("dense_units", [64, 128, 256]),
-            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1),
-            "augment": hp.Boolean("augment", default=False)}
+            "dense_units": hp.Choice("dense_units", [64, 128, 256], default=default["dense_units"]),
+            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=default["dropout"]),
+            "augment": hp.Boolean("augment", default=default["augment"])}
 
 
 def recurrent(hp: kt.HyperParameters) -> dict[str, Any]:
-    return {"cell": hp.Choice("cell", list(CELLS), default=_builder_default(build_recurrent_classifier, "cell")),
-            "rnn_units": hp.Choice("rnn_units", [32, 64, 128]),
-            "rnn_layers": hp.Int("rnn_layers", 1, 2),
-            "bidirectional": hp.Boolean("bidirectional", default=False),
-            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1)}
+    default = _builder_defaults(build_recurrent_classifier)
+    return {"cell": hp.Choice("cell", list(CELLS), default=default["cell"]),
+            "rnn_units": hp.Choice("rnn_units", [32, 64, 128], default=default["rnn_units"]),
+            "rnn_layers": hp.Int("rnn_layers", 1, 2, default=default["rnn_layers"]),
+            "bidirectional": hp.Boolean("bidirectional", default=default["bidirectional"]),
+            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=default["dropout"])}
 
 
 def gan(hp: kt.HyperParameters) -> dict[str, Any]:
     # Two stride-2 stages each: 28-pixel images need a side divisible by 2 ** depth.
-    g_width = hp.Choice("generator_base_width", [32, 64, 128], default=64)
-    d_width = hp.Choice("discriminator_base_width", [32, 64], default=64)
-    return {"noise_dim": hp.Choice("noise_dim", [32, 64, 128], default=64),
+    default = _builder_defaults(build_gan)
+    g_width = hp.Choice("generator_base_width", [32, 64, 128], default=default["generator_widths"][0])
+    d_width = hp.Choice("discriminator_base_width", [32, 64], default=default["discriminator_widths"][0])
+    return {"noise_dim": hp.Choice("noise_dim", [32, 64, 128], default=default["noise_dim"]),
             "generator_widths": (g_width, g_width // 2),
             "discriminator_widths": (d_width, 2 * d_width)}
 
@@ -54,8 +63,11 @@ SEARCH_SPACES: dict[str, Callable[[kt.HyperParameters], dict[str, Any]]] = {
 }
 
 
-def _builder_default(builder: Callable, name: str) -> Any:
-    return inspect.signature(builder).parameters[name].default
+def _builder_defaults(builder: Callable) -> dict[str, Any]:
+    """The builder's keyword defaults: every space's defaults are these, so a search's default point (where
+    Bayesian search starts, and the control trial of tuning/oracles.py) is the model --task builds unflagged."""
+    return {name: p.default for name, p in inspect.signature(builder).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def learning_rate(hp: kt.HyperParameters, default: float = 1e-3) -> float:

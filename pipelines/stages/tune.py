@@ -19,6 +19,7 @@ import time
 import keras
 import keras_tuner as kt
 import matplotlib
+from keras_tuner.src import config as kt_config  # not exported: only DEBUG, which prints tracebacks
 
 matplotlib.use("Agg")  # files only: no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
@@ -26,17 +27,25 @@ import matplotlib.pyplot as plt  # noqa: E402
 from pipelines import artifacts  # noqa: E402
 from pipelines.context import Context  # noqa: E402
 from pipelines.errors import PipelineError  # noqa: E402
+from tuning import oracles  # noqa: E402
 from tuning.hypermodel import TaskHyperModel, trial_hparams  # noqa: E402
 from tuning.search_spaces import LEARNING_RATE  # noqa: E402
 
-TUNERS = {"random": kt.RandomSearch, "hyperband": kt.Hyperband, "bayesian": kt.BayesianOptimization}
+# --tuner → KerasTuner's tuner class (how a trial trains) and our oracle for it (which trials, defaults first).
+TUNERS = {"random": (kt.RandomSearch, oracles.RandomSearchOracle),
+          "hyperband": (kt.Hyperband, oracles.HyperbandOracle),
+          "bayesian": (kt.BayesianOptimization, oracles.BayesianOptimizationOracle)}
 TIMINGS = "timings"  # <tuning dir>/timings/<trial id>.json: seconds and which tuner ran it
 
 
-def _timed(tuner_class):
-    """The tuner class, also recording each trial's wall time, tuner id and the process's peak memory."""
+def _pipeline_tuner(tuner_class):
+    """The tuner class, driven by the oracle it is given, recording each trial's wall time, tuner id and the
+    process's peak memory, and reporting a failed trial in one line (its traceback stays in its trial.json)."""
 
-    class TimedTuner(tuner_class):
+    class PipelineTuner(tuner_class):
+        def __init__(self, oracle: kt.Oracle, **kwargs):
+            kt.Tuner.__init__(self, oracle=oracle, **kwargs)  # the built-in __init__ only makes its own oracle
+
         def on_trial_begin(self, trial):
             self._trial_started = time.perf_counter()
             super().on_trial_begin(trial)
@@ -48,9 +57,12 @@ def _timed(tuner_class):
                 "seconds": time.perf_counter() - self._trial_started, "tuner_id": self.tuner_id,
                 # The process's peak resident memory so far: flat across trials when sessions are cleared.
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+            if trial.status in (kt.engine.trial.TrialStatus.FAILED, kt.engine.trial.TrialStatus.INVALID):
+                print(f"trial {trial.trial_id} failed with {_last_line(trial.message)}; its traceback is in "
+                      f"{self.get_trial_dir(trial.trial_id)}/trial.json", flush=True)
             super().on_trial_end(trial)
 
-    return TimedTuner
+    return PipelineTuner
 
 
 class ObjectiveLogged(keras.callbacks.Callback):
@@ -67,6 +79,11 @@ class ObjectiveLogged(keras.callbacks.Callback):
                                        f"{', '.join(sorted(logs))} (default {self.suggestion})")
 
 
+def _last_line(message: str | None) -> str:
+    """A failed trial's message is its traceback; the last line names the error."""
+    return message.strip().splitlines()[-1] if message else "no message"
+
+
 def is_worker() -> bool:
     return os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief"
 
@@ -78,19 +95,22 @@ def objective(name: str) -> kt.Objective:
 
 def make_tuner(ctx: Context, hypermodel: TaskHyperModel) -> kt.Tuner:
     c = ctx.config
-    options = dict(hypermodel=hypermodel, objective=objective(c.objective),
-                   executions_per_trial=c.executions_per_trial, directory=ctx.path(artifacts.TUNING),
-                   project_name=c.tuner, overwrite=c.fresh, seed=c.seed)
-    if c.tuner == "hyperband":
-        options.update(max_epochs=c.tuning_epochs, factor=3, hyperband_iterations=1)
-        # Hyperband sizes its own brackets from max_epochs; max_trials bounds nothing there.
-    else:
-        options.update(max_trials=c.max_trials)
     fixed = kt.HyperParameters()
     for name, value in hypermodel.fixed.items():
         if isinstance(value, (bool, int, float, str)):
             fixed.Fixed(name, value)  # recorded in every trial, never searched
-    return _timed(TUNERS[c.tuner])(hyperparameters=fixed, tune_new_entries=True, **options)
+    kt_config.DEBUG = False  # else KerasTuner prints each failed trial's traceback; PipelineTuner says one line
+    tuner_class, oracle_class = TUNERS[c.tuner]
+    search = dict(objective=objective(c.objective), seed=c.seed, hyperparameters=fixed, tune_new_entries=True)
+    if c.tuner == "hyperband":
+        # Hyperband sizes its own brackets from max_epochs; max_trials bounds nothing there.
+        oracle = oracle_class(max_epochs=c.tuning_epochs, factor=3, hyperband_iterations=1, **search)
+    else:
+        oracle = oracle_class(max_trials=c.max_trials, **search)
+    return _pipeline_tuner(tuner_class)(oracle=oracle, hypermodel=hypermodel,
+                                        executions_per_trial=c.executions_per_trial,
+                                        directory=ctx.path(artifacts.TUNING), project_name=c.tuner,
+                                        overwrite=c.fresh)
 
 
 def trial_rows(tuner: kt.Tuner, task_name: str) -> list[dict]:
@@ -145,10 +165,10 @@ def run(ctx: Context) -> str:
                      callbacks=callbacks, verbose=2 if not sys.stdout.isatty() else 1)
     except kt.errors.FatalError as e:
         raise PipelineError(str(e)) from None
-    except RuntimeError as e:  # KerasTuner gives up after 3 failed trials in a row
+    except RuntimeError as e:  # KerasTuner gives up after 3 failed trials in a row; its message has a traceback
         failed = [t.message for t in tuner.oracle.trials.values() if t.message]
-        cause = failed[-1].strip().splitlines()[-1] if failed else "no message"
-        raise PipelineError(f"tuning stopped: {e} The last failed with {cause}; the trials' tracebacks are in "
+        raise PipelineError(f"tuning stopped: {str(e).splitlines()[0]} The last failed with "
+                            f"{_last_line(failed[-1] if failed else None)}; the trials' tracebacks are in "
                             f"{tuner.project_dir}") from None
     if is_worker():
         return f"worker {os.environ['KERASTUNER_TUNER_ID']} done"

@@ -39,6 +39,8 @@ def test_sweep_writes_the_trial_table_plot_and_best_hparams(sweep):
     task_dir = sweep / "dense"
     table = rows(task_dir)
     assert [r["trial_id"] for r in table] == ["0", "1", "2"]
+    # The first trial is the control: the model --task=dense trains unflagged.
+    assert json.loads(table[0]["hparams"]) == {"dropout": 0.0, "hidden_units": [128], "learning_rate": 0.001}
     assert all(r["status"] == "COMPLETED" and r["epochs"] == "1" and float(r["seconds"]) > 0 for r in table)
     assert (task_dir / "trials.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     best = json.loads((task_dir / "best_hparams.json").read_text())
@@ -81,6 +83,37 @@ def test_hyperband_sweeps_with_its_own_epoch_budget(tmp_path):
     table = rows(tmp_path / "dense")
     assert len(table) >= 3 and {r["epochs"] for r in table} >= {"1", "2"}
     assert all(json.loads(r["hparams"])["hidden_units"] == [32] for r in table)  # fixed by its flag
+
+
+def test_bayesian_sweep_starts_from_the_default_model(tmp_path):
+    runner.run(config_from_flags(*SMALL[:-2], "--tuner=bayesian", "--max_trials=2", "--stages=tune",
+                                 f"--output_dir={tmp_path}"))
+    with open(tmp_path / "dense" / "trials.csv") as f:  # its own project folder: tuning/bayesian
+        table = list(csv.DictReader(f))
+    assert [r["status"] for r in table] == ["COMPLETED", "COMPLETED"]
+    assert json.loads(table[0]["hparams"]) == {"dropout": 0.0, "hidden_units": [128], "learning_rate": 0.001}
+    assert json.loads(table[1]["hparams"]) != json.loads(table[0]["hparams"])
+
+
+def test_trials_that_keep_failing_end_the_sweep_in_one_line(tmp_path, monkeypatch, capsys):
+    from pipelines.errors import PipelineError
+    from tuning.hypermodel import TaskHyperModel
+    build, calls = TaskHyperModel.build, []
+
+    def build_then_fail(self, hp):  # the tuner's first build (to learn the space) works, the trials' do not
+        calls.append(hp)
+        if len(calls) > 1:
+            raise ValueError("no model today")
+        return build(self, hp)
+
+    monkeypatch.setattr(TaskHyperModel, "build", build_then_fail)
+    with pytest.raises(PipelineError, match="tuning stopped: .*ValueError: no model today.*trials' tracebacks") as e:
+        runner.run(config_from_flags(*SMALL, "--max_trials=5", "--stages=tune", f"--output_dir={tmp_path}"))
+    assert len(calls) == 4  # KerasTuner gives up after 3 failed trials in a row
+    assert "\n" not in str(e.value)
+    output = capsys.readouterr()
+    assert "Traceback" not in output.out + output.err
+    assert output.out.count("failed with ValueError: no model today; its traceback is in") == 3
 
 
 def test_killed_sweep_resumes_without_redoing_finished_trials(tmp_path):
