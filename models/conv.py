@@ -5,6 +5,8 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from models import BuildError
+
 
 def build_conv_classifier(input_shape: Sequence[int], num_classes: int, *, conv_filters: Sequence[int] = (32, 64, 128),
                           dense_units: int = 128, dropout: float = 0.3, augment: bool = False) -> keras.Model:
@@ -13,6 +15,11 @@ def build_conv_classifier(input_shape: Sequence[int], num_classes: int, *, conv_
     `len(conv_filters)` is the depth in blocks. Augmentation layers (random flip, translation) are active only in
     training, so the same model serves inference unchanged.
     """
+    side = min(input_shape[:2])
+    if 2 ** len(conv_filters) > side:  # each block's pooling halves the image
+        most = side.bit_length() - 1
+        raise BuildError("conv_filters", f"{len(conv_filters)} blocks halve a {side}-pixel image to nothing; give "
+                                         f"at most {most} widths")
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
     if augment:

@@ -156,7 +156,7 @@ def evaluate_gan(ctx: Context, gan: GAN) -> dict:
     n = len(test)
     generated = generate_pixels(gan.generator, n, ctx.config.seed)
     keras.utils.set_random_seed(ctx.config.seed)
-    untrained = ctx.task.build_model(ctx.inputs.input_shape, ctx.data.num_classes, **ctx.config.hparams).generator
+    untrained = ctx.task.build(ctx.inputs.input_shape, ctx.data.num_classes, **ctx.config.hparams).generator
     test_features = embed(test)
     predicted = np.argmax(classifier.predict(generated, batch_size=250, verbose=0), axis=-1)
     histogram = np.bincount(predicted, minlength=ctx.data.num_classes) / n

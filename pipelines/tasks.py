@@ -13,6 +13,7 @@ from typing import Any, Callable
 import keras
 import tensorflow as tf
 
+from models import BuildError
 from models.conv import build_conv_classifier
 from models.dense import build_dense_classifier
 from models.gan import build_gan
@@ -49,6 +50,13 @@ class Task:
     serving: Callable[[keras.Model], Serving] = serve_classifier
     # The TFLite variants a run exports and verifies unless --tflite_variants says otherwise.
     tflite_variants: tuple[str, ...] = artifacts.TFLITE_VARIANTS
+
+    def build(self, input_shape, num_classes: int, **kwargs) -> keras.Model:
+        """build_model; arguments it cannot build from (a depth the image is too small for) are one line."""
+        try:
+            return self.build_model(input_shape, num_classes, **kwargs)
+        except BuildError as e:
+            raise PipelineError(f"cannot build the {self.name} model from --{e}") from None
 
     @property
     def default_hparams(self) -> dict[str, Any]:

@@ -28,7 +28,7 @@ class TaskHyperModel(kt.HyperModel):
         keras.backend.clear_session()  # keras-tuner#395
         fixed_builder_args = {k: v for k, v in self.fixed.items() if k != LEARNING_RATE}
         hparams = {**self.config.hparams, **trial_hparams(self.task.name, hp), **fixed_builder_args}
-        model = self.task.build_model(self.input_shape, self.num_classes, **hparams, **self.learned)
+        model = self.task.build(self.input_shape, self.num_classes, **hparams, **self.learned)
         # A trial's schedule spans the tuning epochs, as the final training's spans --epochs.
         trial_config = dataclasses.replace(self.config, learning_rate=self.learning_rate(hp),
                                            epochs=self.config.tuning_epochs)

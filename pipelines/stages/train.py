@@ -30,7 +30,7 @@ def run(ctx: Context) -> str:
     keras.utils.set_random_seed(config.seed)
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()  # same seed, same numbers: slower kernels on some ops
-    model = task.build_model(inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
+    model = task.build(inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
     task.compile(model, config, steps_per_epoch=inputs.steps_per_epoch)
     print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
           f"{inputs.num_validation} validation examples from {ctx.data.source}")

@@ -2,6 +2,8 @@
 
 import shutil
 
+import pytest
+
 from tests.conftest import assert_one_line_error, run_cli
 
 
@@ -104,3 +106,10 @@ def test_an_objective_no_trial_reports(tmp_path):
     result = run_cli(f"--output_dir={tmp_path}", "--stages=tune", "--objective=val_fooness", "--tuner=random",
                      "--max_trials=2", "--tuning_epochs=1", "--max_train_examples=300", "--max_test_examples=50")
     assert_one_line_error(result, "--objective=val_fooness", "val_accuracy")
+
+
+@pytest.mark.parametrize("stage", ["train", "tune"])
+def test_more_conv_blocks_than_the_image_can_halve(tmp_path, stage):
+    result = run_cli(f"--output_dir={tmp_path}", "--task=conv", "--conv_filters=8,8,8,8,8", f"--stages={stage}",
+                     "--max_train_examples=300", "--max_test_examples=50")
+    assert_one_line_error(result, "cannot build the conv model from --conv_filters", "at most 4 widths")

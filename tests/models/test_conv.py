@@ -1,5 +1,7 @@
 import numpy as np
+import pytest
 
+from models import BuildError
 from models.conv import build_conv_classifier
 
 
@@ -24,3 +26,9 @@ def test_augmentation_acts_in_training_only():
 def test_without_augmentation_the_model_has_no_random_layers():
     model = build_conv_classifier((28, 28, 1), 10, augment=False)
     assert not [layer for layer in model.layers if layer.name.startswith("random_")]
+
+
+def test_a_depth_the_image_cannot_take_names_the_argument_and_the_limit():
+    build_conv_classifier((28, 28, 1), 10, conv_filters=(8,) * 4)  # 28 → 14 → 7 → 3 → 1
+    with pytest.raises(BuildError, match="conv_filters: 5 blocks .* at most 4 widths"):
+        build_conv_classifier((28, 28, 1), 10, conv_filters=(8,) * 5)
