@@ -74,10 +74,15 @@ def test_a_trial_frees_the_graphs_of_the_trials_before_it():
     assert graphs[-1] <= graphs[0], graphs  # without the fix: grows by the train function's graphs every trial
 
 
-def test_gan_space_keeps_the_image_side_divisible_and_starts_at_the_builders_defaults():
-    hparams = SEARCH_SPACES["gan"](kt.HyperParameters())
-    assert hparams == {k: v for k, v in TASKS["gan"].default_hparams.items() if k in hparams}
-    assert len(hparams["generator_widths"]) == 2  # 28 / 2 ** 2 = 7
+@pytest.mark.parametrize("task_name", sorted(SEARCH_SPACES))
+def test_every_space_defaults_to_its_builders_defaults(task_name):
+    """The unflagged model is the space's default point: Bayesian search starts there, every oracle tries it."""
+    hparams = SEARCH_SPACES[task_name](kt.HyperParameters())
+    assert hparams == {k: v for k, v in TASKS[task_name].default_hparams.items() if k in hparams}
+
+
+def test_gan_space_keeps_the_image_side_divisible():
+    assert len(SEARCH_SPACES["gan"](kt.HyperParameters())["generator_widths"]) == 2  # 28 / 2 ** 2 = 7
 
 
 def test_objectives_named_loss_or_distance_are_minimized():
