@@ -2,7 +2,8 @@
 
 Writes the trial table (`trials.csv`), a plot of the objective per trial (`trials.png`) and the best builder
 arguments (`best_hparams.json`), which the train stage then uses. The tuner keeps its state in `tuning/`, so the
-same command continues an interrupted sweep (finished trials are not redone); `--fresh` starts over.
+same command continues an interrupted sweep (finished trials are not redone); `--fresh` starts over. One trial
+of every sweep is the task's default model, trained for the full budget (tuning/oracles.py).
 
 Distributed: KerasTuner's own chief/worker protocol. With KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and
 KERASTUNER_ORACLE_PORT set, the `chief` serves the oracle and writes the results once every trial is done; each
