@@ -11,6 +11,8 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
+from models import BuildError
+
 
 def _label_input(num_classes: int | None):
     return keras.Input(shape=(), dtype="int32", name="label") if num_classes else None
@@ -24,6 +26,10 @@ def build_generator(noise_dim: int, image_shape: Sequence[int], *, widths: Seque
     """
     height, width, channels = image_shape
     scale = 2 ** len(widths)
+    if height % scale or width % scale:  # each stride-2 transposed conv doubles the side
+        fits = max(n for n in range(len(widths) + 1) if height % 2 ** n == 0 and width % 2 ** n == 0)
+        raise BuildError("generator_widths", f"{len(widths)} stride-2 stages need an image side divisible by "
+                                             f"{scale}, and {height}x{width} is not; give at most {fits} widths")
     noise = keras.Input(shape=(noise_dim,), name="noise")
     label = _label_input(num_classes)
     x = noise

@@ -22,6 +22,10 @@ def main(argv: list[str]) -> None:
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted; finished artifacts are intact, and the same command resumes training or a sweep "
+              "where it stopped", file=sys.stderr)
+        sys.exit(130)
 
 
 def run() -> None:

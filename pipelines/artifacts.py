@@ -1,25 +1,33 @@
-"""Artifact names and atomic writes: one source of truth for what a run leaves in <output_dir>/<task>/.
+"""Artifact names, atomic writes, content hashes and the folder lock: one source of truth for what a run leaves in
+<output_dir>/<task>/ and how it is written.
 
-Every artifact is written under a temporary name and renamed into place only once complete, so a crash or a
-failed stage never leaves a half-written file where a good one was.
+Every artifact is written under a temporary name unique to its writer and renamed into place only once complete,
+so a crash or a failed stage never leaves a half-written file where a good one was. One process writes a task
+folder at a time (`TaskLock`).
 """
 
 import contextlib
+import errno
+import fcntl
+import hashlib
 import json
 import os
 import shutil
+import uuid
 from typing import Any, Iterator
 
-CONFIG = "config.json"          # every setting of the last run
-FINGERPRINTS = "fingerprints.json"  # per stage: a hash of the config it used and of its inputs' fingerprints
+from pipelines.errors import PipelineError
+
+CONFIG = "config.json"          # the resolved settings the trained model was made with (train → later stages)
+FINGERPRINTS = "fingerprints.json"  # per stage: its settings, its inputs' and outputs' content hashes
 TUNING = "tuning"               # KerasTuner's state: an interrupted sweep continues from it
 TRIALS_CSV = "trials.csv"       # one row per trial: id, status, objective, epochs, seconds, hyperparameters
 TRIALS_PNG = "trials.png"       # the objective per trial
 BEST_HPARAMS = "best_hparams.json"  # the best trial's builder arguments and learning rate (tune → train)
 MODEL = "model.keras"           # the trained Keras model (train → evaluate, export, verify)
 HISTORY = "history.json"        # per-epoch training curves
-CHECKPOINTS = "checkpoints"     # per-epoch weights (ModelCheckpoint)
-BACKUP = "backup"               # mid-training state for resuming after a crash (BackupAndRestore)
+CHECKPOINTS = "checkpoints"     # per-epoch weights
+BACKUP = "backup"               # backup/<train fingerprint>/: mid-training state for resuming (BackupAndRestore)
 LOGS = "logs"                   # TensorBoard event files
 METRICS = "metrics.json"        # test-split metrics of the Keras model
 SAVED_MODEL = "saved_model"     # SavedModel with a serving_default signature
@@ -27,10 +35,15 @@ TFLITE = "model.tflite"         # float32 TFLite, builtin ops only; the other va
 LABELS = "labels.txt"           # line i names class i, beside the TFLite files
 VERIFY = "export_report.json"   # per export: parity with Keras, test accuracy, size, latency; pass or fail
 VERIFY_MD = "export_report.md"  # the same as a table
+LOCK = ".lock"                  # held by the one process writing the folder; names it
 
+# Folders of state and diagnostics that no later stage reads: kept or cleared by their stage, never hashed.
+UNHASHED = frozenset({TUNING, CHECKPOINTS, BACKUP, LOGS})
 
 # The TFLite variants, in the order they are exported and reported (see stages/export.py).
 TFLITE_VARIANTS = ("float32", "dynamic_range", "float16", "int8")
+
+_TMP_MARK = ".tmp-"
 
 
 def tflite_file(variant: str) -> str:
@@ -39,13 +52,15 @@ def tflite_file(variant: str) -> str:
 
 
 def _tmp(path: str) -> str:
+    """A temporary name beside `path`, unique to this writer (process and call)."""
     head, tail = os.path.split(path)
-    root, ext = os.path.splitext(tail)
-    # Keep the extension: Keras decides the save format from it (`model.keras`).
-    return os.path.join(head, f".{root}.tmp{ext}")
+    root, dot, ext = tail.partition(".")
+    # Keep the whole extension: Keras decides the format from it (`model.keras`, `epoch_001.weights.h5`).
+    return os.path.join(head, f".{root}{_TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}{dot}{ext}")
 
 
-def _remove(path: str) -> None:
+def remove(path: str) -> None:
+    """Removes a file or folder if it is there."""
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path)
     elif os.path.lexists(path):
@@ -56,20 +71,25 @@ def _remove(path: str) -> None:
 def atomic_path(path: str) -> Iterator[str]:
     """Yields a temporary path to write a file or folder to; on success it replaces `path`, on error it goes away."""
     tmp = _tmp(path)
-    _remove(tmp)
     try:
         yield tmp
         if os.path.isdir(tmp) and os.path.isdir(path):
             # os.replace cannot swap over a non-empty folder: move the old one aside first.
-            old = _tmp(path) + ".old"
-            _remove(old)
+            old = _tmp(path)
             os.replace(path, old)
             os.replace(tmp, path)
-            _remove(old)
+            remove(old)
         else:
             os.replace(tmp, path)
     finally:
-        _remove(tmp)
+        remove(tmp)
+
+
+def scratch_dir(folder: str) -> str:
+    """A new temporary folder in `folder` (a stage's working files); TaskLock clears any a killed run left."""
+    path = _tmp(os.path.join(folder, "scratch"))
+    os.makedirs(path)
+    return path
 
 
 def write_json(path: str, obj: Any) -> None:
@@ -78,6 +98,70 @@ def write_json(path: str, obj: Any) -> None:
         f.write("\n")
 
 
+def write_text(path: str, text: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        f.write(text)
+
+
 def read_json(path: str) -> Any:
     with open(path) as f:
         return json.load(f)
+
+
+def content_hash(path: str) -> str | None:
+    """SHA-256 of a file, or of a folder's relative paths and file contents; None when `path` is missing."""
+    if not os.path.lexists(path):
+        return None
+    digest = hashlib.sha256()
+    if os.path.isdir(path):
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                full = os.path.join(root, name)
+                digest.update(os.path.relpath(full, path).encode() + b"\0")
+                digest.update(bytes.fromhex(content_hash(full)))
+        return digest.hexdigest()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class TaskLock:
+    """An exclusive lock on a task folder for one run: a second run in the same folder fails at once, naming the
+    holder. The kernel releases it when the holder exits, even when killed, so a lock is never left stale."""
+
+    def __init__(self, task_dir: str):
+        self.task_dir = task_dir
+        self.path = os.path.join(task_dir, LOCK)
+        self._file = None
+
+    def __enter__(self) -> "TaskLock":
+        self._file = open(self.path, "a+")
+        try:
+            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            self._file.seek(0)
+            holder = self._file.read().strip() or "another process"
+            self._file.close()
+            raise PipelineError(f"{self.task_dir} is in use by another dlpipe run ({holder}): wait for it to end, "
+                                "or give this run another --output_dir") from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(f"pid {os.getpid()}")
+        self._file.flush()
+        self._clear_leftovers()
+        return self
+
+    def _clear_leftovers(self) -> None:
+        """Temporary files and scratch folders of killed runs: with the lock held, no live writer owns them."""
+        for root, dirs, files in os.walk(self.task_dir):
+            for name in [*dirs, *files]:
+                if name.startswith(".") and _TMP_MARK in name:
+                    remove(os.path.join(root, name))
+            dirs[:] = [d for d in dirs if d != TUNING]  # KerasTuner's own files
+
+    def __exit__(self, *exc) -> None:
+        self._file.close()  # closing releases the lock

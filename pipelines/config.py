@@ -44,6 +44,8 @@ class RunConfig:
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
     deterministic: bool = False                # TensorFlow op determinism: identical runs give identical numbers
     force: bool = False                        # re-run stages even when their outputs are up to date
+    # The flags given on the command line, by name: a later stage refuses one that contradicts the trained model.
+    explicit: tuple[str, ...] = ()
 
     @property
     def task_dir(self) -> str:
@@ -52,3 +54,39 @@ class RunConfig:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=list)
+
+
+# Fields that say where to write, which stages to run, or how a value was given, not what an artifact holds: no
+# artifact's identity depends on them. Every other field is part of every stage's fingerprint unless the stage
+# says it ignores it (stages/__init__.py). --hparams_file is read into `hparams` and `learning_rate` when the
+# config is built, so its contents count, not its path.
+NOT_IDENTITY = frozenset({"output_dir", "stages", "force", "fresh", "explicit", "hparams_file"})
+
+
+def from_record(record: Mapping[str, Any], fields) -> dict[str, Any]:
+    """`fields` of a config written as JSON (config.json), with the types RunConfig holds: lists back to tuples."""
+    def typed(value):
+        if isinstance(value, list):
+            return tuple(value)
+        if isinstance(value, dict):
+            return {k: typed(v) for k, v in value.items()}
+        return value
+    return {name: typed(record[name]) for name in fields if name in record}
+
+
+def show(value) -> str:
+    """A setting as it is written on the command line: 256,128 for a tuple."""
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def describe_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> str:
+    """'--epochs 2 → 3, --dataset fashion_mnist → mnist': the settings that differ between two runs."""
+    def same(a, b):
+        return json.dumps(a, default=list, sort_keys=True) == json.dumps(b, default=list, sort_keys=True)
+
+    def flat(settings):  # the model's hyperparameters are flags of their own
+        return {**{k: v for k, v in settings.items() if k != "hparams"}, **settings.get("hparams", {})}
+    before, after = flat(before), flat(after)
+    changed = [f"--{k} {show(before.get(k))} → {show(after.get(k))}" for k in sorted(set(before) | set(after))
+               if not same(before.get(k), after.get(k))]
+    return ", ".join(changed) or "another package version"

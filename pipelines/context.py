@@ -9,13 +9,16 @@ from pipelines import artifacts
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import Inputs, make_input_pipeline
 from pipelines.data.sources import DataSet, load_dataset
+from pipelines.errors import PipelineError
 from pipelines.tasks import Task
 
 
 class Context:
     def __init__(self, config: RunConfig, task: Task):
-        self.config = config
+        self.config = config  # the train stage replaces it with the resolved one (the hyperparameters it used)
         self.task = task
+        # The running stage's fingerprint and the settings in it: what its resumable state is keyed by.
+        self.stage_key, self.stage_settings = "", {}
 
     def path(self, artifact: str) -> str:
         """The path of a named artifact (see pipelines.artifacts) in this run's folder."""
@@ -23,7 +26,11 @@ class Context:
 
     def trained_model(self) -> keras.Model:
         """The train stage's model, uncompiled: a stage that needs its loss compiles it with the task's."""
-        return keras.models.load_model(self.path(artifacts.MODEL), compile=False)
+        try:
+            return keras.models.load_model(self.path(artifacts.MODEL), compile=False)
+        except Exception as e:  # Keras raises ValueError, OSError, zipfile errors … for a damaged file
+            raise PipelineError(f"cannot load {self.path(artifacts.MODEL)} ({type(e).__name__}): it is damaged; "
+                                "run --stages=train again") from None
 
     @functools.cached_property
     def data(self) -> DataSet:

@@ -4,6 +4,7 @@ Nothing else in the package imports absl.flags: stages and builders receive the 
 Flag names of model hyperparameters are the keyword names of the builders in models/ (Task.hparams).
 """
 
+import math
 import os
 import sys
 
@@ -14,24 +15,31 @@ from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
 from pipelines.config import RunConfig
 from pipelines.data import idx
 from pipelines.data.sources import DATASETS, SOURCES
+from pipelines.errors import PipelineError
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
 from pipelines.stages.tune import TUNERS
 from models.recurrent import CELLS
 from pipelines.tasks import TASKS
 
 
+# The widest layer a flag may ask for: 784 × 16384 float32 weights are 51 MB; a typo of 100000000 would be 313 GB.
+MAX_WIDTH = 16384
+
+
 class _IntListParser(flags.ArgumentParser):
-    """Parses "256,128" into (256, 128); every entry must be a positive integer."""
-    syntactic_help = "a comma-separated list of positive integers"
+    """Parses "256,128" into (256, 128); every entry must be an integer from 1 to MAX_WIDTH."""
+    syntactic_help = f"a comma-separated list of integers from 1 to {MAX_WIDTH}"
 
     def parse(self, argument):
-        if isinstance(argument, (list, tuple)):
-            return tuple(argument)
         try:
-            values = tuple(int(v) for v in argument.split(",") if v.strip())
-        except ValueError:
+            if isinstance(argument, (list, tuple)):
+                values = tuple(int(v) for v in argument if not isinstance(v, bool) and int(v) == v)
+                values = values if len(values) == len(argument) else ()
+            else:
+                values = tuple(int(v) for v in argument.split(",") if v.strip())
+        except (TypeError, ValueError):
             raise ValueError(f"{argument!r} is not {self.syntactic_help}") from None
-        if not values or min(values) < 1:
+        if not values or min(values) < 1 or max(values) > MAX_WIDTH:
             raise ValueError(f"{argument!r} is not {self.syntactic_help}")
         return values
 
@@ -112,7 +120,7 @@ HPARAMS_FILE = flags.DEFINE_string("hparams_file", None, "Train with the builder
 TFLITE_VARIANTS = flags.DEFINE_list(
     "tflite_variants", None, "TFLite files to export and verify: float32 (model.tflite), dynamic_range, float16, "
     "int8 (model_<variant>.tflite). Default: the task's, " + "; ".join(
-        f"{t.name} {','.join(t.tflite_variants)}" for t in TASKS.values()) + ".")
+        f"{t.name} {','.join(t.default_variants(t.default_hparams))}" for t in TASKS.values()) + ".")
 REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
     "representative_examples", 200, "int8: train examples that calibrate the quantization ranges.", lower_bound=1,
     upper_bound=10_000)
@@ -141,12 +149,12 @@ HPARAM_FLAGS = {holder.name: holder for holder in (
     _define_int_list("conv_filters", None, _hparam_help(
         "conv_filters", "conv: filters of each conv block; the number of entries is the depth.")),
     flags.DEFINE_integer("dense_units", None, _hparam_help("dense_units", "conv: units of the dense head."),
-                         lower_bound=1),
+                         lower_bound=1, upper_bound=MAX_WIDTH),
     flags.DEFINE_bool("augment", None, _hparam_help(
         "augment", "conv: random flip and translation, active in training only.")),
     flags.DEFINE_enum("cell", None, list(CELLS), _hparam_help("cell", "recurrent: the recurrent cell.")),
     flags.DEFINE_integer("rnn_units", None, _hparam_help("rnn_units", "recurrent: units per recurrent layer."),
-                         lower_bound=1),
+                         lower_bound=1, upper_bound=MAX_WIDTH),
     flags.DEFINE_integer("rnn_layers", None, _hparam_help("rnn_layers", "recurrent: stacked recurrent layers."),
                          lower_bound=1, upper_bound=8),
     flags.DEFINE_bool("bidirectional", None, _hparam_help(
@@ -164,6 +172,16 @@ HPARAM_FLAGS = {holder.name: holder for holder in (
     flags.DEFINE_bool("conditional", None, _hparam_help(
         "conditional", "gan: class-conditional generator and discriminator (label as a second input).")),
 )}
+
+
+def _finite(value) -> bool:
+    return value is None or math.isfinite(value)
+
+
+# Bounds do not catch NaN (every comparison with it is false): every float flag must be a number.
+for _holder in [h for h in globals().values() if isinstance(h, flags.FlagHolder)] + list(HPARAM_FLAGS.values()):
+    if isinstance(flags.FLAGS[_holder.name].parser, flags.FloatParser):
+        flags.register_validator(_holder.name, _finite, message=f"--{_holder.name} must be a finite number")
 
 
 @flags.validator("stages", message=f"--stages must be names from {','.join(STAGE_ORDER)}, each once, in that order")
@@ -211,23 +229,54 @@ def parse(argv: list[str]) -> list[str]:
 
 def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     task = TASKS[flag_values.task]
+    explicit = tuple(sorted(name for name in flag_values if flag_values[name].present
+                            and flags.FLAGS.find_module_defining_flag(name) == __name__))
+    hparams = {name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()}
+    learning_rate = _or(flag_values.learning_rate, task.learning_rate)
+    if flag_values.hparams_file:
+        hparams, learning_rate = _with_hparams_file(flag_values, task, hparams, learning_rate)
+    if "idx_dir" in explicit and not os.path.isdir(flag_values.idx_dir):
+        raise PipelineError(f"--idx_dir={flag_values.idx_dir} is not a folder: give the folder holding "
+                            f"Fashion-MNIST's four IDX .gz files ({idx.DEFAULT_IDX_DIR} with Debian's "
+                            "dataset-fashion-mnist)")
     return RunConfig(
         task=task.name, dataset=flag_values.dataset, data_dir=flag_values.data_dir, idx_dir=flag_values.idx_dir,
         data_source=flag_values.data_source, output_dir=flag_values.output_dir, stages=tuple(flag_values.stages),
         epochs=_or(flag_values.epochs, task.epochs), batch_size=_or(flag_values.batch_size, task.batch_size),
-        learning_rate=_or(flag_values.learning_rate, task.learning_rate),
+        learning_rate=learning_rate,
         discriminator_learning_rate=flag_values.discriminator_learning_rate, clip_norm=flag_values.clip_norm,
         label_smoothing=flag_values.label_smoothing,
         deterministic=flag_values.deterministic, force=flag_values.force, lr_schedule=flag_values.lr_schedule,
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,
-        hparams={name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()},
-        fixed_hparams=_given_hparams(flag_values, task),
+        hparams=hparams, fixed_hparams=_given_hparams(flag_values, task),
         hparams_file=flag_values.hparams_file, tuner=flag_values.tuner, max_trials=flag_values.max_trials,
         tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,
         objective=_or(flag_values.objective, task.objective), fresh=flag_values.fresh,
-        tflite_variants=tuple(v for v in VARIANTS if v in _or(flag_values.tflite_variants, task.tflite_variants)),
-        representative_examples=flag_values.representative_examples)
+        tflite_variants=tuple(v for v in VARIANTS if v in _or(flag_values.tflite_variants,
+                                                               task.default_variants(hparams))),
+        representative_examples=flag_values.representative_examples, explicit=explicit)
+
+
+def _with_hparams_file(flag_values: flags.FlagValues, task, hparams: dict, learning_rate: float):
+    """The builder arguments and learning rate of --hparams_file, each checked as its flag would be; a flag given
+    on the command line wins over the file."""
+    path = flag_values.hparams_file
+    saved, saved_rate = task.read_hparams_file(path)
+    if saved_rate is not None:
+        saved["learning_rate"] = saved_rate
+    for name, value in saved.items():
+        if flag_values[name].present:
+            continue
+        try:
+            checked = flag_values[name].parser.parse(value)
+        except (ValueError, TypeError) as e:
+            raise PipelineError(f"{path}: {name}={value!r} is not a valid --{name} ({e})") from None
+        if name == "learning_rate":
+            learning_rate = checked
+        else:
+            hparams[name] = checked
+    return hparams, learning_rate
 
 
 def _given_hparams(flag_values: flags.FlagValues, task) -> dict:

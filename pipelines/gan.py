@@ -1,13 +1,17 @@
 """What the GAN task adds to the stages: its compile, a sample grid per epoch, a Fréchet-distance evaluation,
 and its export (the generator, emitting uint8 pixels).
 
-The distance is measured in the feature space of a classifier this package trains on the same data set (the
-conv task's model), so it needs no download: the conv run's model when `<output_dir>/conv/` holds one for this
-data set, otherwise one trained here once and kept as `feature_classifier.keras`.
+The distance is measured in the feature space of a classifier this package trains on the same data (the conv
+task's model), so it needs no download. That classifier is the measuring stick, so it is fixed: trained with
+settings of its own (FEATURE_CLASSIFIER), seeded, once per data set and subset, and kept under
+`feature_classifiers/<key>.keras`; metrics.json names it with its content hash.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import os
 from typing import TYPE_CHECKING, Callable
 
@@ -19,6 +23,7 @@ from models.conv import build_conv_classifier
 from models.gan import GAN, build_pixel_generator, to_pixels
 from pipelines import artifacts
 from pipelines.classifier import compile_classifier
+from pipelines.data.pipeline import make_input_pipeline
 from pipelines.serving import Serving
 
 if TYPE_CHECKING:
@@ -26,9 +31,11 @@ if TYPE_CHECKING:
     from pipelines.context import Context
 
 SAMPLES = "samples"                             # samples/epoch_NNN.png: the fixed-noise grid after each epoch
-FEATURE_CLASSIFIER = "feature_classifier.keras"
+FEATURE_CLASSIFIERS = "feature_classifiers"     # feature_classifiers/<key>.keras (+ .json: how it was made)
 FEATURE_LAYER = "dense"                         # the conv classifier's penultimate layer
-FEATURE_CLASSIFIER_EPOCHS = 3
+# The measuring stick's own settings, whatever the GAN run's: the conv builder's defaults trained this way.
+FEATURE_CLASSIFIER = {"epochs": 3, "batch_size": 64, "learning_rate": 1e-3, "seed": 0, "label_smoothing": 0.1,
+                      "lr_schedule": "constant"}
 FRECHET_EXAMPLES = 2000
 GRID = 10                                       # a 10 × 10 grid; conditional: one row per class
 FRECHET_OBJECTIVE = "val_frechet_distance"      # what the tune stage minimizes for the GAN
@@ -68,11 +75,16 @@ def grid_png(pixels: np.ndarray, rows: int) -> bytes:
 
 
 class SampleGrid(keras.callbacks.Callback):
-    """Writes samples/epoch_NNN.png from the same noise every epoch, so the grids show progress."""
+    """Writes samples/epoch_NNN.png from the same noise every epoch, so the grids show progress. A run that starts
+    at epoch 1 (not resumed) first clears the grids of an earlier model."""
 
     def __init__(self, folder: str, seed: int):
         super().__init__()
         self.folder, self.seed = folder, seed
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == 0:
+            artifacts.remove(self.folder)
 
     def on_epoch_end(self, epoch, logs=None):
         # Keras 3 sets the trained model here; its generator makes the grid.
@@ -117,25 +129,38 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
 
 
-def feature_classifier(ctx: Context) -> tuple[keras.Model, str]:
-    """The conv task's classifier for this data set: the conv run's, else one trained here once and kept."""
-    conv_dir = os.path.join(ctx.config.output_dir, "conv")
-    conv_model = os.path.join(conv_dir, artifacts.MODEL)
-    config_path = os.path.join(conv_dir, artifacts.CONFIG)
-    if os.path.exists(conv_model) and os.path.exists(config_path):
-        if artifacts.read_json(config_path)["dataset"] == ctx.config.dataset:
-            return keras.models.load_model(conv_model, compile=False), conv_model
-    own = ctx.path(FEATURE_CLASSIFIER)
-    if os.path.exists(own):
-        return keras.models.load_model(own, compile=False), own
-    print(f"training the conv classifier whose features measure the GAN ({FEATURE_CLASSIFIER_EPOCHS} epochs)")
-    inputs = ctx.inputs
+def feature_classifier(ctx: Context) -> tuple[keras.Model, dict]:
+    """The conv classifier whose features measure the GAN on this data set and subset, trained once with
+    FEATURE_CLASSIFIER's settings, and how it was made (data, settings, validation accuracy, content hash)."""
+    c = ctx.config
+    identity = {"dataset": c.dataset, "max_train_examples": c.max_train_examples,
+                "validation_split": c.validation_split, "builder": "build_conv_classifier", **FEATURE_CLASSIFIER}
+    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    path = os.path.join(ctx.path(FEATURE_CLASSIFIERS), f"{key}.keras")
+    record_path = os.path.join(ctx.path(FEATURE_CLASSIFIERS), f"{key}.json")
+    if os.path.exists(path) and os.path.exists(record_path):
+        record = artifacts.read_json(record_path)
+        if artifacts.content_hash(path) == record.get("sha256"):
+            return keras.models.load_model(path, compile=False), record
+    print(f"training the conv classifier whose features measure the GAN ({FEATURE_CLASSIFIER['epochs']} epochs, "
+          f"its own settings: {FEATURE_CLASSIFIER})")
+    inputs = make_input_pipeline(ctx.data, ctx.task.to_example, batch_size=FEATURE_CLASSIFIER["batch_size"],
+                                 seed=FEATURE_CLASSIFIER["seed"], validation_split=c.validation_split,
+                                 max_train_examples=c.max_train_examples)
+    keras.utils.set_random_seed(FEATURE_CLASSIFIER["seed"])
     classifier = build_conv_classifier(inputs.input_shape, ctx.data.num_classes)
-    compile_classifier(classifier, ctx.config)
-    classifier.fit(inputs.train, validation_data=inputs.validation, epochs=FEATURE_CLASSIFIER_EPOCHS, verbose=2)
-    with artifacts.atomic_path(own) as tmp:
+    settings = {k: v for k, v in FEATURE_CLASSIFIER.items() if k in ("epochs", "learning_rate", "label_smoothing",
+                                                                      "lr_schedule")}
+    compile_classifier(classifier, dataclasses.replace(c, clip_norm=None, **settings))
+    history = classifier.fit(inputs.train, validation_data=inputs.validation, epochs=FEATURE_CLASSIFIER["epochs"],
+                             verbose=2)
+    os.makedirs(ctx.path(FEATURE_CLASSIFIERS), exist_ok=True)
+    with artifacts.atomic_path(path) as tmp:
         classifier.save(tmp)
-    return classifier, own
+    record = {**identity, "path": path, "sha256": artifacts.content_hash(path),
+              "val_accuracy": float(history.history["val_accuracy"][-1])}
+    artifacts.write_json(record_path, record)
+    return classifier, record
 
 
 def feature_embedding(classifier: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
@@ -150,13 +175,13 @@ def real_pixels(split: tf.data.Dataset) -> np.ndarray:
 
 
 def evaluate_gan(ctx: Context, gan: GAN) -> dict:
-    classifier, classifier_path = feature_classifier(ctx)
+    classifier, classifier_record = feature_classifier(ctx)
     embed = feature_embedding(classifier)
     test, train = real_pixels(ctx.inputs.test), real_pixels(ctx.inputs.train)
     n = len(test)
     generated = generate_pixels(gan.generator, n, ctx.config.seed)
     keras.utils.set_random_seed(ctx.config.seed)
-    untrained = ctx.task.build(ctx.inputs.input_shape, ctx.data.num_classes, **ctx.config.hparams).generator
+    untrained = keras.models.clone_model(gan.generator)  # the trained generator's architecture, fresh weights
     test_features = embed(test)
     predicted = np.argmax(classifier.predict(generated, batch_size=250, verbose=0), axis=-1)
     histogram = np.bincount(predicted, minlength=ctx.data.num_classes) / n
@@ -166,7 +191,7 @@ def evaluate_gan(ctx: Context, gan: GAN) -> dict:
                                                                  test_features),
         "frechet_distance_train_vs_test": frechet_distance(embed(train[:n]), test_features),
         "frechet_examples": n,
-        "feature_classifier": classifier_path,
+        "feature_classifier": {k: classifier_record[k] for k in ("path", "sha256", "val_accuracy")},
         "class_histogram": {name: float(f) for name, f in zip(ctx.data.label_names, histogram)},
         "min_class_fraction": float(histogram.min()),
     }

@@ -1,21 +1,28 @@
-"""Numerical health during training: the gradient norm per epoch, and a stop at the first non-finite loss that says
-where it happened and what to try."""
+"""Numerical health during training: the gradient norm per epoch, a stop at the first diverged loss that says
+where it happened and what to try, and per-epoch checkpoints that a diverged epoch never writes."""
 
 import math
+import os
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from pipelines import artifacts
 from pipelines.errors import PipelineError
+
+# A loss this many times its first value has diverged even while finite: float32 gradients of such a loss are
+# noise, and a model trained into it must not replace a good one (a loss of 4.7e14 once did).
+DIVERGED_FACTOR = 1e4
 
 
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
-    """Like Keras' TerminateOnNaN, but remembers where it happened and the last finite loss, for the message."""
+    """Like Keras' TerminateOnNaN, but also stops on a finite loss DIVERGED_FACTOR times the run's first, and
+    remembers where it happened and the last sound loss, for the message."""
 
     def __init__(self):
         super().__init__()
-        self.epoch, self.last_finite, self.failure = 0, None, None
+        self.epoch, self.first, self.last_finite, self.failure = 0, None, None, None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
@@ -25,7 +32,9 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if loss is None:
             return
         loss = float(loss)
-        if math.isfinite(loss):
+        if self.first is None and math.isfinite(loss):
+            self.first = max(abs(loss), 1e-3)
+        if math.isfinite(loss) and abs(loss) <= DIVERGED_FACTOR * self.first:
             self.last_finite = loss
             return
         self.failure = (self.epoch + 1, batch + 1, loss)
@@ -36,8 +45,26 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
             epoch, step, loss = self.failure
             last = f"{self.last_finite:.4g}" if self.last_finite is not None else "none"
             raise PipelineError(
-                f"training diverged: loss became {loss} at epoch {epoch}, step {step} (last finite loss {last}); "
+                f"training diverged: loss became {loss:.4g} at epoch {epoch}, step {step} (last sound loss {last}); "
                 "lower --learning_rate or set --clip_norm; the checkpoints of finished epochs are kept")
+
+
+class EpochCheckpoint(keras.callbacks.Callback):
+    """Writes checkpoints/epoch_NNN.weights.h5 after each epoch, atomically, and not for an epoch that diverged.
+
+    Keras' ModelCheckpoint writes in place (a full disk leaves half a file) and cannot ask `health`.
+    """
+
+    def __init__(self, folder: str, health: StopOnNonFiniteLoss):
+        super().__init__()
+        self.folder, self.health = folder, health
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.health.failure:
+            return
+        os.makedirs(self.folder, exist_ok=True)
+        with artifacts.atomic_path(os.path.join(self.folder, f"epoch_{epoch + 1:03d}.weights.h5")) as tmp:
+            self.model.save_weights(tmp)
 
 
 class GradientNorm(keras.callbacks.Callback):

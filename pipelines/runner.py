@@ -1,16 +1,27 @@
-"""The runner: checks that each stage will find its inputs, runs the stages in order, prints a summary."""
+"""The runner: owns the task folder (its lock, the stages' fingerprints), runs the stages in order, prints a summary.
+
+Every artifact belongs to the config that made it. A stage is reused only when its fingerprint (the settings it
+depends on, the package versions, the content hashes of what it reads) is the one recorded and its outputs are
+the files it wrote; a stage that runs again removes what later stages made from its old outputs. Stages run
+alone (`--stages=export,verify`) take the data and model settings from the trained model's config.json.
+"""
 
 import dataclasses
+import errno
 import hashlib
+import importlib.metadata
 import json
 import os
 import time
 
+import keras
+import tensorflow as tf
+
 from pipelines import artifacts
-from pipelines.config import RunConfig
+from pipelines.config import NOT_IDENTITY, RunConfig, from_record, show
 from pipelines.context import Context
 from pipelines.errors import PipelineError
-from pipelines.stages import PRODUCERS, STAGES
+from pipelines.stages import PRODUCERS, STAGES, tune
 from pipelines.tasks import TASKS
 
 
@@ -22,41 +33,148 @@ class StageRecord:
     outputs: tuple[str, ...]
 
 
+def _versions() -> str:
+    try:
+        own = importlib.metadata.version("dlpipe")
+    except importlib.metadata.PackageNotFoundError:
+        own = "source"
+    return f"dlpipe {own}, tensorflow {tf.__version__}, keras {keras.__version__}"
+
+
+VERSIONS = _versions()
+
+
+def settings(config: RunConfig, stage_name: str) -> dict:
+    """The config fields a stage's outputs depend on: all but NOT_IDENTITY and what the stage ignores."""
+    ignored = NOT_IDENTITY | set(STAGES[stage_name].ignores)
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(config) if f.name not in ignored}
+
+
+def fingerprint(config: RunConfig, stage_name: str, input_hashes: dict[str, str | None]) -> str:
+    """What a stage's outputs depend on, as one hash: its settings, the versions, its inputs' contents.
+
+    TFX's caching, in small: a stage whose fingerprint matches the recorded one, with its outputs as it left
+    them, is reused instead of run again.
+    """
+    text = json.dumps([settings(config, stage_name), VERSIONS, input_hashes], sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _check_inputs(config: RunConfig) -> None:
     """Fails before any work if a stage needs an artifact that neither this run nor an earlier one makes."""
     made = set()
     for name in config.stages:
-        for artifact in STAGES[name].inputs:
+        for artifact in STAGES[name].all_inputs(config):
             if artifact not in made and not os.path.exists(os.path.join(config.task_dir, artifact)):
                 raise PipelineError(f"stage {name} needs {artifact} in {config.task_dir}, which is missing: "
                                     f"run --stages={PRODUCERS[artifact]} first (or add it to --stages)")
-        made.update(STAGES[name].outputs)
+        made.update(STAGES[name].all_outputs(config))
 
 
-def _prepare_output_dir(config: RunConfig) -> None:
+def _check_unchanged(config: RunConfig, recorded: dict) -> None:
+    """An input an earlier run made must be the file its stage recorded: not truncated, edited or replaced."""
+    made = set()
+    for name in config.stages:
+        for artifact in STAGES[name].all_inputs(config):
+            producer = PRODUCERS[artifact]
+            expected = recorded.get(producer, {}).get("outputs", {}).get(artifact)
+            if artifact in made or expected is None:
+                continue
+            if artifacts.content_hash(os.path.join(config.task_dir, artifact)) != expected:
+                raise PipelineError(f"{artifact} in {config.task_dir} is not the one stage {producer} wrote "
+                                    f"(damaged or replaced): run --stages={producer} again (add it to --stages)")
+        made.update(STAGES[name].all_outputs(config))
+
+
+def _make_output_dir(config: RunConfig) -> None:
     try:
         os.makedirs(config.task_dir, exist_ok=True)
-        artifacts.write_json(os.path.join(config.task_dir, artifacts.CONFIG), dataclasses.asdict(config))
+        probe = os.path.join(config.task_dir, artifacts.LOCK)
+        open(probe, "a").close()
     except OSError as e:
         raise PipelineError(f"cannot write to output dir {config.task_dir} ({e.strerror}): "
                             "choose a writable --output_dir") from None
 
 
-def fingerprint(config: RunConfig, stage_name: str, recorded: dict[str, str]) -> str:
-    """What a stage's outputs depend on: the config fields it uses and the fingerprints of what made its inputs.
+def _read_records(path: str) -> dict:
+    if not os.path.exists(path):
+        return {}
+    try:
+        records = artifacts.read_json(path)
+        if isinstance(records, dict) and all(isinstance(r, dict) and "key" in r for r in records.values()):
+            return records
+    except (OSError, ValueError):
+        pass
+    print(f"note: {path} is damaged: every stage runs again", flush=True)
+    return {}
 
-    TFX's caching, in small: a stage whose fingerprint matches the recorded one, with its outputs present, is
-    reused instead of run again.
-    """
-    stage = STAGES[stage_name]
-    upstream = {PRODUCERS[a]: recorded.get(PRODUCERS[a]) for a in stage.inputs}
-    if stage_name == "train" and "tune" in config.stages:
-        upstream["tune"] = recorded.get("tune")  # train reads the sweep's best_hparams.json
-    if stage_name == "train" and config.hparams_file:
-        with open(config.hparams_file, "rb") as f:
-            upstream["hparams_file"] = hashlib.sha256(f.read()).hexdigest()
-    used = {name: getattr(config, name) for name in stage.uses}
-    return hashlib.sha256(json.dumps([used, upstream], sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+def adopt_trained_settings(config: RunConfig) -> RunConfig:
+    """Without train in this run, the data and model settings are the trained model's (its config.json); a flag
+    given on the command line that contradicts them is an error, not a silent mismatch."""
+    path = os.path.join(config.task_dir, artifacts.CONFIG)
+    if "train" in config.stages or not os.path.exists(path):
+        return config
+    try:
+        trained = from_record(artifacts.read_json(path), settings(config, "train"))
+    except (OSError, ValueError, AttributeError) as e:
+        raise PipelineError(f"{path} is damaged ({type(e).__name__}): run --stages=train again") from None
+    # Where the data lives may move; what the data is may not.
+    for location in ("data_dir", "idx_dir", "data_source"):
+        trained.pop(location, None)
+    given = {name: getattr(config, name) for name in config.explicit if name in trained}
+    given.update({name: config.hparams[name] for name in config.explicit if name in config.hparams})
+    known = {**trained, **trained.get("hparams", {})}
+    for name, value in given.items():
+        if name in known and json.dumps(known[name], default=list) != json.dumps(value, default=list):
+            raise PipelineError(f"the model in {config.task_dir} was trained with --{name}={show(known[name])}, not "
+                                f"{show(value)}: drop --{name} to use the trained model's, or add train to --stages")
+    return dataclasses.replace(config, **trained)
+
+
+class Records:
+    """fingerprints.json: per stage, its fingerprint, settings, and the content hashes of its inputs and outputs."""
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        self.path = os.path.join(config.task_dir, artifacts.FINGERPRINTS)
+        self.stages = _read_records(self.path)
+
+    def hashes(self, names) -> dict[str, str | None]:
+        return {a: artifacts.content_hash(os.path.join(self.config.task_dir, a))
+                for a in names if a not in artifacts.UNHASHED}
+
+    def up_to_date(self, name: str, key: str, outputs: tuple[str, ...]) -> bool:
+        record = self.stages.get(name)
+        if record is None or record["key"] != key:
+            return False
+        present = all(os.path.exists(os.path.join(self.config.task_dir, a)) for a in outputs)
+        return present and self.hashes(outputs) == record.get("outputs")
+
+    def forget(self, name: str) -> None:
+        self.stages.pop(name, None)
+        artifacts.write_json(self.path, self.stages)
+
+    def record(self, name: str, key: str, config: RunConfig, inputs: dict, outputs: tuple[str, ...]) -> list[str]:
+        """Records a finished stage; removes what other stages made from the outputs it replaced, and returns
+        the names of those stages."""
+        new = self.hashes(outputs)
+        self.stages[name] = {"key": key, "versions": VERSIONS, "settings": settings(config, name),
+                             "inputs": inputs, "outputs": new}
+        stale = []
+        # A sweep's best_hparams.json is advice to train, not an input a trained model must match.
+        changed = set(new) - {artifacts.BEST_HPARAMS}
+        while changed:
+            later = [s for s, r in self.stages.items() if s != name and s not in stale
+                     and any(a in changed and r["inputs"].get(a) != new.get(a) for a in r.get("inputs", {}))]
+            changed = set()
+            for s in later:
+                stale.append(s)
+                for artifact in self.stages.pop(s)["outputs"]:
+                    artifacts.remove(os.path.join(self.config.task_dir, artifact))
+                    changed.add(artifact)
+        artifacts.write_json(self.path, self.stages)
+        return stale
 
 
 def format_summary(records: list[StageRecord]) -> str:
@@ -66,34 +184,75 @@ def format_summary(records: list[StageRecord]) -> str:
     return "\n".join(f"{s:<{widths[0]}}  {t:>{widths[1]}}  {m:<{widths[2]}}  {o}" for s, t, m, o in rows)
 
 
+def _os_error(stage: str, e: OSError, task_dir: str) -> PipelineError:
+    """A file problem mid-stage, named for what it is: a full disk, a folder that became unwritable, or a read."""
+    where = e.filename or task_dir
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free disk space or choose another --output_dir"
+    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        fix = "make it writable or choose another --output_dir"
+    else:
+        fix = "check the file, or run again with --force"
+    return PipelineError(f"stage {stage} failed on {where} ({e.strerror or e}): {fix}; earlier artifacts are intact")
+
+
 def run(config: RunConfig) -> list[StageRecord]:
-    """Runs config.stages over config.task; artifacts go to <output_dir>/<task>/."""
+    """Runs config.stages over config.task; artifacts go to <output_dir>/<task>/, which this process locks."""
+    if tune.is_worker():
+        return _run_tuning_worker(config)
     _check_inputs(config)
-    _prepare_output_dir(config)
+    _make_output_dir(config)
+    with artifacts.TaskLock(config.task_dir):
+        return _run_locked(adopt_trained_settings(config))
+
+
+def _run_locked(config: RunConfig) -> list[StageRecord]:
+    records = Records(config)
+    _check_unchanged(config, records.stages)
     ctx = Context(config, TASKS[config.task])
-    fingerprints_path = ctx.path(artifacts.FINGERPRINTS)
-    recorded = artifacts.read_json(fingerprints_path) if os.path.exists(fingerprints_path) else {}
-    records = []
+    summary = []
     for i, name in enumerate(config.stages, 1):
-        stage = STAGES[name]
+        stage, config = STAGES[name], ctx.config  # train resolves the config (its hyperparameters) for later stages
         header = f"── [{i}/{len(config.stages)}] {name} · task={config.task} dataset={config.dataset}"
-        current = fingerprint(config, name, recorded)
+        inputs = records.hashes(stage.all_inputs(config))
+        key = fingerprint(config, name, inputs)
+        outputs = stage.all_outputs(config)
         fresh_sweep = name == "tune" and config.fresh
-        if (recorded.get(name) == current and not config.force and not fresh_sweep
-                and all(os.path.exists(ctx.path(out)) for out in stage.outputs)):
+        if not config.force and not fresh_sweep and records.up_to_date(name, key, outputs):
             print(f"{header} · up to date, reused ──", flush=True)
-            records.append(StageRecord(name, 0.0, "reused", stage.outputs))
+            summary.append(StageRecord(name, 0.0, "reused", outputs))
             continue
         print(f"{header} ──", flush=True)
-        recorded.pop(name, None)  # until it succeeds, its outputs are not known to match
+        records.forget(name)  # until it succeeds, its outputs are not known to match
+        ctx.stage_key, ctx.stage_settings = key, settings(config, name)
         start = time.perf_counter()
         try:
             result = stage.run(ctx)
-        except OSError as e:  # a full disk or a folder that became unwritable while the stage ran
-            raise PipelineError(f"stage {name} could not write {e.filename or config.task_dir} ({e.strerror}): free "
-                                "disk space or choose another --output_dir; earlier artifacts are intact") from None
-        recorded[name] = current
-        artifacts.write_json(fingerprints_path, recorded)
-        records.append(StageRecord(name, time.perf_counter() - start, result, stage.outputs))
-    print(f"\nartifacts in {config.task_dir}/\n{format_summary(records)}", flush=True)
-    return records
+        except OSError as e:  # a full disk, a folder that became unwritable, a file that cannot be read
+            raise _os_error(name, e, config.task_dir) from None
+        except (tf.errors.ResourceExhaustedError, MemoryError):
+            raise PipelineError(f"stage {name} ran out of memory: make the model smaller or lower --batch_size"
+                                ) from None
+        stale = records.record(name, key, ctx.config, inputs, outputs)
+        later = [s for s in stale if s not in config.stages[i:]]
+        if later:
+            print(f"removed the outputs of {', '.join(later)}: they were made from the {name} outputs just "
+                  "replaced", flush=True)
+        summary.append(StageRecord(name, time.perf_counter() - start, result, outputs))
+    print(f"\nartifacts in {config.task_dir}/\n{format_summary(summary)}", flush=True)
+    return summary
+
+
+def _run_tuning_worker(config: RunConfig) -> list[StageRecord]:
+    """A KerasTuner worker runs the trials the chief's oracle gives it and writes nothing but their files: the chief
+    owns the folder (its lock, fingerprints, results) and runs the later stages."""
+    worker = os.environ[tune.TUNER_ID]
+    if "tune" not in config.stages:
+        raise PipelineError(f"{tune.TUNER_ID}={worker} makes this a tuning worker: give --stages=tune, or unset it")
+    os.makedirs(config.task_dir, exist_ok=True)
+    start = time.perf_counter()
+    result = STAGES["tune"].run(Context(config, TASKS[config.task]))
+    others = [s for s in config.stages if s != "tune"]
+    if others:
+        print(f"worker {worker}: {', '.join(others)} left to the chief", flush=True)
+    return [StageRecord("tune", time.perf_counter() - start, result, ())]

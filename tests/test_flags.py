@@ -30,8 +30,13 @@ def test_builder_hyperparameters_come_from_their_flags():
     (["--stages=export,train"], "in that order"),
     (["--stages=train,train"], "each once"),
     (["--stages="], "--stages"),
-    (["--hidden_units=128,zero"], "positive integers"),
-    (["--hidden_units=0"], "positive integers"),
+    (["--hidden_units=128,zero"], "integers from 1 to 16384"),
+    (["--hidden_units=0"], "integers from 1 to 16384"),
+    (["--hidden_units=100000000"], "integers from 1 to 16384"),
+    (["--validation_split=nan"], "--validation_split must be a finite number"),
+    (["--dropout=nan"], "--dropout must be a finite number"),
+    (["--learning_rate=nan"], "--learning_rate must be a finite number"),
+    (["--task=gan", "--discriminator_learning_rate=nan"], "must be a finite number"),
     (["--dataset=imdb_reviews"], "does not fit this --task"),
     (["--dataset=mnist", "--data_source=idx"], "Fashion-MNIST only"),
 ])
@@ -49,10 +54,43 @@ def test_flagfile_replays_a_saved_run(tmp_path):
 
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_tflite_variants_default_to_the_tasks_own_and_the_flag_overrides_them(task):
-    assert parse(f"--task={task}").tflite_variants == TASKS[task].tflite_variants
+    assert parse(f"--task={task}").tflite_variants == TASKS[task].default_variants(TASKS[task].default_hparams)
     assert parse(f"--task={task}", "--tflite_variants=int8,float32").tflite_variants == ("float32", "int8")
 
 
 def test_label_smoothing_defaults_to_one_tenth_and_zero_turns_it_off():
     assert parse().label_smoothing == 0.1
     assert parse("--label_smoothing=0").label_smoothing == 0.0
+
+
+def test_flags_given_on_the_command_line_are_recorded_as_explicit(tmp_path):
+    flagfile = tmp_path / "run.flags"
+    flagfile.write_text("--epochs=3\n")
+    config = parse("--dropout=0.2", f"--flagfile={flagfile}")
+    assert set(config.explicit) == {"dropout", "epochs"}
+
+
+def test_hparams_file_values_are_range_checked_and_given_flags_win(tmp_path):
+    from pipelines.errors import PipelineError
+    best = tmp_path / "best.json"
+    best.write_text('{"hparams": {"hidden_units": [64, 32], "dropout": 0.3}, "learning_rate": 0.01}')
+    config = parse(f"--hparams_file={best}", "--dropout=0.1")
+    assert dict(config.hparams) == {"hidden_units": (64, 32), "dropout": 0.1}  # the flag beats the file
+    assert config.learning_rate == 0.01
+    best.write_text('{"hparams": {"dropout": 1.5}, "learning_rate": 0.01}')
+    with pytest.raises(PipelineError, match=r"best.json: dropout=1.5 is not a valid --dropout"):
+        parse(f"--hparams_file={best}")
+    best.write_text('{"hparams": {"hidden_units": [0]}}')
+    with pytest.raises(PipelineError, match=r"hidden_units=\(0,\) is not a valid --hidden_units"):
+        parse(f"--hparams_file={best}")
+
+
+def test_an_idx_dir_that_is_not_a_folder_is_named_instead_of_falling_back_to_a_download(tmp_path):
+    from pipelines.errors import PipelineError
+    with pytest.raises(PipelineError, match=r"--idx_dir=.*/typo is not a folder"):
+        parse(f"--idx_dir={tmp_path}/typo")
+
+
+def test_lstm_leaves_int8_out_of_its_default_variants():
+    assert "int8" not in parse("--task=recurrent", "--cell=lstm").tflite_variants
+    assert "int8" in parse("--task=recurrent").tflite_variants

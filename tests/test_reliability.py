@@ -23,8 +23,19 @@ def test_non_finite_loss_stops_training_at_once_and_names_epoch_step_and_last_fi
     health = StopOnNonFiniteLoss()
     history = model.fit(x, np.ones(64), batch_size=8, epochs=3, callbacks=[health], verbose=0, shuffle=False)
     assert len(history.history["loss"]) == 1  # stopped in the first epoch
-    with pytest.raises(PipelineError, match=r"loss became nan at epoch 1, step 6 \(last finite loss [0-9.e-]+\)"
+    with pytest.raises(PipelineError, match=r"loss became nan at epoch 1, step 6 \(last sound loss [0-9.e-]+\)"
                                             r".*--learning_rate or set --clip_norm"):
+        health.raise_if_failed()
+
+
+def test_a_finite_loss_ten_thousand_times_its_first_counts_as_diverged():
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1, kernel_initializer="ones")])
+    model.compile(keras.optimizers.SGD(0.0), "mse")  # nothing learns: the loss is the data's
+    x = np.ones((64, 1), "float32")
+    x[32:] = 1e4  # finite; Keras logs the running mean: 2e7 after a loss of 1 four times
+    health = StopOnNonFiniteLoss()
+    model.fit(x, np.zeros(64), batch_size=8, epochs=2, callbacks=[health], verbose=0, shuffle=False)
+    with pytest.raises(PipelineError, match=r"loss became 2e\+07 at epoch 1, step 5 \(last sound loss 1\)"):
         health.raise_if_failed()
 
 
@@ -34,9 +45,11 @@ def test_a_huge_learning_rate_fails_the_run_and_keeps_the_previous_model(tmp_pat
     before = (tmp_path / "dense" / "model.keras").read_bytes()
     diverging = config_from_flags(*SMALL, "--epochs=2", f"--output_dir={tmp_path}", "--stages=train",
                                   "--learning_rate=1e6", "--hidden_units=1024,1024,1024,1024")
-    with pytest.raises(PipelineError, match="training diverged: loss became (nan|inf) at epoch"):
+    with pytest.raises(PipelineError, match="training diverged: loss became [^ ]+ at epoch 1"):
         runner.run(diverging)
     assert (tmp_path / "dense" / "model.keras").read_bytes() == before
+    assert not (tmp_path / "dense" / "checkpoints").exists()  # the diverged epoch 1 wrote no checkpoint
+    assert not (tmp_path / "dense" / "backup").exists()  # nor a state to resume
 
 
 def test_clip_norm_reaches_the_optimizer():
@@ -82,7 +95,7 @@ def test_disk_full_while_writing_fails_in_one_line_and_keeps_the_previous_artifa
                 raise OSError(errno.ENOSPC, "No space left on device", tmp)
         real_write_json(path, obj)
     monkeypatch.setattr(artifacts, "write_json", disk_full)
-    with pytest.raises(PipelineError, match="stage evaluate could not write .*No space left on device.*free disk"):
+    with pytest.raises(PipelineError, match="stage evaluate failed on .*metrics.*No space left on device.*free disk"):
         runner.run(config_from_flags(*SMALL, "--epochs=1", f"--output_dir={tmp_path}", "--stages=evaluate",
                                      "--force"))
     assert (tmp_path / "dense" / "metrics.json").read_text() == before
@@ -98,3 +111,10 @@ def test_gradient_norm_per_epoch_reaches_history_tensorboard_and_metrics(tmp_pat
     events = [str(p) for p in (tmp_path / "dense" / "logs" / "train").iterdir()]
     tags = {v.tag for e in tf.compat.v1.train.summary_iterator(events[0]) for v in e.summary.value}
     assert "epoch_grad_norm" in tags
+
+
+def test_a_read_error_mid_stage_is_not_reported_as_a_full_disk():
+    from pipelines.runner import _os_error
+    message = str(_os_error("export", OSError(errno.EIO, "Input/output error", "/runs/dense/model.keras"), "/runs"))
+    assert "model.keras (Input/output error)" in message and "disk space" not in message
+    assert "make it writable" in str(_os_error("train", OSError(errno.EACCES, "Permission denied", "/x"), "/x"))

@@ -22,6 +22,7 @@ def test_a_stage_without_its_inputs_fails_before_any_work_and_says_which_stage_m
 def test_verify_alone_names_the_missing_export(tmp_path):
     (tmp_path / "dense").mkdir()
     (tmp_path / "dense" / "model.keras").write_text("")
+    (tmp_path / "dense" / "config.json").write_text("{}")
     with pytest.raises(PipelineError, match=r"stage verify needs saved_model .* run --stages=export first"):
         runner.run(config(tmp_path, ("verify",)))
 

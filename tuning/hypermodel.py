@@ -7,7 +7,7 @@ import keras
 import keras_tuner as kt
 from tensorflow.python.framework import ops as tf_ops  # the gradient registry: see _forget_trial_gradients
 
-from tuning.search_spaces import LEARNING_RATE, SEARCH_SPACES, learning_rate
+from tuning.search_spaces import LEARNING_RATE, learning_rate, sample
 
 
 class TaskHyperModel(kt.HyperModel):
@@ -27,7 +27,7 @@ class TaskHyperModel(kt.HyperModel):
         self._forget_trial_gradients()
         keras.backend.clear_session()  # keras-tuner#395
         fixed_builder_args = {k: v for k, v in self.fixed.items() if k != LEARNING_RATE}
-        hparams = {**self.config.hparams, **trial_hparams(self.task.name, hp), **fixed_builder_args}
+        hparams = {**self.config.hparams, **trial_hparams(self.task.name, hp, self.fixed), **fixed_builder_args}
         model = self.task.build(self.input_shape, self.num_classes, **hparams, **self.learned)
         # A trial's schedule spans the tuning epochs, as the final training's spans --epochs.
         trial_config = dataclasses.replace(self.config, learning_rate=self.learning_rate(hp),
@@ -57,6 +57,6 @@ def _custom_gradients() -> set[str]:
     return {name for name in tf_ops.gradient_registry.list() if name.startswith("CustomGradient-")}
 
 
-def trial_hparams(task_name: str, hp: kt.HyperParameters) -> dict[str, Any]:
-    """The builder arguments a trial's `hp` values stand for."""
-    return SEARCH_SPACES[task_name](hp)
+def trial_hparams(task_name: str, hp: kt.HyperParameters, fixed=()) -> dict[str, Any]:
+    """The builder arguments a trial's `hp` values stand for; `fixed` ones are not sampled."""
+    return sample(task_name, hp, fixed)

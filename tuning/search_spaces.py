@@ -1,4 +1,6 @@
-"""Each task's search space: a function from KerasTuner's `hp` to keyword arguments of the task's builder.
+"""Each task's search space: a function from KerasTuner's `hp` to how each of the task's builder arguments is
+sampled (a function per argument, so an argument the user fixed on the command line is never sampled: its
+hyperparameters do not enter the space, and trials that differ only in them cannot repeat one model).
 
 The builders in models/ are the one source of truth for the architecture; a space only says which values of
 their arguments to try, and each value's default is the builder's own, so the unflagged model is a point of
@@ -7,6 +9,8 @@ every space. `learning_rate` is searched for every task and is not a builder arg
 
 import inspect
 from typing import Any, Callable
+
+Sampler = Callable[[], Any]  # draws one builder argument's value from `hp`
 
 import keras_tuner as kt
 
@@ -18,44 +22,60 @@ from models.recurrent import CELLS, build_recurrent_classifier
 LEARNING_RATE = "learning_rate"
 
 
-def dense(hp: kt.HyperParameters) -> dict[str, Any]:
+def dense(hp: kt.HyperParameters) -> dict[str, Sampler]:
     default = _builder_defaults(build_dense_classifier)
-    layers = hp.Int("hidden_layers", 1, 3, default=len(default["hidden_units"]))
-    width = default["hidden_units"][0]
-    return {"hidden_units": tuple(hp.Int(f"hidden_units_{i}", 64, 512, step=64, default=width) for i in range(layers)),
-            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=default["dropout"])}
+
+    def hidden_units():
+        layers = hp.Int("hidden_layers", 1, 3, default=len(default["hidden_units"]))
+        width = default["hidden_units"][0]
+        return tuple(hp.Int(f"hidden_units_{i}", 64, 512, step=64, default=width) for i in range(layers))
+    return {"hidden_units": hidden_units,
+            "dropout": lambda: hp.Float("dropout", 0.0, 0.5, step=0.1, default=default["dropout"])}
 
 
-def conv(hp: kt.HyperParameters) -> dict[str, Any]:
+def conv(hp: kt.HyperParameters) -> dict[str, Sampler]:
     default = _builder_defaults(build_conv_classifier)
-    blocks = hp.Int("conv_blocks", 2, 3, default=len(default["conv_filters"]))
-    base = hp.Choice("conv_base_filters", [16, 32, 48], default=default["conv_filters"][0])
-    return {"conv_filters": tuple(base * 2 ** i for i in range(blocks)),
-            "dense_units": hp.Choice("dense_units", [64, 128, 256], default=default["dense_units"]),
-            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=default["dropout"]),
-            "augment": hp.Boolean("augment", default=default["augment"])}
+
+    def conv_filters():
+        blocks = hp.Int("conv_blocks", 2, 3, default=len(default["conv_filters"]))
+        base = hp.Choice("conv_base_filters", [16, 32, 48], default=default["conv_filters"][0])
+        return tuple(base * 2 ** i for i in range(blocks))
+    return {"conv_filters": conv_filters,
+            "dense_units": lambda: hp.Choice("dense_units", [64, 128, 256], default=default["dense_units"]),
+            "dropout": lambda: hp.Float("dropout", 0.0, 0.5, step=0.1, default=default["dropout"]),
+            "augment": lambda: hp.Boolean("augment", default=default["augment"])}
 
 
-def recurrent(hp: kt.HyperParameters) -> dict[str, Any]:
+def recurrent(hp: kt.HyperParameters) -> dict[str, Sampler]:
     default = _builder_defaults(build_recurrent_classifier)
-    return {"cell": hp.Choice("cell", list(CELLS), default=default["cell"]),
-            "rnn_units": hp.Choice("rnn_units", [32, 64, 128], default=default["rnn_units"]),
-            "rnn_layers": hp.Int("rnn_layers", 1, 2, default=default["rnn_layers"]),
-            "bidirectional": hp.Boolean("bidirectional", default=default["bidirectional"]),
-            "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=default["dropout"])}
+    return {"cell": lambda: hp.Choice("cell", list(CELLS), default=default["cell"]),
+            "rnn_units": lambda: hp.Choice("rnn_units", [32, 64, 128], default=default["rnn_units"]),
+            "rnn_layers": lambda: hp.Int("rnn_layers", 1, 2, default=default["rnn_layers"]),
+            "bidirectional": lambda: hp.Boolean("bidirectional", default=default["bidirectional"]),
+            "dropout": lambda: hp.Float("dropout", 0.0, 0.5, step=0.1, default=default["dropout"])}
 
 
-def gan(hp: kt.HyperParameters) -> dict[str, Any]:
+def gan(hp: kt.HyperParameters) -> dict[str, Sampler]:
     # Two stride-2 stages each: 28-pixel images need a side divisible by 2 ** depth.
     default = _builder_defaults(build_gan)
-    g_width = hp.Choice("generator_base_width", [32, 64, 128], default=default["generator_widths"][0])
-    d_width = hp.Choice("discriminator_base_width", [32, 64], default=default["discriminator_widths"][0])
-    return {"noise_dim": hp.Choice("noise_dim", [32, 64, 128], default=default["noise_dim"]),
-            "generator_widths": (g_width, g_width // 2),
-            "discriminator_widths": (d_width, 2 * d_width)}
+
+    def generator_widths():
+        width = hp.Choice("generator_base_width", [32, 64, 128], default=default["generator_widths"][0])
+        return width, width // 2
+
+    def discriminator_widths():
+        width = hp.Choice("discriminator_base_width", [32, 64], default=default["discriminator_widths"][0])
+        return width, 2 * width
+    return {"noise_dim": lambda: hp.Choice("noise_dim", [32, 64, 128], default=default["noise_dim"]),
+            "generator_widths": generator_widths, "discriminator_widths": discriminator_widths}
 
 
-SEARCH_SPACES: dict[str, Callable[[kt.HyperParameters], dict[str, Any]]] = {
+def sample(task_name: str, hp: kt.HyperParameters, fixed=()) -> dict[str, Any]:
+    """The builder arguments `hp` stands for in `task_name`'s space, leaving out (and never sampling) `fixed`."""
+    return {name: draw() for name, draw in SEARCH_SPACES[task_name](hp).items() if name not in fixed}
+
+
+SEARCH_SPACES: dict[str, Callable[[kt.HyperParameters], dict[str, Sampler]]] = {
     "dense": dense,
     "conv": conv,
     "recurrent": recurrent,

@@ -27,12 +27,13 @@ def _read_idx(path: str, magic: int, dims: tuple[int, ...]) -> np.ndarray:
     """Reads one gzipped IDX file of unsigned bytes and checks its header against `magic` and `dims`."""
     if not os.path.isfile(path):
         raise PipelineError(f"missing data file {path}: {HOW_TO_GET}")
+    header_size = 4 * (1 + len(dims))
+    expected = header_size + int(np.prod(dims))
     try:
         with gzip.open(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(expected + 1)  # no more: a file that inflates past its size is not the data set
     except (OSError, EOFError, zlib.error) as e:
         raise PipelineError(f"corrupt data file {path} ({e}): {HOW_TO_GET}") from None
-    header_size = 4 * (1 + len(dims))
     if len(raw) < header_size:
         raise PipelineError(f"corrupt data file {path} (too short for an IDX header): {HOW_TO_GET}")
     header = np.frombuffer(raw[:header_size], dtype=">u4")

@@ -11,6 +11,7 @@ from typing import Callable
 import tensorflow as tf
 
 from pipelines.data.sources import DataSet
+from pipelines.errors import PipelineError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -52,6 +53,9 @@ def make_input_pipeline(data: DataSet, to_example: Callable, *, batch_size: int,
     n = min(total, max_train_examples) if max_train_examples else total
     num_validation = max(1, round(n * validation_split))
     num_train = n - num_validation
+    if num_train < 1:
+        raise PipelineError(f"{n} train examples (--max_train_examples={max_train_examples}) leave none to train on "
+                            f"after the validation split: give at least 2, or 0 for all {total}")
     num_test = _count(data.test)
     if max_test_examples:
         num_test = min(num_test, max_test_examples)

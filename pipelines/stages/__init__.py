@@ -1,4 +1,8 @@
-"""The stages, in the only order they run, each with the artifacts it reads and writes."""
+"""The stages, in the only order they run, each with the artifacts it reads and writes and the settings it ignores.
+
+A stage's fingerprint (runner.py) is every RunConfig field except config.NOT_IDENTITY and the stage's own
+`ignores`: a field added to RunConfig counts for every stage until a stage says it does not depend on it.
+"""
 
 import dataclasses
 from typing import Callable
@@ -7,35 +11,55 @@ from pipelines import artifacts as a
 from pipelines.stages import evaluate, export, train, tune, verify
 
 
+def _none(config) -> tuple[str, ...]:
+    return ()
+
+
+def _tflite_files(config) -> tuple[str, ...]:
+    return tuple(a.tflite_file(v) for v in config.tflite_variants)
+
+
+def _sweep_result(config) -> tuple[str, ...]:
+    """train reads the sweep's best_hparams.json when tune runs before it (--hparams_file is read into the config)."""
+    return (a.BEST_HPARAMS,) if "tune" in config.stages else ()
+
+
 @dataclasses.dataclass(frozen=True)
 class Stage:
     name: str
     run: Callable  # (Context) -> str: a one-line key result for the summary
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
-    # The RunConfig fields its outputs depend on: with its inputs, they make its fingerprint (see runner).
-    uses: tuple[str, ...]
+    # RunConfig fields its outputs do not depend on (every other field is in its fingerprint).
+    ignores: tuple[str, ...] = ()
+    # Inputs and outputs that depend on the config (the TFLite variants), beside the fixed ones.
+    inputs_for: Callable = _none
+    outputs_for: Callable = _none
+
+    def all_inputs(self, config) -> tuple[str, ...]:
+        return self.inputs + self.inputs_for(config)
+
+    def all_outputs(self, config) -> tuple[str, ...]:
+        return self.outputs + self.outputs_for(config)
 
 
-DATA = ("task", "dataset", "data_dir", "idx_dir", "data_source", "batch_size", "seed")
-TRAIN_DATA = DATA + ("validation_split", "max_train_examples")
-TEST_DATA = DATA + ("max_test_examples",)
+TUNING = ("tuner", "max_trials", "tuning_epochs", "executions_per_trial", "objective", "fixed_hparams")
+EXPORT = ("tflite_variants", "representative_examples")
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("tune", tune.run, inputs=(), outputs=(a.TRIALS_CSV, a.TRIALS_PNG, a.BEST_HPARAMS, a.TUNING),
-          uses=TRAIN_DATA + ("hparams", "fixed_hparams", "tuner", "max_trials", "tuning_epochs",
-                             "executions_per_trial", "objective", "learning_rate", "lr_schedule", "clip_norm",
-                             "label_smoothing")),
-    Stage("train", train.run, inputs=(), outputs=(a.MODEL, a.HISTORY, a.CHECKPOINTS, a.LOGS),
-          uses=TRAIN_DATA + ("epochs", "learning_rate", "discriminator_learning_rate", "hparams", "hparams_file",
-                             "lr_schedule", "clip_norm", "label_smoothing", "deterministic")),
-    Stage("evaluate", evaluate.run, inputs=(a.MODEL,), outputs=(a.METRICS,),
-          uses=TEST_DATA + ("label_smoothing",)),  # test_loss is the training loss
-    # export also writes a TFLite file per --tflite_variants (artifacts.tflite_file), checked by verify itself.
-    Stage("export", export.run, inputs=(a.MODEL,), outputs=(a.SAVED_MODEL, a.TFLITE, a.LABELS),
-          uses=TRAIN_DATA + ("tflite_variants", "representative_examples")),
-    Stage("verify", verify.run, inputs=(a.MODEL, a.SAVED_MODEL), outputs=(a.VERIFY, a.VERIFY_MD),
-          uses=TEST_DATA + ("tflite_variants",)),
+          ignores=("epochs", "max_test_examples") + EXPORT),
+    # The sweep's settings reach train through best_hparams.json, whose content is in train's fingerprint.
+    Stage("train", train.run, inputs=(), inputs_for=_sweep_result,
+          outputs=(a.MODEL, a.HISTORY, a.CONFIG, a.CHECKPOINTS, a.LOGS),
+          ignores=TUNING + EXPORT + ("max_test_examples",)),
+    Stage("evaluate", evaluate.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.METRICS,), ignores=TUNING + EXPORT),
+    Stage("export", export.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.SAVED_MODEL, a.LABELS),
+          outputs_for=_tflite_files, ignores=TUNING + ("max_test_examples",)),
+    Stage("verify", verify.run, inputs=(a.MODEL, a.CONFIG, a.SAVED_MODEL), inputs_for=_tflite_files,
+          outputs=(a.VERIFY, a.VERIFY_MD), ignores=TUNING + ("representative_examples",)),
 )}
 STAGE_ORDER = tuple(STAGES)
+# Which stage makes each artifact: the fixed outputs, and every TFLite variant's file.
 PRODUCERS = {artifact: stage.name for stage in STAGES.values() for artifact in stage.outputs}
+PRODUCERS.update({a.tflite_file(variant): "export" for variant in a.TFLITE_VARIANTS})
 DEFAULT_STAGES = ("train", "evaluate", "export", "verify")

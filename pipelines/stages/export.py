@@ -2,11 +2,11 @@
 
 Variants: float32; dynamic_range (int8 weights, float activations); float16 (float16 weights); int8 (full
 integer: int8 weights and activations, int8 inputs and outputs, calibrated on examples of the train split).
-Beside them: labels.txt (line i is class i) and the task's own side files (a text model's vocab.txt).
+Beside them: labels.txt (line i is class i) and the task's own side files (a text model's vocab.txt). The files
+of variants not asked for are removed, so every file in the folder comes from the model beside it.
 """
 
 import os
-import tempfile
 
 import keras
 import numpy as np
@@ -82,7 +82,8 @@ def run(ctx: Context) -> str:
     serving = ctx.task.serving(ctx.trained_model())
     export_saved_model(serving.model, ctx.path(artifacts.SAVED_MODEL))
     sizes = {}
-    with tempfile.TemporaryDirectory(dir=ctx.config.task_dir) as scratch:
+    scratch = artifacts.scratch_dir(ctx.config.task_dir)  # a killed run's is cleared by the next (TaskLock)
+    try:
         sources = {"float": ctx.path(artifacts.SAVED_MODEL)}
         if serving.tflite_model is not None:
             sources["float"] = os.path.join(scratch, "tflite")
@@ -98,12 +99,15 @@ def run(ctx: Context) -> str:
                 flatbuffers[variant] = convert(sources["int8"], variant, calibration)
             else:
                 flatbuffers[variant] = convert(sources["float"], variant)
+    finally:
+        artifacts.remove(scratch)
+    for variant in set(artifacts.TFLITE_VARIANTS) - set(flatbuffers):
+        artifacts.remove(ctx.path(artifacts.tflite_file(variant)))
     for variant, flatbuffer in flatbuffers.items():
         with artifacts.atomic_path(ctx.path(artifacts.tflite_file(variant))) as tmp, open(tmp, "wb") as f:
             f.write(flatbuffer)
         sizes[variant] = len(flatbuffer)
     side_files = {artifacts.LABELS: "\n".join(ctx.data.label_names) + "\n", **serving.side_files}
     for name, text in side_files.items():
-        with artifacts.atomic_path(ctx.path(name)) as tmp, open(tmp, "w") as f:
-            f.write(text)
+        artifacts.write_text(ctx.path(name), text)
     return " ".join(f"{variant}={size / 1024:.0f}KiB" for variant, size in sizes.items())

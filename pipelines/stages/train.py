@@ -1,35 +1,80 @@
-"""Train stage: build the task's model from its hyperparameters and fit it on the train split."""
+"""Train stage: build the task's model from its hyperparameters and fit it on the train split.
+
+Resumable: a killed run's state is kept in backup/<fingerprint>/, so only the same settings continue it; any
+other command starts over (and says so). What it trains with is recorded beside the model in config.json.
+"""
 
 import dataclasses
 import os
 import sys
 
 import keras
-import tensorflow as tf
+from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not exported
 
 from pipelines import artifacts
+from pipelines.config import describe_changes
 from pipelines.context import Context
-from pipelines.health import GradientNorm, StopOnNonFiniteLoss
+from pipelines.health import EpochCheckpoint, GradientNorm, StopOnNonFiniteLoss
+
+SETTINGS = "settings.json"  # backup/<fingerprint>/settings.json: what the interrupted run was training
 
 
-def hparams_source(ctx: Context) -> str | None:
-    """--hparams_file, else the tune stage's best_hparams.json when tune ran in this run, else none."""
-    if ctx.config.hparams_file:
-        return ctx.config.hparams_file
-    return ctx.path(artifacts.BEST_HPARAMS) if "tune" in ctx.config.stages else None
+def resolve_hyperparameters(ctx: Context) -> None:
+    """With tune in this run, train with the sweep's best_hparams.json; say so when one is beside the model but
+    not used (--hparams_file was already read into the config)."""
+    config, best = ctx.config, ctx.path(artifacts.BEST_HPARAMS)
+    if "tune" in config.stages:
+        hparams, rate = ctx.task.read_hparams_file(best)
+        ctx.config = dataclasses.replace(config, hparams={**config.hparams, **hparams},
+                                         learning_rate=rate or config.learning_rate)
+        print(f"hyperparameters from {best}: {hparams}, learning_rate={ctx.config.learning_rate:g}")
+    elif config.hparams_file:
+        print(f"hyperparameters from {config.hparams_file}: {dict(config.hparams)}, "
+              f"learning_rate={config.learning_rate:g}")
+    elif os.path.exists(best):
+        print(f"note: not training with the sweep's {best}: add --hparams_file={best}, or tune in the same run")
+
+
+def backup_dir(ctx: Context) -> tuple[str, bool]:
+    """This config's resume folder, backup/<fingerprint>/, and whether it holds a run to continue. Another
+    config's interrupted run, a damaged backup, or --force start over, each said in one line."""
+    root, key = ctx.path(artifacts.BACKUP), ctx.stage_key
+    mine = os.path.join(root, key)
+    if ctx.config.force and os.path.exists(root):
+        print("--force: starting training over")
+        artifacts.remove(root)
+    for other in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+        if other == key:
+            continue
+        try:
+            before = artifacts.read_json(os.path.join(root, other, SETTINGS))
+            change = describe_changes(before, ctx.stage_settings)
+        except (OSError, ValueError):
+            change = "settings unknown"
+        print(f"starting training over: the interrupted run in {root} had other settings ({change})")
+        artifacts.remove(os.path.join(root, other))
+    resumed = os.path.exists(os.path.join(mine, "training_metadata.json"))
+    if resumed:
+        try:
+            epoch = artifacts.read_json(os.path.join(mine, "training_metadata.json"))["epoch"]
+            print(f"resuming the interrupted training after epoch {epoch}")
+        except (OSError, ValueError, KeyError, TypeError):
+            print(f"starting training over: the interrupted run's state in {mine} is damaged")
+            artifacts.remove(mine)
+            resumed = False
+    os.makedirs(mine, exist_ok=True)
+    artifacts.write_json(os.path.join(mine, SETTINGS), ctx.stage_settings)
+    return mine, resumed
 
 
 def run(ctx: Context) -> str:
+    resolve_hyperparameters(ctx)
     config, task, inputs = ctx.config, ctx.task, ctx.inputs
-    source = hparams_source(ctx)
-    if source:
-        hparams, rate = task.read_hparams_file(source)
-        config = dataclasses.replace(config, hparams={**config.hparams, **hparams},
-                                     learning_rate=rate or config.learning_rate)
-        print(f"hyperparameters from {source}: {hparams}, learning_rate={config.learning_rate:g}")
+    backup, resumed = backup_dir(ctx)
+    if not resumed:  # the curves and checkpoints of an earlier model do not belong beside this one
+        for folder in (artifacts.CHECKPOINTS, artifacts.LOGS):
+            artifacts.remove(ctx.path(folder))
     keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()  # same seed, same numbers: slower kernels on some ops
     model = task.build(inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
     task.compile(model, config, steps_per_epoch=inputs.steps_per_epoch)
     print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
@@ -38,20 +83,32 @@ def run(ctx: Context) -> str:
     # The GAN's two losses live in its own train_step; its gradient norm is not measured here.
     grad_norm = [GradientNorm(next(iter(inputs.train.unbatch().batch(256))))] if model.loss else []
     callbacks = [
-        *grad_norm,
-        keras.callbacks.BackupAndRestore(ctx.path(artifacts.BACKUP)),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(ctx.path(artifacts.CHECKPOINTS), "epoch_{epoch:03d}.weights.h5"), save_weights_only=True),
-        keras.callbacks.TensorBoard(ctx.path(artifacts.LOGS)),
         health,
+        *grad_norm,
+        keras.callbacks.BackupAndRestore(backup),
+        EpochCheckpoint(ctx.path(artifacts.CHECKPOINTS), health),
+        keras.callbacks.TensorBoard(ctx.path(artifacts.LOGS)),
         *task.callbacks(ctx),
     ]
-    history = model.fit(inputs.train, validation_data=inputs.validation, epochs=config.epochs,
-                        callbacks=callbacks, shuffle=False,  # the input pipeline shuffles
-                        verbose=1 if sys.stdout.isatty() else 2)
+    # Same seed, same numbers (slower kernels on some ops). A process-wide switch: left as it was found.
+    switched = config.deterministic and not tf_config.is_op_determinism_enabled()
+    if switched:
+        tf_config.enable_op_determinism()
+    try:
+        history = model.fit(inputs.train, validation_data=inputs.validation, epochs=config.epochs,
+                            callbacks=callbacks, shuffle=False,  # the input pipeline shuffles
+                            verbose=1 if sys.stdout.isatty() else 2)
+    finally:
+        if switched:
+            tf_config.disable_op_determinism()
+    if health.failure:
+        artifacts.remove(backup)  # a diverged state is not worth resuming
+    if not os.listdir(ctx.path(artifacts.BACKUP)):  # BackupAndRestore removes its own folder when training ends
+        os.rmdir(ctx.path(artifacts.BACKUP))
     health.raise_if_failed()  # before saving: a diverged model must not replace a good one
     with artifacts.atomic_path(ctx.path(artifacts.MODEL)) as tmp:
         model.save(tmp)
     curves = {name: [float(v) for v in values] for name, values in history.history.items()}
     artifacts.write_json(ctx.path(artifacts.HISTORY), curves)
+    artifacts.write_json(ctx.path(artifacts.CONFIG), dataclasses.asdict(config))
     return " ".join(f"{name}={values[-1]:.4f}" for name, values in curves.items() if name.startswith("val_"))

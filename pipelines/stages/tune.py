@@ -2,12 +2,13 @@
 
 Writes the trial table (`trials.csv`), a plot of the objective per trial (`trials.png`) and the best builder
 arguments (`best_hparams.json`), which the train stage then uses. The tuner keeps its state in `tuning/`, so the
-same command continues an interrupted sweep (finished trials are not redone); `--fresh` starts over. One trial
-of every sweep is the task's default model, trained for the full budget (tuning/oracles.py).
+same command continues an interrupted sweep (finished trials are not redone; a larger --max_trials adds trials);
+a sweep made with other settings is refused, and `--fresh` starts over. One trial of every sweep is the task's
+default model, trained for the full budget (tuning/oracles.py).
 
 Distributed: KerasTuner's own chief/worker protocol. With KERASTUNER_TUNER_ID, KERASTUNER_ORACLE_IP and
 KERASTUNER_ORACLE_PORT set, the `chief` serves the oracle and writes the results once every trial is done; each
-worker (any other id) runs trials it is given and writes nothing else.
+worker (any other id) runs trials it is given and writes nothing else (the runner stops it after tune).
 """
 
 import csv
@@ -20,12 +21,14 @@ import time
 import keras
 import keras_tuner as kt
 import matplotlib
+from keras_tuner.engine.metrics_tracking import infer_metric_direction
 from keras_tuner.src import config as kt_config  # not exported: only DEBUG, which prints tracebacks
 
 matplotlib.use("Agg")  # files only: no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
 
 from pipelines import artifacts  # noqa: E402
+from pipelines.config import describe_changes  # noqa: E402
 from pipelines.context import Context  # noqa: E402
 from pipelines.errors import PipelineError  # noqa: E402
 from tuning import oracles  # noqa: E402
@@ -37,6 +40,10 @@ TUNERS = {"random": (kt.RandomSearch, oracles.RandomSearchOracle),
           "hyperband": (kt.Hyperband, oracles.HyperbandOracle),
           "bayesian": (kt.BayesianOptimization, oracles.BayesianOptimizationOracle)}
 TIMINGS = "timings"  # <tuning dir>/timings/<trial id>.json: seconds and which tuner ran it
+SWEEP = "sweep.json"  # tuning/sweep.json: the settings the sweep in the folder was made with
+TUNER_ID = "KERASTUNER_TUNER_ID"
+# Settings a sweep may change and still continue: more trials extend it.
+EXTENDS_SWEEP = ("max_trials",)
 
 
 def _pipeline_tuner(tuner_class):
@@ -86,12 +93,37 @@ def _last_line(message: str | None) -> str:
 
 
 def is_worker() -> bool:
-    return os.environ.get("KERASTUNER_TUNER_ID", "chief") != "chief"
+    return os.environ.get(TUNER_ID, "chief") != "chief"
 
 
-def objective(name: str) -> kt.Objective:
-    """Losses and distances are minimized, anything else (accuracy, AUC, ...) maximized."""
-    return kt.Objective(name, "min" if name.endswith(("loss", "distance")) else "max")
+def objective(name: str, task) -> kt.Objective:
+    """The task's own objective in its own direction; any other metric in the direction KerasTuner infers for it
+    (val_mae: min, val_auc: max). A name it cannot place is refused rather than guessed."""
+    direction = task.objective_direction if name == task.objective else infer_metric_direction(name)
+    if direction is None:
+        raise PipelineError(f"--objective={name}: KerasTuner cannot tell whether to minimize or maximize it; use a "
+                            f"Keras metric the trials log, such as {task.objective} or val_loss")
+    return kt.Objective(name, direction)
+
+
+def claim_sweep(ctx: Context) -> None:
+    """tuning/ holds one sweep, of the settings in its sweep.json: the same command continues it, --fresh starts
+    over, other settings are refused (starting over would discard finished trials the user may want)."""
+    folder, settings = ctx.path(artifacts.TUNING), {
+        k: v for k, v in ctx.stage_settings.items() if k not in EXTENDS_SWEEP}
+    if ctx.config.fresh:
+        artifacts.remove(folder)
+    elif os.path.exists(folder):
+        try:
+            before = artifacts.read_json(os.path.join(folder, SWEEP))
+            change = describe_changes(before, settings) if isinstance(before, dict) else "unreadable settings"
+        except (OSError, ValueError):
+            before, change = None, f"no readable {SWEEP}"
+        if json.dumps(before, sort_keys=True, default=list) != json.dumps(settings, sort_keys=True, default=list):
+            raise PipelineError(f"the sweep in {folder} was made with other settings ({change}): add --fresh to "
+                                "start it over, or give another --output_dir")
+    os.makedirs(folder, exist_ok=True)
+    artifacts.write_json(os.path.join(folder, SWEEP), settings)
 
 
 def make_tuner(ctx: Context, hypermodel: TaskHyperModel) -> kt.Tuner:
@@ -99,10 +131,11 @@ def make_tuner(ctx: Context, hypermodel: TaskHyperModel) -> kt.Tuner:
     fixed = kt.HyperParameters()
     for name, value in hypermodel.fixed.items():
         if isinstance(value, (bool, int, float, str)):
-            fixed.Fixed(name, value)  # recorded in every trial, never searched
+            fixed.Fixed(name, value)  # recorded in every trial (a tuple is left out of the space: search_spaces)
     kt_config.DEBUG = False  # else KerasTuner prints each failed trial's traceback; PipelineTuner says one line
     tuner_class, oracle_class = TUNERS[c.tuner]
-    search = dict(objective=objective(c.objective), seed=c.seed, hyperparameters=fixed, tune_new_entries=True)
+    search = dict(objective=objective(c.objective, ctx.task), seed=c.seed, hyperparameters=fixed,
+                  tune_new_entries=True)
     if c.tuner == "hyperband":
         # Hyperband sizes its own brackets from max_epochs; max_trials bounds nothing there.
         oracle = oracle_class(max_epochs=c.tuning_epochs, factor=3, hyperband_iterations=1, **search)
@@ -110,8 +143,7 @@ def make_tuner(ctx: Context, hypermodel: TaskHyperModel) -> kt.Tuner:
         oracle = oracle_class(max_trials=c.max_trials, **search)
     return _pipeline_tuner(tuner_class)(oracle=oracle, hypermodel=hypermodel,
                                         executions_per_trial=c.executions_per_trial,
-                                        directory=ctx.path(artifacts.TUNING), project_name=c.tuner,
-                                        overwrite=c.fresh)
+                                        directory=ctx.path(artifacts.TUNING), project_name=c.tuner)
 
 
 def trial_rows(tuner: kt.Tuner, task_name: str) -> list[dict]:
@@ -122,7 +154,7 @@ def trial_rows(tuner: kt.Tuner, task_name: str) -> list[dict]:
         values = trial.hyperparameters.values
         epochs = values.get("tuner/epochs", tuner.hypermodel.config.tuning_epochs) - values.get(
             "tuner/initial_epoch", 0)
-        hparams = {**trial_hparams(task_name, trial.hyperparameters), **tuner.hypermodel.fixed}
+        hparams = {**trial_hparams(task_name, trial.hyperparameters, tuner.hypermodel.fixed), **tuner.hypermodel.fixed}
         hparams[LEARNING_RATE] = tuner.hypermodel.learning_rate(trial.hyperparameters)
         rows.append({"trial_id": trial_id, "status": trial.status, "objective": trial.score, "epochs": epochs,
                      "seconds": round(timing["seconds"], 1) if timing else None, "tuner_id": timing.get("tuner_id"),
@@ -156,6 +188,8 @@ def write_trials(rows: list[dict], csv_path: str, png_path: str, objective: str)
 
 def run(ctx: Context) -> str:
     config, task, inputs = ctx.config, ctx.task, ctx.inputs
+    if not is_worker():  # the chief owns the folder; a worker joins the chief's sweep
+        claim_sweep(ctx)
     hypermodel = TaskHyperModel(task, config, inputs.input_shape, ctx.data.num_classes, fixed=config.fixed_hparams,
                                 learned=ctx.learned_args, steps_per_epoch=inputs.steps_per_epoch)
     tuner = make_tuner(ctx, hypermodel)
@@ -172,10 +206,17 @@ def run(ctx: Context) -> str:
                             f"{_last_line(failed[-1] if failed else None)}; the trials' tracebacks are in "
                             f"{tuner.project_dir}") from None
     if is_worker():
-        return f"worker {os.environ['KERASTUNER_TUNER_ID']} done"
+        return f"worker {os.environ[TUNER_ID]} done"
     rows = trial_rows(tuner, task.name)
+    if not rows:
+        raise PipelineError("the sweep ran no trial: raise --max_trials or start over with --fresh")
     write_trials(rows, ctx.path(artifacts.TRIALS_CSV), ctx.path(artifacts.TRIALS_PNG), config.objective)
-    (best,) = tuner.oracle.get_best_trials(1)
+    scored = [t for t in tuner.oracle.get_best_trials(len(rows))
+              if t.status == kt.engine.trial.TrialStatus.COMPLETED and t.score is not None]
+    if not scored:
+        raise PipelineError(f"no trial of the sweep completed (see {ctx.path(artifacts.TRIALS_CSV)}), so there is no "
+                            "best model: fix what the failed trials report, then run with --fresh")
+    best = scored[0]
     best_row = next(r for r in rows if r["trial_id"] == best.trial_id)
     hparams = json.loads(best_row["hparams"])
     best_hparams = {"hparams": {k: v for k, v in hparams.items() if k != LEARNING_RATE},

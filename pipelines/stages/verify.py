@@ -18,10 +18,17 @@ from ai_edge_litert.interpreter import Interpreter
 from pipelines import artifacts
 from pipelines.context import Context
 from pipelines.errors import PipelineError
-from pipelines.serving import Batch, Serving
+from pipelines.serving import Batch, Serving, softmax
 
 PARITY_EXAMPLES = 1024   # the batch every export is compared on; at least 256 are required
 LATENCY_RUNS, WARMUP_RUNS = 100, 10
+# A 99% agreement cannot be told from chance on fewer examples: one miss in 50 is already 98%.
+MIN_TEST_EXAMPLES = 100
+# An example whose top class leads the next by less than this (in Keras' probabilities) is a near-tie: any
+# rounding may flip it. A model with few clear examples is undertrained, and its quantized variants' misses on
+# near-ties are noise, not a broken export.
+CLEAR_MARGIN = 0.1
+UNDERTRAINED_CLEAR_FRACTION = 0.8
 
 
 def only_value(outputs: dict) -> np.ndarray:
@@ -97,10 +104,15 @@ class Reference:
     test_batches: list[tuple[Batch, np.ndarray]]  # (inputs, labels); empty for a generator
     classes: np.ndarray | None = None  # the Keras model's class for each test example
     labels: np.ndarray | None = None
+    clear: np.ndarray | None = None    # whether the Keras model's top class leads by CLEAR_MARGIN or more
 
     @property
     def accuracy(self) -> float:
         return float(np.mean(self.classes == self.labels))
+
+    @property
+    def undertrained(self) -> bool:
+        return self.clear is not None and float(np.mean(self.clear)) < UNDERTRAINED_CLEAR_FRACTION
 
 
 def keras_reference(serving: Serving, test: tf.data.Dataset) -> Reference:
@@ -110,9 +122,10 @@ def keras_reference(serving: Serving, test: tf.data.Dataset) -> Reference:
     name = serving.reference.inputs[0].name
     batches = [({name: x}, y) for x, y in test.as_numpy_iterator()]
     parity = {name: np.concatenate([b[name] for b, _ in batches])[:PARITY_EXAMPLES]}
-    classes = np.concatenate([np.argmax(keras_predict(serving.reference, b), -1) for b, _ in batches])
-    return Reference(parity, keras_predict(serving.reference, parity), batches, classes,
-                     np.concatenate([y for _, y in batches]))
+    probabilities = softmax(np.concatenate([keras_predict(serving.reference, b) for b, _ in batches]))
+    top2 = np.sort(probabilities, axis=-1)[:, -2:]
+    return Reference(parity, keras_predict(serving.reference, parity), batches, np.argmax(probabilities, -1),
+                     np.concatenate([y for _, y in batches]), clear=top2[:, 1] - top2[:, 0] >= CLEAR_MARGIN)
 
 
 def measure_tflite(path: str, variant: str, serving: Serving, reference: Reference) -> dict:
@@ -126,6 +139,8 @@ def measure_tflite(path: str, variant: str, serving: Serving, reference: Referen
     if reference.test_batches:
         predicted = np.concatenate([np.argmax(model(to_inputs(b)), -1) for b, _ in reference.test_batches])
         row["top1_agreement"] = float(np.mean(predicted == reference.classes))
+        row["top1_agreement_clear"] = float(np.mean((predicted == reference.classes)[reference.clear])
+                                            if reference.clear.any() else 1.0)
         row["test_accuracy"] = float(np.mean(predicted == reference.labels))
         row["accuracy_drop"] = reference.accuracy - row["test_accuracy"]
     row["size_bytes"] = os.path.getsize(path)
@@ -134,6 +149,10 @@ def measure_tflite(path: str, variant: str, serving: Serving, reference: Referen
     row["inputs"] = model.input_quantization()
     row["limit"] = list(serving.limits[variant])
     row["passed"] = passes(row, serving.limits[variant])
+    if not row["passed"] and row["limit"][0] == "top1_agreement" and reference.undertrained:
+        # The same bound, on the examples the model is clear about: misses on near-ties are rounding noise.
+        row["passed"] = row["top1_agreement_clear"] >= row["limit"][1]
+        row["judged_on"] = "clear examples: the model is undertrained"
     return row
 
 
@@ -145,6 +164,10 @@ def run(ctx: Context) -> str:
         raise PipelineError(f"verify needs {', '.join(missing)} in {ctx.config.task_dir}: run --stages=export "
                             f"with the same --tflite_variants first")
 
+    if serving.sample_inputs is None and ctx.inputs.num_test < MIN_TEST_EXAMPLES:
+        raise PipelineError(f"verify judges the exports on at least {MIN_TEST_EXAMPLES} test examples, and "
+                            f"--max_test_examples={ctx.config.max_test_examples} leaves {ctx.inputs.num_test}: "
+                            "raise it (0 = all)")
     reference = keras_reference(serving, ctx.inputs.test)
     single = first(reference.parity, 1)
     single_input = single if len(single) > 1 else tf.constant(next(iter(single.values())))
@@ -163,6 +186,7 @@ def run(ctx: Context) -> str:
 
     tested = len(reference.labels) if reference.test_batches else 0
     report = {"parity_examples": len(reference.outputs), "num_test_examples": tested, "exports": rows,
+              "clear_fraction": float(np.mean(reference.clear)) if reference.test_batches else None,
               "passed": all(r["passed"] for r in rows.values())}
     artifacts.write_json(ctx.path(artifacts.VERIFY), report)
     table = format_report(rows)
@@ -173,6 +197,11 @@ def run(ctx: Context) -> str:
     if failed:
         raise PipelineError(f"exports miss their limits: {', '.join(failed)} (see {ctx.path(artifacts.VERIFY_MD)}); "
                             "a quantized variant that loses too much can be left out with --tflite_variants")
+    for name, row in rows.items():
+        if "judged_on" in row:
+            print(f"note: {name} agrees with Keras on {row['top1_agreement']:.1%} of test examples and on "
+                  f"{row['top1_agreement_clear']:.1%} of the {np.mean(reference.clear):.0%} the model is clear "
+                  "about: the model is undertrained (train longer), so misses on near-ties do not fail the export")
     float32 = rows.get("float32", rows["savedmodel"])
     accuracy = f"tflite_accuracy={float32['test_accuracy']:.4f} " if "test_accuracy" in float32 else ""
     return f"{accuracy}max_diff={float32['max_abs_diff']:.1e} {len(variants)} variants passed"

@@ -81,6 +81,7 @@ def test_hparams_file_with_keys_the_task_does_not_take(tmp_path):
 def test_verify_with_no_export(tmp_path):
     (tmp_path / "dense").mkdir()
     (tmp_path / "dense" / "model.keras").write_text("")
+    (tmp_path / "dense" / "config.json").write_text("{}")
     assert_one_line_error(run_cli(f"--output_dir={tmp_path}", "--stages=verify"),
                           "needs saved_model", "--stages=export")
 

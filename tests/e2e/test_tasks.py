@@ -14,7 +14,7 @@ from pipelines import runner
 from pipelines.tasks import TASKS
 from tests.conftest import config_from_flags
 
-GAN_VARIANTS = TASKS["gan"].tflite_variants
+GAN_VARIANTS = TASKS["gan"].default_variants({})
 QUICK = ("--epochs=1", "--max_train_examples=640", "--max_test_examples=320", "--tflite_variants=float32")
 
 

@@ -2,14 +2,14 @@ import keras_tuner as kt
 import pytest
 
 from tuning import oracles
-from tuning.search_spaces import SEARCH_SPACES
+from tuning.search_spaces import sample
 
 
 def _oracle(oracle_class, tmp_path, **options):
     oracle = oracle_class(objective=kt.Objective("val_accuracy", "max"), seed=1, **options)
     oracle._set_project_dir(str(tmp_path), "sweep")
     hp = kt.HyperParameters()
-    SEARCH_SPACES["conv"](hp)  # registers the space, as the tuner's first build does
+    sample("conv", hp)  # registers the space, as the tuner's first build does
     oracle.update_space(hp)
     return oracle
 

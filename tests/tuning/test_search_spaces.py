@@ -9,7 +9,7 @@ from tensorflow.python.framework import func_graph
 from pipelines.tasks import TASKS
 from tests.conftest import config_from_flags
 from tuning.hypermodel import TaskHyperModel
-from tuning.search_spaces import SEARCH_SPACES
+from tuning.search_spaces import SEARCH_SPACES, sample
 
 SHAPES = {"dense": (28, 28, 1), "conv": (28, 28, 1), "recurrent": (28, 28), "gan": (28, 28, 1)}
 
@@ -20,7 +20,7 @@ def test_every_task_has_a_search_space():
 
 @pytest.mark.parametrize("task_name", sorted(SEARCH_SPACES))
 def test_every_space_names_only_its_builders_arguments(task_name):
-    hparams = SEARCH_SPACES[task_name](kt.HyperParameters())
+    hparams = sample(task_name, kt.HyperParameters())
     assert set(hparams) <= set(TASKS[task_name].hparams)
 
 
@@ -29,7 +29,7 @@ def test_hypermodel_builds_the_tasks_own_model_compiled(task_name):
     config = config_from_flags(f"--task={task_name}")
     model = TaskHyperModel(TASKS[task_name], config, SHAPES[task_name], 10, fixed={}).build(kt.HyperParameters())
     default = TASKS[task_name].build_model(SHAPES[task_name], 10, **config.hparams)
-    assert model.name == default.name and model.optimizer is not None
+    assert model.name == default.name and model.compiled
     if task_name != "gan":
         assert model.output_shape == (None, 10)
 
@@ -38,15 +38,17 @@ def test_dense_space_varies_depth_and_width():
     hp = kt.HyperParameters()
     hp.Fixed("hidden_layers", 3)
     hp.Fixed("hidden_units_1", 64)
-    assert SEARCH_SPACES["dense"](hp)["hidden_units"][1:2] == (64,)
-    assert len(SEARCH_SPACES["dense"](hp)["hidden_units"]) == 3
+    assert sample("dense", hp)["hidden_units"][1:2] == (64,)
+    assert len(sample("dense", hp)["hidden_units"]) == 3
 
 
 def test_fixed_hyperparameters_override_the_search_and_the_learning_rate():
     config = config_from_flags("--task=dense")
     hypermodel = TaskHyperModel(TASKS["dense"], config, (28, 28, 1), 10,
                                 fixed={"hidden_units": (32, 16), "learning_rate": 0.005})
-    model = hypermodel.build(kt.HyperParameters())
+    hp = kt.HyperParameters()
+    model = hypermodel.build(hp)
+    assert not any(name.startswith("hidden_") for name in hp.values)
     assert [model.get_layer(f"hidden_{i}").units for i in range(2)] == [32, 16]
     assert abs(float(model.optimizer.learning_rate) - 0.005) < 1e-9
 
@@ -77,15 +79,27 @@ def test_a_trial_frees_the_graphs_of_the_trials_before_it():
 @pytest.mark.parametrize("task_name", sorted(SEARCH_SPACES))
 def test_every_space_defaults_to_its_builders_defaults(task_name):
     """The unflagged model is the space's default point: Bayesian search starts there, every oracle tries it."""
-    hparams = SEARCH_SPACES[task_name](kt.HyperParameters())
+    hparams = sample(task_name, kt.HyperParameters())
     assert hparams == {k: v for k, v in TASKS[task_name].default_hparams.items() if k in hparams}
 
 
 def test_gan_space_keeps_the_image_side_divisible():
-    assert len(SEARCH_SPACES["gan"](kt.HyperParameters())["generator_widths"]) == 2  # 28 / 2 ** 2 = 7
+    assert len(sample("gan", kt.HyperParameters())["generator_widths"]) == 2  # 28 / 2 ** 2 = 7
 
 
-def test_objectives_named_loss_or_distance_are_minimized():
+def test_objective_direction_is_the_tasks_own_or_keras_tuners_inference():
+    from pipelines.errors import PipelineError
     from pipelines.stages.tune import objective
-    assert objective("val_frechet_distance").direction == "min" and objective("val_loss").direction == "min"
-    assert objective("val_accuracy").direction == "max"
+    gan, dense = TASKS["gan"], TASKS["dense"]
+    assert objective("val_frechet_distance", gan).direction == "min"
+    assert objective("val_loss", dense).direction == "min" and objective("val_mae", dense).direction == "min"
+    assert objective("val_accuracy", dense).direction == "max" and objective("val_auc", dense).direction == "max"
+    with pytest.raises(PipelineError, match="--objective=val_fooness: KerasTuner cannot tell .* val_accuracy"):
+        objective("val_fooness", dense)
+
+
+def test_a_fixed_tuple_argument_is_not_sampled():
+    """--hidden_units=32 given: its depth and widths are no hyperparameters, so no two trials repeat a model."""
+    hp = kt.HyperParameters()
+    assert sample("dense", hp, fixed={"hidden_units": (32,)}) == {"dropout": 0.0}
+    assert set(hp.values) == {"dropout"}
