@@ -85,3 +85,23 @@ class GradientNorm(keras.callbacks.Callback):
         grads = [g for g in tape.gradient(loss, self.model.trainable_weights) if g is not None]
         if logs is not None:
             logs["grad_norm"] = float(np.sqrt(sum(float(tf.reduce_sum(tf.square(g))) for g in grads)))
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Each epoch's logs, kept in a JSON file beside the resume state, so the curves of a resumed run start at
+    epoch 1 (Keras' History holds only the epochs this process ran)."""
+
+    def __init__(self, path: str):
+        super().__init__()
+        self.path = path
+        self.curves = artifacts.read_json(path) if os.path.exists(path) else {}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Only the epochs the resume state holds: a run killed after this log was written but before the state
+        # was backed up repeats that epoch.
+        self.curves = {name: values[:epoch] for name, values in self.curves.items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            self.curves.setdefault(name, []).append(float(value))
+        artifacts.write_json(self.path, self.curves)

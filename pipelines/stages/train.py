@@ -14,9 +14,10 @@ from tensorflow.python.framework import config as tf_config  # disable_op_determ
 from pipelines import artifacts
 from pipelines.config import describe_changes
 from pipelines.context import Context
-from pipelines.health import EpochCheckpoint, GradientNorm, StopOnNonFiniteLoss
+from pipelines.health import EpochCheckpoint, EpochLog, GradientNorm, StopOnNonFiniteLoss
 
 SETTINGS = "settings.json"  # backup/<fingerprint>/settings.json: what the interrupted run was training
+CURVES = "curves.json"      # backup/<fingerprint>/curves.json: the finished epochs' logs
 
 
 def resolve_hyperparameters(ctx: Context) -> None:
@@ -82,22 +83,24 @@ def run(ctx: Context) -> str:
     health = StopOnNonFiniteLoss()
     # The GAN's two losses live in its own train_step; its gradient norm is not measured here.
     grad_norm = [GradientNorm(next(iter(inputs.train.unbatch().batch(256))))] if model.loss else []
+    curves = EpochLog(os.path.join(backup, CURVES))
     callbacks = [
         health,
         *grad_norm,
+        *task.callbacks(ctx),  # before the logs are read: a task's callback may add to them
+        curves,
         keras.callbacks.BackupAndRestore(backup),
         EpochCheckpoint(ctx.path(artifacts.CHECKPOINTS), health),
         keras.callbacks.TensorBoard(ctx.path(artifacts.LOGS)),
-        *task.callbacks(ctx),
     ]
     # Same seed, same numbers (slower kernels on some ops). A process-wide switch: left as it was found.
     switched = config.deterministic and not tf_config.is_op_determinism_enabled()
     if switched:
         tf_config.enable_op_determinism()
     try:
-        history = model.fit(inputs.train, validation_data=inputs.validation, epochs=config.epochs,
-                            callbacks=callbacks, shuffle=False,  # the input pipeline shuffles
-                            verbose=1 if sys.stdout.isatty() else 2)
+        model.fit(inputs.train, validation_data=inputs.validation, epochs=config.epochs,
+                  callbacks=callbacks, shuffle=False,  # the input pipeline shuffles
+                  verbose=1 if sys.stdout.isatty() else 2)
     finally:
         if switched:
             tf_config.disable_op_determinism()
@@ -108,7 +111,6 @@ def run(ctx: Context) -> str:
     health.raise_if_failed()  # before saving: a diverged model must not replace a good one
     with artifacts.atomic_path(ctx.path(artifacts.MODEL)) as tmp:
         model.save(tmp)
-    curves = {name: [float(v) for v in values] for name, values in history.history.items()}
-    artifacts.write_json(ctx.path(artifacts.HISTORY), curves)
+    artifacts.write_json(ctx.path(artifacts.HISTORY), curves.curves)
     artifacts.write_json(ctx.path(artifacts.CONFIG), dataclasses.asdict(config))
-    return " ".join(f"{name}={values[-1]:.4f}" for name, values in curves.items() if name.startswith("val_"))
+    return " ".join(f"{name}={values[-1]:.4f}" for name, values in curves.curves.items() if name.startswith("val_"))
