@@ -94,7 +94,8 @@ CLIP_NORM = flags.DEFINE_float("clip_norm", None, "Clip the global gradient norm
                                "exploding gradients); default: no clipping.", lower_bound=1e-6)
 DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Turn on TensorFlow op determinism: with the same --seed, "
                                   "two runs give identical numbers (some ops get slower).")
-FORCE = flags.DEFINE_bool("force", False, "Re-run every stage, even those whose outputs are up to date.")
+FORCE = flags.DEFINE_bool("force", False, "Re-run every stage, even those whose outputs are up to date; training "
+                          "starts over instead of resuming.")
 DISCRIMINATOR_LEARNING_RATE = flags.DEFINE_float(
     "discriminator_learning_rate", None, "gan: the discriminator's learning rate; default: --learning_rate.",
     lower_bound=1e-7, upper_bound=10.0)
@@ -108,10 +109,12 @@ TUNING_EPOCHS = flags.DEFINE_integer("tuning_epochs", 4, "Epochs per trial (hype
                                      lower_bound=1, upper_bound=1000)
 EXECUTIONS_PER_TRIAL = flags.DEFINE_integer("executions_per_trial", 1, "Models trained per trial, averaged.",
                                             lower_bound=1, upper_bound=100)
-OBJECTIVE = flags.DEFINE_string("objective", None, "Metric the tuner optimizes: minimized when its name ends in "
-                                "loss or distance, else maximized. Default: " + ", ".join(
-                                    f"{t.name} {t.objective}" for t in TASKS.values()) + ".")
-FRESH = flags.DEFINE_bool("fresh", False, "Start the sweep over instead of continuing the one in <task dir>/tuning.")
+OBJECTIVE = flags.DEFINE_string("objective", None, "Metric the tuner optimizes, in the direction KerasTuner infers "
+                                "from its name (val_loss, val_mae: min; val_accuracy, val_auc: max). Default: " +
+                                ", ".join(f"{t.name} {t.objective} ({t.objective_direction})" for t in TASKS.values())
+                                + ".")
+FRESH = flags.DEFINE_bool("fresh", False, "Start the sweep over instead of continuing the one in <task dir>/tuning "
+                          "(a sweep made with other settings is refused without it).")
 HPARAMS_FILE = flags.DEFINE_string("hparams_file", None, "Train with the builder arguments and learning rate of a "
                                    "best_hparams.json written by an earlier --stages=tune.")
 

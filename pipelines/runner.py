@@ -113,7 +113,8 @@ def adopt_trained_settings(config: RunConfig) -> RunConfig:
     """Without train in this run, the data and model settings are the trained model's (its config.json); a flag
     given on the command line that contradicts them is an error, not a silent mismatch."""
     path = os.path.join(config.task_dir, artifacts.CONFIG)
-    if "train" in config.stages or not os.path.exists(path):
+    reads_model = any(artifacts.MODEL in STAGES[name].all_inputs(config) for name in config.stages)
+    if "train" in config.stages or not reads_model or not os.path.exists(path):
         return config
     try:
         trained = from_record(artifacts.read_json(path), settings(config, "train"))

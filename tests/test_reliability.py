@@ -68,6 +68,8 @@ def test_deterministic_runs_give_identical_metrics(tmp_path):
     assert metrics[0] == metrics[1]
     histories = [json.loads((tmp_path / run / "dense" / "history.json").read_text()) for run in ("a", "b")]
     assert histories[0] == histories[1]
+    from tensorflow.python.framework import config as tf_config
+    assert not tf_config.is_op_determinism_enabled()  # a process-wide switch: not leaked into later tests
 
 
 def test_up_to_date_stages_are_reused_changed_ones_rerun_and_force_reruns_all(tmp_path, capsys):

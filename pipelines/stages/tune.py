@@ -21,6 +21,7 @@ import time
 import keras
 import keras_tuner as kt
 import matplotlib
+import numpy as np
 from keras_tuner.engine.metrics_tracking import infer_metric_direction
 from keras_tuner.src import config as kt_config  # not exported: only DEBUG, which prints tracebacks
 
@@ -42,17 +43,61 @@ TUNERS = {"random": (kt.RandomSearch, oracles.RandomSearchOracle),
 TIMINGS = "timings"  # <tuning dir>/timings/<trial id>.json: seconds and which tuner ran it
 SWEEP = "sweep.json"  # tuning/sweep.json: the settings the sweep in the folder was made with
 TUNER_ID = "KERASTUNER_TUNER_ID"
+OPTIMIZER_STATE = "optimizer_state.npz"  # <trial dir>/: the optimizer's variables at the trial's best epoch
 # Settings a sweep may change and still continue: more trials extend it.
 EXTENDS_SWEEP = ("max_trials",)
 
 
+class OptimizerAtBestEpoch(keras.callbacks.Callback):
+    """Saves the optimizer's variables (its step, Adam's moments) whenever the objective improves: the epoch whose
+    weights KerasTuner's own SaveBestEpoch keeps, so a promoted trial can continue both."""
+
+    def __init__(self, objective: kt.Objective, path: str):
+        super().__init__()
+        self.objective, self.path = objective, path
+        self.best = float("inf") if objective.direction == "min" else float("-inf")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.model.optimizer is None:  # a model with optimizers of its own (the GAN's two)
+            return
+        if self.objective.has_value(logs):
+            value = self.objective.get_value(logs)
+            if not self.objective.better_than(value, self.best):
+                return
+            self.best = value
+        with artifacts.atomic_path(self.path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, *[v.numpy() for v in self.model.optimizer.variables])
+
+
 def _pipeline_tuner(tuner_class):
     """The tuner class, driven by the oracle it is given, recording each trial's wall time, tuner id and the
-    process's peak memory, and reporting a failed trial in one line (its traceback stays in its trial.json)."""
+    process's peak memory, reporting a failed trial in one line (its traceback stays in its trial.json), and
+    continuing a promoted Hyperband trial's optimizer where its earlier round left it (KerasTuner reloads only
+    the weights: "Skipping variable loading for optimizer", and Adam and the cosine schedule start over)."""
 
     class PipelineTuner(tuner_class):
         def __init__(self, oracle: kt.Oracle, **kwargs):
             kt.Tuner.__init__(self, oracle=oracle, **kwargs)  # the built-in __init__ only makes its own oracle
+
+        def run_trial(self, trial, *args, **kwargs):
+            if isinstance(self, kt.Hyperband):  # the only tuner that promotes a trial into a later one
+                path = os.path.join(self.get_trial_dir(trial.trial_id), OPTIMIZER_STATE)
+                kwargs["callbacks"] = [*kwargs.get("callbacks", []), OptimizerAtBestEpoch(self.oracle.objective, path)]
+            return super().run_trial(trial, *args, **kwargs)
+
+        def _build_hypermodel(self, hp):
+            model = super()._build_hypermodel(hp)  # Hyperband: a promoted trial's weights are loaded here
+            earlier = hp.values.get("tuner/trial_id")
+            path = os.path.join(self.get_trial_dir(earlier), OPTIMIZER_STATE) if earlier else None
+            if path and os.path.exists(path) and model.optimizer is not None:
+                model.optimizer.build(model.trainable_variables)
+                with np.load(path) as state:
+                    values = [state[f"arr_{i}"] for i in range(len(state.files))]
+                for variable, value in zip(model.optimizer.variables, values, strict=True):
+                    variable.assign(value)
+                print(f"continuing trial {earlier}'s model and optimizer from step "
+                      f"{int(model.optimizer.iterations.numpy())}", flush=True)
+            return model
 
         def on_trial_begin(self, trial):
             self._trial_started = time.perf_counter()

@@ -84,3 +84,19 @@ def test_debian_fashion_mnist_validates_by_content():
     assert train["image"].shape == (60000, 28, 28, 1)
     np.testing.assert_array_equal(np.bincount(train["label"]), [6000] * 10)
     assert 60 < train["image"].mean() < 80  # real clothing pictures, not an empty file of the right size
+
+
+def test_a_file_that_inflates_past_the_data_sets_size_is_refused_without_reading_it_all(idx_copy):
+    """A gzip bomb: 512 MB of zeros behind a valid header would take 512 MB of memory if read whole."""
+    path = os.path.join(idx_copy, "t10k-labels-idx1-ubyte.gz")
+    header = np.array([idx.LABEL_MAGIC, 10000], dtype=">u4").tobytes()
+    with gzip.open(path, "wb", compresslevel=1) as f:
+        f.write(header)
+        chunk = bytes(1 << 24)
+        for _ in range(32):
+            f.write(chunk)
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(PipelineError, match="corrupt data file .*t10k-labels-idx1-ubyte.gz .*expected 10000"):
+        idx.load_idx_split(idx_copy, "test")
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: far below 512 MB

@@ -1,10 +1,15 @@
 """Bad input at the command line: one `error:` line naming the problem and the fix, a non-zero exit, no traceback."""
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
-from tests.conftest import assert_one_line_error, run_cli
+from tests.conftest import ROOT, assert_one_line_error, run_cli
 
 
 def test_value_out_of_range():
@@ -103,10 +108,14 @@ def test_truncated_data_file_names_it(tmp_path, fake_idx_dir):
     assert_one_line_error(result, "corrupt data file", "train-labels-idx1-ubyte.gz")
 
 
-def test_an_objective_no_trial_reports(tmp_path):
-    result = run_cli(f"--output_dir={tmp_path}", "--stages=tune", "--objective=val_fooness", "--tuner=random",
+@pytest.mark.parametrize("objective,fragment", [
+    ("val_fooness", "KerasTuner cannot tell whether to minimize or maximize it"),  # refused before any trial
+    ("val_auc", "is not a metric the trials log"),  # a known metric the task does not log: after one epoch
+])
+def test_an_objective_no_trial_reports(tmp_path, objective, fragment):
+    result = run_cli(f"--output_dir={tmp_path}", "--stages=tune", f"--objective={objective}", "--tuner=random",
                      "--max_trials=2", "--tuning_epochs=1", "--max_train_examples=300", "--max_test_examples=50")
-    assert_one_line_error(result, "--objective=val_fooness", "val_accuracy")
+    assert_one_line_error(result, f"--objective={objective}", fragment, "val_accuracy")
 
 
 @pytest.mark.parametrize("stage", ["train", "tune"])
@@ -114,3 +123,54 @@ def test_more_conv_blocks_than_the_image_can_halve(tmp_path, stage):
     result = run_cli(f"--output_dir={tmp_path}", "--task=conv", "--conv_filters=8,8,8,8,8", f"--stages={stage}",
                      "--max_train_examples=300", "--max_test_examples=50")
     assert_one_line_error(result, "cannot build the conv model from --conv_filters", "at most 4 widths")
+
+
+QUICK = ("--max_train_examples=300", "--max_test_examples=200", "--epochs=1", "--tflite_variants=float32")
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--max_train_examples=1", "--stages=train"], ["1 train examples", "leave none to train on", "at least 2"]),
+    (["--task=gan", "--generator_widths=64,32,16", "--stages=train"],
+     ["cannot build the gan model from --generator_widths", "divisible by 8", "at most 2 widths"]),
+    (["--validation_split=nan"], ["--validation_split must be a finite number"]),
+    (["--hidden_units=100000000"], ["--hidden_units", "integers from 1 to 16384"]),
+])
+def test_inputs_that_once_ended_in_a_traceback(tmp_path, args, fragments):
+    assert_one_line_error(run_cli(f"--output_dir={tmp_path}", "--max_test_examples=200", *args), *fragments)
+
+
+def test_verify_refuses_to_judge_on_a_handful_of_examples(tmp_path):
+    result = run_cli(f"--output_dir={tmp_path}", *QUICK, "--max_test_examples=1")
+    assert_one_line_error(result, "verify judges the exports on at least 100 test examples",
+                          "--max_test_examples=1 leaves 1")
+
+
+def test_an_idx_dir_typo_is_named_at_once_instead_of_a_download(tmp_path):
+    start = time.perf_counter()
+    result = run_cli(f"--output_dir={tmp_path}", f"--idx_dir={tmp_path}/fashon-mnist", "--stages=train")
+    assert_one_line_error(result, f"--idx_dir={tmp_path}/fashon-mnist is not a folder")
+    assert time.perf_counter() - start < 60  # no download attempt (it took 3½ minutes)
+
+
+def test_a_second_run_in_the_same_folder_fails_at_once_naming_the_first(tmp_path):
+    from pipelines.artifacts import TaskLock
+    (tmp_path / "dense").mkdir()
+    with TaskLock(str(tmp_path / "dense")):  # this test process is the first run
+        result = run_cli(f"--output_dir={tmp_path}", *QUICK)
+    assert_one_line_error(result, "is in use by another dlpipe run", f"pid {os.getpid()}", "--output_dir")
+    assert not (tmp_path / "dense" / "model.keras").exists()
+
+
+def test_ctrl_c_is_one_line_saying_how_to_resume(tmp_path):
+    process = subprocess.Popen([sys.executable, "-m", "pipelines", f"--output_dir={tmp_path}", "--stages=train",
+                                "--max_train_examples=20000", "--epochs=5"], cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    checkpoints = tmp_path / "dense" / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline and process.poll() is None and not checkpoints.exists():
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert result.returncode == 130
+    assert_one_line_error(result, "interrupted", "the same command resumes")

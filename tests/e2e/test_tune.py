@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -67,6 +68,22 @@ def test_rerunning_the_sweep_continues_it_and_fresh_starts_over(sweep):
     assert timing(sweep / "dense", "0").stat().st_mtime_ns != first
 
 
+def test_a_sweep_with_other_data_or_objective_is_refused_not_mixed(sweep):
+    from pipelines.errors import PipelineError
+    for changed, shown in (("--max_train_examples=800", "--max_train_examples 1000 → 800"),
+                           ("--objective=val_loss", "--objective val_accuracy → val_loss")):
+        with pytest.raises(PipelineError, match=f"sweep in .* was made with other settings \\({shown}\\): add "
+                                                "--fresh"):
+            runner.run(config_from_flags(*SMALL, "--max_trials=3", changed, f"--output_dir={sweep}",
+                                         "--stages=tune"))
+
+
+def test_train_alone_says_it_does_not_use_the_sweep_beside_it(sweep, capsys):
+    runner.run(config_from_flags(*SMALL, "--epochs=1", "--hidden_units=8", f"--output_dir={sweep}",
+                                 "--stages=train"))
+    assert f"not training with the sweep's {sweep / 'dense' / 'best_hparams.json'}" in capsys.readouterr().out
+
+
 def test_hparams_file_lets_a_later_run_reuse_a_sweep(sweep, tmp_path):
     import keras
     best = sweep / "dense" / "best_hparams.json"
@@ -77,9 +94,12 @@ def test_hparams_file_lets_a_later_run_reuse_a_sweep(sweep, tmp_path):
     assert units == json.loads(best.read_text())["hparams"]["hidden_units"]
 
 
-def test_hyperband_sweeps_with_its_own_epoch_budget(tmp_path):
+def test_hyperband_sweeps_with_its_own_epoch_budget_and_promoted_trials_continue_their_optimizer(tmp_path, capsys):
     runner.run(config_from_flags(*SMALL[:-2], "--tuner=hyperband", "--tuning_epochs=3", "--stages=tune",
                                  f"--output_dir={tmp_path}", "--hidden_units=32"))
+    steps = [int(s) for s in re.findall(r"continuing trial \d+'s model and optimizer from step (\d+)",
+                                        capsys.readouterr().out)]
+    assert steps and all(s > 0 for s in steps)  # Adam's moments and the schedule go on, not from step 0
     table = rows(tmp_path / "dense")
     assert len(table) >= 3 and {r["epochs"] for r in table} >= {"1", "2"}
     assert all(json.loads(r["hparams"])["hidden_units"] == [32] for r in table)  # fixed by its flag
@@ -116,6 +136,23 @@ def test_trials_that_keep_failing_end_the_sweep_in_one_line(tmp_path, monkeypatc
     assert output.out.count("failed with ValueError: no model today; its traceback is in") == 3
 
 
+def test_a_sweep_whose_trials_all_failed_names_no_best(tmp_path, monkeypatch):
+    from pipelines.errors import PipelineError
+    from tuning.hypermodel import TaskHyperModel
+    build, calls = TaskHyperModel.build, []
+
+    def build_then_fail(self, hp):
+        calls.append(hp)
+        if len(calls) > 1:
+            raise ValueError("no model today")
+        return build(self, hp)
+
+    monkeypatch.setattr(TaskHyperModel, "build", build_then_fail)
+    with pytest.raises(PipelineError, match="no trial of the sweep completed .* so there is no best model"):
+        runner.run(config_from_flags(*SMALL, "--max_trials=2", "--stages=tune", f"--output_dir={tmp_path}"))
+    assert not (tmp_path / "dense" / "best_hparams.json").exists()
+
+
 def test_killed_sweep_resumes_without_redoing_finished_trials(tmp_path):
     args = [*SMALL, "--max_trials=3", "--tuning_epochs=2", f"--output_dir={tmp_path}", "--stages=tune"]
     process = subprocess.Popen([sys.executable, "-m", "pipelines", *args], cwd=ROOT, stdout=subprocess.DEVNULL,
@@ -143,10 +180,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_chief_and_two_workers_share_the_trials(tmp_path):
-    args = [sys.executable, "-m", "pipelines", *SMALL, "--max_trials=4", f"--output_dir={tmp_path}",
-            "--stages=tune"]
-    env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(_free_port()))
+def _wait_for_port(port: int, process, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("the chief's oracle never listened")
+
+
+def test_chief_and_two_workers_share_the_trials_and_only_the_chief_trains(tmp_path):
+    port = _free_port()
+    args = [sys.executable, "-m", "pipelines", *SMALL, "--max_trials=4", "--epochs=1", f"--output_dir={tmp_path}",
+            "--stages=tune,train"]
+    env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port))
     logs = {name: open(tmp_path / f"{name}.log", "w") for name in ("chief", "tuner0", "tuner1")}
     processes = {}
     try:
@@ -154,7 +203,7 @@ def test_chief_and_two_workers_share_the_trials(tmp_path):
             processes[name] = subprocess.Popen(args, cwd=ROOT, env=dict(env, KERASTUNER_TUNER_ID=name),
                                                stdout=logs[name], stderr=subprocess.STDOUT)
             if name == "chief":
-                time.sleep(5)  # the oracle's server is up before the workers ask it for trials
+                _wait_for_port(port, processes[name])  # the oracle serves before the workers ask it for trials
         codes = {name: p.wait(timeout=420) for name, p in processes.items()}
     finally:
         for p in processes.values():
@@ -166,6 +215,9 @@ def test_chief_and_two_workers_share_the_trials(tmp_path):
     table = rows(tmp_path / "dense")
     assert len(table) == 4 and all(r["status"] == "COMPLETED" for r in table)
     assert {r["tuner_id"] for r in table} == {"tuner0", "tuner1"}
+    for worker in ("tuner0", "tuner1"):  # workers run trials and stop: the folder's files are the chief's
+        assert f"worker {worker}: train left to the chief" in (tmp_path / f"{worker}.log").read_text()
+    assert "[2/2] train" in (tmp_path / "chief.log").read_text() and (tmp_path / "dense" / "model.keras").exists()
 
 
 def test_gan_sweep_minimizes_the_frechet_distance_and_trains_the_best_generator(tmp_path):

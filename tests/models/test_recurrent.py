@@ -33,3 +33,22 @@ def test_text_model_takes_strings_and_holds_a_token_id_model():
 def test_vocabulary_is_adapted_most_frequent_first_without_special_tokens():
     vocabulary = adapt_vocabulary(np.array(["a b b", "b c c c"]))
     assert vocabulary[:2] == ("c", "b") and set(vocabulary) == {"a", "b", "c"}
+
+
+@pytest.mark.parametrize("cell", list(CELLS))
+def test_each_cell_stacked_and_bidirectional_converts_to_builtin_ops_and_runs_in_litert(tmp_path, cell):
+    """What the export stage does to a recurrent model, without training one: SavedModel → TFLite builtin ops →
+    LiteRT, whose answer matches Keras'."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from pipelines.serving import with_uint8_pixels
+    from pipelines.stages.export import convert, export_saved_model
+    model = with_uint8_pixels(build_recurrent_classifier((28, 28), 10, cell=cell, rnn_layers=2, bidirectional=True,
+                                                         rnn_units=8))
+    export_saved_model(model, str(tmp_path / "saved_model"))
+    flatbuffer = convert(str(tmp_path / "saved_model"), "float32")
+    assert b"Flex" not in flatbuffer  # Flex ops are custom ops named Flex…; LiteRT's pip interpreter has none
+    runner = Interpreter(model_content=flatbuffer).get_signature_runner("serving_default")
+    image = np.random.default_rng(0).integers(0, 256, (1, 28, 28), dtype=np.uint8)
+    (logits,) = runner(image=image).values()
+    np.testing.assert_allclose(logits, model(image), atol=1e-4)
