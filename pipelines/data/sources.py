@@ -4,11 +4,14 @@ Both give the same thing: train and test `tf.data.Dataset`s of TFDS feature dict
 `label` int64, or `text` string) plus the label names from the data set's TFDS info, which TFDS knows offline.
 """
 
+import contextlib
 import dataclasses
+import logging
 import os
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from tensorflow_datasets.core.download import downloader as tfds_downloader
 
 from pipelines.data import idx
 from pipelines.errors import PipelineError
@@ -39,6 +42,22 @@ def uses_idx_mirror(name: str, source: str, idx_dir: str) -> bool:
     return source == "auto" and name == "fashion_mnist" and os.path.isdir(idx_dir)
 
 
+@contextlib.contextmanager
+def _few_download_retries(retries: int = 1):
+    """TFDS retries a failed request 10 times with exponential back-off: offline, that is 3½ minutes before the
+    error (measured here). Its only knob is a module constant, read per request; a retry or two is enough for a
+    flaky network, and offline fails in seconds."""
+    saved, urllib3_log = tfds_downloader.MAX_RETRIES, logging.getLogger("urllib3")
+    saved_level = urllib3_log.level
+    tfds_downloader.MAX_RETRIES = retries
+    urllib3_log.setLevel(logging.ERROR)  # its "Retrying …" warning per attempt; the failure is our one line
+    try:
+        yield
+    finally:
+        tfds_downloader.MAX_RETRIES = saved
+        urllib3_log.setLevel(saved_level)
+
+
 def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR, source: str = "auto") -> DataSet:
     """Loads `name`'s train and test splits, in file order (shuffling is the input pipeline's job)."""
     # The builder's info (features, label names) is part of TFDS' code: no download, no cloud lookup.
@@ -49,8 +68,9 @@ def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR
                        for split in ("train", "test"))
         return DataSet(name, train, test, label_names, source=f"idx:{idx_dir}")
     try:
-        train, test = tfds.load(name, split=["train", "test"], data_dir=data_dir, try_gcs=False,
-                                download=True, shuffle_files=False)
+        with _few_download_retries():
+            train, test = tfds.load(name, split=["train", "test"], data_dir=data_dir, try_gcs=False,
+                                    download=True, shuffle_files=False)
     except Exception as e:  # TFDS raises many types offline (DNS, HTTP, checksum); all mean the same to a user.
         raise PipelineError(
             f"could not load TFDS data set {name!r} into {data_dir} ({type(e).__name__}): run once with network "

@@ -199,9 +199,11 @@ def run(ctx: Context) -> str:
                             "a quantized variant that loses too much can be left out with --tflite_variants")
     for name, row in rows.items():
         if "judged_on" in row:
-            print(f"note: {name} agrees with Keras on {row['top1_agreement']:.1%} of test examples and on "
-                  f"{row['top1_agreement_clear']:.1%} of the {np.mean(reference.clear):.0%} the model is clear "
-                  "about: the model is undertrained (train longer), so misses on near-ties do not fail the export")
+            clear = (f"on {row['top1_agreement_clear']:.1%} of the {np.mean(reference.clear):.0%} it is clear about"
+                     if reference.clear.any() else "the model is clear about none")
+            print(f"note: {name} agrees with Keras on {row['top1_agreement']:.1%} of test examples and {clear} "
+                  f"(Keras test accuracy {reference.accuracy:.4f}): the model is undertrained, so misses on near-ties "
+                  "do not fail the export; train longer to judge it")
     float32 = rows.get("float32", rows["savedmodel"])
     accuracy = f"tflite_accuracy={float32['test_accuracy']:.4f} " if "test_accuracy" in float32 else ""
     return f"{accuracy}max_diff={float32['max_abs_diff']:.1e} {len(variants)} variants passed"

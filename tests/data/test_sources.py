@@ -41,3 +41,15 @@ def test_tfds_failure_offline_is_one_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(tfds, "load", offline)
     with pytest.raises(PipelineError, match="could not load TFDS data set 'cifar10'.*network"):
         sources.load_dataset("cifar10", data_dir=str(tmp_path), source="tfds")
+
+
+def test_an_offline_download_fails_in_one_line_within_seconds_and_leaves_tfds_as_it_was(tmp_path):
+    """No network here but the package registries: TFDS' ten retries with back-off took 3½ minutes."""
+    import time
+
+    from tensorflow_datasets.core.download import downloader
+    start = time.perf_counter()
+    with pytest.raises(PipelineError, match=r"could not load TFDS data set 'mnist' .* run once with network"):
+        sources.load_dataset("mnist", data_dir=str(tmp_path), source="tfds")
+    assert time.perf_counter() - start < 30
+    assert downloader.MAX_RETRIES == 10

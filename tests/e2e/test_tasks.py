@@ -145,3 +145,20 @@ def test_conditional_gan_generator_takes_noise_and_label(tmp_path):
     label_shares = np.bincount(np.arange(metrics["frechet_examples"]) % 10) / metrics["frechet_examples"]
     ceiling = sum(min(share, label) for share, label in zip(metrics["class_histogram"].values(), label_shares))
     assert metrics["conditional_label_accuracy"] <= ceiling + 1e-9
+
+
+def test_a_quick_conv_run_passes_verify_in_every_variant(tmp_path, capsys):
+    """An undertrained model (1 epoch on 900 images) is unsure of most examples: its quantized variants' misses on
+    near-ties are named as the model's, not reported as broken exports."""
+    config = config_from_flags("--task=conv", "--epochs=1", "--max_train_examples=1000", "--max_test_examples=300",
+                               f"--output_dir={tmp_path}")
+    assert config.tflite_variants == ("float32", "dynamic_range", "float16", "int8")
+    runner.run(config)
+    report = json.loads((tmp_path / "conv" / "export_report.json").read_text())
+    assert report["passed"] and report["num_test_examples"] == 300
+    judged = [v for v, row in report["exports"].items() if "judged_on" in row]
+    assert report["clear_fraction"] < 0.8 or not judged  # the rule applies to undertrained models only
+    for variant in judged:
+        row = report["exports"][variant]
+        assert row["top1_agreement"] < 0.99 <= row["top1_agreement_clear"]
+        assert f"note: {variant} agrees with Keras on" in capsys.readouterr().out
