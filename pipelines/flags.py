@@ -256,8 +256,8 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         hparams_file=flag_values.hparams_file, tuner=flag_values.tuner, max_trials=flag_values.max_trials,
         tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,
         objective=_or(flag_values.objective, task.objective), fresh=flag_values.fresh,
-        tflite_variants=tuple(v for v in VARIANTS if v in _or(flag_values.tflite_variants,
-                                                               task.default_variants(hparams))),
+        tflite_variants=tuple(v for v in VARIANTS
+                              if v in _or(flag_values.tflite_variants, task.default_variants(hparams))),
         representative_examples=flag_values.representative_examples, explicit=explicit)
 
 

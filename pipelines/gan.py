@@ -149,9 +149,9 @@ def feature_classifier(ctx: Context) -> tuple[keras.Model, dict]:
                                  max_train_examples=c.max_train_examples)
     keras.utils.set_random_seed(FEATURE_CLASSIFIER["seed"])
     classifier = build_conv_classifier(inputs.input_shape, ctx.data.num_classes)
-    settings = {k: v for k, v in FEATURE_CLASSIFIER.items() if k in ("epochs", "learning_rate", "label_smoothing",
-                                                                      "lr_schedule")}
-    compile_classifier(classifier, dataclasses.replace(c, clip_norm=None, **settings))
+    compiled_with = ("epochs", "learning_rate", "label_smoothing", "lr_schedule")
+    compile_classifier(classifier, dataclasses.replace(
+        c, clip_norm=None, **{k: v for k, v in FEATURE_CLASSIFIER.items() if k in compiled_with}))
     history = classifier.fit(inputs.train, validation_data=inputs.validation, epochs=FEATURE_CLASSIFIER["epochs"],
                              verbose=2)
     os.makedirs(ctx.path(FEATURE_CLASSIFIERS), exist_ok=True)

@@ -50,6 +50,26 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
+def parse_cli(*args: str) -> subprocess.CompletedProcess:
+    """The console script's flag parsing (pipelines.flags.parse, which absl's app.run calls) on these flags, in this
+    process: its exit code and what it printed. The global flag values are restored afterwards."""
+    import contextlib
+    import io
+
+    from absl import flags
+    from absl.testing import flagsaver
+
+    from pipelines import flags as pipeline_flags
+    stderr, code = io.StringIO(), 0
+    with flagsaver.flagsaver(), contextlib.redirect_stderr(stderr):
+        flags.FLAGS.unparse_flags()
+        try:
+            pipeline_flags.parse(["dlpipe", *args])
+        except SystemExit as e:
+            code = e.code
+    return subprocess.CompletedProcess(args, code, "", stderr.getvalue())
+
+
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:
     """The CLI failed with a non-zero code and one `error:` line naming the problem, without a traceback."""
     assert result.returncode != 0, result.stdout

@@ -10,8 +10,6 @@ every space. `learning_rate` is searched for every task and is not a builder arg
 import inspect
 from typing import Any, Callable
 
-Sampler = Callable[[], Any]  # draws one builder argument's value from `hp`
-
 import keras_tuner as kt
 
 from models.conv import build_conv_classifier
@@ -20,6 +18,7 @@ from models.gan import build_gan
 from models.recurrent import CELLS, build_recurrent_classifier
 
 LEARNING_RATE = "learning_rate"
+Sampler = Callable[[], Any]  # draws one builder argument's value from `hp`
 
 
 def dense(hp: kt.HyperParameters) -> dict[str, Sampler]:

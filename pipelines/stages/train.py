@@ -112,5 +112,6 @@ def run(ctx: Context) -> str:
     with artifacts.atomic_path(ctx.path(artifacts.MODEL)) as tmp:
         model.save(tmp)
     artifacts.write_json(ctx.path(artifacts.HISTORY), curves.curves)
-    artifacts.write_json(ctx.path(artifacts.CONFIG), dataclasses.asdict(config))
+    # What the model is: the settings train depends on, as resolved (the hyperparameters actually used).
+    artifacts.write_json(ctx.path(artifacts.CONFIG), {name: getattr(config, name) for name in ctx.stage_settings})
     return " ".join(f"{name}={values[-1]:.4f}" for name, values in curves.curves.items() if name.startswith("val_"))
