@@ -167,7 +167,7 @@ class Records:
         changed = set(new) - {artifacts.BEST_HPARAMS}
         while changed:
             later = [s for s, r in self.stages.items() if s != name and s not in stale
-                     and any(a in changed and r["inputs"].get(a) != new.get(a) for a in r.get("inputs", {}))]
+                     and any(r.get("inputs", {}).get(a) != new.get(a) for a in changed & set(r.get("inputs", {})))]
             changed = set()
             for s in later:
                 stale.append(s)
@@ -250,7 +250,7 @@ def _run_tuning_worker(config: RunConfig) -> list[StageRecord]:
     worker = os.environ[tune.TUNER_ID]
     if "tune" not in config.stages:
         raise PipelineError(f"{tune.TUNER_ID}={worker} makes this a tuning worker: give --stages=tune, or unset it")
-    os.makedirs(config.task_dir, exist_ok=True)
+    _make_output_dir(config)
     start = time.perf_counter()
     result = STAGES["tune"].run(Context(config, TASKS[config.task]))
     others = [s for s in config.stages if s != "tune"]

@@ -232,9 +232,9 @@ def write_trials(rows: list[dict], csv_path: str, png_path: str, objective: str)
 
 
 def run(ctx: Context) -> str:
-    config, task, inputs = ctx.config, ctx.task, ctx.inputs
     if not is_worker():  # the chief owns the folder; a worker joins the chief's sweep
-        claim_sweep(ctx)
+        claim_sweep(ctx)  # before loading any data: a refused sweep costs nothing
+    config, task, inputs = ctx.config, ctx.task, ctx.inputs
     hypermodel = TaskHyperModel(task, config, inputs.input_shape, ctx.data.num_classes, fixed=config.fixed_hparams,
                                 learned=ctx.learned_args, steps_per_epoch=inputs.steps_per_epoch)
     tuner = make_tuner(ctx, hypermodel)

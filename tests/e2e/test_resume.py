@@ -1,7 +1,9 @@
-"""Training killed with SIGKILL mid-run continues from the last completed epoch when the command is re-run."""
+"""Training killed with SIGKILL mid-run continues from the last completed epoch when the same command is re-run,
+and starts over, saying so, when the command changed."""
 
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -10,7 +12,7 @@ import time
 from tests.conftest import ROOT, run_cli
 
 
-def test_killed_training_resumes_from_the_last_completed_epoch(tmp_path):
+def test_killed_training_resumes_from_the_last_completed_epoch_and_a_changed_command_starts_over(tmp_path):
     args = ["--task=dense", "--stages=train", "--epochs=4", "--max_train_examples=20000", "--batch_size=16",
             f"--output_dir={tmp_path}"]
     log = tmp_path / "killed.log"
@@ -28,6 +30,17 @@ def test_killed_training_resumes_from_the_last_completed_epoch(tmp_path):
     assert done[:2] == ["epoch_001.weights.h5", "epoch_002.weights.h5"] and len(done) < 4, log.read_text()[-2000:]
     assert not (tmp_path / "dense" / "model.keras").exists()
     first = (checkpoints / "epoch_001.weights.h5").stat().st_mtime_ns
+
+    # The same folder, as the kill left it, re-run with another learning rate: the old state is not continued.
+    changed_dir = tmp_path / "changed"
+    shutil.copytree(tmp_path / "dense", changed_dir / "dense")
+    changed = run_cli(*args[:-1], "--epochs=2", "--learning_rate=0.002", f"--output_dir={changed_dir}")
+    assert changed.returncode == 0, changed.stderr[-2000:]
+    assert "starting training over: the interrupted run in" in changed.stdout
+    assert "--epochs 4 → 2, --learning_rate 0.001 → 0.002" in changed.stdout
+    assert re.findall(r"^Epoch (\d+)/2", changed.stdout, flags=re.M) == ["1", "2"]
+    assert sorted(p.name for p in (changed_dir / "dense" / "checkpoints").iterdir()) == [
+        "epoch_001.weights.h5", "epoch_002.weights.h5"]  # the killed run's epochs are gone with its state
 
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-2000:]
