@@ -25,6 +25,10 @@ class RunConfig:
     max_test_examples: int
     # The task's builder arguments (see Task.hparams), by name.
     hparams: Mapping[str, Any]
+    # A folder data set: the test share carved when it has no test/ folder, the image size and colour.
+    test_split: float = 0.2
+    image_size: tuple[int, int] | None = None
+    color_mode: str = "auto"
     # Tuning: the hyperparameters given on the command line stay fixed while the rest are searched.
     fixed_hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     hparams_file: str | None = None

@@ -35,7 +35,12 @@ class Context:
     @functools.cached_property
     def data(self) -> DataSet:
         c = self.config
-        return load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source)
+        data = load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source,
+                            test_split=c.test_split, image_size=c.image_size, color_mode=c.color_mode)
+        if data.modality not in self.task.modalities:
+            raise PipelineError(f"{c.dataset} holds {data.modality} examples, and --task={self.task.name} learns from "
+                                f"{' or '.join(self.task.modalities)}: choose another --task or --dataset")
+        return data
 
     @functools.cached_property
     def learned_args(self) -> dict:

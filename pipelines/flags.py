@@ -13,7 +13,7 @@ from absl.testing import flagsaver
 
 from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
 from pipelines.config import RunConfig
-from pipelines.data import idx
+from pipelines.data import folders, idx
 from pipelines.data.sources import DATASETS, SOURCES
 from pipelines.errors import PipelineError
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
@@ -61,8 +61,15 @@ OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs", "Artifacts are written to
 SEED = flags.DEFINE_integer("seed", 42, "Seeds weights, shuffling and dropout.", lower_bound=0)
 
 # Data
-DATASET = flags.DEFINE_enum("dataset", "fashion_mnist", list(DATASETS),
-                            "TFDS data set name; each task accepts some of them.")
+DATASET = flags.DEFINE_string("dataset", "fashion_mnist", f"A registered data set ({', '.join(DATASETS)}; each "
+                              "task accepts some of them), or a folder of your own: one subfolder per class of images "
+                              "or .txt files, optionally under train/ and test/.")
+TEST_SPLIT = flags.DEFINE_float("test_split", 0.2, "A folder without train/ and test/: the share of each class's files "
+                                "held out for testing.", lower_bound=0.05, upper_bound=0.5)
+IMAGE_SIZE = _define_int_list("image_size", None, "A folder of images of several sizes: H,W to resize them to (aspect "
+                              "kept, padded with black). Default: the images' own size when they all share one.")
+COLOR_MODE = flags.DEFINE_enum("color_mode", "auto", list(folders.COLOR_MODES), "A folder of images: grayscale or "
+                               "rgb; auto: grayscale when every image is.")
 DATA_DIR = flags.DEFINE_string("data_dir", os.path.expanduser("~/tensorflow_datasets"), "The TFDS data dir.")
 DATA_SOURCE = flags.DEFINE_enum("data_source", "auto", list(SOURCES),
                                 "idx: the offline IDX files in --idx_dir (fashion_mnist only); tfds: tfds.load, "
@@ -193,10 +200,20 @@ def _stages_in_order(stages):
         set(stages), key=STAGE_ORDER.index)
 
 
+@flags.validator("dataset", message=f"--dataset must be one of {', '.join(DATASETS)} or a folder that exists")
+def _known_dataset(dataset):
+    return dataset in DATASETS or folders.is_folder_dataset(dataset)
+
+
 @flags.multi_flags_validator(["task", "dataset"], message="this --dataset does not fit this --task; " + "; ".join(
     f"{t.name} takes {','.join(t.datasets)}" for t in TASKS.values()))
 def _dataset_fits_task(values):
-    return values["dataset"] in TASKS[values["task"]].datasets
+    return values["dataset"] not in DATASETS or values["dataset"] in TASKS[values["task"]].datasets
+
+
+@flags.validator("image_size", message="--image_size is two numbers, H,W")
+def _height_and_width(size):
+    return size is None or len(size) == 2
 
 
 @flags.multi_flags_validator(["task", *HPARAM_FLAGS], message="a model flag given does not apply to this --task; "
@@ -252,6 +269,7 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         deterministic=flag_values.deterministic, force=flag_values.force, lr_schedule=flag_values.lr_schedule,
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,
+        test_split=flag_values.test_split, image_size=flag_values.image_size, color_mode=flag_values.color_mode,
         hparams=hparams, fixed_hparams=_given_hparams(flag_values, task),
         hparams_file=flag_values.hparams_file, tuner=flag_values.tuner, max_trials=flag_values.max_trials,
         tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,

@@ -20,6 +20,7 @@ import tensorflow as tf
 from pipelines import artifacts
 from pipelines.config import NOT_IDENTITY, RunConfig, from_record, show
 from pipelines.context import Context
+from pipelines.data import sources
 from pipelines.errors import PipelineError
 from pipelines.stages import PRODUCERS, STAGES, tune
 from pipelines.tasks import TASKS
@@ -42,6 +43,7 @@ def _versions() -> str:
 
 
 VERSIONS = _versions()
+DATA = "<dataset folder>"  # the key of a folder data set's contents among a stage's recorded inputs
 
 
 def settings(config: RunConfig, stage_name: str) -> dict:
@@ -211,11 +213,14 @@ def _run_locked(config: RunConfig) -> list[StageRecord]:
     records = Records(config)
     _check_unchanged(config, records.stages)
     ctx = Context(config, TASKS[config.task])
+    data = sources.identity(config.dataset)  # a folder's files: changed files make another data set
     summary = []
     for i, name in enumerate(config.stages, 1):
         stage, config = STAGES[name], ctx.config  # train resolves the config (its hyperparameters) for later stages
         header = f"── [{i}/{len(config.stages)}] {name} · task={config.task} dataset={config.dataset}"
         inputs = records.hashes(stage.all_inputs(config))
+        if data:
+            inputs[DATA] = data
         key = fingerprint(config, name, inputs)
         outputs = stage.all_outputs(config)
         fresh_sweep = name == "tune" and config.fresh

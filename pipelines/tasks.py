@@ -30,7 +30,7 @@ from pipelines.serving import Serving
 class Task:
     name: str
     summary: str
-    datasets: tuple[str, ...]
+    datasets: tuple[str, ...]                 # the registered data sets it reads (any folder of its modalities too)
     to_example: Callable[[dict], tuple[tf.Tensor, tf.Tensor]]
     build_model: Callable[..., keras.Model]
     # Keyword arguments of build_model, each also a flag of the same name: one name from flag to builder to tuner.
@@ -38,6 +38,7 @@ class Task:
     epochs: int
     batch_size: int
     learning_rate: float = 1e-3
+    modalities: tuple[str, ...] = ("image",)  # the kinds of example it learns from: image, text
     # Builder arguments learned from the training inputs (a text vocabulary); None when there are none.
     adapt: Callable[[tf.data.Dataset], dict[str, Any]] | None = None
     compile: Callable = compile_classifier                    # (model, RunConfig, steps_per_epoch) -> None
@@ -126,7 +127,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task(name="recurrent", summary="RNN over image rows or text", datasets=IMAGE_DATASETS + ("imdb_reviews",),
          to_example=sequence_example, build_model=build_recurrent_classifier,
          hparams=("cell", "rnn_units", "rnn_layers", "bidirectional", "dropout", "sequence_length"), epochs=10,
-         batch_size=64, adapt=text_vocabulary, tflite_variants=recurrent_variants),
+         batch_size=64, adapt=text_vocabulary, tflite_variants=recurrent_variants, modalities=("image", "text")),
     Task(name="gan", summary="DCGAN that learns to generate the images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),

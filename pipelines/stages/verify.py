@@ -165,9 +165,9 @@ def run(ctx: Context) -> str:
                             f"with the same --tflite_variants first")
 
     if serving.sample_inputs is None and ctx.inputs.num_test < MIN_TEST_EXAMPLES:
-        raise PipelineError(f"verify judges the exports on at least {MIN_TEST_EXAMPLES} test examples, and "
-                            f"--max_test_examples={ctx.config.max_test_examples} leaves {ctx.inputs.num_test}: "
-                            "raise it (0 = all)")
+        raise PipelineError(f"verify judges the exports on at least {MIN_TEST_EXAMPLES} test examples, and this "
+                            f"run's test split has {ctx.inputs.num_test}: raise --max_test_examples (0 = all; now "
+                            f"{ctx.config.max_test_examples}), or give the data set more test examples")
     reference = keras_reference(serving, ctx.inputs.test)
     single = first(reference.parity, 1)
     single_input = single if len(single) > 1 else tf.constant(next(iter(single.values())))

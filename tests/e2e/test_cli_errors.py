@@ -128,7 +128,7 @@ def test_inputs_that_once_ended_in_a_traceback(tmp_path, args, fragments):
 def test_verify_refuses_to_judge_on_a_handful_of_examples(tmp_path):
     result = run_cli(f"--output_dir={tmp_path}", *QUICK, "--max_test_examples=1")
     assert_one_line_error(result, "verify judges the exports on at least 100 test examples",
-                          "--max_test_examples=1 leaves 1")
+                          "test split has 1: raise --max_test_examples (0 = all; now 1)")
 
 
 def test_an_idx_dir_typo_is_named_at_once_instead_of_a_download(tmp_path):

@@ -1,0 +1,116 @@
+"""A folder of one's own: class subfolders of images or .txt files, checked and read once."""
+
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines.data import folders, sources
+from pipelines.errors import PipelineError
+
+
+def write_images(root, per_class: dict[str, int], size=(28, 28), mode="L", start=0):
+    for label, (name, count) in enumerate(per_class.items()):
+        os.makedirs(root / name, exist_ok=True)
+        for i in range(start, start + count):
+            value = 100 + 40 * label + i % 7
+            Image.new(mode, size[::-1], value if mode == "L" else (value, 255 - value, 0)).save(
+                root / name / f"{i:04d}.png")
+
+
+def load(root, **kwargs):
+    options = dict(test_split=0.2, image_size=None, color_mode="auto")
+    options.update(kwargs)
+    return sources.load_folder(str(root), **options)
+
+
+def arrays(split):
+    return next(iter(split.batch(10_000).as_numpy_iterator()))
+
+
+def test_class_folders_become_sorted_labels_and_a_stratified_test_split(tmp_path):
+    write_images(tmp_path, {"shirt": 10, "bag": 20, "coat": 5})
+    data = load(tmp_path)
+    assert data.label_names == ("bag", "coat", "shirt") and data.modality == "image"
+    train, test = arrays(data.train), arrays(data.test)
+    assert np.bincount(test["label"]).tolist() == [4, 1, 2]  # a fifth of each class
+    assert np.bincount(train["label"]).tolist() == [16, 4, 8]
+    assert train["image"].shape == (28, 28, 28, 1) and train["image"].dtype == np.uint8
+    assert list(train["label"]) != sorted(train["label"])  # classes interleaved: validation is carved from the end
+
+
+def test_the_split_is_decided_by_file_paths_alone_and_a_changed_folder_is_another_data_set(tmp_path):
+    write_images(tmp_path, {"a": 20, "b": 20})
+    first, again = folders.scan(str(tmp_path), 0.2), folders.scan(str(tmp_path) + "/", 0.2)
+    assert first.files == again.files
+    before = folders.identity(str(tmp_path))
+    write_images(tmp_path, {"a": 1}, start=100)
+    assert folders.identity(str(tmp_path)) != before  # every stage's fingerprint holds it: all run again
+
+
+def test_train_and_test_folders_are_the_splits_and_validation_joins_train(tmp_path):
+    write_images(tmp_path / "train", {"a": 6, "b": 6})
+    write_images(tmp_path / "validation", {"a": 2, "b": 2}, start=50)
+    write_images(tmp_path / "test", {"a": 3, "b": 3}, start=90)
+    folder = folders.scan(str(tmp_path), 0.2)
+    assert len(folder.files["train"]) == 16 and len(folder.files["test"]) == 6
+    assert all("/test/" in p for p, _ in folder.files["test"])
+
+
+def test_images_of_several_sizes_need_image_size_and_keep_their_aspect(tmp_path):
+    write_images(tmp_path, {"a": 5}, size=(20, 40))
+    write_images(tmp_path, {"b": 5}, size=(30, 30))
+    with pytest.raises(PipelineError, match=r"have 2 sizes \(20x40, 30x30, …\): give --image_size=H,W"):
+        load(tmp_path)
+    image = arrays(load(tmp_path, image_size=(32, 32)).train)["image"]
+    assert image.shape[1:] == (32, 32, 1)
+    wide = [i for i, x in enumerate(image) if x[0].max() == 0]  # the 20x40 images: padded above and below
+    assert wide and image[wide[0], 16].max() > 0
+
+
+def test_grayscale_and_colour_are_detected_and_can_be_forced(tmp_path):
+    write_images(tmp_path / "gray", {"a": 5, "b": 5})
+    write_images(tmp_path / "rgb", {"a": 5, "b": 5}, mode="RGB")
+    assert arrays(load(tmp_path / "gray").train)["image"].shape[-1] == 1
+    assert arrays(load(tmp_path / "rgb").train)["image"].shape[-1] == 3
+    assert arrays(load(tmp_path / "gray", color_mode="rgb").train)["image"].shape[-1] == 3
+    assert arrays(load(tmp_path / "rgb", color_mode="grayscale").train)["image"].shape[-1] == 1
+
+
+def test_text_folders_give_strings(tmp_path):
+    for label, words in (("neg", "dull slow"), ("pos", "great fun")):
+        os.makedirs(tmp_path / label)
+        for i in range(10):
+            (tmp_path / label / f"{i}.txt").write_text(f"{words} {i}")
+    data = load(tmp_path)
+    assert data.modality == "text" and data.label_names == ("neg", "pos")
+    test = arrays(data.test)
+    assert len(test["text"]) == 4 and all(isinstance(t, bytes) for t in test["text"])
+
+
+@pytest.mark.parametrize("make,problem", [
+    (lambda root: None, "has no class subfolders"),
+    (lambda root: write_images(root, {"only": 5}), r"has one class \(only\)"),
+    (lambda root: (write_images(root, {"a": 5}), os.makedirs(root / "b")), "the class folder b has no images"),
+    (lambda root: (write_images(root, {"a": 5, "b": 5}), (root / "b" / "x.txt").write_text("hi")),
+     "holds both images and .txt files"),
+    (lambda root: (write_images(root, {"a": 5, "b": 5}), (root / "b" / "9.png").write_bytes(b"\x89PNG broken")),
+     r"cannot read image .*/b/9.png .*remove or replace it"),
+    (lambda root: (write_images(root / "train", {"a": 5, "b": 5}), write_images(root / "test", {"a": 2, "c": 2})),
+     "test/ has the classes a, c, and train/ has a, b"),
+])
+def test_bad_folders_are_one_line_naming_the_file_or_folder(tmp_path, make, problem):
+    make(tmp_path)
+    with pytest.raises(PipelineError, match=problem):
+        load(tmp_path)
+
+
+def test_a_text_file_that_is_not_utf8_is_named(tmp_path):
+    for label in ("a", "b"):
+        os.makedirs(tmp_path / label)
+        for i in range(5):
+            (tmp_path / label / f"{i}.txt").write_text("fine")
+    (tmp_path / "b" / "4.txt").write_bytes(b"caf\xe9")
+    with pytest.raises(PipelineError, match=r"cannot read text file .*/b/4.txt \(not UTF-8 at byte 3\)"):
+        load(tmp_path)
