@@ -1,4 +1,4 @@
-"""What classifier tasks (dense, conv, recurrent) share: compile, evaluation, and what they ship."""
+"""The classifier family: compile, evaluation, and what a classifier ships (families.py)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 from keras import ops
 
 from models.recurrent import TOKEN_CLASSIFIER
+from pipelines.families import Family
 from pipelines.serving import Serving, softmax, with_probabilities, with_uint8_pixels
 
 if TYPE_CHECKING:
@@ -71,14 +72,15 @@ def serve_classifier(model: keras.Model) -> Serving:
     0 is padding, 1 out-of-vocabulary), lowercasing and stripping punctuation as TextVectorization does, and pads
     or cuts to the model's sequence length.
     """
-    if "vectorize" not in {layer.name for layer in model.layers}:
+    vectorizers = [layer for layer in model.layers if isinstance(layer, keras.layers.TextVectorization)]
+    if not vectorizers:
         (name,) = [t.name for t in model.inputs]
 
         def as_uint8(batch):
             return {name: batch[name].astype(np.uint8)}
         return Serving(model=with_uint8_pixels(model), quantizable=with_probabilities(model), reference=model,
                        to_quantized_outputs=softmax, to_model_inputs=as_uint8, to_tflite_inputs=as_uint8)
-    vectorize = model.get_layer("vectorize")
+    (vectorize,) = vectorizers
     vocabulary = "\n".join(str(token) for token in vectorize.get_vocabulary()) + "\n"
     token_model = model.get_layer(TOKEN_CLASSIFIER)
 
@@ -88,3 +90,8 @@ def serve_classifier(model: keras.Model) -> Serving:
                    to_quantized_outputs=softmax, tflite_model=token_model,
                    to_tflite_inputs=to_token_ids, to_quantizable_inputs=to_token_ids,
                    side_files={VOCABULARY_FILE: vocabulary})
+
+
+CLASSIFIER = Family(name="classifier", compile=compile_classifier, evaluate=evaluate_classifier,
+                    serving=serve_classifier, headline="test_accuracy", objective="val_accuracy",
+                    objective_direction="max", loss_key="loss", gradient_norm=True)

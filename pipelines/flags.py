@@ -118,8 +118,8 @@ EXECUTIONS_PER_TRIAL = flags.DEFINE_integer("executions_per_trial", 1, "Models t
                                             lower_bound=1, upper_bound=100)
 OBJECTIVE = flags.DEFINE_string("objective", None, "Metric the tuner optimizes, in the direction KerasTuner infers "
                                 "from its name (val_loss, val_mae: min; val_accuracy, val_auc: max). Default: " +
-                                ", ".join(f"{t.name} {t.objective} ({t.objective_direction})" for t in TASKS.values())
-                                + ".")
+                                ", ".join(f"{t.name} {t.family.objective} ({t.family.objective_direction})"
+                                          for t in TASKS.values()) + ".")
 FRESH = flags.DEFINE_bool("fresh", False, "Start the sweep over instead of continuing the one in <task dir>/tuning "
                           "(a sweep made with other settings is refused without it).")
 HPARAMS_FILE = flags.DEFINE_string("hparams_file", None, "Train with the builder arguments and learning rate of a "
@@ -182,6 +182,28 @@ HPARAM_FLAGS = {holder.name: holder for holder in (
     flags.DEFINE_bool("conditional", None, _hparam_help(
         "conditional", "gan: class-conditional generator and discriminator (label as a second input).")),
 )}
+
+
+def define_builder_flag(name: str, default, flag_values: flags.FlagValues = flags.FLAGS):
+    """A flag for a builder argument that has no hand-written one above, typed by the builder's default: a new
+    task's builder gets its flags without an edit here (the ones above add help text and ranges)."""
+    help = _hparam_help(name, "Builder argument.")
+    if isinstance(default, bool):
+        return flags.DEFINE_bool(name, None, help, flag_values=flag_values)
+    if isinstance(default, int):
+        return flags.DEFINE_integer(name, None, help, flag_values=flag_values)
+    if isinstance(default, float):
+        return flags.DEFINE_float(name, None, help, flag_values=flag_values)
+    if isinstance(default, (tuple, list)):
+        return flags.DEFINE(_IntListParser(), name, None, help, flag_values=flag_values,
+                            serializer=flags.CsvListSerializer(","))
+    return flags.DEFINE_string(name, None, help, flag_values=flag_values)
+
+
+for _task in TASKS.values():
+    for _name, _default in _task.default_hparams.items():
+        if _name not in HPARAM_FLAGS:
+            HPARAM_FLAGS[_name] = define_builder_flag(_name, _default)
 
 
 def _finite(value) -> bool:
@@ -273,7 +295,7 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         hparams=hparams, fixed_hparams=_given_hparams(flag_values, task),
         hparams_file=flag_values.hparams_file, tuner=flag_values.tuner, max_trials=flag_values.max_trials,
         tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,
-        objective=_or(flag_values.objective, task.objective), fresh=flag_values.fresh,
+        objective=_or(flag_values.objective, task.family.objective), fresh=flag_values.fresh,
         tflite_variants=tuple(v for v in VARIANTS
                               if v in _or(flag_values.tflite_variants, task.default_variants(hparams))),
         representative_examples=flag_values.representative_examples, explicit=explicit)

@@ -24,6 +24,7 @@ from models.gan import GAN, build_pixel_generator, to_pixels
 from pipelines import artifacts
 from pipelines.classifier import compile_classifier
 from pipelines.data.pipeline import make_input_pipeline
+from pipelines.families import Family
 from pipelines.serving import Serving
 
 if TYPE_CHECKING:
@@ -218,3 +219,10 @@ def serve_generator(gan: GAN) -> Serving:
     pixel_generator = build_pixel_generator(gan.generator)
     return Serving(model=pixel_generator, quantizable=pixel_generator, reference=pixel_generator,
                    sample_inputs=lambda count: generator_inputs(gan, count, seed=7), limits=GENERATOR_LIMITS)
+
+
+# Losses say which net is winning, not how good the images are: the family is judged and tuned on the distance.
+GENERATOR = Family(name="generator", compile=compile_gan, evaluate=evaluate_gan, serving=serve_generator,
+                   headline="frechet_distance", objective=FRECHET_OBJECTIVE, objective_direction="min",
+                   loss_key="g_loss", gradient_norm=False, callbacks=gan_callbacks,
+                   tuning_callbacks=gan_tuning_callbacks)

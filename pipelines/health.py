@@ -20,15 +20,16 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Like Keras' TerminateOnNaN, but also stops on a finite loss DIVERGED_FACTOR times the run's first, and
     remembers where it happened and the last sound loss, for the message."""
 
-    def __init__(self):
+    def __init__(self, loss_key: str = "loss"):
         super().__init__()
+        self.loss_key = loss_key  # the training log to watch (a family's own: the GAN's generator loss)
         self.epoch, self.first, self.last_finite, self.failure = 0, None, None, None
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss", (logs or {}).get("g_loss"))
+        loss = (logs or {}).get(self.loss_key)
         if loss is None:
             return
         loss = float(loss)

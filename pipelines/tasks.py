@@ -1,8 +1,9 @@
 """The task registry: a task name → the record of what that task is (principles 5 and 14 of DESIGN.md).
 
-A task says which data sets it learns, how one TFDS example becomes (model input, label), which builder makes its
-model from which hyperparameters, its training defaults, how it is compiled and evaluated, and what of the trained
-model ships. Adding a task is adding one entry to TASKS; the runner, stages and input pipeline do not change.
+A task says which data it learns, how one example becomes (model input, label), which builder makes its model from
+which hyperparameters and which values of them tuning tries, its training defaults, and its problem family
+(families.py: compile, evaluation, serving, objective). Adding a task is a builder and one entry in TASKS; the
+runner, stages and input pipeline do not change.
 """
 
 import dataclasses
@@ -19,11 +20,12 @@ from models.dense import build_dense_classifier
 from models.gan import build_gan
 from models.recurrent import adapt_vocabulary, build_recurrent_classifier
 from pipelines import artifacts
-from pipelines.classifier import compile_classifier, evaluate_classifier, serve_classifier
+from pipelines.classifier import CLASSIFIER
 from pipelines.errors import PipelineError
-from pipelines.gan import (FRECHET_OBJECTIVE, compile_gan, evaluate_gan, gan_callbacks, gan_tuning_callbacks,
-                           serve_generator)
-from pipelines.serving import Serving
+from pipelines.families import Family
+from pipelines.gan import GENERATOR
+from tuning import search_spaces
+from tuning.search_spaces import Space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,21 +37,14 @@ class Task:
     build_model: Callable[..., keras.Model]
     # Keyword arguments of build_model, each also a flag of the same name: one name from flag to builder to tuner.
     hparams: tuple[str, ...]
+    search_space: Space  # hp → how tuning samples each of those arguments (tuning/search_spaces.py)
     epochs: int
     batch_size: int
     learning_rate: float = 1e-3
     modalities: tuple[str, ...] = ("image",)  # the kinds of example it learns from: image, text
     # Builder arguments learned from the training inputs (a text vocabulary); None when there are none.
     adapt: Callable[[tf.data.Dataset], dict[str, Any]] | None = None
-    compile: Callable = compile_classifier                    # (model, RunConfig, steps_per_epoch) -> None
-    callbacks: Callable = lambda ctx: []                      # (Context) -> extra Keras callbacks for fit
-    # What the tune stage optimizes unless --objective says otherwise, and the callbacks that log it if Keras
-    # does not ((Context) -> callbacks for every trial's fit).
-    objective: str = "val_accuracy"
-    objective_direction: str = "max"
-    tuning_callbacks: Callable = lambda ctx: []
-    evaluate: Callable = evaluate_classifier                  # (Context, model) -> metrics dict
-    serving: Callable[[keras.Model], Serving] = serve_classifier
+    family: Family = CLASSIFIER
     # The TFLite variants a run exports and verifies unless --tflite_variants says otherwise: a tuple, or a
     # function of the hyperparameters for a task whose int8 holds for some models only.
     tflite_variants: tuple[str, ...] | Callable[[dict], tuple[str, ...]] = artifacts.TFLITE_VARIANTS
@@ -120,20 +115,20 @@ IMAGE_DATASETS = ("fashion_mnist", "mnist", "cifar10")
 TASKS: dict[str, Task] = {t.name: t for t in (
     Task(name="dense", summary="multilayer perceptron on flattened images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_dense_classifier, hparams=("hidden_units", "dropout"),
-         epochs=10, batch_size=32),
+         search_space=search_spaces.dense, epochs=10, batch_size=32),
     Task(name="conv", summary="convolutional network on images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_conv_classifier,
-         hparams=("conv_filters", "dense_units", "dropout", "augment"), epochs=10, batch_size=64),
+         hparams=("conv_filters", "dense_units", "dropout", "augment"), search_space=search_spaces.conv,
+         epochs=10, batch_size=64),
     Task(name="recurrent", summary="RNN over image rows or text", datasets=IMAGE_DATASETS + ("imdb_reviews",),
          to_example=sequence_example, build_model=build_recurrent_classifier,
-         hparams=("cell", "rnn_units", "rnn_layers", "bidirectional", "dropout", "sequence_length"), epochs=10,
+         hparams=("cell", "rnn_units", "rnn_layers", "bidirectional", "dropout", "sequence_length"),
+         search_space=search_spaces.recurrent, epochs=10,
          batch_size=64, adapt=text_vocabulary, tflite_variants=recurrent_variants, modalities=("image", "text")),
     Task(name="gan", summary="DCGAN that learns to generate the images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),
-         epochs=10, batch_size=64, learning_rate=2e-4, compile=compile_gan, callbacks=gan_callbacks,
-         evaluate=evaluate_gan, serving=serve_generator, objective=FRECHET_OBJECTIVE, objective_direction="min",
-         tuning_callbacks=gan_tuning_callbacks,
+         search_space=search_spaces.gan, epochs=10, batch_size=64, learning_rate=2e-4, family=GENERATOR,
          # A full-integer generator misses its limit (mean pixel difference ≤ 8 of 255; measured 26 on the
          # end-to-end test's generator): int8 is exported only when asked for.
          tflite_variants=("float32", "dynamic_range", "float16")),

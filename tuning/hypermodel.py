@@ -27,12 +27,12 @@ class TaskHyperModel(kt.HyperModel):
         self._forget_trial_gradients()
         keras.backend.clear_session()  # keras-tuner#395
         fixed_builder_args = {k: v for k, v in self.fixed.items() if k != LEARNING_RATE}
-        hparams = {**self.config.hparams, **trial_hparams(self.task.name, hp, self.fixed), **fixed_builder_args}
+        hparams = {**self.config.hparams, **trial_hparams(self.task, hp, self.fixed), **fixed_builder_args}
         model = self.task.build(self.input_shape, self.num_classes, **hparams, **self.learned)
         # A trial's schedule spans the tuning epochs, as the final training's spans --epochs.
         trial_config = dataclasses.replace(self.config, learning_rate=self.learning_rate(hp),
                                            epochs=self.config.tuning_epochs)
-        self.task.compile(model, trial_config, steps_per_epoch=self.steps_per_epoch)
+        self.task.family.compile(model, trial_config, steps_per_epoch=self.steps_per_epoch)
         return model
 
     def learning_rate(self, hp: kt.HyperParameters) -> float:
@@ -57,6 +57,6 @@ def _custom_gradients() -> set[str]:
     return {name for name in tf_ops.gradient_registry.list() if name.startswith("CustomGradient-")}
 
 
-def trial_hparams(task_name: str, hp: kt.HyperParameters, fixed=()) -> dict[str, Any]:
-    """The builder arguments a trial's `hp` values stand for; `fixed` ones are not sampled."""
-    return sample(task_name, hp, fixed)
+def trial_hparams(task, hp: kt.HyperParameters, fixed=()) -> dict[str, Any]:
+    """The builder arguments a trial's `hp` values stand for in the task's space; `fixed` ones are not sampled."""
+    return sample(task.search_space, hp, fixed)

@@ -4,7 +4,8 @@ hyperparameters do not enter the space, and trials that differ only in them cann
 
 The builders in models/ are the one source of truth for the architecture; a space only says which values of
 their arguments to try, and each value's default is the builder's own, so the unflagged model is a point of
-every space. `learning_rate` is searched for every task and is not a builder argument.
+every space. `learning_rate` is searched for every task and is not a builder argument. Each task's record
+(pipelines/tasks.py) names its space.
 """
 
 import inspect
@@ -19,6 +20,7 @@ from models.recurrent import CELLS, build_recurrent_classifier
 
 LEARNING_RATE = "learning_rate"
 Sampler = Callable[[], Any]  # draws one builder argument's value from `hp`
+Space = Callable[[kt.HyperParameters], dict[str, Sampler]]  # a task's search space (Task.search_space)
 
 
 def dense(hp: kt.HyperParameters) -> dict[str, Sampler]:
@@ -69,17 +71,9 @@ def gan(hp: kt.HyperParameters) -> dict[str, Sampler]:
             "generator_widths": generator_widths, "discriminator_widths": discriminator_widths}
 
 
-def sample(task_name: str, hp: kt.HyperParameters, fixed=()) -> dict[str, Any]:
-    """The builder arguments `hp` stands for in `task_name`'s space, leaving out (and never sampling) `fixed`."""
-    return {name: draw() for name, draw in SEARCH_SPACES[task_name](hp).items() if name not in fixed}
-
-
-SEARCH_SPACES: dict[str, Callable[[kt.HyperParameters], dict[str, Sampler]]] = {
-    "dense": dense,
-    "conv": conv,
-    "recurrent": recurrent,
-    "gan": gan,
-}
+def sample(space: Space, hp: kt.HyperParameters, fixed=()) -> dict[str, Any]:
+    """The builder arguments `hp` stands for in `space`, leaving out (and never sampling) the `fixed` ones."""
+    return {name: draw() for name, draw in space(hp).items() if name not in fixed}
 
 
 def _builder_defaults(builder: Callable) -> dict[str, Any]:

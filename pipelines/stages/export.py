@@ -79,7 +79,7 @@ def calibration_examples(ctx: Context, serving: Serving, count: int) -> list[dic
 
 
 def run(ctx: Context) -> str:
-    serving = ctx.task.serving(ctx.trained_model())
+    serving = ctx.task.family.serving(ctx.trained_model())
     export_saved_model(serving.model, ctx.path(artifacts.SAVED_MODEL))
     sizes = {}
     scratch = artifacts.scratch_dir(ctx.config.task_dir)  # a killed run's is cleared by the next (TaskLock)

@@ -77,17 +77,17 @@ def run(ctx: Context) -> str:
             artifacts.remove(ctx.path(folder))
     keras.utils.set_random_seed(config.seed)
     model = task.build(inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
-    task.compile(model, config, steps_per_epoch=inputs.steps_per_epoch)
+    family = task.family
+    family.compile(model, config, steps_per_epoch=inputs.steps_per_epoch)
     print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
           f"{inputs.num_validation} validation examples from {ctx.data.source}")
-    health = StopOnNonFiniteLoss()
-    # The GAN's two losses live in its own train_step; its gradient norm is not measured here.
-    grad_norm = [GradientNorm(next(iter(inputs.train.unbatch().batch(256))))] if model.loss else []
+    health = StopOnNonFiniteLoss(family.loss_key)
+    grad_norm = [GradientNorm(next(iter(inputs.train.unbatch().batch(256))))] if family.gradient_norm else []
     curves = EpochLog(os.path.join(backup, CURVES))
     callbacks = [
         health,
         *grad_norm,
-        *task.callbacks(ctx),  # before the logs are read: a task's callback may add to them
+        *family.callbacks(ctx),  # before the logs are read: a family's callback may add to them
         curves,
         keras.callbacks.BackupAndRestore(backup),
         EpochCheckpoint(ctx.path(artifacts.CHECKPOINTS), health),

@@ -142,12 +142,13 @@ def is_worker() -> bool:
 
 
 def objective(name: str, task) -> kt.Objective:
-    """The task's own objective in its own direction; any other metric in the direction KerasTuner infers for it
+    """The task family's own objective in its own direction; any other metric in the direction KerasTuner infers for it
     (val_mae: min, val_auc: max). A name it cannot place is refused rather than guessed."""
-    direction = task.objective_direction if name == task.objective else infer_metric_direction(name)
+    family = task.family
+    direction = family.objective_direction if name == family.objective else infer_metric_direction(name)
     if direction is None:
         raise PipelineError(f"--objective={name}: KerasTuner cannot tell whether to minimize or maximize it; use a "
-                            f"Keras metric the trials log, such as {task.objective} or val_loss")
+                            f"Keras metric the trials log, such as {family.objective} or val_loss")
     return kt.Objective(name, direction)
 
 
@@ -191,7 +192,7 @@ def make_tuner(ctx: Context, hypermodel: TaskHyperModel) -> kt.Tuner:
                                         directory=ctx.path(artifacts.TUNING), project_name=c.tuner)
 
 
-def trial_rows(tuner: kt.Tuner, task_name: str) -> list[dict]:
+def trial_rows(tuner: kt.Tuner, task) -> list[dict]:
     rows = []
     for trial_id, trial in sorted(tuner.oracle.trials.items(), key=lambda item: int(item[0])):
         timing_path = os.path.join(tuner.project_dir, TIMINGS, f"{trial_id}.json")
@@ -199,7 +200,7 @@ def trial_rows(tuner: kt.Tuner, task_name: str) -> list[dict]:
         values = trial.hyperparameters.values
         epochs = values.get("tuner/epochs", tuner.hypermodel.config.tuning_epochs) - values.get(
             "tuner/initial_epoch", 0)
-        hparams = {**trial_hparams(task_name, trial.hyperparameters, tuner.hypermodel.fixed), **tuner.hypermodel.fixed}
+        hparams = {**trial_hparams(task, trial.hyperparameters, tuner.hypermodel.fixed), **tuner.hypermodel.fixed}
         hparams[LEARNING_RATE] = tuner.hypermodel.learning_rate(trial.hyperparameters)
         rows.append({"trial_id": trial_id, "status": trial.status, "objective": trial.score, "epochs": epochs,
                      "seconds": round(timing["seconds"], 1) if timing else None, "tuner_id": timing.get("tuner_id"),
@@ -238,7 +239,7 @@ def run(ctx: Context) -> str:
     hypermodel = TaskHyperModel(task, config, inputs.input_shape, ctx.data.num_classes, fixed=config.fixed_hparams,
                                 learned=ctx.learned_args, steps_per_epoch=inputs.steps_per_epoch)
     tuner = make_tuner(ctx, hypermodel)
-    callbacks = [*task.tuning_callbacks(ctx), ObjectiveLogged(config.objective, task.objective),
+    callbacks = [*task.family.tuning_callbacks(ctx), ObjectiveLogged(config.objective, task.family.objective),
                  keras.callbacks.TerminateOnNaN()]
     try:
         tuner.search(inputs.train, validation_data=inputs.validation, epochs=config.tuning_epochs,
@@ -252,7 +253,7 @@ def run(ctx: Context) -> str:
                             f"{tuner.project_dir}") from None
     if is_worker():
         return f"worker {os.environ[TUNER_ID]} done"
-    rows = trial_rows(tuner, task.name)
+    rows = trial_rows(tuner, task)
     if not rows:
         raise PipelineError("the sweep ran no trial: raise --max_trials or start over with --fresh")
     write_trials(rows, ctx.path(artifacts.TRIALS_CSV), ctx.path(artifacts.TRIALS_PNG), config.objective)

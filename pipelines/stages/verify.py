@@ -157,7 +157,7 @@ def measure_tflite(path: str, variant: str, serving: Serving, reference: Referen
 
 
 def run(ctx: Context) -> str:
-    serving = ctx.task.serving(ctx.trained_model())
+    serving = ctx.task.family.serving(ctx.trained_model())
     variants = ctx.config.tflite_variants
     missing = [artifacts.tflite_file(v) for v in variants if not os.path.exists(ctx.path(artifacts.tflite_file(v)))]
     if missing:

@@ -2,6 +2,7 @@ import keras_tuner as kt
 import pytest
 
 from tuning import oracles
+from tuning import search_spaces
 from tuning.search_spaces import sample
 
 
@@ -9,7 +10,7 @@ def _oracle(oracle_class, tmp_path, **options):
     oracle = oracle_class(objective=kt.Objective("val_accuracy", "max"), seed=1, **options)
     oracle._set_project_dir(str(tmp_path), "sweep")
     hp = kt.HyperParameters()
-    sample("conv", hp)  # registers the space, as the tuner's first build does
+    sample(search_spaces.conv, hp)  # registers the space, as the tuner's first build does
     oracle.update_space(hp)
     return oracle
 

@@ -9,22 +9,18 @@ from tensorflow.python.framework import func_graph
 from pipelines.tasks import TASKS
 from tests.conftest import config_from_flags
 from tuning.hypermodel import TaskHyperModel
-from tuning.search_spaces import SEARCH_SPACES, sample
+from tuning.search_spaces import sample
 
 SHAPES = {"dense": (28, 28, 1), "conv": (28, 28, 1), "recurrent": (28, 28), "gan": (28, 28, 1)}
 
 
-def test_every_task_has_a_search_space():
-    assert set(SEARCH_SPACES) == set(TASKS)
-
-
-@pytest.mark.parametrize("task_name", sorted(SEARCH_SPACES))
+@pytest.mark.parametrize("task_name", sorted(TASKS))
 def test_every_space_names_only_its_builders_arguments(task_name):
-    hparams = sample(task_name, kt.HyperParameters())
+    hparams = sample(TASKS[task_name].search_space, kt.HyperParameters())
     assert set(hparams) <= set(TASKS[task_name].hparams)
 
 
-@pytest.mark.parametrize("task_name", sorted(SEARCH_SPACES))
+@pytest.mark.parametrize("task_name", sorted(TASKS))
 def test_hypermodel_builds_the_tasks_own_model_compiled(task_name):
     config = config_from_flags(f"--task={task_name}")
     model = TaskHyperModel(TASKS[task_name], config, SHAPES[task_name], 10, fixed={}).build(kt.HyperParameters())
@@ -38,8 +34,8 @@ def test_dense_space_varies_depth_and_width():
     hp = kt.HyperParameters()
     hp.Fixed("hidden_layers", 3)
     hp.Fixed("hidden_units_1", 64)
-    assert sample("dense", hp)["hidden_units"][1:2] == (64,)
-    assert len(sample("dense", hp)["hidden_units"]) == 3
+    assert sample(TASKS["dense"].search_space, hp)["hidden_units"][1:2] == (64,)
+    assert len(sample(TASKS["dense"].search_space, hp)["hidden_units"]) == 3
 
 
 def test_fixed_hyperparameters_override_the_search_and_the_learning_rate():
@@ -76,15 +72,15 @@ def test_a_trial_frees_the_graphs_of_the_trials_before_it():
     assert graphs[-1] <= graphs[0], graphs  # without the fix: grows by the train function's graphs every trial
 
 
-@pytest.mark.parametrize("task_name", sorted(SEARCH_SPACES))
+@pytest.mark.parametrize("task_name", sorted(TASKS))
 def test_every_space_defaults_to_its_builders_defaults(task_name):
     """The unflagged model is the space's default point: Bayesian search starts there, every oracle tries it."""
-    hparams = sample(task_name, kt.HyperParameters())
+    hparams = sample(TASKS[task_name].search_space, kt.HyperParameters())
     assert hparams == {k: v for k, v in TASKS[task_name].default_hparams.items() if k in hparams}
 
 
 def test_gan_space_keeps_the_image_side_divisible():
-    assert len(sample("gan", kt.HyperParameters())["generator_widths"]) == 2  # 28 / 2 ** 2 = 7
+    assert len(sample(TASKS["gan"].search_space, kt.HyperParameters())["generator_widths"]) == 2  # 28 / 2 ** 2 = 7
 
 
 def test_objective_direction_is_the_tasks_own_or_keras_tuners_inference():
@@ -101,5 +97,5 @@ def test_objective_direction_is_the_tasks_own_or_keras_tuners_inference():
 def test_a_fixed_tuple_argument_is_not_sampled():
     """--hidden_units=32 given: its depth and widths are no hyperparameters, so no two trials repeat a model."""
     hp = kt.HyperParameters()
-    assert sample("dense", hp, fixed={"hidden_units": (32,)}) == {"dropout": 0.0}
+    assert sample(TASKS["dense"].search_space, hp, fixed={"hidden_units": (32,)}) == {"dropout": 0.0}
     assert set(hp.values) == {"dropout"}
