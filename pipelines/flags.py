@@ -14,7 +14,7 @@ from absl.testing import flagsaver
 from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
 from pipelines.config import RunConfig
 from pipelines.data import folders, idx
-from pipelines.data.sources import DATASETS, SOURCES
+from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
 from pipelines.errors import PipelineError
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
 from pipelines.stages.tune import TUNERS
@@ -62,14 +62,15 @@ SEED = flags.DEFINE_integer("seed", 42, "Seeds weights, shuffling and dropout.",
 
 # Data
 DATASET = flags.DEFINE_string("dataset", "fashion_mnist", f"A registered data set ({', '.join(DATASETS)}; each "
-                              "task accepts some of them), or a folder of your own: one subfolder per class of images "
-                              "or .txt files, optionally under train/ and test/.")
-TEST_SPLIT = flags.DEFINE_float("test_split", 0.2, "A folder without train/ and test/: the share of each class's files "
-                                "held out for testing.", lower_bound=0.05, upper_bound=0.5)
-IMAGE_SIZE = _define_int_list("image_size", None, "A folder of images of several sizes: H,W to resize them to (aspect "
-                              "kept, padded with black). Default: the images' own size when they all share one.")
-COLOR_MODE = flags.DEFINE_enum("color_mode", "auto", list(folders.COLOR_MODES), "A folder of images: grayscale or "
-                               "rgb; auto: grayscale when every image is.")
+                              "task accepts some of them), tfds:NAME for any TFDS set of images or texts with a class "
+                              "label, or a folder of your own: one subfolder per class of images or .txt files, "
+                              "optionally under train/ and test/.")
+TEST_SPLIT = flags.DEFINE_float("test_split", 0.2, "A folder without train/ and test/ (or a tfds: set without a test "
+                                "split): the share held out for testing.", lower_bound=0.05, upper_bound=0.5)
+IMAGE_SIZE = _define_int_list("image_size", None, "Images of several sizes (a folder, a tfds: set): H,W to resize them "
+                              "to (aspect kept, padded with black). Default: the images' own size when they share one.")
+COLOR_MODE = flags.DEFINE_enum("color_mode", "auto", list(folders.COLOR_MODES), "Images: grayscale or rgb; auto: a "
+                               "folder's grayscale when every image is, a tfds: set's own.")
 DATA_DIR = flags.DEFINE_string("data_dir", os.path.expanduser("~/tensorflow_datasets"), "The TFDS data dir.")
 DATA_SOURCE = flags.DEFINE_enum("data_source", "auto", list(SOURCES),
                                 "idx: the offline IDX files in --idx_dir (fashion_mnist only); tfds: tfds.load, "
@@ -222,9 +223,10 @@ def _stages_in_order(stages):
         set(stages), key=STAGE_ORDER.index)
 
 
-@flags.validator("dataset", message=f"--dataset must be one of {', '.join(DATASETS)} or a folder that exists")
+@flags.validator("dataset", message=f"--dataset must be one of {', '.join(DATASETS)}, tfds:NAME, or a folder that "
+                 "exists")
 def _known_dataset(dataset):
-    return dataset in DATASETS or folders.is_folder_dataset(dataset)
+    return dataset in DATASETS or dataset.startswith(TFDS_PREFIX) or folders.is_folder_dataset(dataset)
 
 
 @flags.multi_flags_validator(["task", "dataset"], message="this --dataset does not fit this --task; " + "; ".join(

@@ -60,30 +60,80 @@ def _few_download_retries(retries: int = 1):
         urllib3_log.setLevel(saved_level)
 
 
+TFDS_PREFIX = "tfds:"  # --dataset=tfds:NAME: any registered TFDS set of images or texts with a class label
+
+
 def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR, source: str = "auto",
                  test_split: float = 0.2, image_size: tuple[int, int] | None = None,
                  color_mode: str = "auto") -> DataSet:
     """Loads `name`'s train and test splits, in file order (shuffling is the input pipeline's job). `name` is a
-    registered TFDS name or a folder; test_split, image_size and color_mode apply to folders."""
+    registered name, `tfds:NAME`, or a folder. A set without a test split gives the last `test_split` of its train
+    split; image_size and color_mode reshape images (sets of varying image sizes need image_size)."""
     if folders.is_folder_dataset(name):
         return load_folder(name, test_split=test_split, image_size=image_size, color_mode=color_mode)
-    # The builder's info (features, label names) is part of TFDS' code: no download, no cloud lookup.
-    info = tfds.builder(name, data_dir=data_dir, try_gcs=False).info
-    label_names = tuple(info.features["label"].names)
-    modality = "text" if "text" in info.features else "image"
+    tfds_name = name.removeprefix(TFDS_PREFIX)
+    try:  # the builder's info (features, label names) is part of TFDS' code: no download, no cloud lookup
+        builder = tfds.builder(tfds_name, data_dir=data_dir, try_gcs=False)
+    except tfds.core.registered.DatasetNotFoundError:
+        raise PipelineError(f"--dataset={name}: TFDS has no data set named {tfds_name!r} "
+                            "(tfds.list_builders() names them)") from None
+    kind = _example_kind(name, builder.info.features)
+    label_names = tuple(builder.info.features["label"].names)
     if uses_idx_mirror(name, source, idx_dir):
         train, test = (tf.data.Dataset.from_tensor_slices(idx.load_idx_split(idx_dir, split))
                        for split in ("train", "test"))
         return DataSet(name, train, test, label_names, source=f"idx:{idx_dir}")
+    known = list(builder.info.splits)  # empty until prepared: assume the usual train and test
+    cut = round(100 * (1 - test_split))
+    splits = ["train", "test"] if not known or "test" in known else [f"train[:{cut}%]", f"train[{cut}%:]"]
     try:
         with _few_download_retries():
-            train, test = tfds.load(name, split=["train", "test"], data_dir=data_dir, try_gcs=False,
+            train, test = tfds.load(tfds_name, split=splits, data_dir=data_dir, try_gcs=False,
                                     download=True, shuffle_files=False)
     except Exception as e:  # TFDS raises many types offline (DNS, HTTP, checksum); all mean the same to a user.
         raise PipelineError(
-            f"could not load TFDS data set {name!r} into {data_dir} ({type(e).__name__}): run once with network "
+            f"could not load TFDS data set {tfds_name!r} into {data_dir} ({type(e).__name__}): run once with network "
             f"access, or copy a prepared TFDS folder to --data_dir") from None
-    return DataSet(name, train, test, label_names, source=f"tfds:{data_dir}", modality=modality)
+    train, test = (ds.map(lambda f: {kind: f[kind], "label": f["label"]}) for ds in (train, test))
+    if kind == "image":
+        shape = builder.info.features["image"].shape
+        train, test = (_shaped_images(ds, name, shape, image_size, color_mode) for ds in (train, test))
+    return DataSet(name, train, test, label_names, source=f"tfds:{data_dir}", modality=kind)
+
+
+def _example_kind(name: str, features) -> str:
+    """"image" or "text": what a TFDS set's examples hold beside their class label, or one line saying why not."""
+    def feature(key):
+        return features[key] if key in features else None
+    if not isinstance(feature("label"), tfds.features.ClassLabel):
+        raise PipelineError(f"--dataset={name} has no 'label' class feature (its features: {', '.join(features)}): "
+                            "dlpipe learns classes of images or texts")
+    if isinstance(feature("image"), tfds.features.Image):
+        return "image"
+    if isinstance(feature("text"), tfds.features.Text):
+        return "text"
+    raise PipelineError(f"--dataset={name} has neither an 'image' nor a 'text' feature (its features: "
+                        f"{', '.join(features)}): dlpipe learns classes of images or texts")
+
+
+def _shaped_images(ds: tf.data.Dataset, name: str, shape, image_size, color_mode: str) -> tf.data.Dataset:
+    """Images brought to one size and colour, as folders' are (aspect kept, padded with black)."""
+    height, width, channels = shape
+    if image_size is None and (height is None or width is None):
+        raise PipelineError(f"--dataset={name} has images of varying size: give --image_size=H,W")
+    if image_size is None and color_mode == "auto":
+        return ds
+
+    def shaped(features):
+        image = features["image"]
+        if color_mode == "grayscale" and channels != 1:
+            image = tf.image.rgb_to_grayscale(image)
+        elif color_mode == "rgb" and channels == 1:
+            image = tf.image.grayscale_to_rgb(image)
+        if image_size is not None:
+            image = tf.cast(tf.round(tf.image.resize_with_pad(image, *image_size)), tf.uint8)
+        return {"image": image, "label": features["label"]}
+    return ds.map(shaped, num_parallel_calls=tf.data.AUTOTUNE)
 
 
 def load_folder(root: str, *, test_split: float, image_size, color_mode: str) -> DataSet:

@@ -1,4 +1,5 @@
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from pipelines.data import sources
@@ -53,3 +54,26 @@ def test_an_offline_download_fails_in_one_line_within_seconds_and_leaves_tfds_as
         sources.load_dataset("mnist", data_dir=str(tmp_path), source="tfds")
     assert time.perf_counter() - start < 30
     assert downloader.MAX_RETRIES == 10
+
+
+def test_any_registered_image_set_with_a_label_loads_as_tfds_colon_name(tmp_path):
+    with tfds.testing.mock_data(num_examples=8):
+        with pytest.raises(PipelineError, match=r"tfds:tf_flowers has images of varying size: give --image_size"):
+            sources.load_dataset("tfds:tf_flowers", data_dir=str(tmp_path))
+        data = sources.load_dataset("tfds:tf_flowers", data_dir=str(tmp_path), image_size=(32, 24))
+        gray = sources.load_dataset("tfds:tf_flowers", data_dir=str(tmp_path), image_size=(32, 24),
+                                    color_mode="grayscale")
+        example, gray_example = next(iter(data.train)), next(iter(gray.test))
+    assert data.label_names[0] == "dandelion" and data.num_classes == 5 and data.modality == "image"
+    assert example["image"].shape == (32, 24, 3) and example["image"].dtype == tf.uint8
+    assert set(example) == {"image", "label"}  # only what the tasks read
+    assert gray_example["image"].shape == (32, 24, 1)
+
+
+@pytest.mark.parametrize("name,problem", [
+    ("tfds:no_such_set", "TFDS has no data set named 'no_such_set'"),
+    ("tfds:celeb_a", "has no 'label' class feature"),
+])
+def test_a_tfds_name_that_is_not_a_labelled_image_or_text_set_is_one_line(tmp_path, name, problem):
+    with pytest.raises(PipelineError, match=problem):
+        sources.load_dataset(name, data_dir=str(tmp_path))

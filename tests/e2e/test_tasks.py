@@ -61,6 +61,14 @@ def test_online_image_data_sets_take_their_shape_from_tfds_info(tmp_path, task, 
     assert report["num_test_examples"] == MOCK_EXAMPLES
 
 
+def test_any_tfds_image_set_runs_through_the_runner_resized_to_image_size(tmp_path):
+    task_dir, report = run_pipeline(tmp_path, "--task=conv", "--dataset=tfds:tf_flowers", "--image_size=32,32",
+                                    "--conv_filters=8,16", mock=True)
+    assert tflite_input(task_dir) == ((32, 32, 3), np.uint8)
+    assert (task_dir / "labels.txt").read_text().splitlines()[0] == "dandelion"
+    assert report["num_test_examples"] == MOCK_EXAMPLES
+
+
 def test_conv_on_offline_fashion_mnist_exports_without_augmentation(tmp_path):
     # Accuracy is not judged here: a few steps leave BatchNorm's moving statistics near their initial values.
     # The default run's accuracy is measured in the README.
