@@ -50,24 +50,37 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
                           timeout=timeout)
 
 
-def parse_cli(*args: str) -> subprocess.CompletedProcess:
-    """The console script's flag parsing (pipelines.flags.parse, which absl's app.run calls) on these flags, in this
-    process: its exit code and what it printed. The global flag values are restored afterwards."""
+def _console_script(args, run_main: bool) -> subprocess.CompletedProcess:
     import contextlib
     import io
 
     from absl import flags
     from absl.testing import flagsaver
 
+    from pipelines import __main__ as entry
     from pipelines import flags as pipeline_flags
-    stderr, code = io.StringIO(), 0
-    with flagsaver.flagsaver(), contextlib.redirect_stderr(stderr):
+    stdout, stderr, code = io.StringIO(), io.StringIO(), 0
+    with flagsaver.flagsaver(), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         flags.FLAGS.unparse_flags()
         try:
-            pipeline_flags.parse(["dlpipe", *args])
+            argv = pipeline_flags.parse(["dlpipe", *args])
+            if run_main:
+                entry.main(argv)
         except SystemExit as e:
             code = e.code
-    return subprocess.CompletedProcess(args, code, "", stderr.getvalue())
+    return subprocess.CompletedProcess(args, code, stdout.getvalue(), stderr.getvalue())
+
+
+def parse_cli(*args: str) -> subprocess.CompletedProcess:
+    """The console script's flag parsing (pipelines.flags.parse, which absl's app.run calls) on these flags, in this
+    process: its exit code and what it printed. The global flag values are restored afterwards."""
+    return _console_script(args, run_main=False)
+
+
+def cli_in_process(*args: str) -> subprocess.CompletedProcess:
+    """The console script's whole path — flag parsing, then pipelines.__main__.main — in this process, without the
+    seconds a new interpreter spends importing TensorFlow; run_cli starts a real one."""
+    return _console_script(args, run_main=True)
 
 
 def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -1,7 +1,8 @@
 """Bad input at the command line: one `error:` line naming the problem and the fix, a non-zero exit, no traceback.
 
-Flag values rejected at parse time go through the console script's own parser in this process (parse_cli); the
-rest, and one of those, run `python -m pipelines` as a user would.
+Most go through the console script's own functions in this process (parse_cli: flag parsing; cli_in_process:
+parsing, then main); the ones that need a process of their own (a stray argument, Ctrl-C, a second run in a locked
+folder, an --idx_dir typo's timing) and one flag error run `python -m pipelines` as a user would.
 """
 
 import os
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from tests.conftest import ROOT, assert_one_line_error, parse_cli, run_cli
+from tests.conftest import ROOT, assert_one_line_error, cli_in_process, parse_cli, run_cli
 
 
 def test_value_out_of_range():
@@ -47,13 +48,13 @@ def test_stray_argument():
 
 
 def test_export_with_no_trained_model(tmp_path):
-    assert_one_line_error(run_cli(f"--output_dir={tmp_path}", "--stages=export"),
+    assert_one_line_error(cli_in_process(f"--output_dir={tmp_path}", "--stages=export"),
                           "needs model.keras", "--stages=train")
 
 
 def test_output_dir_not_writable(tmp_path):
     (tmp_path / "file").write_text("")
-    assert_one_line_error(run_cli(f"--output_dir={tmp_path}/file/runs", "--stages=train"),
+    assert_one_line_error(cli_in_process(f"--output_dir={tmp_path}/file/runs", "--stages=train"),
                           "cannot write to output dir", "--output_dir")
 
 
@@ -61,13 +62,13 @@ def test_corrupt_data_file_names_the_file(tmp_path, fake_idx_dir):
     folder = tmp_path / "idx"
     shutil.copytree(fake_idx_dir, folder)
     (folder / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b truncated")
-    result = run_cli(f"--output_dir={tmp_path}/runs", f"--idx_dir={folder}", "--stages=train")
+    result = cli_in_process(f"--output_dir={tmp_path}/runs", f"--idx_dir={folder}", "--stages=train")
     assert_one_line_error(result, "train-images-idx3-ubyte.gz", "apt-get install dataset-fashion-mnist")
 
 
 def test_hparams_file_with_keys_the_task_does_not_take(tmp_path):
     (tmp_path / "best.json").write_text('{"hparams": {"cell": "gru"}, "learning_rate": 0.01}')
-    result = run_cli(f"--hparams_file={tmp_path}/best.json", f"--output_dir={tmp_path}/runs", "--stages=train")
+    result = cli_in_process(f"--hparams_file={tmp_path}/best.json", f"--output_dir={tmp_path}/runs", "--stages=train")
     assert_one_line_error(result, "does not take: cell", "it takes hidden_units, dropout")
 
 
@@ -75,7 +76,7 @@ def test_verify_with_no_export(tmp_path):
     (tmp_path / "dense").mkdir()
     (tmp_path / "dense" / "model.keras").write_text("")
     (tmp_path / "dense" / "config.json").write_text("{}")
-    assert_one_line_error(run_cli(f"--output_dir={tmp_path}", "--stages=verify"),
+    assert_one_line_error(cli_in_process(f"--output_dir={tmp_path}", "--stages=verify"),
                           "needs saved_model", "--stages=export")
 
 
@@ -83,7 +84,7 @@ def test_missing_data_file_names_it_and_the_debian_package(tmp_path, fake_idx_di
     folder = tmp_path / "idx"
     shutil.copytree(fake_idx_dir, folder)
     (folder / "t10k-labels-idx1-ubyte.gz").unlink()
-    result = run_cli(f"--output_dir={tmp_path}/runs", f"--idx_dir={folder}", "--stages=train")
+    result = cli_in_process(f"--output_dir={tmp_path}/runs", f"--idx_dir={folder}", "--stages=train")
     assert_one_line_error(result, "missing data file", "t10k-labels-idx1-ubyte.gz", "dataset-fashion-mnist")
 
 
@@ -92,7 +93,7 @@ def test_truncated_data_file_names_it(tmp_path, fake_idx_dir):
     shutil.copytree(fake_idx_dir, folder)
     labels = folder / "train-labels-idx1-ubyte.gz"
     labels.write_bytes(labels.read_bytes()[:-100])
-    result = run_cli(f"--output_dir={tmp_path}/runs", f"--idx_dir={folder}", "--stages=train")
+    result = cli_in_process(f"--output_dir={tmp_path}/runs", f"--idx_dir={folder}", "--stages=train")
     assert_one_line_error(result, "corrupt data file", "train-labels-idx1-ubyte.gz")
 
 
@@ -101,15 +102,16 @@ def test_truncated_data_file_names_it(tmp_path, fake_idx_dir):
     ("val_auc", "is not a metric the trials log"),  # a known metric the task does not log: after one epoch
 ])
 def test_an_objective_no_trial_reports(tmp_path, objective, fragment):
-    result = run_cli(f"--output_dir={tmp_path}", "--stages=tune", f"--objective={objective}", "--tuner=random",
-                     "--max_trials=2", "--tuning_epochs=1", "--max_train_examples=300", "--max_test_examples=50")
+    result = cli_in_process(f"--output_dir={tmp_path}", "--stages=tune", f"--objective={objective}",
+                            "--tuner=random", "--max_trials=2", "--tuning_epochs=1", "--max_train_examples=300",
+                            "--max_test_examples=50")
     assert_one_line_error(result, f"--objective={objective}", fragment, "val_accuracy")
 
 
 @pytest.mark.parametrize("stage", ["train", "tune"])
 def test_more_conv_blocks_than_the_image_can_halve(tmp_path, stage):
-    result = run_cli(f"--output_dir={tmp_path}", "--task=conv", "--conv_filters=8,8,8,8,8", f"--stages={stage}",
-                     "--max_train_examples=300", "--max_test_examples=50")
+    result = cli_in_process(f"--output_dir={tmp_path}", "--task=conv", "--conv_filters=8,8,8,8,8",
+                            f"--stages={stage}", "--max_train_examples=300", "--max_test_examples=50")
     assert_one_line_error(result, "cannot build the conv model from --conv_filters", "at most 4 widths")
 
 
@@ -122,11 +124,11 @@ QUICK = ("--max_train_examples=300", "--max_test_examples=200", "--epochs=1", "-
      ["cannot build the gan model from --generator_widths", "divisible by 8", "at most 2 widths"]),
 ])
 def test_inputs_that_once_ended_in_a_traceback(tmp_path, args, fragments):
-    assert_one_line_error(run_cli(f"--output_dir={tmp_path}", "--max_test_examples=200", *args), *fragments)
+    assert_one_line_error(cli_in_process(f"--output_dir={tmp_path}", "--max_test_examples=200", *args), *fragments)
 
 
 def test_verify_refuses_to_judge_on_a_handful_of_examples(tmp_path):
-    result = run_cli(f"--output_dir={tmp_path}", *QUICK, "--max_test_examples=1")
+    result = cli_in_process(f"--output_dir={tmp_path}", *QUICK, "--max_test_examples=1")
     assert_one_line_error(result, "verify judges the exports on at least 100 test examples",
                           "test split has 1: raise --max_test_examples (0 = all; now 1)")
 

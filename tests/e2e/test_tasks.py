@@ -51,7 +51,6 @@ def assert_builtin_ops_only(task_dir):
     ("dense", "cifar10", (32, 32, 3)),
     ("conv", "mnist", (28, 28, 1)),
     ("conv", "cifar10", (32, 32, 3)),
-    ("recurrent", "mnist", (28, 28)),
     ("recurrent", "cifar10", (32, 96)),
 ])
 def test_online_image_data_sets_take_their_shape_from_tfds_info(tmp_path, task, dataset, shape):
