@@ -148,15 +148,10 @@ class Records:
                 for a in names if a not in artifacts.UNHASHED}
 
     def up_to_date(self, name: str, key: str, outputs: tuple[str, ...]) -> bool:
+        """The recorded fingerprint, and every output as written (a missing one hashes to None). Folders of state
+        and diagnostics (artifacts.UNHASHED: checkpoints, logs, …) do not decide it."""
         record = self.stages.get(name)
-        if record is None or record["key"] != key:
-            return False
-        present = all(os.path.exists(os.path.join(self.config.task_dir, a)) for a in outputs)
-        return present and self.hashes(outputs) == record.get("outputs")
-
-    def forget(self, name: str) -> None:
-        self.stages.pop(name, None)
-        artifacts.write_json(self.path, self.stages)
+        return record is not None and record["key"] == key and self.hashes(outputs) == record.get("outputs")
 
     def record(self, name: str, key: str, config: RunConfig, inputs: dict, outputs: tuple[str, ...]) -> list[str]:
         """Records a finished stage; removes what other stages made from the outputs it replaced, and returns
@@ -229,7 +224,8 @@ def _run_locked(config: RunConfig) -> list[StageRecord]:
             summary.append(StageRecord(name, 0.0, "reused", outputs))
             continue
         print(f"{header} ──", flush=True)
-        records.forget(name)  # until it succeeds, its outputs are not known to match
+        # Its record stays until it succeeds: a failed run leaves the outputs as they were (atomic writes), and
+        # any it did replace no longer match their recorded hashes, so they are never reused by mistake.
         ctx.stage_key, ctx.stage_settings = key, settings(config, name)
         start = time.perf_counter()
         try:

@@ -50,6 +50,7 @@ def test_a_huge_learning_rate_fails_the_run_and_keeps_the_previous_model(tmp_pat
     assert (tmp_path / "dense" / "model.keras").read_bytes() == before
     assert not (tmp_path / "dense" / "checkpoints").exists()  # the diverged epoch 1 wrote no checkpoint
     assert not (tmp_path / "dense" / "backup").exists()  # nor a state to resume
+    assert [r.result for r in runner.run(good)] == ["reused"]  # the failed run cost the good one nothing
 
 
 def test_clip_norm_reaches_the_optimizer():
