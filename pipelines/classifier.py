@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
+import tensorflow as tf
 from keras import ops
 
+from models.dense import TABLE_BODY
 from models.recurrent import TOKEN_CLASSIFIER
+from models.table import TableEncoder
 from pipelines.families import Family
-from pipelines.serving import Serving, softmax, with_probabilities, with_uint8_pixels
+from pipelines.serving import (CLASSIFIER_LIMITS, Serving, identity, softmax, with_probabilities,
+                               with_uint8_pixels)
 
 if TYPE_CHECKING:
     from pipelines.config import RunConfig
     from pipelines.context import Context
 
 VOCABULARY_FILE = "vocab.txt"
+FEATURES_FILE = "features.json"  # a table model's feature vector: what the TFLite files take, and how to build it
 
 
 def learning_rate(config: RunConfig, steps_per_epoch: int):
@@ -60,9 +66,56 @@ def compile_classifier(model: keras.Model, config: RunConfig, steps_per_epoch: i
                   loss=loss, metrics=["accuracy"])
 
 
+def split_arrays(ds) -> tuple:
+    """A batched split as one (inputs, labels) pair of arrays."""
+    return next(ds.unbatch().batch(1 << 30).as_numpy_iterator())
+
+
 def evaluate_classifier(ctx: Context, model: keras.Model) -> dict:
     results = model.evaluate(ctx.inputs.test, verbose=0, return_dict=True)
-    return {"test_loss": float(results["loss"]), "test_accuracy": float(results["accuracy"])}
+    metrics = {"test_loss": float(results["loss"]), "test_accuracy": float(results["accuracy"])}
+    if is_table_model(model):  # what the network adds over the majority class and a logistic regression
+        from sklearn.linear_model import LogisticRegression
+        encoder, _ = table_parts(model)
+        (train_x, train_y), (test_x, test_y) = split_arrays(ctx.inputs.train), split_arrays(ctx.inputs.test)
+        metrics["baseline_majority_accuracy"] = float(np.mean(test_y == np.bincount(train_y).argmax()))
+        logistic = LogisticRegression(max_iter=2000).fit(encode_table(encoder, train_x), train_y)
+        metrics["baseline_logistic_accuracy"] = float(logistic.score(encode_table(encoder, test_x), test_y))
+    return metrics
+
+
+def encode_table(encoder: TableEncoder, columns: dict) -> np.ndarray:
+    """A batch of raw columns (NumPy; strings as object arrays, which Keras cannot convert) → feature vectors."""
+    return np.asarray(encoder({name: tf.constant(values) for name, values in columns.items()}), np.float32)
+
+
+def is_table_model(model: keras.Model) -> bool:
+    return any(isinstance(layer, TableEncoder) for layer in model.layers)
+
+
+def table_parts(model: keras.Model) -> tuple[TableEncoder, keras.Model]:
+    """A table model's column encoder and the body that runs on its feature vector."""
+    return next(layer for layer in model.layers if isinstance(layer, TableEncoder)), model.get_layer(TABLE_BODY)
+
+
+def table_serving(model: keras.Model, *, served: keras.Model, tflite_model: keras.Model, quantizable: keras.Model,
+                  limits: dict, classes: bool, to_quantized_outputs=identity, from_tflite_outputs=identity,
+                  output: dict | None = None) -> Serving:
+    """The SavedModel takes the raw columns by name; the TFLite files take `features`, the encoded vector, which
+    an app builds from features.json (TFLite has no string lookups to run the encoder)."""
+    encoder, body = table_parts(model)
+
+    def to_features(batch):
+        return {"features": encode_table(encoder, batch)}
+    description = {"tflite_input": "features", "vector_size": int(body.inputs[0].shape[-1]),
+                   "how": "in column order: numeric → (value - mean) / std, a missing value → mean (0 after "
+                          "scaling); categorical → a one-hot block of 1 + len(categories), entry 0 for a missing "
+                          "or unseen category, entry 1 + i for categories[i]",
+                   "columns": encoder.columns, **({"output": output} if output else {})}
+    return Serving(model=served, quantizable=quantizable, reference=model, to_quantized_outputs=to_quantized_outputs,
+                   tflite_model=tflite_model, to_tflite_inputs=to_features,
+                   to_quantizable_inputs=to_features, side_files={FEATURES_FILE: json.dumps(description, indent=2)},
+                   limits=limits, classes=classes, from_tflite_outputs=from_tflite_outputs)
 
 
 def serve_classifier(model: keras.Model) -> Serving:
@@ -72,6 +125,10 @@ def serve_classifier(model: keras.Model) -> Serving:
     0 is padding, 1 out-of-vocabulary), lowercasing and stripping punctuation as TextVectorization does, and pads
     or cuts to the model's sequence length.
     """
+    if is_table_model(model):
+        _, body = table_parts(model)
+        return table_serving(model, served=model, tflite_model=body, quantizable=with_probabilities(body),
+                             limits=dict(CLASSIFIER_LIMITS), classes=True, to_quantized_outputs=softmax)
     vectorizers = [layer for layer in model.layers if isinstance(layer, keras.layers.TextVectorization)]
     if not vectorizers:
         (name,) = [t.name for t in model.inputs]

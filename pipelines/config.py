@@ -29,6 +29,9 @@ class RunConfig:
     test_split: float = 0.2
     image_size: tuple[int, int] | None = None
     color_mode: str = "auto"
+    # A CSV data set: the column to predict, and whether to classify or regress it (auto: from its values).
+    label_column: str | None = None
+    problem: str = "auto"
     # Tuning: the hyperparameters given on the command line stay fixed while the rest are searched.
     fixed_hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     hparams_file: str | None = None
@@ -36,7 +39,7 @@ class RunConfig:
     max_trials: int = 10
     tuning_epochs: int = 4
     executions_per_trial: int = 1
-    objective: str = "val_accuracy"
+    objective: str | None = None               # None: the problem family's own (families.py)
     fresh: bool = False
     # Export.
     tflite_variants: tuple[str, ...] = ("float32", "dynamic_range", "float16", "int8")

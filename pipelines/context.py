@@ -10,6 +10,8 @@ from pipelines.config import RunConfig
 from pipelines.data.pipeline import Inputs, make_input_pipeline
 from pipelines.data.sources import DataSet, load_dataset
 from pipelines.errors import PipelineError
+from pipelines.families import Family
+from pipelines.regressor import REGRESSOR
 from pipelines.tasks import Task
 
 
@@ -36,16 +38,22 @@ class Context:
     def data(self) -> DataSet:
         c = self.config
         data = load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source,
-                            test_split=c.test_split, image_size=c.image_size, color_mode=c.color_mode)
+                            test_split=c.test_split, image_size=c.image_size, color_mode=c.color_mode,
+                            label_column=c.label_column, problem=c.problem)
         if data.modality not in self.task.modalities:
             raise PipelineError(f"{c.dataset} holds {data.modality} examples, and --task={self.task.name} learns from "
                                 f"{' or '.join(self.task.modalities)}: choose another --task or --dataset")
         return data
 
+    @property
+    def family(self) -> Family:
+        """The task's problem family, unless the data make it another: a table's numeric label is regressed."""
+        return REGRESSOR if self.data.problem == "regression" else self.task.family
+
     @functools.cached_property
     def learned_args(self) -> dict:
         """Builder arguments the task learns from the training inputs (a text vocabulary), computed once."""
-        return self.task.adapt(self.inputs.train.map(lambda x, y: x)) if self.task.adapt else {}
+        return self.task.adapt(self.inputs.train) if self.task.adapt else {}
 
     @functools.cached_property
     def inputs(self) -> Inputs:

@@ -13,7 +13,7 @@ from absl.testing import flagsaver
 
 from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
 from pipelines.config import RunConfig
-from pipelines.data import folders, idx
+from pipelines.data import folders, idx, tables
 from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
 from pipelines.errors import PipelineError
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
@@ -63,12 +63,16 @@ SEED = flags.DEFINE_integer("seed", 42, "Seeds weights, shuffling and dropout.",
 # Data
 DATASET = flags.DEFINE_string("dataset", "fashion_mnist", f"A registered data set ({', '.join(DATASETS)}; each "
                               "task accepts some of them), tfds:NAME for any TFDS set of images or texts with a class "
-                              "label, or a folder of your own: one subfolder per class of images or .txt files, "
-                              "optionally under train/ and test/.")
+                              "label, a folder of your own (one subfolder per class of images or .txt files, "
+                              "optionally under train/ and test/), or a .csv table with --label_column.")
 TEST_SPLIT = flags.DEFINE_float("test_split", 0.2, "A folder without train/ and test/ (or a tfds: set without a test "
                                 "split): the share held out for testing.", lower_bound=0.05, upper_bound=0.5)
 IMAGE_SIZE = _define_int_list("image_size", None, "Images of several sizes (a folder, a tfds: set): H,W to resize them "
                               "to (aspect kept, padded with black). Default: the images' own size when they share one.")
+LABEL_COLUMN = flags.DEFINE_string("label_column", None, "A CSV data set: the column to predict.")
+PROBLEM = flags.DEFINE_enum("problem", "auto", list(tables.PROBLEMS), "A CSV data set: classification or regression "
+                            "of --label_column; auto: classification for words or at most "
+                            f"{tables.MAX_INTEGER_CLASSES} distinct integers, else regression.")
 COLOR_MODE = flags.DEFINE_enum("color_mode", "auto", list(folders.COLOR_MODES), "Images: grayscale or rgb; auto: a "
                                "folder's grayscale when every image is, a tfds: set's own.")
 DATA_DIR = flags.DEFINE_string("data_dir", os.path.expanduser("~/tensorflow_datasets"), "The TFDS data dir.")
@@ -223,10 +227,11 @@ def _stages_in_order(stages):
         set(stages), key=STAGE_ORDER.index)
 
 
-@flags.validator("dataset", message=f"--dataset must be one of {', '.join(DATASETS)}, tfds:NAME, or a folder that "
-                 "exists")
+@flags.validator("dataset", message=f"--dataset must be one of {', '.join(DATASETS)}, tfds:NAME, a folder or a .csv "
+                 "file that exists")
 def _known_dataset(dataset):
-    return dataset in DATASETS or dataset.startswith(TFDS_PREFIX) or folders.is_folder_dataset(dataset)
+    return (dataset in DATASETS or dataset.startswith(TFDS_PREFIX) or folders.is_folder_dataset(dataset)
+            or (tables.is_table_dataset(dataset) and os.path.isfile(dataset)))
 
 
 @flags.multi_flags_validator(["task", "dataset"], message="this --dataset does not fit this --task; " + "; ".join(
@@ -294,10 +299,11 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,
         test_split=flag_values.test_split, image_size=flag_values.image_size, color_mode=flag_values.color_mode,
+        label_column=flag_values.label_column, problem=flag_values.problem,
         hparams=hparams, fixed_hparams=_given_hparams(flag_values, task),
         hparams_file=flag_values.hparams_file, tuner=flag_values.tuner, max_trials=flag_values.max_trials,
         tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,
-        objective=_or(flag_values.objective, task.family.objective), fresh=flag_values.fresh,
+        objective=flag_values.objective, fresh=flag_values.fresh,
         tflite_variants=tuple(v for v in VARIANTS
                               if v in _or(flag_values.tflite_variants, task.default_variants(hparams))),
         representative_examples=flag_values.representative_examples, explicit=explicit)

@@ -240,7 +240,8 @@ def _run_locked(config: RunConfig) -> list[StageRecord]:
         if later:
             print(f"removed the outputs of {', '.join(later)}: they were made from the {name} outputs just "
                   "replaced", flush=True)
-        summary.append(StageRecord(name, time.perf_counter() - start, result, outputs))
+        written = tuple(a for a in outputs if os.path.exists(os.path.join(config.task_dir, a)))
+        summary.append(StageRecord(name, time.perf_counter() - start, result, written))
     print(f"\nartifacts in {config.task_dir}/\n{format_summary(summary)}", flush=True)
     return summary
 

@@ -24,6 +24,11 @@ def identity(batch: Batch) -> Batch:
     return batch
 
 
+def as_batch(model: keras.Model, x) -> Batch:
+    """The pipeline's inputs `x` keyed by the model's input names: a table's columns already are."""
+    return dict(x) if isinstance(x, dict) else {model.inputs[0].name: x}
+
+
 @dataclasses.dataclass(frozen=True)
 class Serving:
     # Served by the SavedModel's serving_default signature and converted to the float TFLite variants
@@ -48,6 +53,10 @@ class Serving:
     sample_inputs: Callable[[int], Batch] | None = None
     # What each export must meet against `reference`: variant → (measure, bound). "savedmodel" is the SavedModel.
     limits: dict[str, tuple[str, float]] = dataclasses.field(default_factory=lambda: dict(CLASSIFIER_LIMITS))
+    # A TFLite file's outputs → the reference's (a regressor's standardised value → the label's units).
+    from_tflite_outputs: Callable[[np.ndarray], np.ndarray] = identity
+    # Whether the outputs score classes (top-1 agreement and accuracy on the test split); a regressor's are values.
+    classes: bool = True
 
 
 def with_probabilities(model: keras.Model) -> keras.Model:

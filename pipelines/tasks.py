@@ -19,6 +19,7 @@ from models.conv import build_conv_classifier
 from models.dense import build_dense_classifier
 from models.gan import build_gan
 from models.recurrent import adapt_vocabulary, build_recurrent_classifier
+from models.table import describe_columns
 from pipelines import artifacts
 from pipelines.classifier import CLASSIFIER
 from pipelines.errors import PipelineError
@@ -42,7 +43,8 @@ class Task:
     batch_size: int
     learning_rate: float = 1e-3
     modalities: tuple[str, ...] = ("image",)  # the kinds of example it learns from: image, text
-    # Builder arguments learned from the training inputs (a text vocabulary); None when there are none.
+    # Builder arguments learned from the training split's (input, label) batches (a text vocabulary, a table's
+    # column encoding); None when there are none.
     adapt: Callable[[tf.data.Dataset], dict[str, Any]] | None = None
     family: Family = CLASSIFIER
     # The TFLite variants a run exports and verifies unless --tflite_variants says otherwise: a tuple, or a
@@ -87,6 +89,25 @@ def image_example(features: dict) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.cast(features["image"], tf.float32), features["label"]
 
 
+def flat_example(features: dict):
+    """An image's pixels, or a table row's raw columns (the model encodes them itself)."""
+    if "table" in features:
+        return features["table"], features["label"]
+    return image_example(features)
+
+
+def table_columns(train: tf.data.Dataset) -> dict[str, Any]:
+    """A table's column encoding, and a numeric label's mean and spread (the model predicts in that scale and
+    outputs real values), learned on the training split only (models/table.py)."""
+    if not isinstance(train.element_spec[0], dict):
+        return {}
+    columns, labels = next(train.unbatch().batch(1 << 30).as_numpy_iterator())
+    learned = {"table": describe_columns(columns)}
+    if labels.dtype.kind == "f":
+        learned["target_scale"] = (float(labels.mean()), float(labels.std()) or 1.0)
+    return learned
+
+
 def sequence_example(features: dict) -> tuple[tf.Tensor, tf.Tensor]:
     """Text stays a string (the model vectorizes it); an image becomes H steps of its W × C pixel rows."""
     if "text" in features:
@@ -96,11 +117,11 @@ def sequence_example(features: dict) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.cast(rows, tf.float32), features["label"]
 
 
-def text_vocabulary(train_inputs: tf.data.Dataset) -> dict[str, Any]:
+def text_vocabulary(train: tf.data.Dataset) -> dict[str, Any]:
     """Adapted on the training split only, so validation and test words stay unseen."""
-    if train_inputs.element_spec.dtype != tf.string:
+    if train.element_spec[0].dtype != tf.string:
         return {}
-    return {"vocabulary": adapt_vocabulary(train_inputs)}
+    return {"vocabulary": adapt_vocabulary(train.map(lambda x, y: x))}
 
 
 def recurrent_variants(hparams: dict) -> tuple[str, ...]:
@@ -113,9 +134,10 @@ def recurrent_variants(hparams: dict) -> tuple[str, ...]:
 
 IMAGE_DATASETS = ("fashion_mnist", "mnist", "cifar10")
 TASKS: dict[str, Task] = {t.name: t for t in (
-    Task(name="dense", summary="multilayer perceptron on flattened images", datasets=IMAGE_DATASETS,
-         to_example=image_example, build_model=build_dense_classifier, hparams=("hidden_units", "dropout"),
-         search_space=search_spaces.dense, epochs=10, batch_size=32),
+    Task(name="dense", summary="multilayer perceptron on flattened images or a table's columns",
+         datasets=IMAGE_DATASETS, to_example=flat_example, build_model=build_dense_classifier,
+         hparams=("hidden_units", "dropout"), search_space=search_spaces.dense, epochs=10, batch_size=32,
+         modalities=("image", "table"), adapt=table_columns),
     Task(name="conv", summary="convolutional network on images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_conv_classifier,
          hparams=("conv_filters", "dense_units", "dropout", "augment"), search_space=search_spaces.conv,

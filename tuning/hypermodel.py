@@ -14,9 +14,10 @@ class TaskHyperModel(kt.HyperModel):
     """Builds `task`'s model for one trial: searched arguments from the task's space, `fixed` ones as given."""
 
     def __init__(self, task, config, input_shape: Sequence[int], num_classes: int, fixed: dict[str, Any],
-                 learned: dict[str, Any] | None = None, steps_per_epoch: int = 0):
+                 learned: dict[str, Any] | None = None, steps_per_epoch: int = 0, family=None):
         super().__init__(name=task.name)
         self.task, self.config = task, config
+        self.family = family or task.family  # the data may make it another (a regressor on a table)
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.fixed, self.learned = dict(fixed), dict(learned or {})
         self.steps_per_epoch = steps_per_epoch
@@ -32,7 +33,7 @@ class TaskHyperModel(kt.HyperModel):
         # A trial's schedule spans the tuning epochs, as the final training's spans --epochs.
         trial_config = dataclasses.replace(self.config, learning_rate=self.learning_rate(hp),
                                            epochs=self.config.tuning_epochs)
-        self.task.family.compile(model, trial_config, steps_per_epoch=self.steps_per_epoch)
+        self.family.compile(model, trial_config, steps_per_epoch=self.steps_per_epoch)
         return model
 
     def learning_rate(self, hp: kt.HyperParameters) -> float:

@@ -29,8 +29,10 @@ class Inputs:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """One example's model input shape, as the task shaped it (no batch dimension)."""
-        return tuple(self.train.element_spec[0].shape[1:])
+        """One example's model input shape, as the task shaped it (no batch dimension); () for a table's columns,
+        which the model takes by name."""
+        spec = self.train.element_spec[0]
+        return () if isinstance(spec, dict) else tuple(spec.shape[1:])
 
     @property
     def steps_per_epoch(self) -> int:

@@ -7,6 +7,7 @@ folders' names) and the kind of example (image or text).
 
 import contextlib
 import dataclasses
+import hashlib
 import logging
 import os
 
@@ -14,7 +15,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core.download import downloader as tfds_downloader
 
-from pipelines.data import folders, idx
+from pipelines.data import folders, idx, tables
 from pipelines.errors import PipelineError
 
 # Registered TFDS data sets the tasks know how to read; the offline mirror serves the first.
@@ -30,11 +31,25 @@ class DataSet:
     test: tf.data.Dataset
     label_names: tuple[str, ...]
     source: str
-    modality: str = "image"  # or "text": what one example's features hold
+    modality: str = "image"  # or "text", "table": what one example's features hold
+    problem: str = "classification"  # or "regression" (a table's numeric label)
+    table: tables.Table | None = None  # a table's columns, dropped rows and missing cells, for the report
+
+    @property
+    def report(self) -> dict:
+        """What reading the data left out or filled in, for metrics.json (a table's dropped rows, missing cells)."""
+        if self.table is None:
+            return {}
+        return {"table": {"problem": self.problem, "dropped_rows_without_label": self.table.dropped_rows,
+                          "missing_cells": {c: n for c, n in self.table.missing.items() if n},
+                          "numeric_columns": list(self.table.numeric),
+                          "categorical_columns": list(self.table.categorical),
+                          "input_names": self.table.inputs}}
 
     @property
     def num_classes(self) -> int:
-        return len(self.label_names)
+        """The model's outputs: one per class, or the one value a regressor predicts."""
+        return 1 if self.problem == "regression" else len(self.label_names)
 
 
 def uses_idx_mirror(name: str, source: str, idx_dir: str) -> bool:
@@ -65,12 +80,18 @@ TFDS_PREFIX = "tfds:"  # --dataset=tfds:NAME: any registered TFDS set of images 
 
 def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR, source: str = "auto",
                  test_split: float = 0.2, image_size: tuple[int, int] | None = None,
-                 color_mode: str = "auto") -> DataSet:
+                 color_mode: str = "auto", label_column: str | None = None, problem: str = "auto") -> DataSet:
     """Loads `name`'s train and test splits, in file order (shuffling is the input pipeline's job). `name` is a
-    registered name, `tfds:NAME`, or a folder. A set without a test split gives the last `test_split` of its train
-    split; image_size and color_mode reshape images (sets of varying image sizes need image_size)."""
+    registered name, `tfds:NAME`, a folder, or a CSV file (label_column, problem: tables.py). A set without a test
+    split gives the last `test_split` of its train split; image_size and color_mode reshape images (sets of
+    varying image sizes need image_size)."""
     if folders.is_folder_dataset(name):
         return load_folder(name, test_split=test_split, image_size=image_size, color_mode=color_mode)
+    if tables.is_table_dataset(name):
+        table = tables.read_table(name, label_column, problem, test_split)
+        train, test = (tf.data.Dataset.from_tensor_slices(table.splits[split]) for split in ("train", "test"))
+        return DataSet(name, train, test, table.label_names, source=f"csv:{name}", modality="table",
+                       problem=table.problem, table=table)
     tfds_name = name.removeprefix(TFDS_PREFIX)
     try:  # the builder's info (features, label names) is part of TFDS' code: no download, no cloud lookup
         builder = tfds.builder(tfds_name, data_dir=data_dir, try_gcs=False)
@@ -145,5 +166,10 @@ def load_folder(root: str, *, test_split: float, image_size, color_mode: str) ->
 
 
 def identity(name: str) -> str | None:
-    """For a folder, a hash of its files (a changed folder is another data set); None for a registered name."""
-    return folders.identity(name) if folders.is_folder_dataset(name) else None
+    """For a folder or a CSV file, a hash of its contents (changed data is another data set); None for a name."""
+    if folders.is_folder_dataset(name):
+        return folders.identity(name)
+    if tables.is_table_dataset(name) and os.path.isfile(name):
+        with open(name, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+    return None

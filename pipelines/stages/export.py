@@ -15,7 +15,7 @@ import tensorflow as tf
 from pipelines import artifacts
 from pipelines.context import Context
 from pipelines.errors import PipelineError
-from pipelines.serving import Serving
+from pipelines.serving import Serving, as_batch
 
 
 def export_saved_model(model: keras.Model, path: str) -> None:
@@ -27,6 +27,8 @@ def export_saved_model(model: keras.Model, path: str) -> None:
     specs = [tf.TensorSpec(t.shape, t.dtype, name=t.name) for t in model.inputs]
 
     def serve(*args):
+        if isinstance(model.input, dict):  # a table's columns, by name
+            args = [dict(zip([t.name for t in model.inputs], args))]
         outputs = model(list(args) if len(args) > 1 else args[0], training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         return dict(zip(model.output_names, outputs))
@@ -73,13 +75,13 @@ def calibration_examples(ctx: Context, serving: Serving, count: int) -> list[dic
         batch = serving.sample_inputs(count)
     else:
         x = next(ctx.inputs.train.unbatch().batch(count).take(1).as_numpy_iterator())[0]
-        batch = serving.to_quantizable_inputs({serving.reference.inputs[0].name: x})
+        batch = serving.to_quantizable_inputs(as_batch(serving.reference, x))
     count = len(next(iter(batch.values())))
     return [{name: np.asarray(values[i:i + 1]) for name, values in batch.items()} for i in range(count)]
 
 
 def run(ctx: Context) -> str:
-    serving = ctx.task.family.serving(ctx.trained_model())
+    serving = ctx.family.serving(ctx.trained_model())
     export_saved_model(serving.model, ctx.path(artifacts.SAVED_MODEL))
     sizes = {}
     scratch = artifacts.scratch_dir(ctx.config.task_dir)  # a killed run's is cleared by the next (TaskLock)
@@ -107,7 +109,11 @@ def run(ctx: Context) -> str:
         with artifacts.atomic_path(ctx.path(artifacts.tflite_file(variant))) as tmp, open(tmp, "wb") as f:
             f.write(flatbuffer)
         sizes[variant] = len(flatbuffer)
-    side_files = {artifacts.LABELS: "\n".join(ctx.data.label_names) + "\n", **serving.side_files}
+    side_files = dict(serving.side_files)
+    if ctx.data.label_names:  # a classifier's; a regressor has none
+        side_files[artifacts.LABELS] = "\n".join(ctx.data.label_names) + "\n"
+    else:
+        artifacts.remove(ctx.path(artifacts.LABELS))
     for name, text in side_files.items():
         artifacts.write_text(ctx.path(name), text)
     return " ".join(f"{variant}={size / 1024:.0f}KiB" for variant, size in sizes.items())

@@ -77,7 +77,7 @@ def run(ctx: Context) -> str:
             artifacts.remove(ctx.path(folder))
     keras.utils.set_random_seed(config.seed)
     model = task.build(inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
-    family = task.family
+    family = ctx.family
     family.compile(model, config, steps_per_epoch=inputs.steps_per_epoch)
     print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
           f"{inputs.num_validation} validation examples from {ctx.data.source}")

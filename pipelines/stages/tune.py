@@ -141,15 +141,19 @@ def is_worker() -> bool:
     return os.environ.get(TUNER_ID, "chief") != "chief"
 
 
-def objective(name: str, task) -> kt.Objective:
-    """The task family's own objective in its own direction; any other metric in the direction KerasTuner infers for it
+def objective(name: str, family) -> kt.Objective:
+    """The family's own objective in its own direction; any other metric in the direction KerasTuner infers for it
     (val_mae: min, val_auc: max). A name it cannot place is refused rather than guessed."""
-    family = task.family
     direction = family.objective_direction if name == family.objective else infer_metric_direction(name)
     if direction is None:
         raise PipelineError(f"--objective={name}: KerasTuner cannot tell whether to minimize or maximize it; use a "
                             f"Keras metric the trials log, such as {family.objective} or val_loss")
     return kt.Objective(name, direction)
+
+
+def objective_name(ctx: Context) -> str:
+    """--objective, else the family's own (a table's regressor: val_loss)."""
+    return ctx.config.objective or ctx.family.objective
 
 
 def claim_sweep(ctx: Context) -> None:
@@ -180,7 +184,7 @@ def make_tuner(ctx: Context, hypermodel: TaskHyperModel) -> kt.Tuner:
             fixed.Fixed(name, value)  # recorded in every trial (a tuple is left out of the space: search_spaces)
     kt_config.DEBUG = False  # else KerasTuner prints each failed trial's traceback; PipelineTuner says one line
     tuner_class, oracle_class = TUNERS[c.tuner]
-    search = dict(objective=objective(c.objective, ctx.task), seed=c.seed, hyperparameters=fixed,
+    search = dict(objective=objective(objective_name(ctx), ctx.family), seed=c.seed, hyperparameters=fixed,
                   tune_new_entries=True)
     if c.tuner == "hyperband":
         # Hyperband sizes its own brackets from max_epochs; max_trials bounds nothing there.
@@ -236,10 +240,11 @@ def run(ctx: Context) -> str:
     if not is_worker():  # the chief owns the folder; a worker joins the chief's sweep
         claim_sweep(ctx)  # before loading any data: a refused sweep costs nothing
     config, task, inputs = ctx.config, ctx.task, ctx.inputs
-    hypermodel = TaskHyperModel(task, config, inputs.input_shape, ctx.data.num_classes, fixed=config.fixed_hparams,
+    hypermodel = TaskHyperModel(task, config, inputs.input_shape, ctx.data.num_classes, family=ctx.family,
+                                fixed=config.fixed_hparams,
                                 learned=ctx.learned_args, steps_per_epoch=inputs.steps_per_epoch)
     tuner = make_tuner(ctx, hypermodel)
-    callbacks = [*task.family.tuning_callbacks(ctx), ObjectiveLogged(config.objective, task.family.objective),
+    callbacks = [*ctx.family.tuning_callbacks(ctx), ObjectiveLogged(objective_name(ctx), ctx.family.objective),
                  keras.callbacks.TerminateOnNaN()]
     try:
         tuner.search(inputs.train, validation_data=inputs.validation, epochs=config.tuning_epochs,
@@ -256,7 +261,7 @@ def run(ctx: Context) -> str:
     rows = trial_rows(tuner, task)
     if not rows:
         raise PipelineError("the sweep ran no trial: raise --max_trials or start over with --fresh")
-    write_trials(rows, ctx.path(artifacts.TRIALS_CSV), ctx.path(artifacts.TRIALS_PNG), config.objective)
+    write_trials(rows, ctx.path(artifacts.TRIALS_CSV), ctx.path(artifacts.TRIALS_PNG), objective_name(ctx))
     scored = [t for t in tuner.oracle.get_best_trials(len(rows))
               if t.status == kt.engine.trial.TrialStatus.COMPLETED and t.score is not None]
     if not scored:
@@ -266,7 +271,7 @@ def run(ctx: Context) -> str:
     best_row = next(r for r in rows if r["trial_id"] == best.trial_id)
     hparams = json.loads(best_row["hparams"])
     best_hparams = {"hparams": {k: v for k, v in hparams.items() if k != LEARNING_RATE},
-                    "learning_rate": hparams[LEARNING_RATE], "objective": config.objective, "score": best.score,
+                    "learning_rate": hparams[LEARNING_RATE], "objective": objective_name(ctx), "score": best.score,
                     "trial_id": best.trial_id, "tuner": config.tuner}
     artifacts.write_json(ctx.path(artifacts.BEST_HPARAMS), best_hparams)
-    return f"{len(rows)} trials, best {config.objective}={best.score:.4f}"
+    return f"{len(rows)} trials, best {objective_name(ctx)}={best.score:.4f}"

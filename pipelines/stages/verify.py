@@ -18,7 +18,7 @@ from ai_edge_litert.interpreter import Interpreter
 from pipelines import artifacts
 from pipelines.context import Context
 from pipelines.errors import PipelineError
-from pipelines.serving import Batch, Serving, softmax
+from pipelines.serving import Batch, Serving, as_batch, softmax
 
 PARITY_EXAMPLES = 1024   # the batch every export is compared on; at least 256 are required
 LATENCY_RUNS, WARMUP_RUNS = 100, 10
@@ -87,7 +87,8 @@ def first(batch: Batch, n: int) -> Batch:
 
 def measure(outputs: np.ndarray, expected: np.ndarray) -> dict:
     diff = np.abs(outputs - expected)
-    return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean())}
+    return {"max_abs_diff": float(diff.max()), "mean_abs_diff": float(diff.mean()),
+            "max_rel_diff": float(diff.max() / max(float(np.abs(expected).max()), 1e-12))}
 
 
 def passes(measures: dict, limit: tuple[str, float]) -> bool:
@@ -97,18 +98,23 @@ def passes(measures: dict, limit: tuple[str, float]) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Reference:
-    """What every export is measured against: the Keras model's outputs on one batch, and (classifiers) its
-    classes on the whole test split."""
+    """What every export is measured against: the Keras model's outputs on one batch and on the whole test split,
+    and (classifiers) its classes."""
     parity: Batch                      # the pipeline's inputs every export is compared on
     outputs: np.ndarray                # the Keras model's outputs for them
     test_batches: list[tuple[Batch, np.ndarray]]  # (inputs, labels); empty for a generator
     classes: np.ndarray | None = None  # the Keras model's class for each test example
     labels: np.ndarray | None = None
     clear: np.ndarray | None = None    # whether the Keras model's top class leads by CLEAR_MARGIN or more
+    test_outputs: np.ndarray | None = None
 
     @property
     def accuracy(self) -> float:
         return float(np.mean(self.classes == self.labels))
+
+    @property
+    def rmse(self) -> float:
+        return rmse(self.test_outputs, self.labels)
 
     @property
     def undertrained(self) -> bool:
@@ -119,13 +125,21 @@ def keras_reference(serving: Serving, test: tf.data.Dataset) -> Reference:
     if serving.sample_inputs is not None:  # a generator: its own noise, no test split
         parity = serving.sample_inputs(PARITY_EXAMPLES)
         return Reference(parity, keras_predict(serving.reference, parity), [])
-    name = serving.reference.inputs[0].name
-    batches = [({name: x}, y) for x, y in test.as_numpy_iterator()]
-    parity = {name: np.concatenate([b[name] for b, _ in batches])[:PARITY_EXAMPLES]}
-    probabilities = softmax(np.concatenate([keras_predict(serving.reference, b) for b, _ in batches]))
+    batches = [(as_batch(serving.reference, x), y) for x, y in test.as_numpy_iterator()]
+    parity = {name: np.concatenate([b[name] for b, _ in batches])[:PARITY_EXAMPLES] for name in batches[0][0]}
+    test_outputs = np.concatenate([keras_predict(serving.reference, b) for b, _ in batches])
+    labels = np.concatenate([y for _, y in batches])
+    if not serving.classes:
+        return Reference(parity, keras_predict(serving.reference, parity), batches, labels=labels,
+                         test_outputs=test_outputs)
+    probabilities = softmax(test_outputs)
     top2 = np.sort(probabilities, axis=-1)[:, -2:]
     return Reference(parity, keras_predict(serving.reference, parity), batches, np.argmax(probabilities, -1),
-                     np.concatenate([y for _, y in batches]), clear=top2[:, 1] - top2[:, 0] >= CLEAR_MARGIN)
+                     labels, clear=top2[:, 1] - top2[:, 0] >= CLEAR_MARGIN, test_outputs=test_outputs)
+
+
+def rmse(outputs: np.ndarray, labels: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((outputs.reshape(-1) - labels.reshape(-1)) ** 2)))
 
 
 def measure_tflite(path: str, variant: str, serving: Serving, reference: Reference) -> dict:
@@ -135,9 +149,16 @@ def measure_tflite(path: str, variant: str, serving: Serving, reference: Referen
     int8 = variant == "int8"
     to_inputs = serving.to_quantizable_inputs if int8 else serving.to_tflite_inputs
     expected = serving.to_quantized_outputs(reference.outputs) if int8 else reference.outputs
-    row = measure(model(to_inputs(reference.parity)), expected)
-    if reference.test_batches:
-        predicted = np.concatenate([np.argmax(model(to_inputs(b)), -1) for b, _ in reference.test_batches])
+
+    def outputs(batch):  # in the reference's terms
+        return serving.from_tflite_outputs(model(to_inputs(batch)))
+    row = measure(outputs(reference.parity), expected)
+    if reference.test_batches and not serving.classes:  # a regressor: its values against Keras' own error
+        values = np.concatenate([outputs(b) for b, _ in reference.test_batches])
+        row["test_rmse"] = rmse(values, reference.labels)
+        row["mean_diff_over_rmse"] = float(np.mean(np.abs(values - reference.test_outputs)) / reference.rmse)
+    elif reference.test_batches:
+        predicted = np.concatenate([np.argmax(outputs(b), -1) for b, _ in reference.test_batches])
         row["top1_agreement"] = float(np.mean(predicted == reference.classes))
         row["top1_agreement_clear"] = float(np.mean((predicted == reference.classes)[reference.clear])
                                             if reference.clear.any() else 1.0)
@@ -157,7 +178,7 @@ def measure_tflite(path: str, variant: str, serving: Serving, reference: Referen
 
 
 def run(ctx: Context) -> str:
-    serving = ctx.task.family.serving(ctx.trained_model())
+    serving = ctx.family.serving(ctx.trained_model())
     variants = ctx.config.tflite_variants
     missing = [artifacts.tflite_file(v) for v in variants if not os.path.exists(ctx.path(artifacts.tflite_file(v)))]
     if missing:
@@ -174,7 +195,8 @@ def run(ctx: Context) -> str:
     rows = {"keras": {"latency_ms": median_ms(lambda: serving.reference(single_input, training=False),
                                               LATENCY_RUNS // 2), "passed": True}}
     if reference.test_batches:
-        rows["keras"]["test_accuracy"] = reference.accuracy
+        rows["keras"].update({"test_accuracy": reference.accuracy} if serving.classes
+                             else {"test_rmse": reference.rmse})
 
     serve_fn = tf.saved_model.load(ctx.path(artifacts.SAVED_MODEL)).signatures["serving_default"]
     model_inputs = serving.to_model_inputs(reference.parity)
@@ -186,7 +208,7 @@ def run(ctx: Context) -> str:
 
     tested = len(reference.labels) if reference.test_batches else 0
     report = {"parity_examples": len(reference.outputs), "num_test_examples": tested, "exports": rows,
-              "clear_fraction": float(np.mean(reference.clear)) if reference.test_batches else None,
+              "clear_fraction": float(np.mean(reference.clear)) if reference.clear is not None else None,
               "passed": all(r["passed"] for r in rows.values())}
     artifacts.write_json(ctx.path(artifacts.VERIFY), report)
     table = format_report(rows)
@@ -205,20 +227,24 @@ def run(ctx: Context) -> str:
                   f"(Keras test accuracy {reference.accuracy:.4f}): the model is undertrained, so misses on near-ties "
                   "do not fail the export; train longer to judge it")
     float32 = rows.get("float32", rows["savedmodel"])
-    accuracy = f"tflite_accuracy={float32['test_accuracy']:.4f} " if "test_accuracy" in float32 else ""
+    accuracy = "".join(f"tflite_{m.removeprefix('test_')}={float32[m]:.4f} " for m in ("test_accuracy", "test_rmse")
+                       if m in float32)
     return f"{accuracy}max_diff={float32['max_abs_diff']:.1e} {len(variants)} variants passed"
 
 
 def format_report(rows: dict) -> str:
-    """A Markdown table: one row per export, Keras first."""
-    columns = ("export", "size KiB", "latency ms", "test accuracy", "drop", "top-1 agree", "max abs diff", "passed")
+    """A Markdown table: one row per export, Keras first; a classifier's accuracy columns, or a regressor's error."""
+    if any("test_rmse" in r for r in rows.values()):
+        quality = (("test RMSE", "test_rmse", "{:.4g}"), ("mean diff / RMSE", "mean_diff_over_rmse", "{:.4f}"),
+                   ("max rel diff", "max_rel_diff", "{:.2e}"))
+    else:
+        quality = (("test accuracy", "test_accuracy", "{:.4f}"), ("drop", "accuracy_drop", "{:+.4f}"),
+                   ("top-1 agree", "top1_agreement", "{:.4f}"), ("max abs diff", "max_abs_diff", "{:.2e}"))
+    columns = ("export", "size KiB", "latency ms", *(title for title, _, _ in quality), "passed")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for name, r in rows.items():
         cells = [name, f"{r['size_bytes'] / 1024:.0f}" if "size_bytes" in r else "",
                  f"{r['latency_ms']:.3f}" if "latency_ms" in r else "",
-                 f"{r['test_accuracy']:.4f}" if "test_accuracy" in r else "",
-                 f"{r['accuracy_drop']:+.4f}" if "accuracy_drop" in r else "",
-                 f"{r['top1_agreement']:.4f}" if "top1_agreement" in r else "",
-                 f"{r['max_abs_diff']:.2e}" if "max_abs_diff" in r else "", "yes" if r["passed"] else "NO"]
+                 *(form.format(r[key]) if key in r else "" for _, key, form in quality), "yes" if r["passed"] else "NO"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -11,7 +11,8 @@ from PIL import Image
 
 from pipelines import runner
 from pipelines.data import idx
-from tests.conftest import REAL_IDX_DIR, assert_one_line_error, config_from_flags, run_cli
+from tests.conftest import (REAL_IDX_DIR, assert_one_line_error, cli_in_process, config_from_flags,
+                            run_cli)
 
 CLASSES = ("T-shirt-top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -83,4 +84,86 @@ def test_a_folder_of_the_wrong_kind_for_the_task_is_one_line(reviews, tmp_path):
 
 def test_a_dataset_that_is_neither_a_name_nor_a_folder_is_one_line(tmp_path):
     from tests.conftest import parse_cli
-    assert_one_line_error(parse_cli(f"--dataset={tmp_path}/nope"), "--dataset must be one of", "or a folder")
+    assert_one_line_error(parse_cli(f"--dataset={tmp_path}/nope"), "--dataset must be one of",
+                          "a folder or a .csv file")
+
+
+def write_houses(path, rows=600, seed=0):
+    """Prices with a known signal: area, rooms, the town (a word), age; a few cells missing."""
+    rng = np.random.default_rng(seed)
+    lines = ["area m2,rooms,town,age (years),price"]
+    for _ in range(rows):
+        area, rooms, town, age = rng.uniform(30, 200), int(rng.integers(1, 7)), rng.choice(["north", "south"]), \
+            rng.uniform(0, 80)
+        price = 3000 * area + 10000 * rooms + (50000 if town == "north" else 0) - 500 * age + rng.normal(0, 10000)
+        lines.append(f"{area:.1f},{rooms},{town if rng.random() > 0.05 else ''},{age:.0f},{price:.0f}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def app_vector(features: dict, row: dict) -> np.ndarray:
+    """What an app does with features.json to build the TFLite input from one raw row."""
+    vector = []
+    for column in features["columns"]:
+        value = row[column["input"]]
+        if column["kind"] == "numeric":
+            vector.append(0.0 if value is None else (value - column["mean"]) / column["std"])
+        else:
+            block = [0.0] * (1 + len(column["categories"]))
+            block[1 + column["categories"].index(value) if value in column["categories"] else 0] = 1.0
+            vector.extend(block)
+    return np.array([vector], np.float32)
+
+
+def test_a_csv_regression_reports_its_linear_baseline_and_an_app_can_call_it(tmp_path):
+    import tensorflow as tf
+    houses = write_houses(tmp_path / "houses.csv")
+    runner.run(config_from_flags("--task=dense", f"--dataset={houses}", "--label_column=price", "--epochs=30",
+                                 f"--output_dir={tmp_path}"))
+    task_dir = tmp_path / "dense"
+    metrics = json.loads((task_dir / "metrics.json").read_text())
+    assert metrics["table"]["problem"] == "regression" and metrics["num_test_examples"] == 120
+    assert metrics["test_r2"] > 0.9 and metrics["baseline_linear_r2"] > 0.9  # the signal is nearly linear
+    assert metrics["table"]["missing_cells"] == {"town": pytest.approx(30, abs=15)}
+    report = json.loads((task_dir / "export_report.json").read_text())
+    assert report["passed"] and report["exports"]["int8"]["limit"] == ["mean_diff_over_rmse", 0.1]
+    assert not (task_dir / "labels.txt").exists()  # a regressor has no classes
+
+    row = {"area_m2": 120.0, "rooms": 3.0, "town": "north", "age_years": 10.0}
+    serve = tf.saved_model.load(str(task_dir / "saved_model")).signatures["serving_default"]
+    (value,) = serve(**{k: tf.constant([v]) for k, v in row.items()}).values()  # raw columns, by name
+    features = json.loads((task_dir / "features.json").read_text())
+    runner_ = Interpreter(model_path=str(task_dir / "model.tflite")).get_signature_runner()
+    (standardised,) = runner_(features=app_vector(features, row)).values()
+    output = features["output"]
+    assert float(standardised[0, 0]) * output["std"] + output["mean"] == pytest.approx(float(value[0, 0]), rel=1e-4)
+    assert 300_000 < float(value[0, 0]) < 500_000  # 3000·120 + 30000 + 50000 − 5000 = 435,000
+
+
+def test_a_csv_classification_reports_its_baselines_and_an_app_can_call_it(tmp_path):
+    rng = np.random.default_rng(1)
+    lines = ["Pclass,Sex,Age,Survived"]
+    for i in range(600):
+        pclass, sex, age = int(rng.integers(1, 4)), rng.choice(["male", "female"]), rng.uniform(1, 70)
+        survived = int(1.5 * (sex == "female") - 0.8 * (pclass - 2) + rng.normal(0, 0.5) > 0)
+        lines.append(f"{pclass},{sex},{age:.0f},{survived if i % 50 else ''}")
+    (tmp_path / "titanic.csv").write_text("\n".join(lines) + "\n")
+    runner.run(config_from_flags("--task=dense", f"--dataset={tmp_path / 'titanic.csv'}", "--label_column=Survived",
+                                 "--epochs=15", "--tflite_variants=float32,int8", f"--output_dir={tmp_path}"))
+    task_dir = tmp_path / "dense"
+    metrics = json.loads((task_dir / "metrics.json").read_text())
+    assert metrics["table"]["dropped_rows_without_label"] == 12
+    assert metrics["test_accuracy"] > metrics["baseline_majority_accuracy"]
+    assert 0.5 < metrics["baseline_logistic_accuracy"] <= 1
+    assert (task_dir / "labels.txt").read_text().splitlines() == ["0", "1"]
+    features = json.loads((task_dir / "features.json").read_text())
+    runner_ = Interpreter(model_path=str(task_dir / "model.tflite")).get_signature_runner()
+    woman, man = ({"Pclass": 1.0, "Sex": s, "Age": 30.0} for s in ("female", "male"))
+    (logits,) = runner_(features=np.vstack([app_vector(features, woman), app_vector(features, man)])).values()
+    assert logits[0].argmax() == 1 and logits[1, 1] < logits[0, 1]  # the signal: women in first class survive
+
+
+def test_a_csv_without_its_label_column_is_one_line_listing_the_columns(tmp_path):
+    houses = write_houses(tmp_path / "houses.csv", rows=20)
+    result = cli_in_process(f"--dataset={houses}", f"--output_dir={tmp_path}", "--stages=train")
+    assert_one_line_error(result, "--label_column is required", "area m2, rooms, town, age (years), price")

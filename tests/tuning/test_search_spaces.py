@@ -83,10 +83,10 @@ def test_gan_space_keeps_the_image_side_divisible():
     assert len(sample(TASKS["gan"].search_space, kt.HyperParameters())["generator_widths"]) == 2  # 28 / 2 ** 2 = 7
 
 
-def test_objective_direction_is_the_tasks_own_or_keras_tuners_inference():
+def test_objective_direction_is_the_familys_own_or_keras_tuners_inference():
     from pipelines.errors import PipelineError
     from pipelines.stages.tune import objective
-    gan, dense = TASKS["gan"], TASKS["dense"]
+    gan, dense = TASKS["gan"].family, TASKS["dense"].family
     assert objective("val_frechet_distance", gan).direction == "min"
     assert objective("val_loss", dense).direction == "min" and objective("val_mae", dense).direction == "min"
     assert objective("val_accuracy", dense).direction == "max" and objective("val_auc", dense).direction == "max"

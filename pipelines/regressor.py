@@ -1,0 +1,93 @@
+"""The regressor family: a table's numeric label predicted by mean squared error (families.py).
+
+Evaluation reports test MAE, RMSE and R², and beside them the same numbers for a linear regression fitted in closed
+form (least squares) on the same train split and the same encoded features: what the network adds over the
+first lesson's model. Exports are judged on their values: float files by their largest difference relative to
+the outputs' scale, quantized ones by their mean difference against the Keras model's own test RMSE.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import keras
+import numpy as np
+from keras import layers
+
+from pipelines.classifier import encode_table, learning_rate, split_arrays, table_parts, table_serving
+from models.table import LabelScale
+from pipelines.families import Family
+from pipelines.serving import Serving
+
+if TYPE_CHECKING:
+    from pipelines.config import RunConfig
+    from pipelines.context import Context
+
+OUTPUT = "value"
+
+# Float exports: the largest difference relative to the largest output; quantized ones: the mean difference as a
+# share of the Keras model's test RMSE (a tenth of its own error is noise a user cannot see in its predictions).
+REGRESSOR_LIMITS = {
+    "savedmodel": ("max_rel_diff", 1e-4),
+    "float32": ("max_rel_diff", 1e-4),
+    "float16": ("max_rel_diff", 1e-2),
+    "dynamic_range": ("mean_diff_over_rmse", 0.1),
+    "int8": ("mean_diff_over_rmse", 0.1),
+}
+
+
+def compile_regressor(model: keras.Model, config: RunConfig, steps_per_epoch: int = 0) -> None:
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
+                                                  global_clipnorm=config.clip_norm),
+                  loss=keras.losses.MeanSquaredError(),
+                  metrics=[keras.metrics.MeanAbsoluteError(name="mae"),
+                           keras.metrics.RootMeanSquaredError(name="rmse")])
+
+
+def scores(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    error = predicted.reshape(-1) - actual.reshape(-1)
+    spread = float(np.sum((actual - actual.mean()) ** 2))
+    return {"mae": float(np.mean(np.abs(error))), "rmse": float(np.sqrt(np.mean(error ** 2))),
+            "r2": 1.0 - float(np.sum(error ** 2)) / spread if spread else 0.0}
+
+
+def linear_baseline(encode, train: tuple, test: tuple) -> dict[str, float]:
+    """Ordinary least squares with an intercept on the encoded train features, scored on the test split."""
+    def design(x):
+        features = encode(x)
+        return np.hstack([features, np.ones((len(features), 1))])
+    weights, *_ = np.linalg.lstsq(design(train[0]), train[1], rcond=None)
+    return scores(design(test[0]) @ weights, test[1])
+
+
+def _split(ds) -> tuple[dict, np.ndarray]:
+    x, y = split_arrays(ds)
+    return x, y.astype(np.float64)
+
+
+def evaluate_regressor(ctx: Context, model: keras.Model) -> dict:
+    test_x, test_y = _split(ctx.inputs.test)
+    predicted = model.predict(ctx.inputs.test, verbose=0)  # the split in order, as tf.data feeds strings
+    metrics = {f"test_{name}": value for name, value in scores(predicted, test_y).items()}
+    encoder, _ = table_parts(model)
+    baseline = linear_baseline(lambda x: encode_table(encoder, x), _split(ctx.inputs.train), (test_x, test_y))
+    metrics.update({f"baseline_linear_{name}": value for name, value in baseline.items()})
+    return metrics
+
+
+def serve_regressor(model: keras.Model) -> Serving:
+    """A table regressor: the SavedModel takes the raw columns and outputs `value` in the label's units; the TFLite
+    files take the feature vector and output it standardised (`value` · std + mean, both in features.json)."""
+    def named(m: keras.Model) -> keras.Model:
+        return keras.Model(m.inputs, layers.Identity(name=OUTPUT)(m.outputs[0]), name=f"{m.name}_{OUTPUT}")
+    _, body = table_parts(model)
+    scale = next((layer for layer in model.layers if isinstance(layer, LabelScale)), None)
+    mean, std = (scale.mean, scale.std) if scale else (0.0, 1.0)
+    return table_serving(model, served=named(model), tflite_model=named(body), quantizable=named(body),
+                         limits=REGRESSOR_LIMITS, classes=False, from_tflite_outputs=lambda v: v * std + mean,
+                         output={"name": OUTPUT, "in_label_units": "value * std + mean", "mean": mean, "std": std})
+
+
+REGRESSOR = Family(name="regressor", compile=compile_regressor, evaluate=evaluate_regressor,
+                   serving=serve_regressor, headline="test_rmse", objective="val_loss",
+                   objective_direction="min", loss_key="loss", gradient_norm=True)

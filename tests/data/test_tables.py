@@ -1,0 +1,65 @@
+"""A CSV table of one's own: columns, the problem, missing values, the split, and bad tables as one line."""
+
+import numpy as np
+import pytest
+
+from models.dense import build_dense_classifier
+from models.table import describe_columns
+from pipelines.data import tables
+from pipelines.errors import PipelineError
+
+
+def write(path, header, rows):
+    path.write_text("\n".join([",".join(header), *(",".join(map(str, r)) for r in rows)]) + "\n")
+    return str(path)
+
+
+def test_columns_problem_missing_cells_and_dropped_rows(tmp_path):
+    rows = [[i, "red" if i % 2 else "", f"{i * 1.5}" if i % 7 else "", "yes" if i % 3 else "no"] for i in range(40)]
+    rows[5][3] = ""  # no label: dropped
+    table = tables.read_table(write(tmp_path / "t.csv", ["n", "colour name", "x", "ok"], rows), "ok", "auto", 0.25)
+    assert table.problem == "classification" and table.label_names == ("no", "yes")
+    assert table.numeric == ("n", "x") and table.categorical == ("colour name",)
+    assert table.dropped_rows == 1 and table.missing == {"n": 0, "colour name": 20, "x": 6}
+    assert table.inputs["colour name"] == "colour_name"
+    train, test = table.splits["train"], table.splits["test"]
+    assert len(train["label"]) + len(test["label"]) == 39
+    assert np.bincount(test["label"]).tolist() == [4, 6]  # a quarter of each class (14 no, 25 yes)
+    assert np.isnan(train["table"]["x"]).any() and set(train["table"]["colour_name"]) == {"red", ""}
+
+
+@pytest.mark.parametrize("labels,problem", [
+    ([1.5, 2.25, 3.0, 10.0] * 10, "regression"),
+    ([0, 1, 2] * 10, "classification"),  # few integers: classes
+    (list(range(40)), "regression"),  # many integers: a quantity
+])
+def test_the_problem_follows_the_labels(tmp_path, labels, problem):
+    path = write(tmp_path / "t.csv", ["a", "y"], [[i, y] for i, y in enumerate(labels)])
+    assert tables.read_table(path, "y", "auto", 0.2).problem == problem
+
+
+@pytest.mark.parametrize("header,rows,label,problem,message", [
+    (["a", "b"], [[1, 2]] * 10, None, "auto", "--label_column is required for a CSV data set: its columns are a, b"),
+    (["a", "b"], [[1, 2]] * 10, "c", "auto", "has no column 'c': its columns are a, b"),
+    (["a", "b"], [[i, 1] for i in range(10)], "b", "classification", "the label column 'b' has one value"),
+    (["a", "b"], [[i, "x"] for i in range(10)], "b", "regression", "the label 'x' .* is not a number"),
+    (["a", "b"], [[i if i != 17 else "12O", i % 2] for i in range(40)], "b", "auto",
+     r"column 'a', data row 18: '12O' is not a number, and the column's other cells are"),
+    (["b"], [[1]] * 10, "b", "auto", "has only the label column"),
+])
+def test_bad_tables_are_one_line_naming_the_column_or_row(tmp_path, header, rows, label, problem, message):
+    with pytest.raises(PipelineError, match=message):
+        tables.read_table(write(tmp_path / "t.csv", header, rows), label, problem, 0.2)
+
+
+def test_the_model_encodes_columns_as_features_json_says(tmp_path):
+    """What an app does with features.json: the same vector the model's own encoder makes."""
+    train = {"size": np.array([1.0, 3.0, np.nan], np.float32), "kind": np.array(["a", "b", ""], dtype=object)}
+    columns = describe_columns(train)
+    assert columns[0] == {"input": "size", "kind": "numeric", "mean": 2.0, "std": 1.0}
+    assert columns[1] == {"input": "kind", "kind": "categorical", "categories": ["a", "b"]}
+    model = build_dense_classifier((), 2, table=columns)
+    encoder = model.get_layer("table_encoder")
+    import tensorflow as tf
+    vectors = np.asarray(encoder({"size": tf.constant([4.0, np.nan]), "kind": tf.constant(["b", "zebra"])}))
+    np.testing.assert_allclose(vectors, [[2.0, 0, 0, 1], [0.0, 1, 0, 0]])  # missing → mean; unseen → entry 0
