@@ -82,7 +82,9 @@ def from_record(record: Mapping[str, Any], fields) -> dict[str, Any]:
 
 
 def show(value) -> str:
-    """A setting as it is written on the command line: 256,128 for a tuple."""
+    """A setting as it is written on the command line: 256,128 for a tuple; (default) for one left unset."""
+    if value is None:
+        return "(default)"
     return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 

@@ -12,7 +12,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
-from pipelines.config import RunConfig
+from pipelines.config import RunConfig, show
 from pipelines.data import folders, idx, tables
 from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
 from pipelines.errors import PipelineError
@@ -149,12 +149,8 @@ def _known_variants(variants):
 # Model hyperparameters. Each name is a keyword argument of the task's builder in models/, and each default is
 # the builder's own (shown in the help); a flag left unset means "the builder's default".
 def _hparam_help(name: str, help: str) -> str:
-    defaults = [f"{t.name} {_show(t.default_hparams[name])}" for t in TASKS.values() if name in t.hparams]
+    defaults = [f"{t.name} {show(t.default_hparams[name])}" for t in TASKS.values() if name in t.hparams]
     return f"{help} Default: {', '.join(defaults)}."
-
-
-def _show(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, (tuple, list)) else str(value)
 
 
 HPARAM_FLAGS = {holder.name: holder for holder in (
