@@ -26,6 +26,12 @@ class Inputs:
     num_validation: int
     num_test: int
     batch_size: int
+    examples: tf.data.Dataset  # the train split's examples in file order, unbatched, unshuffled
+
+    def first_train_batch(self, count: int):
+        """The first `count` training examples as one (inputs, labels) batch: a fixed probe, read without filling
+        the shuffle buffer (unbatching the shuffled split would fill it with the whole split first)."""
+        return next(iter(self.examples.take(count).batch(count)))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -62,9 +68,12 @@ def make_input_pipeline(data: DataSet, to_example: Callable, *, batch_size: int,
     if max_test_examples:
         num_test = min(num_test, max_test_examples)
 
-    def prepare(ds: tf.data.Dataset, count: int, shuffle: bool) -> tf.data.Dataset:
+    def examples(ds: tf.data.Dataset, count: int) -> tf.data.Dataset:
         # take() before cache(): caching first would fill the cache with the whole split.
-        ds = ds.take(count).map(to_example, num_parallel_calls=AUTOTUNE).cache()
+        return ds.take(count).map(to_example, num_parallel_calls=AUTOTUNE)
+
+    def prepare(ds: tf.data.Dataset, count: int, shuffle: bool) -> tf.data.Dataset:
+        ds = examples(ds, count).cache()
         if shuffle:
             ds = ds.shuffle(count, seed=seed, reshuffle_each_iteration=True)
         return ds.batch(batch_size).prefetch(AUTOTUNE)
@@ -73,4 +82,5 @@ def make_input_pipeline(data: DataSet, to_example: Callable, *, batch_size: int,
         train=prepare(data.train, num_train, shuffle=True),
         validation=prepare(data.train.skip(num_train), num_validation, shuffle=False),
         test=prepare(data.test, num_test, shuffle=False),
-        num_train=num_train, num_validation=num_validation, num_test=num_test, batch_size=batch_size)
+        num_train=num_train, num_validation=num_validation, num_test=num_test, batch_size=batch_size,
+        examples=examples(data.train, num_train))

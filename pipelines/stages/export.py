@@ -74,7 +74,7 @@ def calibration_examples(ctx: Context, serving: Serving, count: int) -> list[dic
     if serving.sample_inputs is not None:
         batch = serving.sample_inputs(count)
     else:
-        x = next(ctx.inputs.train.unbatch().batch(count).take(1).as_numpy_iterator())[0]
+        x = tf.nest.map_structure(lambda t: t.numpy(), ctx.inputs.first_train_batch(count)[0])
         batch = serving.to_quantizable_inputs(as_batch(serving.reference, x))
     count = len(next(iter(batch.values())))
     return [{name: np.asarray(values[i:i + 1]) for name, values in batch.items()} for i in range(count)]

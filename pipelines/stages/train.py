@@ -82,7 +82,7 @@ def run(ctx: Context) -> str:
     print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
           f"{inputs.num_validation} validation examples from {ctx.data.source}")
     health = StopOnNonFiniteLoss(family.loss_key)
-    grad_norm = [GradientNorm(next(iter(inputs.train.unbatch().batch(256))))] if family.gradient_norm else []
+    grad_norm = [GradientNorm(inputs.first_train_batch(256))] if family.gradient_norm else []
     curves = EpochLog(os.path.join(backup, CURVES))
     callbacks = [
         health,

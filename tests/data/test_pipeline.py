@@ -57,3 +57,10 @@ def test_pixels_reach_the_model_unscaled():
 def test_validation_split_sets_the_carve(split):
     inputs = build(validation_split=split)
     assert inputs.num_validation == round(100 * split)
+
+
+def test_the_probe_batch_is_the_first_train_examples_in_file_order_without_the_shuffled_pipeline():
+    inputs = build()
+    x, y = inputs.first_train_batch(12)
+    assert x.shape == (12, 28, 28, 1) and [int(v) for v in y] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
+    assert [int(v) for v in inputs.first_train_batch(12)[1]] == [int(v) for v in y]  # fixed, not reshuffled
