@@ -62,30 +62,32 @@ def fingerprint(config: RunConfig, stage_name: str, input_hashes: dict[str, str 
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _check_inputs(config: RunConfig) -> None:
-    """Fails before any work if a stage needs an artifact that neither this run nor an earlier one makes."""
+def _inputs_from_earlier_runs(config: RunConfig):
+    """(stage, artifact) for each input a stage of this run reads that no earlier stage of this run makes."""
     made = set()
     for name in config.stages:
         for artifact in STAGES[name].all_inputs(config):
-            if artifact not in made and not os.path.exists(os.path.join(config.task_dir, artifact)):
-                raise PipelineError(f"stage {name} needs {artifact} in {config.task_dir}, which is missing: "
-                                    f"run --stages={PRODUCERS[artifact]} first (or add it to --stages)")
+            if artifact not in made:
+                yield name, artifact
         made.update(STAGES[name].all_outputs(config))
+
+
+def _check_inputs(config: RunConfig) -> None:
+    """Fails before any work if a stage needs an artifact that neither this run nor an earlier one makes."""
+    for name, artifact in _inputs_from_earlier_runs(config):
+        if not os.path.exists(os.path.join(config.task_dir, artifact)):
+            raise PipelineError(f"stage {name} needs {artifact} in {config.task_dir}, which is missing: "
+                                f"run --stages={PRODUCERS[artifact]} first (or add it to --stages)")
 
 
 def _check_unchanged(config: RunConfig, recorded: dict) -> None:
     """An input an earlier run made must be the file its stage recorded: not truncated, edited or replaced."""
-    made = set()
-    for name in config.stages:
-        for artifact in STAGES[name].all_inputs(config):
-            producer = PRODUCERS[artifact]
-            expected = recorded.get(producer, {}).get("outputs", {}).get(artifact)
-            if artifact in made or expected is None:
-                continue
-            if artifacts.content_hash(os.path.join(config.task_dir, artifact)) != expected:
-                raise PipelineError(f"{artifact} in {config.task_dir} is not the one stage {producer} wrote "
-                                    f"(damaged or replaced): run --stages={producer} again (add it to --stages)")
-        made.update(STAGES[name].all_outputs(config))
+    for _, artifact in _inputs_from_earlier_runs(config):
+        producer = PRODUCERS[artifact]
+        expected = recorded.get(producer, {}).get("outputs", {}).get(artifact)
+        if expected is not None and artifacts.content_hash(os.path.join(config.task_dir, artifact)) != expected:
+            raise PipelineError(f"{artifact} in {config.task_dir} is not the one stage {producer} wrote "
+                                f"(damaged or replaced): run --stages={producer} again (add it to --stages)")
 
 
 def _make_output_dir(config: RunConfig) -> None:
