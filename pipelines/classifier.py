@@ -13,6 +13,7 @@ from keras import ops
 from models.dense import TABLE_BODY
 from models.recurrent import TOKEN_CLASSIFIER
 from models.table import TableEncoder
+from pipelines.data.pipeline import split_arrays
 from pipelines.families import Family
 from pipelines.serving import (CLASSIFIER_LIMITS, Serving, identity, softmax, with_probabilities,
                                with_uint8_pixels)
@@ -64,11 +65,6 @@ def compile_classifier(model: keras.Model, config: RunConfig, steps_per_epoch: i
     model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
                                                   global_clipnorm=config.clip_norm),
                   loss=loss, metrics=["accuracy"])
-
-
-def split_arrays(ds) -> tuple:
-    """A batched split as one (inputs, labels) pair of arrays."""
-    return next(ds.unbatch().batch(1 << 30).as_numpy_iterator())
 
 
 def evaluate_classifier(ctx: Context, model: keras.Model) -> dict:

@@ -14,7 +14,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from pipelines.classifier import encode_table, learning_rate, split_arrays, table_parts, table_serving
+from pipelines.classifier import encode_table, learning_rate, table_parts, table_serving
+from pipelines.data.pipeline import split_arrays
 from models.table import LabelScale
 from pipelines.families import Family
 from pipelines.serving import Serving

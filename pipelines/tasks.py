@@ -22,6 +22,7 @@ from models.recurrent import adapt_vocabulary, build_recurrent_classifier
 from models.table import describe_columns
 from pipelines import artifacts
 from pipelines.classifier import CLASSIFIER
+from pipelines.data.pipeline import split_arrays
 from pipelines.errors import PipelineError
 from pipelines.families import Family
 from pipelines.gan import GENERATOR
@@ -101,7 +102,7 @@ def table_columns(train: tf.data.Dataset) -> dict[str, Any]:
     outputs real values), learned on the training split only (models/table.py)."""
     if not isinstance(train.element_spec[0], dict):
         return {}
-    columns, labels = next(train.unbatch().batch(1 << 30).as_numpy_iterator())
+    columns, labels = split_arrays(train)
     learned = {"table": describe_columns(columns)}
     if labels.dtype.kind == "f":
         learned["target_scale"] = (float(labels.mean()), float(labels.std()) or 1.0)

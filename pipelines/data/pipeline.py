@@ -45,6 +45,11 @@ class Inputs:
         return math.ceil(self.num_train / self.batch_size)
 
 
+def split_arrays(ds: tf.data.Dataset):
+    """A batched split as one (inputs, labels) pair of NumPy arrays (inputs: a dict for a table's columns)."""
+    return next(ds.unbatch().batch(1 << 30).as_numpy_iterator())
+
+
 def _count(ds: tf.data.Dataset) -> int:
     n = int(ds.cardinality())
     return n if n >= 0 else int(ds.reduce(0, lambda count, _: count + 1))

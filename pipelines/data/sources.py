@@ -2,7 +2,7 @@
 
 All give the same thing: train and test `tf.data.Dataset`s of TFDS feature dicts (`image` uint8 [H, W, C],
 `label` int64, or `text` string), the label names (from TFDS' info, which TFDS knows offline, or the class
-folders' names) and the kind of example (image or text).
+folders' names, or a table's label values) and the kind of example (image, text, or a table's columns).
 """
 
 import contextlib
