@@ -209,6 +209,9 @@ def run(config: RunConfig) -> list[StageRecord]:
 def _run_locked(config: RunConfig) -> list[StageRecord]:
     records = Records(config)
     _check_unchanged(config, records.stages)
+    # Seeded before any data pipeline is made: a shuffle's order depends on the global seed as well as its own,
+    # and without this a process's first run shuffled differently from its later ones.
+    keras.utils.set_random_seed(config.seed)
     ctx = Context(config, TASKS[config.task])
     data = sources.identity(config.dataset)  # a folder's files: changed files make another data set
     summary = []
