@@ -48,6 +48,9 @@ class RunConfig:
     label_smoothing: float = 0.1               # classifiers: of the cross-entropy targets; gan: of real targets
     # Reliability.
     lr_schedule: str = "cosine"                # cosine: decay --learning_rate to 0 over the run; constant
+    # Speed: train steps per call into TensorFlow (callbacks see every Nth step), and the compute precision.
+    steps_per_execution: int = 1
+    precision: str = "float32"                 # float32, or bfloat16: Keras' mixed policy, variables stay float32
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
     deterministic: bool = False                # TensorFlow op determinism: identical runs give identical numbers
     force: bool = False                        # re-run stages even when their outputs are up to date

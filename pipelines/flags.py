@@ -11,6 +11,7 @@ import sys
 from absl import flags
 from absl.testing import flagsaver
 
+from pipelines import precision
 from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
 from pipelines.config import RunConfig, show
 from pipelines.data import folders, idx, tables
@@ -18,6 +19,7 @@ from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
 from pipelines.errors import PipelineError
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
 from pipelines.stages.tune import TUNERS
+from models.conv import AUGMENTATIONS
 from models.recurrent import CELLS
 from pipelines.tasks import TASKS
 
@@ -96,12 +98,22 @@ BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Examples per batch; defau
 LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Adam's learning rate (gan: the generator's); default: "
                                    + ", ".join(f"{t.name} {t.learning_rate:g}" for t in TASKS.values()) + ".",
                                    lower_bound=1e-7, upper_bound=1e6)
-LR_SCHEDULE = flags.DEFINE_enum("lr_schedule", "cosine", ["cosine", "constant"], "Classifiers: cosine decays "
-                                "--learning_rate to zero over the training steps; constant keeps it.")
+LR_SCHEDULE = flags.DEFINE_enum("lr_schedule", None, ["cosine", "one_cycle", "constant"], "Classifiers: cosine "
+                                "decays --learning_rate to zero over the training steps; one_cycle first warms up to "
+                                "it from zero over the first fifth; constant keeps it. Default: " + ", ".join(
+                                    f"{t.name} {t.lr_schedule}" for t in TASKS.values()) + ".")
 LABEL_SMOOTHING = flags.DEFINE_float(
     "label_smoothing", 0.1, "Classifiers: weight moved from the true class's target to all classes alike (bounds "
     "the logits, which float16 and int8 exports need); gan: one-sided smoothing of the discriminator's real "
     "targets. 0 turns it off.", lower_bound=0.0, upper_bound=0.5)
+STEPS_PER_EXECUTION = flags.DEFINE_integer(
+    "steps_per_execution", None, "Training steps TensorFlow runs per call from Python (fewer per-step costs; callbacks "
+    "and the divergence check see every Nth step); default: " + ", ".join(
+        f"{t.name} {t.steps_per_execution}" for t in TASKS.values()) + ".", lower_bound=1, upper_bound=10_000)
+PRECISION = flags.DEFINE_enum("precision", None, list(precision.PRECISIONS), "Training compute: float32, or bfloat16 "
+                              "(Keras' mixed_bfloat16 policy: variables and the saved model stay float32); default: "
+                              + ", ".join(f"{t.name} {t.precision}" for t in TASKS.values())
+                              + ", bfloat16 only on a CPU with native bfloat16 (AVX-512 BF16, AMX).")
 CLIP_NORM = flags.DEFINE_float("clip_norm", None, "Clip the global gradient norm to this value (a fix for "
                                "exploding gradients); default: no clipping.", lower_bound=1e-6)
 DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Turn on TensorFlow op determinism: with the same --seed, "
@@ -161,8 +173,9 @@ HPARAM_FLAGS = {holder.name: holder for holder in (
         "conv_filters", "conv: filters of each conv block; the number of entries is the depth.")),
     flags.DEFINE_integer("dense_units", None, _hparam_help("dense_units", "conv: units of the dense head."),
                          lower_bound=1, upper_bound=MAX_WIDTH),
-    flags.DEFINE_bool("augment", None, _hparam_help(
-        "augment", "conv: random flip and translation, active in training only.")),
+    flags.DEFINE_enum("augment", None, list(AUGMENTATIONS), _hparam_help(
+        "augment", "conv: random changes to training images only (flip: horizontal; flip_translate: and a shift "
+        "of up to 10%).")),
     flags.DEFINE_enum("cell", None, list(CELLS), _hparam_help("cell", "recurrent: the recurrent cell.")),
     flags.DEFINE_integer("rnn_units", None, _hparam_help("rnn_units", "recurrent: units per recurrent layer."),
                          lower_bound=1, upper_bound=MAX_WIDTH),
@@ -291,7 +304,10 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         learning_rate=learning_rate,
         discriminator_learning_rate=flag_values.discriminator_learning_rate, clip_norm=flag_values.clip_norm,
         label_smoothing=flag_values.label_smoothing,
-        deterministic=flag_values.deterministic, force=flag_values.force, lr_schedule=flag_values.lr_schedule,
+        precision=_or(flag_values.precision, precision.default_for(task.precision)),
+        steps_per_execution=_or(flag_values.steps_per_execution, task.steps_per_execution),
+        deterministic=flag_values.deterministic, force=flag_values.force,
+        lr_schedule=_or(flag_values.lr_schedule, task.lr_schedule),
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,
         test_split=flag_values.test_split, image_size=flag_values.image_size, color_mode=flag_values.color_mode,

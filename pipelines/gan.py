@@ -34,9 +34,11 @@ if TYPE_CHECKING:
 SAMPLES = "samples"                             # samples/epoch_NNN.png: the fixed-noise grid after each epoch
 FEATURE_CLASSIFIERS = "feature_classifiers"     # feature_classifiers/<key>.keras (+ .json: how it was made)
 FEATURE_LAYER = "dense"                         # the conv classifier's penultimate layer
-# The measuring stick's own settings, whatever the GAN run's: the conv builder's defaults trained this way.
+# The measuring stick's own settings, whatever the GAN run's or the conv task's defaults: this conv model,
+# trained this way (in float32, one step per execution).
 FEATURE_CLASSIFIER = {"epochs": 3, "batch_size": 64, "learning_rate": 1e-3, "seed": 0, "label_smoothing": 0.1,
-                      "lr_schedule": "constant"}
+                      "lr_schedule": "constant", "steps_per_execution": 1,
+                      "model": {"conv_filters": [32, 64, 128], "dense_units": 128, "dropout": 0.3}}
 FRECHET_EXAMPLES = 2000
 GRID = 10                                       # a 10 × 10 grid; conditional: one row per class
 FRECHET_OBJECTIVE = "val_frechet_distance"      # what the tune stage minimizes for the GAN
@@ -47,7 +49,7 @@ def compile_gan(gan: GAN, config: RunConfig, steps_per_epoch: int = 0) -> None:
     d_rate = config.discriminator_learning_rate or config.learning_rate
     gan.compile(g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=0.5, global_clipnorm=config.clip_norm),
                 d_optimizer=keras.optimizers.Adam(d_rate, beta_1=0.5, global_clipnorm=config.clip_norm),
-                label_smoothing=config.label_smoothing)
+                label_smoothing=config.label_smoothing, steps_per_execution=config.steps_per_execution)
 
 
 def generator_inputs(gan_or_generator, count: int, seed: int) -> dict[str, np.ndarray]:
@@ -149,8 +151,8 @@ def feature_classifier(ctx: Context) -> tuple[keras.Model, dict]:
                                  seed=FEATURE_CLASSIFIER["seed"], validation_split=c.validation_split,
                                  max_train_examples=c.max_train_examples)
     keras.utils.set_random_seed(FEATURE_CLASSIFIER["seed"])
-    classifier = build_conv_classifier(inputs.input_shape, ctx.data.num_classes)
-    compiled_with = ("epochs", "learning_rate", "label_smoothing", "lr_schedule")
+    classifier = build_conv_classifier(inputs.input_shape, ctx.data.num_classes, **FEATURE_CLASSIFIER["model"])
+    compiled_with = ("epochs", "learning_rate", "label_smoothing", "lr_schedule", "steps_per_execution")
     compile_classifier(classifier, dataclasses.replace(
         c, clip_norm=None, **{k: v for k, v in FEATURE_CLASSIFIER.items() if k in compiled_with}))
     history = classifier.fit(inputs.train, validation_data=inputs.validation, epochs=FEATURE_CLASSIFIER["epochs"],

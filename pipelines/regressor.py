@@ -42,7 +42,8 @@ def compile_regressor(model: keras.Model, config: RunConfig, steps_per_epoch: in
                                                   global_clipnorm=config.clip_norm),
                   loss=keras.losses.MeanSquaredError(),
                   metrics=[keras.metrics.MeanAbsoluteError(name="mae"),
-                           keras.metrics.RootMeanSquaredError(name="rmse")])
+                           keras.metrics.RootMeanSquaredError(name="rmse")],
+                  steps_per_execution=config.steps_per_execution)
 
 
 def scores(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:

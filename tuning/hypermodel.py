@@ -7,6 +7,7 @@ import keras
 import keras_tuner as kt
 from tensorflow.python.framework import ops as tf_ops  # the gradient registry: see _forget_trial_gradients
 
+from pipelines import precision
 from tuning.search_spaces import LEARNING_RATE, learning_rate, sample
 
 
@@ -29,7 +30,8 @@ class TaskHyperModel(kt.HyperModel):
         keras.backend.clear_session()  # keras-tuner#395
         fixed_builder_args = {k: v for k, v in self.fixed.items() if k != LEARNING_RATE}
         hparams = {**self.config.hparams, **trial_hparams(self.task, hp, self.fixed), **fixed_builder_args}
-        model = self.task.build(self.input_shape, self.num_classes, **hparams, **self.learned)
+        with precision.policy(self.config.precision):
+            model = self.task.build(self.input_shape, self.num_classes, **hparams, **self.learned)
         # A trial's schedule spans the tuning epochs, as the final training's spans --epochs.
         trial_config = dataclasses.replace(self.config, learning_rate=self.learning_rate(hp),
                                            epochs=self.config.tuning_epochs)

@@ -11,9 +11,10 @@ import sys
 import keras
 from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not exported
 
-from pipelines import artifacts
+from pipelines import artifacts, precision
 from pipelines.config import describe_changes
 from pipelines.context import Context
+from pipelines.flops import Throughput, sustained, train_flops_per_example
 from pipelines.health import EpochCheckpoint, EpochLog, GradientNorm, StopOnNonFiniteLoss
 
 SETTINGS = "settings.json"  # backup/<fingerprint>/settings.json: what the interrupted run was training
@@ -76,15 +77,21 @@ def run(ctx: Context) -> str:
         for folder in (artifacts.CHECKPOINTS, artifacts.LOGS):
             artifacts.remove(ctx.path(folder))
     keras.utils.set_random_seed(config.seed)
-    model = task.build(inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
+
+    def build():
+        return task.build(inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
+    with precision.policy(config.precision):
+        model = build()
     family = ctx.family
     family.compile(model, config, steps_per_epoch=inputs.steps_per_epoch)
-    print(f"{model.name}: {model.count_params():,} parameters, {inputs.num_train} train / "
-          f"{inputs.num_validation} validation examples from {ctx.data.source}")
+    flops = train_flops_per_example(model, inputs.train.element_spec, config.batch_size)
+    print(f"{model.name}: {model.count_params():,} parameters, {flops / 1e6:.3g} MFLOP per training example; "
+          f"{inputs.num_train} train / {inputs.num_validation} validation examples from {ctx.data.source}")
     health = StopOnNonFiniteLoss(family.loss_key)
     grad_norm = [GradientNorm(inputs.first_train_batch(256))] if family.gradient_norm else []
     curves = EpochLog(os.path.join(backup, CURVES))
     callbacks = [
+        Throughput(inputs.num_train, flops),
         health,
         *grad_norm,
         *family.callbacks(ctx),  # before the logs are read: a family's callback may add to them
@@ -109,9 +116,12 @@ def run(ctx: Context) -> str:
     if not os.listdir(ctx.path(artifacts.BACKUP)):  # BackupAndRestore removes its own folder when training ends
         os.rmdir(ctx.path(artifacts.BACKUP))
     health.raise_if_failed()  # before saving: a diverged model must not replace a good one
+    model = precision.in_float32(model, build)  # what later stages load computes in float32
     with artifacts.atomic_path(ctx.path(artifacts.MODEL)) as tmp:
         model.save(tmp)
     artifacts.write_json(ctx.path(artifacts.HISTORY), curves.curves)
     # What the model is: the settings train depends on, as resolved (the hyperparameters actually used).
     artifacts.write_json(ctx.path(artifacts.CONFIG), {name: getattr(config, name) for name in ctx.stage_settings})
-    return " ".join(f"{name}={values[-1]:.4f}" for name, values in curves.curves.items() if name.startswith("val_"))
+    speed = curves.curves.get("gflop_per_second", [])
+    return " ".join([f"{name}={values[-1]:.4f}" for name, values in curves.curves.items() if name.startswith("val_")]
+                    + ([f"{sustained(speed):.0f} GFLOP/s"] if speed else []))
