@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 from keras import layers, ops
 
-from models import BuildError
+from models import BN_MOMENTUM, BuildError
 
 
 def _label_input(num_classes: int | None):
@@ -37,12 +37,12 @@ def build_generator(noise_dim: int, image_shape: Sequence[int], *, widths: Seque
         x = layers.Concatenate(name="noise_and_label")([noise, layers.Embedding(num_classes, noise_dim,
                                                                                 name="label_embedding")(label)])
     x = layers.Dense((height // scale) * (width // scale) * widths[0], use_bias=False, name="project")(x)
-    x = layers.BatchNormalization(name="project_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="project_bn")(x)
     x = layers.LeakyReLU(0.2, name="project_relu")(x)
     x = layers.Reshape((height // scale, width // scale, widths[0]), name="reshape")(x)
     for i, filters in enumerate(widths):
         x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, name=f"up{i}")(x)
-        x = layers.BatchNormalization(name=f"up{i}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"up{i}_bn")(x)
         x = layers.LeakyReLU(0.2, name=f"up{i}_relu")(x)
     image = layers.Conv2D(channels, 5, padding="same", activation="tanh", name="image")(x)
     return keras.Model([noise, label] if label is not None else noise, image, name="generator")

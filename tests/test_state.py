@@ -152,7 +152,7 @@ def test_the_same_command_resumes_and_a_changed_one_starts_over(tmp_path, monkey
     assert os.listdir(tmp_path / "dense" / "backup")
     run(tmp_path, "--epochs=3", "--stages=train", "--learning_rate=0.002")
     out = capsys.readouterr().out
-    assert "starting training over: the interrupted run in" in out and "--learning_rate 0.001 → 0.002" in out
+    assert "starting training over: the interrupted run in" in out and "--learning_rate 0.003 → 0.002" in out
     assert len(json.loads((tmp_path / "dense" / "history.json").read_text())["loss"]) == 3
 
     with monkeypatch.context() as m:

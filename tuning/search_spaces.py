@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import keras_tuner as kt
 
-from models.conv import build_conv_classifier
+from models.conv import AUGMENTATIONS, build_conv_classifier
 from models.dense import build_dense_classifier
 from models.gan import build_gan
 from models.recurrent import CELLS, build_recurrent_classifier
@@ -39,12 +39,12 @@ def conv(hp: kt.HyperParameters) -> dict[str, Sampler]:
 
     def conv_filters():
         blocks = hp.Int("conv_blocks", 2, 3, default=len(default["conv_filters"]))
-        base = hp.Choice("conv_base_filters", [16, 32, 48], default=default["conv_filters"][0])
+        base = hp.Choice("conv_base_filters", [16, 24, 32, 48], default=default["conv_filters"][0])
         return tuple(base * 2 ** i for i in range(blocks))
     return {"conv_filters": conv_filters,
             "dense_units": lambda: hp.Choice("dense_units", [64, 128, 256], default=default["dense_units"]),
             "dropout": lambda: hp.Float("dropout", 0.0, 0.5, step=0.1, default=default["dropout"]),
-            "augment": lambda: hp.Boolean("augment", default=default["augment"])}
+            "augment": lambda: hp.Choice("augment", list(AUGMENTATIONS), default=default["augment"])}
 
 
 def recurrent(hp: kt.HyperParameters) -> dict[str, Sampler]:

@@ -37,7 +37,7 @@ def test_killed_training_resumes_from_the_last_completed_epoch_and_a_changed_com
     changed = run_cli(*args[:-1], "--epochs=2", "--learning_rate=0.002", f"--output_dir={changed_dir}")
     assert changed.returncode == 0, changed.stderr[-2000:]
     assert "starting training over: the interrupted run in" in changed.stdout
-    assert "--epochs 4 → 2, --learning_rate 0.001 → 0.002" in changed.stdout
+    assert "--epochs 4 → 2, --learning_rate 0.003 → 0.002" in changed.stdout
     assert re.findall(r"^Epoch (\d+)/2", changed.stdout, flags=re.M) == ["1", "2"]
     assert sorted(p.name for p in (changed_dir / "dense" / "checkpoints").iterdir()) == [
         "epoch_001.weights.h5", "epoch_002.weights.h5"]  # the killed run's epochs are gone with its state

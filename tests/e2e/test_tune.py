@@ -41,7 +41,7 @@ def test_sweep_writes_the_trial_table_plot_and_best_hparams(sweep):
     table = rows(task_dir)
     assert [r["trial_id"] for r in table] == ["0", "1", "2"]
     # The first trial is the control: the model --task=dense trains unflagged.
-    assert json.loads(table[0]["hparams"]) == {"dropout": 0.0, "hidden_units": [128], "learning_rate": 0.001}
+    assert json.loads(table[0]["hparams"]) == {"dropout": 0.0, "hidden_units": [128], "learning_rate": 0.003}
     assert all(r["status"] == "COMPLETED" and r["epochs"] == "1" and float(r["seconds"]) > 0 for r in table)
     assert (task_dir / "trials.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     best = json.loads((task_dir / "best_hparams.json").read_text())
@@ -111,7 +111,7 @@ def test_bayesian_sweep_starts_from_the_default_model(tmp_path):
     with open(tmp_path / "dense" / "trials.csv") as f:  # its own project folder: tuning/bayesian
         table = list(csv.DictReader(f))
     assert [r["status"] for r in table] == ["COMPLETED", "COMPLETED"]
-    assert json.loads(table[0]["hparams"]) == {"dropout": 0.0, "hidden_units": [128], "learning_rate": 0.001}
+    assert json.loads(table[0]["hparams"]) == {"dropout": 0.0, "hidden_units": [128], "learning_rate": 0.003}
     assert json.loads(table[1]["hparams"]) != json.loads(table[0]["hparams"])
 
 

@@ -33,7 +33,7 @@ def _searched(values):
     return {k: v for k, v in values.items() if not k.startswith("tuner/")}
 
 
-DEFAULTS = {"conv_blocks": 3, "conv_base_filters": 32, "dense_units": 128, "dropout": 0.3, "augment": False}
+DEFAULTS = {"conv_blocks": 3, "conv_base_filters": 24, "dense_units": 128, "dropout": 0.1, "augment": "none"}
 
 
 @pytest.mark.parametrize("oracle_class", [oracles.RandomSearchOracle, oracles.BayesianOptimizationOracle])
