@@ -1,13 +1,18 @@
-"""Ratio benchmarks, each side measured in this one process on this machine (not run by CI; `make bench`).
+"""Performance as ratios, both sides measured in this one process on this machine (`make bench`; not run by CI).
 
-1. The dense train stage (tf.data pipeline, callbacks: checkpoints, TensorBoard, BackupAndRestore, gradient norm)
-   against a plain Keras script: the same 784-128-10 model, NumPy arrays, `model.fit`, no callbacks.
-2. `model.fit` on the package's input pipeline against the same model fed a synthetic in-memory batch repeated
-   (best of three each, alternating): what the input pipeline costs on top of the math.
-3. Your own data: Fashion-MNIST written as a folder of 70,000 PNG files (train/ and test/, a subfolder per class)
-   against the IDX route, same model, epochs after the first (best of three each, alternating), and the one-off
-   cost of reading and decoding the folder.
-Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.json.
+1. Ceiling: a large matmul's GFLOP/s in float32 and bfloat16, the peak every efficiency below is a share of.
+2. Runner overhead: the train stage (tf.data input, validation, checkpoints, backup, TensorBoard, gradient norm,
+   FLOP count, saving) against a plain script that loads the same arrays, builds the same model with the same
+   compile, and calls `model.fit` with validation and no callbacks. Dense and conv, at the task's defaults,
+   alternating, best of two.
+3. Efficiency: the conv train stage's sustained GFLOP/s (history.json, epochs after the first) against the peak;
+   and --precision=bfloat16 against float32 on the same stage (seconds and test accuracy).
+4. Input: `fit` on the package's tf.data pipeline against the same model fed one synthetic in-memory batch
+   repeated (best of three each, alternating).
+5. Your own data: Fashion-MNIST written as a folder of 70,000 PNG files against the IDX route, same model, epochs
+   after the first (best of three each, alternating), and the one-off cost of reading and decoding the folder.
+
+Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.json and results.md.
 """
 
 import json
@@ -18,15 +23,14 @@ import time
 import keras
 import tensorflow as tf
 
-from models.dense import build_dense_classifier
-from pipelines import runner
-from pipelines.classifier import compile_classifier
+from pipelines import artifacts, precision, runner
 from pipelines.context import Context
 from pipelines.data import idx
 from pipelines.flags import config_from_args
 from pipelines.tasks import TASKS
 
-EPOCHS, BATCH = 3, 32
+OUT = os.path.join(os.path.dirname(__file__), "out")
+INPUT_EPOCHS = 10  # the input-pipeline and folder ratios: dense fits of this many epochs
 
 
 def timed(fn) -> float:
@@ -35,43 +39,87 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def plain_keras_script() -> float:
-    """What a newcomer writes: arrays, /255, Sequential, fit."""
+def matmul_peak(dtype: tf.DType, n: int = 4096, repeats: int = 10) -> float:
+    """GFLOP/s of a chain of n×n matmuls, each on the last one's result (so none can be merged away), on every
+    core, best of five. The factor's scale keeps the values finite along the chain."""
+    x = tf.cast(tf.random.uniform((n, n), -1, 1), dtype)
+    w = tf.cast(tf.random.uniform((n, n), -1, 1) * (3 / n) ** 0.5, dtype)
+
+    @tf.function
+    def chain(x):
+        for _ in range(repeats):
+            x = tf.linalg.matmul(x, w)
+        return x
+    chain(x)
+    best = min(timed(lambda: chain(x).numpy()) for _ in range(5))
+    return 2 * n ** 3 * repeats / best / 1e9
+
+
+def stage_run(task: str, output_dir: str, *flags: str) -> dict:
+    """The train and evaluate stages at the task's defaults: train seconds, sustained speed, test metrics."""
+    config = config_from_args(f"--task={task}", "--stages=train,evaluate", f"--output_dir={output_dir}", "--force",
+                              *flags)
+    records = runner.run(config)
+    metrics = artifacts.read_json(os.path.join(config.task_dir, artifacts.METRICS))
+    return {"seconds": records[0].seconds, "test_accuracy": metrics["test_accuracy"],
+            "gflop_per_second": metrics["train_gflop_per_second"],
+            "flops_per_example": metrics["train_flops_per_example"]}
+
+
+def plain_fit(task: str) -> float:
+    """What a Keras user writes for the same model: arrays in memory, `fit` with validation, no callbacks."""
     def run():
-        train = idx.load_idx_split(idx.DEFAULT_IDX_DIR, "train")
-        x, y = train["image"][:54000].astype("float32") / 255.0, train["label"][:54000]
-        model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
-                                  keras.layers.Dense(128, activation="relu"), keras.layers.Dense(10)])
-        model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-        model.fit(x, y, batch_size=BATCH, epochs=EPOCHS, verbose=0)
+        config = config_from_args(f"--task={task}")
+        data = idx.load_idx_split(idx.DEFAULT_IDX_DIR, "train")
+        x, y = data["image"].astype("float32"), data["label"]
+        cut = len(x) - round(len(x) * config.validation_split)
+        keras.utils.set_random_seed(config.seed)
+        with precision.policy(config.precision):  # the same compute as the stage's
+            model = TASKS[task].build(x.shape[1:], 10, **config.hparams)
+        TASKS[task].family.compile(model, config, steps_per_epoch=-(-cut // config.batch_size))
+        model.fit(x[:cut], y[:cut], batch_size=config.batch_size, epochs=config.epochs,
+                  validation_data=(x[cut:], y[cut:]), verbose=0)
     return timed(run)
 
 
-def pipeline_train_stage(output_dir: str) -> float:
-    config = config_from_args("--task=dense", f"--epochs={EPOCHS}", f"--batch_size={BATCH}", "--stages=train",
-                              f"--output_dir={output_dir}", "--force")
-    (record,) = runner.run(config)
-    return record.seconds
+def overhead_and_efficiency(output_dir: str) -> dict:
+    results = {}
+    for task in ("dense", "conv"):
+        pairs = [(stage_run(task, output_dir), plain_fit(task)) for _ in range(2)]
+        stage = min((p[0] for p in pairs), key=lambda r: r["seconds"])
+        plain = min(p[1] for p in pairs)
+        results[task] = {"train_stage_seconds": stage["seconds"], "plain_fit_seconds": plain,
+                         "train_stage_over_plain_fit": stage["seconds"] / plain,
+                         "test_accuracy": stage["test_accuracy"],
+                         "gflop_per_second": stage["gflop_per_second"],
+                         "flops_per_example": stage["flops_per_example"]}
+    results["conv_float32"] = stage_run("conv", output_dir, "--precision=float32")
+    return results
 
 
 def fit_seconds(dataset: tf.data.Dataset) -> float:
     keras.utils.set_random_seed(0)
-    model = build_dense_classifier((28, 28, 1), 10)
-    compile_classifier(model, config_from_args())
+    config = config_from_args("--task=dense")
+    model = TASKS["dense"].build((28, 28, 1), 10, **config.hparams)
+    TASKS["dense"].family.compile(model, config)
     model.fit(dataset.take(10), verbose=0)  # build and trace outside the timing
-    return timed(lambda: model.fit(dataset, epochs=EPOCHS, verbose=0))
+    return timed(lambda: model.fit(dataset, epochs=INPUT_EPOCHS, verbose=0))
 
 
-def input_pipeline_vs_synthetic() -> tuple[float, float]:
-    ctx = Context(config_from_args("--task=dense", f"--batch_size={BATCH}"), TASKS["dense"])
-    real = ctx.inputs.train
-    steps = int(real.cardinality())
-    batch = (tf.random.uniform((BATCH, 28, 28, 1), 0, 255), tf.zeros((BATCH,), tf.int64))
+def dense_inputs(*flags: str):
+    return Context(config_from_args("--task=dense", *flags), TASKS["dense"])
+
+
+def input_pipeline_vs_synthetic() -> dict:
+    inputs = dense_inputs().inputs
+    real, steps, batch_size = inputs.train, inputs.steps_per_epoch, inputs.batch_size
+    batch = (tf.random.uniform((batch_size, 28, 28, 1), 0, 255), tf.zeros((batch_size,), tf.int64))
     synthetic = tf.data.Dataset.from_tensors(batch).repeat(steps).prefetch(tf.data.AUTOTUNE)
     fit_seconds(real)  # first pass fills the pipeline's cache, as epoch 1 of a run does
-    # Alternate the two and keep each one's best of three: the machine's other load moves single timings.
     timings = [(fit_seconds(real), fit_seconds(synthetic)) for _ in range(3)]
-    return min(t[0] for t in timings), min(t[1] for t in timings)
+    best_real, best_synthetic = min(t[0] for t in timings), min(t[1] for t in timings)
+    return {"fit_on_pipeline_seconds": best_real, "fit_on_synthetic_seconds": best_synthetic,
+            "pipeline_speed_relative_to_synthetic": best_synthetic / best_real}
 
 
 def write_png_folder(root: str) -> None:
@@ -85,9 +133,8 @@ def write_png_folder(root: str) -> None:
 
 
 def folder_vs_idx(root: str) -> dict:
-    idx_inputs = Context(config_from_args("--task=dense", f"--batch_size={BATCH}"), TASKS["dense"]).inputs
-    folder_ctx = Context(config_from_args("--task=dense", f"--batch_size={BATCH}", f"--dataset={root}"),
-                         TASKS["dense"])
+    idx_inputs = dense_inputs().inputs
+    folder_ctx = dense_inputs(f"--dataset={root}")
     read = timed(lambda: folder_ctx.data)
     folder_inputs = folder_ctx.inputs
     fit_seconds(idx_inputs.train), fit_seconds(folder_inputs.train)  # epoch 1 fills each pipeline's cache
@@ -97,26 +144,50 @@ def folder_vs_idx(root: str) -> dict:
             "fit_on_png_folder_seconds": best_folder, "png_folder_speed_relative_to_idx": best_idx / best_folder}
 
 
+def markdown(r: dict) -> str:
+    peak = r["matmul_gflop_per_second"]["float32"]
+    conv, dense, fp32 = r["train"]["conv"], r["train"]["dense"], r["train"]["conv_float32"]
+    conv_precision = config_from_args("--task=conv").precision
+    rows = [("ceiling: 4096² matmul, float32 / bfloat16",
+             f"{peak:.0f} / {r['matmul_gflop_per_second']['bfloat16']:.0f} GFLOP/s")]
+    for name, t in (("dense", dense), ("conv", conv)):
+        rows.append((f"{name} train stage / plain `fit` (defaults)",
+                     f"{t['train_stage_seconds']:.1f} s / {t['plain_fit_seconds']:.1f} s = "
+                     f"**{t['train_stage_over_plain_fit']:.2f}**"))
+    rows += [
+        (f"conv train stage, sustained ({conv_precision})", f"{conv['gflop_per_second']:.0f} GFLOP/s = **"
+         f"{conv['gflop_per_second'] / peak:.0%}** of the float32 peak ({conv['flops_per_example'] / 1e6:.1f} MFLOP"
+         " per example)"),
+        ("conv train stage, float32", f"{fp32['gflop_per_second']:.0f} GFLOP/s = **"
+         f"{fp32['gflop_per_second'] / peak:.0%}** of the float32 peak"),
+        (f"conv train stage, {conv_precision} / float32", f"{conv['train_stage_seconds']:.1f} s / "
+         f"{fp32['seconds']:.1f} s (test accuracy {conv['test_accuracy']:.4f} / {fp32['test_accuracy']:.4f})"),
+        ("input: tf.data pipeline / synthetic in-memory batch (speed)",
+         f"**{r['input']['pipeline_speed_relative_to_synthetic']:.2f}**"),
+        ("a folder of 70,000 PNGs / the IDX route (speed, epochs after the first)",
+         f"**{r['folder']['png_folder_speed_relative_to_idx']:.2f}**; reading and decoding it once: "
+         f"{r['folder']['png_folder_read_and_decode_seconds']:.1f} s"),
+    ]
+    return "\n".join(["| measure | this machine |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)]) + "\n"
+
+
 def main() -> None:
+    results = {"matmul_gflop_per_second": {"float32": matmul_peak(tf.float32),
+                                           "bfloat16": matmul_peak(tf.bfloat16)}}
     with tempfile.TemporaryDirectory() as output_dir:
-        stage = pipeline_train_stage(output_dir)
-    plain = plain_keras_script()
-    real, synthetic = input_pipeline_vs_synthetic()
+        results["train"] = overhead_and_efficiency(output_dir)
+    results["input"] = input_pipeline_vs_synthetic()
     with tempfile.TemporaryDirectory() as root:
         write_png_folder(root)
-        folders = folder_vs_idx(root)
-    results = {
-        "epochs": EPOCHS, "batch_size": BATCH,
-        "dense_train_stage_seconds": stage, "plain_keras_script_seconds": plain,
-        "train_stage_over_plain_keras": stage / plain,
-        "fit_on_pipeline_seconds": real, "fit_on_synthetic_in_memory_seconds": synthetic,
-        "pipeline_over_synthetic_input": real / synthetic,
-        **folders,
-    }
-    os.makedirs(os.path.join(os.path.dirname(__file__), "out"), exist_ok=True)
-    with open(os.path.join(os.path.dirname(__file__), "out", "results.json"), "w") as f:
+        results["folder"] = folder_vs_idx(root)
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
+    table = markdown(results)
+    with open(os.path.join(OUT, "results.md"), "w") as f:
+        f.write(table)
     print(json.dumps(results, indent=2))
+    print(table)
 
 
 if __name__ == "__main__":
