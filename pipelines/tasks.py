@@ -154,7 +154,10 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          to_example=sequence_example, build_model=build_recurrent_classifier,
          hparams=("cell", "rnn_units", "rnn_layers", "bidirectional", "dropout", "sequence_length"),
          search_space=search_spaces.recurrent, epochs=10,
-         batch_size=64, adapt=text_vocabulary, tflite_variants=recurrent_variants, modalities=("image", "text")),
+         # 8 steps per execution: an epoch 1.15× faster (1.79 s against 2.06 s on 10,800 images); the GAN's
+         # 80 ms steps measured the same either way, so it keeps one.
+         batch_size=64, steps_per_execution=8, adapt=text_vocabulary, tflite_variants=recurrent_variants,
+         modalities=("image", "text")),
     Task(name="gan", summary="DCGAN that learns to generate the images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),
