@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 IDX_DIR := /usr/share/datasets/fashion-mnist
+# The TFLite metadata code, generated from the published schema by flatc (see pipelines/metadata/__init__.py).
+SCHEMA := pipelines/metadata/metadata_schema.fbs
+SCHEMA_CODE := pipelines/metadata/generated/metadata_schema_generated.py
 # Root runs apt-get directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -21,7 +24,7 @@ test: setup data
 bench: setup data
 	$(VENV)/bin/python -m benchmarks.run
 
-setup: $(STAMP)
+setup: $(STAMP) $(SCHEMA_CODE)
 
 $(STAMP): setup.cfg pyproject.toml
 	@# Debian ships venv separately (python3-venv); install it only if venv is missing.
@@ -31,6 +34,10 @@ $(STAMP): setup.cfg pyproject.toml
 	$(VENV)/bin/pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+$(SCHEMA_CODE): $(SCHEMA)
+	command -v flatc >/dev/null || ($(SUDO) apt-get update && $(SUDO) apt-get install -y flatbuffers-compiler)
+	flatc --python --gen-object-api --gen-onefile -o $(dir $@) $(SCHEMA)
+
 # The offline default data: Debian's dataset-fashion-mnist, installed only when its files are not there.
 data:
 	@if [ -f $(IDX_DIR)/train-images-idx3-ubyte.gz ]; then :; \
@@ -39,4 +46,4 @@ data:
 	else echo "no apt-get: put Fashion-MNIST's four IDX .gz files in $(IDX_DIR) (see BUILD.md)"; fi
 
 clean:
-	rm -rf $(VENV) runs build dist *.egg-info
+	rm -rf $(VENV) runs build dist *.egg-info $(dir $(SCHEMA_CODE))

@@ -30,7 +30,8 @@ def build_recurrent_classifier(input_shape: Sequence[int], num_classes: int, *, 
                                rnn_units: int = 128, rnn_layers: int = 1, bidirectional: bool = False,
                                dropout: float = 0.0, vocabulary: Sequence[str] | None = None,
                                sequence_length: int = 200, embedding_dim: int = 64) -> keras.Model:
-    """Without `vocabulary`: raw pixel rows [steps, features] → rescale → recurrent layers → logits.
+    """Without `vocabulary`: raw pixels [H, W, C] → H steps of W × C values (its rows) → rescale → recurrent
+    layers → logits.
 
     With `vocabulary` (text): raw strings → TextVectorization(vocabulary, `sequence_length` tokens) → the
     `token_classifier` model (token ids → embedding → recurrent layers → logits). TFLite has no string ops for
@@ -42,7 +43,9 @@ def build_recurrent_classifier(input_shape: Sequence[int], num_classes: int, *, 
     stack = dict(cell=cell, units=rnn_units, num_layers=rnn_layers, bidirectional=bidirectional, dropout=dropout)
     if vocabulary is None:
         inputs = keras.Input(shape=tuple(input_shape), name="image")
-        x = layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+        height, width, channels = input_shape
+        x = layers.Reshape((height, width * channels), name="rows")(inputs)
+        x = layers.Rescaling(1.0 / 255, name="rescale")(x)
         x = _recurrent_stack(x, **stack)
         outputs = layers.Dense(num_classes, name="logits")(x)
         return keras.Model(inputs, outputs, name=f"{cell}_classifier")

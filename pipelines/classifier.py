@@ -13,10 +13,12 @@ from keras import ops
 from models.dense import TABLE_BODY
 from models.recurrent import TOKEN_CLASSIFIER
 from models.table import TableEncoder
+from pipelines import artifacts
 from pipelines.data.pipeline import split_arrays
 from pipelines.families import Family
-from pipelines.serving import (CLASSIFIER_LIMITS, Serving, identity, softmax, with_probabilities,
-                               with_uint8_pixels)
+from pipelines.metadata import LABELS, VOCABULARY, TensorInfo
+from pipelines.serving import (CLASSIFIER_LIMITS, Serving, as_rgb, identity, softmax, with_probabilities,
+                               with_rgb_pixels, with_uint8_pixels)
 
 if TYPE_CHECKING:
     from pipelines.config import RunConfig
@@ -103,9 +105,15 @@ def table_parts(model: keras.Model) -> tuple[TableEncoder, keras.Model]:
     return next(layer for layer in model.layers if isinstance(layer, TableEncoder)), model.get_layer(TABLE_BODY)
 
 
+# What a classifier's TFLite files output, with labels.txt packed in.
+CLASS_OUTPUTS = {"probabilities": TensorInfo(f"the probability of each class; the packed {artifacts.LABELS} names "
+                                             "class i on line i", value_range=(0, 1),
+                                             files=((artifacts.LABELS, LABELS),))}
+
+
 def table_serving(model: keras.Model, *, served: keras.Model, tflite_model: keras.Model, quantizable: keras.Model,
-                  limits: dict, classes: bool, to_quantized_outputs=identity, from_tflite_outputs=identity,
-                  output: dict | None = None) -> Serving:
+                  limits: dict, classes: bool, to_tflite_outputs=identity, from_tflite_outputs=identity,
+                  output: dict | None = None, outputs: dict[str, TensorInfo]) -> Serving:
     """The SavedModel takes the raw columns by name; the TFLite files take `features`, the encoded vector, which
     an app builds from features.json (TFLite has no string lookups to run the encoder)."""
     encoder, body = table_parts(model)
@@ -117,14 +125,36 @@ def table_serving(model: keras.Model, *, served: keras.Model, tflite_model: kera
                           "scaling); categorical → a one-hot block of 1 + len(categories), entry 0 for a missing "
                           "or unseen category, entry 1 + i for categories[i]",
                    "columns": encoder.columns, **({"output": output} if output else {})}
-    return Serving(model=served, quantizable=quantizable, reference=model, to_quantized_outputs=to_quantized_outputs,
+    return Serving(model=served, quantizable=quantizable, reference=model, to_tflite_outputs=to_tflite_outputs,
                    tflite_model=tflite_model, to_tflite_inputs=to_features,
                    to_quantizable_inputs=to_features, side_files={FEATURES_FILE: json.dumps(description, indent=2)},
-                   limits=limits, classes=classes, from_tflite_outputs=from_tflite_outputs)
+                   limits=limits, classes=classes, from_tflite_outputs=from_tflite_outputs,
+                   tensors={"features": TensorInfo(f"the encoded feature vector ({description['vector_size']} "
+                                                   f"values): {FEATURES_FILE} beside this file says how to build it "
+                                                   "from a row's columns"), **outputs})
+
+
+def image_serving(model: keras.Model) -> Serving:
+    (name,) = [t.name for t in model.inputs]
+    height, width, channels = model.inputs[0].shape[1:]
+
+    def as_uint8(batch):
+        return {name: batch[name].astype(np.uint8)}
+    pixels = TensorInfo(f"RGB pixels as a camera gives them: {height}×{width}×3 uint8, 0–255, normalised inside the "
+                        "model" + (" (a grayscale model: it sees their luma, 0.299 R + 0.587 G + 0.114 B)"
+                                   if channels == 1 else ""), image=True, value_range=(0, 255))
+    return Serving(model=with_uint8_pixels(model), reference=model, to_tflite_outputs=softmax,
+                   tflite_model=with_probabilities(with_rgb_pixels(model)),
+                   quantizable=with_probabilities(with_rgb_pixels(model, "float32")),
+                   to_model_inputs=as_uint8, to_tflite_inputs=as_rgb,
+                   to_quantizable_inputs=lambda batch: as_rgb(batch, np.float32),
+                   tensors={name: pixels, **CLASS_OUTPUTS}, int8_io="uint8", calibrate_full_pixel_range=True)
 
 
 def serve_classifier(model: keras.Model) -> Serving:
-    """Image models take uint8 pixels; a text model takes strings and ships to TFLite from token ids.
+    """Image models take uint8 pixels: the SavedModel in the model's own channels, the TFLite files RGB as a camera
+    gives them (a grayscale model uses their luma, see serving.LUMA), the int8 one uint8 in and out as well. A text
+    model takes strings and ships to TFLite from token ids.
 
     TFLite has no string ops for TextVectorization: the app tokenizes with `vocab.txt` (line i is token id i;
     0 is padding, 1 out-of-vocabulary), lowercasing and stripping punctuation as TextVectorization does, and pads
@@ -132,26 +162,27 @@ def serve_classifier(model: keras.Model) -> Serving:
     """
     if is_table_model(model):
         _, body = table_parts(model)
-        return table_serving(model, served=model, tflite_model=body, quantizable=with_probabilities(body),
-                             limits=dict(CLASSIFIER_LIMITS), classes=True, to_quantized_outputs=softmax)
+        return table_serving(model, served=model, tflite_model=with_probabilities(body),
+                             quantizable=with_probabilities(body),
+                             limits=dict(CLASSIFIER_LIMITS), classes=True, to_tflite_outputs=softmax,
+                             outputs=CLASS_OUTPUTS)
     vectorizers = [layer for layer in model.layers if isinstance(layer, keras.layers.TextVectorization)]
     if not vectorizers:
-        (name,) = [t.name for t in model.inputs]
-
-        def as_uint8(batch):
-            return {name: batch[name].astype(np.uint8)}
-        return Serving(model=with_uint8_pixels(model), quantizable=with_probabilities(model), reference=model,
-                       to_quantized_outputs=softmax, to_model_inputs=as_uint8, to_tflite_inputs=as_uint8)
+        return image_serving(model)
     (vectorize,) = vectorizers
     vocabulary = "\n".join(str(token) for token in vectorize.get_vocabulary()) + "\n"
     token_model = model.get_layer(TOKEN_CLASSIFIER)
 
     def to_token_ids(batch):
         return {"token_ids": vectorize(batch["text"]).numpy()}
+    tokens = TensorInfo(f"token ids: line i of the packed {VOCABULARY_FILE} is token i (0 pads, 1 is out of "
+                        "vocabulary); the text lowercased, stripped of punctuation, split on whitespace, padded or "
+                        f"cut to {token_model.inputs[0].shape[-1]}", files=((VOCABULARY_FILE, VOCABULARY),),
+                        value_range=(0, vectorize.vocabulary_size() - 1))
     return Serving(model=model, quantizable=with_probabilities(token_model), reference=model,
-                   to_quantized_outputs=softmax, tflite_model=token_model,
+                   to_tflite_outputs=softmax, tflite_model=with_probabilities(token_model),
                    to_tflite_inputs=to_token_ids, to_quantizable_inputs=to_token_ids,
-                   side_files={VOCABULARY_FILE: vocabulary})
+                   side_files={VOCABULARY_FILE: vocabulary}, tensors={"token_ids": tokens, **CLASS_OUTPUTS})
 
 
 CLASSIFIER = Family(name="classifier", compile=compile_classifier, evaluate=evaluate_classifier,

@@ -25,6 +25,7 @@ from pipelines import artifacts
 from pipelines.classifier import compile_classifier
 from pipelines.data.pipeline import make_input_pipeline
 from pipelines.families import Family
+from pipelines.metadata import LABELS, TensorInfo
 from pipelines.serving import Serving
 
 if TYPE_CHECKING:
@@ -219,8 +220,18 @@ GENERATOR_LIMITS = {
 
 def serve_generator(gan: GAN) -> Serving:
     pixel_generator = build_pixel_generator(gan.generator)
+    height, width, channels = pixel_generator.outputs[0].shape[1:]
+    tensors = {
+        "noise": TensorInfo(f"{gan.noise_dim} values drawn from a standard normal distribution: one image per draw"),
+        "pixels": TensorInfo(f"the generated image, {height}×{width}×{channels} uint8, 0–255",
+                             value_range=(0, 255)),
+    }
+    if gan.conditional:
+        tensors["label"] = TensorInfo(f"the class to draw, 0 to {gan.num_classes - 1}; the packed {artifacts.LABELS} "
+                                      "names them", files=((artifacts.LABELS, LABELS),))
     return Serving(model=pixel_generator, quantizable=pixel_generator, reference=pixel_generator,
-                   sample_inputs=lambda count: generator_inputs(gan, count, seed=7), limits=GENERATOR_LIMITS)
+                   sample_inputs=lambda count: generator_inputs(gan, count, seed=7), limits=GENERATOR_LIMITS,
+                   tensors=tensors)
 
 
 # Losses say which net is winning, not how good the images are: the family is judged and tuned on the distance.

@@ -18,6 +18,7 @@ from pipelines.classifier import encode_table, learning_rate, table_parts, table
 from pipelines.data.pipeline import split_arrays
 from models.table import LabelScale
 from pipelines.families import Family
+from pipelines.metadata import TensorInfo
 from pipelines.serving import Serving
 
 if TYPE_CHECKING:
@@ -87,6 +88,8 @@ def serve_regressor(model: keras.Model) -> Serving:
     mean, std = (scale.mean, scale.std) if scale else (0.0, 1.0)
     return table_serving(model, served=named(model), tflite_model=named(body), quantizable=named(body),
                          limits=REGRESSOR_LIMITS, classes=False, from_tflite_outputs=lambda v: v * std + mean,
+                         outputs={OUTPUT: TensorInfo(f"the predicted value, standardised: value · {std:.6g} + "
+                                                     f"{mean:.6g} is in the label's units")},
                          output={"name": OUTPUT, "in_label_units": "value * std + mean", "mean": mean, "std": std})
 
 

@@ -7,6 +7,8 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from pipelines.metadata import TensorInfo
+
 Batch = dict[str, np.ndarray]  # a batch of model inputs, keyed by input name
 
 
@@ -39,8 +41,9 @@ class Serving:
     quantizable: keras.Model
     # The Keras reference every export is compared with, fed the pipeline's own input batches.
     reference: keras.Model
-    # The reference's outputs as the int8 model gives them (a classifier's int8 file outputs probabilities).
-    to_quantized_outputs: Callable[[np.ndarray], np.ndarray] = lambda outputs: outputs
+    # The reference's outputs as every TFLite file gives them: a classifier's files output probabilities, which
+    # an app reads as scores (MediaPipe's score_threshold) and which int8 quantizes well (see with_probabilities).
+    to_tflite_outputs: Callable[[np.ndarray], np.ndarray] = lambda outputs: outputs
     # A part of `model` that ships to TFLite instead of all of it (text: from token ids), or None.
     tflite_model: keras.Model | None = None
     # The pipeline's input batch → the inputs of `model`, of the float TFLite variants, of the int8 variant.
@@ -57,10 +60,17 @@ class Serving:
     from_tflite_outputs: Callable[[np.ndarray], np.ndarray] = identity
     # Whether the outputs score classes (top-1 agreement and accuracy on the test split); a regressor's are values.
     classes: bool = True
+    # What the TFLite files' inputs and outputs hold, by name, for their metadata (pipelines/metadata).
+    tensors: dict[str, TensorInfo] = dataclasses.field(default_factory=dict)
+    # The int8 file's input and output type: int8, or uint8 where an app feeds bytes (camera pixels).
+    int8_io: str = "int8"
+    # Calibrate the int8 file with a black and a white image too, so its uint8 input reads raw bytes (scale 1,
+    # zero point 0) whatever the train split's brightest and darkest pixels.
+    calibrate_full_pixel_range: bool = False
 
 
 def with_probabilities(model: keras.Model) -> keras.Model:
-    """`model` ending in a softmax named `probabilities`: what a classifier's int8 file outputs.
+    """`model` ending in a softmax named `probabilities`: what a classifier's TFLite files output.
 
     Quantized to int8, logits spanning tens of units keep a resolution of about a third of a unit, so close
     classes tie at the top (measured here: 2.4% of Fashion-MNIST's test images with the dense model).
@@ -85,3 +95,27 @@ def with_uint8_pixels(model: keras.Model) -> keras.Model:
     outputs = model(ops.cast(pixels, "float32"))
     (output_name,) = model.output_names
     return keras.Model(pixels, layers.Identity(name=output_name)(outputs), name=f"{model.name}_uint8")
+
+
+# ITU-R BT.601 luma, as Pillow's convert("L") computes it: how a folder's colour files become a grayscale data
+# set's training images (pipelines/data/folders.py), so a camera frame reaches a grayscale model the same way.
+LUMA = (0.299, 0.587, 0.114)
+
+
+def with_rgb_pixels(model: keras.Model, dtype: str = "uint8") -> keras.Model:
+    """`model` taking RGB pixels (H×W×3) as a camera gives them: uint8 for the float TFLite files, float 0–255
+    for the model the int8 file is calibrated from. A grayscale model sees their luma; an RGB one, them."""
+    (inp,) = model.inputs
+    height, width, channels = inp.shape[1:]
+    pixels = keras.Input(shape=(height, width, 3), dtype=dtype, name=inp.name)
+    x = ops.cast(pixels, "float32")
+    if channels == 1:
+        x = ops.sum(x * np.asarray(LUMA, np.float32), axis=-1, keepdims=True)
+    outputs = model(x)
+    (output_name,) = model.output_names
+    return keras.Model(pixels, layers.Identity(name=output_name)(outputs), name=f"{model.name}_rgb")
+
+
+def as_rgb(batch: Batch, dtype=np.uint8) -> Batch:
+    """A batch of images (H×W×1 or H×W×3, 0–255) as RGB: a gray pixel's three channels are equal."""
+    return {name: np.repeat(x, 3 // x.shape[-1], axis=-1).astype(dtype) for name, x in batch.items()}

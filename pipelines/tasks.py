@@ -113,12 +113,10 @@ def table_columns(train: tf.data.Dataset) -> dict[str, Any]:
 
 
 def sequence_example(features: dict) -> tuple[tf.Tensor, tf.Tensor]:
-    """Text stays a string (the model vectorizes it); an image becomes H steps of its W × C pixel rows."""
+    """Text stays a string (the model vectorizes it); an image stays an image (the model reads its rows)."""
     if "text" in features:
         return features["text"], features["label"]
-    height, width, channels = features["image"].shape
-    rows = tf.reshape(features["image"], (height, width * channels))
-    return tf.cast(rows, tf.float32), features["label"]
+    return image_example(features)
 
 
 def text_vocabulary(train: tf.data.Dataset) -> dict[str, Any]:

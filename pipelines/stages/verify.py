@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from pipelines import artifacts
+from pipelines import artifacts, metadata
 from pipelines.context import Context
 from pipelines.errors import PipelineError
 from pipelines.serving import Batch, Serving, as_batch, softmax
@@ -46,14 +46,15 @@ class TFLiteModel:
     @staticmethod
     def _scale(detail) -> tuple[float, int]:
         scale, zero_point = detail["quantization"]
-        return (scale, zero_point) if detail["dtype"] == np.int8 and scale else (0.0, 0)
+        return (scale, zero_point) if detail["dtype"] in (np.int8, np.uint8) and scale else (0.0, 0)
 
     def __call__(self, batch: Batch) -> np.ndarray:
         feed = {}
         for name, value in batch.items():
             scale, zero_point = self._scale(self.inputs[name])
-            if scale:  # int8 input: quantize with the file's own parameters, as an app would
-                value = np.clip(np.round(value / scale + zero_point), -128, 127)
+            if scale:  # an integer input: quantize with the file's own parameters, as an app would
+                info = np.iinfo(self.inputs[name]["dtype"])
+                value = np.clip(np.round(value / scale + zero_point), info.min, info.max)
             feed[name] = np.asarray(value).astype(self.inputs[name]["dtype"])
         (name, value), = self.runner(**feed).items()
         scale, zero_point = self._scale(self.outputs[name])
@@ -142,13 +143,30 @@ def rmse(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.sqrt(np.mean((outputs.reshape(-1) - labels.reshape(-1)) ** 2)))
 
 
-def measure_tflite(path: str, variant: str, serving: Serving, reference: Reference) -> dict:
+def metadata_problem(path: str, model: TFLiteModel, packed: dict[str, bytes]) -> str | None:
+    """What is wrong with a TFLite file's metadata, read back with the schema: every input and output described,
+    and the packed files the same as those beside it (labels.txt, vocab.txt). None when nothing is."""
+    with open(path, "rb") as f:
+        try:
+            info, files = metadata.read_metadata(f.read())
+        except ValueError as e:
+            return str(e)
+    (subgraph,) = info.subgraphMetadata
+    described = sorted(t.name.decode() for t in subgraph.inputTensorMetadata + subgraph.outputTensorMetadata)
+    if described != sorted([*model.inputs, *model.outputs]):
+        return f"its metadata describes {described}, the file has {sorted([*model.inputs, *model.outputs])}"
+    if files != packed:
+        return f"its packed files {sorted(files)} differ from {sorted(packed)} beside it"
+    return None
+
+
+def measure_tflite(path: str, variant: str, serving: Serving, reference: Reference, packed: dict[str, bytes]) -> dict:
     """One TFLite file in LiteRT: parity on the reference batch, agreement and accuracy on the test split, size,
-    latency, its input quantization, and whether it meets its limit."""
+    latency, its input quantization, its metadata, and whether it meets its limit."""
     model = TFLiteModel(path)
     int8 = variant == "int8"
     to_inputs = serving.to_quantizable_inputs if int8 else serving.to_tflite_inputs
-    expected = serving.to_quantized_outputs(reference.outputs) if int8 else reference.outputs
+    expected = serving.to_tflite_outputs(reference.outputs)
 
     def outputs(batch):  # in the reference's terms
         return serving.from_tflite_outputs(model(to_inputs(batch)))
@@ -174,6 +192,9 @@ def measure_tflite(path: str, variant: str, serving: Serving, reference: Referen
         # The same bound, on the examples the model is clear about: misses on near-ties are rounding noise.
         row["passed"] = row["top1_agreement_clear"] >= row["limit"][1]
         row["judged_on"] = "clear examples: the model is undertrained"
+    problem = metadata_problem(path, model, packed)
+    row["metadata"] = problem or "ok"
+    row["passed"] = row["passed"] and problem is None
     return row
 
 
@@ -203,8 +224,12 @@ def run(ctx: Context) -> str:
     served = only_value(serve_fn(**{k: tf.constant(v) for k, v in model_inputs.items()})).astype(np.float64)
     rows["savedmodel"] = measure(served, reference.outputs)
     rows["savedmodel"]["passed"] = passes(rows["savedmodel"], serving.limits["savedmodel"])
+    packed = {}
+    for name in {name for info in serving.tensors.values() for name, _ in info.files}:
+        with open(ctx.path(name), "rb") as f:
+            packed[name] = f.read()
     for variant in variants:
-        rows[variant] = measure_tflite(ctx.path(artifacts.tflite_file(variant)), variant, serving, reference)
+        rows[variant] = measure_tflite(ctx.path(artifacts.tflite_file(variant)), variant, serving, reference, packed)
 
     tested = len(reference.labels) if reference.test_batches else 0
     report = {"parity_examples": len(reference.outputs), "num_test_examples": tested, "exports": rows,

@@ -10,6 +10,8 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from pipelines import metadata
+from pipelines.metadata.generated.metadata_schema_generated import AssociatedFileType, ColorSpaceType
 from tests.conftest import REAL_IDX_DIR, assert_one_line_error, run_cli
 
 QUICK = ["--task=dense", "--max_train_examples=3000", "--max_test_examples=1000", "--epochs=2",
@@ -81,10 +83,29 @@ def test_saved_model_cli_shows_the_signature_names(run_dir):
     assert "inputs['image']" in shown and "DT_UINT8" in shown and "outputs['logits']" in shown
 
 
-def test_tflite_file_runs_in_litert_on_raw_uint8_pixels(run_dir):
-    runner = Interpreter(model_path=str(run_dir[0] / "model.tflite")).get_signature_runner()
-    (logits,) = runner(image=np.full((1, 28, 28, 1), 255, np.uint8)).values()
-    assert logits.shape == (1, 10)
+def test_tflite_file_takes_a_camera_rgb_frame_and_returns_probabilities(run_dir):
+    """A gray RGB frame (equal channels) gives the grayscale Keras model's own probabilities."""
+    task_dir = run_dir[0]
+    runner = Interpreter(model_path=str(task_dir / "model.tflite")).get_signature_runner()
+    gray = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)
+    (name, probabilities), = runner(image=np.repeat(gray, 3, axis=-1)).items()
+    keras_model = tf.keras.models.load_model(task_dir / "model.keras")
+    assert name == "probabilities"
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(keras_model(gray.astype(np.float32))), atol=1e-5)
+
+
+def test_every_tflite_file_carries_metadata_with_its_labels(run_dir):
+    task_dir = run_dir[0]
+    for file in ("model.tflite", "model_float16.tflite"):
+        info, packed = metadata.read_metadata((task_dir / file).read_bytes())
+        assert packed == {"labels.txt": (task_dir / "labels.txt").read_bytes()}
+        (subgraph,) = info.subgraphMetadata
+        (image,), (output,) = subgraph.inputTensorMetadata, subgraph.outputTensorMetadata
+        assert image.name == b"image" and image.content.contentProperties.colorSpace == ColorSpaceType.RGB
+        assert list(image.stats.min) == [0] and list(image.stats.max) == [255]
+        assert output.name == b"probabilities" and output.associatedFiles[0].name == b"labels.txt"
+        assert output.associatedFiles[0].type == AssociatedFileType.TENSOR_AXIS_LABELS
+        assert b"float16" in info.description if "float16" in file else b"float32" in info.description
 
 
 def test_summary_table_names_every_stage(run_dir):
@@ -111,7 +132,8 @@ def test_quantized_variants_are_measured_and_a_miss_fails_the_stage_in_one_line(
                      "--tflite_variants=float32,dynamic_range,int8")
     exports = load(task_dir / "export_report.json")["exports"]
     assert exports["int8"]["size_bytes"] <= 0.3 * exports["float32"]["size_bytes"]
-    assert exports["int8"]["inputs"]["image"] == {"dtype": "int8", "scale": 1.0, "zero_point": -128}
+    # Camera bytes as they come: uint8 with scale 1 and zero point 0.
+    assert exports["int8"]["inputs"]["image"] == {"dtype": "uint8", "scale": 1.0, "zero_point": 0}
     assert abs(exports["int8"]["accuracy_drop"]) <= 0.01
     missed = [v for v in ("dynamic_range", "int8") if exports[v]["top1_agreement"] < 0.99]
     assert [v for v in ("dynamic_range", "int8") if not exports[v]["passed"]] == missed

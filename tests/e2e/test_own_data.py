@@ -53,7 +53,7 @@ def test_an_image_folder_trains_exports_and_verifies_with_its_folder_names(photo
     assert (task_dir / "labels.txt").read_text().splitlines() == sorted(CLASSES)
     assert json.loads((task_dir / "export_report.json").read_text())["passed"]
     detail = Interpreter(model_path=str(task_dir / "model.tflite")).get_input_details()[0]
-    assert tuple(detail["shape"][1:]) == (28, 28, 1) and detail["dtype"] == np.uint8
+    assert tuple(detail["shape"][1:]) == (28, 28, 3) and detail["dtype"] == np.uint8  # camera RGB, gray inside
 
     assert {r.result for r in runner.run(config_from_flags(*args))} == {"reused"}
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(photos / "Bag" / "new.png")

@@ -11,7 +11,8 @@ import pytest
 import tensorflow_datasets as tfds
 from ai_edge_litert.interpreter import Interpreter
 
-from pipelines import runner
+from pipelines import metadata, runner
+from pipelines.metadata.generated.metadata_schema_generated import AssociatedFileType
 from pipelines.tasks import TASKS
 from tests.conftest import config_from_flags
 
@@ -46,12 +47,13 @@ def assert_builtin_ops_only(task_dir):
     assert b"Flex" not in (task_dir / "model.tflite").read_bytes()
 
 
+# The TFLite files of every image model take RGB frames as a camera gives them, whatever the data's channels.
 @pytest.mark.parametrize("task,dataset,shape", [
-    ("dense", "mnist", (28, 28, 1)),
+    ("dense", "mnist", (28, 28, 3)),
     ("dense", "cifar10", (32, 32, 3)),
-    ("conv", "mnist", (28, 28, 1)),
+    ("conv", "mnist", (28, 28, 3)),
     ("conv", "cifar10", (32, 32, 3)),
-    ("recurrent", "cifar10", (32, 96)),
+    ("recurrent", "cifar10", (32, 32, 3)),
 ])
 def test_online_image_data_sets_take_their_shape_from_tfds_info(tmp_path, task, dataset, shape):
     task_dir, report = run_pipeline(tmp_path, f"--task={task}", f"--dataset={dataset}", "--rnn_units=16"
@@ -77,7 +79,7 @@ def test_conv_on_offline_fashion_mnist_exports_without_augmentation(tmp_path):
     interpreter = Interpreter(model_path=str(task_dir / "model.tflite"))
     interpreter.allocate_tensors()
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
-    image = np.random.default_rng(0).uniform(0, 255, (1, 28, 28, 1)).astype(np.uint8)
+    image = np.random.default_rng(0).uniform(0, 255, (1, 28, 28, 3)).astype(np.uint8)
     answers = []
     for _ in range(2):
         interpreter.set_tensor(inp["index"], image)
@@ -98,6 +100,13 @@ def test_text_saved_model_takes_strings_and_tflite_takes_token_ids_with_the_voca
     (logits,) = serve(text=tf.constant(["a fine film", "dull"])).values()
     assert logits.shape == (2, 2)
     assert report["exports"]["savedmodel"]["max_abs_diff"] <= 1e-4
+    # The TFLite file carries the vocabulary an app tokenizes with, and the label names.
+    info, packed = metadata.read_metadata((task_dir / "model.tflite").read_bytes())
+    assert packed == {"vocab.txt": (task_dir / "vocab.txt").read_bytes(),
+                      "labels.txt": (task_dir / "labels.txt").read_bytes()}
+    (tokens,) = info.subgraphMetadata[0].inputTensorMetadata
+    assert tokens.name == b"token_ids" and tokens.associatedFiles[0].type == AssociatedFileType.VOCABULARY
+    assert info.minParserVersion == b"1.0.1"
 
 
 def test_gan_trains_watches_measures_and_exports_a_uint8_generator(tmp_path):
@@ -121,6 +130,8 @@ def test_gan_trains_watches_measures_and_exports_a_uint8_generator(tmp_path):
     runner = Interpreter(model_path=str(task_dir / "model.tflite")).get_signature_runner()
     (pixels,) = runner(noise=np.zeros((2, 64), np.float32)).values()
     assert pixels.dtype == np.uint8 and pixels.shape == (2, 28, 28, 1)
+    info, packed = metadata.read_metadata((task_dir / "model.tflite").read_bytes())
+    assert [t.name for t in info.subgraphMetadata[0].outputTensorMetadata] == [b"pixels"] and packed == {}
 
 
 def test_gan_measuring_stick_is_keyed_by_data_and_recorded_by_hash(tmp_path):
