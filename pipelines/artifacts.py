@@ -32,6 +32,7 @@ LOGS = "logs"                   # TensorBoard event files
 METRICS = "metrics.json"        # test-split metrics of the Keras model
 SAVED_MODEL = "saved_model"     # SavedModel with a serving_default signature
 TFLITE = "model.tflite"         # float32 TFLite, builtin ops only; the other variants: see tflite_file()
+ONNX = "model.onnx"             # the float model for ONNX Runtime, same inputs and outputs as model.tflite
 LABELS = "labels.txt"           # line i names class i, beside the TFLite files
 VERIFY = "export_report.json"   # per export: parity with Keras, test accuracy, size, latency; pass or fail
 VERIFY_MD = "export_report.md"  # the same as a table

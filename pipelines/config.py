@@ -43,6 +43,7 @@ class RunConfig:
     fresh: bool = False
     # Export.
     tflite_variants: tuple[str, ...] = ("float32", "dynamic_range", "float16", "int8")
+    onnx: bool = True                          # also model.onnx, verified in onnxruntime
     representative_examples: int = 200
     # Training.
     label_smoothing: float = 0.1               # classifiers: of the cross-entropy targets; gan: of real targets

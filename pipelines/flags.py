@@ -148,6 +148,8 @@ TFLITE_VARIANTS = flags.DEFINE_list(
     "tflite_variants", None, "TFLite files to export and verify: float32 (model.tflite), dynamic_range, float16, "
     "int8 (model_<variant>.tflite). Default: the task's, " + "; ".join(
         f"{t.name} {','.join(t.default_variants(t.default_hparams))}" for t in TASKS.values()) + ".")
+ONNX = flags.DEFINE_bool("onnx", True, "Also export model.onnx (the float model with model.tflite's inputs and "
+                         "outputs, for ONNX Runtime on iOS, web and desktop) and verify it in onnxruntime.")
 REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
     "representative_examples", 200, "int8: train examples that calibrate the quantization ranges.", lower_bound=1,
     upper_bound=10_000)
@@ -318,7 +320,7 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         objective=flag_values.objective, fresh=flag_values.fresh,
         tflite_variants=tuple(v for v in VARIANTS
                               if v in _or(flag_values.tflite_variants, task.default_variants(hparams))),
-        representative_examples=flag_values.representative_examples, explicit=explicit)
+        onnx=flag_values.onnx, representative_examples=flag_values.representative_examples, explicit=explicit)
 
 
 def _with_hparams_file(flag_values: flags.FlagValues, task, hparams: dict, learning_rate: float):

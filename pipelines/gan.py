@@ -212,6 +212,7 @@ def evaluate_gan(ctx: Context, gan: GAN) -> dict:
 GENERATOR_LIMITS = {
     "savedmodel": ("max_abs_diff", 1.0),
     "float32": ("max_abs_diff", 1.0),
+    "onnx": ("max_abs_diff", 1.0),
     "float16": ("max_abs_diff", 4.0),
     "dynamic_range": ("mean_abs_diff", 8.0),
     "int8": ("mean_abs_diff", 8.0),

@@ -32,6 +32,7 @@ OUTPUT = "value"
 REGRESSOR_LIMITS = {
     "savedmodel": ("max_rel_diff", 1e-4),
     "float32": ("max_rel_diff", 1e-4),
+    "onnx": ("max_rel_diff", 1e-4),
     "float16": ("max_rel_diff", 1e-2),
     "dynamic_range": ("mean_diff_over_rmse", 0.1),
     "int8": ("mean_diff_over_rmse", 0.1),

@@ -16,6 +16,7 @@ Batch = dict[str, np.ndarray]  # a batch of model inputs, keyed by input name
 CLASSIFIER_LIMITS = {
     "savedmodel": ("max_abs_diff", 1e-4),
     "float32": ("max_abs_diff", 1e-4),
+    "onnx": ("max_abs_diff", 1e-4),
     "float16": ("max_abs_diff", 1e-2),
     "dynamic_range": ("top1_agreement", 0.99),
     "int8": ("top1_agreement", 0.99),

@@ -15,8 +15,8 @@ def _none(config) -> tuple[str, ...]:
     return ()
 
 
-def _tflite_files(config) -> tuple[str, ...]:
-    return tuple(a.tflite_file(v) for v in config.tflite_variants)
+def _export_files(config) -> tuple[str, ...]:
+    return tuple(a.tflite_file(v) for v in config.tflite_variants) + ((a.ONNX,) if config.onnx else ())
 
 
 def _sweep_result(config) -> tuple[str, ...]:
@@ -44,7 +44,7 @@ class Stage:
 
 
 TUNING = ("tuner", "max_trials", "tuning_epochs", "executions_per_trial", "objective", "fixed_hparams")
-EXPORT = ("tflite_variants", "representative_examples")
+EXPORT = ("tflite_variants", "onnx", "representative_examples")
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("tune", tune.run, inputs=(), outputs=(a.TRIALS_CSV, a.TRIALS_PNG, a.BEST_HPARAMS, a.TUNING),
           ignores=("epochs", "max_test_examples") + EXPORT),
@@ -54,12 +54,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           ignores=TUNING + EXPORT + ("max_test_examples",)),
     Stage("evaluate", evaluate.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.METRICS,), ignores=TUNING + EXPORT),
     Stage("export", export.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.SAVED_MODEL, a.LABELS),
-          outputs_for=_tflite_files, ignores=TUNING + ("max_test_examples",)),
-    Stage("verify", verify.run, inputs=(a.MODEL, a.CONFIG, a.SAVED_MODEL), inputs_for=_tflite_files,
+          outputs_for=_export_files, ignores=TUNING + ("max_test_examples",)),
+    Stage("verify", verify.run, inputs=(a.MODEL, a.CONFIG, a.SAVED_MODEL), inputs_for=_export_files,
           outputs=(a.VERIFY, a.VERIFY_MD), ignores=TUNING + ("representative_examples",)),
 )}
 STAGE_ORDER = tuple(STAGES)
-# Which stage makes each artifact: the fixed outputs, and every TFLite variant's file.
+# Which stage makes each artifact: the fixed outputs, every TFLite variant's file, and the ONNX file.
 PRODUCERS = {artifact: stage.name for stage in STAGES.values() for artifact in stage.outputs}
-PRODUCERS.update({a.tflite_file(variant): "export" for variant in a.TFLITE_VARIANTS})
+PRODUCERS.update({a.tflite_file(variant): "export" for variant in a.TFLITE_VARIANTS} | {a.ONNX: "export"})
 DEFAULT_STAGES = ("train", "evaluate", "export", "verify")

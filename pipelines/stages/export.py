@@ -1,13 +1,15 @@
 """Export stage: a SavedModel (serving_default signature) and the TFLite variants a phone app can ship.
 
 Variants: float32; dynamic_range (int8 weights, float activations); float16 (float16 weights); int8 (full
-integer: int8 weights and activations, int8 inputs and outputs — uint8 for images — calibrated on examples of the
-train split). Each file carries TFLite metadata (pipelines/metadata) with its labels and vocabulary packed in;
-beside them: labels.txt (line i is class i) and the task's own side files (a text model's vocab.txt). The files
-of variants not asked for are removed, so every file in the folder comes from the model beside it.
+integer: int8 weights and activations, int8 inputs and outputs — uint8 for images — calibrated on examples of
+the train split). Each file carries TFLite metadata (pipelines/metadata) with its labels and vocabulary packed
+in; model.onnx (--onnx) is the float model for ONNX Runtime, with the same inputs and outputs. Beside them:
+labels.txt (line i is class i) and the task's own side files (a text model's vocab.txt). The files of variants
+not asked for are removed, so every file in the folder comes from the model beside it.
 """
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -17,6 +19,8 @@ from pipelines import artifacts, metadata
 from pipelines.context import Context
 from pipelines.errors import PipelineError
 from pipelines.serving import Serving, as_batch
+
+ONNX_OPSET = 17  # ONNX Runtime 1.14+ on every platform, web and mobile included
 
 # What each variant is, for its metadata's description.
 VARIANT_NOTES = {
@@ -68,7 +72,9 @@ def convert(saved_model_dir: str, variant: str, representative: list[dict] | Non
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = converter.inference_output_type = tf.as_dtype(int8_io)
     try:
-        return converter.convert()
+        with warnings.catch_warnings():  # the int8 converter's own use of tf.lite.Interpreter warns of itself
+            warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+            return converter.convert()
     except Exception as e:  # the converter raises ConverterError and assorted others with multi-line text
         text = str(e).strip()
         first_line = next((line for line in text.splitlines() if "error" in line.lower()), text[:200]) or type(e)
@@ -101,43 +107,79 @@ def model_info(ctx: Context, serving: Serving, variant: str) -> metadata.ModelIn
         inputs=serving.tensors, outputs=serving.tensors)
 
 
+def convert_onnx(saved_model_dir: str, properties: dict[str, str]) -> bytes:
+    """The float model as ONNX (opset ONNX_OPSET) through tf2onnx, from its SavedModel's serving signature, so its
+    inputs and outputs keep their names; `properties` become the file's metadata_props (ONNX Runtime's
+    `get_modelmeta().custom_metadata_map`)."""
+    import tf2onnx  # only export needs it, and it takes a second to import
+    loaded = tf.saved_model.load(saved_model_dir)  # kept alive: the signature refers to its variables
+    serve = loaded.signatures["serving_default"]
+    names = list(serve.structured_input_signature[1])
+    specs = [tf.TensorSpec(spec.shape, spec.dtype, name=name)
+             for name, spec in serve.structured_input_signature[1].items()]
+    function = tf.function(lambda *args: serve(**dict(zip(names, args))), input_signature=specs)
+    try:
+        proto, _ = tf2onnx.convert.from_function(function, input_signature=specs, opset=ONNX_OPSET)
+    except Exception as e:  # tf2onnx raises assorted errors with multi-line text
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
+        first_line = next((line for line in lines if "error" in line.lower()), lines[-1])[:200]
+        raise PipelineError(f"ONNX conversion failed ({first_line}): leave it out with --noonnx") from None
+    for key, value in properties.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    return proto.SerializeToString()
+
+
+def onnx_properties(ctx: Context, serving: Serving, side_files: dict[str, str]) -> dict[str, str]:
+    """What the ONNX file says of itself: TFLite metadata's name, description and version, and the packed files'
+    contents (labels, vocabulary) under their names."""
+    info = model_info(ctx, serving, "float32")
+    packed = {name for tensor in serving.tensors.values() for name, _ in tensor.files}
+    return {"name": info.name, "description": info.description.replace("TFLite float32", "ONNX"),
+            "version": info.version, "author": info.author, **{name: side_files[name] for name in sorted(packed)}}
+
+
 def run(ctx: Context) -> str:
     metadata.require_schema()
+    config = ctx.config
     serving = ctx.family.serving(ctx.trained_model())
     export_saved_model(serving.model, ctx.path(artifacts.SAVED_MODEL))
-    sizes = {}
-    scratch = artifacts.scratch_dir(ctx.config.task_dir)  # a killed run's is cleared by the next (TaskLock)
+    side_files = dict(serving.side_files)
+    if ctx.data.label_names:  # a classifier's; a regressor has none
+        side_files[artifacts.LABELS] = "\n".join(ctx.data.label_names) + "\n"
+    packed = {name: side_files[name].encode() for info in serving.tensors.values() for name, _ in info.files}
+    # Convert everything before writing anything, so a failure leaves the previous files as they were.
+    files = {}
+    scratch = artifacts.scratch_dir(config.task_dir)  # a killed run's is cleared by the next (TaskLock)
     try:
         sources = {"float": ctx.path(artifacts.SAVED_MODEL)}
         if serving.tflite_model is not None:
             sources["float"] = os.path.join(scratch, "tflite")
             export_saved_model(serving.tflite_model, sources["float"])
-        if "int8" in ctx.config.tflite_variants:
+        if "int8" in config.tflite_variants:
             sources["int8"] = os.path.join(scratch, "int8")
             export_saved_model(serving.quantizable, sources["int8"])
-        # Convert every variant before writing any, so a failure leaves the previous files as they were.
-        flatbuffers = {}
-        for variant in ctx.config.tflite_variants:
+        for variant in config.tflite_variants:
             if variant == "int8":
-                calibration = calibration_examples(ctx, serving, ctx.config.representative_examples)
-                flatbuffers[variant] = convert(sources["int8"], variant, calibration, serving.int8_io)
+                calibration = calibration_examples(ctx, serving, config.representative_examples)
+                flatbuffer = convert(sources["int8"], variant, calibration, serving.int8_io)
             else:
-                flatbuffers[variant] = convert(sources["float"], variant)
+                flatbuffer = convert(sources["float"], variant)
+            files[artifacts.tflite_file(variant)] = metadata.add_metadata(
+                flatbuffer, model_info(ctx, serving, variant), packed)
+        if config.onnx:
+            files[artifacts.ONNX] = convert_onnx(sources["float"], onnx_properties(ctx, serving, side_files))
     finally:
         artifacts.remove(scratch)
-    side_files = dict(serving.side_files)
-    if ctx.data.label_names:  # a classifier's; a regressor has none
-        side_files[artifacts.LABELS] = "\n".join(ctx.data.label_names) + "\n"
-    else:
-        artifacts.remove(ctx.path(artifacts.LABELS))
-    packed = {name: side_files[name].encode() for info in serving.tensors.values() for name, _ in info.files}
-    for variant in set(artifacts.TFLITE_VARIANTS) - set(flatbuffers):
-        artifacts.remove(ctx.path(artifacts.tflite_file(variant)))
-    for variant, flatbuffer in flatbuffers.items():
-        flatbuffer = metadata.add_metadata(flatbuffer, model_info(ctx, serving, variant), packed)
-        with artifacts.atomic_path(ctx.path(artifacts.tflite_file(variant))) as tmp, open(tmp, "wb") as f:
-            f.write(flatbuffer)
-        sizes[variant] = len(flatbuffer)
+    # The files of variants not asked for go: every file in the folder comes from the model beside it.
+    for name in {artifacts.tflite_file(v) for v in artifacts.TFLITE_VARIANTS} | {artifacts.ONNX, artifacts.LABELS}:
+        if name not in files and name not in side_files:
+            artifacts.remove(ctx.path(name))
+    for name, content in files.items():
+        with artifacts.atomic_path(ctx.path(name)) as tmp, open(tmp, "wb") as f:
+            f.write(content)
     for name, text in side_files.items():
         artifacts.write_text(ctx.path(name), text)
-    return " ".join(f"{variant}={size / 1024:.0f}KiB" for variant, size in sizes.items())
+    sizes = {variant: len(files[artifacts.tflite_file(variant)]) for variant in config.tflite_variants}
+    sizes.update({"onnx": len(files[artifacts.ONNX])} if config.onnx else {})
+    return " ".join(f"{name}={size / 1024:.0f}KiB" for name, size in sizes.items())

@@ -1,9 +1,9 @@
 """Verify stage: every export loaded back and measured against the Keras model it came from.
 
 The SavedModel through `tf.saved_model.load`, each TFLite variant in the LiteRT interpreter (ai-edge-litert) as a
-phone runs it: builtin ops, no Flex delegate. For each: parity with Keras, accuracy on the test split (classifiers),
-file size and single-example latency. Written to export_report.json and export_report.md; the stage fails when an
-export misses its limit (see Serving.limits).
+phone runs it (builtin ops, no Flex delegate), model.onnx in ONNX Runtime. For each: parity with Keras, accuracy
+on the test split (classifiers), file size, single-example latency, and the metadata read back. Written to
+export_report.json and export_report.md; the stage fails when an export misses its limit (see Serving.limits).
 """
 
 import dataclasses
@@ -63,6 +63,26 @@ class TFLiteModel:
     def input_quantization(self) -> dict:
         return {name: {"dtype": np.dtype(d["dtype"]).name, "scale": float(d["quantization"][0]),
                        "zero_point": int(d["quantization"][1])} for name, d in self.inputs.items()}
+
+
+class OnnxModel:
+    """model.onnx in ONNX Runtime's CPU provider, fed and read like a TFLite file."""
+    TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(int64)": np.int64,
+             "tensor(int32)": np.int32}
+
+    def __init__(self, path: str):
+        import onnxruntime  # only verify needs it
+        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name: self.TYPES[i.type] for i in self.session.get_inputs()}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        (value,) = self.session.run(None, {name: np.asarray(batch[name]).astype(dtype)
+                                           for name, dtype in self.inputs.items()})
+        return value.astype(np.float64)
+
+    def metadata(self) -> dict[str, str]:
+        return dict(self.session.get_modelmeta().custom_metadata_map)
 
 
 def median_ms(call, runs: int) -> float:
@@ -160,10 +180,18 @@ def metadata_problem(path: str, model: TFLiteModel, packed: dict[str, bytes]) ->
     return None
 
 
-def measure_tflite(path: str, variant: str, serving: Serving, reference: Reference, packed: dict[str, bytes]) -> dict:
-    """One TFLite file in LiteRT: parity on the reference batch, agreement and accuracy on the test split, size,
-    latency, its input quantization, its metadata, and whether it meets its limit."""
-    model = TFLiteModel(path)
+def onnx_metadata_problem(model: OnnxModel, packed: dict[str, bytes]) -> str | None:
+    """The ONNX file's metadata_props must hold the files packed in the TFLite files (labels, vocabulary)."""
+    properties = model.metadata()
+    differ = sorted(name for name, content in packed.items() if properties.get(name, "").encode() != content)
+    return f"its metadata_props {differ} differ from the files beside it" if differ else None
+
+
+def measure_export(path: str, variant: str, serving: Serving, reference: Reference, packed: dict[str, bytes]) -> dict:
+    """One TFLite file in LiteRT, or the ONNX file in ONNX Runtime: parity on the reference batch, agreement and
+    accuracy on the test split, size, latency, its input quantization, its metadata, and whether it meets its
+    limit."""
+    model = OnnxModel(path) if variant == "onnx" else TFLiteModel(path)
     int8 = variant == "int8"
     to_inputs = serving.to_quantizable_inputs if int8 else serving.to_tflite_inputs
     expected = serving.to_tflite_outputs(reference.outputs)
@@ -185,14 +213,14 @@ def measure_tflite(path: str, variant: str, serving: Serving, reference: Referen
     row["size_bytes"] = os.path.getsize(path)
     one = to_inputs(first(reference.parity, 1))
     row["latency_ms"] = median_ms(lambda: model(one), LATENCY_RUNS)
-    row["inputs"] = model.input_quantization()
+    row["inputs"] = model.input_quantization() if variant != "onnx" else {}
     row["limit"] = list(serving.limits[variant])
     row["passed"] = passes(row, serving.limits[variant])
     if not row["passed"] and row["limit"][0] == "top1_agreement" and reference.undertrained:
         # The same bound, on the examples the model is clear about: misses on near-ties are rounding noise.
         row["passed"] = row["top1_agreement_clear"] >= row["limit"][1]
         row["judged_on"] = "clear examples: the model is undertrained"
-    problem = metadata_problem(path, model, packed)
+    problem = onnx_metadata_problem(model, packed) if variant == "onnx" else metadata_problem(path, model, packed)
     row["metadata"] = problem or "ok"
     row["passed"] = row["passed"] and problem is None
     return row
@@ -201,10 +229,11 @@ def measure_tflite(path: str, variant: str, serving: Serving, reference: Referen
 def run(ctx: Context) -> str:
     serving = ctx.family.serving(ctx.trained_model())
     variants = ctx.config.tflite_variants
-    missing = [artifacts.tflite_file(v) for v in variants if not os.path.exists(ctx.path(artifacts.tflite_file(v)))]
+    expected = [artifacts.tflite_file(v) for v in variants] + ([artifacts.ONNX] if ctx.config.onnx else [])
+    missing = [name for name in expected if not os.path.exists(ctx.path(name))]
     if missing:
         raise PipelineError(f"verify needs {', '.join(missing)} in {ctx.config.task_dir}: run --stages=export "
-                            f"with the same --tflite_variants first")
+                            f"with the same --tflite_variants and --onnx first")
 
     if serving.sample_inputs is None and ctx.inputs.num_test < MIN_TEST_EXAMPLES:
         raise PipelineError(f"verify judges the exports on at least {MIN_TEST_EXAMPLES} test examples, and this "
@@ -229,7 +258,9 @@ def run(ctx: Context) -> str:
         with open(ctx.path(name), "rb") as f:
             packed[name] = f.read()
     for variant in variants:
-        rows[variant] = measure_tflite(ctx.path(artifacts.tflite_file(variant)), variant, serving, reference, packed)
+        rows[variant] = measure_export(ctx.path(artifacts.tflite_file(variant)), variant, serving, reference, packed)
+    if ctx.config.onnx:
+        rows["onnx"] = measure_export(ctx.path(artifacts.ONNX), "onnx", serving, reference, packed)
 
     tested = len(reference.labels) if reference.test_batches else 0
     report = {"parity_examples": len(reference.outputs), "num_test_examples": tested, "exports": rows,
@@ -254,7 +285,7 @@ def run(ctx: Context) -> str:
     float32 = rows.get("float32", rows["savedmodel"])
     accuracy = "".join(f"tflite_{m.removeprefix('test_')}={float32[m]:.4f} " for m in ("test_accuracy", "test_rmse")
                        if m in float32)
-    return f"{accuracy}max_diff={float32['max_abs_diff']:.1e} {len(variants)} variants passed"
+    return f"{accuracy}max_diff={float32['max_abs_diff']:.1e} {len(rows) - 2} exports passed"
 
 
 def format_report(rows: dict) -> str:

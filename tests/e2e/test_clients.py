@@ -1,7 +1,7 @@
 """The README's client snippets (docs/clients/), run as a user runs them on a short run's exports: MediaPipe Tasks
-in its own venv (`make mediapipe`), the LiteRT interpreter, on grayscale Fashion-MNIST test images saved as PNG
-files. Each must name the classes the file itself gives (run here in LiteRT), with the label names packed in the
-file, and the float files the classes Keras gives (int8's agreement with Keras is verify's business)."""
+in its own venv (`make mediapipe`), the LiteRT interpreter and ONNX Runtime, on grayscale Fashion-MNIST test
+images saved as PNG files. Each must name the classes the file itself gives (run here directly), with the label
+names packed in the file, and the float files the classes Keras gives (int8's agreement is verify's business)."""
 
 import os
 import subprocess
@@ -10,6 +10,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import onnxruntime
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
@@ -54,7 +55,8 @@ def exported(request, tmp_path_factory):
         Image.fromarray(image[..., 0]).save(paths[-1])  # grayscale files, as the data set's own
     names = (task_dir / "labels.txt").read_text().splitlines()
     logits = keras.models.load_model(task_dir / "model.keras").predict(images.astype(np.float32), verbose=0)
-    files = {}
+    files = {"onnx": [names[int(np.argmax(p))] for p in onnxruntime.InferenceSession(str(task_dir / "model.onnx"))
+                      .run(["probabilities"], {"image": np.repeat(images, 3, axis=-1)})[0]]}
     for variant in VARIANTS:  # what each file answers, fed the same RGB frames directly
         runner = Interpreter(model_path=str(task_dir / tflite_name(variant))).get_signature_runner()
         rgb = np.repeat(images, 3, axis=-1)
@@ -101,3 +103,8 @@ def test_the_readme_shows_each_client_snippet_as_it_is_tested():
     for client in CLIENTS.glob("*.py"):
         body = client.read_text().split('"""', 2)[2].strip()  # the code after the docstring
         assert body in readme, f"README.md does not show {client.name} as tested"
+
+
+def test_onnxruntime_snippet_names_the_classes_the_model_does(exported):
+    task_dir, paths = exported[:2]
+    check(classify(sys.executable, "onnxruntime_classify.py", task_dir / "model.onnx", paths), "onnx", exported)

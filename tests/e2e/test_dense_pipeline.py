@@ -142,3 +142,12 @@ def test_quantized_variants_are_measured_and_a_miss_fails_the_stage_in_one_line(
     else:
         assert result.returncode == 0, result.stderr[-2000:]
     assert (task_dir / "model.tflite").read_bytes() == float32  # same model, same float32 file
+
+
+def test_onnx_is_verified_in_onnxruntime_and_noonnx_removes_it(run_dir):
+    task_dir, _ = run_dir
+    onnx = load(task_dir / "export_report.json")["exports"]["onnx"]
+    assert onnx["passed"] and onnx["max_abs_diff"] <= 1e-4 and onnx["top1_agreement"] == 1.0
+    result = run_cli(*QUICK, f"--output_dir={task_dir.parent}", "--stages=export,verify", "--noonnx")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not (task_dir / "model.onnx").exists() and "onnx" not in load(task_dir / "export_report.json")["exports"]
