@@ -13,7 +13,7 @@ from keras import ops
 from models.dense import TABLE_BODY
 from models.recurrent import TOKEN_CLASSIFIER
 from models.table import TableEncoder
-from pipelines import artifacts
+from pipelines import artifacts, evaluation
 from pipelines.data.pipeline import split_arrays
 from pipelines.families import Family
 from pipelines.metadata import LABELS, VOCABULARY, TensorInfo
@@ -79,8 +79,24 @@ def compile_classifier(model: keras.Model, config: RunConfig, steps_per_epoch: i
 
 
 def evaluate_classifier(ctx: Context, model: keras.Model) -> dict:
+    """Loss and accuracy on the test split, each class's precision, recall and F1, the confusion matrix (also
+    drawn), and the surest errors: drawn for images, quoted for text."""
     results = model.evaluate(ctx.inputs.test, verbose=0, return_dict=True)
     metrics = {"test_loss": float(results["loss"]), "test_accuracy": float(results["accuracy"])}
+    names = ctx.data.label_names
+    batches = list(ctx.inputs.test.as_numpy_iterator())  # the split in order: it is never shuffled
+    labels = np.concatenate([y for _, y in batches]).astype(np.int64)
+    probabilities = softmax(model.predict(ctx.inputs.test, verbose=0).astype(np.float64))
+    counts = evaluation.confusion_matrix(labels, probabilities.argmax(-1), len(names))
+    metrics["per_class"] = evaluation.per_class(counts, names)
+    metrics["labels"], metrics["confusion_matrix"] = list(names), counts.tolist()  # row and column i: labels[i]
+    evaluation.plot_confusion_matrix(counts, names, ctx.path(artifacts.CONFUSION_PNG))
+    if ctx.data.modality == "image":
+        images = np.concatenate([x for x, _ in batches])
+        evaluation.plot_misclassified(images, labels, probabilities, names, ctx.path(artifacts.MISCLASSIFIED_PNG))
+    elif ctx.data.modality == "text":
+        metrics["misclassified"] = worst_text_errors(np.concatenate([x for x, _ in batches]), labels, probabilities,
+                                                     names)
     if is_table_model(model):  # what the network adds over the majority class and a logistic regression
         from sklearn.linear_model import LogisticRegression
         encoder, _ = table_parts(model)
@@ -89,6 +105,15 @@ def evaluate_classifier(ctx: Context, model: keras.Model) -> dict:
         logistic = LogisticRegression(max_iter=2000).fit(encode_table(encoder, train_x), train_y)
         metrics["baseline_logistic_accuracy"] = float(logistic.score(encode_table(encoder, test_x), test_y))
     return metrics
+
+
+def worst_text_errors(texts: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, names, count: int = 10):
+    """The test texts the model was surest of and wrong about: their start, true and predicted names."""
+    predicted = probabilities.argmax(-1)
+    wrong = np.flatnonzero(predicted != labels)
+    worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:count]
+    return [{"text": texts[i].decode(errors="replace")[:300], "true": names[labels[i]],
+             "predicted": names[predicted[i]], "probability": float(probabilities[i, predicted[i]])} for i in worst]
 
 
 def encode_table(encoder: TableEncoder, columns: dict) -> np.ndarray:

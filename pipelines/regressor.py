@@ -14,9 +14,10 @@ import keras
 import numpy as np
 from keras import layers
 
+from models.table import LabelScale
+from pipelines import artifacts, evaluation
 from pipelines.classifier import encode_table, learning_rate, table_parts, table_serving
 from pipelines.data.pipeline import split_arrays
-from models.table import LabelScale
 from pipelines.families import Family
 from pipelines.metadata import TensorInfo
 from pipelines.serving import Serving
@@ -76,6 +77,7 @@ def evaluate_regressor(ctx: Context, model: keras.Model) -> dict:
     encoder, _ = table_parts(model)
     baseline = linear_baseline(lambda x: encode_table(encoder, x), _split(ctx.inputs.train), (test_x, test_y))
     metrics.update({f"baseline_linear_{name}": value for name, value in baseline.items()})
+    evaluation.plot_predictions(np.asarray(predicted), test_y, ctx.path(artifacts.PREDICTIONS_PNG))
     return metrics
 
 

@@ -8,7 +8,7 @@ from pipelines.tasks import TASKS
 def test_defaults_run_the_dense_seed_network_on_fashion_mnist():
     config = parse()
     assert (config.task, config.dataset, config.data_source) == ("dense", "fashion_mnist", "auto")
-    assert config.stages == ("train", "evaluate", "export", "verify")
+    assert config.stages == ("train", "evaluate", "export", "verify", "report")
     assert dict(config.hparams) == {"hidden_units": (128,), "dropout": 0.0}
     assert config.task_dir == "runs/dense"
 

@@ -8,7 +8,8 @@ import dataclasses
 from typing import Callable
 
 from pipelines import artifacts as a
-from pipelines.stages import evaluate, export, train, tune, verify
+from pipelines.config import RunConfig
+from pipelines.stages import evaluate, export, report, train, tune, verify
 
 
 def _none(config) -> tuple[str, ...]:
@@ -52,14 +53,19 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("train", train.run, inputs=(), inputs_for=_sweep_result,
           outputs=(a.MODEL, a.HISTORY, a.CONFIG, a.CHECKPOINTS, a.LOGS),
           ignores=TUNING + EXPORT + ("max_test_examples",)),
-    Stage("evaluate", evaluate.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.METRICS,), ignores=TUNING + EXPORT),
+    Stage("evaluate", evaluate.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.METRICS,) + evaluate.PICTURES,
+          ignores=TUNING + EXPORT),
     Stage("export", export.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.SAVED_MODEL, a.LABELS),
           outputs_for=_export_files, ignores=TUNING + ("max_test_examples",)),
     Stage("verify", verify.run, inputs=(a.MODEL, a.CONFIG, a.SAVED_MODEL), inputs_for=_export_files,
           outputs=(a.VERIFY, a.VERIFY_MD), ignores=TUNING + ("representative_examples",)),
+    # It describes what the stages above left (any may be missing), settings included (config.json): no flag of
+    # its own decides it.
+    Stage("report", report.run, inputs=(a.CONFIG, a.METRICS, a.HISTORY, a.VERIFY, a.TRIALS_CSV), outputs=(a.REPORT,),
+          ignores=tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("task", "dataset"))),
 )}
 STAGE_ORDER = tuple(STAGES)
 # Which stage makes each artifact: the fixed outputs, every TFLite variant's file, and the ONNX file.
 PRODUCERS = {artifact: stage.name for stage in STAGES.values() for artifact in stage.outputs}
 PRODUCERS.update({a.tflite_file(variant): "export" for variant in a.TFLITE_VARIANTS} | {a.ONNX: "export"})
-DEFAULT_STAGES = ("train", "evaluate", "export", "verify")
+DEFAULT_STAGES = ("train", "evaluate", "export", "verify", "report")

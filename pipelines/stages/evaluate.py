@@ -1,19 +1,26 @@
-"""Evaluate stage: the trained model measured on the test split, by the task's own measure."""
+"""Evaluate stage: the trained model measured on the test split, by the task's own measure, and drawn: the
+training curves for every task, the family's own pictures (a classifier's confusion matrix and surest errors, a
+regressor's predictions)."""
 
 import os
 
-from pipelines import artifacts
+from pipelines import artifacts, evaluation
 from pipelines.context import Context
 from pipelines.flops import sustained
+
+PICTURES = (artifacts.CURVES_PNG, artifacts.CONFUSION_PNG, artifacts.MISCLASSIFIED_PNG, artifacts.PREDICTIONS_PNG)
 
 
 def run(ctx: Context) -> str:
     model = ctx.trained_model()
     family = ctx.family
+    for picture in PICTURES:  # each run draws those that apply to it; an earlier run's others must not stay
+        artifacts.remove(ctx.path(picture))
     family.compile(model, ctx.config)  # the family's own loss and metrics, as in training
-    metrics = {"dataset": ctx.config.dataset, "num_test_examples": ctx.inputs.num_test,
+    metrics = {"dataset": ctx.config.dataset, "num_test_examples": ctx.inputs.num_test, "headline": family.headline,
                **family.evaluate(ctx, model), **ctx.data.report}
     history = artifacts.read_json(ctx.path(artifacts.HISTORY)) if os.path.exists(ctx.path(artifacts.HISTORY)) else {}
+    evaluation.plot_training_curves(history, ctx.path(artifacts.CURVES_PNG))
     if "grad_norm" in history:
         metrics["train_grad_norm_per_epoch"] = history["grad_norm"]
     if history.get("gflop_per_second"):  # training's speed, in the epochs after the first

@@ -187,7 +187,30 @@ def onnx_metadata_problem(model: OnnxModel, packed: dict[str, bytes]) -> str | N
     return f"its metadata_props {differ} differ from the files beside it" if differ else None
 
 
-def measure_export(path: str, variant: str, serving: Serving, reference: Reference, packed: dict[str, bytes]) -> dict:
+def per_class_change(predicted: np.ndarray, reference: Reference, names: tuple[str, ...]) -> dict[str, float]:
+    """Each class's accuracy (recall) in an export minus in Keras, by name: which class a quantization hurts."""
+    change = {}
+    for i, name in enumerate(names):
+        mine = reference.labels == i
+        if mine.any():
+            change[name] = float(np.mean(predicted[mine] == i) - np.mean(reference.classes[mine] == i))
+    return change
+
+
+def most_hurt(rows: dict) -> list[str]:
+    """A line per quantized export naming the class it hurts most, when it hurts one."""
+    lines = []
+    for name, row in rows.items():
+        change = row.get("per_class_accuracy_change")
+        if change and name not in ("float32", "onnx"):
+            worst = min(change, key=change.get)
+            if change[worst] < 0:
+                lines.append(f"- {name}: hurts {worst} most ({100 * change[worst]:+.1f} points of its accuracy)")
+    return lines
+
+
+def measure_export(path: str, variant: str, serving: Serving, reference: Reference, packed: dict[str, bytes],
+                   names: tuple[str, ...] = ()) -> dict:
     """One TFLite file in LiteRT, or the ONNX file in ONNX Runtime: parity on the reference batch, agreement and
     accuracy on the test split, size, latency, its input quantization, its metadata, and whether it meets its
     limit."""
@@ -210,6 +233,8 @@ def measure_export(path: str, variant: str, serving: Serving, reference: Referen
                                             if reference.clear.any() else 1.0)
         row["test_accuracy"] = float(np.mean(predicted == reference.labels))
         row["accuracy_drop"] = reference.accuracy - row["test_accuracy"]
+        if names:
+            row["per_class_accuracy_change"] = per_class_change(predicted, reference, names)
     row["size_bytes"] = os.path.getsize(path)
     one = to_inputs(first(reference.parity, 1))
     row["latency_ms"] = median_ms(lambda: model(one), LATENCY_RUNS)
@@ -258,9 +283,11 @@ def run(ctx: Context) -> str:
         with open(ctx.path(name), "rb") as f:
             packed[name] = f.read()
     for variant in variants:
-        rows[variant] = measure_export(ctx.path(artifacts.tflite_file(variant)), variant, serving, reference, packed)
+        rows[variant] = measure_export(ctx.path(artifacts.tflite_file(variant)), variant, serving, reference, packed,
+                                       ctx.data.label_names)
     if ctx.config.onnx:
-        rows["onnx"] = measure_export(ctx.path(artifacts.ONNX), "onnx", serving, reference, packed)
+        rows["onnx"] = measure_export(ctx.path(artifacts.ONNX), "onnx", serving, reference, packed,
+                                      ctx.data.label_names)
 
     tested = len(reference.labels) if reference.test_batches else 0
     report = {"parity_examples": len(reference.outputs), "num_test_examples": tested, "exports": rows,
@@ -269,7 +296,9 @@ def run(ctx: Context) -> str:
     artifacts.write_json(ctx.path(artifacts.VERIFY), report)
     table = format_report(rows)
     with artifacts.atomic_path(ctx.path(artifacts.VERIFY_MD)) as tmp, open(tmp, "w") as f:
-        f.write(f"# Export report: {ctx.config.task} on {ctx.config.dataset}\n\n{table}\n")
+        hurt = most_hurt(rows)
+        f.write(f"# Export report: {ctx.config.task} on {ctx.config.dataset}\n\n{table}\n"
+                + ("\nPer class (accuracy in the export minus in Keras):\n" + "\n".join(hurt) + "\n" if hurt else ""))
     print(table)
     failed = [name for name, r in rows.items() if not r["passed"]]
     if failed:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -111,7 +112,7 @@ def test_every_tflite_file_carries_metadata_with_its_labels(run_dir):
 def test_summary_table_names_every_stage(run_dir):
     _, stdout = run_dir
     summary = stdout[stdout.index("artifacts in"):].splitlines()
-    assert [line.split()[0] for line in summary[2:6]] == ["train", "evaluate", "export", "verify"]
+    assert [line.split()[0] for line in summary[2:7]] == ["train", "evaluate", "export", "verify", "report"]
     assert "test_accuracy=" in summary[3] and "tflite_accuracy=" in summary[5]
 
 
@@ -135,6 +136,8 @@ def test_quantized_variants_are_measured_and_a_miss_fails_the_stage_in_one_line(
     # Camera bytes as they come: uint8 with scale 1 and zero point 0.
     assert exports["int8"]["inputs"]["image"] == {"dtype": "uint8", "scale": 1.0, "zero_point": 0}
     assert abs(exports["int8"]["accuracy_drop"]) <= 0.01
+    labels = (task_dir / "labels.txt").read_text().splitlines()
+    assert set(exports["int8"]["per_class_accuracy_change"]) == set(labels)  # which class int8 hurts, by name
     missed = [v for v in ("dynamic_range", "int8") if exports[v]["top1_agreement"] < 0.99]
     assert [v for v in ("dynamic_range", "int8") if not exports[v]["passed"]] == missed
     if missed:
@@ -151,3 +154,27 @@ def test_onnx_is_verified_in_onnxruntime_and_noonnx_removes_it(run_dir):
     result = run_cli(*QUICK, f"--output_dir={task_dir.parent}", "--stages=export,verify", "--noonnx")
     assert result.returncode == 0, result.stderr[-2000:]
     assert not (task_dir / "model.onnx").exists() and "onnx" not in load(task_dir / "export_report.json")["exports"]
+
+
+def test_evaluate_writes_per_class_numbers_that_add_up_and_its_pictures(run_dir):
+    task_dir, _ = run_dir
+    metrics = load(task_dir / "metrics.json")
+    assert metrics["labels"] == (task_dir / "labels.txt").read_text().splitlines()
+    per_class, counts = metrics["per_class"], np.array(metrics["confusion_matrix"])
+    assert sum(row["support"] for row in per_class.values()) == counts.sum() == 1000
+    # Accuracy is the support-weighted recall, and the matrix's diagonal share.
+    recall = sum(row["recall"] * row["support"] for row in per_class.values()) / 1000
+    assert recall == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert np.trace(counts) / counts.sum() == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    for picture in ("training_curves.png", "confusion_matrix.png", "misclassified.png"):
+        assert (task_dir / picture).read_bytes().startswith(b"\x89PNG"), picture
+    assert not (task_dir / "predictions.png").exists()  # a regressor's
+
+
+def test_report_md_ties_the_run_together_and_every_link_resolves(run_dir):
+    task_dir, _ = run_dir
+    report = (task_dir / "report.md").read_text()
+    links = re.findall(r"\]\(([^)]+)\)", report)
+    assert {"model.tflite", "confusion_matrix.png", "training_curves.png", "export_report.json"} <= set(links)
+    assert all((task_dir / link).exists() for link in links)
+    assert "| Shirt |" in report and "| float16 |" in report and "every export passed" in report

@@ -75,6 +75,9 @@ def test_a_text_folder_learns_a_vocabulary_and_ships_token_ids(reviews, tmp_path
     assert (task_dir / "labels.txt").read_text().splitlines() == ["negative", "positive"]
     detail = Interpreter(model_path=str(task_dir / "model.tflite")).get_input_details()[0]
     assert tuple(detail["shape"][1:]) == (12,)
+    for error in metrics["misclassified"]:  # text errors are quoted, not drawn
+        assert error["true"] != error["predicted"] and error["text"]
+    assert not (task_dir / "misclassified.png").exists() and (task_dir / "confusion_matrix.png").exists()
 
 
 def test_a_folder_of_the_wrong_kind_for_the_task_is_one_line(reviews, tmp_path):
@@ -128,6 +131,8 @@ def test_a_csv_regression_reports_its_linear_baseline_and_an_app_can_call_it(tmp
     report = json.loads((task_dir / "export_report.json").read_text())
     assert report["passed"] and report["exports"]["int8"]["limit"] == ["mean_diff_over_rmse", 0.1]
     assert not (task_dir / "labels.txt").exists()  # a regressor has no classes
+    assert (task_dir / "predictions.png").exists() and not (task_dir / "confusion_matrix.png").exists()
+    assert "**test_rmse = " in (task_dir / "report.md").read_text()
 
     row = {"area_m2": 120.0, "rooms": 3.0, "town": "north", "age_years": 10.0}
     serve = tf.saved_model.load(str(task_dir / "saved_model")).signatures["serving_default"]

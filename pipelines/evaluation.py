@@ -1,0 +1,127 @@
+"""Evaluation a person can read: per-class numbers, the confusion matrix, the worst errors, the training curves
+and a regressor's predictions, as metrics and PNG files beside the model (the evaluate stage writes them)."""
+
+import math
+
+import matplotlib
+import matplotlib.ticker
+import numpy as np
+
+from pipelines import artifacts
+
+matplotlib.use("Agg")  # files only: no display on a server
+import matplotlib.pyplot as plt  # noqa: E402
+
+MISCLASSIFIED_SHOWN = 25  # the worst errors in misclassified.png: a 5 × 5 grid
+
+
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.ndarray:
+    """counts[i, j]: test examples of class i the model called class j."""
+    counts = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(counts, (labels.astype(np.int64), predicted.astype(np.int64)), 1)
+    return counts
+
+
+def per_class(counts: np.ndarray, names: tuple[str, ...]) -> dict[str, dict]:
+    """Precision, recall, F1 and support of each class, keyed by its name; a class never predicted has
+    precision 0 (no true positives), as scikit-learn's zero_division=0."""
+    true_positives = np.diag(counts).astype(np.float64)
+    predicted, support = counts.sum(axis=0), counts.sum(axis=1)
+    rows = {}
+    for i, name in enumerate(names):
+        precision = true_positives[i] / predicted[i] if predicted[i] else 0.0
+        recall = true_positives[i] / support[i] if support[i] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows[name] = {"precision": precision, "recall": recall, "f1": f1, "support": int(support[i])}
+    return rows
+
+
+def _save(fig, path: str) -> None:
+    with artifacts.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def plot_confusion_matrix(counts: np.ndarray, names: tuple[str, ...], path: str) -> None:
+    """Counts beside the row-normalised matrix (each true class's share of each prediction: recall on the
+    diagonal), one cell label each."""
+    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    size = max(6.0, 0.55 * len(names) + 2)
+    fig, axes = plt.subplots(1, 2, figsize=(2 * size, size))
+    for ax, values, title, form in ((axes[0], counts, "counts", "{:d}"), (axes[1], rows, "share of the true class",
+                                                                          "{:.2f}")):
+        ax.imshow(values, cmap="Blues")
+        ax.set(title=title, xlabel="predicted", ylabel="true", xticks=range(len(names)), yticks=range(len(names)))
+        ax.set_xticklabels(names, rotation=45, ha="right")
+        ax.set_yticklabels(names)
+        if len(names) <= 20:
+            high = values.max() / 2
+            for (i, j), value in np.ndenumerate(values):
+                ax.text(j, i, form.format(value), ha="center", va="center", fontsize=7,
+                        color="white" if value > high else "black")
+    _save(fig, path)
+
+
+def plot_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+                       names: tuple[str, ...], path: str) -> int:
+    """The test errors the model was surest of, with their true and predicted names; returns how many."""
+    predicted = probabilities.argmax(axis=-1)
+    wrong = np.flatnonzero(predicted != labels)
+    worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:MISCLASSIFIED_SHOWN]
+    if not len(worst):
+        return 0
+    side = math.ceil(math.sqrt(len(worst)))
+    fig, axes = plt.subplots(side, side, figsize=(2.2 * side, 2.5 * side), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, worst):
+        image = images[i]
+        ax.imshow(np.clip(image, 0, 255).astype(np.uint8).squeeze(), cmap="gray" if image.shape[-1] == 1 else None)
+        ax.set_title(f"true {names[labels[i]]}\ncalled {names[predicted[i]]} {probabilities[i, predicted[i]]:.0%}",
+                     fontsize=8)
+    _save(fig, path)
+    return len(worst)
+
+
+def plot_training_curves(history: dict[str, list[float]], path: str) -> bool:
+    """One panel per measure trained on (loss, accuracy, …), its train and validation curves per epoch, then the
+    gradient norm and the speed (examples/s; GFLOP/s is the same curve scaled). False when there is nothing."""
+    trained = [name for name in history if f"val_{name}" in history]
+    others = [name for name in history if not name.startswith("val_") and name not in trained
+              and name != "gflop_per_second"]
+    measures = [name for name in sorted(trained, key=lambda n: n != "loss") + others if history[name]]
+    if not measures:
+        return False
+    columns = min(3, len(measures))
+    rows = math.ceil(len(measures) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.5 * columns, 3.2 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, measures):
+        ax.axis("on")
+        epochs = range(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], marker="o", label="train")
+        if history.get(f"val_{name}"):
+            ax.plot(range(1, len(history[f"val_{name}"]) + 1), history[f"val_{name}"], marker="o",
+                    label="validation")
+            ax.legend(fontsize=8)
+        ax.set(title=name, xlabel="epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    fig.tight_layout()
+    _save(fig, path)
+    return True
+
+
+def plot_predictions(predicted: np.ndarray, actual: np.ndarray, path: str) -> None:
+    """A regressor's predicted against true values (the diagonal is perfect), and its residuals against the
+    prediction (a pattern there is what the model misses)."""
+    predicted, actual = predicted.reshape(-1), actual.reshape(-1)
+    fig, (scatter, residuals) = plt.subplots(1, 2, figsize=(10, 4.5))
+    scatter.scatter(actual, predicted, s=6, alpha=0.5)
+    low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
+    scatter.plot([low, high], [low, high], color="gray", linewidth=1)
+    scatter.set(title="predicted vs true", xlabel="true", ylabel="predicted")
+    residuals.scatter(predicted, actual - predicted, s=6, alpha=0.5)
+    residuals.axhline(0, color="gray", linewidth=1)
+    residuals.set(title="residuals", xlabel="predicted", ylabel="true - predicted")
+    _save(fig, path)

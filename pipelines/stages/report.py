@@ -1,0 +1,117 @@
+"""Report stage: report.md, the run on one page and the first file to open — what was trained on what data, how
+it learned, how it scores on the test split (per class, with the confusion matrix and the surest errors), how
+every export verified, and every file in the folder. It reads what the earlier stages left; any it finds missing
+it says how to make."""
+
+import os
+
+from pipelines import artifacts
+from pipelines.context import Context
+from pipelines.stages.verify import format_report, most_hurt
+
+# What each file in the folder holds, for the report's list (TFLite variants and side files are added by name).
+DESCRIPTIONS = {
+    artifacts.MODEL: "the trained Keras model",
+    artifacts.CONFIG: "the settings it was trained with",
+    artifacts.HISTORY: "per-epoch curves",
+    artifacts.CHECKPOINTS: "per-epoch weights",
+    artifacts.LOGS: "TensorBoard events (`tensorboard --logdir` this folder's parent)",
+    artifacts.METRICS: "test-split metrics, per class for a classifier",
+    artifacts.CURVES_PNG: "the training curves",
+    artifacts.CONFUSION_PNG: "the confusion matrix",
+    artifacts.MISCLASSIFIED_PNG: "the test errors the model was surest of",
+    artifacts.PREDICTIONS_PNG: "predicted against true values, and residuals",
+    artifacts.SAVED_MODEL: "SavedModel, signature serving_default (TF Serving, fine-tuning)",
+    artifacts.ONNX: "the float model for ONNX Runtime",
+    artifacts.LABELS: "line i names class i",
+    artifacts.VERIFY: "every export measured against Keras",
+    artifacts.VERIFY_MD: "the same as a table",
+    artifacts.TRIALS_CSV: "the sweep's trials",
+    artifacts.TRIALS_PNG: "the sweep's objective per trial",
+    artifacts.BEST_HPARAMS: "the sweep's best hyperparameters",
+    artifacts.TUNING: "KerasTuner's state",
+    "samples": "the generator's samples per epoch",
+    "feature_classifiers": "the GAN's measuring sticks",
+    "vocab.txt": "line i is token id i",
+    "features.json": "how a row becomes the TFLite files' feature vector",
+}
+SKIPPED = {artifacts.FINGERPRINTS, artifacts.REPORT, artifacts.LOCK, artifacts.BACKUP}
+
+
+def read(ctx: Context, name: str):
+    return artifacts.read_json(ctx.path(name)) if os.path.exists(ctx.path(name)) else None
+
+
+def table(header: tuple[str, ...], rows: list[tuple]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)]
+
+
+def picture(ctx: Context, name: str, title: str) -> list[str]:
+    return [f"![{title}]({name})", ""] if os.path.exists(ctx.path(name)) else []
+
+
+def describe(name: str) -> str:
+    if name.endswith(".tflite"):
+        variant = "float32" if name == artifacts.TFLITE else name.removeprefix("model_").removesuffix(".tflite")
+        return f"TFLite {variant}, with metadata (labels packed in)"
+    return DESCRIPTIONS.get(name, "")
+
+
+def run(ctx: Context) -> str:
+    config = ctx.config
+    trained, metrics, history, exports = (read(ctx, name) for name in (
+        artifacts.CONFIG, artifacts.METRICS, artifacts.HISTORY, artifacts.VERIFY))
+    lines = [f"# {config.task} on {config.dataset}", ""]
+
+    lines += ["## Training", ""]
+    if trained is None:
+        lines += ["No trained model: run `--stages=train`.", ""]
+    else:
+        hparams = trained.pop("hparams", {})
+        settings = {**hparams, **{k: v for k, v in trained.items()
+                                  if not isinstance(v, (dict, list)) and v is not None}}
+        lines += table(("setting", "value"), sorted(settings.items())) + [""]
+    if history:
+        finals = {name: values[-1] for name, values in history.items() if values}
+        lines += [f"{len(next(iter(history.values())))} epochs; last: " + ", ".join(
+            f"{name} {value:.4g}" for name, value in finals.items() if "loss" in name or "accuracy" in name), ""]
+    lines += picture(ctx, artifacts.CURVES_PNG, "training curves")
+
+    lines += ["## Test", ""]
+    if metrics is None:
+        lines += ["Not evaluated: run `--stages=evaluate`.", ""]
+    else:
+        headline = metrics["headline"]
+        lines += [f"**{headline} = {metrics[headline]:.4f}** on {metrics['num_test_examples']} test examples.", ""]
+        if "per_class" in metrics:
+            per_class = metrics["per_class"]
+            rows = [(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
+                    for name, m in ((name, per_class[name]) for name in metrics.get("labels", per_class))]
+            lines += table(("class", "precision", "recall", "F1", "support"), rows) + [""]
+        lines += picture(ctx, artifacts.CONFUSION_PNG, "confusion matrix")
+        lines += picture(ctx, artifacts.MISCLASSIFIED_PNG, "the surest test errors")
+        lines += picture(ctx, artifacts.PREDICTIONS_PNG, "predictions")
+        for error in metrics.get("misclassified", []):
+            lines.append(f"- true {error['true']}, called {error['predicted']} ({error['probability']:.0%}): "
+                         f"“{error['text']}”")
+        lines += [""] if metrics.get("misclassified") else []
+
+    lines += ["## Exports", ""]
+    if exports is None:
+        lines += ["Not verified: run `--stages=export,verify`.", ""]
+    else:
+        verdict = "every export passed" if exports["passed"] else "**some exports missed their limits**"
+        order = ["keras", "savedmodel", *artifacts.TFLITE_VARIANTS, "onnx"]  # as verify measured them
+        rows = dict(sorted(exports["exports"].items(), key=lambda item: order.index(item[0])))
+        lines += [f"Each export measured against Keras ({verdict}; {exports['num_test_examples']} test examples):",
+                  "", format_report(rows), ""]
+        hurt = most_hurt(exports["exports"])
+        lines += ["Per class, accuracy in the export minus in Keras:", *hurt, ""] if hurt else []
+
+    lines += ["## Files", ""]
+    present = sorted(name for name in os.listdir(config.task_dir)
+                     if name not in SKIPPED and not name.startswith("."))
+    lines += table(("file", "what it is"), [(f"[{name}]({name})", describe(name)) for name in present])
+    artifacts.write_text(ctx.path(artifacts.REPORT), "\n".join(lines) + "\n")
+    return f"{len(present)} files described"

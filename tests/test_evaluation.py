@@ -1,0 +1,60 @@
+"""Evaluation a person can read, on cases small enough to check by hand."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from pipelines import evaluation
+
+NAMES = ("cat", "dog", "eel")
+LABELS = np.array([0, 0, 1, 1, 2])
+PREDICTED = np.array([0, 1, 1, 1, 0])
+
+
+def test_confusion_matrix_counts_true_rows_by_predicted_columns():
+    np.testing.assert_array_equal(evaluation.confusion_matrix(LABELS, PREDICTED, 3),
+                                  [[1, 1, 0], [0, 2, 0], [1, 0, 0]])
+
+
+def test_per_class_precision_recall_f1_and_support_by_name():
+    rows = evaluation.per_class(evaluation.confusion_matrix(LABELS, PREDICTED, 3), NAMES)
+    assert rows["cat"] == pytest.approx({"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2})
+    assert rows["dog"] == pytest.approx({"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2})
+    # Never predicted: precision 0 (no true positives), not a division by zero.
+    assert rows["eel"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+
+
+def test_pictures_are_png_files(tmp_path):
+    counts = evaluation.confusion_matrix(LABELS, PREDICTED, 3)
+    evaluation.plot_confusion_matrix(counts, NAMES, str(tmp_path / "confusion.png"))
+    assert evaluation.plot_training_curves({"loss": [1.0, 0.5], "val_loss": [1.1, 0.7], "grad_norm": [2.0, 1.0]},
+                                           str(tmp_path / "curves.png"))
+    evaluation.plot_predictions(np.array([1.0, 2.0, 2.5]), np.array([1.0, 2.5, 2.0]), str(tmp_path / "pred.png"))
+    for name in ("confusion.png", "curves.png", "pred.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.format == "PNG" and image.width > 200
+
+
+def test_no_history_draws_nothing(tmp_path):
+    assert not evaluation.plot_training_curves({}, str(tmp_path / "curves.png"))
+    assert not (tmp_path / "curves.png").exists()
+
+
+def test_misclassified_shows_the_surest_errors_only(tmp_path, monkeypatch):
+    shown = []
+    monkeypatch.setattr(evaluation, "MISCLASSIFIED_SHOWN", 2)
+    original = evaluation.plt.subplots
+
+    def spy(*args, **kwargs):
+        fig, axes = original(*args, **kwargs)
+        shown.append(axes)
+        return fig, axes
+    monkeypatch.setattr(evaluation.plt, "subplots", spy)
+    images = np.zeros((4, 8, 8, 1), np.float32)
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])  # 1, 2 and 3 are wrong
+    labels = np.array([0, 0, 0, 0])
+    assert evaluation.plot_misclassified(images, labels, probabilities, ("a", "b"), str(tmp_path / "m.png")) == 2
+    titles = [ax.get_title() for ax in shown[0].flat if ax.get_title()]
+    assert titles == ["true a\ncalled b 80%", "true a\ncalled b 70%"]  # surest first; the 60% one left out
+    assert evaluation.plot_misclassified(images, labels, np.array([[1.0, 0.0]] * 4), ("a", "b"),
+                                         str(tmp_path / "none.png")) == 0
