@@ -236,6 +236,9 @@ def write_trials(rows: list[dict], csv_path: str, png_path: str, objective: str)
     plt.close(fig)
 
 
+TENSORBOARD = "tensorboard"  # tuning/tensorboard/: the sweep in TensorBoard (`tensorboard --logdir` it)
+
+
 def run(ctx: Context) -> str:
     if not is_worker():  # the chief owns the folder; a worker joins the chief's sweep
         claim_sweep(ctx)  # before loading any data: a refused sweep costs nothing
@@ -245,7 +248,10 @@ def run(ctx: Context) -> str:
                                 learned=ctx.learned_args, steps_per_epoch=inputs.steps_per_epoch)
     tuner = make_tuner(ctx, hypermodel)
     callbacks = [*ctx.family.tuning_callbacks(ctx), ObjectiveLogged(objective_name(ctx), ctx.family.objective),
-                 keras.callbacks.TerminateOnNaN()]
+                 keras.callbacks.TerminateOnNaN(),
+                 # KerasTuner gives each trial its own copy in <dir>/<trial id> and logs the trial's
+                 # hyperparameters and objective to TensorBoard's HParams dashboard beside its curves.
+                 keras.callbacks.TensorBoard(os.path.join(ctx.path(artifacts.TUNING), TENSORBOARD))]
     try:
         tuner.search(inputs.train, validation_data=inputs.validation, epochs=config.tuning_epochs,
                      callbacks=callbacks, verbose=2 if not sys.stdout.isatty() else 1)

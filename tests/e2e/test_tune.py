@@ -234,3 +234,15 @@ def test_gan_sweep_minimizes_the_frechet_distance_and_trains_the_best_generator(
     gan = keras.models.load_model(task_dir / "model.keras", compile=False)
     assert gan.noise_dim == best["hparams"]["noise_dim"]
     assert [gan.generator.get_layer(f"up{i}").filters for i in range(2)] == best["hparams"]["generator_widths"]
+
+
+def test_every_trial_is_in_tensorboards_hparams_dashboard(sweep):
+    import tensorflow as tf
+    logs = sweep / "dense" / "tuning" / "tensorboard"
+    trials = sorted(p.name for p in logs.iterdir())
+    assert trials == ["0", "1", "2"]
+    for trial in trials:
+        plugins = {value.metadata.plugin_data.plugin_name
+                   for path in (logs / trial).rglob("events.out.tfevents.*")
+                   for event in tf.compat.v1.train.summary_iterator(str(path)) for value in event.summary.value}
+        assert "hparams" in plugins, trial
