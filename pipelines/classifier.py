@@ -173,7 +173,8 @@ def image_serving(model: keras.Model) -> Serving:
                    quantizable=with_probabilities(with_rgb_pixels(model, "float32")),
                    to_model_inputs=as_uint8, to_tflite_inputs=as_rgb,
                    to_quantizable_inputs=lambda batch: as_rgb(batch, np.float32),
-                   tensors={name: pixels, **CLASS_OUTPUTS}, int8_io="uint8", calibrate_full_pixel_range=True)
+                   tensors={name: pixels, **CLASS_OUTPUTS}, int8_input="uint8",
+                   int8_output="uint8", calibrate_full_pixel_range=True)
 
 
 def serve_classifier(model: keras.Model) -> Serving:

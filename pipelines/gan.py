@@ -230,7 +230,8 @@ def serve_generator(gan: GAN) -> Serving:
     if gan.conditional:
         tensors["label"] = TensorInfo(f"the class to draw, 0 to {gan.num_classes - 1}; the packed {artifacts.LABELS} "
                                       "names them", files=((artifacts.LABELS, LABELS),))
-    return Serving(model=pixel_generator, quantizable=pixel_generator, reference=pixel_generator,
+    return Serving(model=pixel_generator, quantizable=build_pixel_generator(gan.generator, rounded=False),
+                   reference=pixel_generator, int8_output="uint8",
                    sample_inputs=lambda count: generator_inputs(gan, count, seed=7), limits=GENERATOR_LIMITS,
                    tensors=tensors)
 

@@ -63,11 +63,13 @@ def fingerprint(config: RunConfig, stage_name: str, input_hashes: dict[str, str 
 
 
 def _inputs_from_earlier_runs(config: RunConfig):
-    """(stage, artifact) for each input a stage of this run reads that no earlier stage of this run makes."""
+    """(stage, artifact) for each input a stage of this run reads that no earlier stage of this run makes (a
+    stage that reads what it finds is not owed a missing one)."""
     made = set()
     for name in config.stages:
         for artifact in STAGES[name].all_inputs(config):
-            if artifact not in made:
+            missing = not os.path.exists(os.path.join(config.task_dir, artifact))
+            if artifact not in made and not (STAGES[name].inputs_optional and missing):
                 yield name, artifact
         made.update(STAGES[name].all_outputs(config))
 

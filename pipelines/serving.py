@@ -63,8 +63,9 @@ class Serving:
     classes: bool = True
     # What the TFLite files' inputs and outputs hold, by name, for their metadata (pipelines/metadata).
     tensors: dict[str, TensorInfo] = dataclasses.field(default_factory=dict)
-    # The int8 file's input and output type: int8, or uint8 where an app feeds bytes (camera pixels).
-    int8_io: str = "int8"
+    # The int8 file's input and output types: int8, or uint8 where an app feeds or shows bytes (pixels).
+    int8_input: str = "int8"
+    int8_output: str = "int8"
     # Calibrate the int8 file with a black and a white image too, so its uint8 input reads raw bytes (scale 1,
     # zero point 0) whatever the train split's brightest and darkest pixels.
     calibrate_full_pixel_range: bool = False

@@ -36,6 +36,7 @@ class Stage:
     # Inputs and outputs that depend on the config (the TFLite variants), beside the fixed ones.
     inputs_for: Callable = _none
     outputs_for: Callable = _none
+    inputs_optional: bool = False  # it reads those it finds (the report), instead of needing each one
 
     def all_inputs(self, config) -> tuple[str, ...]:
         return self.inputs + self.inputs_for(config)
@@ -62,7 +63,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     # It describes what the stages above left (any may be missing), settings included (config.json): no flag of
     # its own decides it.
     Stage("report", report.run, inputs=(a.CONFIG, a.METRICS, a.HISTORY, a.VERIFY, a.TRIALS_CSV), outputs=(a.REPORT,),
-          ignores=tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("task", "dataset"))),
+          ignores=tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("task", "dataset")),
+          inputs_optional=True),
 )}
 STAGE_ORDER = tuple(STAGES)
 # Which stage makes each artifact: the fixed outputs, every TFLite variant's file, and the ONNX file.

@@ -54,7 +54,7 @@ def export_saved_model(model: keras.Model, path: str) -> None:
 
 
 def convert(saved_model_dir: str, variant: str, representative: list[dict] | None = None,
-            int8_io: str = "int8") -> bytes:
+            int8_io: tuple[str, str] = ("int8", "int8")) -> bytes:
     """Converts a SavedModel to one TFLite variant, builtin ops only.
 
     Not `TFLiteConverter.from_keras_model`, which breaks on Keras 3 models (tensorflow#63867), and not Keras'
@@ -70,7 +70,7 @@ def convert(saved_model_dir: str, variant: str, representative: list[dict] | Non
     if variant == "int8":
         converter.representative_dataset = lambda: iter(representative)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = tf.as_dtype(int8_io)
+        converter.inference_input_type, converter.inference_output_type = map(tf.as_dtype, int8_io)
     try:
         with warnings.catch_warnings():  # the int8 converter's own use of tf.lite.Interpreter warns of itself
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
@@ -162,7 +162,7 @@ def run(ctx: Context) -> str:
         for variant in config.tflite_variants:
             if variant == "int8":
                 calibration = calibration_examples(ctx, serving, config.representative_examples)
-                flatbuffer = convert(sources["int8"], variant, calibration, serving.int8_io)
+                flatbuffer = convert(sources["int8"], variant, calibration, (serving.int8_input, serving.int8_output))
             else:
                 flatbuffer = convert(sources["float"], variant)
             files[artifacts.tflite_file(variant)] = metadata.add_metadata(

@@ -322,6 +322,8 @@ def format_report(rows: dict) -> str:
     if any("test_rmse" in r for r in rows.values()):
         quality = (("test RMSE", "test_rmse", "{:.4g}"), ("mean diff / RMSE", "mean_diff_over_rmse", "{:.4f}"),
                    ("max rel diff", "max_rel_diff", "{:.2e}"))
+    elif not any("test_accuracy" in r for r in rows.values()):  # a generator: its outputs' differences
+        quality = (("mean abs diff", "mean_abs_diff", "{:.3g}"), ("max abs diff", "max_abs_diff", "{:.3g}"))
     else:
         quality = (("test accuracy", "test_accuracy", "{:.4f}"), ("drop", "accuracy_drop", "{:+.4f}"),
                    ("top-1 agree", "top1_agreement", "{:.4f}"), ("max abs diff", "max_abs_diff", "{:.2e}"))
