@@ -147,7 +147,7 @@ HPARAMS_FILE = flags.DEFINE_string("hparams_file", None, "Train with the builder
 TFLITE_VARIANTS = flags.DEFINE_list(
     "tflite_variants", None, "TFLite files to export and verify: float32 (model.tflite), dynamic_range, float16, "
     "int8 (model_<variant>.tflite). Default: the task's, " + "; ".join(
-        f"{t.name} {','.join(t.default_variants(t.default_hparams))}" for t in TASKS.values()) + ".")
+        f"{t.name} {','.join(t.default_variants)}" for t in TASKS.values()) + ".")
 ONNX = flags.DEFINE_bool("onnx", True, "Also export model.onnx (the float model with model.tflite's inputs and "
                          "outputs, for ONNX Runtime on iOS, web and desktop) and verify it in onnxruntime.")
 REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
@@ -319,7 +319,7 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,
         objective=flag_values.objective, fresh=flag_values.fresh,
         tflite_variants=tuple(v for v in VARIANTS
-                              if v in _or(flag_values.tflite_variants, task.default_variants(hparams))),
+                              if v in _or(flag_values.tflite_variants, task.default_variants)),
         onnx=flag_values.onnx, representative_examples=flag_values.representative_examples, explicit=explicit)
 
 

@@ -54,7 +54,7 @@ def test_flagfile_replays_a_saved_run(tmp_path):
 
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_tflite_variants_default_to_the_tasks_own_and_the_flag_overrides_them(task):
-    assert parse(f"--task={task}").tflite_variants == TASKS[task].default_variants(TASKS[task].default_hparams)
+    assert parse(f"--task={task}").tflite_variants == TASKS[task].default_variants
     assert parse(f"--task={task}", "--tflite_variants=int8,float32").tflite_variants == ("float32", "int8")
 
 
@@ -91,6 +91,7 @@ def test_an_idx_dir_that_is_not_a_folder_is_named_instead_of_falling_back_to_a_d
         parse(f"--idx_dir={tmp_path}/typo")
 
 
-def test_lstm_leaves_int8_out_of_its_default_variants():
+def test_a_recurrent_model_leaves_int8_out_of_its_default_variants_unless_asked():
+    assert "int8" not in parse("--task=recurrent").tflite_variants
     assert "int8" not in parse("--task=recurrent", "--cell=lstm").tflite_variants
-    assert "int8" in parse("--task=recurrent").tflite_variants
+    assert "int8" in parse("--task=recurrent", "--tflite_variants=float32,int8").tflite_variants

@@ -182,4 +182,9 @@ def run(ctx: Context) -> str:
         artifacts.write_text(ctx.path(name), text)
     sizes = {variant: len(files[artifacts.tflite_file(variant)]) for variant in config.tflite_variants}
     sizes.update({"onnx": len(files[artifacts.ONNX])} if config.onnx else {})
-    return " ".join(f"{name}={size / 1024:.0f}KiB" for name, size in sizes.items())
+    left_out = [v for v in ctx.task.left_out if v not in config.tflite_variants]
+    for variant in left_out:
+        print(f"note: {variant} is left out of --task={config.task}'s default variants: "
+              f"{ctx.task.left_out[variant]}; --tflite_variants=...,{variant} exports it")
+    return " ".join([f"{name}={size / 1024:.0f}KiB" for name, size in sizes.items()]
+                    + [f"({variant} left out)" for variant in left_out])

@@ -16,7 +16,7 @@ from pipelines.metadata.generated.metadata_schema_generated import AssociatedFil
 from pipelines.tasks import TASKS
 from tests.conftest import config_from_flags
 
-GAN_VARIANTS = TASKS["gan"].default_variants({})
+GAN_VARIANTS = TASKS["gan"].default_variants
 MOCK_EXAMPLES = 128  # per split: verify judges exports on at least 100 test examples
 QUICK = ("--epochs=1", "--max_train_examples=640", "--max_test_examples=320", "--tflite_variants=float32")
 
