@@ -18,7 +18,7 @@ from tests.conftest import config_from_flags
 
 GAN_VARIANTS = TASKS["gan"].default_variants
 MOCK_EXAMPLES = 128  # per split: verify judges exports on at least 100 test examples
-QUICK = ("--epochs=1", "--max_train_examples=640", "--max_test_examples=320", "--tflite_variants=float32")
+QUICK = ("--epochs=1", "--max_train_examples=640", "--max_test_examples=320", "--tflite_variants=float32", "--noonnx")
 
 
 def run_pipeline(tmp_path, *flags: str, mock: bool = False):
@@ -91,7 +91,7 @@ def test_conv_on_offline_fashion_mnist_exports_without_augmentation(tmp_path):
 def test_text_saved_model_takes_strings_and_tflite_takes_token_ids_with_the_vocabulary_beside(tmp_path):
     import tensorflow as tf
     task_dir, report = run_pipeline(tmp_path, "--task=recurrent", "--dataset=imdb_reviews", "--rnn_units=16",
-                                    "--sequence_length=24", mock=True)
+                                    "--sequence_length=24", "--onnx", mock=True)
     assert_builtin_ops_only(task_dir)
     assert tflite_input(task_dir) == ((24,), np.int64)
     vocabulary = (task_dir / "vocab.txt").read_text().split("\n")
@@ -100,6 +100,7 @@ def test_text_saved_model_takes_strings_and_tflite_takes_token_ids_with_the_voca
     (logits,) = serve(text=tf.constant(["a fine film", "dull"])).values()
     assert logits.shape == (2, 2)
     assert report["exports"]["savedmodel"]["max_abs_diff"] <= 1e-4
+    assert report["exports"]["onnx"]["max_abs_diff"] <= 1e-4  # the token-id model in ONNX Runtime
     # The TFLite file carries the vocabulary an app tokenizes with, and the label names.
     info, packed = metadata.read_metadata((task_dir / "model.tflite").read_bytes())
     assert packed == {"vocab.txt": (task_dir / "vocab.txt").read_bytes(),
@@ -111,7 +112,7 @@ def test_text_saved_model_takes_strings_and_tflite_takes_token_ids_with_the_voca
 
 def test_gan_trains_watches_measures_and_exports_a_uint8_generator(tmp_path):
     import tensorflow as tf
-    task_dir, report = run_pipeline(tmp_path, "--task=gan", "--epochs=2", "--generator_widths=32,16",
+    task_dir, report = run_pipeline(tmp_path, "--task=gan", "--epochs=2", "--onnx", "--generator_widths=32,16",
                                     "--discriminator_widths=16,32", "--tflite_variants=" + ",".join(GAN_VARIANTS))
     grids = sorted(p.name for p in (task_dir / "samples").iterdir())
     assert grids == ["epoch_001.png", "epoch_002.png"]
@@ -125,6 +126,7 @@ def test_gan_trains_watches_measures_and_exports_a_uint8_generator(tmp_path):
     # Real images are far closer to the test images than an untrained generator's output.
     assert metrics["frechet_distance_train_vs_test"] < metrics["frechet_distance_untrained_generator"]
     assert report["parity_examples"] >= 256 and report["exports"]["float32"]["limit"] == ["max_abs_diff", 1.0]
+    assert report["exports"]["onnx"]["passed"]  # the generator in ONNX Runtime, its noise in, pixels out
     assert all(report["exports"][variant]["passed"] for variant in GAN_VARIANTS)  # the task's default variants
 
     runner = Interpreter(model_path=str(task_dir / "model.tflite")).get_signature_runner()
