@@ -54,7 +54,7 @@ def test_misclassified_shows_the_surest_errors_only(tmp_path, monkeypatch):
     probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7]])  # 1, 2 and 3 are wrong
     labels = np.array([0, 0, 0, 0])
     assert evaluation.plot_misclassified(images, labels, probabilities, ("a", "b"), str(tmp_path / "m.png")) == 2
-    titles = [ax.get_title() for ax in shown[0].flat if ax.get_title()]
-    assert titles == ["true a\ncalled b 80%", "true a\ncalled b 70%"]  # surest first; the 60% one left out
+    captions = [text.get_text() for text in shown[0].texts]
+    assert captions == ["true a\ncalled b 80%", "true a\ncalled b 70%"]  # surest first; the 60% one left out
     assert evaluation.plot_misclassified(images, labels, np.array([[1.0, 0.0]] * 4), ("a", "b"),
                                          str(tmp_path / "none.png")) == 0

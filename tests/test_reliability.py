@@ -12,7 +12,8 @@ from pipelines.errors import PipelineError
 from pipelines.health import StopOnNonFiniteLoss
 from tests.conftest import config_from_flags
 
-SMALL = ("--task=dense", "--max_train_examples=600", "--max_test_examples=200", "--tflite_variants=float32")
+SMALL = ("--task=dense", "--max_train_examples=600", "--max_test_examples=200", "--tflite_variants=float32",
+         "--noonnx")
 
 
 def test_non_finite_loss_stops_training_at_once_and_names_epoch_step_and_last_finite_loss():

@@ -115,7 +115,8 @@ def test_more_conv_blocks_than_the_image_can_halve(tmp_path, stage):
     assert_one_line_error(result, "cannot build the conv model from --conv_filters", "at most 4 widths")
 
 
-QUICK = ("--max_train_examples=300", "--max_test_examples=200", "--epochs=1", "--tflite_variants=float32")
+QUICK = ("--max_train_examples=300", "--max_test_examples=200", "--epochs=1", "--tflite_variants=float32",
+         "--noonnx")
 
 
 @pytest.mark.parametrize("args,fragments", [

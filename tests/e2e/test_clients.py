@@ -105,6 +105,12 @@ def test_the_readme_shows_each_client_snippet_as_it_is_tested():
         assert body in readme, f"README.md does not show {client.name} as tested"
 
 
+def test_saved_model_snippet_names_the_classes_keras_does(exported):
+    task_dir, paths, _, keras_names, _ = exported
+    names = classify(sys.executable, "saved_model_classify.py", task_dir / "saved_model", paths)
+    assert names == keras_names  # the SavedModel is the Keras model, in the model's own channels
+
+
 def test_onnxruntime_snippet_names_the_classes_the_model_does(exported):
     task_dir, paths = exported[:2]
     check(classify(sys.executable, "onnxruntime_classify.py", task_dir / "model.onnx", paths), "onnx", exported)
