@@ -16,7 +16,8 @@ from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
 from pipelines.data import idx
-from tests.conftest import REAL_IDX_DIR, run_cli
+from pipelines import runner
+from tests.conftest import REAL_IDX_DIR, config_from_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "docs" / "clients"
@@ -42,10 +43,9 @@ def exported(request, tmp_path_factory):
     task = request.param
     output_dir = tmp_path_factory.mktemp(task)
     model_flags = ["--conv_filters=16,32", "--epochs=1"] if task == "conv" else ["--epochs=2"]
-    result = run_cli(f"--task={task}", "--max_train_examples=3000", "--max_test_examples=1000",
-                     f"--idx_dir={REAL_IDX_DIR}", f"--output_dir={output_dir}", *model_flags,
-                     "--tflite_variants=" + ",".join(VARIANTS))
-    assert result.returncode == 0, result.stderr[-3000:]
+    runner.run(config_from_flags(f"--task={task}", "--max_train_examples=3000", "--max_test_examples=1000",
+                                 f"--idx_dir={REAL_IDX_DIR}", f"--output_dir={output_dir}", *model_flags,
+                                 "--tflite_variants=" + ",".join(VARIANTS)))
     task_dir = output_dir / task
     test = idx.load_idx_split(REAL_IDX_DIR, "test")
     images, labels = test["image"][:IMAGES], test["label"][:IMAGES]
@@ -58,9 +58,10 @@ def exported(request, tmp_path_factory):
     files = {"onnx": [names[int(np.argmax(p))] for p in onnxruntime.InferenceSession(str(task_dir / "model.onnx"))
                       .run(["probabilities"], {"image": np.repeat(images, 3, axis=-1)})[0]]}
     for variant in VARIANTS:  # what each file answers, fed the same RGB frames directly
-        runner = Interpreter(model_path=str(task_dir / tflite_name(variant))).get_signature_runner()
+        signature = Interpreter(model_path=str(task_dir / tflite_name(variant))).get_signature_runner()
         rgb = np.repeat(images, 3, axis=-1)
-        files[variant] = [names[int(np.argmax(runner(image=rgb[i:i + 1])["probabilities"]))] for i in range(IMAGES)]
+        files[variant] = [names[int(np.argmax(signature(image=rgb[i:i + 1])["probabilities"]))]
+                          for i in range(IMAGES)]
     return task_dir, paths, files, [names[i] for i in np.argmax(logits, -1)], [names[i] for i in labels]
 
 
@@ -105,6 +106,7 @@ def test_the_readme_shows_each_client_snippet_as_it_is_tested():
         assert body in readme, f"README.md does not show {client.name} as tested"
 
 
+@pytest.mark.parametrize("exported", ["dense"], indirect=True)  # a TensorFlow import a run: one model is enough
 def test_saved_model_snippet_names_the_classes_keras_does(exported):
     task_dir, paths, _, keras_names, _ = exported
     names = classify(sys.executable, "saved_model_classify.py", task_dir / "saved_model", paths)

@@ -13,7 +13,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from pipelines import metadata
 from pipelines.metadata.generated.metadata_schema_generated import AssociatedFileType, ColorSpaceType
-from tests.conftest import REAL_IDX_DIR, assert_one_line_error, run_cli
+from tests.conftest import REAL_IDX_DIR, assert_one_line_error, cli_in_process, run_cli
 
 QUICK = ["--task=dense", "--max_train_examples=3000", "--max_test_examples=1000", "--epochs=2",
          f"--idx_dir={REAL_IDX_DIR}", "--tflite_variants=float32,float16"]
@@ -151,7 +151,7 @@ def test_onnx_is_verified_in_onnxruntime_and_noonnx_removes_it(run_dir):
     task_dir, _ = run_dir
     onnx = load(task_dir / "export_report.json")["exports"]["onnx"]
     assert onnx["passed"] and onnx["max_abs_diff"] <= 1e-4 and onnx["top1_agreement"] == 1.0
-    result = run_cli(*QUICK, f"--output_dir={task_dir.parent}", "--stages=export,verify", "--noonnx")
+    result = cli_in_process(*QUICK, f"--output_dir={task_dir.parent}", "--stages=export,verify", "--noonnx")
     assert result.returncode == 0, result.stderr[-2000:]
     assert not (task_dir / "model.onnx").exists() and "onnx" not in load(task_dir / "export_report.json")["exports"]
 
@@ -174,7 +174,7 @@ def test_evaluate_writes_per_class_numbers_that_add_up_and_its_pictures(run_dir)
 def test_report_md_ties_the_run_together_and_every_link_resolves(run_dir):
     task_dir, _ = run_dir
     # Earlier tests re-exported, which removed the report made from the exports they replaced: it is made again.
-    result = run_cli(*QUICK, f"--output_dir={task_dir.parent}", "--stages=report")
+    result = cli_in_process(*QUICK, f"--output_dir={task_dir.parent}", "--stages=report")
     assert result.returncode == 0, result.stderr[-2000:]
     report = (task_dir / "report.md").read_text()
     links = re.findall(r"\]\(([^)]+)\)", report)
