@@ -4,6 +4,7 @@ import pytest
 
 from pipelines.errors import PipelineError
 from pipelines.tasks import TASKS
+from tests.conftest import config_from_flags
 
 
 def test_builder_signatures_hold_the_default_hyperparameters():
@@ -29,3 +30,15 @@ def test_hparams_file_lists_become_builder_tuples(tmp_path):
     path = tmp_path / "best_hparams.json"
     path.write_text(json.dumps({"hparams": {"hidden_units": [64, 32]}, "learning_rate": 0.01}))
     assert TASKS["dense"].read_hparams_file(str(path)) == ({"hidden_units": (64, 32)}, 0.01)
+
+
+def test_export_names_a_variant_the_defaults_left_out_only_when_the_defaults_chose():
+    from pipelines.context import Context
+    from pipelines.stages.export import left_out_by_default
+
+    def left_out(*flags):
+        config = config_from_flags("--task=recurrent", *flags)
+        return left_out_by_default(Context(config, TASKS["recurrent"]))
+    assert left_out() == ["int8"] and TASKS["recurrent"].left_out["int8"].startswith("an unrolled RNN")
+    assert left_out("--tflite_variants=float32") == []
+    assert "int8" not in config_from_flags("--task=recurrent").tflite_variants

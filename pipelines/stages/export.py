@@ -139,6 +139,11 @@ def onnx_properties(ctx: Context, serving: Serving, side_files: dict[str, str]) 
             "version": info.version, "author": info.author, **{name: side_files[name] for name in sorted(packed)}}
 
 
+def left_out_by_default(ctx: Context) -> list[str]:
+    """The variants the task's defaults leave out, when the defaults chose (--tflite_variants not given)."""
+    return [] if "tflite_variants" in ctx.config.explicit else list(ctx.task.left_out)
+
+
 def run(ctx: Context) -> str:
     metadata.require_schema()
     config = ctx.config
@@ -182,7 +187,7 @@ def run(ctx: Context) -> str:
         artifacts.write_text(ctx.path(name), text)
     sizes = {variant: len(files[artifacts.tflite_file(variant)]) for variant in config.tflite_variants}
     sizes.update({"onnx": len(files[artifacts.ONNX])} if config.onnx else {})
-    left_out = [v for v in ctx.task.left_out if v not in config.tflite_variants]
+    left_out = left_out_by_default(ctx)
     for variant in left_out:
         print(f"note: {variant} is left out of --task={config.task}'s default variants: "
               f"{ctx.task.left_out[variant]}; --tflite_variants=...,{variant} exports it")
