@@ -81,13 +81,15 @@ def compile_classifier(model: keras.Model, config: RunConfig, steps_per_epoch: i
 def evaluate_classifier(ctx: Context, model: keras.Model) -> dict:
     """Loss and accuracy on the test split, each class's precision, recall and F1, the confusion matrix (also
     drawn), and the surest errors: drawn for images, quoted for text."""
-    results = model.evaluate(ctx.inputs.test, verbose=0, return_dict=True)
-    metrics = {"test_loss": float(results["loss"]), "test_accuracy": float(results["accuracy"])}
     names = ctx.data.label_names
     batches = list(ctx.inputs.test.as_numpy_iterator())  # the split in order: it is never shuffled
     labels = np.concatenate([y for _, y in batches]).astype(np.int64)
-    probabilities = softmax(model.predict(ctx.inputs.test, verbose=0).astype(np.float64))
+    # One pass of the model over the split: the loss, the accuracy and every per-class number come from it.
+    logits = model.predict(ctx.inputs.test, verbose=0)
+    probabilities = softmax(logits.astype(np.float64))
     counts = evaluation.confusion_matrix(labels, probabilities.argmax(-1), len(names))
+    metrics = {"test_loss": float(model.compute_loss(y=labels, y_pred=logits, training=False)),
+               "test_accuracy": float(np.trace(counts) / counts.sum())}
     metrics["per_class"] = evaluation.per_class(counts, names)
     metrics["labels"], metrics["confusion_matrix"] = list(names), counts.tolist()  # row and column i: labels[i]
     evaluation.plot_confusion_matrix(counts, names, ctx.path(artifacts.CONFUSION_PNG))
@@ -110,8 +112,7 @@ def evaluate_classifier(ctx: Context, model: keras.Model) -> dict:
 def worst_text_errors(texts: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, names, count: int = 10):
     """The test texts the model was surest of and wrong about: their start, true and predicted names."""
     predicted = probabilities.argmax(-1)
-    wrong = np.flatnonzero(predicted != labels)
-    worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:count]
+    worst = evaluation.surest_errors(labels, probabilities, count)
     return [{"text": texts[i].decode(errors="replace")[:300], "true": names[labels[i]],
              "predicted": names[predicted[i]], "probability": float(probabilities[i, predicted[i]])} for i in worst]
 

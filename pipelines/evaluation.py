@@ -62,12 +62,18 @@ def plot_confusion_matrix(counts: np.ndarray, names: tuple[str, ...], path: str)
     _save(fig, path)
 
 
+def surest_errors(labels: np.ndarray, probabilities: np.ndarray, count: int) -> np.ndarray:
+    """The indices of the (at most) `count` wrong predictions the model gave the highest probability, surest first."""
+    predicted = probabilities.argmax(axis=-1)
+    wrong = np.flatnonzero(predicted != labels)
+    return wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:count]
+
+
 def plot_misclassified(images: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
                        names: tuple[str, ...], path: str) -> int:
     """The test errors the model was surest of, with their true and predicted names; returns how many."""
     predicted = probabilities.argmax(axis=-1)
-    wrong = np.flatnonzero(predicted != labels)
-    worst = wrong[np.argsort(-probabilities[wrong, predicted[wrong]])][:MISCLASSIFIED_SHOWN]
+    worst = surest_errors(labels, probabilities, MISCLASSIFIED_SHOWN)
     if not len(worst):
         return 0
     # One mosaic in one Axes, a caption under each tile: a grid of Axes costs a second of drawing per run.
