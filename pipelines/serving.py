@@ -70,6 +70,11 @@ class Serving:
     # zero point 0) whatever the train split's brightest and darkest pixels.
     calibrate_full_pixel_range: bool = False
 
+    @property
+    def packed_files(self) -> list[str]:
+        """The side files the TFLite files carry inside (labels.txt, vocab.txt), by name: those `tensors` name."""
+        return sorted({name for tensor in self.tensors.values() for name, _ in tensor.files})
+
 
 def with_probabilities(model: keras.Model) -> keras.Model:
     """`model` ending in a softmax named `probabilities`: what a classifier's TFLite files output.

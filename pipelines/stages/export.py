@@ -8,6 +8,7 @@ labels.txt (line i is class i) and the task's own side files (a text model's voc
 not asked for are removed, so every file in the folder comes from the model beside it.
 """
 
+import dataclasses
 import os
 import warnings
 
@@ -97,14 +98,18 @@ def calibration_examples(ctx: Context, serving: Serving, count: int) -> list[dic
     return [{name: np.asarray(values[i:i + 1]) for name, values in batch.items()} for i in range(count)]
 
 
-def model_info(ctx: Context, serving: Serving, variant: str) -> metadata.ModelInfo:
+def model_info(ctx: Context, serving: Serving) -> metadata.ModelInfo:
+    """What every exported file says of itself; a TFLite file's description adds its variant (for_variant)."""
     config = ctx.config
     return metadata.ModelInfo(
         name=f"{serving.reference.name} ({config.task}, {config.dataset})",
-        description=f"dlpipe --task={config.task} trained on {config.dataset} ({ctx.family.name}); TFLite {variant}: "
-                    f"{VARIANT_NOTES[variant]}",
+        description=f"dlpipe --task={config.task} trained on {config.dataset} ({ctx.family.name})",
         version=f"model.keras sha256 {artifacts.content_hash(ctx.path(artifacts.MODEL))[:16]}",
         inputs=serving.tensors, outputs=serving.tensors)
+
+
+def for_variant(info: metadata.ModelInfo, variant: str) -> metadata.ModelInfo:
+    return dataclasses.replace(info, description=f"{info.description}; TFLite {variant}: {VARIANT_NOTES[variant]}")
 
 
 def convert_onnx(saved_model_dir: str, properties: dict[str, str]) -> bytes:
@@ -130,13 +135,12 @@ def convert_onnx(saved_model_dir: str, properties: dict[str, str]) -> bytes:
     return proto.SerializeToString()
 
 
-def onnx_properties(ctx: Context, serving: Serving, side_files: dict[str, str]) -> dict[str, str]:
+def onnx_properties(info: metadata.ModelInfo, packed: dict[str, bytes]) -> dict[str, str]:
     """What the ONNX file says of itself: TFLite metadata's name, description and version, and the packed files'
     contents (labels, vocabulary) under their names."""
-    info = model_info(ctx, serving, "float32")
-    packed = {name for tensor in serving.tensors.values() for name, _ in tensor.files}
-    return {"name": info.name, "description": info.description.replace("TFLite float32", "ONNX"),
-            "version": info.version, "author": info.author, **{name: side_files[name] for name in sorted(packed)}}
+    return {"name": info.name, "description": f"{info.description}; ONNX: {VARIANT_NOTES['float32']}",
+            "version": info.version, "author": info.author,
+            **{name: content.decode() for name, content in packed.items()}}
 
 
 def left_out_by_default(ctx: Context) -> list[str]:
@@ -152,7 +156,8 @@ def run(ctx: Context) -> str:
     side_files = dict(serving.side_files)
     if ctx.data.label_names:  # a classifier's; a regressor has none
         side_files[artifacts.LABELS] = "\n".join(ctx.data.label_names) + "\n"
-    packed = {name: side_files[name].encode() for info in serving.tensors.values() for name, _ in info.files}
+    packed = {name: side_files[name].encode() for name in serving.packed_files}
+    info = model_info(ctx, serving)
     # Convert everything before writing anything, so a failure leaves the previous files as they were.
     files = {}
     scratch = artifacts.scratch_dir(config.task_dir)  # a killed run's is cleared by the next (TaskLock)
@@ -170,10 +175,10 @@ def run(ctx: Context) -> str:
                 flatbuffer = convert(sources["int8"], variant, calibration, (serving.int8_input, serving.int8_output))
             else:
                 flatbuffer = convert(sources["float"], variant)
-            files[artifacts.tflite_file(variant)] = metadata.add_metadata(
-                flatbuffer, model_info(ctx, serving, variant), packed)
+            files[artifacts.tflite_file(variant)] = metadata.add_metadata(flatbuffer, for_variant(info, variant),
+                                                                          packed)
         if config.onnx:
-            files[artifacts.ONNX] = convert_onnx(sources["float"], onnx_properties(ctx, serving, side_files))
+            files[artifacts.ONNX] = convert_onnx(sources["float"], onnx_properties(info, packed))
     finally:
         artifacts.remove(scratch)
     # The files of variants not asked for go: every file in the folder comes from the model beside it.

@@ -279,7 +279,7 @@ def run(ctx: Context) -> str:
     rows["savedmodel"] = measure(served, reference.outputs)
     rows["savedmodel"]["passed"] = passes(rows["savedmodel"], serving.limits["savedmodel"])
     packed = {}
-    for name in {name for info in serving.tensors.values() for name, _ in info.files}:
+    for name in serving.packed_files:
         with open(ctx.path(name), "rb") as f:
             packed[name] = f.read()
     for variant in variants:
