@@ -92,35 +92,33 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def with_uint8_pixels(model: keras.Model) -> keras.Model:
-    """`model` taking uint8 pixels as a camera gives them: a cast, then the model (which rescales itself).
-
-    Inputs and outputs keep their names, which become the serving signature's keys.
-    """
-    (inp,) = model.inputs
-    pixels = keras.Input(shape=inp.shape[1:], dtype="uint8", name=inp.name)
-    outputs = model(ops.cast(pixels, "float32"))
-    (output_name,) = model.output_names
-    return keras.Model(pixels, layers.Identity(name=output_name)(outputs), name=f"{model.name}_uint8")
-
-
 # ITU-R BT.601 luma, as Pillow's convert("L") computes it: how a folder's colour files become a grayscale data
 # set's training images (pipelines/data/folders.py), so a camera frame reaches a grayscale model the same way.
 LUMA = (0.299, 0.587, 0.114)
 
 
+def _taking_pixels(model: keras.Model, channels: int, dtype: str, suffix: str) -> keras.Model:
+    """`model` behind a new pixel input with `channels` channels of `dtype`, cast to float32 (the model rescales
+    itself); three channels reach a grayscale model as their luma. Inputs and outputs keep their names, which
+    become the serving signature's keys."""
+    (inp,) = model.inputs
+    pixels = keras.Input(shape=(*inp.shape[1:-1], channels), dtype=dtype, name=inp.name)
+    x = ops.cast(pixels, "float32")
+    if channels == 3 and inp.shape[-1] == 1:
+        x = ops.sum(x * np.asarray(LUMA, np.float32), axis=-1, keepdims=True)
+    (output_name,) = model.output_names
+    return keras.Model(pixels, layers.Identity(name=output_name)(model(x)), name=f"{model.name}_{suffix}")
+
+
+def with_uint8_pixels(model: keras.Model) -> keras.Model:
+    """`model` taking uint8 pixels in its own channels, as the SavedModel serves it."""
+    return _taking_pixels(model, model.inputs[0].shape[-1], "uint8", "uint8")
+
+
 def with_rgb_pixels(model: keras.Model, dtype: str = "uint8") -> keras.Model:
     """`model` taking RGB pixels (H×W×3) as a camera gives them: uint8 for the float TFLite files, float 0–255
     for the model the int8 file is calibrated from. A grayscale model sees their luma; an RGB one, them."""
-    (inp,) = model.inputs
-    height, width, channels = inp.shape[1:]
-    pixels = keras.Input(shape=(height, width, 3), dtype=dtype, name=inp.name)
-    x = ops.cast(pixels, "float32")
-    if channels == 1:
-        x = ops.sum(x * np.asarray(LUMA, np.float32), axis=-1, keepdims=True)
-    outputs = model(x)
-    (output_name,) = model.output_names
-    return keras.Model(pixels, layers.Identity(name=output_name)(outputs), name=f"{model.name}_rgb")
+    return _taking_pixels(model, 3, dtype, "rgb")
 
 
 def as_rgb(batch: Batch, dtype=np.uint8) -> Batch:
