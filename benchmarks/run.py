@@ -7,8 +7,8 @@
    alternating, best of two.
 3. Efficiency: the conv train stage's sustained GFLOP/s (history.json, epochs after the first) against the peak;
    and --precision=bfloat16 against float32 on the same stage (seconds and test accuracy).
-4. Input: `fit` on the package's tf.data pipeline against the same model fed one synthetic in-memory batch
-   repeated (best of three each, alternating).
+4. Input: `fit` on the package's tf.data pipeline against the same model fed synthetic batches already in memory:
+   distinct ones, and one repeated (best of three each, alternating).
 5. Your own data: Fashion-MNIST written as a folder of 70,000 PNG files against the IDX route, same model, epochs
    after the first (best of three each, alternating), and the one-off cost of reading and decoding the folder.
 
@@ -111,15 +111,22 @@ def dense_inputs(*flags: str):
 
 
 def input_pipeline_vs_synthetic() -> dict:
+    """The package's pipeline against two synthetic in-memory feeds of the same shapes: distinct batches made
+    beforehand (the fastest a fresh batch can arrive: what an input pipeline can at best approach) and one batch
+    repeated (which also stays in the CPU's cache, so it flatters any step that reads its input)."""
     inputs = dense_inputs().inputs
     real, steps, batch_size = inputs.train, inputs.steps_per_epoch, inputs.batch_size
-    batch = (tf.random.uniform((batch_size, 28, 28, 1), 0, 255), tf.zeros((batch_size,), tf.int64))
-    synthetic = tf.data.Dataset.from_tensors(batch).repeat(steps).prefetch(tf.data.AUTOTUNE)
+    labels = tf.zeros((batch_size,), tf.int64)
+    batches = tf.random.uniform((steps, batch_size, 28, 28, 1), 0, 255)
+    distinct = tf.data.Dataset.from_tensor_slices(batches).map(lambda x: (x, labels)).prefetch(tf.data.AUTOTUNE)
+    repeated = tf.data.Dataset.from_tensors((batches[0], labels)).repeat(steps).prefetch(tf.data.AUTOTUNE)
     fit_seconds(real)  # first pass fills the pipeline's cache, as epoch 1 of a run does
-    timings = [(fit_seconds(real), fit_seconds(synthetic)) for _ in range(3)]
-    best_real, best_synthetic = min(t[0] for t in timings), min(t[1] for t in timings)
-    return {"fit_on_pipeline_seconds": best_real, "fit_on_synthetic_seconds": best_synthetic,
-            "pipeline_speed_relative_to_synthetic": best_synthetic / best_real}
+    timings = [(fit_seconds(real), fit_seconds(distinct), fit_seconds(repeated)) for _ in range(3)]
+    best_real, best_distinct, best_repeated = (min(t[i] for t in timings) for i in range(3))
+    return {"fit_on_pipeline_seconds": best_real, "fit_on_distinct_batches_seconds": best_distinct,
+            "fit_on_one_batch_repeated_seconds": best_repeated,
+            "pipeline_speed_relative_to_distinct_batches": best_distinct / best_real,
+            "pipeline_speed_relative_to_one_batch_repeated": best_repeated / best_real}
 
 
 def write_png_folder(root: str) -> None:
@@ -162,8 +169,10 @@ def markdown(r: dict) -> str:
          f"{fp32['gflop_per_second'] / peak:.0%}** of the float32 peak"),
         (f"conv train stage, {conv_precision} / float32", f"{conv['train_stage_seconds']:.1f} s / "
          f"{fp32['seconds']:.1f} s (test accuracy {conv['test_accuracy']:.4f} / {fp32['test_accuracy']:.4f})"),
-        ("input: tf.data pipeline / synthetic in-memory batch (speed)",
-         f"**{r['input']['pipeline_speed_relative_to_synthetic']:.2f}**"),
+        ("input: tf.data pipeline / synthetic in-memory batches, distinct (speed)",
+         f"**{r['input']['pipeline_speed_relative_to_distinct_batches']:.2f}**"),
+        ("input: tf.data pipeline / one synthetic batch repeated (speed; it stays in cache)",
+         f"{r['input']['pipeline_speed_relative_to_one_batch_repeated']:.2f}"),
         ("a folder of 70,000 PNGs / the IDX route (speed, epochs after the first)",
          f"**{r['folder']['png_folder_speed_relative_to_idx']:.2f}**; reading and decoding it once: "
          f"{r['folder']['png_folder_read_and_decode_seconds']:.1f} s"),

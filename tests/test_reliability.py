@@ -9,7 +9,7 @@ import pytest
 import keras
 from pipelines import artifacts, runner
 from pipelines.errors import PipelineError
-from pipelines.health import StopOnNonFiniteLoss
+from pipelines.health import EpochCheckpoint, StopOnNonFiniteLoss
 from tests.conftest import config_from_flags
 
 SMALL = ("--task=dense", "--max_train_examples=600", "--max_test_examples=200", "--tflite_variants=float32",
@@ -128,3 +128,26 @@ def test_a_read_error_mid_stage_is_not_reported_as_a_full_disk():
     message = str(_os_error("export", OSError(errno.EIO, "Input/output error", "/runs/dense/model.keras"), "/runs"))
     assert "model.keras (Input/output error)" in message and "disk space" not in message
     assert "make it writable" in str(_os_error("train", OSError(errno.EACCES, "Permission denied", "/x"), "/x"))
+
+
+def test_each_epochs_checkpoint_holds_the_model_and_optimizer_state_at_that_epoch(tmp_path):
+    """The checkpoint is a copy of the resume state's weights file: it must be that epoch's, not the previous one's."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("adam", "mse")
+    seen = {}
+
+    class Record(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen[epoch + 1] = [v.numpy().copy() for v in self.model.variables + self.model.optimizer.variables]
+    backup = str(tmp_path / "backup")
+    callbacks = [keras.callbacks.BackupAndRestore(backup),
+                 EpochCheckpoint(str(tmp_path / "checkpoints"), StopOnNonFiniteLoss(),
+                                 state=str(tmp_path / "backup" / "latest.weights.h5")), Record()]
+    model.fit(np.ones((32, 2), "float32"), np.ones(32), batch_size=8, epochs=2, callbacks=callbacks, verbose=0)
+    for epoch in (1, 2):
+        restored = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        restored.compile("adam", "mse")
+        restored.optimizer.build(restored.trainable_variables)
+        restored.load_weights(tmp_path / "checkpoints" / f"epoch_00{epoch}.weights.h5")
+        for got, expected in zip(restored.variables + restored.optimizer.variables, seen[epoch]):
+            np.testing.assert_array_equal(got.numpy(), expected)

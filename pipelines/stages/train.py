@@ -97,7 +97,8 @@ def run(ctx: Context) -> str:
         *family.callbacks(ctx),  # before the logs are read: a family's callback may add to them
         curves,
         keras.callbacks.BackupAndRestore(backup),
-        EpochCheckpoint(ctx.path(artifacts.CHECKPOINTS), health),
+        # After the backup: the checkpoint copies the weights file it just wrote (Keras' name for it).
+        EpochCheckpoint(ctx.path(artifacts.CHECKPOINTS), health, state=os.path.join(backup, "latest.weights.h5")),
         keras.callbacks.TensorBoard(ctx.path(artifacts.LOGS)),
     ]
     # Same seed, same numbers (slower kernels on some ops). A process-wide switch: left as it was found.
