@@ -137,11 +137,15 @@ class GAN(keras.Model):
     def train_step(self, data):
         pixels, labels = data
         real = pixels / 127.5 - 1.0
+        # Under tf.distribute each replica's losses average its share of the batch and the optimizers sum the
+        # replicas' gradients: divided by the replica count, the sum is the gradient of the global batch's mean.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
             d_loss, g_loss = self._gan_losses(real, labels, training=True)
+            d_scaled, g_scaled = d_loss / replicas, g_loss / replicas
         d_vars, g_vars = self.discriminator.trainable_weights, self.generator.trainable_weights
-        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
-        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
+        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         return {m.name: m.result() for m in self.metrics}

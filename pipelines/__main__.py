@@ -10,6 +10,7 @@ from absl import app, logging  # noqa: E402
 
 from pipelines import flags as pipeline_flags  # noqa: E402
 from pipelines import runner  # noqa: E402
+from pipelines.distribution import WorkerLost  # noqa: E402
 from pipelines.errors import PipelineError  # noqa: E402
 
 
@@ -19,6 +20,9 @@ def main(argv: list[str]) -> None:
         if len(argv) > 1:
             raise PipelineError(f"unexpected arguments {' '.join(argv[1:])}: flags are written --name=value")
         runner.run(pipeline_flags.to_config())
+    except WorkerLost as e:
+        print(f"error: {e}", file=sys.stderr)
+        _exit_now(1)
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
@@ -28,9 +32,13 @@ def main(argv: list[str]) -> None:
         # Exit without the interpreter's teardown: the stack has unwound (locks released, temporary files gone),
         # but TensorFlow's threads may still be in the interrupted step, and tearing the interpreter down under
         # them crashed once (exit -11 instead of 130, in a fresh-clone CI run).
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(130)
+        _exit_now(130)
+
+
+def _exit_now(code: int) -> None:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run() -> None:

@@ -54,6 +54,12 @@ class RunConfig:
     precision: str = "float32"                 # float32, or bfloat16: Keras' mixed policy, variables stay float32
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
     deterministic: bool = False                # TensorFlow op determinism: identical runs give identical numbers
+    # Where training runs (pipelines/distribution.py): none, mirrored (this machine's devices; cpu_replicas
+    # logical CPUs where it has no GPU), or multi_worker (the processes TF_CONFIG names, waiting up to
+    # cluster_timeout seconds for them). --batch_size stays the global batch.
+    distribute: str = "none"
+    cpu_replicas: int = 1
+    cluster_timeout: float = 300.0
     force: bool = False                        # re-run stages even when their outputs are up to date
     # The flags given on the command line, by name: a later stage refuses one that contradicts the trained model.
     explicit: tuple[str, ...] = ()
@@ -71,7 +77,10 @@ class RunConfig:
 # artifact's identity depends on them. Every other field is part of every stage's fingerprint unless the stage
 # says it ignores it (stages/__init__.py). --hparams_file is read into `hparams` and `learning_rate` when the
 # config is built, so its contents count, not its path.
-NOT_IDENTITY = frozenset({"output_dir", "stages", "force", "fresh", "explicit", "hparams_file"})
+# Where training runs is not what it makes either: the global batch, and so every step, is the same on one process
+# or many (up to float rounding), so a multi-worker run's state may even be resumed by a single process.
+NOT_IDENTITY = frozenset({"output_dir", "stages", "force", "fresh", "explicit", "hparams_file",
+                          "distribute", "cpu_replicas", "cluster_timeout"})
 
 
 def from_record(record: Mapping[str, Any], fields) -> dict[str, Any]:

@@ -4,11 +4,13 @@ import functools
 import os
 
 import keras
+import tensorflow as tf
 
 from pipelines import artifacts
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import Inputs, make_input_pipeline
 from pipelines.data.sources import DataSet, load_dataset
+from pipelines.distribution import Cluster
 from pipelines.errors import PipelineError
 from pipelines.families import Family
 from pipelines.regressor import REGRESSOR
@@ -16,9 +18,14 @@ from pipelines.tasks import Task
 
 
 class Context:
-    def __init__(self, config: RunConfig, task: Task):
+    def __init__(self, config: RunConfig, task: Task, strategy: tf.distribute.Strategy | None = None,
+                 cluster: Cluster | None = None):
         self.config = config  # the train stage replaces it with the resolved one (the hyperparameters it used)
         self.task = task
+        # Where training runs (--distribute; pipelines/distribution.py), and this process's place in a
+        # multi-worker job (None otherwise).
+        self.strategy = strategy or tf.distribute.get_strategy()
+        self.cluster = cluster
         # The running stage's fingerprint and the settings in it: what its resumable state is keyed by.
         self.stage_key, self.stage_settings = "", {}
 

@@ -11,7 +11,7 @@ import sys
 from absl import flags
 from absl.testing import flagsaver
 
-from pipelines import precision
+from pipelines import distribution, precision
 from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
 from pipelines.config import RunConfig, show
 from pipelines.data import folders, idx, tables
@@ -118,6 +118,16 @@ CLIP_NORM = flags.DEFINE_float("clip_norm", None, "Clip the global gradient norm
                                "exploding gradients); default: no clipping.", lower_bound=1e-6)
 DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Turn on TensorFlow op determinism: with the same --seed, "
                                   "two runs give identical numbers (some ops get slower).")
+DISTRIBUTE = flags.DEFINE_enum(
+    "distribute", "none", list(distribution.MODES), "Where training runs: none (this process), mirrored (this "
+    "machine's GPUs, or its CPU as --cpu_replicas devices), multi_worker (the machines TF_CONFIG names: run the same "
+    "command on each; worker 0 or the chief writes the artifacts). --batch_size is the global batch either way.")
+CPU_REPLICAS = flags.DEFINE_integer("cpu_replicas", 1, "--distribute=mirrored on a machine without GPUs: split the "
+                                    "CPU into this many logical devices (to try a multi-device setup; not faster).",
+                                    lower_bound=1, upper_bound=64)
+CLUSTER_TIMEOUT = flags.DEFINE_float("cluster_timeout", 300.0, "--distribute=multi_worker: seconds to wait for every "
+                                     "worker of TF_CONFIG to join before failing, naming the missing ones.",
+                                     lower_bound=1.0, upper_bound=86_400.0)
 FORCE = flags.DEFINE_bool("force", False, "Re-run every stage, even those whose outputs are up to date; training "
                           "starts over instead of resuming.")
 DISCRIMINATOR_LEARNING_RATE = flags.DEFINE_float(
@@ -268,6 +278,13 @@ def _hparams_file_exists(path):
     return path is None or os.path.isfile(path)
 
 
+@flags.multi_flags_validator(["distribute", "stages"], message="--distribute trains a model; a sweep spreads its "
+                             "trials with KerasTuner's own workers instead (README, Tuning): run --stages=tune without "
+                             "--distribute, then train with --hparams_file")
+def _no_distributed_sweep(values):
+    return values["distribute"] == "none" or "tune" not in values["stages"]
+
+
 @flags.multi_flags_validator(["dataset", "data_source"],
                              message="--data_source=idx reads Fashion-MNIST only: use --dataset=fashion_mnist")
 def _idx_is_fashion_mnist(values):
@@ -308,7 +325,8 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         label_smoothing=flag_values.label_smoothing,
         precision=_or(flag_values.precision, precision.default_for(task.precision)),
         steps_per_execution=_or(flag_values.steps_per_execution, task.steps_per_execution),
-        deterministic=flag_values.deterministic, force=flag_values.force,
+        deterministic=flag_values.deterministic, force=flag_values.force, distribute=flag_values.distribute,
+        cpu_replicas=flag_values.cpu_replicas, cluster_timeout=flag_values.cluster_timeout,
         lr_schedule=_or(flag_values.lr_schedule, task.lr_schedule),
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,

@@ -12,12 +12,14 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import shutil
+import tempfile
 import time
 
 import keras
 import tensorflow as tf
 
-from pipelines import artifacts
+from pipelines import artifacts, distribution
 from pipelines.config import NOT_IDENTITY, RunConfig, from_record, show
 from pipelines.context import Context
 from pipelines.data import sources
@@ -202,19 +204,23 @@ def run(config: RunConfig) -> list[StageRecord]:
     """Runs config.stages over config.task; artifacts go to <output_dir>/<task>/, which this process locks."""
     if tune.is_worker():
         return _run_tuning_worker(config)
+    # Before any other TensorFlow work: a strategy configures the runtime, which it can only do before it starts.
+    strategy, cluster = distribution.make_strategy(config.distribute, config.cpu_replicas, config.cluster_timeout)
+    if cluster and not cluster.is_chief:
+        return _run_training_worker(config, strategy, cluster)
     _check_inputs(config)
     _make_output_dir(config)
     with artifacts.TaskLock(config.task_dir):
-        return _run_locked(adopt_trained_settings(config))
+        return _run_locked(adopt_trained_settings(config), strategy, cluster)
 
 
-def _run_locked(config: RunConfig) -> list[StageRecord]:
+def _run_locked(config: RunConfig, strategy=None, cluster=None) -> list[StageRecord]:
     records = Records(config)
     _check_unchanged(config, records.stages)
     # Seeded before any data pipeline is made: a shuffle's order depends on the global seed as well as its own,
     # and without this a process's first run shuffled differently from its later ones.
     keras.utils.set_random_seed(config.seed)
-    ctx = Context(config, TASKS[config.task])
+    ctx = Context(config, TASKS[config.task], strategy, cluster)
     data = sources.identity(config.dataset)  # a folder's files: changed files make another data set
     summary = []
     for i, name in enumerate(config.stages, 1):
@@ -223,7 +229,7 @@ def _run_locked(config: RunConfig) -> list[StageRecord]:
         inputs = records.hashes(stage.all_inputs(config))
         if data:
             inputs[DATA] = data
-        key = fingerprint(config, name, inputs)
+        key = fingerprint(config, name, inputs)  # a multi-worker job's other workers compute train's the same way
         outputs = stage.all_outputs(config)
         fresh_sweep = name == "tune" and config.fresh
         if not config.force and not fresh_sweep and records.up_to_date(name, key, outputs):
@@ -266,3 +272,35 @@ def _run_tuning_worker(config: RunConfig) -> list[StageRecord]:
     if others:
         print(f"worker {worker}: {', '.join(others)} left to the chief", flush=True)
     return [StageRecord("tune", time.perf_counter() - start, result, ())]
+
+
+def _run_training_worker(config: RunConfig, strategy, cluster: distribution.Cluster) -> list[StageRecord]:
+    """A multi-worker job's other workers train beside the chief and write nothing into its folder: their files
+    go to a scratch folder that is removed after, and the chief alone saves the model and runs the later stages.
+    They read the chief's folder (storage every worker sees, as with any TF_CONFIG job) for two things: whether
+    train is up to date there, so that no worker waits on a chief that reuses its model, and the resume state, so
+    that every worker continues from the epoch the chief backed up."""
+    others = [s for s in config.stages if s != "train"]
+    if "train" not in config.stages:
+        print(f"{cluster.name}: nothing to train; {', '.join(others)} run on the chief", flush=True)
+        return []
+    records = Records(config)
+    inputs = {DATA: sources.identity(config.dataset)} if sources.identity(config.dataset) else {}
+    key = fingerprint(config, "train", inputs)
+    outputs = STAGES["train"].all_outputs(config)
+    if not config.force and records.up_to_date("train", key, outputs):
+        print(f"{cluster.name}: train is up to date in {config.task_dir}; nothing to do", flush=True)
+        return [StageRecord("train", 0.0, "reused", ())]
+    with tempfile.TemporaryDirectory(prefix="dlpipe-worker-") as scratch:
+        mine = dataclasses.replace(config, output_dir=scratch, stages=("train",))
+        chief_backup = os.path.join(config.task_dir, artifacts.BACKUP, key)
+        if os.path.isdir(chief_backup) and not config.force:
+            shutil.copytree(chief_backup, os.path.join(mine.task_dir, artifacts.BACKUP, key))
+        keras.utils.set_random_seed(config.seed)
+        ctx = Context(mine, TASKS[config.task], strategy, cluster)
+        ctx.stage_key, ctx.stage_settings = key, settings(mine, "train")
+        start = time.perf_counter()
+        result = STAGES["train"].run(ctx)
+    print(f"{cluster.name}: trained beside the chief ({result}); the chief writes the artifacts"
+          + (f" and runs {', '.join(others)}" if others else ""), flush=True)
+    return [StageRecord("train", time.perf_counter() - start, result, ())]

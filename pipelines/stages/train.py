@@ -4,16 +4,19 @@ Resumable: a killed run's state is kept in backup/<fingerprint>/, so only the sa
 other command starts over (and says so). What it trains with is recorded beside the model in config.json.
 """
 
+import contextlib
 import dataclasses
 import os
 import sys
 
 import keras
+import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not exported
 
-from pipelines import artifacts, precision
+from pipelines import artifacts, distribution, precision
 from pipelines.config import describe_changes
 from pipelines.context import Context
+from pipelines.errors import PipelineError
 from pipelines.flops import Throughput, sustained, train_flops_per_example
 from pipelines.health import EpochCheckpoint, EpochLog, GradientNorm, StopOnNonFiniteLoss
 
@@ -69,6 +72,15 @@ def backup_dir(ctx: Context) -> tuple[str, bool]:
     return mine, resumed
 
 
+def _twin(build, family, config, inputs) -> keras.Model:
+    """The model built and compiled outside the strategy, for counting one example's FLOPs: tracing a replicated
+    model's train_step outside its replicas is not allowed."""
+    with precision.policy(config.precision):
+        twin = build()
+    family.compile(twin, config, steps_per_epoch=inputs.steps_per_epoch)
+    return twin
+
+
 def run(ctx: Context) -> str:
     resolve_hyperparameters(ctx)
     config, task, inputs = ctx.config, ctx.task, ctx.inputs
@@ -80,13 +92,29 @@ def run(ctx: Context) -> str:
 
     def build():
         return task.build(inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
-    with precision.policy(config.precision):
+    strategy, family = ctx.strategy, ctx.family
+    distributed = config.distribute != "none"
+    if distributed and family.not_distributed:
+        raise PipelineError(f"--distribute={config.distribute} does not train a {family.name} yet: "
+                            f"{family.not_distributed}; train it with --distribute=none")
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise PipelineError(f"--batch_size={config.batch_size} is the global batch and must divide among the "
+                            f"{replicas} replicas of --distribute={config.distribute}: give a multiple of {replicas}")
+    # Keras 3.15's multi-step loop fails under a distribution strategy (a placeholder its while loop never feeds,
+    # mirrored and multi_worker alike): one step per execution there, which changes the speed only.
+    compiled = dataclasses.replace(config, steps_per_execution=1) if distributed else config
+    with strategy.scope(), precision.policy(config.precision):  # variables, optimizer included, on every replica
         model = build()
-    family = ctx.family
-    family.compile(model, config, steps_per_epoch=inputs.steps_per_epoch)
-    flops = train_flops_per_example(model, inputs.train.element_spec, config.batch_size)
+        if replicas > 1:
+            distribution.synchronize_batchnorm(model)
+        family.compile(model, compiled, steps_per_epoch=inputs.steps_per_epoch)
+    flops = train_flops_per_example(_twin(build, family, config, inputs) if distributed else model,
+                                    inputs.train.element_spec, config.batch_size)
     print(f"{model.name}: {model.count_params():,} parameters, {flops / 1e6:.3g} MFLOP per training example; "
-          f"{inputs.num_train} train / {inputs.num_validation} validation examples from {ctx.data.source}")
+          f"{inputs.num_train} train / {inputs.num_validation} validation examples from {ctx.data.source}"
+          + (f"; {replicas} replicas of {config.batch_size // replicas} examples (--distribute={config.distribute})"
+             if distributed else ""))
     health = StopOnNonFiniteLoss(family.loss_key)
     grad_norm = [GradientNorm(inputs.first_train_batch(256))] if family.gradient_norm else []
     curves = EpochLog(os.path.join(backup, CURVES))
@@ -105,10 +133,19 @@ def run(ctx: Context) -> str:
     switched = config.deterministic and not tf_config.is_op_determinism_enabled()
     if switched:
         tf_config.enable_op_determinism()
+    fixes = distribution.keras_multi_worker_fixes() if ctx.cluster else contextlib.nullcontext()
     try:
-        model.fit(inputs.train, validation_data=inputs.validation, epochs=config.epochs,
-                  callbacks=callbacks, shuffle=False,  # the input pipeline shuffles
-                  verbose=1 if sys.stdout.isatty() else 2)
+        with fixes:
+            model.fit(inputs.train, validation_data=inputs.validation, epochs=config.epochs,
+                      callbacks=callbacks, shuffle=False,  # the input pipeline shuffles
+                      verbose=1 if sys.stdout.isatty() else 2)
+    except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as e:
+        if not ctx.cluster:
+            raise
+        raise distribution.WorkerLost(f"{ctx.cluster.name} lost the cluster during training "
+                                      f"({type(e).__name__}): the finished epochs are backed up in "
+                                      f"{ctx.path(artifacts.BACKUP)}; start the same command on every worker to "
+                                      "resume") from None
     finally:
         if switched:
             tf_config.disable_op_determinism()
@@ -118,6 +155,8 @@ def run(ctx: Context) -> str:
         os.rmdir(ctx.path(artifacts.BACKUP))
     health.raise_if_failed()  # before saving: a diverged model must not replace a good one
     model = precision.in_float32(model, build)  # what later stages load computes in float32
+    if ctx.cluster:  # every worker prints it: equal lines, equal models
+        print(f"{ctx.cluster.name}: trained weights {distribution.weights_digest(model)}", flush=True)
     with artifacts.atomic_path(ctx.path(artifacts.MODEL)) as tmp:
         model.save(tmp)
     artifacts.write_json(ctx.path(artifacts.HISTORY), curves.curves)

@@ -1,0 +1,249 @@
+"""--distribute: data-parallel training on tf.distribute, the engine TensorFlow users already run.
+
+none: one process, TensorFlow's default strategy. mirrored: MirroredStrategy over this machine's devices (its GPUs;
+on a machine without, its CPU, split into --cpu_replicas logical devices). multi_worker: MultiWorkerMirroredStrategy
+over the processes TF_CONFIG names (Kubernetes' TFJob, Vertex AI, plain VMs), the same command on every worker.
+
+--batch_size is the global batch: each of N replicas takes batch_size / N examples of it, the gradients are
+averaged across replicas, and the optimizer takes the step one process would take on the whole batch, so the
+learning rate needs no change. (Scaling out by raising --batch_size N-fold is the linear scaling rule's case:
+raise --learning_rate with it; the one-cycle schedule already warms up.)
+
+Why Keras' own `fit` with a small patch (of three ways that trained bit-identical weights here): every callback
+(resume, checkpoints, TensorBoard, the divergence check), the GAN's own `train_step` and the classifiers' compile
+work unchanged under every strategy; a custom loop would write `fit` again, and tf-keras would be a second Keras.
+The patch (`keras_multi_worker_fixes`) touches two functions of Keras' TensorFlow trainer only while a
+multi-worker `fit` runs, and only on the Keras version it was written for.
+"""
+
+import contextlib
+import dataclasses
+import hashlib
+import inspect
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pipelines.errors import PipelineError
+
+MODES = ("none", "mirrored", "multi_worker")
+TF_CONFIG = "TF_CONFIG"
+EXAMPLE_TF_CONFIG = ('{"cluster": {"worker": ["host1:12345", "host2:12345"]}, "task": {"type": "worker", '
+                     '"index": 0}}')
+
+
+class WorkerLost(PipelineError):
+    """A peer of a multi-worker job stopped answering. The process must end without the interpreter's teardown,
+    which would wait on TensorFlow's threads that wait on the lost worker."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """This process's place in the job: its task and the addresses of all."""
+    jobs: dict[str, tuple[str, ...]]  # job name → host:port of each task
+    task_type: str
+    index: int
+
+    @property
+    def is_chief(self) -> bool:
+        """TensorFlow's rule: the `chief` task if the cluster has one, else worker 0."""
+        if "chief" in self.jobs:
+            return self.task_type == "chief"
+        return self.task_type == "worker" and self.index == 0
+
+    @property
+    def name(self) -> str:
+        return f"{self.task_type} {self.index}"
+
+    @property
+    def address(self) -> str:
+        return self.jobs[self.task_type][self.index]
+
+    def peers(self) -> list[str]:
+        return [a for tasks in self.jobs.values() for a in tasks if a != self.address]
+
+
+def read_tf_config(text: str | None) -> Cluster:
+    """TF_CONFIG as a Cluster; anything TensorFlow would misread or wait on forever is one line."""
+    fix = f"set it on every worker, e.g. TF_CONFIG='{EXAMPLE_TF_CONFIG}'"
+    if not text:
+        raise PipelineError(f"--distribute=multi_worker reads the cluster from TF_CONFIG, which is not set: {fix}")
+    try:
+        spec = json.loads(text)
+        jobs = {name: tuple(addresses) for name, addresses in spec["cluster"].items()}
+        task_type, index = spec["task"]["type"], spec["task"]["index"]
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise PipelineError(f"TF_CONFIG is malformed ({type(e).__name__}: {e}): {fix}") from None
+    unknown = sorted(set(jobs) - {"chief", "worker"})
+    if unknown or "worker" not in jobs:
+        raise PipelineError(f"TF_CONFIG's cluster has jobs {sorted(jobs)}: multi_worker training takes 'worker' "
+                            "addresses (and at most one 'chief'); " + fix)
+    for name, addresses in jobs.items():
+        for address in addresses:
+            host, _, port = str(address).rpartition(":")
+            if not host or not port.isdigit():
+                raise PipelineError(f"TF_CONFIG's {name} address {address!r} is not host:port: {fix}")
+    if task_type not in jobs:
+        raise PipelineError(f"TF_CONFIG's task type {task_type!r} is not a job of its cluster ({', '.join(jobs)})")
+    if not isinstance(index, int) or not 0 <= index < len(jobs[task_type]):
+        raise PipelineError(f"TF_CONFIG's task index {index!r} is out of range: cluster.{task_type} has "
+                            f"{len(jobs[task_type])} addresses (index 0 to {len(jobs[task_type]) - 1})")
+    return Cluster(jobs, task_type, index)
+
+
+# A watchdog of its own process: while TensorFlow waits for the cluster it holds the GIL, so no thread of this
+# process could run. It waits for its stdin to close (the cluster joined); past the deadline it names the peers
+# that do not answer and ends the waiting process.
+_WATCHDOG = """
+import os, select, signal, socket, sys
+pid, seconds, name, peers = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4:]
+if select.select([sys.stdin], [], [], seconds)[0]:
+    sys.exit(0)
+def answers(address):
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
+missing = [a for a in peers if not answers(a)] or peers
+print(f"error: {name} waited {seconds:g} s for the cluster and {', '.join(missing)} did not join: start the same "
+      "command on every worker of TF_CONFIG (or raise --cluster_timeout)", file=sys.stderr, flush=True)
+os.kill(pid, signal.SIGKILL)
+"""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float, cluster: Cluster):
+    """TensorFlow waits for every worker without limit: past `seconds`, name the peers that do not answer and end
+    this process (it cannot be interrupted while TensorFlow waits)."""
+    watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(seconds), cluster.name,
+                                 *cluster.peers()], stdin=subprocess.PIPE)
+    try:
+        yield
+    finally:
+        watchdog.stdin.close()
+        watchdog.wait()
+
+
+# How soon a lost worker fails the job on the others: TensorFlow's coordination service misses its heartbeats.
+HEARTBEAT_TIMEOUT_MS = 10_000
+
+
+def _configure_coordination(cluster: Cluster, register_timeout_s: float) -> None:
+    """The coordination service MultiWorkerMirroredStrategy would start, with bounded waits: a worker that dies
+    fails the job on every other worker within HEARTBEAT_TIMEOUT_MS instead of leaving them hanging."""
+    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+    from tensorflow.python.distribute import multi_worker_util
+    from tensorflow.python.eager import context
+
+    spec = tf.train.ClusterSpec({name: list(addresses) for name, addresses in cluster.jobs.items()})
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
+        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=name, num_tasks=len(addresses))
+                          for name, addresses in cluster.jobs.items()],
+        cluster_register_timeout_in_ms=int(register_timeout_s * 1000), heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_MS)
+
+
+def make_strategy(mode: str, cpu_replicas: int = 1, cluster_timeout: float = 300.0):
+    """The strategy --distribute names, and this process's Cluster (None unless multi_worker). Called before any
+    other TensorFlow work: both strategies configure the runtime, which can only happen before it starts."""
+    if mode == "none":
+        return tf.distribute.get_strategy(), None
+    if mode == "mirrored":
+        gpus = tf.config.list_physical_devices("GPU")
+        if gpus:
+            return tf.distribute.MirroredStrategy(), None
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        if cpu_replicas > 1:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+        devices = [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices=devices), None
+    cluster = read_tf_config(os.environ.get(TF_CONFIG))
+    _configure_coordination(cluster, cluster_timeout)
+    with _deadline(cluster_timeout, cluster):
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        # The first collective is where TensorFlow waits for the others: inside the deadline too.
+        tf.function(lambda: strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None))()
+    return strategy, cluster
+
+
+def is_multi_worker(strategy) -> bool:
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def synchronize_batchnorm(model: keras.Model) -> None:
+    """BatchNormalization over the global batch: without it each replica keeps moving statistics of its own shard,
+    and the workers' models drift apart (measured). Set before the first training step; a no-op on one replica."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
+
+
+def weights_digest(model: keras.Model) -> str:
+    """A short hash of every weight's bytes: what the workers print, so equal training is checked across them."""
+    digest = hashlib.sha256()
+    for weight in model.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    return digest.hexdigest()[:16]
+
+
+# The Keras 3 trainer functions the multi-worker fix replaces, and the SHA-256 of their source as written for
+# KERAS_VERSION: a Keras whose functions differ is refused instead of patched blindly (and a test fails).
+KERAS_VERSION = "3.15"
+PATCHED_SOURCE = {
+    "_maybe_symbolic_build": "92a504f5eba9b29f",
+    "reduce_per_replica": "2e7d54b1e6edc29a",
+}
+
+
+def _trainer():
+    from keras.src.backend.tensorflow import trainer
+    return trainer
+
+
+def patched_source_digests() -> dict[str, str]:
+    t = _trainer()
+    functions = {"_maybe_symbolic_build": t.TensorFlowTrainer._maybe_symbolic_build,
+                 "reduce_per_replica": t.reduce_per_replica}
+    return {name: hashlib.sha256(inspect.getsource(f).encode()).hexdigest()[:16] for name, f in functions.items()}
+
+
+@contextlib.contextmanager
+def keras_multi_worker_fixes():
+    """Keras 3 `fit` under MultiWorkerMirroredStrategy, mended (keras-team/keras#20585): (1) the symbolic build
+    passes the whole (x, y) batch to `strategy.reduce`, which takes one tensor — here it builds from this worker's
+    own slice; (2) scalar logs are reduced along an axis 0 they do not have — here a scalar is reduced whole.
+    Applied only around a multi-worker `fit`, and only to the functions it was written for."""
+    if patched_source_digests() != PATCHED_SOURCE:
+        raise PipelineError(f"this Keras ({keras.__version__}) changed the trainer functions dlpipe mends for "
+                            f"multi-worker training (written for Keras {KERAS_VERSION}): install keras=="
+                            f"{KERAS_VERSION}.* or use --distribute=mirrored")
+    t = _trainer()
+    original_build, original_reduce = t.TensorFlowTrainer._maybe_symbolic_build, t.reduce_per_replica
+
+    def maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if iterator is not None:
+            for _, _, it in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda x: self.distribute_strategy.experimental_local_results(x)[0]
+                    if isinstance(x, tf.distribute.DistributedValues) else x, next(it))
+                break
+        return original_build(self, data_batch=data_batch)
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and t._collective_all_reduce_multi_worker(strategy):
+            return tf.nest.map_structure(
+                lambda v: strategy.reduce("MEAN", v, axis=0 if v.shape.rank else None), values)
+        return original_reduce(values, strategy, reduction)
+
+    t.TensorFlowTrainer._maybe_symbolic_build, t.reduce_per_replica = maybe_symbolic_build, reduce_per_replica
+    try:
+        yield
+    finally:
+        t.TensorFlowTrainer._maybe_symbolic_build, t.reduce_per_replica = original_build, original_reduce
