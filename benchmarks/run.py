@@ -11,6 +11,8 @@
    distinct ones, and one repeated (best of three each, alternating).
 5. Your own data: Fashion-MNIST written as a folder of 70,000 PNG files against the IDX route, same model, epochs
    after the first (best of three each, alternating), and the one-off cost of reading and decoding the folder.
+6. Training on several machines: two multi-worker processes on loopback, one core each, against one process on
+   one core (benchmarks/distributed.py).
 
 Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.json and results.md.
 """
@@ -23,6 +25,7 @@ import time
 import keras
 import tensorflow as tf
 
+from benchmarks import distributed
 from pipelines import artifacts, precision, runner
 from pipelines.context import Context
 from pipelines.data import idx
@@ -173,6 +176,9 @@ def markdown(r: dict) -> str:
          f"**{r['input']['pipeline_speed_relative_to_distinct_batches']:.2f}**"),
         ("input: tf.data pipeline / one synthetic batch repeated (speed; it stays in cache)",
          f"{r['input']['pipeline_speed_relative_to_one_batch_repeated']:.2f}"),
+        ("conv, two workers on loopback (one core each) / one worker on one core (speed; test accuracy)",
+         f"**{r['distributed']['speed_ratio']:.2f}**; {r['distributed']['two_workers']['test_accuracy']:.4f} / "
+         f"{r['distributed']['one_worker']['test_accuracy']:.4f}"),
         ("a folder of 70,000 PNGs / the IDX route (speed, epochs after the first)",
          f"**{r['folder']['png_folder_speed_relative_to_idx']:.2f}**; reading and decoding it once: "
          f"{r['folder']['png_folder_read_and_decode_seconds']:.1f} s"),
@@ -189,6 +195,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         write_png_folder(root)
         results["folder"] = folder_vs_idx(root)
+    results["distributed"] = distributed.scaling()
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)

@@ -109,6 +109,10 @@ class GAN(keras.Model):
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
+        # Built here, inside the scope compile runs in: an optimizer first built in a replicated train_step would
+        # create its variables inside one replica's graph, which tf.distribute cannot run (measured: a graph error).
+        g_optimizer.build(self.generator.trainable_variables)
+        d_optimizer.build(self.discriminator.trainable_variables)
         self.label_smoothing = label_smoothing
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
 

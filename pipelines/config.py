@@ -54,6 +54,8 @@ class RunConfig:
     precision: str = "float32"                 # float32, or bfloat16: Keras' mixed policy, variables stay float32
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
     deterministic: bool = False                # TensorFlow op determinism: identical runs give identical numbers
+    # Who trains: keras (`fit`), or numpy (the dense task's network in NumPy alone: models/numpy_mlp.py).
+    trainer: str = "keras"
     # Where training runs (pipelines/distribution.py): none, mirrored (this machine's devices; cpu_replicas
     # logical CPUs where it has no GPU), or multi_worker (the processes TF_CONFIG names, waiting up to
     # cluster_timeout seconds for them). --batch_size stays the global batch.

@@ -26,6 +26,4 @@ class Family:
     loss_key: str              # the training log whose divergence stops a run
     gradient_norm: bool        # the model has one compiled loss, whose gradient norm is logged per epoch
     callbacks: Callable = _none         # (Context) -> extra Keras callbacks for the train stage's fit
-    # Why its training does not run under --distribute yet, or None where it does (pipelines/distribution.py).
-    not_distributed: str | None = None
     tuning_callbacks: Callable = _none  # (Context) -> callbacks every trial needs (one that logs the objective)

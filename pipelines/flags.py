@@ -19,6 +19,7 @@ from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
 from pipelines.errors import PipelineError
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
 from pipelines.stages.tune import TUNERS
+from models import numpy_mlp
 from models.conv import AUGMENTATIONS
 from models.recurrent import CELLS
 from pipelines.tasks import TASKS
@@ -118,6 +119,10 @@ CLIP_NORM = flags.DEFINE_float("clip_norm", None, "Clip the global gradient norm
                                "exploding gradients); default: no clipping.", lower_bound=1e-6)
 DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Turn on TensorFlow op determinism: with the same --seed, "
                                   "two runs give identical numbers (some ops get slower).")
+TRAINER = flags.DEFINE_enum(
+    "trainer", "keras", ["keras", "numpy"], "Who trains the model: keras (its `fit`), or numpy: the dense task's "
+    "network written in NumPy alone (models/numpy_mlp.py: forward and backward passes by hand, SGD with momentum, "
+    f"default --learning_rate {numpy_mlp.LEARNING_RATE:g}), then handed to Keras for evaluate, export and verify.")
 DISTRIBUTE = flags.DEFINE_enum(
     "distribute", "none", list(distribution.MODES), "Where training runs: none (this process), mirrored (this "
     "machine's GPUs, or its CPU as --cpu_replicas devices), multi_worker (the machines TF_CONFIG names: run the same "
@@ -278,6 +283,14 @@ def _hparams_file_exists(path):
     return path is None or os.path.isfile(path)
 
 
+@flags.multi_flags_validator(["trainer", "task", "distribute", "precision"], message="--trainer=numpy trains the "
+                             "dense task, in one process, in float32: drop --distribute and --precision, or use "
+                             "--trainer=keras")
+def _numpy_trains_dense(values):
+    return values["trainer"] == "keras" or (values["task"] == "dense" and values["distribute"] == "none"
+                                            and values["precision"] in (None, "float32"))
+
+
 @flags.multi_flags_validator(["distribute", "stages"], message="--distribute trains a model; a sweep spreads its "
                              "trials with KerasTuner's own workers instead (README, Tuning): run --stages=tune without "
                              "--distribute, then train with --hparams_file")
@@ -309,7 +322,8 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     explicit = tuple(sorted(name for name in flag_values if flag_values[name].present
                             and flags.FLAGS.find_module_defining_flag(name) == __name__))
     hparams = {name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()}
-    learning_rate = _or(flag_values.learning_rate, task.learning_rate)
+    learning_rate = _or(flag_values.learning_rate,
+                        numpy_mlp.LEARNING_RATE if flag_values.trainer == "numpy" else task.learning_rate)
     if flag_values.hparams_file:
         hparams, learning_rate = _with_hparams_file(flag_values, task, hparams, learning_rate)
     if "idx_dir" in explicit and not os.path.isdir(flag_values.idx_dir):
@@ -326,7 +340,7 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         precision=_or(flag_values.precision, precision.default_for(task.precision)),
         steps_per_execution=_or(flag_values.steps_per_execution, task.steps_per_execution),
         deterministic=flag_values.deterministic, force=flag_values.force, distribute=flag_values.distribute,
-        cpu_replicas=flag_values.cpu_replicas, cluster_timeout=flag_values.cluster_timeout,
+        cpu_replicas=flag_values.cpu_replicas, trainer=flag_values.trainer, cluster_timeout=flag_values.cluster_timeout,
         lr_schedule=_or(flag_values.lr_schedule, task.lr_schedule),
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,

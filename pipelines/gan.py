@@ -240,8 +240,4 @@ def serve_generator(gan: GAN) -> Serving:
 GENERATOR = Family(name="generator", compile=compile_gan, evaluate=evaluate_gan, serving=serve_generator,
                    headline="frechet_distance", objective=FRECHET_OBJECTIVE, objective_direction="min",
                    loss_key="g_loss", gradient_norm=False, callbacks=gan_callbacks,
-                   tuning_callbacks=gan_tuning_callbacks,
-                   # Measured with Keras 3.15 on two logical CPUs: its two-optimizer train_step fails to run
-                   # (a placeholder inside a cond that nothing feeds) while the classifiers' compiled step runs.
-                   not_distributed="the GAN's own train_step fails under tf.distribute with Keras 3.15 (a graph "
-                                   "error inside its replicas)")
+                   tuning_callbacks=gan_tuning_callbacks)

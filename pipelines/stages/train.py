@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not exported
 
-from pipelines import artifacts, distribution, precision
+from pipelines import artifacts, distribution, numpy_trainer, precision
 from pipelines.config import describe_changes
 from pipelines.context import Context
 from pipelines.errors import PipelineError
@@ -83,6 +83,8 @@ def _twin(build, family, config, inputs) -> keras.Model:
 
 def run(ctx: Context) -> str:
     resolve_hyperparameters(ctx)
+    if ctx.config.trainer == "numpy":
+        return _run_numpy(ctx)
     config, task, inputs = ctx.config, ctx.task, ctx.inputs
     backup, resumed = backup_dir(ctx)
     if not resumed:  # the curves and checkpoints of an earlier model do not belong beside this one
@@ -94,9 +96,6 @@ def run(ctx: Context) -> str:
         return task.build(inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
     strategy, family = ctx.strategy, ctx.family
     distributed = config.distribute != "none"
-    if distributed and family.not_distributed:
-        raise PipelineError(f"--distribute={config.distribute} does not train a {family.name} yet: "
-                            f"{family.not_distributed}; train it with --distribute=none")
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise PipelineError(f"--batch_size={config.batch_size} is the global batch and must divide among the "
@@ -157,11 +156,25 @@ def run(ctx: Context) -> str:
     model = precision.in_float32(model, build)  # what later stages load computes in float32
     if ctx.cluster:  # every worker prints it: equal lines, equal models
         print(f"{ctx.cluster.name}: trained weights {distribution.weights_digest(model)}", flush=True)
+    return _save(ctx, model, curves.curves)
+
+
+def _save(ctx: Context, model: keras.Model, curves: dict[str, list[float]]) -> str:
+    """model.keras, history.json, and config.json (what the model is: the settings train depends on, as
+    resolved, so the hyperparameters actually used); returns the summary line."""
     with artifacts.atomic_path(ctx.path(artifacts.MODEL)) as tmp:
         model.save(tmp)
-    artifacts.write_json(ctx.path(artifacts.HISTORY), curves.curves)
-    # What the model is: the settings train depends on, as resolved (the hyperparameters actually used).
-    artifacts.write_json(ctx.path(artifacts.CONFIG), {name: getattr(config, name) for name in ctx.stage_settings})
-    speed = curves.curves.get("gflop_per_second", [])
-    return " ".join([f"{name}={values[-1]:.4f}" for name, values in curves.curves.items() if name.startswith("val_")]
+    artifacts.write_json(ctx.path(artifacts.HISTORY), curves)
+    artifacts.write_json(ctx.path(artifacts.CONFIG), {name: getattr(ctx.config, name) for name in ctx.stage_settings})
+    speed = curves.get("gflop_per_second", [])
+    return " ".join([f"{name}={values[-1]:.4f}" for name, values in curves.items() if name.startswith("val_")]
                     + ([f"{sustained(speed):.0f} GFLOP/s"] if speed else []))
+
+
+def _run_numpy(ctx: Context) -> str:
+    """--trainer=numpy (pipelines/numpy_trainer.py): no resume state, since its epochs take seconds."""
+    for folder in (artifacts.CHECKPOINTS, artifacts.LOGS, artifacts.BACKUP):
+        artifacts.remove(ctx.path(folder))
+    keras.utils.set_random_seed(ctx.config.seed)
+    model = ctx.task.build(ctx.inputs.input_shape, ctx.data.num_classes, **ctx.config.hparams, **ctx.learned_args)
+    return _save(ctx, model, numpy_trainer.train(ctx, model))

@@ -181,3 +181,25 @@ def test_report_md_ties_the_run_together_and_every_link_resolves(run_dir):
     assert {"model.tflite", "confusion_matrix.png", "training_curves.png", "export_report.json"} <= set(links)
     assert all((task_dir / link).exists() for link in links)
     assert "| Shirt |" in report and "| float16 |" in report and "every export passed" in report
+
+
+def test_the_numpy_trainer_ships_its_network_through_evaluate_export_and_verify(tmp_path):
+    from pipelines import runner
+    from tests.conftest import config_from_flags
+    config = config_from_flags("--task=dense", "--trainer=numpy", "--max_train_examples=3000",
+                               "--max_test_examples=1000", "--epochs=3", "--hidden_units=64", "--noonnx",
+                               "--tflite_variants=float32", f"--output_dir={tmp_path}")
+    assert config.learning_rate == 0.05  # SGD's default, not Adam's
+    records = {r.stage: r.result for r in runner.run(config)}
+    task_dir = tmp_path / "dense"
+    history = load(task_dir / "history.json")
+    assert len(history["loss"]) == 3 and history["loss"][-1] < history["loss"][0]
+    assert load(task_dir / "metrics.json")["test_accuracy"] > 0.7
+    assert "1 exports passed" in records["verify"]
+    assert set(os.listdir(task_dir / "logs")) == {"train", "validation"}  # TensorBoard, Keras' layout
+    assert not (task_dir / "checkpoints").exists()
+
+
+def test_the_numpy_trainer_takes_the_dense_task_only():
+    from tests.conftest import parse_cli
+    assert_one_line_error(parse_cli("--task=conv", "--trainer=numpy"), "--trainer=numpy trains the dense task")
