@@ -11,8 +11,10 @@
    distinct ones, and one repeated (best of three each, alternating).
 5. Your own data: Fashion-MNIST written as a folder of 70,000 PNG files against the IDX route, same model, epochs
    after the first (best of three each, alternating), and the one-off cost of reading and decoding the folder.
-6. Training on several machines: two multi-worker processes on loopback, one core each, against one process on
+6. The NumPy trainer: the dense defaults trained by models/numpy_mlp.py against Keras' fit, per epoch.
+7. Training on several machines: two multi-worker processes on loopback, one core each, against one process on
    one core (benchmarks/distributed.py).
+8. dlpipe-serve under a bounded load on loopback against the SavedModel called in process (benchmarks/serving.py).
 
 Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.json and results.md.
 """
@@ -25,10 +27,11 @@ import time
 import keras
 import tensorflow as tf
 
-from benchmarks import distributed
+from benchmarks import distributed, serving
 from pipelines import artifacts, precision, runner
 from pipelines.context import Context
 from pipelines.data import idx
+from pipelines.flops import sustained
 from pipelines.flags import config_from_args
 from pipelines.tasks import TASKS
 
@@ -97,6 +100,24 @@ def overhead_and_efficiency(output_dir: str) -> dict:
                          "gflop_per_second": stage["gflop_per_second"],
                          "flops_per_example": stage["flops_per_example"]}
     results["conv_float32"] = stage_run("conv", output_dir, "--precision=float32")
+    return results
+
+
+def numpy_vs_keras(output_dir: str) -> dict:
+    """The dense task's defaults trained by the NumPy network and by Keras' fit in this process: training speed
+    (examples/s, the median of the epochs after the first) and test accuracy."""
+    results = {}
+    for trainer in ("numpy", "keras"):
+        config = config_from_args("--task=dense", f"--trainer={trainer}", "--stages=train,evaluate", "--force",
+                                  f"--output_dir={os.path.join(output_dir, trainer)}")
+        records = runner.run(config)
+        history = artifacts.read_json(os.path.join(config.task_dir, artifacts.HISTORY))
+        metrics = artifacts.read_json(os.path.join(config.task_dir, artifacts.METRICS))
+        results[trainer] = {"train_seconds": records[0].seconds, "epochs": config.epochs,
+                            "examples_per_second": sustained(history["examples_per_second"]),
+                            "test_accuracy": metrics["test_accuracy"]}
+    results["numpy_epoch_over_keras_epoch"] = (results["keras"]["examples_per_second"]
+                                               / results["numpy"]["examples_per_second"])
     return results
 
 
@@ -176,9 +197,16 @@ def markdown(r: dict) -> str:
          f"**{r['input']['pipeline_speed_relative_to_distinct_batches']:.2f}**"),
         ("input: tf.data pipeline / one synthetic batch repeated (speed; it stays in cache)",
          f"{r['input']['pipeline_speed_relative_to_one_batch_repeated']:.2f}"),
+        ("dense: the NumPy trainer's epoch / Keras' epoch (defaults; test accuracy NumPy / Keras)",
+         f"**{r['numpy']['numpy_epoch_over_keras_epoch']:.1f}**; {r['numpy']['numpy']['test_accuracy']:.4f} / "
+         f"{r['numpy']['keras']['test_accuracy']:.4f}"),
         ("conv, two workers on loopback (one core each) / one worker on one core (speed; test accuracy)",
          f"**{r['distributed']['speed_ratio']:.2f}**; {r['distributed']['two_workers']['test_accuracy']:.4f} / "
          f"{r['distributed']['one_worker']['test_accuracy']:.4f}"),
+        (f"dlpipe-serve: {r['serving']['requests']} predict requests from {r['serving']['clients']} clients on "
+         "loopback", f"{r['serving']['requests_per_second']:.0f} requests/s, p50 {r['serving']['p50_ms']:.1f} ms, "
+         f"p99 {r['serving']['p99_ms']:.1f} ms, {r['serving']['errors']} errors; **"
+         f"{r['serving']['server_over_in_process_time_per_request']:.1f}×** the in-process SavedModel call's time"),
         ("a folder of 70,000 PNGs / the IDX route (speed, epochs after the first)",
          f"**{r['folder']['png_folder_speed_relative_to_idx']:.2f}**; reading and decoding it once: "
          f"{r['folder']['png_folder_read_and_decode_seconds']:.1f} s"),
@@ -195,7 +223,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as root:
         write_png_folder(root)
         results["folder"] = folder_vs_idx(root)
+    with tempfile.TemporaryDirectory() as output_dir:
+        results["numpy"] = numpy_vs_keras(output_dir)
     results["distributed"] = distributed.scaling()
+    results["serving"] = serving.load_test()
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)

@@ -1,0 +1,171 @@
+"""dlpipe-serve: the real server on 127.0.0.1, a free port, called with a plain HTTP client (urllib) as any client
+would: TF Serving's REST API, answers equal to the SavedModel's, label names, base64 images, 400 for every bad
+request with a message naming the field, status, health and metrics."""
+
+import base64
+import io
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from pipelines import runner
+from tests.conftest import ROOT, config_from_flags
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def call(url: str, body=None, raw: bytes | None = None):
+    """(status, JSON answer) of a GET, or a POST of `body` as JSON (or `raw` bytes)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read().decode()
+            return response.status, json.loads(text) if "json" in response.headers["Content-Type"] else text
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read().decode())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A dense and a GAN run exported into one --output_dir, served by one dlpipe-serve process."""
+    output_dir = tmp_path_factory.mktemp("runs")
+    for flags in (("--task=dense", "--hidden_units=16"),
+                  ("--task=gan", "--noise_dim=8", "--generator_widths=16,8", "--discriminator_widths=8,16")):
+        runner.run(config_from_flags(*flags, "--max_train_examples=600", "--max_test_examples=100", "--epochs=1",
+                                     "--stages=train,export", "--tflite_variants=float32", "--noonnx",
+                                     f"--output_dir={output_dir}"))
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "pipelines.server", f"--output_dir={output_dir}",
+                                f"--port={port}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if call(f"{base}/healthz")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        pytest.fail(process.stdout.read())
+    yield base, output_dir
+    process.terminate()
+    process.wait(30)
+
+
+def images(count: int) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (count, 28, 28, 1), dtype=np.uint8)
+
+
+def test_predictions_equal_the_saved_models_with_label_names_and_probabilities(server):
+    base, output_dir = server
+    x = images(5)
+    status, answer = call(f"{base}/v1/models/dense:predict", {"instances": x.tolist()})
+    assert status == 200, answer
+    expected = tf.saved_model.load(str(output_dir / "dense" / "saved_model")).signatures["serving_default"](
+        image=tf.constant(x))["logits"].numpy()
+    np.testing.assert_allclose(answer["predictions"], expected, atol=1e-5)
+    labels = (output_dir / "dense" / "labels.txt").read_text().splitlines()
+    for row, classification in zip(expected, answer["classifications"]):
+        assert classification["label"] == labels[row.argmax()]
+        assert abs(sum(classification["probabilities"].values()) - 1) < 1e-5
+    status, columns = call(f"{base}/v1/models/dense:predict", {"inputs": {"image": x.tolist()}})
+    np.testing.assert_allclose(columns["outputs"], expected, atol=1e-5)
+
+
+def test_base64_png_and_jpeg_images_are_decoded_as_tf_serving_does(server):
+    base, _ = server
+    x = images(1)
+    png, jpeg = io.BytesIO(), io.BytesIO()
+    Image.fromarray(x[0, ..., 0]).save(png, format="PNG")
+    Image.fromarray(x[0, ..., 0]).convert("RGB").save(jpeg, format="JPEG")
+    _, raw = call(f"{base}/v1/models/dense:predict", {"instances": x.tolist()})
+    _, encoded = call(f"{base}/v1/models/dense:predict",
+                      {"instances": [{"b64": base64.b64encode(png.getvalue()).decode()}]})
+    assert encoded["predictions"] == raw["predictions"]  # PNG is lossless: the same pixels
+    status, answer = call(f"{base}/v1/models/dense:predict",
+                          {"instances": [{"b64": base64.b64encode(jpeg.getvalue()).decode()}]})
+    assert status == 200 and len(answer["predictions"][0]) == 10
+
+
+def test_the_gan_returns_pixels_an_app_can_encode_as_png(server):
+    base, _ = server
+    status, metadata = call(f"{base}/v1/models/gan/metadata")
+    inputs = metadata["metadata"]["signature_def"]["serving_default"]["inputs"]
+    (name, spec), = inputs.items()
+    noise = np.random.default_rng(1).standard_normal((2, spec["shape"][1])).tolist()
+    status, answer = call(f"{base}/v1/models/gan:predict", {"instances": noise})
+    assert status == 200, answer
+    pixels = np.asarray(answer["predictions"])
+    assert pixels.shape == (2, 28, 28, 1) and pixels.min() >= 0 and pixels.max() <= 255
+    assert (pixels == np.round(pixels)).all()
+    Image.fromarray(pixels[0, ..., 0].astype(np.uint8)).save(io.BytesIO(), format="PNG")
+    assert "classifications" not in answer
+
+
+@pytest.mark.parametrize("path,body,fragment", [
+    ("dense:predict", [1, 2], "JSON object"),
+    ("dense:predict", {}, '"instances"'),
+    ("dense:predict", {"instances": [], }, "non-empty list"),
+    ("dense:predict", {"instances": "x"}, "non-empty list"),
+    ("dense:predict", {"instances": [[1, 2, 3]]}, "instances[*].image has shape 1x3"),
+    ("dense:predict", {"instances": np.zeros((1, 28, 28)).tolist()}, "the model takes Nx28x28x1"),
+    ("dense:predict", {"instances": np.full((1, 28, 28, 1), 300).tolist()}, "whole numbers from 0 to 255"),
+    ("dense:predict", {"instances": np.full((1, 28, 28, 1), -1).tolist()}, "whole numbers from 0 to 255"),
+    ("dense:predict", {"instances": np.full((1, 28, 28, 1), 0.5).tolist()}, "whole numbers from 0 to 255"),
+    ("dense:predict", {"instances": [[["a"] * 28] * 28]}, "must be numbers"),
+    ("dense:predict", {"instances": [np.zeros((28, 28, 1)).tolist(), [[0]]]}, "nested lists of one shape"),
+    ("dense:predict", {"instances": [{"b64": "not base64!"}]}, "not a base64-encoded PNG or JPEG"),
+    ("dense:predict", {"instances": [{"b64": base64.b64encode(b"plain text").decode()}]}, "PNG or JPEG"),
+    ("dense:predict", {"instances": [{"pixels": [1]}]}, "must be an object with the inputs image"),
+    ("dense:predict", {"inputs": {"wrong": [1]}}, '"inputs" must be an object with the inputs image'),
+    ("dense:predict", {"inputs": []}, "at least one example"),
+    ("dense:predict", {"instances": [[1]], "inputs": [[1]]}, '"instances"'),
+    ("dense:predict", {"instances": np.zeros((1025, 1)).tolist()}, "at most 1024"),
+    ("dense:classify", {"instances": [[1]]}, "unknown method 'classify'"),
+    ("gan:predict", {"instances": [[float("nan")] * 8]}, "not finite"),
+    ("gan:predict", {"instances": [[0.0] * 7]}, "has shape 1x7"),
+    ("gan:predict", {"instances": [{"b64": "AAAA"}]}, "b64 is for image inputs"),
+])
+def test_a_bad_request_is_400_naming_the_problem(server, path, body, fragment):
+    base, _ = server
+    raw = json.dumps(body).replace("NaN", "NaN").encode()
+    status, answer = call(f"{base}/v1/models/{path}", raw=raw)
+    assert status == 400, answer
+    assert fragment in answer["error"], answer["error"]
+
+
+def test_a_body_that_is_not_json_and_an_unknown_model(server):
+    base, _ = server
+    status, answer = call(f"{base}/v1/models/dense:predict", raw=b"{not json")
+    assert status == 400 and "not JSON" in answer["error"]
+    status, answer = call(f"{base}/v1/models/nope:predict", {"instances": [[1]]})
+    assert status == 404 and "no model 'nope'" in answer["error"] and "dense" in answer["error"]
+
+
+def test_status_health_and_metrics_after_the_bad_requests(server):
+    base, _ = server
+    assert call(f"{base}/v1/models/dense") == (200, {"model_version_status": [
+        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+    assert call(f"{base}/healthz") == (200, {"status": "ok", "models": ["dense", "gan"]})
+    status, text = call(f"{base}/metrics")
+    assert status == 200
+    assert 'dlpipe_requests_total{model="dense",code="200"}' in text
+    assert 'dlpipe_request_latency_seconds_bucket{le="+Inf"}' in text
+    counts = {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if not line.startswith("#")}
+    assert counts["dlpipe_request_errors_total"] >= 1
