@@ -201,8 +201,19 @@ HPARAM_FLAGS = {holder.name: holder for holder in (
     flags.DEFINE_bool("bidirectional", None, _hparam_help(
         "bidirectional", "recurrent: read sequences both ways.")),
     flags.DEFINE_integer("sequence_length", None, _hparam_help(
-        "sequence_length", "recurrent, text data sets: tokens per text, padded or cut."), lower_bound=1,
-        upper_bound=2000),
+        "sequence_length", "recurrent and transformer, text data sets: tokens per text, padded or cut."),
+        lower_bound=1, upper_bound=2000),
+    flags.DEFINE_integer("patch_size", None, _hparam_help(
+        "patch_size", "transformer, images: the side of the square patches an image is cut into (a token each)."),
+        lower_bound=1, upper_bound=256),
+    flags.DEFINE_integer("encoder_layers", None, _hparam_help("encoder_layers", "transformer: encoder layers."),
+                         lower_bound=1, upper_bound=48),
+    flags.DEFINE_integer("attention_heads", None, _hparam_help(
+        "attention_heads", "transformer: heads of each self-attention; they share --model_width."), lower_bound=1,
+        upper_bound=64),
+    flags.DEFINE_integer("model_width", None, _hparam_help(
+        "model_width", "transformer: the width of every token's vector (the MLPs are twice as wide)."),
+        lower_bound=1, upper_bound=MAX_WIDTH),
     flags.DEFINE_integer("noise_dim", None, _hparam_help("noise_dim", "gan: size of the generator's noise input."),
                          lower_bound=1, upper_bound=4096),
     _define_int_list("generator_widths", None, _hparam_help(

@@ -19,6 +19,7 @@ from models.conv import build_conv_classifier
 from models.dense import build_dense_classifier
 from models.gan import build_gan
 from models.recurrent import adapt_vocabulary, build_recurrent_classifier
+from models.transformer import build_transformer_classifier
 from models.table import describe_columns
 from pipelines import artifacts
 from pipelines.classifier import CLASSIFIER
@@ -155,6 +156,12 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          left_out={"int8": "an unrolled RNN's int8 file is 1.7× its float32 one (each of the 28 steps requantizes "
                            "its biases) and agrees with Keras on 98.9% of test images (GRU; LSTM 95.6%; limit 99%)"},
          modalities=("image", "text")),
+    Task(name="transformer", summary="transformer encoder: a small ViT over image patches, or over text tokens",
+         datasets=IMAGE_DATASETS + ("imdb_reviews",), to_example=sequence_example,
+         build_model=build_transformer_classifier,
+         hparams=("patch_size", "encoder_layers", "attention_heads", "model_width", "dropout", "sequence_length"),
+         search_space=search_spaces.transformer, epochs=10, batch_size=128, learning_rate=1e-3,
+         lr_schedule="one_cycle", steps_per_execution=8, adapt=text_vocabulary, modalities=("image", "text")),
     Task(name="gan", summary="DCGAN that learns to generate the images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),

@@ -24,7 +24,7 @@ def test_builder_hyperparameters_come_from_their_flags():
     (["--batch_size=-3"], "--batch_size"),
     (["--learning_rate=0"], "--learning_rate"),
     (["--validation_split=0.9"], "--validation_split"),
-    (["--task=transformer"], "--task"),
+    (["--task=perceptron"], "--task"),
     (["--dataset=coco"], "--dataset"),
     (["--stages=train,deploy"], "--stages"),
     (["--stages=export,train"], "in that order"),

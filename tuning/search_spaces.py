@@ -17,6 +17,7 @@ from models.conv import AUGMENTATIONS, build_conv_classifier
 from models.dense import build_dense_classifier
 from models.gan import build_gan
 from models.recurrent import CELLS, build_recurrent_classifier
+from models.transformer import build_transformer_classifier
 
 LEARNING_RATE = "learning_rate"
 Sampler = Callable[[], Any]  # draws one builder argument's value from `hp`
@@ -54,6 +55,15 @@ def recurrent(hp: kt.HyperParameters) -> dict[str, Sampler]:
             "rnn_layers": lambda: hp.Int("rnn_layers", 1, 2, default=default["rnn_layers"]),
             "bidirectional": lambda: hp.Boolean("bidirectional", default=default["bidirectional"]),
             "dropout": lambda: hp.Float("dropout", 0.0, 0.5, step=0.1, default=default["dropout"])}
+
+
+def transformer(hp: kt.HyperParameters) -> dict[str, Sampler]:
+    default = _builder_defaults(build_transformer_classifier)
+    return {"patch_size": lambda: hp.Choice("patch_size", [4, 7], default=default["patch_size"]),
+            "encoder_layers": lambda: hp.Int("encoder_layers", 2, 6, default=default["encoder_layers"]),
+            "attention_heads": lambda: hp.Choice("attention_heads", [2, 4, 8], default=default["attention_heads"]),
+            "model_width": lambda: hp.Choice("model_width", [32, 64, 128], default=default["model_width"]),
+            "dropout": lambda: hp.Float("dropout", 0.0, 0.3, step=0.1, default=default["dropout"])}
 
 
 def gan(hp: kt.HyperParameters) -> dict[str, Sampler]:

@@ -172,3 +172,12 @@ def test_a_csv_without_its_label_column_is_one_line_listing_the_columns(tmp_path
     houses = write_houses(tmp_path / "houses.csv", rows=20)
     result = cli_in_process(f"--dataset={houses}", f"--output_dir={tmp_path}", "--stages=train")
     assert_one_line_error(result, "--label_column is required", "area m2, rooms, town, age (years), price")
+
+
+def test_the_transformer_learns_a_text_folder(reviews, tmp_path):
+    runner.run(config_from_flags("--task=transformer", f"--dataset={reviews}", "--epochs=6", "--model_width=16",
+                                 "--encoder_layers=1", "--attention_heads=2", "--sequence_length=12",
+                                 "--test_split=0.4", "--tflite_variants=float32", "--noonnx", "--learning_rate=3e-3",
+                                 f"--output_dir={tmp_path}"))
+    metrics = json.loads((tmp_path / "transformer" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.8  # the signal words decide

@@ -182,3 +182,26 @@ def test_a_quick_conv_run_passes_verify_in_every_variant(tmp_path, capsys):
         row = report["exports"][variant]
         assert row["top1_agreement"] < 0.99 <= row["top1_agreement_clear"]
         assert f"note: {variant} agrees with Keras on" in capsys.readouterr().out
+
+
+def test_the_transformer_on_image_patches_converts_to_builtin_ops_and_onnx(tmp_path):
+    task_dir, report = run_pipeline(tmp_path, "--task=transformer", "--model_width=32", "--encoder_layers=2",
+                                    "--tflite_variants=float32,float16", "--onnx")
+    assert_builtin_ops_only(task_dir)  # attention, layer norm and GELU without Flex
+    assert tflite_input(task_dir) == ((28, 28, 3), np.uint8)
+    assert report["exports"]["float16"]["passed"] and report["exports"]["onnx"]["max_abs_diff"] <= 1e-4
+
+
+def test_the_transformer_reads_text_through_the_vocabulary_path(tmp_path):
+    task_dir, report = run_pipeline(tmp_path, "--task=transformer", "--dataset=imdb_reviews", "--model_width=16",
+                                    "--encoder_layers=1", "--attention_heads=2", "--sequence_length=24", mock=True)
+    assert_builtin_ops_only(task_dir)
+    assert tflite_input(task_dir) == ((24,), np.int64)
+    assert (task_dir / "vocab.txt").read_text().split("\n")[:2] == ["", "[UNK]"]
+    assert report["exports"]["savedmodel"]["max_abs_diff"] <= 1e-4
+
+
+def test_a_patch_size_the_image_cannot_take_is_one_line(tmp_path):
+    from pipelines.errors import PipelineError
+    with pytest.raises(PipelineError, match=r"--patch_size=5: a 28x28 image does not divide into 5x5 patches"):
+        run_pipeline(tmp_path, "--task=transformer", "--patch_size=5", "--stages=train")

@@ -11,7 +11,7 @@ from tests.conftest import config_from_flags
 from tuning.hypermodel import TaskHyperModel
 from tuning.search_spaces import sample
 
-SHAPES = {"dense": (28, 28, 1), "conv": (28, 28, 1), "recurrent": (28, 28, 1), "gan": (28, 28, 1)}
+SHAPES = {name: (28, 28, 1) for name in TASKS}
 
 
 @pytest.mark.parametrize("task_name", sorted(TASKS))
