@@ -54,6 +54,9 @@ class RunConfig:
     precision: str = "float32"                 # float32, or bfloat16: Keras' mixed policy, variables stay float32
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
     deterministic: bool = False                # TensorFlow op determinism: identical runs give identical numbers
+    # Training starts from this saved model's weights (--init_from); what counts is its content, not its path.
+    init_from: str | None = None
+    init_from_sha256: str | None = None
     # Who trains: keras (`fit`), or numpy (the dense task's network in NumPy alone: models/numpy_mlp.py).
     trainer: str = "keras"
     # Where training runs (pipelines/distribution.py): none, mirrored (this machine's devices; cpu_replicas
@@ -78,10 +81,10 @@ class RunConfig:
 # Fields that say where to write, which stages to run, or how a value was given, not what an artifact holds: no
 # artifact's identity depends on them. Every other field is part of every stage's fingerprint unless the stage
 # says it ignores it (stages/__init__.py). --hparams_file is read into `hparams` and `learning_rate` when the
-# config is built, so its contents count, not its path.
+# config is built, so its contents count, not its path; so does --init_from's file, by its hash.
 # Where training runs is not what it makes either: the global batch, and so every step, is the same on one process
 # or many (up to float rounding), so a multi-worker run's state may even be resumed by a single process.
-NOT_IDENTITY = frozenset({"output_dir", "stages", "force", "fresh", "explicit", "hparams_file",
+NOT_IDENTITY = frozenset({"output_dir", "stages", "force", "fresh", "explicit", "hparams_file", "init_from",
                           "distribute", "cpu_replicas", "cluster_timeout"})
 
 

@@ -11,7 +11,7 @@ import sys
 from absl import flags
 from absl.testing import flagsaver
 
-from pipelines import distribution, precision
+from pipelines import artifacts, distribution, precision
 from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
 from pipelines.config import RunConfig, show
 from pipelines.data import folders, idx, tables
@@ -119,6 +119,10 @@ CLIP_NORM = flags.DEFINE_float("clip_norm", None, "Clip the global gradient norm
                                "exploding gradients); default: no clipping.", lower_bound=1e-6)
 DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Turn on TensorFlow op determinism: with the same --seed, "
                                   "two runs give identical numbers (some ops get slower).")
+INIT_FROM = flags.DEFINE_string(
+    "init_from", None, "Start training from a saved model's weights: an earlier run's model.keras (or a .weights.h5 "
+    "file). Layers whose names and shapes match are loaded; the rest, such as the head of a model for other "
+    "classes, start fresh (fine-tuning on another data set).")
 TRAINER = flags.DEFINE_enum(
     "trainer", "keras", ["keras", "numpy"], "Who trains the model: keras (its `fit`), or numpy: the dense task's "
     "network written in NumPy alone (models/numpy_mlp.py: forward and backward passes by hand, SGD with momentum, "
@@ -289,17 +293,22 @@ def _hparams_fit_task(values):
                for name, value in values.items() if name != "task")
 
 
+@flags.validator("init_from", message="--init_from must be a .keras or .weights.h5 file that exists")
+def _init_from_exists(path):
+    return path is None or (path.endswith((".keras", ".weights.h5")) and os.path.isfile(path))
+
+
 @flags.validator("hparams_file", message="--hparams_file does not exist: give the path of a best_hparams.json")
 def _hparams_file_exists(path):
     return path is None or os.path.isfile(path)
 
 
-@flags.multi_flags_validator(["trainer", "task", "distribute", "precision"], message="--trainer=numpy trains the "
-                             "dense task, in one process, in float32: drop --distribute and --precision, or use "
-                             "--trainer=keras")
+@flags.multi_flags_validator(["trainer", "task", "distribute", "precision", "init_from"], message="--trainer=numpy "
+                             "trains the dense task from scratch, in one process, in float32: drop --distribute, "
+                             "--precision and --init_from, or use --trainer=keras")
 def _numpy_trains_dense(values):
     return values["trainer"] == "keras" or (values["task"] == "dense" and values["distribute"] == "none"
-                                            and values["precision"] in (None, "float32"))
+                                            and values["precision"] in (None, "float32") and not values["init_from"])
 
 
 @flags.multi_flags_validator(["distribute", "stages"], message="--distribute trains a model; a sweep spreads its "
@@ -351,7 +360,9 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         precision=_or(flag_values.precision, precision.default_for(task.precision)),
         steps_per_execution=_or(flag_values.steps_per_execution, task.steps_per_execution),
         deterministic=flag_values.deterministic, force=flag_values.force, distribute=flag_values.distribute,
-        cpu_replicas=flag_values.cpu_replicas, trainer=flag_values.trainer, cluster_timeout=flag_values.cluster_timeout,
+        cpu_replicas=flag_values.cpu_replicas, trainer=flag_values.trainer, init_from=flag_values.init_from,
+        init_from_sha256=flag_values.init_from and artifacts.content_hash(flag_values.init_from),
+        cluster_timeout=flag_values.cluster_timeout,
         lr_schedule=_or(flag_values.lr_schedule, task.lr_schedule),
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,

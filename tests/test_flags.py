@@ -39,6 +39,12 @@ def test_builder_hyperparameters_come_from_their_flags():
     (["--task=gan", "--discriminator_learning_rate=nan"], "must be a finite number"),
     (["--dataset=imdb_reviews"], "does not fit this --task"),
     (["--dataset=mnist", "--data_source=idx"], "Fashion-MNIST only"),
+    (["--init_from=/no/such/model.keras"], "--init_from must be a .keras or .weights.h5 file that exists"),
+    (["--init_from=setup.cfg"], "--init_from must be a .keras or .weights.h5 file"),
+    (["--trainer=numpy", "--distribute=mirrored"], "--trainer=numpy trains the dense task from scratch"),
+    (["--task=transformer", "--patch_size=0"], "--patch_size"),
+    (["--distribute=everywhere"], "--distribute"),
+    (["--cluster_timeout=0"], "--cluster_timeout"),
 ])
 def test_bad_values_are_rejected_at_parse_time(args, problem):
     with pytest.raises(flags.Error, match=problem):

@@ -72,6 +72,44 @@ def backup_dir(ctx: Context) -> tuple[str, bool]:
     return mine, resumed
 
 
+def _units(model: keras.Model) -> dict[str, keras.layers.Layer]:
+    """The model's weighted layers by path: a nested model is entered (a text model's token_classifier), any other
+    layer is one unit with all its weights (attention's projections inside it stay its own)."""
+    units = {}
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            units.update({f"{layer.name}/{name}": unit for name, unit in _units(layer).items()})
+        elif layer.weights:
+            units[layer.name] = layer
+    return units
+
+
+def initialise_from(model: keras.Model, path: str) -> str:
+    """--init_from: the saved model's weights, layer by layer where the names and shapes match; the others (a head
+    for another number of classes) keep their fresh initialisation. Returns what was loaded, for the log."""
+    try:
+        source = keras.models.load_model(path, compile=False) if path.endswith(".keras") else None
+        if source is None:
+            model.load_weights(path, skip_mismatch=True)
+            return f"weights from {path}, where their shapes fit"
+    except Exception as e:  # Keras raises ValueError, OSError, zipfile errors … for what it cannot read
+        raise PipelineError(f"cannot load --init_from={path} ({type(e).__name__}): give the model.keras of an "
+                            "earlier run") from None
+    theirs, loaded, fresh = _units(source), [], []
+    for name, layer in _units(model).items():
+        other = theirs.get(name)
+        if other is not None and [w.shape for w in other.weights] == [w.shape for w in layer.weights]:
+            layer.set_weights(other.get_weights())
+            loaded.append(name)
+        else:
+            fresh.append(name)
+    if not loaded:
+        raise PipelineError(f"no layer of {path} fits the {model.name} model (none has the same name and shapes): "
+                            "--init_from takes a model of the same task")
+    return (f"initialised {len(loaded)} of {len(loaded) + len(fresh)} layers from {path}"
+            + (f"; starting fresh: {', '.join(fresh)}" if fresh else ""))
+
+
 def _twin(build, family, config, inputs) -> keras.Model:
     """The model built and compiled outside the strategy, for counting one example's FLOPs: tracing a replicated
     model's train_step outside its replicas is not allowed."""
@@ -105,6 +143,8 @@ def run(ctx: Context) -> str:
     compiled = dataclasses.replace(config, steps_per_execution=1) if distributed else config
     with strategy.scope(), precision.policy(config.precision):  # variables, optimizer included, on every replica
         model = build()
+        if config.init_from:
+            print(initialise_from(model, config.init_from), flush=True)
         if replicas > 1:
             distribution.synchronize_batchnorm(model)
         family.compile(model, compiled, steps_per_epoch=inputs.steps_per_epoch)

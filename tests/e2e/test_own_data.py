@@ -181,3 +181,29 @@ def test_the_transformer_learns_a_text_folder(reviews, tmp_path):
                                  f"--output_dir={tmp_path}"))
     metrics = json.loads((tmp_path / "transformer" / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.8  # the signal words decide
+
+
+def test_a_conv_run_fine_tuned_on_another_data_set_keeps_its_body_and_rebuilds_its_head(tmp_path, capsys):
+    import keras
+    first = tmp_path / "first"
+    runner.run(config_from_flags("--task=conv", "--conv_filters=8,16", "--dense_units=16", "--epochs=1",
+                                 "--max_train_examples=1000", "--stages=train", f"--output_dir={first}"))
+    source = keras.models.load_model(first / "conv" / "model.keras", compile=False)
+    three = tmp_path / "three"  # another data set: three classes of Fashion-MNIST's test images
+    test = idx.load_idx_split(REAL_IDX_DIR, "test")
+    for i in np.flatnonzero(test["label"] < 3)[:600]:
+        folder = three / CLASSES[test["label"][i]]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(test["image"][i, ..., 0]).save(folder / f"{i:05d}.png")
+    config = config_from_flags("--task=conv", "--conv_filters=8,16", "--dense_units=16", "--epochs=1",
+                               f"--dataset={three}", f"--init_from={first / 'conv' / 'model.keras'}",
+                               "--learning_rate=1e-7", "--lr_schedule=constant", "--stages=train",
+                               f"--output_dir={tmp_path / 'tuned'}")
+    runner.run(config)
+    out = capsys.readouterr().out
+    assert "initialised 5 of 6 layers from" in out and "starting fresh: logits" in out
+    tuned = keras.models.load_model(tmp_path / "tuned" / "conv" / "model.keras", compile=False)
+    assert tuned.output_shape == (None, 3)
+    for name in ("block0_conv", "block1_conv", "dense"):  # a learning rate of 1e-7 leaves the loaded body as it was
+        for got, expected in zip(tuned.get_layer(name).get_weights(), source.get_layer(name).get_weights()):
+            np.testing.assert_allclose(got, expected, atol=1e-4)
