@@ -104,16 +104,19 @@ def _pipeline_tuner(tuner_class):
             super().on_trial_begin(trial)
 
         def on_trial_end(self, trial):
-            folder = os.path.join(self.project_dir, TIMINGS)
-            os.makedirs(folder, exist_ok=True)
-            artifacts.write_json(os.path.join(folder, f"{trial.trial_id}.json"), {
-                "seconds": time.perf_counter() - self._trial_started, "tuner_id": self.tuner_id,
-                # The process's peak resident memory so far: flat across trials when sessions are cleared.
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+            seconds = time.perf_counter() - self._trial_started
             if trial.status in (kt.engine.trial.TrialStatus.FAILED, kt.engine.trial.TrialStatus.INVALID):
                 print(f"trial {trial.trial_id} failed with {_last_line(trial.message)}; its traceback is in "
                       f"{self.get_trial_dir(trial.trial_id)}/trial.json", flush=True)
+            # The oracle records the trial first: a sweep killed after its timing file exists never repeats it
+            # (written before, a kill between the two redid the trial on resume).
             super().on_trial_end(trial)
+            folder = os.path.join(self.project_dir, TIMINGS)
+            os.makedirs(folder, exist_ok=True)
+            artifacts.write_json(os.path.join(folder, f"{trial.trial_id}.json"), {
+                "seconds": seconds, "tuner_id": self.tuner_id,
+                # The process's peak resident memory so far: flat across trials when sessions are cleared.
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
     return PipelineTuner
 

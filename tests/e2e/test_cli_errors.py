@@ -24,7 +24,7 @@ def test_value_out_of_range():
 
 
 @pytest.mark.parametrize("args,fragments", [
-    (["--task=transformer"], ["--task", "dense"]),
+    (["--task=perceptron"], ["--task", "dense"]),
     (["--flagfile=/nonexistent/nope.flags"], ["nope.flags"]),
     (["--dataset=coco"], ["--dataset", "fashion_mnist"]),
     (["--stages=train,deploy"], ["--stages", "tune,train,evaluate,export,verify"]),
