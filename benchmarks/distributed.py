@@ -20,7 +20,7 @@ FLAGS = ("--task=conv", "--stages=train,evaluate", "--epochs=3", "--max_train_ex
          "--max_test_examples=5000")
 
 
-def _ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     for s in sockets:
         s.bind(("127.0.0.1", 0))
@@ -31,7 +31,7 @@ def _ports(count: int) -> list[int]:
 
 
 def _run(output_dir: str, workers: int) -> dict:
-    ports = _ports(workers)
+    ports = free_ports(workers)
     processes = []
     for index in range(workers):
         env = dict(os.environ)

@@ -6,7 +6,6 @@ Run by `make bench` (benchmarks/run.py) or alone: `python -m benchmarks.serving`
 import concurrent.futures
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,18 +15,13 @@ import urllib.request
 import numpy as np
 import tensorflow as tf
 
+from benchmarks.distributed import free_ports
 from pipelines import runner
 from pipelines.flags import config_from_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENTS = 4
 REQUESTS = 2000  # in all, split among the clients
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _post(url: str, body: bytes) -> tuple[int, float]:
@@ -48,7 +42,7 @@ def load_test() -> dict:
     with tempfile.TemporaryDirectory() as output_dir:
         runner.run(config_from_args("--task=dense", "--epochs=1", "--max_train_examples=2000", "--stages=train,export",
                                     "--tflite_variants=float32", "--noonnx", f"--output_dir={output_dir}"))
-        port = _port()
+        (port,) = free_ports(1)
         server = subprocess.Popen([sys.executable, "-m", "pipelines.server", f"--output_dir={output_dir}",
                                    f"--port={port}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}/v1/models/dense:predict"

@@ -285,7 +285,8 @@ def _run_training_worker(config: RunConfig, strategy, cluster: distribution.Clus
         print(f"{cluster.name}: nothing to train; {', '.join(others)} run on the chief", flush=True)
         return []
     records = Records(config)
-    inputs = {DATA: sources.identity(config.dataset)} if sources.identity(config.dataset) else {}
+    data = sources.identity(config.dataset)
+    inputs = {DATA: data} if data else {}
     key = fingerprint(config, "train", inputs)
     outputs = STAGES["train"].all_outputs(config)
     if not config.force and records.up_to_date("train", key, outputs):

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,19 +15,9 @@ import pytest
 
 from pipelines import distribution
 from pipelines.errors import PipelineError
-from tests.conftest import ROOT, assert_one_line_error, parse_cli
+from tests.conftest import ROOT, assert_one_line_error, free_ports, parse_cli
 
 SMALL = ("--max_train_examples=1200", "--max_test_examples=200", "--noonnx", "--tflite_variants=float32")
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def tf_config(ports: list[int], index: int) -> str:

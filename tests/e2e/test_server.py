@@ -5,7 +5,6 @@ request with a message naming the field, status, health and metrics."""
 import base64
 import io
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -18,13 +17,7 @@ import tensorflow as tf
 from PIL import Image
 
 from pipelines import runner
-from tests.conftest import ROOT, config_from_flags
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.conftest import ROOT, config_from_flags, free_ports
 
 
 def call(url: str, body=None, raw: bytes | None = None):
@@ -48,7 +41,7 @@ def server(tmp_path_factory):
         runner.run(config_from_flags(*flags, "--max_train_examples=600", "--max_test_examples=100", "--epochs=1",
                                      "--stages=train,export", "--tflite_variants=float32", "--noonnx",
                                      f"--output_dir={output_dir}"))
-    port = free_port()
+    (port,) = free_ports()
     process = subprocess.Popen([sys.executable, "-m", "pipelines.server", f"--output_dir={output_dir}",
                                 f"--port={port}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                text=True)

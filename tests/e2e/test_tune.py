@@ -13,7 +13,7 @@ import time
 import pytest
 
 from pipelines import runner
-from tests.conftest import ROOT, config_from_flags, run_cli
+from tests.conftest import ROOT, config_from_flags, free_ports, run_cli
 
 SMALL = ("--task=dense", "--max_train_examples=1000", "--max_test_examples=200", "--tuning_epochs=1",
          "--tuner=random", "--batch_size=64")
@@ -174,12 +174,6 @@ def test_killed_sweep_resumes_without_redoing_finished_trials(tmp_path):
     assert first.stat().st_mtime_ns == finished
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _wait_for_port(port: int, process, timeout: float = 120) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline and process.poll() is None:
@@ -192,7 +186,7 @@ def _wait_for_port(port: int, process, timeout: float = 120) -> None:
 
 
 def test_chief_and_two_workers_share_the_trials_and_only_the_chief_trains(tmp_path):
-    port = _free_port()
+    (port,) = free_ports()
     args = [sys.executable, "-m", "pipelines", *SMALL, "--max_trials=4", "--epochs=1", f"--output_dir={tmp_path}",
             "--stages=tune,train"]
     env = dict(os.environ, KERASTUNER_ORACLE_IP="127.0.0.1", KERASTUNER_ORACLE_PORT=str(port))
