@@ -160,11 +160,12 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          datasets=IMAGE_DATASETS + ("imdb_reviews",), to_example=sequence_example,
          build_model=build_transformer_classifier,
          hparams=("patch_size", "encoder_layers", "attention_heads", "model_width", "dropout", "sequence_length"),
-         search_space=search_spaces.transformer, epochs=10, batch_size=128, learning_rate=1e-3,
+         # Measured (README): 0.8813 test after 20 epochs (426 s), 0.8682 after 10, 0.8754 with 4-pixel patches.
+         search_space=search_spaces.transformer, epochs=20, batch_size=128, learning_rate=1e-3,
          lr_schedule="one_cycle", steps_per_execution=8, adapt=text_vocabulary, modalities=("image", "text"),
-         # Measured at the defaults (README): 98.5% top-1 agreement (limit 99%); dynamic range holds (99.7%).
-         left_out={"int8": "the full-integer transformer agrees with Keras on 98.5% of test images (limit 99%); "
-                           "its dynamic-range file (int8 weights) holds at 99.7%"}),
+         left_out={"int8": "the full-integer transformer agrees with Keras on 99.1% of test images at the defaults "
+                           "(98.5% after 10 epochs), too thin a margin over the 99% limit; its dynamic-range file "
+                           "(int8 weights) holds at 99.8%"}),
     Task(name="gan", summary="DCGAN that learns to generate the images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),
