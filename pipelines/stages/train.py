@@ -72,6 +72,11 @@ def backup_dir(ctx: Context) -> tuple[str, bool]:
     return mine, resumed
 
 
+def _build(ctx: Context) -> keras.Model:
+    """The task's model from the run's resolved hyperparameters and what it learned from the training split."""
+    return ctx.task.build(ctx.inputs.input_shape, ctx.data.num_classes, **ctx.config.hparams, **ctx.learned_args)
+
+
 def _units(model: keras.Model) -> dict[str, keras.layers.Layer]:
     """The model's weighted layers by path: a nested model is entered (a text model's token_classifier), any other
     layer is one unit with all its weights (attention's projections inside it stay its own)."""
@@ -88,10 +93,10 @@ def initialise_from(model: keras.Model, path: str) -> str:
     """--init_from: the saved model's weights, layer by layer where the names and shapes match; the others (a head
     for another number of classes) keep their fresh initialisation. Returns what was loaded, for the log."""
     try:
-        source = keras.models.load_model(path, compile=False) if path.endswith(".keras") else None
-        if source is None:
+        if path.endswith(".weights.h5"):  # no layer names to match: Keras' own loading, by structure
             model.load_weights(path, skip_mismatch=True)
             return f"weights from {path}, where their shapes fit"
+        source = keras.models.load_model(path, compile=False)
     except Exception as e:  # Keras raises ValueError, OSError, zipfile errors … for what it cannot read
         raise PipelineError(f"cannot load --init_from={path} ({type(e).__name__}): give the model.keras of an "
                             "earlier run") from None
@@ -123,7 +128,7 @@ def run(ctx: Context) -> str:
     resolve_hyperparameters(ctx)
     if ctx.config.trainer == "numpy":
         return _run_numpy(ctx)
-    config, task, inputs = ctx.config, ctx.task, ctx.inputs
+    config, inputs = ctx.config, ctx.inputs
     backup, resumed = backup_dir(ctx)
     if not resumed:  # the curves and checkpoints of an earlier model do not belong beside this one
         for folder in (artifacts.CHECKPOINTS, artifacts.LOGS):
@@ -131,7 +136,7 @@ def run(ctx: Context) -> str:
     keras.utils.set_random_seed(config.seed)
 
     def build():
-        return task.build(inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
+        return _build(ctx)
     strategy, family = ctx.strategy, ctx.family
     distributed = config.distribute != "none"
     replicas = strategy.num_replicas_in_sync
@@ -216,5 +221,5 @@ def _run_numpy(ctx: Context) -> str:
     for folder in (artifacts.CHECKPOINTS, artifacts.LOGS, artifacts.BACKUP):
         artifacts.remove(ctx.path(folder))
     keras.utils.set_random_seed(ctx.config.seed)
-    model = ctx.task.build(ctx.inputs.input_shape, ctx.data.num_classes, **ctx.config.hparams, **ctx.learned_args)
+    model = _build(ctx)
     return _save(ctx, model, numpy_trainer.train(ctx, model))
