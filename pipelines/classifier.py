@@ -11,6 +11,7 @@ import tensorflow as tf
 from keras import ops
 
 from models.dense import TABLE_BODY
+from models.pretrained import PresetTokens
 from models.recurrent import TOKEN_CLASSIFIER
 from models.table import TableEncoder
 from pipelines import artifacts, evaluation
@@ -193,20 +194,30 @@ def serve_classifier(model: keras.Model) -> Serving:
                              quantizable=with_probabilities(body),
                              limits=dict(CLASSIFIER_LIMITS), classes=True, to_tflite_outputs=softmax,
                              outputs=CLASS_OUTPUTS)
-    vectorizers = [layer for layer in model.layers if isinstance(layer, keras.layers.TextVectorization)]
-    if not vectorizers:
+    tokenizers = [layer for layer in model.layers
+                  if isinstance(layer, (keras.layers.TextVectorization, PresetTokens))]
+    if not tokenizers:
         return image_serving(model)
-    (vectorize,) = vectorizers
-    vocabulary = "\n".join(str(token) for token in vectorize.get_vocabulary()) + "\n"
+    (tokenize,) = tokenizers
     token_model = model.get_layer(TOKEN_CLASSIFIER)
+    length = token_model.inputs[0].shape[-1]
+    if isinstance(tokenize, PresetTokens):  # a KerasHub preset's own tokenizer (models/pretrained.py)
+        words = tokenize.vocabulary()
+        how = (f"token ids: line i of the packed {VOCABULARY_FILE} is token i; the text tokenized by the "
+               f"{tokenize.describe()}")
+    else:
+        words = [str(token) for token in tokenize.get_vocabulary()]
+        how = (f"token ids: line i of the packed {VOCABULARY_FILE} is token i (0 pads, 1 is out of vocabulary); "
+               f"the text lowercased, stripped of punctuation, split on whitespace, padded or cut to {length}")
+    vocabulary = "\n".join(words) + "\n"
 
     def to_token_ids(batch):
-        return {"token_ids": vectorize(batch["text"]).numpy()}
-    tokens = TensorInfo(f"token ids: line i of the packed {VOCABULARY_FILE} is token i (0 pads, 1 is out of "
-                        "vocabulary); the text lowercased, stripped of punctuation, split on whitespace, padded or "
-                        f"cut to {token_model.inputs[0].shape[-1]}", files=((VOCABULARY_FILE, VOCABULARY),),
-                        value_range=(0, vectorize.vocabulary_size() - 1))
-    return Serving(model=model, quantizable=with_probabilities(token_model), reference=model,
+        return {"token_ids": tokenize(batch["text"]).numpy()}
+    tokens = TensorInfo(how, files=((VOCABULARY_FILE, VOCABULARY),), value_range=(0, len(words) - 1))
+    # The SavedModel's output is named `logits`, as an image model's is (a client and dlpipe-serve key on it), not
+    # after the nested token_classifier that computes it.
+    served = keras.Model(model.input, keras.layers.Identity(name="logits")(model.output), name=model.name)
+    return Serving(model=served, quantizable=with_probabilities(token_model), reference=model,
                    to_tflite_outputs=softmax, tflite_model=with_probabilities(token_model),
                    to_tflite_inputs=to_token_ids, to_quantizable_inputs=to_token_ids,
                    side_files={VOCABULARY_FILE: vocabulary}, tensors={"token_ids": tokens, **CLASS_OUTPUTS})

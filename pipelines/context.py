@@ -6,6 +6,7 @@ import os
 import keras
 import tensorflow as tf
 
+from models import pretrained
 from pipelines import artifacts
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import Inputs, make_input_pipeline
@@ -36,7 +37,7 @@ class Context:
     def trained_model(self) -> keras.Model:
         """The train stage's model, uncompiled: a stage that needs its loss compiles it with the task's."""
         try:
-            return keras.models.load_model(self.path(artifacts.MODEL), compile=False)
+            return pretrained.load_model(self.path(artifacts.MODEL))
         except Exception as e:  # Keras raises ValueError, OSError, zipfile errors … for a damaged file
             raise PipelineError(f"cannot load {self.path(artifacts.MODEL)} ({type(e).__name__}): it is damaged; "
                                 "run --stages=train again") from None

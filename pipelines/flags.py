@@ -19,7 +19,7 @@ from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
 from pipelines.errors import PipelineError
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
 from pipelines.stages.tune import TUNERS
-from models import numpy_mlp
+from models import numpy_mlp, pretrained
 from models.conv import AUGMENTATIONS
 from models.recurrent import CELLS
 from pipelines.tasks import TASKS
@@ -122,7 +122,9 @@ DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Turn on TensorFlow op
 INIT_FROM = flags.DEFINE_string(
     "init_from", None, "Start training from a saved model's weights: an earlier run's model.keras (or a .weights.h5 "
     "file). Layers whose names and shapes match are loaded; the rest, such as the head of a model for other "
-    "classes, start fresh (fine-tuning on another data set).")
+    "classes, start fresh (fine-tuning on another data set). Or a KerasHub preset, for text: a name such as "
+    "bert_tiny_en_uncased (downloaded on first use), a kaggle:// or hf:// handle, or a folder save_to_preset "
+    "wrote; its encoder, weights and tokenizer replace the task's own model (--task=transformer).")
 TRAINER = flags.DEFINE_enum(
     "trainer", "keras", ["keras", "numpy"], "Who trains the model: keras (its `fit`), or numpy: the dense task's "
     "network written in NumPy alone (models/numpy_mlp.py: forward and backward passes by hand, SGD with momentum, "
@@ -293,9 +295,17 @@ def _hparams_fit_task(values):
                for name, value in values.items() if name != "task")
 
 
-@flags.validator("init_from", message="--init_from must be a .keras or .weights.h5 file that exists")
-def _init_from_exists(path):
-    return path is None or (path.endswith((".keras", ".weights.h5")) and os.path.isfile(path))
+@flags.validator("init_from")
+def _init_from_exists(value):
+    if value is None:
+        return True
+    problem = (pretrained.preset_problem(value) if pretrained.is_preset(value)
+               else None if os.path.isfile(value) else f"{value} does not exist")
+    if problem:
+        raise flags.ValidationError(f"{problem}: --init_from takes an earlier run's model.keras (or .weights.h5), "
+                                    "or a KerasHub preset: a name, a kaggle:// or hf:// handle, or a folder that "
+                                    "save_to_preset wrote")
+    return True
 
 
 @flags.validator("hparams_file", message="--hparams_file does not exist: give the path of a best_hparams.json")
@@ -361,7 +371,8 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         steps_per_execution=_or(flag_values.steps_per_execution, task.steps_per_execution),
         deterministic=flag_values.deterministic, force=flag_values.force, distribute=flag_values.distribute,
         cpu_replicas=flag_values.cpu_replicas, trainer=flag_values.trainer, init_from=flag_values.init_from,
-        init_from_sha256=flag_values.init_from and artifacts.content_hash(flag_values.init_from),
+        init_from_sha256=flag_values.init_from and (artifacts.content_hash(flag_values.init_from)
+                                                    or pretrained.preset_identity(flag_values.init_from)),
         cluster_timeout=flag_values.cluster_timeout,
         lr_schedule=_or(flag_values.lr_schedule, task.lr_schedule),
         seed=flag_values.seed, validation_split=flag_values.validation_split,

@@ -57,6 +57,7 @@ class ServedModel:
 
 def load_models(output_dir: str) -> dict[str, ServedModel]:
     import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the ops a KerasHub preset's tokenizer runs in its SavedModel)
     models = {}
     for name in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []:
         path = os.path.join(output_dir, name, "saved_model")

@@ -9,7 +9,7 @@ runner, stages and input pipeline do not change.
 import dataclasses
 import inspect
 import json
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import keras
 import tensorflow as tf
@@ -19,6 +19,7 @@ from models.conv import build_conv_classifier
 from models.dense import build_dense_classifier
 from models.gan import build_gan
 from models.recurrent import adapt_vocabulary, build_recurrent_classifier
+from models.pretrained import build_preset_text_classifier
 from models.transformer import build_transformer_classifier
 from models.table import describe_columns
 from pipelines import artifacts
@@ -55,11 +56,33 @@ class Task:
     # TFLite variants a run leaves out unless --tflite_variants asks for them, each with the measured reason
     # (export's summary gives it): a default never fails its own verify.
     left_out: dict[str, str] = dataclasses.field(default_factory=dict)
+    # The model built from a KerasHub preset instead (--init_from=<preset>; None: the task cannot start from
+    # one). The preset fixes the architecture, so it takes only those of `hparams` it names as arguments.
+    from_preset: Callable[..., keras.Model] | None = None
 
     def build(self, input_shape, num_classes: int, **kwargs) -> keras.Model:
         """build_model; arguments it cannot build from (a depth the image is too small for) are one line."""
         try:
             return self.build_model(input_shape, num_classes, **kwargs)
+        except BuildError as e:
+            raise PipelineError(f"cannot build the {self.name} model from --{e}") from None
+
+    def build_from_preset(self, preset: str, num_classes: int, explicit: Sequence[str], **hparams) -> keras.Model:
+        """from_preset with the hyperparameters it takes; a flag that would change what the preset fixes (given
+        explicitly) and a task that cannot start from a preset are one line each."""
+        if self.from_preset is None:
+            able = [task.name for task in TASKS.values() if task.from_preset]
+            raise PipelineError(f"--task={self.name} cannot start from a KerasHub preset: give --init_from an earlier "
+                                f"run's model.keras, or use --task={' or --task='.join(able)}")
+        takes = [name for name in inspect.signature(self.from_preset).parameters if name in self.hparams]
+        fixed = sorted(name for name in hparams if name not in takes and name in explicit)
+        if fixed:
+            raise PipelineError(f"--{', --'.join(fixed)}: the preset {preset} fixes the model's architecture; drop "
+                                f"{'them' if len(fixed) > 1 else 'it'} (from a preset, --task={self.name} takes "
+                                f"--{', --'.join(takes)})")
+        try:
+            return self.from_preset(num_classes, preset=preset,
+                                    **{name: value for name, value in hparams.items() if name in takes})
         except BuildError as e:
             raise PipelineError(f"cannot build the {self.name} model from --{e}") from None
 
@@ -165,7 +188,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          lr_schedule="one_cycle", steps_per_execution=8, adapt=text_vocabulary, modalities=("image", "text"),
          left_out={"int8": "the full-integer transformer agrees with Keras on 99.1% of test images at the defaults "
                            "(98.5% after 10 epochs), too thin a margin over the 99% limit; its dynamic-range file "
-                           "(int8 weights) holds at 99.8%"}),
+                           "(int8 weights) holds at 99.8%"},
+         from_preset=build_preset_text_classifier),
     Task(name="gan", summary="DCGAN that learns to generate the images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),

@@ -103,3 +103,32 @@ def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) 
     assert len(errors) == 1, result.stderr
     for fragment in fragments:
         assert fragment in errors[0], errors[0]
+
+
+REVIEW_WORDS = {"negative": ("dull", "slow", "boring", "weak"), "positive": ("great", "fun", "moving", "sharp")}
+REVIEW_FILLER = ("the", "film", "was", "a", "plot", "and", "cast")
+
+
+def write_reviews(root, per_class: int = 150) -> None:
+    """A text folder (one subfolder per class) whose class is decided by its signal words."""
+    rng = np.random.default_rng(0)
+    for label, signal in REVIEW_WORDS.items():
+        os.makedirs(os.path.join(root, label), exist_ok=True)
+        for i in range(per_class):
+            text = " ".join(rng.choice(REVIEW_FILLER + signal, size=10))
+            with open(os.path.join(root, label, f"{i:03d}.txt"), "w") as f:
+                f.write(f"{text} {rng.choice(signal)}.")
+
+
+def write_tiny_preset(path, seed: int = 0) -> list[str]:
+    """A KerasHub preset folder, as save_to_preset writes one: a one-layer BERT and its WordPiece tokenizer over
+    the reviews' words. What --init_from=<preset name> downloads has the same layout. Returns its vocabulary."""
+    import keras
+    import keras_hub
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *REVIEW_FILLER,
+                  *(word for words in REVIEW_WORDS.values() for word in words), "##s"]
+    keras.utils.set_random_seed(seed)
+    keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True).save_to_preset(str(path))
+    keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=1, num_heads=2, hidden_dim=16,
+                                  intermediate_dim=32, max_sequence_length=64).save_to_preset(str(path))
+    return vocabulary

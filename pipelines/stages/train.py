@@ -13,6 +13,7 @@ import keras
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not exported
 
+from models import pretrained
 from pipelines import artifacts, distribution, numpy_trainer, precision
 from pipelines.config import describe_changes
 from pipelines.context import Context
@@ -73,8 +74,16 @@ def backup_dir(ctx: Context) -> tuple[str, bool]:
 
 
 def _build(ctx: Context) -> keras.Model:
-    """The task's model from the run's resolved hyperparameters and what it learned from the training split."""
-    return ctx.task.build(ctx.inputs.input_shape, ctx.data.num_classes, **ctx.config.hparams, **ctx.learned_args)
+    """The task's model from the run's resolved hyperparameters and what it learned from the training split; from
+    a KerasHub preset (--init_from=<preset>), the preset's encoder and tokenizer instead."""
+    config = ctx.config
+    if config.init_from and pretrained.is_preset(config.init_from):
+        if ctx.data.modality != "text":
+            raise PipelineError(f"--init_from={config.init_from} is a KerasHub preset, and the presets fine-tuned "
+                                f"here are text encoders; {config.dataset} holds {ctx.data.modality} examples: give "
+                                "text data, or an earlier run's model.keras")
+        return ctx.task.build_from_preset(config.init_from, ctx.data.num_classes, config.explicit, **config.hparams)
+    return ctx.task.build(ctx.inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
 
 
 def _units(model: keras.Model) -> dict[str, keras.layers.Layer]:
@@ -96,7 +105,7 @@ def initialise_from(model: keras.Model, path: str) -> str:
         if path.endswith(".weights.h5"):  # no layer names to match: Keras' own loading, by structure
             model.load_weights(path, skip_mismatch=True)
             return f"weights from {path}, where their shapes fit"
-        source = keras.models.load_model(path, compile=False)
+        source = pretrained.load_model(path)
     except Exception as e:  # Keras raises ValueError, OSError, zipfile errors … for what it cannot read
         raise PipelineError(f"cannot load --init_from={path} ({type(e).__name__}): give the model.keras of an "
                             "earlier run") from None
@@ -148,8 +157,9 @@ def run(ctx: Context) -> str:
     compiled = dataclasses.replace(config, steps_per_execution=1) if distributed else config
     with strategy.scope(), precision.policy(config.precision):  # variables, optimizer included, on every replica
         model = build()
-        if config.init_from:
-            print(initialise_from(model, config.init_from), flush=True)
+        if config.init_from:  # a preset's weights came with its model
+            print(f"the KerasHub preset {config.init_from}: its encoder, weights and tokenizer"
+                  if pretrained.is_preset(config.init_from) else initialise_from(model, config.init_from), flush=True)
         if replicas > 1:
             distribution.synchronize_batchnorm(model)
         family.compile(model, compiled, steps_per_epoch=inputs.steps_per_epoch)

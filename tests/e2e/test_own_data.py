@@ -12,7 +12,7 @@ from PIL import Image
 from pipelines import runner
 from pipelines.data import idx
 from tests.conftest import (REAL_IDX_DIR, assert_one_line_error, cli_in_process, config_from_flags,
-                            run_cli)
+                            run_cli, write_reviews)
 
 CLASSES = ("T-shirt-top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -31,14 +31,7 @@ def photos(tmp_path_factory):
 @pytest.fixture(scope="module")
 def reviews(tmp_path_factory):
     root = tmp_path_factory.mktemp("reviews")
-    rng = np.random.default_rng(0)
-    words = {"negative": ["dull", "slow", "boring", "weak"], "positive": ["great", "fun", "moving", "sharp"]}
-    filler = ["the", "film", "was", "a", "plot", "and", "cast"]
-    for label, signal in words.items():
-        (root / label).mkdir()
-        for i in range(150):
-            text = " ".join(rng.choice(filler + signal, size=10))
-            (root / label / f"{i:03d}.txt").write_text(f"{text} {rng.choice(signal)}.")
+    write_reviews(root)
     return root
 
 
