@@ -328,6 +328,13 @@ def _no_distributed_sweep(values):
     return values["distribute"] == "none" or "tune" not in values["stages"]
 
 
+@flags.multi_flags_validator(["init_from", "stages"], message="a KerasHub preset fixes the architecture the tune "
+                             "stage searches: drop tune from --stages and set --learning_rate, --dropout and "
+                             "--batch_size by hand")
+def _no_sweep_of_a_preset(values):
+    return not (values["init_from"] and pretrained.is_preset(values["init_from"]) and "tune" in values["stages"])
+
+
 @flags.multi_flags_validator(["dataset", "data_source"],
                              message="--data_source=idx reads Fashion-MNIST only: use --dataset=fashion_mnist")
 def _idx_is_fashion_mnist(values):

@@ -103,10 +103,12 @@ def test_a_preset_name_offline_is_one_line_that_says_it_needs_the_network(tmp_pa
                                                   "--sequence_length, --dropout")),
     (("--task=recurrent",), ("--task=recurrent cannot start from a KerasHub preset", "--task=transformer")),
     (("--task=transformer", "--dataset=fashion_mnist"), ("presets fine-tuned here are text encoders",)),
+    (("--task=transformer", "--stages=tune,train"), ("fixes the architecture the tune stage searches",)),
 ])
 def test_what_a_preset_cannot_do_is_one_line(fine_tuned, flags, fragments, tmp_path):
     root, _, _, _ = fine_tuned
-    dataset = () if any(f.startswith("--dataset") for f in flags) else (f"--dataset={root / 'reviews'}",)
-    result = cli_in_process(*flags, *dataset, f"--init_from={root / 'preset'}", "--stages=train",
-                            f"--output_dir={tmp_path}")
+    defaults = {"--dataset": f"--dataset={root / 'reviews'}", "--stages": "--stages=train"}
+    given = {f.split("=")[0] for f in flags}
+    result = cli_in_process(*flags, *(flag for name, flag in defaults.items() if name not in given),
+                            f"--init_from={root / 'preset'}", f"--output_dir={tmp_path}")
     assert_one_line_error(result, *fragments)
