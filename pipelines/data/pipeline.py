@@ -44,6 +44,10 @@ class Inputs:
     def steps_per_epoch(self) -> int:
         return math.ceil(self.num_train / self.batch_size)
 
+    @property
+    def validation_steps(self) -> int:
+        return math.ceil(self.num_validation / self.batch_size)
+
 
 def split_arrays(ds: tf.data.Dataset):
     """A batched split as one (inputs, labels) pair of NumPy arrays (inputs: a dict for a table's columns)."""
