@@ -188,15 +188,17 @@ def run(ctx: Context) -> str:
     if switched:
         tf_config.enable_op_determinism()
     fixes = distribution.keras_multi_worker_fixes() if ctx.cluster else contextlib.nullcontext()
+    data = dict(x=inputs.train, validation_data=inputs.validation)
+    if distributed:
+        # Each split repeated, one pass per epoch, so Keras keeps one iterator for the whole fit: a new one each
+        # epoch (what a finite data set gets) rebuilds the distributed pipeline, measured on one core at 2.2-7.6 s
+        # at each epoch's start against 2.5 s of training in it. Only here, where a step is one execution: with k
+        # steps per execution, Keras' last execution of an epoch would read up to k-1 batches of the next pass.
+        data = dict(x=inputs.train.repeat(), steps_per_epoch=inputs.steps_per_epoch,
+                    validation_data=inputs.validation.repeat(), validation_steps=inputs.validation_steps)
     try:
         with fixes:
-            # Each split repeated, one pass per epoch: Keras then keeps one iterator for the whole fit. A new
-            # iterator each epoch (what a finite data set gets) refills the shuffle buffer, recomputes a cache the
-            # last iterator left unfinished, and under a distribution strategy rebuilds the distributed pipeline:
-            # measured on one core, 2.2-7.6 s at each epoch's start against 2.5 s of training in it.
-            model.fit(inputs.train.repeat(), steps_per_epoch=inputs.steps_per_epoch,
-                      validation_data=inputs.validation.repeat(), validation_steps=inputs.validation_steps,
-                      epochs=config.epochs, callbacks=callbacks, shuffle=False,  # the input pipeline shuffles
+            model.fit(**data, epochs=config.epochs, callbacks=callbacks, shuffle=False,  # the pipeline shuffles
                       verbose=1 if sys.stdout.isatty() else 2)
     except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as e:
         if not ctx.cluster:
