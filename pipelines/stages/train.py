@@ -160,8 +160,6 @@ def run(ctx: Context) -> str:
         if config.init_from:  # a preset's weights came with its model
             print(f"the KerasHub preset {config.init_from}: its encoder, weights and tokenizer"
                   if pretrained.is_preset(config.init_from) else initialise_from(model, config.init_from), flush=True)
-        if replicas > 1:
-            distribution.synchronize_batchnorm(model)
         family.compile(model, compiled, steps_per_epoch=inputs.steps_per_epoch)
     flops = train_flops_per_example(_twin(build, family, config, inputs) if distributed else model,
                                     inputs.train.element_spec, config.batch_size)
@@ -173,6 +171,8 @@ def run(ctx: Context) -> str:
     grad_norm = [GradientNorm(inputs.first_train_batch(256))] if family.gradient_norm else []
     curves = EpochLog(os.path.join(backup, CURVES))
     callbacks = [
+        # First: a replicated model's BatchNorm statistics are made equal before anything reads them.
+        *([distribution.AverageMovingStatistics(strategy)] if replicas > 1 else []),
         Throughput(inputs.num_train, flops),
         health,
         *grad_norm,
