@@ -7,27 +7,17 @@ speeds the chief logs (history.json's examples/s, epochs after the first) and th
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 
+from benchmarks.loopback import free_ports
 from pipelines import artifacts
 from pipelines.flops import sustained
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLAGS = ("--task=conv", "--stages=train,evaluate", "--epochs=3", "--max_train_examples=20000",
          "--max_test_examples=5000")
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _run(output_dir: str, workers: int) -> dict:

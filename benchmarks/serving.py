@@ -6,8 +6,6 @@ Run by `make bench` (benchmarks/run.py) or alone: `python -m benchmarks.serving`
 import concurrent.futures
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -15,11 +13,10 @@ import urllib.request
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.distributed import free_ports
+from benchmarks.loopback import serving
 from pipelines import runner
 from pipelines.flags import config_from_args
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLIENTS = 4
 REQUESTS = 2000  # in all, split among the clients
 
@@ -42,26 +39,13 @@ def load_test() -> dict:
     with tempfile.TemporaryDirectory() as output_dir:
         runner.run(config_from_args("--task=dense", "--epochs=1", "--max_train_examples=2000", "--stages=train,export",
                                     "--tflite_variants=float32", "--noonnx", f"--output_dir={output_dir}"))
-        (port,) = free_ports(1)
-        server = subprocess.Popen([sys.executable, "-m", "pipelines.server", f"--output_dir={output_dir}",
-                                   f"--port={port}"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}/v1/models/dense:predict"
-        try:
-            deadline = time.time() + 120
-            while time.time() < deadline:
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
-                    break
-                except OSError:
-                    time.sleep(0.2)
+        with serving(output_dir) as base:
+            url = f"{base}/v1/models/dense:predict"
             _post(url, bodies[0])  # the first call traces the model
             start = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(CLIENTS) as pool:
                 results = list(pool.map(lambda body: _post(url, body), bodies))
             served = time.perf_counter() - start
-        finally:
-            server.terminate()
-            server.wait(30)
         function = tf.saved_model.load(os.path.join(output_dir, "dense", "saved_model")).signatures["serving_default"]
         function(image=tf.constant(images[:1]))
         start = time.perf_counter()

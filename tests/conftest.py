@@ -2,7 +2,6 @@
 
 import gzip
 import os
-import socket
 import subprocess
 import sys
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from benchmarks.loopback import free_ports  # noqa: F401  (tests import it from here)
 from pipelines.data import idx
 from pipelines.data.sources import DataSet
 from pipelines.flags import config_from_args as config_from_flags  # noqa: F401  (tests import it from here)
@@ -43,17 +43,6 @@ def make_image_dataset(num_train: int = 100, num_test: int = 40, shape=(28, 28, 
         images = np.broadcast_to((labels * 20).astype(np.uint8).reshape(-1, 1, 1, 1), (n, *shape)).copy()
         return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
     return DataSet("fake", split(num_train), split(num_test), tuple(str(i) for i in range(classes)), source="memory")
-
-
-def free_ports(count: int = 1) -> list[int]:
-    """Ports nothing listens on now, on 127.0.0.1, all bound at once so they differ."""
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:

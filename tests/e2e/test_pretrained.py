@@ -4,9 +4,6 @@ offline failure of a preset name, in one line."""
 
 import json
 import shutil
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
@@ -14,8 +11,9 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from pipelines import metadata, runner
-from tests.conftest import (ROOT, assert_one_line_error, cli_in_process, config_from_flags, free_ports, run_cli,
-                            write_reviews, write_tiny_preset)
+from benchmarks.loopback import serving
+from tests.conftest import (assert_one_line_error, cli_in_process, config_from_flags, run_cli, write_reviews,
+                            write_tiny_preset)
 from tests.e2e.test_server import call
 
 FLAGS = ("--task=transformer", "--epochs=12", "--batch_size=16", "--sequence_length=16", "--test_split=0.4",
@@ -64,31 +62,14 @@ def test_the_run_belongs_to_the_presets_contents(fine_tuned):
 
 def test_dlpipe_serve_answers_text_with_label_names(fine_tuned):
     root, _, _, _ = fine_tuned
-    (port,) = free_ports()
-    process = subprocess.Popen([sys.executable, "-m", "pipelines.server", f"--output_dir={root / 'runs'}",
-                                f"--port={port}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    base, deadline = f"http://127.0.0.1:{port}", time.time() + 120
-    try:
-        while time.time() < deadline:
-            try:
-                if call(f"{base}/healthz")[0] == 200:
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            process.kill()
-            pytest.fail(process.stdout.read())
-        texts = ["a great and moving film", "slow dull plot"]
+    texts = ["a great and moving film", "slow dull plot"]
+    with serving(root / "runs") as base:
         status, answer = call(f"{base}/v1/models/transformer:predict", {"instances": texts})
-        assert status == 200, answer
-        serve = tf.saved_model.load(str(root / "runs" / "transformer" / "saved_model")).signatures["serving_default"]
-        (expected,) = serve(text=tf.constant(texts)).values()
-        np.testing.assert_allclose(answer["predictions"], expected.numpy(), atol=1e-5)
-        assert [c["label"] for c in answer["classifications"]] == ["positive", "negative"]
-    finally:
-        process.terminate()
-        process.wait(30)
+    assert status == 200, answer
+    serve = tf.saved_model.load(str(root / "runs" / "transformer" / "saved_model")).signatures["serving_default"]
+    (expected,) = serve(text=tf.constant(texts)).values()
+    np.testing.assert_allclose(answer["predictions"], expected.numpy(), atol=1e-5)
+    assert [c["label"] for c in answer["classifications"]] == ["positive", "negative"]
 
 
 def test_a_preset_name_offline_is_one_line_that_says_it_needs_the_network(tmp_path):

@@ -5,9 +5,6 @@ request with a message naming the field, status, health and metrics."""
 import base64
 import io
 import json
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -17,7 +14,8 @@ import tensorflow as tf
 from PIL import Image
 
 from pipelines import runner
-from tests.conftest import ROOT, config_from_flags, free_ports
+from benchmarks.loopback import serving
+from tests.conftest import config_from_flags
 
 
 def call(url: str, body=None, raw: bytes | None = None):
@@ -41,24 +39,8 @@ def server(tmp_path_factory):
         runner.run(config_from_flags(*flags, "--max_train_examples=600", "--max_test_examples=100", "--epochs=1",
                                      "--stages=train,export", "--tflite_variants=float32", "--noonnx",
                                      f"--output_dir={output_dir}"))
-    (port,) = free_ports()
-    process = subprocess.Popen([sys.executable, "-m", "pipelines.server", f"--output_dir={output_dir}",
-                                f"--port={port}"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if call(f"{base}/healthz")[0] == 200:
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        pytest.fail(process.stdout.read())
-    yield base, output_dir
-    process.terminate()
-    process.wait(30)
+    with serving(output_dir) as base:
+        yield base, output_dir
 
 
 def images(count: int) -> np.ndarray:

@@ -1,0 +1,50 @@
+"""What the benchmarks and the tests both run on 127.0.0.1: free ports, and dlpipe-serve in a child process."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_ports(count: int = 1) -> list[int]:
+    """Ports nothing listens on now, on 127.0.0.1, all bound at once so they differ."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@contextlib.contextmanager
+def serving(output_dir, timeout: float = 120):
+    """`python -m pipelines.server` over `output_dir` on a free port, once its /healthz answers: yields the base
+    URL, and stops the server on exit. A server that does not come up raises RuntimeError with what it printed
+    (kept in a file, not a pipe, which a long run's log could fill and block)."""
+    (port,) = free_ports()
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen([sys.executable, "-m", "pipelines.server", f"--output_dir={output_dir}",
+                                    f"--port={port}"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + timeout
+            while True:
+                try:
+                    urllib.request.urlopen(f"{base}/healthz", timeout=1).read()
+                    break
+                except OSError:
+                    if process.poll() is not None or time.time() > deadline:
+                        log.seek(0)
+                        raise RuntimeError(f"dlpipe-serve did not start:\n{log.read()}") from None
+                    time.sleep(0.2)
+            yield base
+        finally:
+            process.terminate()
+            process.wait(30)
