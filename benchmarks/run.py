@@ -8,9 +8,9 @@
 3. Efficiency: the conv train stage's sustained GFLOP/s (history.json, epochs after the first) against the peak;
    and --precision=bfloat16 against float32 on the same stage (seconds and test accuracy).
 4. Input: `fit` on the package's tf.data pipeline against the same model fed synthetic batches already in memory:
-   distinct ones, and one repeated (best of three each, alternating).
+   distinct ones, and one repeated (the median epoch of five alternating 10-epoch fits each).
 5. Your own data: Fashion-MNIST written as a folder of 70,000 PNG files against the IDX route, same model, epochs
-   after the first (best of three each, alternating), and the one-off cost of reading and decoding the folder.
+   (the median epoch of three alternating fits each), and the one-off cost of reading and decoding the folder.
 6. The NumPy trainer: the dense defaults trained by models/numpy_mlp.py against Keras' fit, per epoch.
 7. Training on several machines: two multi-worker processes on loopback, one core each, against one process on
    one core (benchmarks/distributed.py).
@@ -21,6 +21,7 @@ Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.
 
 import json
 import os
+import statistics
 import tempfile
 import time
 
@@ -30,7 +31,7 @@ import tensorflow as tf
 from benchmarks import distributed, serving
 from pipelines import artifacts, precision, runner
 from pipelines.context import Context
-from pipelines.data import idx
+from pipelines.data import idx, pipeline
 from pipelines.flops import sustained
 from pipelines.flags import config_from_args
 from pipelines.tasks import TASKS
@@ -121,13 +122,41 @@ def numpy_vs_keras(output_dir: str) -> dict:
     return results
 
 
-def fit_seconds(dataset: tf.data.Dataset) -> float:
+class EpochSeconds(keras.callbacks.Callback):
+    """Each epoch's wall time, its new iterator included (Keras makes it inside the epoch)."""
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def epoch_seconds(dataset: tf.data.Dataset) -> list[float]:
+    """A dense fit of INPUT_EPOCHS epochs on `dataset`: each epoch's seconds (built and traced beforehand)."""
     keras.utils.set_random_seed(0)
     config = config_from_args("--task=dense")
     model = TASKS["dense"].build((28, 28, 1), 10, **config.hparams)
     TASKS["dense"].family.compile(model, config)
-    model.fit(dataset.take(10), verbose=0)  # build and trace outside the timing
-    return timed(lambda: model.fit(dataset, epochs=INPUT_EPOCHS, verbose=0))
+    model.fit(dataset.take(10), verbose=0)
+    timer = EpochSeconds()
+    model.fit(dataset, epochs=INPUT_EPOCHS, verbose=0, callbacks=[timer])
+    return timer.seconds
+
+
+def median_epoch_seconds(feeds: dict[str, tf.data.Dataset], rounds: int = 5) -> dict[str, float]:
+    """Each feed's median epoch over `rounds` alternating fits: a median of 50 epochs moves far less with the
+    machine's other load than the best of a few whole fits did (±10% between runs)."""
+    for dataset in feeds.values():
+        epoch_seconds(dataset.take(1000))  # the first pass fills a pipeline's cache, as epoch 1 of a run does
+    seconds = {name: [] for name in feeds}
+    for _ in range(rounds):
+        for name, dataset in feeds.items():
+            seconds[name] += epoch_seconds(dataset)
+    return {name: statistics.median(s) for name, s in seconds.items()}
 
 
 def dense_inputs(*flags: str):
@@ -135,22 +164,25 @@ def dense_inputs(*flags: str):
 
 
 def input_pipeline_vs_synthetic() -> dict:
-    """The package's pipeline against two synthetic in-memory feeds of the same shapes: distinct batches made
-    beforehand (the fastest a fresh batch can arrive: what an input pipeline can at best approach) and one batch
-    repeated (which also stays in the CPU's cache, so it flatters any step that reads its input)."""
+    """The package's pipeline against two synthetic in-memory feeds of the same shapes and tf.data options:
+    distinct batches made beforehand (the fastest a fresh batch can arrive: what an input pipeline can at best
+    approach) and one batch repeated (which also stays in the CPU's cache, so it flatters any step that reads its
+    input). Also the distinct batches with tf.data's default options (autotuning on), what a user's own synthetic
+    feed gets."""
     inputs = dense_inputs().inputs
-    real, steps, batch_size = inputs.train, inputs.steps_per_epoch, inputs.batch_size
+    steps, batch_size = inputs.steps_per_epoch, inputs.batch_size
     labels = tf.zeros((batch_size,), tf.int64)
     batches = tf.random.uniform((steps, batch_size, 28, 28, 1), 0, 255)
     distinct = tf.data.Dataset.from_tensor_slices(batches).map(lambda x: (x, labels)).prefetch(tf.data.AUTOTUNE)
     repeated = tf.data.Dataset.from_tensors((batches[0], labels)).repeat(steps).prefetch(tf.data.AUTOTUNE)
-    fit_seconds(real)  # first pass fills the pipeline's cache, as epoch 1 of a run does
-    timings = [(fit_seconds(real), fit_seconds(distinct), fit_seconds(repeated)) for _ in range(3)]
-    best_real, best_distinct, best_repeated = (min(t[i] for t in timings) for i in range(3))
-    return {"fit_on_pipeline_seconds": best_real, "fit_on_distinct_batches_seconds": best_distinct,
-            "fit_on_one_batch_repeated_seconds": best_repeated,
-            "pipeline_speed_relative_to_distinct_batches": best_distinct / best_real,
-            "pipeline_speed_relative_to_one_batch_repeated": best_repeated / best_real}
+    epoch = median_epoch_seconds({"pipeline": inputs.train, "distinct": distinct.with_options(pipeline.OPTIONS),
+                                  "repeated": repeated.with_options(pipeline.OPTIONS),
+                                  "distinct_default_options": distinct})
+    return {"median_epoch_seconds": epoch,
+            "pipeline_speed_relative_to_distinct_batches": epoch["distinct"] / epoch["pipeline"],
+            "pipeline_speed_relative_to_one_batch_repeated": epoch["repeated"] / epoch["pipeline"],
+            "pipeline_speed_relative_to_distinct_batches_default_options":
+                epoch["distinct_default_options"] / epoch["pipeline"]}
 
 
 def write_png_folder(root: str) -> None:
@@ -167,12 +199,9 @@ def folder_vs_idx(root: str) -> dict:
     idx_inputs = dense_inputs().inputs
     folder_ctx = dense_inputs(f"--dataset={root}")
     read = timed(lambda: folder_ctx.data)
-    folder_inputs = folder_ctx.inputs
-    fit_seconds(idx_inputs.train), fit_seconds(folder_inputs.train)  # epoch 1 fills each pipeline's cache
-    timings = [(fit_seconds(idx_inputs.train), fit_seconds(folder_inputs.train)) for _ in range(3)]
-    best_idx, best_folder = min(t[0] for t in timings), min(t[1] for t in timings)
-    return {"png_folder_read_and_decode_seconds": read, "fit_on_idx_seconds": best_idx,
-            "fit_on_png_folder_seconds": best_folder, "png_folder_speed_relative_to_idx": best_idx / best_folder}
+    epoch = median_epoch_seconds({"idx": idx_inputs.train, "folder": folder_ctx.inputs.train}, rounds=3)
+    return {"png_folder_read_and_decode_seconds": read, "median_epoch_seconds": epoch,
+            "png_folder_speed_relative_to_idx": epoch["idx"] / epoch["folder"]}
 
 
 def markdown(r: dict) -> str:

@@ -64,3 +64,16 @@ def test_the_probe_batch_is_the_first_train_examples_in_file_order_without_the_s
     x, y = inputs.first_train_batch(12)
     assert x.shape == (12, 28, 28, 1) and [int(v) for v in y] == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 1]
     assert [int(v) for v in inputs.first_train_batch(12)[1]] == [int(v) for v in y]  # fixed, not reshuffled
+
+
+def test_each_pass_reshuffles_train_while_validation_and_test_repeat_their_batches():
+    inputs = build()
+    assert labels_of(inputs.train) != labels_of(inputs.train)
+    for split in (inputs.validation, inputs.test):
+        first, again = list(split.as_numpy_iterator()), list(split.as_numpy_iterator())
+        assert len(first) == len(again) and all(np.array_equal(a[0], b[0]) for a, b in zip(first, again))
+
+
+def test_splits_run_without_the_autotuning_thread():
+    inputs = build()
+    assert all(split.options().autotune.enabled is False for split in (inputs.train, inputs.validation, inputs.test))
