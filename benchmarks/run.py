@@ -222,10 +222,10 @@ def markdown(r: dict) -> str:
          f"{fp32['gflop_per_second'] / peak:.0%}** of the float32 peak"),
         (f"conv train stage, {conv_precision} / float32", f"{conv['train_stage_seconds']:.1f} s / "
          f"{fp32['seconds']:.1f} s (test accuracy {conv['test_accuracy']:.4f} / {fp32['test_accuracy']:.4f})"),
-        ("input: tf.data pipeline / synthetic in-memory batches, distinct (speed)",
-         f"**{r['input']['pipeline_speed_relative_to_distinct_batches']:.2f}**"),
-        ("input: tf.data pipeline / one synthetic batch repeated (speed; it stays in cache)",
-         f"{r['input']['pipeline_speed_relative_to_one_batch_repeated']:.2f}"),
+        ("input: tf.data pipeline / synthetic in-memory batches, distinct, the same tf.data options (speed)",
+         f"**{r['input']['pipeline_speed_relative_to_distinct_batches']:.2f}** (one batch repeated: "
+         f"{r['input']['pipeline_speed_relative_to_one_batch_repeated']:.2f}; against distinct batches on tf.data's "
+         f"default options: {r['input']['pipeline_speed_relative_to_distinct_batches_default_options']:.2f})"),
         ("dense: the NumPy trainer's epoch / Keras' epoch (defaults; test accuracy NumPy / Keras)",
          f"**{r['numpy']['numpy_epoch_over_keras_epoch']:.1f}**; {r['numpy']['numpy']['test_accuracy']:.4f} / "
          f"{r['numpy']['keras']['test_accuracy']:.4f}"),
@@ -236,7 +236,7 @@ def markdown(r: dict) -> str:
          "loopback", f"{r['serving']['requests_per_second']:.0f} requests/s, p50 {r['serving']['p50_ms']:.1f} ms, "
          f"p99 {r['serving']['p99_ms']:.1f} ms, {r['serving']['errors']} errors; **"
          f"{r['serving']['server_over_in_process_time_per_request']:.1f}×** the in-process SavedModel call's time"),
-        ("a folder of 70,000 PNGs / the IDX route (speed, epochs after the first)",
+        ("a folder of 70,000 PNGs / the IDX route (speed, median epoch)",
          f"**{r['folder']['png_folder_speed_relative_to_idx']:.2f}**; reading and decoding it once: "
          f"{r['folder']['png_folder_read_and_decode_seconds']:.1f} s"),
     ]
