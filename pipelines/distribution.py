@@ -178,6 +178,34 @@ def is_multi_worker(strategy) -> bool:
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
+class StepsPerExecution:
+    """Keras' `steps_per_execution` under a strategy, where Keras 3.15's own multi-step loop fails (a placeholder
+    its while loop never feeds, mirrored and multi_worker alike): up to `model.steps_per_execution` steps in one
+    traced call, the logs of the last reduced once. Keras calls a train or test function once per
+    `steps_per_execution` steps of a pass, so the pass's last call runs what is left of it and no call reads into the
+    next pass of a repeated split. Set as the model's `train_function` / `test_function` after compiling."""
+
+    def __init__(self, model: keras.Model, step_function, steps_per_pass: int):
+        k = model.steps_per_execution
+        self.counts = [k] * (steps_per_pass // k) + ([steps_per_pass % k] if steps_per_pass % k else [])
+        self.calls = 0
+        strategy = model.distribute_strategy
+
+        def run(iterator, count):
+            def step(i):
+                strategy.run(step_function, args=(next(iterator),))
+                return i + 1
+            tf.while_loop(lambda i: i < count - 1, step, [tf.constant(0)])
+            outputs = strategy.run(step_function, args=(next(iterator),))
+            return _trainer().reduce_per_replica(outputs, strategy, reduction="auto")
+        self._run = tf.function(run, autograph=False)
+
+    def __call__(self, iterator):
+        count = self.counts[self.calls % len(self.counts)]
+        self.calls += 1
+        return self._run(iterator, tf.constant(count))
+
+
 class AverageMovingStatistics(keras.callbacks.Callback):
     """BatchNormalization across replicas for one all-reduce per variable per epoch, not five per layer per step.
 

@@ -105,6 +105,35 @@ def test_steps_per_execution_changes_speed_not_the_trained_weights():
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+def test_steps_per_execution_under_a_strategy_ends_each_pass_where_it_ends():
+    """distribution.StepsPerExecution (Keras' own multi-step loop fails under a strategy) on a repeated split of 7
+    batches, 3 steps a call: calls of 3, 3, 1 steps each epoch, the same weights and logs as one step per call on
+    the finite split."""
+    from pipelines import distribution
+    results = []
+    for steps in (1, 3):
+        config = config_from_flags("--task=dense", f"--steps_per_execution={steps}")
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+        compile_classifier(model, config, steps_per_epoch=7)
+        data = _dataset(n=7 * 32 - 5)  # 7 batches, the last one short
+        if steps == 1:
+            history = model.fit(data, validation_data=data, epochs=3, verbose=0)
+        else:
+            model.train_function = distribution.StepsPerExecution(model, model.train_step, steps_per_pass=7)
+            model.test_function = distribution.StepsPerExecution(model, model.test_step, steps_per_pass=7)
+            assert model.train_function.counts == [3, 3, 1]
+            history = model.fit(data.repeat(), steps_per_epoch=7, validation_data=data.repeat(),
+                                validation_steps=7, epochs=3, verbose=0)
+            assert model.train_function.calls == 3 * 3
+        results.append((model.get_weights(), history.history))
+    (w1, h1), (w3, h3) = results
+    for a, b in zip(w1, w3):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        np.testing.assert_allclose(h1[key], h3[key], rtol=1e-6)
+
+
 def test_a_run_too_short_to_warm_up_starts_at_the_rate():
     config = dataclasses.replace(config_from_flags("--task=conv"), lr_schedule="one_cycle", learning_rate=3e-3,
                                  epochs=1)

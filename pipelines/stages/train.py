@@ -152,15 +152,15 @@ def run(ctx: Context) -> str:
     if config.batch_size % replicas:
         raise PipelineError(f"--batch_size={config.batch_size} is the global batch and must divide among the "
                             f"{replicas} replicas of --distribute={config.distribute}: give a multiple of {replicas}")
-    # Keras 3.15's multi-step loop fails under a distribution strategy (a placeholder its while loop never feeds,
-    # mirrored and multi_worker alike): one step per execution there, which changes the speed only.
-    compiled = dataclasses.replace(config, steps_per_execution=1) if distributed else config
     with strategy.scope(), precision.policy(config.precision):  # variables, optimizer included, on every replica
         model = build()
         if config.init_from:  # a preset's weights came with its model
             print(f"the KerasHub preset {config.init_from}: its encoder, weights and tokenizer"
                   if pretrained.is_preset(config.init_from) else initialise_from(model, config.init_from), flush=True)
-        family.compile(model, compiled, steps_per_epoch=inputs.steps_per_epoch)
+        family.compile(model, config, steps_per_epoch=inputs.steps_per_epoch)
+    if distributed:  # Keras' own multi-step loop fails under a strategy
+        model.train_function = distribution.StepsPerExecution(model, model.train_step, inputs.steps_per_epoch)
+        model.test_function = distribution.StepsPerExecution(model, model.test_step, inputs.validation_steps)
     flops = train_flops_per_example(_twin(build, family, config, inputs) if distributed else model,
                                     inputs.train.element_spec, config.batch_size)
     print(f"{model.name}: {model.count_params():,} parameters, {flops / 1e6:.3g} MFLOP per training example; "
@@ -197,8 +197,7 @@ def run(ctx: Context) -> str:
     if distributed:
         # Each split repeated, one pass per epoch, so Keras keeps one iterator for the whole fit: a new one each
         # epoch rebuilds the distributed pipeline, measured on one core at 2.2-7.6 s at each epoch's start against
-        # 2.5 s of training in it. Only here, where a step is one execution: with k steps per execution, Keras'
-        # last execution of an epoch would read up to k-1 batches of the next pass.
+        # 2.5 s of training in it. StepsPerExecution ends each pass's last call where the pass ends.
         data.update(x=inputs.train.repeat(), validation_data=inputs.validation.repeat())
     try:
         with fixes:
