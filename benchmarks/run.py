@@ -150,8 +150,8 @@ def epoch_seconds(dataset: tf.data.Dataset) -> list[float]:
 def median_epoch_seconds(feeds: dict[str, tf.data.Dataset], rounds: int = 5) -> dict[str, float]:
     """Each feed's median epoch over `rounds` alternating fits: a median of 50 epochs moves far less with the
     machine's other load than the best of a few whole fits did (±10% between runs)."""
-    for dataset in feeds.values():
-        epoch_seconds(dataset.take(1000))  # the first pass fills a pipeline's cache, as epoch 1 of a run does
+    for dataset in feeds.values():  # one pass fills a pipeline's cache, as epoch 1 of a run does
+        dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
     seconds = {name: [] for name in feeds}
     for _ in range(rounds):
         for name, dataset in feeds.items():

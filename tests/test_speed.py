@@ -91,14 +91,20 @@ def test_one_cycle_rises_from_zero_to_the_rate_then_falls_to_zero():
     assert rates[2] > rates[3] > rates[4] and rates[4] < 1e-6
 
 
+def _linear_classifier(steps_per_execution: int, steps_per_epoch: int) -> keras.Model:
+    """A seeded one-layer classifier compiled as the dense task compiles, with `steps_per_execution`."""
+    config = config_from_flags("--task=dense", f"--steps_per_execution={steps_per_execution}")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    compile_classifier(model, config, steps_per_epoch=steps_per_epoch)
+    assert model.steps_per_execution == steps_per_execution
+    return model
+
+
 def test_steps_per_execution_changes_speed_not_the_trained_weights():
     weights = []
     for steps in (1, 4):
-        config = config_from_flags("--task=dense", f"--steps_per_execution={steps}")
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
-        compile_classifier(model, config, steps_per_epoch=8)
-        assert model.steps_per_execution == steps
+        model = _linear_classifier(steps, steps_per_epoch=8)
         model.fit(_dataset(n=256), epochs=2, verbose=0)
         weights.append(model.get_weights())
     for a, b in zip(*weights):
@@ -112,10 +118,7 @@ def test_steps_per_execution_under_a_strategy_ends_each_pass_where_it_ends():
     from pipelines import distribution
     results = []
     for steps in (1, 3):
-        config = config_from_flags("--task=dense", f"--steps_per_execution={steps}")
-        keras.utils.set_random_seed(0)
-        model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
-        compile_classifier(model, config, steps_per_epoch=7)
+        model = _linear_classifier(steps, steps_per_epoch=7)
         data = _dataset(n=7 * 32 - 5)  # 7 batches, the last one short
         if steps == 1:
             history = model.fit(data, validation_data=data, epochs=3, verbose=0)
