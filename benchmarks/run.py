@@ -8,9 +8,11 @@
 3. Efficiency: the conv train stage's sustained GFLOP/s (history.json, epochs after the first) against the peak;
    and --precision=bfloat16 against float32 on the same stage (seconds and test accuracy).
 4. Input: `fit` on the package's tf.data pipeline against the same model fed synthetic batches already in memory:
-   distinct ones, and one repeated (the median epoch of five alternating 10-epoch fits each).
+   distinct ones, and one repeated (each feed's median epoch, the feeds taking turns an epoch at a time); dense and
+   conv defaults, and the dense model at batch 32 with one step per execution (the measure the speed issue was
+   filed with).
 5. Your own data: Fashion-MNIST written as a folder of 70,000 PNG files against the IDX route, same model, epochs
-   (the median epoch of three alternating fits each), and the one-off cost of reading and decoding the folder.
+   (the median epoch, taking turns), and the one-off cost of reading and decoding the folder.
 6. The NumPy trainer: the dense defaults trained by models/numpy_mlp.py against Keras' fit, per epoch.
 7. Training on several machines: two multi-worker processes on loopback, one core each, against one process on
    one core (benchmarks/distributed.py).
@@ -37,7 +39,6 @@ from pipelines.flags import config_from_args
 from pipelines.tasks import TASKS
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
-INPUT_EPOCHS = 10  # the input-pipeline and folder ratios: dense fits of this many epochs
 
 
 def timed(fn) -> float:
@@ -135,54 +136,58 @@ class EpochSeconds(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def epoch_seconds(dataset: tf.data.Dataset) -> list[float]:
-    """A dense fit of INPUT_EPOCHS epochs on `dataset`: each epoch's seconds (built and traced beforehand)."""
-    keras.utils.set_random_seed(0)
-    config = config_from_args("--task=dense")
-    model = TASKS["dense"].build((28, 28, 1), 10, **config.hparams)
-    TASKS["dense"].family.compile(model, config)
-    model.fit(dataset.take(10), verbose=0)
-    timer = EpochSeconds()
-    model.fit(dataset, epochs=INPUT_EPOCHS, verbose=0, callbacks=[timer])
-    return timer.seconds
-
-
-def median_epoch_seconds(feeds: dict[str, tf.data.Dataset], rounds: int = 5) -> dict[str, float]:
-    """Each feed's median epoch over `rounds` alternating fits: a median of 50 epochs moves far less with the
-    machine's other load than the best of a few whole fits did (±10% between runs)."""
-    for dataset in feeds.values():  # one pass fills a pipeline's cache, as epoch 1 of a run does
-        dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)
+def median_epoch_seconds(feeds: dict[str, tf.data.Dataset], context: Context, epochs: int) -> dict[str, float]:
+    """Each feed's median epoch of the context's model (its precision and compile; one model per feed, built and
+    traced beforehand), the feeds taking turns one epoch at a time, so that the machine's other load falls on all
+    of them alike (the best of a few whole fits moved ±10% between runs here)."""
+    config, task = context.config, context.task
+    models = {}
+    for name, dataset in feeds.items():
+        dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)  # fills a pipeline's cache, as epoch 1
+        keras.utils.set_random_seed(0)
+        with precision.policy(config.precision):
+            models[name] = task.build(context.inputs.input_shape, 10, **config.hparams)
+        task.family.compile(models[name], config)
+        models[name].fit(dataset.take(10), verbose=0)
     seconds = {name: [] for name in feeds}
-    for _ in range(rounds):
+    for _ in range(epochs):
         for name, dataset in feeds.items():
-            seconds[name] += epoch_seconds(dataset)
+            timer = EpochSeconds()
+            models[name].fit(dataset, verbose=0, callbacks=[timer])
+            seconds[name] += timer.seconds
     return {name: statistics.median(s) for name, s in seconds.items()}
 
 
-def dense_inputs(*flags: str):
-    return Context(config_from_args("--task=dense", *flags), TASKS["dense"])
+def task_context(task: str, *flags: str) -> Context:
+    return Context(config_from_args(f"--task={task}", *flags), TASKS[task])
 
 
-def input_pipeline_vs_synthetic() -> dict:
+# The input-pipeline comparisons: (task, flags, epochs of each feed). The dense defaults are the strictest
+# case (a step of about 1 ms, so the input's share of two cores is largest); the dense model at batch 32 with one
+# step per execution is the measure the speed issue was filed with (0.98 then); conv is the default recipe.
+INPUT_SETUPS = {"dense": ("dense", (), 40),
+                "dense_batch_32_one_step_per_execution": ("dense", ("--batch_size=32", "--steps_per_execution=1"), 8),
+                "conv": ("conv", (), 5)}
+
+
+def input_pipeline_vs_synthetic(task: str, flags: tuple[str, ...], epochs: int) -> dict:
     """The package's pipeline against two synthetic in-memory feeds of the same shapes and tf.data options:
-    distinct batches made beforehand (the fastest a fresh batch can arrive: what an input pipeline can at best
-    approach) and one batch repeated (which also stays in the CPU's cache, so it flatters any step that reads its
-    input). Also the distinct batches with tf.data's default options (autotuning on), what a user's own synthetic
-    feed gets."""
-    inputs = dense_inputs().inputs
+    distinct batches made beforehand (sliced without a copy: the fastest a fresh batch can arrive, what an input
+    pipeline can at best approach) and one batch repeated (which also stays in the CPU's cache, so it flatters any
+    step that reads its input)."""
+    context = task_context(task, *flags)
+    inputs = context.inputs
     steps, batch_size = inputs.steps_per_epoch, inputs.batch_size
     labels = tf.zeros((batch_size,), tf.int64)
-    batches = tf.random.uniform((steps, batch_size, 28, 28, 1), 0, 255)
-    distinct = tf.data.Dataset.from_tensor_slices(batches).map(lambda x: (x, labels)).prefetch(tf.data.AUTOTUNE)
-    repeated = tf.data.Dataset.from_tensors((batches[0], labels)).repeat(steps).prefetch(tf.data.AUTOTUNE)
-    epoch = median_epoch_seconds({"pipeline": inputs.train, "distinct": distinct.with_options(pipeline.OPTIONS),
-                                  "repeated": repeated.with_options(pipeline.OPTIONS),
-                                  "distinct_default_options": distinct})
-    return {"median_epoch_seconds": epoch,
+    batches = tf.random.uniform((steps, batch_size, *inputs.input_shape), 0, 255)
+    distinct = tf.data.Dataset.from_tensor_slices(batches).map(lambda x: (x, labels))
+    repeated = tf.data.Dataset.from_tensors((batches[0], labels)).repeat(steps)
+    feeds = {"pipeline": inputs.train, **{name: feed.prefetch(tf.data.AUTOTUNE).with_options(pipeline.OPTIONS)
+                                          for name, feed in (("distinct", distinct), ("repeated", repeated))}}
+    epoch = median_epoch_seconds(feeds, context, epochs)
+    return {"flags": [f"--task={task}", *flags], "median_epoch_seconds": epoch,
             "pipeline_speed_relative_to_distinct_batches": epoch["distinct"] / epoch["pipeline"],
-            "pipeline_speed_relative_to_one_batch_repeated": epoch["repeated"] / epoch["pipeline"],
-            "pipeline_speed_relative_to_distinct_batches_default_options":
-                epoch["distinct_default_options"] / epoch["pipeline"]}
+            "pipeline_speed_relative_to_one_batch_repeated": epoch["repeated"] / epoch["pipeline"]}
 
 
 def write_png_folder(root: str) -> None:
@@ -196,10 +201,10 @@ def write_png_folder(root: str) -> None:
 
 
 def folder_vs_idx(root: str) -> dict:
-    idx_inputs = dense_inputs().inputs
-    folder_ctx = dense_inputs(f"--dataset={root}")
-    read = timed(lambda: folder_ctx.data)
-    epoch = median_epoch_seconds({"idx": idx_inputs.train, "folder": folder_ctx.inputs.train}, rounds=3)
+    idx_context, folder_context = task_context("dense"), task_context("dense", f"--dataset={root}")
+    read = timed(lambda: folder_context.data)
+    epoch = median_epoch_seconds({"idx": idx_context.inputs.train, "folder": folder_context.inputs.train},
+                                 idx_context, epochs=30)
     return {"png_folder_read_and_decode_seconds": read, "median_epoch_seconds": epoch,
             "png_folder_speed_relative_to_idx": epoch["idx"] / epoch["folder"]}
 
@@ -223,9 +228,9 @@ def markdown(r: dict) -> str:
         (f"conv train stage, {conv_precision} / float32", f"{conv['train_stage_seconds']:.1f} s / "
          f"{fp32['seconds']:.1f} s (test accuracy {conv['test_accuracy']:.4f} / {fp32['test_accuracy']:.4f})"),
         ("input: tf.data pipeline / synthetic in-memory batches, distinct, the same tf.data options (speed)",
-         f"**{r['input']['pipeline_speed_relative_to_distinct_batches']:.2f}** (one batch repeated: "
-         f"{r['input']['pipeline_speed_relative_to_one_batch_repeated']:.2f}; against distinct batches on tf.data's "
-         f"default options: {r['input']['pipeline_speed_relative_to_distinct_batches_default_options']:.2f})"),
+         "; ".join(f"{i['flags'][0][len('--task='):]} {' '.join(i['flags'][1:]) or 'defaults'} "
+                   f"**{i['pipeline_speed_relative_to_distinct_batches']:.2f}** (one batch repeated: "
+                   f"{i['pipeline_speed_relative_to_one_batch_repeated']:.2f})" for i in r["input"].values())),
         ("dense: the NumPy trainer's epoch / Keras' epoch (defaults; test accuracy NumPy / Keras)",
          f"**{r['numpy']['numpy_epoch_over_keras_epoch']:.1f}**; {r['numpy']['numpy']['test_accuracy']:.4f} / "
          f"{r['numpy']['keras']['test_accuracy']:.4f}"),
@@ -248,7 +253,7 @@ def main() -> None:
                                            "bfloat16": matmul_peak(tf.bfloat16)}}
     with tempfile.TemporaryDirectory() as output_dir:
         results["train"] = overhead_and_efficiency(output_dir)
-    results["input"] = input_pipeline_vs_synthetic()
+    results["input"] = {name: input_pipeline_vs_synthetic(*setup) for name, setup in INPUT_SETUPS.items()}
     with tempfile.TemporaryDirectory() as root:
         write_png_folder(root)
         results["folder"] = folder_vs_idx(root)
