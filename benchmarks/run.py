@@ -74,6 +74,14 @@ def stage_run(task: str, output_dir: str, *flags: str) -> dict:
             "flops_per_example": metrics["train_flops_per_example"]}
 
 
+def compiled_model(task, config, input_shape: tuple[int, ...], num_classes: int, **compile_args) -> keras.Model:
+    """The task's model built and compiled as the train stage does: in the run's precision, with its compile."""
+    with precision.policy(config.precision):
+        model = task.build(input_shape, num_classes, **config.hparams)
+    task.family.compile(model, config, **compile_args)
+    return model
+
+
 def plain_fit(task: str) -> float:
     """What a Keras user writes for the same model: arrays in memory, `fit` with validation, no callbacks."""
     def run():
@@ -82,9 +90,7 @@ def plain_fit(task: str) -> float:
         x, y = data["image"].astype("float32"), data["label"]
         cut = len(x) - round(len(x) * config.validation_split)
         keras.utils.set_random_seed(config.seed)
-        with precision.policy(config.precision):  # the same compute as the stage's
-            model = TASKS[task].build(x.shape[1:], 10, **config.hparams)
-        TASKS[task].family.compile(model, config, steps_per_epoch=-(-cut // config.batch_size))
+        model = compiled_model(TASKS[task], config, x.shape[1:], 10, steps_per_epoch=-(-cut // config.batch_size))
         model.fit(x[:cut], y[:cut], batch_size=config.batch_size, epochs=config.epochs,
                   validation_data=(x[cut:], y[cut:]), verbose=0)
     return timed(run)
@@ -140,14 +146,12 @@ def median_epoch_seconds(feeds: dict[str, tf.data.Dataset], context: Context, ep
     """Each feed's median epoch of the context's model (its precision and compile; one model per feed, built and
     traced beforehand), the feeds taking turns one epoch at a time, so that the machine's other load falls on all
     of them alike (the best of a few whole fits moved ±10% between runs here)."""
-    config, task = context.config, context.task
     models = {}
     for name, dataset in feeds.items():
         dataset.reduce(tf.constant(0, tf.int64), lambda count, _: count + 1)  # fills a pipeline's cache, as epoch 1
         keras.utils.set_random_seed(0)
-        with precision.policy(config.precision):
-            models[name] = task.build(context.inputs.input_shape, 10, **config.hparams)
-        task.family.compile(models[name], config)
+        models[name] = compiled_model(context.task, context.config, context.inputs.input_shape,
+                                      context.data.num_classes)
         models[name].fit(dataset.take(10), verbose=0)
     seconds = {name: [] for name in feeds}
     for _ in range(epochs):
@@ -185,7 +189,7 @@ def input_pipeline_vs_synthetic(task: str, flags: tuple[str, ...], epochs: int) 
     feeds = {"pipeline": inputs.train, **{name: feed.prefetch(tf.data.AUTOTUNE).with_options(pipeline.OPTIONS)
                                           for name, feed in (("distinct", distinct), ("repeated", repeated))}}
     epoch = median_epoch_seconds(feeds, context, epochs)
-    return {"flags": [f"--task={task}", *flags], "median_epoch_seconds": epoch,
+    return {"task": task, "flags": list(flags), "median_epoch_seconds": epoch,
             "pipeline_speed_relative_to_distinct_batches": epoch["distinct"] / epoch["pipeline"],
             "pipeline_speed_relative_to_one_batch_repeated": epoch["repeated"] / epoch["pipeline"]}
 
@@ -228,7 +232,7 @@ def markdown(r: dict) -> str:
         (f"conv train stage, {conv_precision} / float32", f"{conv['train_stage_seconds']:.1f} s / "
          f"{fp32['seconds']:.1f} s (test accuracy {conv['test_accuracy']:.4f} / {fp32['test_accuracy']:.4f})"),
         ("input: tf.data pipeline / synthetic in-memory batches, distinct, the same tf.data options (speed)",
-         "; ".join(f"{i['flags'][0][len('--task='):]} {' '.join(i['flags'][1:]) or 'defaults'} "
+         "; ".join(f"{i['task']} {' '.join(i['flags']) or 'defaults'} "
                    f"**{i['pipeline_speed_relative_to_distinct_batches']:.2f}** (one batch repeated: "
                    f"{i['pipeline_speed_relative_to_one_batch_repeated']:.2f})" for i in r["input"].values())),
         ("dense: the NumPy trainer's epoch / Keras' epoch (defaults; test accuracy NumPy / Keras)",
