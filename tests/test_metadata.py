@@ -84,3 +84,19 @@ def test_a_gray_batch_becomes_rgb_with_equal_channels():
     gray = np.arange(6, dtype=np.float32).reshape(1, 2, 3, 1)
     rgb = as_rgb({"image": gray})["image"]
     assert rgb.shape == (1, 2, 3, 3) and rgb.dtype == np.uint8 and (rgb == gray.astype(np.uint8)).all()
+
+
+def test_the_kept_metadata_code_is_what_flatc_generates_from_the_schema(tmp_path):
+    """The generated code is kept in git so that `pip install .` needs no flatc; it must stay the schema's."""
+    import os
+    import shutil
+    import subprocess
+    flatc = shutil.which("flatc")
+    if flatc is None:
+        pytest.skip("flatc is not installed (`make flatc`; make test installs it)")
+    package = os.path.dirname(metadata.__file__)
+    subprocess.run([flatc, "--python", "--gen-object-api", "--gen-onefile", "-o", str(tmp_path),
+                    os.path.join(package, "metadata_schema.fbs")], check=True)
+    kept = os.path.join(package, "generated", "metadata_schema_generated.py")
+    with open(kept, "rb") as a, open(tmp_path / "metadata_schema_generated.py", "rb") as b:
+        assert a.read() == b.read(), "regenerate it with `make metadata`"

@@ -149,7 +149,6 @@ def left_out_by_default(ctx: Context) -> list[str]:
 
 
 def run(ctx: Context) -> str:
-    metadata.require_schema()
     config = ctx.config
     serving = ctx.family.serving(ctx.trained_model())
     export_saved_model(serving.model, ctx.path(artifacts.SAVED_MODEL))
