@@ -6,7 +6,8 @@
    compile, and calls `model.fit` with validation and no callbacks. Dense and conv, at the task's defaults,
    alternating, best of two.
 3. Efficiency: the conv train stage's sustained GFLOP/s (history.json, epochs after the first) against the peak;
-   and --precision=bfloat16 against float32 on the same stage (seconds and test accuracy).
+   and what --precision=auto chose on this machine against the other choice (float32, or bfloat16 where auto took
+   float32) on the same stage (seconds and test accuracy).
 4. Input: `fit` on the package's tf.data pipeline against the same model fed synthetic batches already in memory:
    distinct ones, and one repeated (each feed's median epoch, the feeds taking turns an epoch at a time); dense and
    conv defaults, and the dense model at batch 32 with one step per execution (the measure the speed issue was
@@ -19,11 +20,14 @@
 8. dlpipe-serve under a bounded load on loopback against the SavedModel called in process (benchmarks/serving.py).
 
 Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.json and results.md.
+`python -m benchmarks.run train input` runs only the sections named (train, input, folder, numpy, distributed,
+serving).
 """
 
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 
@@ -107,7 +111,12 @@ def overhead_and_efficiency(output_dir: str) -> dict:
                          "test_accuracy": stage["test_accuracy"],
                          "gflop_per_second": stage["gflop_per_second"],
                          "flops_per_example": stage["flops_per_example"]}
-    results["conv_float32"] = stage_run("conv", output_dir, "--precision=float32")
+    auto = config_from_args("--task=conv")
+    other = "bfloat16" if auto.precision == "float32" else "float32"
+    results["conv_other_precision"] = {**stage_run("conv", output_dir, f"--precision={other}"), "precision": other}
+    results["conv_auto_precision"] = {"precision": auto.precision, "reason": auto.precision_reason,
+                                      "other_over_auto_seconds": results["conv_other_precision"]["seconds"]
+                                      / results["conv"]["train_stage_seconds"]}
     return results
 
 
@@ -213,58 +222,78 @@ def folder_vs_idx(root: str) -> dict:
             "png_folder_speed_relative_to_idx": epoch["idx"] / epoch["folder"]}
 
 
-def markdown(r: dict) -> str:
-    peak = r["matmul_gflop_per_second"]["float32"]
-    conv, dense, fp32 = r["train"]["conv"], r["train"]["dense"], r["train"]["conv_float32"]
-    conv_precision = config_from_args("--task=conv").precision
-    rows = [("ceiling: 4096² matmul, float32 / bfloat16",
-             f"{peak:.0f} / {r['matmul_gflop_per_second']['bfloat16']:.0f} GFLOP/s")]
-    for name, t in (("dense", dense), ("conv", conv)):
-        rows.append((f"{name} train stage / plain `fit` (defaults)",
-                     f"{t['train_stage_seconds']:.1f} s / {t['plain_fit_seconds']:.1f} s = "
-                     f"**{t['train_stage_over_plain_fit']:.2f}**"))
-    rows += [
-        (f"conv train stage, sustained ({conv_precision})", f"{conv['gflop_per_second']:.0f} GFLOP/s = **"
+def train_rows(train: dict, peak: float) -> list[tuple[str, str]]:
+    conv, auto, other = train["conv"], train["conv_auto_precision"], train["conv_other_precision"]
+    rows = [(f"{name} train stage / plain `fit` (defaults)", f"{t['train_stage_seconds']:.1f} s / "
+             f"{t['plain_fit_seconds']:.1f} s = **{t['train_stage_over_plain_fit']:.2f}**")
+            for name, t in (("dense", train["dense"]), ("conv", conv))]
+    return rows + [
+        (f"conv train stage, sustained ({auto['precision']})", f"{conv['gflop_per_second']:.0f} GFLOP/s = **"
          f"{conv['gflop_per_second'] / peak:.0%}** of the float32 peak ({conv['flops_per_example'] / 1e6:.1f} MFLOP"
          " per example)"),
-        ("conv train stage, float32", f"{fp32['gflop_per_second']:.0f} GFLOP/s = **"
-         f"{fp32['gflop_per_second'] / peak:.0%}** of the float32 peak"),
-        (f"conv train stage, {conv_precision} / float32", f"{conv['train_stage_seconds']:.1f} s / "
-         f"{fp32['seconds']:.1f} s (test accuracy {conv['test_accuracy']:.4f} / {fp32['test_accuracy']:.4f})"),
-        ("input: tf.data pipeline / synthetic in-memory batches, distinct, the same tf.data options (speed)",
-         "; ".join(f"{i['task']} {' '.join(i['flags']) or 'defaults'} "
-                   f"**{i['pipeline_speed_relative_to_distinct_batches']:.2f}** (one batch repeated: "
-                   f"{i['pipeline_speed_relative_to_one_batch_repeated']:.2f})" for i in r["input"].values())),
-        ("dense: the NumPy trainer's epoch / Keras' epoch (defaults; test accuracy NumPy / Keras)",
-         f"**{r['numpy']['numpy_epoch_over_keras_epoch']:.1f}**; {r['numpy']['numpy']['test_accuracy']:.4f} / "
-         f"{r['numpy']['keras']['test_accuracy']:.4f}"),
-        ("conv, two workers on loopback (one core each) / one worker on one core (speed; test accuracy)",
-         f"**{r['distributed']['speed_ratio']:.2f}**; {r['distributed']['two_workers']['test_accuracy']:.4f} / "
-         f"{r['distributed']['one_worker']['test_accuracy']:.4f}"),
-        (f"dlpipe-serve: {r['serving']['requests']} predict requests from {r['serving']['clients']} clients on "
-         "loopback", f"{r['serving']['requests_per_second']:.0f} requests/s, p50 {r['serving']['p50_ms']:.1f} ms, "
-         f"p99 {r['serving']['p99_ms']:.1f} ms, {r['serving']['errors']} errors; **"
-         f"{r['serving']['server_over_in_process_time_per_request']:.1f}×** the in-process SavedModel call's time"),
-        ("a folder of 70,000 PNGs / the IDX route (speed, median epoch)",
-         f"**{r['folder']['png_folder_speed_relative_to_idx']:.2f}**; reading and decoding it once: "
-         f"{r['folder']['png_folder_read_and_decode_seconds']:.1f} s"),
+        (f"conv train stage, {other['precision']}", f"{other['gflop_per_second']:.0f} GFLOP/s = **"
+         f"{other['gflop_per_second'] / peak:.0%}** of the float32 peak"),
+        (f"conv --precision=auto chose {auto['precision']} ({auto['reason']}): {other['precision']} / "
+         f"{auto['precision']} seconds", f"**{auto['other_over_auto_seconds']:.2f}** ({other['seconds']:.1f} s / "
+         f"{conv['train_stage_seconds']:.1f} s; test accuracy {other['test_accuracy']:.4f} / "
+         f"{conv['test_accuracy']:.4f})"),
     ]
+
+
+def markdown(r: dict) -> str:
+    """The table of whichever sections ran."""
+    peak = r["matmul_gflop_per_second"]["float32"]
+    rows = [("ceiling: 4096² matmul, float32 / bfloat16",
+             f"{peak:.0f} / {r['matmul_gflop_per_second']['bfloat16']:.0f} GFLOP/s")]
+    rows += train_rows(r["train"], peak) if "train" in r else []
+    sections = {
+        "input": lambda i: (
+            "input: tf.data pipeline / synthetic in-memory batches, distinct, the same tf.data options (speed)",
+            "; ".join(f"{x['task']} {' '.join(x['flags']) or 'defaults'} "
+                      f"**{x['pipeline_speed_relative_to_distinct_batches']:.2f}** (one batch repeated: "
+                      f"{x['pipeline_speed_relative_to_one_batch_repeated']:.2f})" for x in i.values())),
+        "numpy": lambda n: (
+            "dense: the NumPy trainer's epoch / Keras' epoch (defaults; test accuracy NumPy / Keras)",
+            f"**{n['numpy_epoch_over_keras_epoch']:.1f}**; {n['numpy']['test_accuracy']:.4f} / "
+            f"{n['keras']['test_accuracy']:.4f}"),
+        "distributed": lambda d: (
+            "conv, two workers on loopback (one core each) / one worker on one core (speed; test accuracy)",
+            f"**{d['speed_ratio']:.2f}**; {d['two_workers']['test_accuracy']:.4f} / "
+            f"{d['one_worker']['test_accuracy']:.4f}"),
+        "serving": lambda v: (
+            f"dlpipe-serve: {v['requests']} predict requests from {v['clients']} clients on loopback",
+            f"{v['requests_per_second']:.0f} requests/s, p50 {v['p50_ms']:.1f} ms, p99 {v['p99_ms']:.1f} ms, "
+            f"{v['errors']} errors; **{v['server_over_in_process_time_per_request']:.1f}×** the in-process "
+            "SavedModel call's time"),
+        "folder": lambda f: (
+            "a folder of 70,000 PNGs / the IDX route (speed, median epoch)",
+            f"**{f['png_folder_speed_relative_to_idx']:.2f}**; reading and decoding it once: "
+            f"{f['png_folder_read_and_decode_seconds']:.1f} s"),
+    }
+    rows += [row(r[name]) for name, row in sections.items() if name in r]
     return "\n".join(["| measure | this machine |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)]) + "\n"
 
 
-def main() -> None:
+def main(sections: list[str]) -> None:
+    wanted = set(sections) or {"train", "input", "folder", "numpy", "distributed", "serving"}
     results = {"matmul_gflop_per_second": {"float32": matmul_peak(tf.float32),
                                            "bfloat16": matmul_peak(tf.bfloat16)}}
-    with tempfile.TemporaryDirectory() as output_dir:
-        results["train"] = overhead_and_efficiency(output_dir)
-    results["input"] = {name: input_pipeline_vs_synthetic(*setup) for name, setup in INPUT_SETUPS.items()}
-    with tempfile.TemporaryDirectory() as root:
-        write_png_folder(root)
-        results["folder"] = folder_vs_idx(root)
-    with tempfile.TemporaryDirectory() as output_dir:
-        results["numpy"] = numpy_vs_keras(output_dir)
-    results["distributed"] = distributed.scaling()
-    results["serving"] = serving.load_test()
+    if "train" in wanted:
+        with tempfile.TemporaryDirectory() as output_dir:
+            results["train"] = overhead_and_efficiency(output_dir)
+    if "input" in wanted:
+        results["input"] = {name: input_pipeline_vs_synthetic(*setup) for name, setup in INPUT_SETUPS.items()}
+    if "folder" in wanted:
+        with tempfile.TemporaryDirectory() as root:
+            write_png_folder(root)
+            results["folder"] = folder_vs_idx(root)
+    if "numpy" in wanted:
+        with tempfile.TemporaryDirectory() as output_dir:
+            results["numpy"] = numpy_vs_keras(output_dir)
+    if "distributed" in wanted:
+        results["distributed"] = distributed.scaling()
+    if "serving" in wanted:
+        results["serving"] = serving.load_test()
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -276,4 +305,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -146,7 +146,9 @@ class GAN(keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as d_tape, tf.GradientTape() as g_tape:
             d_loss, g_loss = self._gan_losses(real, labels, training=True)
-            d_scaled, g_scaled = d_loss / replicas, g_loss / replicas
+            # scale_loss: a LossScaleOptimizer's (float16) scaling; the loss itself for any other optimizer.
+            d_scaled = self.d_optimizer.scale_loss(d_loss / replicas)
+            g_scaled = self.g_optimizer.scale_loss(g_loss / replicas)
         d_vars, g_vars = self.discriminator.trainable_weights, self.generator.trainable_weights
         self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))

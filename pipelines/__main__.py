@@ -3,10 +3,11 @@
 import os
 import sys
 
-# Quiet TensorFlow's C++ start-up chatter before it is imported; the user can still override it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from pipelines import console
 
-from absl import app, logging  # noqa: E402
+console.start_tensorflow()  # first: its start-up chatter is hidden only around its import
+
+from absl import app, flags, logging  # noqa: E402
 
 from pipelines import flags as pipeline_flags  # noqa: E402
 from pipelines import runner  # noqa: E402
@@ -15,7 +16,8 @@ from pipelines.errors import PipelineError  # noqa: E402
 
 
 def main(argv: list[str]) -> None:
-    logging.set_verbosity(logging.WARNING)  # TensorFlow's Python INFO lines bury the progress output
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # Python INFO lines bury the progress output; --verbosity shows them
     try:
         if len(argv) > 1:
             raise PipelineError(f"unexpected arguments {' '.join(argv[1:])}: flags are written --name=value")

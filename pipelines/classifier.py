@@ -90,7 +90,8 @@ def evaluate_classifier(ctx: Context, model: keras.Model) -> dict:
     probabilities = softmax(logits.astype(np.float64))
     counts = evaluation.confusion_matrix(labels, probabilities.argmax(-1), len(names))
     metrics = {"test_loss": float(model.compute_loss(y=labels, y_pred=logits, training=False)),
-               "test_accuracy": float(np.trace(counts) / counts.sum())}
+               "test_accuracy": float(np.trace(counts) / counts.sum()),
+               "test_accuracy_interval": evaluation.wilson_interval(int(np.trace(counts)), int(counts.sum()))}
     metrics["per_class"] = evaluation.per_class(counts, names)
     metrics["labels"], metrics["confusion_matrix"] = list(names), counts.tolist()  # row and column i: labels[i]
     evaluation.plot_confusion_matrix(counts, names, ctx.path(artifacts.CONFUSION_PNG))

@@ -51,7 +51,8 @@ class RunConfig:
     lr_schedule: str = "cosine"                # cosine: decay --learning_rate to 0 over the run; constant
     # Speed: train steps per call into TensorFlow (callbacks see every Nth step), and the compute precision.
     steps_per_execution: int = 1
-    precision: str = "float32"                 # float32, or bfloat16: Keras' mixed policy, variables stay float32
+    precision: str = "float32"                 # float32, bfloat16 or float16 (precision.py), as --precision chose it
+    precision_reason: str = ""                 # … and why: the device's native types, or the flag
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
     deterministic: bool = False                # TensorFlow op determinism: identical runs give identical numbers
     # Training starts from this saved model's weights (--init_from); what counts is its content, not its path.
@@ -85,7 +86,7 @@ class RunConfig:
 # Where training runs is not what it makes either: the global batch, and so every step, is the same on one process
 # or many (up to float rounding), so a multi-worker run's state may even be resumed by a single process.
 NOT_IDENTITY = frozenset({"output_dir", "stages", "force", "fresh", "explicit", "hparams_file", "init_from",
-                          "distribute", "cpu_replicas", "cluster_timeout"})
+                          "distribute", "cpu_replicas", "cluster_timeout", "precision_reason"})
 
 
 def from_record(record: Mapping[str, Any], fields) -> dict[str, Any]:

@@ -22,6 +22,17 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int
     return counts
 
 
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95% interval of a proportion measured as successes / trials (Wilson's score interval, sound at 0, 1 and
+    on few trials): what an accuracy measured on 30 test examples can and cannot say."""
+    if not trials:
+        return 0.0, 1.0
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
 def per_class(counts: np.ndarray, names: tuple[str, ...]) -> dict[str, dict]:
     """Precision, recall, F1 and support of each class, keyed by its name; a class never predicted has
     precision 0 (no true positives), as scikit-learn's zero_division=0."""

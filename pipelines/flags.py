@@ -111,10 +111,12 @@ STEPS_PER_EXECUTION = flags.DEFINE_integer(
     "steps_per_execution", None, "Training steps TensorFlow runs per call from Python (fewer per-step costs; callbacks "
     "and the divergence check see every Nth step); default: " + ", ".join(
         f"{t.name} {t.steps_per_execution}" for t in TASKS.values()) + ".", lower_bound=1, upper_bound=10_000)
-PRECISION = flags.DEFINE_enum("precision", None, list(precision.PRECISIONS), "Training compute: float32, or bfloat16 "
-                              "(Keras' mixed_bfloat16 policy: variables and the saved model stay float32); default: "
-                              + ", ".join(f"{t.name} {t.precision}" for t in TASKS.values())
-                              + ", bfloat16 only on a CPU with native bfloat16 (AVX-512 BF16, AMX).")
+PRECISION = flags.DEFINE_enum(
+    "precision", "auto", list(precision.CHOICES), "Training compute: float32, bfloat16 or float16 (Keras' mixed "
+    "policies: variables and the saved model stay float32; float16 with loss scaling). auto: for the tasks that gain "
+    "from a narrow type (" + ", ".join(t.name for t in TASKS.values() if t.mixed_precision) + "), what the device "
+    "computes natively: bfloat16 on a GPU of compute capability 8.0 or more and on a CPU with AVX-512 BF16 or AMX, "
+    "float16 on a GPU of 7.x; float32 otherwise.")
 CLIP_NORM = flags.DEFINE_float("clip_norm", None, "Clip the global gradient norm to this value (a fix for "
                                "exploding gradients); default: no clipping.", lower_bound=1e-6)
 DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Turn on TensorFlow op determinism: with the same --seed, "
@@ -318,7 +320,7 @@ def _hparams_file_exists(path):
                              "--precision and --init_from, or use --trainer=keras")
 def _numpy_trains_dense(values):
     return values["trainer"] == "keras" or (values["task"] == "dense" and values["distribute"] == "none"
-                                            and values["precision"] in (None, "float32") and not values["init_from"])
+                                            and values["precision"] in ("auto", "float32") and not values["init_from"])
 
 
 @flags.multi_flags_validator(["distribute", "stages"], message="--distribute trains a model; a sweep spreads its "
@@ -363,6 +365,11 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
                         numpy_mlp.LEARNING_RATE if flag_values.trainer == "numpy" else task.learning_rate)
     if flag_values.hparams_file:
         hparams, learning_rate = _with_hparams_file(flag_values, task, hparams, learning_rate)
+    if flag_values.trainer == "numpy":
+        chosen_precision, precision_reason = "float32", "--trainer=numpy computes in float32"
+    else:
+        chosen_precision, precision_reason = precision.choose(flag_values.precision, task.mixed_precision,
+                                                              precision.this_device())
     if "idx_dir" in explicit and not os.path.isdir(flag_values.idx_dir):
         raise PipelineError(f"--idx_dir={flag_values.idx_dir} is not a folder: give the folder holding "
                             f"Fashion-MNIST's four IDX .gz files ({idx.DEFAULT_IDX_DIR} with Debian's "
@@ -374,7 +381,7 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         learning_rate=learning_rate,
         discriminator_learning_rate=flag_values.discriminator_learning_rate, clip_norm=flag_values.clip_norm,
         label_smoothing=flag_values.label_smoothing,
-        precision=_or(flag_values.precision, precision.default_for(task.precision)),
+        precision=chosen_precision, precision_reason=precision_reason,
         steps_per_execution=_or(flag_values.steps_per_execution, task.steps_per_execution),
         deterministic=flag_values.deterministic, force=flag_values.force, distribute=flag_values.distribute,
         cpu_replicas=flag_values.cpu_replicas, trainer=flag_values.trainer, init_from=flag_values.init_from,

@@ -47,9 +47,12 @@ FRECHET_OBJECTIVE = "val_frechet_distance"      # what the tune stage minimizes 
 
 def compile_gan(gan: GAN, config: RunConfig, steps_per_epoch: int = 0) -> None:
     # DCGAN's Adam settings (beta_1 = 0.5) for both nets, at constant rates (no --lr_schedule).
-    d_rate = config.discriminator_learning_rate or config.learning_rate
-    gan.compile(g_optimizer=keras.optimizers.Adam(config.learning_rate, beta_1=0.5, global_clipnorm=config.clip_norm),
-                d_optimizer=keras.optimizers.Adam(d_rate, beta_1=0.5, global_clipnorm=config.clip_norm),
+    # In float16 each is wrapped for loss scaling, as Keras' own compile wraps a model's one optimizer.
+    def adam(rate):
+        optimizer = keras.optimizers.Adam(rate, beta_1=0.5, global_clipnorm=config.clip_norm)
+        return keras.optimizers.LossScaleOptimizer(optimizer) if config.precision == "float16" else optimizer
+    gan.compile(g_optimizer=adam(config.learning_rate),
+                d_optimizer=adam(config.discriminator_learning_rate or config.learning_rate),
                 label_smoothing=config.label_smoothing, steps_per_execution=config.steps_per_execution)
 
 
@@ -157,7 +160,7 @@ def feature_classifier(ctx: Context) -> tuple[keras.Model, dict]:
     compile_classifier(classifier, dataclasses.replace(
         c, clip_norm=None, **{k: v for k, v in FEATURE_CLASSIFIER.items() if k in compiled_with}))
     history = classifier.fit(inputs.train, validation_data=inputs.validation, epochs=FEATURE_CLASSIFIER["epochs"],
-                             verbose=2)
+                             shuffle=False, verbose=2)  # the pipeline shuffles
     os.makedirs(ctx.path(FEATURE_CLASSIFIERS), exist_ok=True)
     with artifacts.atomic_path(path) as tmp:
         classifier.save(tmp)

@@ -311,7 +311,8 @@ def main(argv) -> None:
 
 
 def run() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from pipelines import console
+    console.start_tensorflow()
     app.run(main)
 
 

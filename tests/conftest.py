@@ -7,12 +7,17 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from benchmarks.loopback import free_ports  # noqa: F401  (tests import it from here)
-from pipelines.data import idx
-from pipelines.data.sources import DataSet
-from pipelines.flags import config_from_args as config_from_flags  # noqa: F401  (tests import it from here)
+from pipelines import console
+
+console.start_tensorflow()  # TensorFlow's start-up chatter hidden, as the console scripts hide it
+
+import tensorflow as tf  # noqa: E402
+
+from benchmarks.loopback import free_ports  # noqa: E402,F401  (tests import it from here)
+from pipelines.data import idx  # noqa: E402
+from pipelines.data.sources import DataSet  # noqa: E402
+from pipelines.flags import config_from_args as config_from_flags  # noqa: E402,F401  (tests import it from here)
 
 REAL_IDX_DIR = idx.DEFAULT_IDX_DIR
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

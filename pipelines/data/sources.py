@@ -77,6 +77,21 @@ def _few_download_retries(retries: int = 1):
 
 TFDS_PREFIX = "tfds:"  # --dataset=tfds:NAME: any registered TFDS set of images or texts with a class label
 
+# The settings that say where a data set is and how it is read; each applies to some kinds of data set only.
+DATA_SETTINGS = ("data_source", "data_dir", "idx_dir", "test_split", "image_size", "color_mode", "label_column",
+                 "problem")
+
+
+def settings_that_apply(name: str, source: str, idx_dir: str) -> set[str]:
+    """Of DATA_SETTINGS, those that change how `name` is read (a report lists these, not the others)."""
+    if tables.is_table_dataset(name):
+        return {"test_split", "label_column", "problem"}
+    if folders.is_folder_dataset(name):
+        return {"test_split", "image_size", "color_mode"}
+    if uses_idx_mirror(name, source, idx_dir):
+        return {"data_source", "idx_dir"}
+    return {"data_source", "data_dir", "test_split", "image_size", "color_mode"}
+
 
 def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR, source: str = "auto",
                  test_split: float = 0.2, image_size: tuple[int, int] | None = None,

@@ -5,9 +5,10 @@ into the model.
 
 It follows the published schema, `metadata_schema.fbs` beside this file (MediaPipe 0.10.21's copy, Apache 2.0),
 through the Python code `flatc --python --gen-object-api --gen-onefile` generates from it, kept in generated/ so
-that a plain `pip install` needs no flatc (`make metadata` regenerates it; a test checks that it matches the schema). The maintained writers built on the same code, tflite-support's and MediaPipe's, cannot be
-installed beside TensorFlow 2.21 (they need protobuf < 4 and NumPy < 2), so the two steps they add are done here by
-hand, as their `MetadataPopulator` does them: the metadata is added to the model as a buffer named TFLITE_METADATA,
+that a plain `pip install` needs no flatc (`make metadata` regenerates it; a test checks that it matches the
+schema). The maintained writers built on the same code, tflite-support's and MediaPipe's, cannot be installed
+beside TensorFlow 2.21 (they need protobuf < 4 and NumPy < 2), so the two steps they add are done here by hand, as
+their `MetadataPopulator` does them: the metadata is added to the model as a buffer named TFLITE_METADATA,
 and the associated files are appended to the file as a zip archive (which a flatbuffer reader ignores).
 """
 

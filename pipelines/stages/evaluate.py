@@ -19,6 +19,8 @@ def run(ctx: Context) -> str:
     family.compile(model, ctx.config)  # the family's own loss and metrics, as in training
     metrics = {"dataset": ctx.config.dataset, "num_test_examples": ctx.inputs.num_test, "headline": family.headline,
                **family.evaluate(ctx, model), **ctx.data.report}
+    trained = artifacts.read_json(ctx.path(artifacts.CONFIG))
+    metrics.update(precision=trained.get("precision"), precision_reason=trained.get("precision_reason"))
     history = artifacts.read_json(ctx.path(artifacts.HISTORY)) if os.path.exists(ctx.path(artifacts.HISTORY)) else {}
     evaluation.plot_training_curves(history, ctx.path(artifacts.CURVES_PNG))
     if "grad_norm" in history:

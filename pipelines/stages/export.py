@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines import artifacts, metadata
+from pipelines import artifacts, console, metadata
 from pipelines.context import Context
 from pipelines.errors import PipelineError
 from pipelines.serving import Serving, as_batch
@@ -73,7 +73,8 @@ def convert(saved_model_dir: str, variant: str, representative: list[dict] | Non
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type, converter.inference_output_type = map(tf.as_dtype, int8_io)
     try:
-        with warnings.catch_warnings():  # the int8 converter's own use of tf.lite.Interpreter warns of itself
+        with warnings.catch_warnings(), console.native_chatter_hidden():
+            # The int8 converter's own use of tf.lite.Interpreter warns of itself.
             warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
             return converter.convert()
     except Exception as e:  # the converter raises ConverterError and assorted others with multi-line text
@@ -169,6 +170,7 @@ def run(ctx: Context) -> str:
             sources["int8"] = os.path.join(scratch, "int8")
             export_saved_model(serving.quantizable, sources["int8"])
         for variant in config.tflite_variants:
+            print(f"  TFLite {variant}: {VARIANT_NOTES[variant]}", flush=True)
             if variant == "int8":
                 calibration = calibration_examples(ctx, serving, config.representative_examples)
                 flatbuffer = convert(sources["int8"], variant, calibration, (serving.int8_input, serving.int8_output))
@@ -177,6 +179,7 @@ def run(ctx: Context) -> str:
             files[artifacts.tflite_file(variant)] = metadata.add_metadata(flatbuffer, for_variant(info, variant),
                                                                           packed)
         if config.onnx:
+            print(f"  ONNX (opset {ONNX_OPSET}): the float model for ONNX Runtime", flush=True)
             files[artifacts.ONNX] = convert_onnx(sources["float"], onnx_properties(info, packed))
     finally:
         artifacts.remove(scratch)

@@ -7,6 +7,7 @@ import os
 
 from pipelines import artifacts
 from pipelines.context import Context
+from pipelines.data import sources
 from pipelines.stages.verify import format_report, most_hurt
 
 # What each file in the folder holds, for the report's list (TFLite variants and side files are added by name).
@@ -69,8 +70,10 @@ def run(ctx: Context) -> str:
         lines += ["No trained model: run `--stages=train`.", ""]
     else:
         hparams = trained.pop("hparams", {})
+        ignored = set(sources.DATA_SETTINGS) - sources.settings_that_apply(
+            config.dataset, trained.get("data_source", config.data_source), trained.get("idx_dir", config.idx_dir))
         settings = {**hparams, **{k: v for k, v in trained.items()
-                                  if not isinstance(v, (dict, list)) and v is not None}}
+                                  if not isinstance(v, (dict, list)) and v is not None and k not in ignored}}
         lines += table(("setting", "value"), sorted(settings.items())) + [""]
     if history:
         finals = {name: values[-1] for name, values in history.items() if values}
@@ -83,7 +86,9 @@ def run(ctx: Context) -> str:
         lines += ["Not evaluated: run `--stages=evaluate`.", ""]
     else:
         headline = metrics["headline"]
-        lines += [f"**{headline} = {metrics[headline]:.4f}** on {metrics['num_test_examples']} test examples.", ""]
+        interval = metrics.get(f"{headline}_interval")
+        lines += [f"**{headline} = {metrics[headline]:.4f}** on {metrics['num_test_examples']} test examples"
+                  + (f" (95% interval {interval[0]:.3f}–{interval[1]:.3f})" if interval else "") + ".", ""]
         if "per_class" in metrics:
             per_class = metrics["per_class"]
             rows = [(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
@@ -104,7 +109,11 @@ def run(ctx: Context) -> str:
         verdict = "every export passed" if exports["passed"] else "**some exports missed their limits**"
         order = ["keras", "savedmodel", *artifacts.TFLITE_VARIANTS, "onnx"]  # as verify measured them
         rows = dict(sorted(exports["exports"].items(), key=lambda item: order.index(item[0])))
-        lines += [f"Each export measured against Keras ({verdict}; {exports['num_test_examples']} test examples):",
+        judged = exports.get("judged_examples", exports["num_test_examples"])
+        judged = (f"; agreement on {judged} inputs, the test split's and the rest from the validation and train "
+                  "splits" if judged > exports["num_test_examples"] else "")
+        lines += [f"Each export measured against Keras ({verdict}; {exports['num_test_examples']} test examples"
+                  f"{judged}):",
                   "", format_report(rows), ""]
         hurt = most_hurt(exports["exports"])
         lines += ["Per class, accuracy in the export minus in Keras:", *hurt, ""] if hurt else []

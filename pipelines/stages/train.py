@@ -6,6 +6,7 @@ other command starts over (and says so). What it trains with is recorded beside 
 
 import contextlib
 import dataclasses
+import math
 import os
 import sys
 
@@ -23,6 +24,10 @@ from pipelines.health import EpochCheckpoint, EpochLog, GradientNorm, StopOnNonF
 
 SETTINGS = "settings.json"  # backup/<fingerprint>/settings.json: what the interrupted run was training
 CURVES = "curves.json"      # backup/<fingerprint>/curves.json: the finished epochs' logs
+# Unless --epochs is given, a small data set trains for at least this many optimizer steps: a task's epochs are set
+# for data sets of thousands of batches, and a 150-row table at batch 128 would otherwise take 20 steps in all
+# (measured: conv on 10 images per class, 0.10 test accuracy after 5 steps, 0.80 after 100; README, Small data).
+MIN_TRAIN_STEPS = 100
 
 
 def resolve_hyperparameters(ctx: Context) -> None:
@@ -39,6 +44,17 @@ def resolve_hyperparameters(ctx: Context) -> None:
               f"learning_rate={config.learning_rate:g}")
     elif os.path.exists(best):
         print(f"note: not training with the sweep's {best}: add --hparams_file={best}, or tune in the same run")
+
+
+def resolve_epochs(ctx: Context) -> None:
+    """The task's epochs, or (--epochs not given) enough of them for MIN_TRAIN_STEPS steps on a small data set."""
+    config, steps = ctx.config, ctx.inputs.steps_per_epoch
+    if "epochs" in config.explicit or config.epochs * steps >= MIN_TRAIN_STEPS:
+        return
+    epochs = math.ceil(MIN_TRAIN_STEPS / steps)
+    print(f"note: {ctx.inputs.num_train} train examples make {steps} step{'s' * (steps > 1)} an epoch: training "
+          f"{epochs} epochs instead of {config.epochs}, for at least {MIN_TRAIN_STEPS} steps (--epochs sets it)")
+    ctx.config = dataclasses.replace(config, epochs=epochs)
 
 
 def backup_dir(ctx: Context) -> tuple[str, bool]:
@@ -135,6 +151,7 @@ def _twin(build, family, config, inputs) -> keras.Model:
 
 def run(ctx: Context) -> str:
     resolve_hyperparameters(ctx)
+    resolve_epochs(ctx)
     if ctx.config.trainer == "numpy":
         return _run_numpy(ctx)
     config, inputs = ctx.config, ctx.inputs
@@ -167,6 +184,9 @@ def run(ctx: Context) -> str:
           f"{inputs.num_train} train / {inputs.num_validation} validation examples from {ctx.data.source}"
           + (f"; {replicas} replicas of {config.batch_size // replicas} examples (--distribute={config.distribute})"
              if distributed else ""))
+    print(f"precision {config.precision} ({config.precision_reason})", flush=True)
+    if not precision.this_device().native(config.precision):
+        print(f"warning: {config.precision_reason}: --precision=auto or float32 trains faster here", flush=True)
     health = StopOnNonFiniteLoss(family.loss_key)
     grad_norm = [GradientNorm(inputs.first_train_batch(256))] if family.gradient_norm else []
     curves = EpochLog(os.path.join(backup, CURVES))
@@ -230,7 +250,8 @@ def _save(ctx: Context, model: keras.Model, curves: dict[str, list[float]]) -> s
     with artifacts.atomic_path(ctx.path(artifacts.MODEL)) as tmp:
         model.save(tmp)
     artifacts.write_json(ctx.path(artifacts.HISTORY), curves)
-    artifacts.write_json(ctx.path(artifacts.CONFIG), {name: getattr(ctx.config, name) for name in ctx.stage_settings})
+    trained = {name: getattr(ctx.config, name) for name in ctx.stage_settings}
+    artifacts.write_json(ctx.path(artifacts.CONFIG), {**trained, "precision_reason": ctx.config.precision_reason})
     speed = curves.get("gflop_per_second", [])
     return " ".join([f"{name}={values[-1]:.4f}" for name, values in curves.items() if name.startswith("val_")]
                     + ([f"{sustained(speed):.0f} GFLOP/s"] if speed else []))

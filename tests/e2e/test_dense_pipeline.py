@@ -16,7 +16,7 @@ from pipelines.metadata.generated.metadata_schema_generated import AssociatedFil
 from tests.conftest import REAL_IDX_DIR, assert_one_line_error, cli_in_process, run_cli
 
 QUICK = ["--task=dense", "--max_train_examples=3000", "--max_test_examples=1000", "--epochs=2",
-         f"--idx_dir={REAL_IDX_DIR}", "--tflite_variants=float32,float16"]
+         f"--idx_dir={REAL_IDX_DIR}", "--tflite_variants=float32,float16,int8"]
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,23 @@ def run_dir(tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("runs")
     result = run_cli(*QUICK, f"--output_dir={output_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
+    (output_dir / "stderr.txt").write_text(result.stderr)
     return output_dir / "dense", result.stdout
+
+
+# What a default run printed from CUDA's probing, TensorFlow's start-up, the SavedModel writer, the converter and
+# LiteRT before it was hidden (the output a user reads is the package's own lines and Keras' progress).
+NOISE = ("cudart_stub", "cuInit", "oneDNN", "Type is unsupported", "'NoneType' object has no attribute 'name'",
+         "meta_graph.py", "fully_quantize:", "XNNPACK", "absl::InitializeLog")
+
+
+def test_a_run_prints_its_stages_and_progress_and_none_of_the_libraries_chatter(run_dir):
+    task_dir, stdout = run_dir
+    stderr = (task_dir.parent / "stderr.txt").read_text()
+    assert not [line for line in stderr.splitlines() if any(noise in line for noise in NOISE)], stderr
+    assert "── [1/5] train" in stdout and "Epoch 2/2" in stdout  # Keras' line per epoch (no terminal here)
+    assert "  TFLite int8: int8 weights" in stdout and "  model_int8.tflite in LiteRT" in stdout
+    assert "precision float32 (auto: this task trains in float32" in stdout
 
 
 def load(path):
@@ -126,7 +142,9 @@ def test_a_later_stage_alone_reuses_the_trained_model(run_dir):
 
 
 def test_quantized_variants_are_measured_and_a_miss_fails_the_stage_in_one_line(run_dir, tmp_path):
-    """int8 and dynamic range on the 2-epoch model: sizes, int8 input parameters, agreement; 99% is the bar."""
+    """int8 and dynamic range on the 2-epoch model: sizes, int8 input parameters, agreement; 99% is the bar, less
+    what chance gives a file at the bar (stages/verify.allowed_misses)."""
+    from pipelines.stages.verify import allowed_misses
     task_dir, _ = run_dir
     float32 = (task_dir / "model.tflite").read_bytes()
     result = run_cli(*QUICK[:-1], f"--output_dir={task_dir.parent}", "--stages=export,verify",
@@ -138,7 +156,9 @@ def test_quantized_variants_are_measured_and_a_miss_fails_the_stage_in_one_line(
     assert abs(exports["int8"]["accuracy_drop"]) <= 0.01
     labels = (task_dir / "labels.txt").read_text().splitlines()
     assert set(exports["int8"]["per_class_accuracy_change"]) == set(labels)  # which class int8 hurts, by name
-    missed = [v for v in ("dynamic_range", "int8") if exports[v]["top1_agreement"] < 0.99]
+    assert exports["int8"]["agreement_examples"] == 1024  # 1,000 test inputs, topped up to the parity batch
+    missed = [v for v in ("dynamic_range", "int8") if round((1 - exports[v]["top1_agreement"]) * 1024)
+              > allowed_misses(1024, 0.99)]
     assert [v for v in ("dynamic_range", "int8") if not exports[v]["passed"]] == missed
     if missed:
         assert_one_line_error(result, "exports miss their limits", missed[0], "--tflite_variants")
