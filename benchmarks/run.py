@@ -18,10 +18,12 @@
 7. Training on several machines: two multi-worker processes on loopback, one core each, against one process on
    one core (benchmarks/distributed.py).
 8. dlpipe-serve under a bounded load on loopback against the SavedModel called in process (benchmarks/serving.py).
+9. Data at its real size (benchmarks/scale.py): peak memory on folders of 40 and 400 six-megapixel photos, a
+   folder's first pass against keras.utils.image_dataset_from_directory, and the bounded shuffle's accuracy.
 
 Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.json and results.md.
 `python -m benchmarks.run train input` runs only the sections named (train, input, folder, numpy, distributed,
-serving).
+serving, scale).
 """
 
 import json
@@ -34,7 +36,7 @@ import time
 import keras
 import tensorflow as tf
 
-from benchmarks import distributed, serving
+from benchmarks import distributed, scale, serving
 from pipelines import artifacts, precision, runner
 from pipelines.context import Context
 from pipelines.data import idx, pipeline
@@ -271,11 +273,12 @@ def markdown(r: dict) -> str:
             f"{f['png_folder_read_and_decode_seconds']:.1f} s"),
     }
     rows += [row(r[name]) for name, row in sections.items() if name in r]
+    rows += scale.rows(r["scale"]) if "scale" in r else []
     return "\n".join(["| measure | this machine |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)]) + "\n"
 
 
 def main(sections: list[str]) -> None:
-    wanted = set(sections) or {"train", "input", "folder", "numpy", "distributed", "serving"}
+    wanted = set(sections) or {"train", "input", "folder", "numpy", "distributed", "serving", "scale"}
     results = {"matmul_gflop_per_second": {"float32": matmul_peak(tf.float32),
                                            "bfloat16": matmul_peak(tf.bfloat16)}}
     if "train" in wanted:
@@ -294,6 +297,8 @@ def main(sections: list[str]) -> None:
         results["distributed"] = distributed.scaling()
     if "serving" in wanted:
         results["serving"] = serving.load_test()
+    if "scale" in wanted:
+        results["scale"] = scale.run()
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)

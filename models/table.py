@@ -14,21 +14,60 @@ import numpy as np
 from keras import layers, ops
 
 
+MAX_CATEGORIES = 1000  # a categorical column's most frequent train values get their own entries; the rest are unseen
+
+
+class ColumnStats:
+    """A table's column encoding learned from batches of the train split, streamed: each numeric column's mean and
+    standard deviation (merged batch by batch, Chan et al.'s update, in float64), each categorical column's values
+    by frequency. A table of any size is described in one pass with memory for its categories only."""
+
+    def __init__(self):
+        self.numeric: dict[str, list[float]] = {}   # name → [count, mean, M2]
+        self.counts: dict[str, dict[str, int]] = {}
+        self.order: list[str] = []
+
+    def add(self, columns: dict[str, np.ndarray]) -> None:
+        for name, values in columns.items():
+            if name not in self.order:
+                self.order.append(name)
+            if values.dtype.kind == "f":
+                filled = values[~np.isnan(values)].astype(np.float64)
+                count, mean, m2 = self.numeric.setdefault(name, [0, 0.0, 0.0])
+                if len(filled):
+                    n, batch_mean = len(filled), float(filled.mean())
+                    batch_m2 = float(((filled - batch_mean) ** 2).sum())
+                    delta, total = batch_mean - mean, count + n
+                    self.numeric[name] = [total, mean + delta * n / total,
+                                          m2 + batch_m2 + delta * delta * count * n / total]
+            else:
+                counts = self.counts.setdefault(name, {})
+                for value in values:
+                    text = value.decode() if isinstance(value, bytes) else str(value)
+                    if text:
+                        counts[text] = counts.get(text, 0) + 1
+
+    def describe(self) -> list[dict[str, Any]]:
+        columns = []
+        for name in self.order:
+            entry = {"input": name}
+            if name in self.numeric:
+                count, mean, m2 = self.numeric[name]
+                std = (m2 / count) ** 0.5 if count else 1.0
+                entry.update(kind="numeric", mean=mean, std=std if std > 0 else 1.0)
+            else:
+                counts = self.counts.get(name, {})
+                top = sorted(counts, key=lambda v: (-counts[v], v))[:MAX_CATEGORIES]
+                entry.update(kind="categorical", categories=sorted(top) or ["(none)"])
+            columns.append(entry)
+        return columns
+
+
 def describe_columns(train: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     """The encoding of each column (keyed by its input name), learned on the train split only."""
-    columns = []
-    for name, values in train.items():
-        entry = {"input": name}
-        if values.dtype.kind == "f":
-            filled = values[~np.isnan(values)]
-            mean = float(filled.mean()) if len(filled) else 0.0
-            std = float(filled.std()) if len(filled) else 1.0
-            entry.update(kind="numeric", mean=mean, std=std if std > 0 else 1.0)
-        else:
-            strings = [v.decode() if isinstance(v, bytes) else str(v) for v in values]
-            entry.update(kind="categorical", categories=sorted({s for s in strings if s}) or ["(none)"])
-        columns.append(entry)
-    return columns
+    stats = ColumnStats()
+    stats.add(train)
+    return stats.describe()
 
 
 def vector_size(columns: Sequence[dict]) -> int:

@@ -29,6 +29,13 @@ class RunConfig:
     test_split: float = 0.2
     image_size: tuple[int, int] | None = None
     color_mode: str = "auto"
+    # Input: which splits are held in memory (auto: those that fit memory_budget_mb, 0 = an eighth of the machine's
+    # memory), the shuffle buffer of a split read from disk (0: data/pipeline.py's SHUFFLE_BUFFER), and where
+    # folders and tables are prepared once (empty: <output_dir>/cache).
+    cache: str = "auto"
+    memory_budget_mb: int = 0
+    shuffle_buffer: int = 0
+    cache_dir: str = ""
     # A CSV data set: the column to predict, and whether to classify or regress it (auto: from its values).
     label_column: str | None = None
     problem: str = "auto"
@@ -75,6 +82,11 @@ class RunConfig:
         """Where every artifact of this run lives: <output_dir>/<task>/."""
         return os.path.join(self.output_dir, self.task)
 
+    @property
+    def data_cache_dir(self) -> str:
+        """Where folders and tables are prepared: --cache_dir, or <output_dir>/cache, shared by the tasks."""
+        return self.cache_dir or os.path.join(self.output_dir, "cache")
+
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True, default=list)
 
@@ -86,7 +98,7 @@ class RunConfig:
 # Where training runs is not what it makes either: the global batch, and so every step, is the same on one process
 # or many (up to float rounding), so a multi-worker run's state may even be resumed by a single process.
 NOT_IDENTITY = frozenset({"output_dir", "stages", "force", "fresh", "explicit", "hparams_file", "init_from",
-                          "distribute", "cpu_replicas", "cluster_timeout", "precision_reason"})
+                          "distribute", "cpu_replicas", "cluster_timeout", "precision_reason", "cache_dir"})
 
 
 def from_record(record: Mapping[str, Any], fields) -> dict[str, Any]:

@@ -64,6 +64,12 @@ class Cluster:
     def address(self) -> str:
         return self.jobs[self.task_type][self.index]
 
+    @property
+    def input_pipeline(self) -> tuple[int, int]:
+        """(this worker's input pipeline, how many there are), in TensorFlow's order: the chief, then the workers."""
+        order = [(job, i) for job in ("chief", "worker") for i in range(len(self.jobs.get(job, ())))]
+        return order.index((self.task_type, self.index)), len(order)
+
     def peers(self) -> list[str]:
         return [a for tasks in self.jobs.values() for a in tasks if a != self.address]
 

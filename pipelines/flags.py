@@ -14,7 +14,7 @@ from absl.testing import flagsaver
 from pipelines import artifacts, distribution, precision
 from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
 from pipelines.config import RunConfig, show
-from pipelines.data import folders, idx, tables
+from pipelines.data import folders, idx, pipeline, tables
 from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
 from pipelines.errors import PipelineError
 from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
@@ -90,6 +90,17 @@ MAX_TRAIN_EXAMPLES = flags.DEFINE_integer("max_train_examples", 0, "Use only the
                                           "(validation included); 0 = all. For quick runs.", lower_bound=0)
 MAX_TEST_EXAMPLES = flags.DEFINE_integer("max_test_examples", 0, "Use only the first N test examples; 0 = all.",
                                          lower_bound=0)
+CACHE = flags.DEFINE_enum("cache", "auto", list(pipeline.CACHES), "Which splits are held in memory after their first "
+                          "pass: auto, those that fit --memory_budget_mb; memory, all; disk, none (each epoch reads "
+                          "the prepared cache or the data set's own files again, shuffled by shard and a bounded "
+                          "buffer).")
+MEMORY_BUDGET_MB = flags.DEFINE_integer("memory_budget_mb", 0, "--cache=auto: the memory splits may be held in, in MB; "
+                                        "0 = an eighth of this machine's memory.", lower_bound=0)
+SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 0, "Examples a train split read from disk is shuffled within "
+                                      f"(a split in memory is shuffled whole); 0 = {pipeline.SHUFFLE_BUFFER:,}.",
+                                      lower_bound=0, upper_bound=100_000_000)
+CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Where a folder's images or a CSV's rows are prepared once "
+                                "(decoded, parsed) for every later epoch, run and task; default <output_dir>/cache.")
 
 # Training. Epochs and batch size default to the task's own (Task.epochs, Task.batch_size).
 EPOCHS = flags.DEFINE_integer("epochs", None, "Training epochs; default: " + ", ".join(
@@ -392,7 +403,9 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
         seed=flag_values.seed, validation_split=flag_values.validation_split,
         max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,
         test_split=flag_values.test_split, image_size=flag_values.image_size, color_mode=flag_values.color_mode,
-        label_column=flag_values.label_column, problem=flag_values.problem,
+        label_column=flag_values.label_column, problem=flag_values.problem, cache=flag_values.cache,
+        memory_budget_mb=flag_values.memory_budget_mb, shuffle_buffer=flag_values.shuffle_buffer,
+        cache_dir=flag_values.cache_dir or "",
         hparams=hparams, fixed_hparams=_given_hparams(flag_values, task),
         hparams_file=flag_values.hparams_file, tuner=flag_values.tuner, max_trials=flag_values.max_trials,
         tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,

@@ -17,7 +17,6 @@ from keras import layers
 from models.table import LabelScale
 from pipelines import artifacts, evaluation
 from pipelines.classifier import encode_table, learning_rate, table_parts, table_serving
-from pipelines.data.pipeline import split_arrays
 from pipelines.families import Family
 from pipelines.metadata import TensorInfo
 from pipelines.serving import Serving
@@ -56,26 +55,28 @@ def scores(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
             "r2": 1.0 - float(np.sum(error ** 2)) / spread if spread else 0.0}
 
 
-def linear_baseline(encode, train: tuple, test: tuple) -> dict[str, float]:
-    """Ordinary least squares with an intercept on the encoded train features, scored on the test split."""
+def linear_baseline(encode, train, test) -> dict[str, float]:
+    """Ordinary least squares with an intercept on the encoded train features, scored on the test split: both
+    batched splits streamed, the fit from the normal equations (XᵀX and Xᵀy summed batch by batch in float64)."""
     def design(x):
-        features = encode(x)
+        features = np.asarray(encode(x), np.float64)
         return np.hstack([features, np.ones((len(features), 1))])
-    weights, *_ = np.linalg.lstsq(design(train[0]), train[1], rcond=None)
-    return scores(design(test[0]) @ weights, test[1])
-
-
-def _split(ds) -> tuple[dict, np.ndarray]:
-    x, y = split_arrays(ds)
-    return x, y.astype(np.float64)
+    gram = moment = None
+    for x, y in train.as_numpy_iterator():
+        rows = design(x)
+        gram = rows.T @ rows + (0 if gram is None else gram)
+        moment = rows.T @ y.astype(np.float64).reshape(-1) + (0 if moment is None else moment)
+    weights, *_ = np.linalg.lstsq(gram, moment, rcond=None)
+    predicted, actual = zip(*((design(x) @ weights, y) for x, y in test.as_numpy_iterator()))
+    return scores(np.concatenate(predicted), np.concatenate(actual).astype(np.float64))
 
 
 def evaluate_regressor(ctx: Context, model: keras.Model) -> dict:
-    test_x, test_y = _split(ctx.inputs.test)
+    test_y = np.concatenate([y for _, y in ctx.inputs.test.map(lambda x, y: (0, y)).as_numpy_iterator()])
     predicted = model.predict(ctx.inputs.test, verbose=0)  # the split in order, as tf.data feeds strings
-    metrics = {f"test_{name}": value for name, value in scores(predicted, test_y).items()}
+    metrics = {f"test_{name}": value for name, value in scores(predicted, test_y.astype(np.float64)).items()}
     encoder, _ = table_parts(model)
-    baseline = linear_baseline(lambda x: encode_table(encoder, x), _split(ctx.inputs.train), (test_x, test_y))
+    baseline = linear_baseline(lambda x: encode_table(encoder, x), ctx.inputs.train, ctx.inputs.test)
     metrics.update({f"baseline_linear_{name}": value for name, value in baseline.items()})
     evaluation.plot_predictions(np.asarray(predicted), test_y, ctx.path(artifacts.PREDICTIONS_PNG))
     return metrics

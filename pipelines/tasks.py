@@ -12,6 +12,7 @@ import json
 from typing import Any, Callable, Sequence
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from models import BuildError
@@ -21,10 +22,9 @@ from models.gan import build_gan
 from models.recurrent import adapt_vocabulary, build_recurrent_classifier
 from models.pretrained import build_preset_text_classifier
 from models.transformer import build_transformer_classifier
-from models.table import describe_columns
+from models.table import ColumnStats
 from pipelines import artifacts
 from pipelines.classifier import CLASSIFIER
-from pipelines.data.pipeline import split_arrays
 from pipelines.errors import PipelineError
 from pipelines.families import Family
 from pipelines.gan import GENERATOR
@@ -130,13 +130,17 @@ def flat_example(features: dict):
 
 def table_columns(train: tf.data.Dataset) -> dict[str, Any]:
     """A table's column encoding, and a numeric label's mean and spread (the model predicts in that scale and
-    outputs real values), learned on the training split only (models/table.py)."""
+    outputs real values), learned on the training split only (models/table.py), in one streamed pass."""
     if not isinstance(train.element_spec[0], dict):
         return {}
-    columns, labels = split_arrays(train)
-    learned = {"table": describe_columns(columns)}
-    if labels.dtype.kind == "f":
-        learned["target_scale"] = (float(labels.mean()), float(labels.std()) or 1.0)
+    columns, labels = ColumnStats(), ColumnStats()
+    for x, y in train.as_numpy_iterator():
+        columns.add(x)
+        labels.add({"label": y.astype(np.float64)} if y.dtype.kind == "f" else {})
+    learned = {"table": columns.describe()}
+    if labels.numeric:
+        (scale,) = labels.describe()
+        learned["target_scale"] = (scale["mean"], scale["std"])
     return learned
 
 

@@ -16,7 +16,7 @@ import tensorflow as tf  # noqa: E402
 
 from benchmarks.loopback import free_ports  # noqa: E402,F401  (tests import it from here)
 from pipelines.data import idx  # noqa: E402
-from pipelines.data.sources import DataSet  # noqa: E402
+from pipelines.data.sources import DataSet, streamed  # noqa: E402
 from pipelines.flags import config_from_args as config_from_flags  # noqa: E402,F401  (tests import it from here)
 
 REAL_IDX_DIR = idx.DEFAULT_IDX_DIR
@@ -46,7 +46,7 @@ def make_image_dataset(num_train: int = 100, num_test: int = 40, shape=(28, 28, 
     def split(n):
         labels = np.arange(n, dtype=np.int64) % classes
         images = np.broadcast_to((labels * 20).astype(np.uint8).reshape(-1, 1, 1, 1), (n, *shape)).copy()
-        return tf.data.Dataset.from_tensor_slices({"image": images, "label": labels})
+        return streamed(tf.data.Dataset.from_tensor_slices({"image": images, "label": labels}))
     return DataSet("fake", split(num_train), split(num_test), tuple(str(i) for i in range(classes)), source="memory")
 
 

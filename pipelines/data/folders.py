@@ -6,27 +6,29 @@
 Without train/ and test/, each class gives `test_split` of its files to the test split (stratified). Which files is
 decided by a hash of each file's path relative to the folder, so the split is the same on every run and machine.
 Adding or removing files makes another data set (its hash is in every stage's fingerprint, runner.py) and may move
-a few files between splits: give train/ and test/ folders to pin them. Every file is read and checked here, once:
-a file that cannot be read is named before any training, and the decoded examples are what the pipeline caches.
+a few files between splits: give train/ and test/ folders to pin them.
 
-Images: their own size when all share one, else `image_size` (H, W) — resized with the aspect kept, padded with
-black (tf.image.resize_with_pad's rule, done here with Pillow). Colour: grayscale when every image is, else RGB;
-`color_mode` forces either (grayscale by Pillow's ITU-R 601-2 luma: L = 0.299 R + 0.587 G + 0.114 B).
+Every file is read once, in one streaming pass on all cores (images by pipelines/data/images.py), into the
+prepared-example cache (cache.py): later epochs, runs and stages read that, and no more than a few images are ever
+decoded at once. A file that cannot be read is named before any training. Images: their own size when all share
+one, else `image_size` (H, W); grayscale when every image is, else RGB; `color_mode` forces either. Both are
+decided from the files' headers before any is decoded.
 """
 
+import concurrent.futures
 import dataclasses
 import hashlib
 import os
+import time
+from typing import Iterator
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-
+from pipelines.data import cache, images
 from pipelines.errors import PipelineError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 TEXT_SUFFIXES = (".txt",)
 SPLITS = ("train", "validation", "test")
 COLOR_MODES = ("auto", "grayscale", "rgb")
+PROGRESS_SECONDS = 10  # a long pass reports how far it is this often
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,17 +48,46 @@ def _order(path: str) -> str:
     return hashlib.sha1(path.encode()).hexdigest()
 
 
+def _is_dir(path: str) -> bool:
+    """A folder (or a link to one); a broken link or a link loop is not."""
+    try:
+        return os.path.isdir(path)
+    except OSError:
+        return False
+
+
 def _class_files(folder: str) -> dict[str, list[str]]:
-    classes = sorted(d for d in os.listdir(folder) if os.path.isdir(os.path.join(folder, d)) and not d.startswith("."))
-    return {c: sorted(os.path.join(folder, c, f) for f in os.listdir(os.path.join(folder, c))
-                      if f.lower().endswith(IMAGE_SUFFIXES + TEXT_SUFFIXES)) for c in classes}
+    try:
+        names = sorted(os.listdir(folder))
+    except OSError as e:
+        raise PipelineError(f"cannot list {folder} ({e.strerror}): check the folder and its permissions") from None
+    classes = [d for d in names if not d.startswith(".") and _is_dir(os.path.join(folder, d))]
+    files = {}
+    for c in classes:
+        try:
+            entries = sorted(os.listdir(os.path.join(folder, c)))
+        except OSError as e:
+            raise PipelineError(f"cannot list {os.path.join(folder, c)} ({e.strerror}): check its permissions"
+                                ) from None
+        files[c] = [os.path.join(folder, c, f) for f in entries
+                    if f.lower().endswith(images.SUFFIXES + TEXT_SUFFIXES) and not f.startswith(".")]
+    return files
+
+
+def _given_splits(root: str) -> list[str]:
+    """The split folders given, when they hold class folders (a flat folder whose classes are named train and test
+    holds files in them, not folders)."""
+    given = [s for s in SPLITS if _is_dir(os.path.join(root, s))]
+    if "train" in given and "test" in given and all(_class_files(os.path.join(root, s)) for s in given):
+        return given
+    return []
 
 
 def scan(root: str, test_split: float) -> Folder:
     """The folder's classes and split files, checked for the layout's mistakes (each one line naming the fix)."""
     root = os.path.normpath(root)
-    given = [s for s in SPLITS if os.path.isdir(os.path.join(root, s))]
-    if "train" in given and "test" in given:
+    given = _given_splits(root)
+    if given:
         per_split = {s: _class_files(os.path.join(root, s)) for s in given}
         classes = sorted(per_split["train"])
         for split, files in per_split.items():
@@ -82,7 +113,7 @@ def scan(root: str, test_split: float) -> Folder:
     empty = [c for c in classes if not by_class[c] and not test[c]]
     if empty:
         raise PipelineError(f"{root}: the class folder {empty[0]} has no images or .txt files (supported: "
-                            f"{', '.join(IMAGE_SUFFIXES + TEXT_SUFFIXES)})")
+                            f"{', '.join(images.SUFFIXES + TEXT_SUFFIXES)})")
     kinds = {"text" if p.lower().endswith(TEXT_SUFFIXES) else "image" for p in every}
     if len(kinds) > 1:
         raise PipelineError(f"{root} holds both images and .txt files: keep one kind of example in a data set")
@@ -96,79 +127,144 @@ def scan(root: str, test_split: float) -> Folder:
 
 
 def identity(root: str) -> str:
-    """A hash of the folder's files, their sizes and modification times: a changed data set is another data set."""
+    """A hash of the folder's files, their sizes and modification times: a changed data set is another data set. A
+    file that cannot be looked at (a broken link) counts by its name; reading it later says what is wrong."""
     digest = hashlib.sha256()
-    for folder, dirs, files in sorted(os.walk(root)):
+    for folder, dirs, files in sorted(os.walk(root, followlinks=False)):
         dirs.sort()
-        for name in sorted(files):
-            stat = os.stat(os.path.join(folder, name))
-            digest.update(f"{os.path.relpath(os.path.join(folder, name), root)}\0{stat.st_size}\0"
-                          f"{stat.st_mtime_ns}\n".encode())
+        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]):
+            path = os.path.join(folder, name)
+            try:
+                stat = os.stat(path)
+                facts = f"{stat.st_size}\0{stat.st_mtime_ns}"
+            except OSError as e:
+                facts = f"unreadable {e.errno}"
+            digest.update(f"{os.path.relpath(path, root)}\0{facts}\n".encode())
     return digest.hexdigest()
 
 
-def _open_image(path: str) -> Image.Image:
-    try:
-        image = Image.open(path)
-        image.load()  # decodes now: a truncated or corrupt file fails here, named, not in the middle of training
-        return image
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as e:
-        raise PipelineError(f"cannot read image {path} ({e}): remove or replace it") from None
+class _Progress:
+    """A line every PROGRESS_SECONDS while a long pass runs: how far, and how fast."""
+
+    def __init__(self, what: str, total: int):
+        self.what, self.total, self.done = what, total, 0
+        self.start = self.last = time.perf_counter()
+
+    def step(self, count: int = 1) -> None:
+        self.done += count
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            print(f"  {self.what}: {self.done:,} of {self.total:,} files, {self.done / (now - self.start):,.0f} "
+                  "files/s", flush=True)
+
+    def end(self) -> None:
+        seconds = time.perf_counter() - self.start
+        if seconds >= PROGRESS_SECONDS:
+            print(f"  {self.what}: {self.total:,} files in {seconds:.0f} s, {self.total / seconds:,.0f} files/s",
+                  flush=True)
 
 
-def _is_gray(image: Image.Image) -> bool:
-    """By the file's own mode; a palette image is gray when its palette is."""
-    if image.mode == "P":
-        r, g, b = image.convert("RGB").split()
-        return r.tobytes() == g.tobytes() == b.tobytes()
-    return image.mode in ("1", "L", "LA", "I", "I;16", "F")
+def _threads() -> int:
+    return max(2, 2 * (os.cpu_count() or 1))  # Pillow releases the GIL while it decodes and resizes
 
 
-def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Resized to fit inside size (H, W) with its aspect kept, centred on black."""
-    height, width = size
-    scale = min(height / image.height, width / image.width)
-    resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                           Image.Resampling.BILINEAR)
-    canvas = Image.new(image.mode, (width, height))
-    canvas.paste(resized, ((width - resized.width) // 2, (height - resized.height) // 2))
-    return canvas
+def _bad_files(root: str, errors: list[str]) -> PipelineError:
+    more = f" (and {len(errors) - 1} other files)" if len(errors) > 1 else ""
+    return PipelineError(f"{sorted(errors)[0]}{more}: remove or replace it, or move it out of {root}")
 
 
-def read_images(folder: Folder, image_size: tuple[int, int] | None, color_mode: str) -> dict[str, dict]:
-    """Every split's images as uint8 [N, H, W, C] and labels int64 [N], decoded once."""
-    images = {split: [_open_image(p) for p, _ in examples] for split, examples in folder.files.items()}
-    every = [image for split in images.values() for image in split]
-    if color_mode == "auto":
-        color_mode = "grayscale" if all(_is_gray(i) for i in every) else "rgb"
-    sizes = {(i.height, i.width) for i in every}
+def _image_settings(folder: Folder, image_size, color_mode: str) -> tuple[tuple[int, int], bool]:
+    """The size and colour every image is brought to, from the headers alone (all read at once)."""
+    paths = [p for examples in folder.files.values() for p, _ in examples]
+    progress, headers, errors = _Progress("reading image headers", len(paths)), [], []
+    with concurrent.futures.ThreadPoolExecutor(_threads()) as pool:
+        for path, result in zip(paths, pool.map(_header_or_error, paths)):
+            progress.step()
+            (errors if isinstance(result, str) else headers).append(result)
+    if errors:
+        raise _bad_files(folder.root, errors)
+    progress.end()
+    gray = all(h.gray for h in headers) if color_mode == "auto" else color_mode == "grayscale"
+    sizes = {(h.height, h.width) for h in headers}
     if image_size is None and len(sizes) > 1:
         shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:3])
         raise PipelineError(f"the images in {folder.root} have {len(sizes)} sizes ({shown}, …): give --image_size=H,W "
                             "(each is resized with its aspect kept, padded with black)")
-    size = tuple(image_size) if image_size else sizes.pop()
-    mode = "L" if color_mode == "grayscale" else "RGB"
-
-    def pixels(image):
-        image = image.convert(mode)
-        if (image.height, image.width) != size:
-            image = _fit(image, size)
-        array = np.asarray(image, dtype=np.uint8)
-        return array[..., np.newaxis] if array.ndim == 2 else array
-    return {split: {"image": np.stack([pixels(i) for i in split_images]),
-                    "label": np.array([label for _, label in folder.files[split]], dtype=np.int64)}
-            for split, split_images in images.items()}
+    return (tuple(image_size) if image_size else sizes.pop()), gray
 
 
-def read_texts(folder: Folder) -> dict[str, dict]:
-    """Every split's texts as strings and labels int64 [N]."""
-    def text(path):
+def _header_or_error(path: str):
+    try:
+        return images.header(path)
+    except images.ImageError as e:
+        return str(e)
+
+
+def _decoded(paths: list[tuple[str, int]], size, gray: bool, errors: list[str],
+             progress: _Progress) -> Iterator[dict]:
+    """Each file's pixels and label in order, decoded a few at a time on every core; a file that fails is noted in
+    `errors` and left out (the caller fails the pass once it is over, naming them)."""
+    def decode(path):
         try:
-            with open(path, encoding="utf-8") as f:
-                return f.read()
-        except UnicodeDecodeError as e:
-            raise PipelineError(f"cannot read text file {path} (not UTF-8 at byte {e.start}): save it as UTF-8"
-                                ) from None
-    return {split: {"text": np.array([text(p) for p, _ in examples], dtype=object),
-                    "label": np.array([label for _, label in examples], dtype=np.int64)}
-            for split, examples in folder.files.items()}
+            return images.pixels(path, size, gray)
+        except images.ImageError as e:
+            return str(e)
+    with concurrent.futures.ThreadPoolExecutor(_threads()) as pool:
+        window = 4 * _threads()
+        for begin in range(0, len(paths), window):  # a bounded window: never the whole folder in memory
+            chunk = paths[begin:begin + window]
+            for (path, label), result in zip(chunk, pool.map(decode, [p for p, _ in chunk])):
+                progress.step()
+                if isinstance(result, str):
+                    errors.append(result)
+                else:
+                    yield {"image": result, "label": label}
+
+
+def _write_images(folder: Folder, image_size, color_mode: str, start) -> dict:
+    size, gray = _image_settings(folder, image_size, color_mode)
+    writer = start({"image": cache.Feature("uint8", (*size, 1 if gray else 3)), "label": cache.Feature("int64")})
+    errors: list[str] = []
+    progress = _Progress("decoding images into the cache", sum(len(e) for e in folder.files.values()))
+    for split, examples in folder.files.items():
+        for example in _decoded(examples, size, gray, errors, progress):
+            writer.add(split, example)
+    progress.end()
+    if errors:
+        raise _bad_files(folder.root, errors)
+    return {"classes": list(folder.classes), "image_size": list(size), "color_mode": "grayscale" if gray else "rgb"}
+
+
+def _write_texts(folder: Folder, start) -> dict:
+    if not any(os.path.getsize(p) for examples in folder.files.values() for p, _ in examples if os.path.isfile(p)):
+        raise PipelineError(f"every .txt file in {folder.root} is empty: there is no text to learn from")
+    writer = start({"text": cache.Feature("string"), "label": cache.Feature("int64")})
+    for split, examples in folder.files.items():
+        for path, label in examples:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    text = f.read()
+            except UnicodeDecodeError as e:
+                raise PipelineError(f"cannot read text file {path} (not UTF-8 at byte {e.start}): save it as UTF-8"
+                                    ) from None
+            except OSError as e:
+                raise PipelineError(f"cannot read text file {path} ({e.strerror}): remove or replace it") from None
+            writer.add(split, {"text": text, "label": label})
+    return {"classes": list(folder.classes)}
+
+
+def prepare(root: str, *, test_split: float, image_size, color_mode: str, cache_dir: str):
+    """The folder's splits in the prepared cache (decoded there first if they are not), its classes, its kind and
+    what reading it decided (image size and colour)."""
+    folder = scan(root, test_split)
+    key = hashlib.sha256(repr((identity(root), os.path.abspath(root), test_split,
+                               tuple(image_size) if image_size else None, color_mode, folder.modality,
+                               images.READER_VERSION)).encode()).hexdigest()[:24]
+
+    def write(start):
+        info = (_write_texts(folder, start) if folder.modality == "text"
+                else _write_images(folder, image_size, color_mode, start))
+        return ("train", "test"), info
+    splits, info = cache.prepared(cache_dir, f"folder-{key}", write, f"the folder {root}")
+    return folder, splits, info

@@ -1,8 +1,11 @@
-"""Where examples come from: TFDS, the offline IDX mirror of Fashion-MNIST, or a folder of your own (folders.py).
+"""Where examples come from: TFDS, the offline IDX mirror of Fashion-MNIST, a folder of your own (folders.py) or a
+CSV table (tables.py).
 
-All give the same thing: train and test `tf.data.Dataset`s of TFDS feature dicts (`image` uint8 [H, W, C],
-`label` int64, or `text` string), the label names (from TFDS' info, which TFDS knows offline, or the class
-folders' names, or a table's label values) and the kind of example (image, text, or a table's columns).
+All give the same thing: train and test `Examples` (how many there are, and a tf.data.Dataset of any range of them,
+as TFDS feature dicts: `image` uint8 [H, W, C], `label` int64, or `text` string, or a table's columns), the label
+names (from TFDS' info, which TFDS knows offline, or the class folders' names, or a table's label values) and the
+kind of example (image, text, or a table's columns). Folders and tables are read once into the prepared-example
+cache (cache.py) and streamed from it; TFDS streams its own prepared files; the IDX mirror is 47 MB in memory.
 """
 
 import contextlib
@@ -10,10 +13,10 @@ import dataclasses
 import hashlib
 import logging
 import os
+import re
+from typing import Protocol
 
 import tensorflow as tf
-import tensorflow_datasets as tfds
-from tensorflow_datasets.core.download import downloader as tfds_downloader
 
 from pipelines.data import folders, idx, tables
 from pipelines.errors import PipelineError
@@ -23,12 +26,55 @@ DATASETS = ("fashion_mnist", "mnist", "cifar10", "imdb_reviews")
 SOURCES = ("auto", "idx", "tfds")
 
 
+class Examples(Protocol):
+    """One split's examples: how many, and any range of them as feature dicts (cache.Split is one: a prepared
+    cache's shards)."""
+    count: int
+
+    def read(self, start: int = 0, stop: int | None = None, shuffle_seed: int | None = None,
+             worker: tuple[int, int] = (0, 1)) -> tf.data.Dataset: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Streamed:
+    """A split behind a tf.data.Dataset read in order (TFDS' files, arrays in memory)."""
+    dataset: tf.data.Dataset
+    count: int
+
+    def read(self, start: int = 0, stop: int | None = None, shuffle_seed: int | None = None,
+             worker: tuple[int, int] = (0, 1)) -> tf.data.Dataset:
+        """Examples [start, stop); a bounded shuffle buffer after it mixes them (`shuffle_seed` has no pieces to
+        reorder here). `worker`: every count-th example from the index-th, a disjoint share for each worker."""
+        ds = self.dataset.skip(start).take((self.count if stop is None else stop) - start)
+        return ds.shard(worker[1], worker[0]) if worker[1] > 1 else ds
+
+
+@dataclasses.dataclass(frozen=True)
+class TableRows:
+    """A prepared table's split, its columns gathered under "table" (what a task's to_example reads)."""
+    split: Examples
+
+    @property
+    def count(self) -> int:
+        return self.split.count
+
+    def read(self, start: int = 0, stop: int | None = None, shuffle_seed: int | None = None,
+             worker: tuple[int, int] = (0, 1)) -> tf.data.Dataset:
+        return self.split.read(start, stop, shuffle_seed, worker).map(
+            lambda f: {"table": {k: v for k, v in f.items() if k != "label"}, "label": f["label"]})
+
+
+def streamed(ds: tf.data.Dataset) -> Streamed:
+    count = int(ds.cardinality())
+    return Streamed(ds, count if count >= 0 else int(ds.reduce(0, lambda n, _: n + 1)))
+
+
 @dataclasses.dataclass(frozen=True)
 class DataSet:
-    """One data set's splits, as TFDS feature dicts, and what its labels mean."""
+    """One data set's splits and what its labels mean."""
     name: str
-    train: tf.data.Dataset
-    test: tf.data.Dataset
+    train: Examples
+    test: Examples
     label_names: tuple[str, ...]
     source: str
     modality: str = "image"  # or "text", "table": what one example's features hold
@@ -64,6 +110,7 @@ def _few_download_retries(retries: int = 1):
     """TFDS retries a failed request 10 times with exponential back-off: offline, that is 3½ minutes before the
     error (measured here). Its only knob is a module constant, read per request; a retry or two is enough for a
     flaky network, and offline fails in seconds."""
+    from tensorflow_datasets.core.download import downloader as tfds_downloader
     saved, urllib3_log = tfds_downloader.MAX_RETRIES, logging.getLogger("urllib3")
     saved_level = urllib3_log.level
     tfds_downloader.MAX_RETRIES = retries
@@ -95,28 +142,36 @@ def settings_that_apply(name: str, source: str, idx_dir: str) -> set[str]:
 
 def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR, source: str = "auto",
                  test_split: float = 0.2, image_size: tuple[int, int] | None = None,
-                 color_mode: str = "auto", label_column: str | None = None, problem: str = "auto") -> DataSet:
+                 color_mode: str = "auto", label_column: str | None = None, problem: str = "auto",
+                 cache_dir: str | None = None) -> DataSet:
     """Loads `name`'s train and test splits, in file order (shuffling is the input pipeline's job). `name` is a
-    registered name, `tfds:NAME`, a folder, or a CSV file (label_column, problem: tables.py). A set without a test
-    split gives the last `test_split` of its train split; image_size and color_mode reshape images (sets of
-    varying image sizes need image_size)."""
-    if folders.is_folder_dataset(name):
-        return load_folder(name, test_split=test_split, image_size=image_size, color_mode=color_mode)
-    if tables.is_table_dataset(name):
-        table = tables.read_table(name, label_column, problem, test_split)
-        train, test = (tf.data.Dataset.from_tensor_slices(table.splits[split]) for split in ("train", "test"))
-        return DataSet(name, train, test, table.label_names, source=f"csv:{name}", modality="table",
-                       problem=table.problem, table=table)
+    registered name, `tfds:NAME`, a folder, or a CSV file (label_column, problem: tables.py), the last two prepared
+    into `cache_dir` once. A set without a test split gives the last `test_split` of its train split; image_size
+    and color_mode reshape images (sets of varying image sizes need image_size)."""
+    if folders.is_folder_dataset(name) or tables.is_table_dataset(name):
+        if cache_dir is None:
+            raise ValueError("a folder or a table is read through the prepared cache: give cache_dir")
+        if folders.is_folder_dataset(name):
+            return load_folder(name, test_split=test_split, image_size=image_size, color_mode=color_mode,
+                               cache_dir=cache_dir)
+        table, splits = tables.prepare(name, label_column=label_column, problem=problem, test_split=test_split,
+                                       cache_dir=cache_dir, identity=identity(name))
+        return DataSet(name, TableRows(splits["train"]), TableRows(splits["test"]), table.label_names,
+                       source=f"csv:{name}", modality="table", problem=table.problem, table=table)
     tfds_name = name.removeprefix(TFDS_PREFIX)
+    if not re.fullmatch(r"[a-z0-9_]+(/[a-z0-9_.]+)*(:[0-9.]+)?", tfds_name):
+        raise PipelineError(f"--dataset={name}: {tfds_name!r} is not a TFDS data set name (tfds.list_builders() "
+                            "names them)")
+    import tensorflow_datasets as tfds  # only TFDS sets need it, and it takes half a second to import
     try:  # the builder's info (features, label names) is part of TFDS' code: no download, no cloud lookup
         builder = tfds.builder(tfds_name, data_dir=data_dir, try_gcs=False)
-    except tfds.core.registered.DatasetNotFoundError:
+    except (tfds.core.registered.DatasetNotFoundError, ValueError):
         raise PipelineError(f"--dataset={name}: TFDS has no data set named {tfds_name!r} "
                             "(tfds.list_builders() names them)") from None
     kind = _example_kind(name, builder.info.features)
     label_names = tuple(builder.info.features["label"].names)
     if uses_idx_mirror(name, source, idx_dir):
-        train, test = (tf.data.Dataset.from_tensor_slices(idx.load_idx_split(idx_dir, split))
+        train, test = (streamed(tf.data.Dataset.from_tensor_slices(idx.load_idx_split(idx_dir, split)))
                        for split in ("train", "test"))
         return DataSet(name, train, test, label_names, source=f"idx:{idx_dir}")
     known = list(builder.info.splits)  # empty until prepared: assume the usual train and test
@@ -134,11 +189,13 @@ def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR
     if kind == "image":
         shape = builder.info.features["image"].shape
         train, test = (_shaped_images(ds, name, shape, image_size, color_mode) for ds in (train, test))
-    return DataSet(name, train, test, label_names, source=f"tfds:{data_dir}", modality=kind)
+    return DataSet(name, streamed(train), streamed(test), label_names, source=f"tfds:{data_dir}", modality=kind)
 
 
 def _example_kind(name: str, features) -> str:
     """"image" or "text": what a TFDS set's examples hold beside their class label, or one line saying why not."""
+    import tensorflow_datasets as tfds
+
     def feature(key):
         return features[key] if key in features else None
     if not isinstance(feature("label"), tfds.features.ClassLabel):
@@ -172,12 +229,11 @@ def _shaped_images(ds: tf.data.Dataset, name: str, shape, image_size, color_mode
     return ds.map(shaped, num_parallel_calls=tf.data.AUTOTUNE)
 
 
-def load_folder(root: str, *, test_split: float, image_size, color_mode: str) -> DataSet:
-    folder = folders.scan(root, test_split)
-    splits = (folders.read_texts(folder) if folder.modality == "text"
-              else folders.read_images(folder, image_size, color_mode))
-    train, test = (tf.data.Dataset.from_tensor_slices(splits[split]) for split in ("train", "test"))
-    return DataSet(root, train, test, folder.classes, source=f"folder:{folder.root}", modality=folder.modality)
+def load_folder(root: str, *, test_split: float, image_size, color_mode: str, cache_dir: str) -> DataSet:
+    folder, splits, _ = folders.prepare(root, test_split=test_split, image_size=image_size, color_mode=color_mode,
+                                        cache_dir=cache_dir)
+    return DataSet(root, splits["train"], splits["test"], folder.classes, source=f"folder:{folder.root}",
+                   modality=folder.modality)
 
 
 def identity(name: str) -> str | None:
@@ -185,6 +241,9 @@ def identity(name: str) -> str | None:
     if folders.is_folder_dataset(name):
         return folders.identity(name)
     if tables.is_table_dataset(name) and os.path.isfile(name):
+        digest = hashlib.sha256()
         with open(name, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
     return None

@@ -1,34 +1,48 @@
 """A CSV table of one's own: one example a row, a label column to classify or regress, the other columns as features.
 
-Columns: numeric when every filled cell is a number, else categorical (strings). A mostly numeric column with a
-stray word is refused, naming the row, rather than silently turned into categories. Missing cells (empty, NA, NaN,
-null) stay missing here: the model replaces a number by the train mean and a category by its out-of-vocabulary
-entry (models/table.py). Rows without a label are dropped and counted.
+Read in two streaming passes, so a table larger than memory trains: the first checks the header and every cell and
+keeps each row's label (what the split needs); the second writes every labelled row's parsed cells into the
+prepared-example cache (cache.py), in the train or the test split. Later epochs, runs and stages read the cache.
+
+Cells are parsed here and only here (`number`): a number is a float32 a model can hold, so a value beyond float32's
+range or an infinity is refused naming its column, row and value. A column is numeric when every filled cell is a
+number, else categorical (strings); a mostly numeric column with a stray word is refused, naming the row, rather
+than silently turned into categories. Missing cells (empty, NA, NaN, null) stay missing here: the model replaces a
+number by the train mean and a category by its out-of-vocabulary entry (models/table.py). Rows without a label are
+dropped and counted. A row with more or fewer cells than the header, a column without a name and two columns of
+one name are refused: each means the file is not read as it was meant.
 
 The problem: classification when the label holds words, or at most MAX_INTEGER_CLASSES distinct integers;
 regression otherwise; `problem` overrides. The test split is `test_split` of the rows (of each class, for
 classification), chosen by a seeded permutation: the same on every run.
 """
 
+import array
 import csv
 import dataclasses
+import hashlib
 import math
 import re
 
 import numpy as np
 
+from pipelines.data import cache
 from pipelines.errors import PipelineError
 
 MISSING = frozenset({"", "na", "nan", "null", "none"})
 MAX_INTEGER_CLASSES = 20
+MAX_CLASSES = 10_000  # more distinct label values than this are not classes: the label is regressed or refused
 PROBLEMS = ("auto", "classification", "regression")
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+READER_VERSION = 2  # bump when the rules above change: it is part of every prepared table's cache key
 
 
 @dataclasses.dataclass(frozen=True)
 class Table:
+    """What reading the table found, for the report and the model's input names."""
     problem: str                              # "classification" or "regression"
+    label_column: str
     label_names: tuple[str, ...]              # the classes, sorted; () for regression
-    splits: dict[str, dict]                   # split → {"table": {column: values}, "label": values}
     numeric: tuple[str, ...]                  # the numeric feature columns, in file order
     categorical: tuple[str, ...]
     dropped_rows: int                         # rows without a label
@@ -54,87 +68,164 @@ def is_table_dataset(dataset: str) -> bool:
     return dataset.lower().endswith(".csv")
 
 
-def _number(text: str) -> float | None:
+class CellError(ValueError):
+    """A cell that looks like a number and is not one a model can take."""
+
+
+def number(text: str) -> float | None:
+    """A cell as a number a float32 holds; None for a word; CellError for an infinity or a value out of range."""
     try:
         value = float(text)
     except ValueError:
         return None
-    return value if math.isfinite(value) else None
+    if math.isnan(value):
+        return None
+    if math.isinf(value):
+        raise CellError(f"{text!r} is not a finite number")
+    if abs(value) > FLOAT32_MAX:
+        raise CellError(f"{text!r} is beyond float32's range (±{FLOAT32_MAX:.3g}): rescale the column")
+    return value
 
 
-def _read_rows(path: str) -> tuple[list[str], list[dict[str, str]]]:
+def _rows(path: str):
+    """(data row number, cells) for each non-blank row, after the header; the header first as (0, cells)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            rows = [{k: (v or "").strip() for k, v in row.items() if k is not None} for row in reader]
-            columns = list(reader.fieldnames or [])
+            for row in csv.reader(f):
+                if row:
+                    yield [cell.strip() for cell in row]
     except UnicodeDecodeError as e:
         raise PipelineError(f"cannot read {path} (not UTF-8 at byte {e.start}): save it as UTF-8") from None
     except (OSError, csv.Error) as e:
         raise PipelineError(f"cannot read {path} ({e}): give a comma-separated file with a header row") from None
-    if not columns or not rows:
-        raise PipelineError(f"{path} has no header row or no data rows: give a CSV with one example a row")
-    return columns, rows
 
 
-def read_table(path: str, label_column: str | None, problem: str, test_split: float, seed: int = 0) -> Table:
-    columns, rows = _read_rows(path)
-    if label_column is None or label_column not in columns:
+def _header(path: str, header: list[str], label_column: str | None) -> list[str]:
+    unnamed = [i + 1 for i, name in enumerate(header) if not name]
+    if unnamed:
+        raise PipelineError(f"{path}: column {unnamed[0]} of the header has no name: name every column")
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise PipelineError(f"{path}: two columns are named {name!r}: give each column its own name")
+        seen.add(name)
+    if label_column is None or label_column not in header:
         given = "--label_column is required for a CSV data set" if label_column is None else \
             f"{path} has no column {label_column!r}"
-        raise PipelineError(f"{given}: its columns are {', '.join(columns)}")
-    features = [c for c in columns if c != label_column]
+        raise PipelineError(f"{given}: its columns are {', '.join(header)}")
+    features = [c for c in header if c != label_column]
     if not features:
         raise PipelineError(f"{path} has only the label column {label_column!r}: it needs feature columns too")
-    labelled = [r for r in rows if r[label_column].lower() not in MISSING]
-    dropped = len(rows) - len(labelled)
+    return features
 
-    numeric, categorical, missing, values = [], [], {}, {}
-    for column in features:
-        cells = [r[column] for r in labelled]
-        filled = [(i, c) for i, c in enumerate(cells) if c.lower() not in MISSING]
-        missing[column] = len(cells) - len(filled)
-        numbers = [_number(c) for _, c in filled]
-        words = [(i, c) for (i, c), n in zip(filled, numbers) if n is None]
-        if filled and not words:
-            numeric.append(column)
-            values[column] = np.array([np.nan if c.lower() in MISSING else float(c) for c in cells], np.float32)
-        elif filled and len(words) <= 0.05 * len(filled):  # a number column with a stray word: a typo, not a category
-            row, word = words[0]
-            raise PipelineError(f"{path}, column {column!r}, data row {row + 1}: {word!r} is not a number, and the "
+
+def _checked(path: str, row: int, cells: list[str], header: list[str]) -> list[str]:
+    if len(cells) != len(header):
+        raise PipelineError(f"{path}, data row {row}: {len(cells)} cells, and the header names {len(header)} columns "
+                            "(a stray comma or quote, or another delimiter): make every row as long as the header")
+    return cells
+
+
+@dataclasses.dataclass
+class _Column:
+    """What the first pass learns of one feature column."""
+    filled: int = 0
+    missing: int = 0
+    words: int = 0
+    first_word: tuple[int, str] | None = None
+    bad: tuple[int, str] | None = None  # the first cell `number` refused
+
+    def see(self, row: int, text: str) -> None:
+        if text.lower() in MISSING:
+            self.missing += 1
+            return
+        self.filled += 1
+        try:
+            if number(text) is None:
+                self.words += 1
+                self.first_word = self.first_word or (row, text)
+        except CellError as e:
+            self.bad = self.bad or (row, str(e))
+
+    def kind(self, path: str, name: str) -> str:
+        if self.filled and not self.words:
+            if self.bad:
+                raise PipelineError(f"{path}, column {name!r}, data row {self.bad[0]}: {self.bad[1]}")
+            return "numeric"
+        if self.filled and self.words <= 0.05 * self.filled:  # a number column with a stray word: a typo
+            row, word = self.first_word
+            raise PipelineError(f"{path}, column {name!r}, data row {row}: {word!r} is not a number, and the "
                                 "column's other cells are: fix it, or empty it for a missing value")
-        else:
-            categorical.append(column)
-            values[column] = np.array(["" if c.lower() in MISSING else c for c in cells], dtype=object)
+        return "categorical"
 
-    labels = [r[label_column] for r in labelled]
-    numbers = [_number(v) for v in labels]
+
+@dataclasses.dataclass
+class _Scan:
+    header: list[str]
+    features: list[str]
+    columns: dict[str, _Column]
+    names: list[str]           # the label's distinct texts …
+    codes: np.ndarray          # … and each labelled row's, as an index into them
+    dropped: int
+
+
+def _scan(path: str, label_column: str | None) -> _Scan:
+    rows = _rows(path)
+    header = next(rows, None)
+    if not header:
+        raise PipelineError(f"{path} has no header row or no data rows: give a CSV with one example a row")
+    features = _header(path, header, label_column)
+    at = header.index(label_column)
+    where = [(name, header.index(name)) for name in features]
+    columns = {name: _Column() for name in features}
+    codes: dict[str, int] = {}
+    labels, dropped, seen = array.array("q"), 0, 0
+    for row, cells in enumerate(rows, 1):
+        seen += 1
+        cells = _checked(path, row, cells, header)
+        if cells[at].lower() in MISSING:
+            dropped += 1
+            continue
+        labels.append(codes.setdefault(cells[at], len(codes)))
+        for name, i in where:
+            columns[name].see(row, cells[i])
+    if not seen:
+        raise PipelineError(f"{path} has no header row or no data rows: give a CSV with one example a row")
+    if not labels:
+        raise PipelineError(f"{path}: the label column {label_column!r} is empty in every row: give each row a label")
+    return _Scan(header, features, columns, sorted(codes, key=codes.get), np.frombuffer(labels, np.int64), dropped)
+
+
+def _problem(path: str, label_column: str, scan: _Scan, problem: str):
+    """The problem, the class names (classification) and each row's label as a class index or a value."""
+    def first_row(text):
+        return int(np.argmax(scan.codes == scan.names.index(text))) + 1
+    numbers = {}
+    for text in scan.names:
+        try:
+            numbers[text] = number(text)
+        except CellError as e:
+            raise PipelineError(f"{path}, label column {label_column!r}, labelled row {first_row(text)}: {e}") from None
     if problem == "auto":
-        whole = all(n is not None and n == int(n) for n in numbers)
-        problem = "classification" if (None in numbers or (whole and len(set(numbers)) <= MAX_INTEGER_CLASSES)) \
-            else "regression"
+        words = any(v is None for v in numbers.values())
+        whole = not words and all(v == int(v) for v in numbers.values())
+        problem = "classification" if words or (whole and len(numbers) <= MAX_INTEGER_CLASSES) else "regression"
     if problem == "regression":
-        if None in numbers:
-            row = numbers.index(None)
-            raise PipelineError(f"{path}: the label {labels[row]!r} (data row {row + 1}) is not a number, so "
+        word = next((text for text in scan.names if numbers[text] is None), None)
+        if word is not None:
+            raise PipelineError(f"{path}: the label {word!r} (labelled row {first_row(word)}) is not a number, so "
                                 f"{label_column!r} cannot be regressed: use --problem=classification")
-        label_names, y = (), np.array(numbers, np.float32)
-    else:
-        key = (lambda v: (float(v), v)) if None not in numbers else str
-        label_names = tuple(sorted(set(labels), key=key))
-        y = np.array([label_names.index(v) for v in labels], np.int64)
-    if problem == "classification" and len(label_names) < 2:
+        return problem, (), np.array([numbers[t] for t in scan.names], np.float32)[scan.codes]
+    if len(numbers) > MAX_CLASSES:
+        raise PipelineError(f"{path}: the label column {label_column!r} has {len(numbers):,} distinct values, more "
+                            f"than {MAX_CLASSES:,} classes: regress it (--problem=regression) or choose another label")
+    key = (lambda v: (numbers[v], v)) if all(v is not None for v in numbers.values()) else str
+    label_names = tuple(sorted(numbers, key=key))
+    if len(label_names) < 2:
         raise PipelineError(f"{path}: the label column {label_column!r} has one value ({label_names[0]!r}): a "
                             "classifier needs at least two")
-
-    test = _test_rows(y if problem == "classification" else np.zeros(len(y), np.int64), test_split, seed)
-    order = {"train": np.random.default_rng(seed).permutation(np.flatnonzero(~test)), "test": np.flatnonzero(test)}
-    inputs = input_names(features)
-    splits = {split: {"table": {inputs[c]: values[c][idx] for c in features}, "label": y[idx]}
-              for split, idx in order.items()}
-    if not len(order["test"]) or len(order["train"]) < 2:
-        raise PipelineError(f"{path} has {len(y)} labelled rows: too few to hold out a test split and train")
-    return Table(problem, label_names, splits, tuple(numeric), tuple(categorical), dropped, missing, inputs)
+    index = {name: i for i, name in enumerate(label_names)}
+    return problem, label_names, np.array([index[t] for t in scan.names], np.int64)[scan.codes]
 
 
 def _test_rows(groups: np.ndarray, test_split: float, seed: int) -> np.ndarray:
@@ -144,3 +235,54 @@ def _test_rows(groups: np.ndarray, test_split: float, seed: int) -> np.ndarray:
         rows = rng.permutation(np.flatnonzero(groups == group))
         test[rows[:round(len(rows) * test_split)]] = True
     return test
+
+
+def _cell(kind: str, text: str):
+    if text.lower() in MISSING:
+        return np.nan if kind == "numeric" else ""
+    return number(text) if kind == "numeric" else text
+
+
+def prepare(path: str, *, label_column: str | None, problem: str, test_split: float, cache_dir: str,
+            identity: str, seed: int = 0) -> tuple[Table, dict[str, cache.Split]]:
+    """The table's train and test splits in the prepared cache (written there first if they are not), and what
+    reading it found."""
+    key = hashlib.sha256(repr((identity, label_column, problem, test_split, seed, READER_VERSION)).encode())
+
+    def write(start):
+        scan = _scan(path, label_column)
+        kinds = {name: column.kind(path, name) for name, column in scan.columns.items()}
+        chosen, label_names, labels = _problem(path, label_column, scan, problem)
+        test = _test_rows(labels if chosen == "classification" else np.zeros(len(labels), np.int64), test_split, seed)
+        if not test.any() or (~test).sum() < 2:
+            raise PipelineError(f"{path} has {len(labels)} labelled rows: too few to hold out a test split and train")
+        inputs = input_names(scan.features)
+        writer = start({**{inputs[c]: cache.Feature("float32" if kinds[c] == "numeric" else "string")
+                           for c in scan.features},
+                        "label": cache.Feature("int64" if chosen == "classification" else "float32")})
+        at = scan.header.index(label_column)
+        where = [(inputs[c], scan.header.index(c), kinds[c]) for c in scan.features]
+        labelled = 0
+        for cells in _data_rows(path):
+            if cells[at].lower() in MISSING:
+                continue
+            example = {name: _cell(kind, cells[i]) for name, i, kind in where}
+            example["label"] = labels[labelled]
+            writer.add("test" if test[labelled] else "train", example)
+            labelled += 1
+        info = {"problem": chosen, "label_column": label_column, "label_names": list(label_names),
+                "numeric": [c for c in scan.features if kinds[c] == "numeric"],
+                "categorical": [c for c in scan.features if kinds[c] == "categorical"],
+                "dropped_rows": scan.dropped, "missing": {c: col.missing for c, col in scan.columns.items()},
+                "inputs": inputs}
+        return ("train", "test"), info
+    splits, info = cache.prepared(cache_dir, f"table-{key.hexdigest()[:24]}", write, f"the table {path}")
+    table = Table(info["problem"], info["label_column"], tuple(info["label_names"]), tuple(info["numeric"]),
+                  tuple(info["categorical"]), info["dropped_rows"], info["missing"], info["inputs"])
+    return table, splits
+
+
+def _data_rows(path: str):
+    rows = _rows(path)
+    next(rows, None)
+    yield from rows

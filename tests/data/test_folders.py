@@ -20,13 +20,13 @@ def write_images(root, per_class: dict[str, int], size=(28, 28), mode="L", start
 
 
 def load(root, **kwargs):
-    options = dict(test_split=0.2, image_size=None, color_mode="auto")
+    options = dict(test_split=0.2, image_size=None, color_mode="auto", cache_dir=str(root) + "-cache")
     options.update(kwargs)
     return sources.load_folder(str(root), **options)
 
 
 def arrays(split):
-    return next(iter(split.batch(10_000).as_numpy_iterator()))
+    return next(iter(split.read().batch(10_000).as_numpy_iterator()))
 
 
 def test_class_folders_become_sorted_labels_and_a_stratified_test_split(tmp_path):
@@ -113,4 +113,84 @@ def test_a_text_file_that_is_not_utf8_is_named(tmp_path):
             (tmp_path / label / f"{i}.txt").write_text("fine")
     (tmp_path / "b" / "4.txt").write_bytes(b"caf\xe9")
     with pytest.raises(PipelineError, match=r"cannot read text file .*/b/4.txt \(not UTF-8 at byte 3\)"):
+        load(tmp_path)
+
+
+def test_the_prepared_cache_is_read_by_a_second_run_and_made_again_when_a_file_changes(tmp_path, monkeypatch):
+    from pipelines.data import images
+    write_images(tmp_path / "photos", {"a": 6, "b": 6})
+    decoded = []
+    real = images.pixels
+    monkeypatch.setattr(images, "pixels", lambda *args: decoded.append(args[0]) or real(*args))
+    first = arrays(load(tmp_path / "photos").train)
+    assert len(decoded) == 12
+    second = arrays(load(tmp_path / "photos").train)
+    assert len(decoded) == 12 and (first["image"] == second["image"]).all()  # read from the cache
+    write_images(tmp_path / "photos", {"a": 1}, start=50)
+    assert len(arrays(load(tmp_path / "photos").train)["label"]) + len(arrays(load(tmp_path / "photos").test)["label"]
+                                                                     ) == 13
+    assert len(decoded) == 25  # another folder: prepared again
+
+
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
+    from pipelines.data import images
+    upright = np.zeros((40, 20, 3), np.uint8)
+    upright[:10] = 255  # white at the top of a portrait photo
+    stored = Image.fromarray(np.rot90(upright, 1))  # the camera stores it sideways (20 × 40) …
+    exif = Image.Exif()
+    exif[images.ORIENTATION] = 6  # … and says: turn it 90° clockwise to show it
+    stored.save(tmp_path / "photo.jpg", exif=exif, quality=95)
+    assert images.header(str(tmp_path / "photo.jpg")) == images.Header(40, 20, False)
+    shown = images.pixels(str(tmp_path / "photo.jpg"), None, grayscale=True)
+    assert shown.shape == (40, 20, 1) and shown[:8].mean() > 200 and shown[12:].mean() < 50
+
+
+def test_16_bit_pngs_are_scaled_to_8_bits_not_clipped(tmp_path):
+    from pipelines.data import images
+    values = np.array([[0, 257 * 50, 257 * 200, 65535]], np.uint16)
+    Image.fromarray(values).save(tmp_path / "deep.png")
+    assert images.pixels(str(tmp_path / "deep.png"), None, grayscale=True)[..., 0].tolist() == [[0, 50, 200, 255]]
+
+
+def test_cmyk_and_palette_images_read_as_their_colours(tmp_path):
+    from pipelines.data import images
+    Image.new("CMYK", (4, 4), (0, 255, 255, 0)).save(tmp_path / "red.jpg")  # no cyan, full magenta and yellow
+    red = images.pixels(str(tmp_path / "red.jpg"), None, grayscale=False)
+    assert red[..., 0].mean() > 200 and red[..., 1:].mean() < 60
+    gray = Image.new("P", (4, 4))
+    gray.putpalette([v for i in range(256) for v in (i, i, i)])
+    gray.save(tmp_path / "gray.png")
+    assert images.header(str(tmp_path / "gray.png")).gray
+
+
+@pytest.mark.parametrize("make,problem", [
+    (lambda root: os.symlink(root / "nowhere.png", root / "b" / "9.png"), r"b/9.png \(No such file or directory\)"),
+    (lambda root: os.symlink(root / "b" / "9.png", root / "b" / "9.png"), r"b/9.png \(Too many levels of symbolic"),
+    (lambda root: os.symlink(root / "absent", root / "c"), None),  # a class folder that is a broken link: not one
+    (lambda root: Image.new("L", (200, 200)).save(root / "b" / "9.png"), r"b/9.png \(too large to decode safely"),
+])
+def test_links_and_bombs_are_named_and_nothing_is_a_traceback(tmp_path, monkeypatch, make, problem):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the 200 × 200 image is 40 times the limit
+    write_images(tmp_path / "photos", {"a": 5, "b": 5})
+    make(tmp_path / "photos")
+    if problem is None:
+        assert load(tmp_path / "photos").label_names == ("a", "b")
+        return
+    with pytest.raises(PipelineError, match=problem):
+        load(tmp_path / "photos")
+    folders.identity(str(tmp_path / "photos"))  # a changed folder's hash does not stumble on the link
+
+
+def test_classes_named_train_and_test_in_a_flat_folder_are_classes(tmp_path):
+    write_images(tmp_path, {"train": 10, "test": 10})
+    data = load(tmp_path)
+    assert data.label_names == ("test", "train") and data.train.count == 16
+
+
+def test_a_text_folder_of_empty_files_is_one_line(tmp_path):
+    for label in ("a", "b"):
+        os.makedirs(tmp_path / label)
+        for i in range(3):
+            (tmp_path / label / f"{i}.txt").write_text("")
+    with pytest.raises(PipelineError, match="every .txt file in .* is empty: there is no text to learn from"):
         load(tmp_path)

@@ -77,3 +77,47 @@ def test_each_pass_reshuffles_train_while_validation_and_test_repeat_their_batch
 def test_splits_run_without_the_autotuning_thread():
     inputs = build()
     assert all(split.options().autotune.enabled is False for split in (inputs.train, inputs.validation, inputs.test))
+
+
+def cached_folder_dataset(tmp_path, count: int = 200):
+    """A data set prepared on disk, in many small shards: numbered images, image i labelled i."""
+    from pipelines.data import cache, sources
+    from pipelines.data.cache import Feature
+
+    def write(start):
+        out = start({"image": Feature("uint8", (4, 4, 1)), "label": Feature("int64")})
+        for i in range(count):
+            out.add("train" if i < count - 20 else "test", {"image": np.full((4, 4, 1), i % 256, np.uint8),
+                                                             "label": i})
+        return ("train", "test"), {}
+    original = cache.MAX_SHARD_EXAMPLES
+    cache.MAX_SHARD_EXAMPLES = 10
+    try:
+        splits, _ = cache.prepared(str(tmp_path), "numbered", write, "numbered images")
+    finally:
+        cache.MAX_SHARD_EXAMPLES = original
+    return sources.DataSet("numbered", splits["train"], splits["test"], tuple(map(str, range(count))), "cache")
+
+
+def test_a_split_over_the_memory_budget_is_read_from_disk_with_a_bounded_shuffle(tmp_path):
+    data = cached_folder_dataset(tmp_path)
+    roomy = make_input_pipeline(data, image_example, batch_size=8, seed=0, validation_split=0.1)
+    tight = make_input_pipeline(data, image_example, batch_size=8, seed=0, validation_split=0.1,
+                                memory_budget=64 * 16 * 4, shuffle_buffer=32)
+    assert roomy.in_memory == {"train": True, "validation": True, "test": True} and roomy.shuffle_buffer == 162
+    assert tight.in_memory["train"] is False and tight.shuffle_buffer == 32
+    for inputs in (roomy, tight):  # every train example once a pass, in a new order each pass
+        one, two = labels_of(inputs.train), labels_of(inputs.train)
+        assert sorted(one) == sorted(two) == list(range(162)) and one != two
+        assert labels_of(inputs.validation) == list(range(162, 180))
+    assert make_input_pipeline(data, image_example, batch_size=8, seed=0, validation_split=0.1,
+                               cache="disk").in_memory == {"train": False, "validation": False, "test": False}
+
+
+def test_workers_read_disjoint_shards_that_together_are_every_train_example_once(tmp_path):
+    data = cached_folder_dataset(tmp_path)
+    shares = [labels_of(make_input_pipeline(data, image_example, batch_size=8, seed=0, validation_split=0.1,
+                                            worker=(i, 2)).train) for i in range(2)]
+    assert not set(shares[0]) & set(shares[1]) and sorted(shares[0] + shares[1]) == list(range(162))
+    # whole shards each (of ten examples), as FILE auto-sharding gives them
+    assert {n // 10 for n in shares[0]}.isdisjoint({n // 10 for n in shares[1]})

@@ -10,8 +10,8 @@ def test_auto_reads_fashion_mnist_from_the_idx_mirror_when_it_exists(fake_idx_di
     data = sources.load_dataset("fashion_mnist", data_dir=str(tmp_path), idx_dir=fake_idx_dir)
     assert data.source == f"idx:{fake_idx_dir}"
     assert data.label_names[0] == "T-shirt/top" and data.num_classes == 10
-    assert int(data.train.cardinality()) == 60000 and int(data.test.cardinality()) == 10000
-    example = next(iter(data.test))
+    assert data.train.count == 60000 and data.test.count == 10000
+    example = next(iter(data.test.read()))
     assert example["image"].shape == (28, 28, 1) and example["label"].dtype.name == "int64"
 
 
@@ -31,9 +31,9 @@ def test_tfds_data_sets_load_with_their_info(name, feature, shape, classes, tmp_
     with tfds.testing.mock_data(num_examples=6):
         data = sources.load_dataset(name, data_dir=str(tmp_path), source="tfds")
     assert data.source.startswith("tfds:") and data.num_classes == classes
-    example = next(iter(data.train))
+    example = next(iter(data.train.read()))
     assert example[feature].shape == shape
-    assert len(list(data.test)) == 6
+    assert data.test.count == len(list(data.test.read())) == 6
 
 
 def test_tfds_failure_offline_is_one_clear_error(tmp_path, monkeypatch):
@@ -63,7 +63,7 @@ def test_any_registered_image_set_with_a_label_loads_as_tfds_colon_name(tmp_path
         data = sources.load_dataset("tfds:tf_flowers", data_dir=str(tmp_path), image_size=(32, 24))
         gray = sources.load_dataset("tfds:tf_flowers", data_dir=str(tmp_path), image_size=(32, 24),
                                     color_mode="grayscale")
-        example, gray_example = next(iter(data.train)), next(iter(gray.test))
+        example, gray_example = next(iter(data.train.read())), next(iter(gray.test.read()))
     assert data.label_names[0] == "dandelion" and data.num_classes == 5 and data.modality == "image"
     assert example["image"].shape == (32, 24, 3) and example["image"].dtype == tf.uint8
     assert set(example) == {"image", "label"}  # only what the tasks read
@@ -73,6 +73,7 @@ def test_any_registered_image_set_with_a_label_loads_as_tfds_colon_name(tmp_path
 @pytest.mark.parametrize("name,problem", [
     ("tfds:no_such_set", "TFDS has no data set named 'no_such_set'"),
     ("tfds:celeb_a", "has no 'label' class feature"),
+    ("tfds:../../etc", r"'../../etc' is not a TFDS data set name"),
 ])
 def test_a_tfds_name_that_is_not_a_labelled_image_or_text_set_is_one_line(tmp_path, name, problem):
     with pytest.raises(PipelineError, match=problem):

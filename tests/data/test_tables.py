@@ -5,7 +5,7 @@ import pytest
 
 from models.dense import build_dense_classifier
 from models.table import describe_columns
-from pipelines.data import tables
+from pipelines.data import sources, tables
 from pipelines.errors import PipelineError
 
 
@@ -14,18 +14,26 @@ def write(path, header, rows):
     return str(path)
 
 
+def read_table(path, label_column, problem, test_split):
+    """The table as tables.prepare reads it into a cache beside it, and its splits as arrays."""
+    table, splits = tables.prepare(path, label_column=label_column, problem=problem, test_split=test_split,
+                                   cache_dir=path + ".cache", identity=sources.identity(path))
+    arrays = {name: next(iter(split.read().batch(1 << 20).as_numpy_iterator())) for name, split in splits.items()}
+    return table, arrays
+
+
 def test_columns_problem_missing_cells_and_dropped_rows(tmp_path):
     rows = [[i, "red" if i % 2 else "", f"{i * 1.5}" if i % 7 else "", "yes" if i % 3 else "no"] for i in range(40)]
     rows[5][3] = ""  # no label: dropped
-    table = tables.read_table(write(tmp_path / "t.csv", ["n", "colour name", "x", "ok"], rows), "ok", "auto", 0.25)
+    table, splits = read_table(write(tmp_path / "t.csv", ["n", "colour name", "x", "ok"], rows), "ok", "auto", 0.25)
     assert table.problem == "classification" and table.label_names == ("no", "yes")
     assert table.numeric == ("n", "x") and table.categorical == ("colour name",)
     assert table.dropped_rows == 1 and table.missing == {"n": 0, "colour name": 20, "x": 6}
     assert table.inputs["colour name"] == "colour_name"
-    train, test = table.splits["train"], table.splits["test"]
+    train, test = splits["train"], splits["test"]
     assert len(train["label"]) + len(test["label"]) == 39
     assert np.bincount(test["label"]).tolist() == [4, 6]  # a quarter of each class (14 no, 25 yes)
-    assert np.isnan(train["table"]["x"]).any() and set(train["table"]["colour_name"]) == {"red", ""}
+    assert np.isnan(train["x"]).any() and set(train["colour_name"]) == {b"red", b""}
 
 
 @pytest.mark.parametrize("labels,problem", [
@@ -35,7 +43,7 @@ def test_columns_problem_missing_cells_and_dropped_rows(tmp_path):
 ])
 def test_the_problem_follows_the_labels(tmp_path, labels, problem):
     path = write(tmp_path / "t.csv", ["a", "y"], [[i, y] for i, y in enumerate(labels)])
-    assert tables.read_table(path, "y", "auto", 0.2).problem == problem
+    assert read_table(path, "y", "auto", 0.2)[0].problem == problem
 
 
 @pytest.mark.parametrize("header,rows,label,problem,message", [
@@ -46,10 +54,23 @@ def test_the_problem_follows_the_labels(tmp_path, labels, problem):
     (["a", "b"], [[i if i != 17 else "12O", i % 2] for i in range(40)], "b", "auto",
      r"column 'a', data row 18: '12O' is not a number, and the column's other cells are"),
     (["b"], [[1]] * 10, "b", "auto", "has only the label column"),
+    # The hostile tables of the third probe: each read wrongly or ended in a traceback before.
+    (["a", "y"], [[1, 2, 3]] + [[i, i % 2] for i in range(20)], "y", "auto",
+     "data row 1: 3 cells, and the header names 2 columns"),
+    (["a", "b", "y"], [[i, i % 2] for i in range(20)], "y", "auto", "data row 1: 2 cells, and the header names 3"),
+    (["x", "x", "y"], [[1, 2, i % 2] for i in range(20)], "y", "auto", "two columns are named 'x'"),
+    (["a", ""], [[1, 2]] * 10, "a", "auto", "column 2 of the header has no name"),
+    (["a", "y"], [[i, 1e39 if i == 7 else i * 1.5] for i in range(30)], "y", "auto",
+     r"label column 'y', labelled row 8: '1e\+39' is beyond float32's range"),
+    (["a", "y"], [[1e39 if i == 7 else i, i % 2] for i in range(30)], "y", "auto",
+     r"column 'a', data row 8: '1e\+39' is beyond float32's range"),
+    (["a", "y"], [["inf" if i % 10 == 3 else i, i % 2] for i in range(40)], "y", "auto",
+     r"column 'a', data row 4: 'inf' is not a finite number"),
+    (["a", "y"], [[i, ""] for i in range(10)], "y", "auto", "the label column 'y' is empty in every row"),
 ])
 def test_bad_tables_are_one_line_naming_the_column_or_row(tmp_path, header, rows, label, problem, message):
     with pytest.raises(PipelineError, match=message):
-        tables.read_table(write(tmp_path / "t.csv", header, rows), label, problem, 0.2)
+        read_table(write(tmp_path / "t.csv", header, rows), label, problem, 0.2)
 
 
 def test_the_model_encodes_columns_as_features_json_says(tmp_path):

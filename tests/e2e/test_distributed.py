@@ -55,10 +55,29 @@ def digests(log_dir, count) -> list[str]:
             for i in range(count)]
 
 
-@pytest.mark.parametrize("task,flags", [("dense", ("--hidden_units=32",)),
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """1,200 Fashion-MNIST images as a folder of PNG files: read from the prepared cache's shards."""
+    import numpy as np
+    from PIL import Image
+
+    from pipelines.data import idx
+    from tests.conftest import REAL_IDX_DIR
+    root = tmp_path_factory.mktemp("photos")
+    train = idx.load_idx_split(REAL_IDX_DIR, "test")
+    for i in range(1400):
+        folder = root / f"class{train['label'][i]}"
+        folder.mkdir(exist_ok=True)
+        Image.fromarray(np.ascontiguousarray(train["image"][i, ..., 0])).save(folder / f"{i:05d}.png")
+    return root
+
+
+@pytest.mark.parametrize("task,flags", [("dense", ("--hidden_units=32", "photos")),
                                         ("conv", ("--conv_filters=8,16", "--dense_units=16"))])
-def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path, task, flags):
+def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path, photos, task, flags):
+    """The dense case reads a folder: its prepared shards divided among the workers."""
     out = tmp_path / "out"
+    flags = [f"--dataset={photos}" if flag == "photos" else flag for flag in flags]
     args = [f"--task={task}", *SMALL, *flags, "--epochs=2", "--distribute=multi_worker", f"--output_dir={out}"]
     codes = wait_all(start_workers(args, tmp_path, free_ports(2)))
     logs = [(tmp_path / f"worker{i}.log").read_text() for i in range(2)]
@@ -68,7 +87,8 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path, task, f
     model = keras.models.load_model(out / task / "model.keras", compile=False)
     assert distribution.weights_digest(model) == chief[0]  # and the chief saved them
     assert "1 exports passed" in logs[0] and "worker 1: trained beside the chief" in logs[1]
-    assert os.listdir(out) == [task]  # the worker wrote nothing beside the chief's folder …
+    # the worker wrote nothing beside the chief's folder and the data cache they shared …
+    assert sorted(os.listdir(out)) == sorted([task] + (["cache"] if task == "dense" else []))
     assert "── [" not in logs[1] and "export_report.json" in os.listdir(out / task)  # stages ran on the chief only
     assert not [p for p in os.listdir(tmp_path / "tmp") if p.startswith("dlpipe-worker-")]  # … nor kept its scratch
 
