@@ -24,14 +24,15 @@ def free_ports(count: int = 1) -> list[int]:
 
 
 @contextlib.contextmanager
-def serving(output_dir, timeout: float = 120):
+def serving(output_dir, *flags: str, timeout: float = 120):
     """`python -m pipelines.server` over `output_dir` on a free port, once its /healthz answers: yields the base
-    URL, and stops the server on exit. A server that does not come up raises RuntimeError with what it printed
-    (kept in a file, not a pipe, which a long run's log could fill and block)."""
+    URL, and stops the server on exit; `flags` are more of its flags. A server that does not come up raises
+    RuntimeError with what it printed (kept in a file, not a pipe, which a long run's log could fill and block)."""
     (port,) = free_ports()
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen([sys.executable, "-m", "pipelines.server", f"--output_dir={output_dir}",
-                                    f"--port={port}"], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, text=True)
+                                    f"--port={port}", *flags], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                   text=True)
         base = f"http://127.0.0.1:{port}"
         try:
             deadline = time.time() + timeout

@@ -1,6 +1,7 @@
 """Entry point: parse flags → RunConfig → runner. `dlpipe --helpshort` lists the flags."""
 
 import os
+import signal
 import sys
 
 from pipelines import console
@@ -15,7 +16,16 @@ from pipelines.distribution import WorkerLost  # noqa: E402
 from pipelines.errors import PipelineError  # noqa: E402
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a `kill`, a job scheduler's stop, a container's shutdown), handled as Ctrl-C is."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str]) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Python INFO lines bury the progress output; --verbosity shows them
     try:
@@ -28,13 +38,14 @@ def main(argv: list[str]) -> None:
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("error: interrupted; finished artifacts are intact, and the same command resumes training or a sweep "
+    except KeyboardInterrupt as e:
+        how, code = ("terminated (SIGTERM)", 143) if isinstance(e, Terminated) else ("interrupted", 130)
+        print(f"error: {how}; finished artifacts are intact, and the same command resumes training or a sweep "
               "where it stopped", file=sys.stderr)
         # Exit without the interpreter's teardown: the stack has unwound (locks released, temporary files gone),
         # but TensorFlow's threads may still be in the interrupted step, and tearing the interpreter down under
         # them crashed once (exit -11 instead of 130, in a fresh-clone CI run).
-        _exit_now(130)
+        _exit_now(code)
 
 
 def _exit_now(code: int) -> None:

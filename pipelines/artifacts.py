@@ -98,6 +98,24 @@ def scratch_dir(folder: str) -> str:
     return path
 
 
+# What a write needs beside its own bytes: TensorFlow's and h5py's writers fail badly on a full disk (h5py crashed
+# the process once), so the space is checked before them.
+SPACE_MARGIN = 16 << 20
+
+
+def free_bytes(folder: str) -> int:
+    return shutil.disk_usage(folder).free
+
+
+def require_space(folder: str, needed: int, what: str) -> None:
+    """One line naming the full disk, before a write of about `needed` bytes that would not fit."""
+    free = free_bytes(folder)
+    if free < needed + SPACE_MARGIN:
+        raise PipelineError(f"the disk holding {folder} is full: {free / 2**20:.1f} MB free, and {what} needs about "
+                            f"{(needed + SPACE_MARGIN) / 2**20:.1f} MB: free disk space or choose another "
+                            "--output_dir; earlier artifacts are intact")
+
+
 def write_json(path: str, obj: Any) -> None:
     with atomic_path(path) as tmp, open(tmp, "w") as f:
         json.dump(obj, f, indent=2, sort_keys=True)

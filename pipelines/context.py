@@ -1,7 +1,9 @@
 """What a stage receives: the run's config, its task, artifact paths, and the data, loaded once on first use."""
 
 import functools
+import hashlib
 import os
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -27,27 +29,48 @@ class Context:
         # multi-worker job (None otherwise).
         self.strategy = strategy or tf.distribute.get_strategy()
         self.cluster = cluster
-        # The running stage's fingerprint and the settings in it: what its resumable state is keyed by.
-        self.stage_key, self.stage_settings = "", {}
+        # The running stage's fingerprint, the settings in it (what its resumable state is keyed by), and the
+        # content hashes of the artifacts it reads.
+        self.stage_key, self.stage_settings, self.stage_inputs = "", {}, {}
+        self.model_sha256 = ""
 
     def path(self, artifact: str) -> str:
         """The path of a named artifact (see pipelines.artifacts) in this run's folder."""
         return os.path.join(self.config.task_dir, artifact)
 
     def trained_model(self) -> keras.Model:
-        """The train stage's model, uncompiled: a stage that needs its loss compiles it with the task's."""
+        """The train stage's model, uncompiled: a stage that needs its loss compiles it with the task's.
+
+        The file is read once, and its bytes are what is hashed and what is loaded: they must be the model this
+        stage's fingerprint was computed from, so a model.keras replaced meanwhile (another run, a copy) is refused
+        instead of exported under this run's name. `model_sha256` is then the loaded model's hash."""
+        path = self.path(artifacts.MODEL)
         try:
-            return pretrained.load_model(self.path(artifacts.MODEL))
-        except Exception as e:  # Keras raises ValueError, OSError, zipfile errors … for a damaged file
-            raise PipelineError(f"cannot load {self.path(artifacts.MODEL)} ({type(e).__name__}): it is damaged; "
-                                "run --stages=train again") from None
+            with open(path, "rb") as f:
+                content = f.read()
+        except OSError as e:
+            raise PipelineError(f"cannot read {path} ({e.strerror}): run --stages=train again") from None
+        self.model_sha256 = hashlib.sha256(content).hexdigest()
+        expected = self.stage_inputs.get(artifacts.MODEL)
+        if expected and expected != self.model_sha256:
+            raise PipelineError(f"{path} was replaced while this run read it (another run or a copy wrote it): "
+                                "nothing was written from it; run the command again")
+        with tempfile.TemporaryDirectory(prefix="dlpipe-model-") as private:
+            copy = os.path.join(private, artifacts.MODEL)
+            with open(copy, "wb") as f:
+                f.write(content)
+            try:
+                return pretrained.load_model(copy)
+            except Exception as e:  # Keras raises ValueError, OSError, zipfile errors … for a damaged file
+                raise PipelineError(f"cannot load {path} ({type(e).__name__}): it is damaged; run --stages=train "
+                                    "again") from None
 
     @functools.cached_property
     def data(self) -> DataSet:
         c = self.config
         data = load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source,
                             test_split=c.test_split, image_size=c.image_size, color_mode=c.color_mode,
-                            label_column=c.label_column, problem=c.problem)
+                            label_column=c.label_column, problem=c.problem, cache_dir=c.data_cache_dir)
         if data.modality not in self.task.modalities:
             raise PipelineError(f"{c.dataset} holds {data.modality} examples, and --task={self.task.name} learns from "
                                 f"{' or '.join(self.task.modalities)}: choose another --task or --dataset")
@@ -69,4 +92,6 @@ class Context:
         return make_input_pipeline(
             self.data, self.task.to_example, batch_size=c.batch_size, seed=c.seed,
             validation_split=c.validation_split, max_train_examples=c.max_train_examples,
-            max_test_examples=c.max_test_examples)
+            max_test_examples=c.max_test_examples, cache=c.cache,
+            memory_budget=c.memory_budget_mb << 20 if c.memory_budget_mb else None, shuffle_buffer=c.shuffle_buffer,
+            worker=self.cluster.input_pipeline if self.cluster else (0, 1))

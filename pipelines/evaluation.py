@@ -53,16 +53,31 @@ def _save(fig, path: str) -> None:
     plt.close(fig)
 
 
+MAX_PICTURED_CLASSES = 30  # a picture shows at most this many classes: the ones with the most test examples
+
+
+def pictured_classes(counts: np.ndarray) -> np.ndarray:
+    """The indices of the classes a picture shows: all, or the MAX_PICTURED_CLASSES with the most test examples
+    (a 1,000-class matrix drawn whole would be 55,000 pixels wide)."""
+    if len(counts) <= MAX_PICTURED_CLASSES:
+        return np.arange(len(counts))
+    return np.sort(np.argsort(-counts.sum(axis=1), kind="stable")[:MAX_PICTURED_CLASSES])
+
+
 def plot_confusion_matrix(counts: np.ndarray, names: tuple[str, ...], path: str) -> None:
     """Counts beside the row-normalised matrix (each true class's share of each prediction: recall on the
-    diagonal), one cell label each."""
-    rows = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    diagonal), one cell label each; of many classes, the most frequent (metrics.json holds the whole matrix)."""
+    shown, total = pictured_classes(counts), len(counts)
+    rows = (counts / np.maximum(counts.sum(axis=1, keepdims=True), 1))[np.ix_(shown, shown)]
+    counts, names = counts[np.ix_(shown, shown)], [names[i] for i in shown]
     size = max(6.0, 0.55 * len(names) + 2)
     fig, axes = plt.subplots(1, 2, figsize=(2 * size, size))
+    of = f" ({len(shown)} of {total} classes: those with the most test examples)" if len(shown) < total else ""
     for ax, values, title, form in ((axes[0], counts, "counts", "{:d}"), (axes[1], rows, "share of the true class",
                                                                           "{:.2f}")):
         ax.imshow(values, cmap="Blues")
-        ax.set(title=title, xlabel="predicted", ylabel="true", xticks=range(len(names)), yticks=range(len(names)))
+        ax.set(title=title + of, xlabel="predicted", ylabel="true", xticks=range(len(names)),
+               yticks=range(len(names)))
         ax.set_xticklabels(names, rotation=45, ha="right")
         ax.set_yticklabels(names)
         if len(names) <= 20:

@@ -6,6 +6,7 @@ import os
 import shutil
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from pipelines import artifacts
@@ -38,16 +39,25 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if math.isfinite(loss) and abs(loss) <= DIVERGED_FACTOR * self.first:
             self.last_finite = loss
             return
-        self.failure = (self.epoch + 1, batch + 1, loss)
+        # With several steps per execution Keras reports the execution's last step, which may lie past the epoch's.
+        steps = (self.params or {}).get("steps") or batch + 1
+        self.failure = (self.epoch + 1, min(batch + 1, steps), loss)
         self.model.stop_training = True
 
     def raise_if_failed(self) -> None:
-        if self.failure:
-            epoch, step, loss = self.failure
-            last = f"{self.last_finite:.4g}" if self.last_finite is not None else "none"
+        if not self.failure:
+            return
+        epoch, step, loss = self.failure
+        if self.last_finite is None:  # not one sound loss logged: the data or the rate, not a slow divergence
             raise PipelineError(
-                f"training diverged: loss became {loss:.4g} at epoch {epoch}, step {step} (last sound loss {last}); "
-                "lower --learning_rate or set --clip_norm; the checkpoints of finished epochs are kept")
+                f"training failed with no sound loss logged: the loss was {loss:.4g} at epoch {epoch}, step {step}, "
+                "the first step logged; a value too large for float32's arithmetic in the data (a label of 1e19 or "
+                "more squares past it) or a far too high --learning_rate does this: rescale the data, or lower "
+                "--learning_rate")
+        raise PipelineError(
+            f"training diverged: loss became {loss:.4g} at epoch {epoch}, step {step} (last sound loss "
+            f"{self.last_finite:.4g}); lower --learning_rate or set --clip_norm; the checkpoints of finished epochs "
+            "are kept")
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
@@ -72,6 +82,21 @@ class EpochCheckpoint(keras.callbacks.Callback):
                 shutil.copyfile(self.state, tmp)
             else:
                 self.model.save_weights(tmp)
+
+
+class DiskSpace(keras.callbacks.Callback):
+    """Before an epoch's state is written (the resume backup, the checkpoint, TensorBoard's events; listed before
+    them), checks that it fits on the disk: the weights and the optimizer's variables, twice (a temporary copy and
+    the file it replaces). A full disk is then one line naming it, not an HDF5 crash."""
+
+    def __init__(self, folder: str):
+        super().__init__()
+        self.folder = folder
+
+    def on_epoch_end(self, epoch, logs=None):
+        variables = [*self.model.weights, *(self.model.optimizer.variables if self.model.optimizer else [])]
+        state = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+        artifacts.require_space(self.folder, 3 * state, f"backing up epoch {epoch + 1}")
 
 
 class GradientNorm(keras.callbacks.Callback):

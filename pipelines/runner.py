@@ -239,13 +239,15 @@ def _run_locked(config: RunConfig, strategy=None, cluster=None) -> list[StageRec
         print(f"{header} ──", flush=True)
         # Its record stays until it succeeds: a failed run leaves the outputs as they were (atomic writes), and
         # any it did replace no longer match their recorded hashes, so they are never reused by mistake.
-        ctx.stage_key, ctx.stage_settings = key, settings(config, name)
+        ctx.stage_key, ctx.stage_settings, ctx.stage_inputs = key, settings(config, name), inputs
         start = time.perf_counter()
         try:
             result = stage.run(ctx)
         except OSError as e:  # a full disk, a folder that became unwritable, a file that cannot be read
             raise _os_error(name, e, config.task_dir) from None
         except (tf.errors.ResourceExhaustedError, MemoryError):
+            # TensorFlow reports a write that found no room as resources exhausted too: the disk, if it is full.
+            artifacts.require_space(config.task_dir, 0, f"stage {name}")
             raise PipelineError(f"stage {name} ran out of memory: make the model smaller or lower --batch_size"
                                 ) from None
         stale = records.record(name, key, ctx.config, inputs, outputs)
@@ -293,7 +295,9 @@ def _run_training_worker(config: RunConfig, strategy, cluster: distribution.Clus
         print(f"{cluster.name}: train is up to date in {config.task_dir}; nothing to do", flush=True)
         return [StageRecord("train", 0.0, "reused", ())]
     with tempfile.TemporaryDirectory(prefix="dlpipe-worker-") as scratch:
-        mine = dataclasses.replace(config, output_dir=scratch, stages=("train",))
+        # The chief's data cache, which every worker sees as it sees the chief's folder: prepared once, by whichever
+        # process comes first (the others wait for it).
+        mine = dataclasses.replace(config, output_dir=scratch, stages=("train",), cache_dir=config.data_cache_dir)
         chief_backup = os.path.join(config.task_dir, artifacts.BACKUP, key)
         if os.path.isdir(chief_backup) and not config.force:
             shutil.copytree(chief_backup, os.path.join(mine.task_dir, artifacts.BACKUP, key))

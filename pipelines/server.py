@@ -6,18 +6,28 @@ unchanged.
     GET  /v1/models/<task>           status, as TF Serving gives it;  GET /v1/models/<task>/metadata: the signature
     GET  /healthz                    GET /metrics (Prometheus: requests, errors, latency)
 
-Every task folder under --output_dir with a saved_model/ is served under the task's name. Inputs are checked
-against the serving signature (names, dtype, shape, value range) before the model sees them: a bad request is HTTP
-400 with {"error": "..."} naming the field. Image inputs take nested lists of uint8 pixels or {"b64": <PNG or
-JPEG>} as TF Serving does; a classifier's answer adds its label names and probabilities beside the logits.
+Every task folder under --output_dir with a saved_model/ is served under the task's name; one that cannot be
+loaded is reported (in the log and on /v1/models/<task>) and the others are served. Inputs are checked against the
+serving signature (names, dtype, shape, value range) before the model sees them: a bad request is HTTP 400 naming
+the field. Numbers must be JSON numbers (not true/false, not text) that fit the input's type. Image inputs take
+nested lists of uint8 pixels or {"b64": <PNG or JPEG>} as TF Serving does; a classifier's answer adds its label
+names and probabilities beside the logits. Every error answer, whatever its status, is {"error": "..."}.
+
+What one request can cost is bounded: a body of at most --max_body_mb (413 past it), read within --read_timeout
+seconds (408), at most MAX_INSTANCES examples in either form, and the JSON parsed and the model run off the event
+loop, so /healthz answers while a large request is being worked on.
 
 Its flags are this second program's own (dlpipe's are in flags.py): it shares no setting with a run.
 """
 
+import asyncio
 import base64
 import binascii
 import dataclasses
+import json
 import os
+import re
+import socket
 import sys
 import threading
 import time
@@ -29,13 +39,22 @@ PORT = flags.DEFINE_integer("port", 8501, "Port to listen on (TF Serving's REST 
 HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; 0.0.0.0 for every interface.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs", "The --output_dir of dlpipe runs: each <task>/saved_model "
                                  "in it is served as /v1/models/<task>.")
+MAX_BODY_MB = flags.DEFINE_float("max_body_mb", 16.0, "The largest request body accepted, in MB (HTTP 413 past it).",
+                                 lower_bound=0.001, upper_bound=4096)
+READ_TIMEOUT = flags.DEFINE_float("read_timeout", 30.0, "Seconds a client has to send a request's body (HTTP 408 "
+                                  "after).", lower_bound=0.1, upper_bound=3600)
 
-MAX_INSTANCES = 1024  # per request: a bound on what one request makes the server hold
+MAX_INSTANCES = 1024  # per request, in either form: a bound on what one request makes the server hold
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+UNKNOWN_MODEL = "(unknown)"  # the /metrics label of a request for a model this server does not have
 
 
 class BadRequest(ValueError):
-    """A request the model cannot take: HTTP 400, its message naming the field."""
+    """A request the model cannot take: HTTP 400 (or `status`), its message naming the field."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
 
 
 @dataclasses.dataclass
@@ -54,21 +73,32 @@ class ServedModel:
                     "inputs": {n: spec(s) for n, s in self.inputs.items()},
                     "outputs": {n: spec(s) for n, s in self.outputs.items()}}}}}
 
+    @property
+    def numeric(self) -> bool:
+        return all(s.dtype.name != "string" for s in self.inputs.values())
 
-def load_models(output_dir: str) -> dict[str, ServedModel]:
+
+def load_models(output_dir: str) -> tuple[dict[str, ServedModel], dict[str, str]]:
+    """The models that load, by name, and the ones that do not, with why: one damaged SavedModel must not take the
+    others down."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the ops a KerasHub preset's tokenizer runs in its SavedModel)
-    models = {}
+    models, damaged = {}, {}
     for name in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []:
         path = os.path.join(output_dir, name, "saved_model")
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             continue
-        function = tf.saved_model.load(path).signatures["serving_default"]
-        labels_path = os.path.join(output_dir, name, "labels.txt")
-        labels = open(labels_path).read().splitlines() if os.path.isfile(labels_path) else None
+        try:
+            function = tf.saved_model.load(path).signatures["serving_default"]
+            labels_path = os.path.join(output_dir, name, "labels.txt")
+            labels = open(labels_path).read().splitlines() if os.path.isfile(labels_path) else None
+        except Exception as e:  # TensorFlow raises many types for a damaged SavedModel
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            damaged[name] = f"{path} cannot be loaded ({type(e).__name__}: {first}): run its export stage again"
+            continue
         models[name] = ServedModel(name, function, dict(function.structured_input_signature[1]),
                                    dict(function.structured_outputs), labels)
-    return models
+    return models, damaged
 
 
 def _decode_image(value: dict, spec, where: str):
@@ -88,7 +118,9 @@ def _decode_image(value: dict, spec, where: str):
 
 
 def _tensor(value, spec, where: str):
-    """One input's batched value as a NumPy array of the spec's dtype and shape, or BadRequest."""
+    """One input's batched value as a NumPy array of the spec's dtype and shape, or BadRequest. Numbers must be
+    JSON numbers (NumPy would take true as 1 and "100" as 100) that fit the dtype after the cast (1e39 does not fit
+    float32)."""
     import numpy as np
     dtype = spec.dtype
     if dtype.name == "string":
@@ -98,16 +130,24 @@ def _tensor(value, spec, where: str):
         array = array.astype(bytes)
     else:
         try:
-            array = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise BadRequest(f"{where} must be numbers in nested lists of one shape") from None
-        if not np.isfinite(array).all():
+            raw = np.asarray(value)
+        except ValueError:
+            raw = np.asarray([], dtype=object)
+        if raw.dtype.kind not in "iuf":
+            problem = "true or false" if raw.dtype.kind == "b" else "text" if raw.dtype.kind in "US" else \
+                "lists of different lengths or other values"
+            raise BadRequest(f"{where} must be numbers in nested lists of one shape, not {problem}")
+        if raw.dtype.kind == "f" and not np.isfinite(raw).all():
             raise BadRequest(f"{where} has values that are not finite numbers")
         if dtype.is_integer:
             low, high = dtype.min, dtype.max
-            if (array != np.round(array)).any() or array.min(initial=low) < low or array.max(initial=high) > high:
+            if (raw != np.round(raw)).any() or raw.min(initial=low) < low or raw.max(initial=high) > high:
                 raise BadRequest(f"{where} must be whole numbers from {low} to {high} ({dtype.name})")
-        array = array.astype(dtype.as_numpy_dtype)
+        with np.errstate(over="ignore"):
+            array = raw.astype(dtype.as_numpy_dtype)
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise BadRequest(f"{where} has values too large for {dtype.name} (at most "
+                             f"±{np.finfo(array.dtype).max:.3g})")
     expected = spec.shape.as_list()
     if len(array.shape) != len(expected) or any(e is not None and e != a for e, a in zip(expected, array.shape)):
         shape = "x".join("N" if d is None else str(d) for d in expected)
@@ -125,6 +165,11 @@ def _instance_value(value, spec, where: str):
     return value
 
 
+def _examples(value, where: str) -> None:
+    if isinstance(value, list) and len(value) > MAX_INSTANCES:
+        raise BadRequest(f"{where} has {len(value)} examples; at most {MAX_INSTANCES} per request")
+
+
 def parse_request(body, model: ServedModel) -> tuple[dict, bool]:
     """The request's inputs as arrays by name, and whether it came as rows ("instances"), in TF Serving's two
     formats: "instances" (a list, one entry per example) or "inputs" (one batched value per input)."""
@@ -135,8 +180,7 @@ def parse_request(body, model: ServedModel) -> tuple[dict, bool]:
         instances = body["instances"]
         if not isinstance(instances, list) or not instances:
             raise BadRequest('"instances" must be a non-empty list, one entry per example')
-        if len(instances) > MAX_INSTANCES:
-            raise BadRequest(f'"instances" has {len(instances)} entries; at most {MAX_INSTANCES} per request')
+        _examples(instances, '"instances"')
         columns = {n: [] for n in names}
         for i, instance in enumerate(instances):
             if len(names) > 1 or (isinstance(instance, dict) and "b64" not in instance):
@@ -156,12 +200,31 @@ def parse_request(body, model: ServedModel) -> tuple[dict, bool]:
         raise BadRequest(f'"inputs" must be an object with the inputs {", ".join(names)}')
     if any(isinstance(v, list) and not v for v in inputs.values()):
         raise BadRequest('"inputs" must hold at least one example for every input')
+    for n in names:
+        _examples(inputs[n], f'"inputs".{n}')
     arrays = {n: _tensor([_instance_value(v, model.inputs[n], f"inputs.{n}[{i}]") for i, v in enumerate(inputs[n])]
                          if isinstance(inputs[n], list) else inputs[n], model.inputs[n], f"inputs.{n}")
               for n in names}
     if len({len(a) for a in arrays.values()}) != 1:
         raise BadRequest('"inputs" must hold the same number of examples for every input')
     return arrays, False
+
+
+# JSON's true and false outside strings: numbers a numeric model's inputs must not take (NumPy reads true as 1).
+_STRINGS, _BOOLS = re.compile(rb'"(?:[^"\\]|\\.)*"'), re.compile(rb"\b(?:true|false)\b")
+
+
+def decode(body: bytes, model: ServedModel):
+    """The body as JSON, or BadRequest: not JSON, nested past Python's limit, or true/false for a number."""
+    try:
+        decoded = json.loads(body)
+    except RecursionError:
+        raise BadRequest("the body is nested too deeply to be an input") from None
+    except ValueError as e:
+        raise BadRequest(f"the body is not JSON ({e})") from None
+    if model.numeric and _BOOLS.search(_STRINGS.sub(b'""', body)):
+        raise BadRequest("the inputs must be numbers: true and false are not")
+    return decoded
 
 
 def predict(model: ServedModel, arrays: dict, rows: bool) -> dict:
@@ -187,8 +250,14 @@ def predict(model: ServedModel, arrays: dict, rows: bool) -> dict:
     return answer
 
 
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, quote and newline escaped, as its text format requires."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
 class Metrics:
-    """Request counts by model and status, and a latency histogram, in Prometheus' text format."""
+    """Request counts by model and status, and a latency histogram, in Prometheus' text format. Model labels are
+    the served names (and UNKNOWN_MODEL), so a client cannot grow the page with names of its own."""
 
     def __init__(self):
         self.lock = threading.Lock()
@@ -205,7 +274,7 @@ class Metrics:
     def text(self) -> str:
         with self.lock:
             lines = ["# TYPE dlpipe_requests_total counter"]
-            lines += [f'dlpipe_requests_total{{model="{m}",code="{c}"}} {n}'
+            lines += [f'dlpipe_requests_total{{model="{_label(m)}",code="{c}"}} {n}'
                       for (m, c), n in sorted(self.requests.items())]
             lines.append("# TYPE dlpipe_request_errors_total counter")
             errors = sum(n for (_, c), n in self.requests.items() if c >= 400)
@@ -220,27 +289,67 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-def make_app(models: dict[str, ServedModel]):
-    """The FastAPI application over `models` (name → ServedModel)."""
-    import json
+async def read_body(request, limit: int, timeout: float) -> bytes:
+    """The request's body, or BadRequest: over `limit` bytes (413), not sent within `timeout` seconds (408)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BadRequest(f"the body is {int(declared):,} bytes; at most {limit:,} (--max_body_mb)", 413)
 
+    async def read():
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(f"the body is over {limit:,} bytes (--max_body_mb)", 413)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    try:
+        return await asyncio.wait_for(read(), timeout)
+    except asyncio.TimeoutError:
+        raise BadRequest(f"the body did not arrive within {timeout:g} s (--read_timeout)", 408) from None
+
+
+def make_app(models: dict[str, ServedModel], damaged: dict[str, str] | None = None, max_body: int = 16 << 20,
+             read_timeout: float = 30.0):
+    """The FastAPI application over `models` (name → ServedModel); `damaged` (name → why) are reported, not served."""
     from fastapi import FastAPI, Request
-    from fastapi.responses import JSONResponse, PlainTextResponse
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse, PlainTextResponse, Response
+    from starlette.concurrency import run_in_threadpool
+    from starlette.exceptions import HTTPException
+    from starlette.requests import ClientDisconnect
 
-    api = FastAPI(title="dlpipe-serve", docs_url=None, redoc_url=None)
+    damaged = damaged or {}
+    api = FastAPI(title="dlpipe-serve", docs_url=None, redoc_url=None, openapi_url=None)
     metrics = Metrics()
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
 
+    @api.exception_handler(HTTPException)
+    async def http_error(request, e):  # an unknown path (404), a wrong method (405): the same shape as ours
+        return error(e.status_code, f"{request.method} {request.url.path}: {e.detail}")
+
+    @api.exception_handler(RequestValidationError)
+    async def validation_error(request, e):
+        return error(400, f"{request.url.path}: {e.errors()[0].get('msg', 'a bad request') if e.errors() else e}")
+
     def served(name: str) -> ServedModel:
+        if name in damaged:
+            raise BadRequest(f"the model {name!r} is not available: {damaged[name]}", 503)
         if name not in models:
-            raise LookupError(f"no model {name!r}: this server has {', '.join(models) or 'none'}")
+            raise BadRequest(f"no model {name!r}: this server has {', '.join(models) or 'none'}", 404)
         return models[name]
+
+    def answer(name: str, verb: str, body: bytes) -> dict:
+        model = served(name)
+        if verb != "predict":
+            raise BadRequest(f"unknown method {verb!r}: use /v1/models/{name}:predict")
+        return predict(model, *parse_request(decode(body, model), model))
 
     @api.get("/healthz")
     def healthz():
-        return {"status": "ok", "models": list(models)}
+        return {"status": "ok", "models": list(models), **({"unavailable": list(damaged)} if damaged else {})}
 
     @api.get("/metrics", response_class=PlainTextResponse)
     def prometheus():
@@ -248,10 +357,13 @@ def make_app(models: dict[str, ServedModel]):
 
     @api.get("/v1/models/{name}")
     def status(name: str):
+        if name in damaged:
+            return {"model_version_status": [{"version": "1", "state": "END", "status": {
+                "error_code": "UNKNOWN", "error_message": damaged[name]}}]}
         try:
             served(name)
-        except LookupError as e:
-            return error(404, str(e))
+        except BadRequest as e:
+            return error(e.status, str(e))
         return {"model_version_status": [{"version": "1", "state": "AVAILABLE",
                                           "status": {"error_code": "OK", "error_message": ""}}]}
 
@@ -259,55 +371,65 @@ def make_app(models: dict[str, ServedModel]):
     def metadata(name: str):
         try:
             return served(name).metadata()
-        except LookupError as e:
-            return error(404, str(e))
+        except BadRequest as e:
+            return error(e.status, str(e))
 
     @api.post("/v1/models/{target}")
     async def post(target: str, request: Request):
         start = time.perf_counter()
         name, _, verb = target.partition(":")
-        code, answer = 200, None
+        label = name if name in models or name in damaged else UNKNOWN_MODEL
         try:
-            model = served(name)
-            if verb != "predict":
-                raise BadRequest(f"unknown method {verb!r}: use /v1/models/{name}:predict")
-            try:
-                body = json.loads(await request.body())
-            except ValueError as e:
-                raise BadRequest(f"the body is not JSON ({e})") from None
-            arrays, rows = parse_request(body, model)
-            answer = predict(model, arrays, rows)
-        except LookupError as e:
-            code, answer = 404, {"error": str(e)}
+            body = await read_body(request, max_body, read_timeout)
+            # Parsing and the model run on a worker thread: the event loop keeps answering others meanwhile.
+            response = JSONResponse(await run_in_threadpool(answer, name, verb, body))
+        except ClientDisconnect:  # the client left before sending its body: nobody to answer
+            response = Response(status_code=499)
         except BadRequest as e:
-            code, answer = 400, {"error": str(e)}
+            response = error(e.status, str(e))
         except Exception as e:  # the model failed on inputs that passed the checks: say so, not a traceback
-            logging.exception("prediction failed")
-            code, answer = 500, {"error": f"the model failed on this request ({type(e).__name__})"}
-        metrics.observe(name, code, time.perf_counter() - start)
-        return JSONResponse(answer, status_code=code)
+            logging.error("prediction failed on /v1/models/%s: %s: %s", target, type(e).__name__, e)
+            response = error(500, f"the model failed on this request ({type(e).__name__})")
+        metrics.observe(label, response.status_code, time.perf_counter() - start)
+        return response
 
     return api
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port and listening, or one line saying why not (bound here, before uvicorn starts,
+    so a taken port is this program's error, not uvicorn's log)."""
+    try:
+        address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(address[0], socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address[4])
+        sock.listen(2048)
+        return sock
+    except OSError as e:
+        print(f"error: cannot listen on {host}:{port} ({e.strerror or e}): choose another --port or --host",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 def main(argv) -> None:
     if len(argv) > 1:
         print(f"error: unexpected arguments {' '.join(argv[1:])}: flags are written --name=value", file=sys.stderr)
         sys.exit(2)
-    models = load_models(OUTPUT_DIR.value)
+    models, damaged = load_models(OUTPUT_DIR.value)
+    for why in damaged.values():
+        print(f"warning: {why}", file=sys.stderr, flush=True)
     if not models:
-        print(f"error: no exported model in {OUTPUT_DIR.value}: run dlpipe with the export stage first (each "
+        print(f"error: no model to serve in {OUTPUT_DIR.value}: run dlpipe with the export stage first (each "
               "<task>/saved_model is served)", file=sys.stderr)
         sys.exit(1)
     import uvicorn
+    sock = listen(HOST.value, PORT.value)
     print(f"serving {', '.join(models)} from {OUTPUT_DIR.value} on http://{HOST.value}:{PORT.value}/v1/models/",
           flush=True)
-    try:
-        uvicorn.run(make_app(models), host=HOST.value, port=PORT.value, log_level="warning")
-    except OSError as e:  # the port is taken, the address is not this machine's
-        print(f"error: cannot listen on {HOST.value}:{PORT.value} ({e.strerror}): choose another --port or --host",
-              file=sys.stderr)
-        sys.exit(1)
+    config = uvicorn.Config(make_app(models, damaged, int(MAX_BODY_MB.value * (1 << 20)), READ_TIMEOUT.value),
+                            log_level="warning")
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 def run() -> None:

@@ -58,3 +58,17 @@ def test_misclassified_shows_the_surest_errors_only(tmp_path, monkeypatch):
     assert captions == ["true a\ncalled b 80%", "true a\ncalled b 70%"]  # surest first; the 60% one left out
     assert evaluation.plot_misclassified(images, labels, np.array([[1.0, 0.0]] * 4), ("a", "b"),
                                          str(tmp_path / "none.png")) == 0
+
+
+def test_a_thousand_classes_draw_a_picture_of_bounded_size(tmp_path):
+    """A label with 1,000 distinct values once drew a 110,400 × 55,200-pixel matrix (killed at 23 GB)."""
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 1000, 5000)
+    labels[:400] = 7  # the most frequent class is among those shown
+    counts = evaluation.confusion_matrix(labels, rng.integers(0, 1000, 5000), 1000)
+    shown = evaluation.pictured_classes(counts)
+    assert len(shown) == evaluation.MAX_PICTURED_CLASSES and 7 in shown
+    evaluation.plot_confusion_matrix(counts, tuple(f"c{i}" for i in range(1000)), str(tmp_path / "cm.png"))
+    width, height = Image.open(tmp_path / "cm.png").size
+    assert width < 5000 and height < 3000
+    assert (evaluation.wilson_interval(0, 0), evaluation.wilson_interval(5, 5)[1]) == ((0.0, 1.0), 1.0)

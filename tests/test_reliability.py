@@ -40,13 +40,26 @@ def test_a_finite_loss_ten_thousand_times_its_first_counts_as_diverged():
         health.raise_if_failed()
 
 
+def test_a_loss_never_finite_says_so_and_a_step_past_the_epoch_is_not_reported():
+    """A 2-step epoch at 32 steps per execution once reported "step 32 (last sound loss none)"."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse", steps_per_execution=32)
+    health = StopOnNonFiniteLoss()
+    model.fit(np.full((16, 1), 1e30, "float32"), np.full(16, 1e30), batch_size=8, epochs=1, callbacks=[health],
+              verbose=0)
+    with pytest.raises(PipelineError, match=r"training failed with no sound loss logged: the loss was inf at epoch "
+                                            r"1, step 2, the first step logged; a value too large for float32"):
+        health.raise_if_failed()
+
+
 def test_a_huge_learning_rate_fails_the_run_and_keeps_the_previous_model(tmp_path):
     good = config_from_flags(*SMALL, "--epochs=1", f"--output_dir={tmp_path}", "--stages=train")
     runner.run(good)
     before = (tmp_path / "dense" / "model.keras").read_bytes()
     diverging = config_from_flags(*SMALL, "--epochs=2", f"--output_dir={tmp_path}", "--stages=train",
                                   "--learning_rate=1e6", "--hidden_units=1024,1024,1024,1024")
-    with pytest.raises(PipelineError, match="training diverged: loss became [^ ]+ at epoch 1"):
+    with pytest.raises(PipelineError, match="training (diverged: loss became|failed with no sound loss logged: the "
+                                            "loss was) [^ ]+ at epoch 1"):
         runner.run(diverging)
     assert (tmp_path / "dense" / "model.keras").read_bytes() == before
     assert not (tmp_path / "dense" / "checkpoints").exists()  # the diverged epoch 1 wrote no checkpoint

@@ -60,6 +60,26 @@ def test_a_truncated_model_is_neither_reused_nor_exported(tmp_path):
     assert results(run(tmp_path, "--epochs=1", "--stages=train"))["train"] != "reused"
 
 
+def test_a_model_swapped_after_the_check_is_not_exported_and_the_good_saved_model_stays(tmp_path, monkeypatch):
+    """Export hashes the bytes it loads: a model.keras replaced between the runner's check and the stage's load
+    (another run, a user's copy) is refused instead of exported over the good saved_model."""
+    run(tmp_path / "other", "--epochs=1", "--stages=train", "--hidden_units=8")
+    run(tmp_path, "--epochs=1", "--stages=train,export")
+    task_dir = tmp_path / "dense"
+    before = artifacts.content_hash(task_dir / "saved_model")
+    original = runner.Records.hashes
+
+    def hashes_then_swap(self, names):
+        hashes = original(self, names)
+        if artifacts.MODEL in names:  # the stage's inputs are hashed: now another model takes the file's place
+            (task_dir / "model.keras").write_bytes((tmp_path / "other" / "dense" / "model.keras").read_bytes())
+        return hashes
+    monkeypatch.setattr(runner.Records, "hashes", hashes_then_swap)
+    with pytest.raises(PipelineError, match="model.keras was replaced while this run read it"):
+        run(tmp_path, "--epochs=1", "--stages=export", "--force")
+    assert artifacts.content_hash(task_dir / "saved_model") == before
+
+
 def test_a_file_deleted_from_the_saved_model_is_named_before_verify(tmp_path):
     run(tmp_path, "--epochs=1", "--stages=train,export")
     os.remove(tmp_path / "dense" / "saved_model" / "fingerprint.pb")

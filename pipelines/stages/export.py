@@ -105,7 +105,7 @@ def model_info(ctx: Context, serving: Serving) -> metadata.ModelInfo:
     return metadata.ModelInfo(
         name=f"{serving.reference.name} ({config.task}, {config.dataset})",
         description=f"dlpipe --task={config.task} trained on {config.dataset} ({ctx.family.name})",
-        version=f"model.keras sha256 {artifacts.content_hash(ctx.path(artifacts.MODEL))[:16]}",
+        version=f"model.keras sha256 {ctx.model_sha256[:16]}",
         inputs=serving.tensors, outputs=serving.tensors)
 
 
@@ -151,6 +151,9 @@ def left_out_by_default(ctx: Context) -> list[str]:
 
 def run(ctx: Context) -> str:
     config = ctx.config
+    # The SavedModel, a scratch SavedModel or two, the variants and the ONNX file: each about the model's size.
+    artifacts.require_space(config.task_dir, (4 + len(config.tflite_variants)) * os.path.getsize(
+        ctx.path(artifacts.MODEL)), "exporting the model")
     serving = ctx.family.serving(ctx.trained_model())
     export_saved_model(serving.model, ctx.path(artifacts.SAVED_MODEL))
     side_files = dict(serving.side_files)

@@ -36,6 +36,7 @@ DESCRIPTIONS = {
     "vocab.txt": "line i is token id i",
     "features.json": "how a row becomes the TFLite files' feature vector",
 }
+MAX_CLASS_ROWS = 50
 SKIPPED = {artifacts.FINGERPRINTS, artifacts.REPORT, artifacts.LOCK, artifacts.BACKUP}
 
 
@@ -93,6 +94,10 @@ def run(ctx: Context) -> str:
             per_class = metrics["per_class"]
             rows = [(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
                     for name, m in ((name, per_class[name]) for name in metrics.get("labels", per_class))]
+            if len(rows) > MAX_CLASS_ROWS:  # of many classes, those with the most test examples
+                lines += [f"The {MAX_CLASS_ROWS} of {len(rows)} classes with the most test examples (metrics.json "
+                          "has every class):", ""]
+                rows = sorted(sorted(rows, key=lambda row: -row[-1])[:MAX_CLASS_ROWS])
             lines += table(("class", "precision", "recall", "F1", "support"), rows) + [""]
         lines += picture(ctx, artifacts.CONFUSION_PNG, "confusion matrix")
         lines += picture(ctx, artifacts.MISCLASSIFIED_PNG, "the surest test errors")

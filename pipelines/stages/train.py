@@ -11,6 +11,7 @@ import os
 import sys
 
 import keras
+import numpy as np
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not exported
 
@@ -20,7 +21,7 @@ from pipelines.config import describe_changes
 from pipelines.context import Context
 from pipelines.errors import PipelineError
 from pipelines.flops import Throughput, sustained, train_flops_per_example
-from pipelines.health import EpochCheckpoint, EpochLog, GradientNorm, StopOnNonFiniteLoss
+from pipelines.health import DiskSpace, EpochCheckpoint, EpochLog, GradientNorm, StopOnNonFiniteLoss
 
 SETTINGS = "settings.json"  # backup/<fingerprint>/settings.json: what the interrupted run was training
 CURVES = "curves.json"      # backup/<fingerprint>/curves.json: the finished epochs' logs
@@ -184,7 +185,10 @@ def run(ctx: Context) -> str:
           f"{inputs.num_train} train / {inputs.num_validation} validation examples from {ctx.data.source}"
           + (f"; {replicas} replicas of {config.batch_size // replicas} examples (--distribute={config.distribute})"
              if distributed else ""))
-    print(f"precision {config.precision} ({config.precision_reason})", flush=True)
+    print(f"precision {config.precision} ({config.precision_reason}); the train split "
+          + ("held in memory, shuffled whole each epoch" if inputs.in_memory.get("train", True) else
+             f"read from disk each epoch, shuffled by shard and within {inputs.shuffle_buffer:,} examples"),
+          flush=True)
     if not precision.this_device().native(config.precision):
         print(f"warning: {config.precision_reason}: --precision=auto or float32 trains faster here", flush=True)
     health = StopOnNonFiniteLoss(family.loss_key)
@@ -195,6 +199,7 @@ def run(ctx: Context) -> str:
         *([distribution.AverageMovingStatistics(strategy)] if replicas > 1 else []),
         Throughput(inputs.num_train, flops),
         health,
+        DiskSpace(config.task_dir),  # before anything writes this epoch's state
         *grad_norm,
         *family.callbacks(ctx),  # before the logs are read: a family's callback may add to them
         curves,
@@ -247,6 +252,8 @@ def run(ctx: Context) -> str:
 def _save(ctx: Context, model: keras.Model, curves: dict[str, list[float]]) -> str:
     """model.keras, history.json, and config.json (what the model is: the settings train depends on, as
     resolved, so the hyperparameters actually used); returns the summary line."""
+    weights = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
+    artifacts.require_space(ctx.config.task_dir, 2 * weights, "saving the trained model")
     with artifacts.atomic_path(ctx.path(artifacts.MODEL)) as tmp:
         model.save(tmp)
     artifacts.write_json(ctx.path(artifacts.HISTORY), curves)

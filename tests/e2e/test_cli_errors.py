@@ -144,7 +144,9 @@ def test_a_second_run_in_the_same_folder_fails_at_once_naming_the_first(tmp_path
     assert not (tmp_path / "dense" / "model.keras").exists()
 
 
-def test_ctrl_c_is_one_line_saying_how_to_resume(tmp_path):
+@pytest.mark.parametrize("stop,code,said", [(signal.SIGINT, 130, "interrupted"),
+                                             (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+def test_ctrl_c_and_sigterm_are_one_line_saying_how_to_resume(tmp_path, stop, code, said):
     process = subprocess.Popen([sys.executable, "-m", "pipelines", f"--output_dir={tmp_path}", "--stages=train",
                                 "--max_train_examples=20000", "--epochs=5"], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
@@ -152,8 +154,8 @@ def test_ctrl_c_is_one_line_saying_how_to_resume(tmp_path):
     deadline = time.time() + 240
     while time.time() < deadline and process.poll() is None and not checkpoints.exists():
         time.sleep(0.05)
-    process.send_signal(signal.SIGINT)
+    process.send_signal(stop)
     stdout, stderr = process.communicate(timeout=60)
     result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    assert result.returncode == 130
-    assert_one_line_error(result, "interrupted", "the same command resumes")
+    assert result.returncode == code
+    assert_one_line_error(result, said, "the same command resumes")

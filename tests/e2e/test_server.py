@@ -5,7 +5,10 @@ request with a message naming the field, status, health and metrics."""
 import base64
 import io
 import json
+import socket
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import numpy as np
@@ -32,14 +35,18 @@ def call(url: str, body=None, raw: bytes | None = None):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A dense and a GAN run exported into one --output_dir, served by one dlpipe-serve process."""
+    """A dense and a GAN run exported into one --output_dir, and a third folder whose SavedModel is damaged, served
+    by one dlpipe-serve process that reads a body for at most 3 seconds."""
+    import shutil
     output_dir = tmp_path_factory.mktemp("runs")
     for flags in (("--task=dense", "--hidden_units=16"),
                   ("--task=gan", "--noise_dim=8", "--generator_widths=16,8", "--discriminator_widths=8,16")):
         runner.run(config_from_flags(*flags, "--max_train_examples=600", "--max_test_examples=100", "--epochs=1",
                                      "--stages=train,export", "--tflite_variants=float32", "--noonnx",
                                      f"--output_dir={output_dir}"))
-    with serving(output_dir) as base:
+    shutil.copytree(output_dir / "dense" / "saved_model", output_dir / "broken" / "saved_model")
+    (output_dir / "broken" / "saved_model" / "saved_model.pb").write_bytes(b"not a graph")
+    with serving(output_dir, "--read_timeout=3") as base:
         yield base, output_dir
 
 
@@ -112,6 +119,10 @@ def test_the_gan_returns_pixels_an_app_can_encode_as_png(server):
     ("dense:predict", {"inputs": []}, "at least one example"),
     ("dense:predict", {"instances": [[1]], "inputs": [[1]]}, '"instances"'),
     ("dense:predict", {"instances": np.zeros((1025, 1)).tolist()}, "at most 1024"),
+    ("dense:predict", {"inputs": {"image": np.zeros((1025, 1)).tolist()}}, "has 1025 examples; at most 1024"),
+    ("dense:predict", {"instances": [[[[True]] * 28] * 28]}, "true and false are not"),
+    ("dense:predict", {"instances": [[[["100"]] * 28] * 28]}, "not text"),
+    ("gan:predict", {"instances": [[1e39] * 8]}, "too large for float32"),
     ("dense:classify", {"instances": [[1]]}, "unknown method 'classify'"),
     ("gan:predict", {"instances": [[float("nan")] * 8]}, "not finite"),
     ("gan:predict", {"instances": [[0.0] * 7]}, "has shape 1x7"),
@@ -133,11 +144,91 @@ def test_a_body_that_is_not_json_and_an_unknown_model(server):
     assert status == 404 and "no model 'nope'" in answer["error"] and "dense" in answer["error"]
 
 
+def test_json_nested_past_pythons_limit_and_routes_that_do_not_exist_answer_in_the_one_error_shape(server):
+    base, _ = server
+    status, answer = call(f"{base}/v1/models/dense:predict", raw=b"[" * 10_000 + b"]" * 10_000)
+    assert status == 400 and "nested too deeply" in answer["error"]
+    for url, method, code in ((f"{base}/healthz", "PUT", 405), (f"{base}/v2/nothing", "GET", 404)):
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10)
+        assert e.value.code == code and set(json.loads(e.value.read())) == {"error"}
+
+
+def test_a_body_over_the_limit_is_413_and_the_server_answers_others_while_it_parses_a_large_one(server):
+    import threading
+    base, _ = server
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as client:  # it declares 17 MB: answered at once
+        client.sendall(f"POST /v1/models/dense:predict HTTP/1.1\r\nHost: {host}\r\nContent-Length: {17 << 20}"
+                       "\r\n\r\n".encode())
+        reply = client.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 413") and "at most 16,777,216" in reply
+    large = json.dumps({"instances": np.zeros((1000, 28, 28, 1), np.uint8).tolist()}).encode()  # 6 MB
+    threading.Thread(target=call, args=(f"{base}/v1/models/dense:predict",), kwargs={"raw": large}).start()
+    start = time.perf_counter()
+    assert call(f"{base}/healthz")[0] == 200
+    assert time.perf_counter() - start < 2.0  # a 40 MB body once froze it for 12.7 s
+
+
+def test_a_body_that_never_arrives_is_408_and_a_client_that_leaves_is_no_error(server):
+    base, _ = server
+    host, port = base.removeprefix("http://").split(":")
+    head = (f"POST /v1/models/dense:predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 100\r\n\r\n{\"instances\"").encode()
+    with socket.create_connection((host, int(port)), timeout=10) as slow:
+        slow.sendall(head)
+        start = time.perf_counter()
+        reply = slow.recv(4096).decode()
+    assert reply.startswith("HTTP/1.1 408") and 2.5 < time.perf_counter() - start < 8
+    with socket.create_connection((host, int(port)), timeout=10) as leaving:
+        leaving.sendall(head)
+    time.sleep(0.5)
+    _, text = call(f"{base}/metrics")
+    assert 'code="500"' not in text
+
+
+def test_a_damaged_saved_model_is_reported_and_the_others_served(server):
+    base, _ = server
+    status, answer = call(f"{base}/v1/models/broken")
+    (version,) = answer["model_version_status"]
+    assert status == 200 and version["state"] == "END" and "broken/saved_model cannot be loaded" in \
+        version["status"]["error_message"]
+    status, answer = call(f"{base}/v1/models/broken:predict", {"instances": [[1]]})
+    assert status == 503 and "export stage again" in answer["error"]
+    assert call(f"{base}/healthz")[1]["unavailable"] == ["broken"]
+
+
+def test_metrics_labels_are_the_served_names_escaped_however_many_names_are_asked(server):
+    base, _ = server
+    for i in range(50):
+        name = urllib.parse.quote(f'x{i}"}}\n')  # a quote, a brace and a newline in the URL's model name
+        call(f"{base}/v1/models/{name}:predict", {"instances": [[1]]})
+    _, text = call(f"{base}/metrics")
+    unknown = [line for line in text.splitlines() if line.startswith("dlpipe_requests_total") and "(unknown)" in line]
+    assert len(unknown) == 1 and int(unknown[0].split()[-1]) >= 50
+    assert all(line.count('"') % 2 == 0 for line in text.splitlines())
+
+
+def test_a_taken_port_is_one_line(server, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, assert_one_line_error
+    _, output_dir = server
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        result = subprocess.run([sys.executable, "-m", "pipelines.server", f"--output_dir={output_dir}",
+                                 f"--port={taken.getsockname()[1]}"], cwd=ROOT, capture_output=True, text=True,
+                                timeout=120)
+    assert_one_line_error(result, "cannot listen on 127.0.0.1", "Address already in use", "choose another --port")
+
+
 def test_status_health_and_metrics_after_the_bad_requests(server):
     base, _ = server
     assert call(f"{base}/v1/models/dense") == (200, {"model_version_status": [
         {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
-    assert call(f"{base}/healthz") == (200, {"status": "ok", "models": ["dense", "gan"]})
+    assert call(f"{base}/healthz") == (200, {"status": "ok", "models": ["dense", "gan"], "unavailable": ["broken"]})
     status, text = call(f"{base}/metrics")
     assert status == 200
     assert 'dlpipe_requests_total{model="dense",code="200"}' in text

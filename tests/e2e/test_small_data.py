@@ -66,7 +66,7 @@ def test_a_folder_of_ten_images_a_class_verifies(tmp_path):
     for c, level in enumerate((40, 130, 220)):
         (tmp_path / "photos" / f"class{c}").mkdir(parents=True)
         for i in range(10):
-            pixels = np.clip(rng.normal(level, 30, (16, 16)), 0, 255).astype(np.uint8)
+            pixels = np.clip(rng.normal(level, 10, (16, 16)), 0, 255).astype(np.uint8)
             Image.fromarray(pixels).save(tmp_path / "photos" / f"class{c}" / f"{i}.png")
     metrics, exports, _ = default_run(tmp_path, tmp_path / "photos")
     assert metrics["num_test_examples"] == 6 and exports["passed"] and exports["judged_examples"] == 30
