@@ -41,7 +41,7 @@ from pipelines import artifacts, precision, runner
 from pipelines.context import Context
 from pipelines.data import idx, pipeline
 from pipelines.flops import sustained
-from pipelines.flags import config_from_args
+from benchmarks import config_of as config_from_args
 from pipelines.tasks import TASKS
 
 OUT = os.path.join(os.path.dirname(__file__), "out")

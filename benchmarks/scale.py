@@ -90,7 +90,7 @@ def first_pass_speed(count: int = 2000) -> dict:
 
 def bounded_shuffle() -> dict:
     from pipelines import artifacts, runner
-    from pipelines.flags import config_from_args
+    from benchmarks import config_of as config_from_args
     results = {}
     with tempfile.TemporaryDirectory() as work:
         for task in ("dense", "conv"):

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from benchmarks.loopback import serving
 from pipelines import runner
-from pipelines.flags import config_from_args
+from benchmarks import config_of as config_from_args
 
 CLIENTS = 4
 REQUESTS = 2000  # in all, split among the clients

@@ -1,8 +1,8 @@
 """Keras functional model builders, one module per family: pure functions from shapes and hyperparameters."""
 
 # BatchNormalization's moving statistics follow each batch by this much. Keras' default 0.99 leaves them far
-# from the data after short runs: measured here, the conv model scored chance (0.12) in inference mode after 128
-# steps, and 0.80 with 0.9. Every builder's BatchNormalization uses it.
+# from the data after short runs (the model then scores near chance in inference mode; docs/tasks.md). Every
+# builder's BatchNormalization uses it.
 BN_MOMENTUM = 0.9
 
 

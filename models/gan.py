@@ -110,7 +110,7 @@ class GAN(keras.Model):
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
         # Built here, inside the scope compile runs in: an optimizer first built in a replicated train_step would
-        # create its variables inside one replica's graph, which tf.distribute cannot run (measured: a graph error).
+        # create its variables inside one replica's graph, which tf.distribute cannot run.
         g_optimizer.build(self.generator.trainable_variables)
         d_optimizer.build(self.discriminator.trainable_variables)
         self.label_smoothing = label_smoothing
@@ -178,9 +178,8 @@ def build_pixel_generator(generator: keras.Model, rounded: bool = True) -> keras
     """The exported generator: same inputs, output `pixels` as uint8 0..255, so an app can show it directly.
 
     rounded=False: the pixel values as floats (a tanh's range scaled to 0..255, so no clip), what the int8 file is
-    quantized from: its uint8 output rounds and clips them. Measured on the default generator, the int8 file's
-    pixels are a mean 4.7 levels off Keras' this way (limit 8), and 16.7 with the rounding, the clip and the cast
-    quantized too (a clip alone: 16.7).
+    quantized from: its uint8 output rounds and clips them (quantizing the rounding, the clip and the cast too put
+    its pixels three times further from Keras'; docs/shipping.md).
     """
     inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name) for t in generator.inputs]
     images = generator(inputs if len(inputs) > 1 else inputs[0], training=False)

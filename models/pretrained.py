@@ -45,9 +45,9 @@ def preset_problem(init_from: str) -> str | None:
     return None if _HANDLE.match(init_from) else f"{init_from!r} is not a KerasHub preset handle"
 
 
-def preset_identity(init_from: str) -> str:
-    """What a run started from a preset depends on: a folder's contents are hashed by the caller; a handle is its
-    own identity (a versioned Kaggle handle pins the weights; a bare name follows KerasHub's registry)."""
+def preset_hash(init_from: str) -> str:
+    """What a run started from a preset depends on, as a hash: a folder's contents are hashed by the caller; a
+    handle stands for itself (a versioned Kaggle handle pins the weights; a bare name follows KerasHub's registry)."""
     return hashlib.sha256(f"keras_hub preset {init_from}".encode()).hexdigest()
 
 

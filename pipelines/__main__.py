@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
               "where it stopped", file=sys.stderr)
         # Exit without the interpreter's teardown: the stack has unwound (locks released, temporary files gone),
         # but TensorFlow's threads may still be in the interrupted step, and tearing the interpreter down under
-        # them crashed once (exit -11 instead of 130, in a fresh-clone CI run).
+        # them can crash it.
         _exit_now(code)
 
 

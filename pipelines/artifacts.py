@@ -16,6 +16,7 @@ import shutil
 import uuid
 from typing import Any, Iterator
 
+from pipelines.config import TFLITE_VARIANTS  # noqa: F401  (the variants' names, in their export order)
 from pipelines.errors import PipelineError
 
 CONFIG = "config.json"          # the resolved settings the trained model was made with (train → later stages)
@@ -46,8 +47,6 @@ LOCK = ".lock"                  # held by the one process writing the folder; na
 # Folders of state and diagnostics that no later stage reads: kept or cleared by their stage, never hashed.
 UNHASHED = frozenset({TUNING, CHECKPOINTS, BACKUP, LOGS})
 
-# The TFLite variants, in the order they are exported and reported (see stages/export.py).
-TFLITE_VARIANTS = ("float32", "dynamic_range", "float16", "int8")
 
 _TMP_MARK = ".tmp-"
 

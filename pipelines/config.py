@@ -1,34 +1,43 @@
-"""RunConfig: every setting of one run, built once from the flags; the only thing stages receive."""
+"""RunConfig: every setting of one run, built once from the flags; the only thing stages receive.
+
+It is the one source of every default: each flag's default is its field's here (flags.py reads them), except the
+settings whose default is the task's own (TASK_DEFAULTS: Task.defaults in tasks.py), which `resolve` fills in.
+"""
 
 import dataclasses
 import json
 import os
 from typing import Any, Mapping
 
+DEFAULT_STAGES = ("train", "evaluate", "export", "verify", "report")
+TFLITE_VARIANTS = ("float32", "dynamic_range", "float16", "int8")  # in the order they are exported and reported
+# Settings whose default is the task's (None here until `resolve`); a flag given on the command line wins.
+TASK_DEFAULTS = ("epochs", "batch_size", "learning_rate", "lr_schedule", "steps_per_execution", "tflite_variants")
+
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    task: str
-    dataset: str
-    data_dir: str
-    idx_dir: str
-    data_source: str
-    output_dir: str
-    stages: tuple[str, ...]
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    discriminator_learning_rate: float | None  # gan only; None: learning_rate
-    seed: int
-    validation_split: float
-    max_train_examples: int
-    max_test_examples: int
-    # The task's builder arguments (see Task.hparams), by name.
-    hparams: Mapping[str, Any]
-    # A folder data set: the test share carved when it has no test/ folder, the image size and colour.
+    # Run
+    task: str = "dense"
+    stages: tuple[str, ...] = DEFAULT_STAGES
+    output_dir: str = "runs"
+    seed: int = 42
+    force: bool = False                        # re-run stages even when their outputs are up to date
+    # Data: a registered name, tfds:NAME, a folder or a CSV file, and where it is read from.
+    dataset: str = "fashion_mnist"
+    data_source: str = "auto"                  # auto, idx (the offline mirror) or tfds
+    data_dir: str = os.path.expanduser("~/tensorflow_datasets")
+    idx_dir: str = "/usr/share/datasets/fashion-mnist"
+    validation_split: float = 0.1
+    max_train_examples: int = 0                # 0: all
+    max_test_examples: int = 0
+    # A folder or a set without a test split: the test share; images: their size and colour.
     test_split: float = 0.2
     image_size: tuple[int, int] | None = None
     color_mode: str = "auto"
+    # A CSV data set: the column to predict, and whether to classify or regress it (auto: from its values).
+    label_column: str | None = None
+    problem: str = "auto"
     # Input: which splits are held in memory (auto: those that fit memory_budget_mb, 0 = an eighth of the machine's
     # memory), the shuffle buffer of a split read from disk (0: data/pipeline.py's SHUFFLE_BUFFER), and where
     # folders and tables are prepared once (empty: <output_dir>/cache).
@@ -36,44 +45,43 @@ class RunConfig:
     memory_budget_mb: int = 0
     shuffle_buffer: int = 0
     cache_dir: str = ""
-    # A CSV data set: the column to predict, and whether to classify or regress it (auto: from its values).
-    label_column: str | None = None
-    problem: str = "auto"
-    # Tuning: the hyperparameters given on the command line stay fixed while the rest are searched.
-    fixed_hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    hparams_file: str | None = None
-    tuner: str = "hyperband"
-    max_trials: int = 10
-    tuning_epochs: int = 4
-    executions_per_trial: int = 1
-    objective: str | None = None               # None: the problem family's own (families.py)
-    fresh: bool = False
-    # Export.
-    tflite_variants: tuple[str, ...] = ("float32", "dynamic_range", "float16", "int8")
-    onnx: bool = True                          # also model.onnx, verified in onnxruntime
-    representative_examples: int = 200
-    # Training.
+    # Training (the TASK_DEFAULTS among them are resolved to the task's).
+    epochs: int | None = None
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    discriminator_learning_rate: float | None = None  # gan only; None: learning_rate
+    lr_schedule: str | None = None             # cosine, one_cycle or constant (schedules.py)
     label_smoothing: float = 0.1               # classifiers: of the cross-entropy targets; gan: of real targets
-    # Reliability.
-    lr_schedule: str = "cosine"                # cosine: decay --learning_rate to 0 over the run; constant
-    # Speed: train steps per call into TensorFlow (callbacks see every Nth step), and the compute precision.
-    steps_per_execution: int = 1
-    precision: str = "float32"                 # float32, bfloat16 or float16 (precision.py), as --precision chose it
-    precision_reason: str = ""                 # … and why: the device's native types, or the flag
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
+    steps_per_execution: int | None = None     # train steps per call into TensorFlow
+    precision: str = "auto"                    # float32, bfloat16 or float16 once chosen (precision.py)
+    precision_reason: str = ""                 # … and why: the device's native types, or the flag
     deterministic: bool = False                # TensorFlow op determinism: identical runs give identical numbers
+    trainer: str = "keras"                     # keras (`fit`), or numpy (the dense task's network in NumPy alone)
     # Training starts from this saved model's weights (--init_from); what counts is its content, not its path.
     init_from: str | None = None
     init_from_sha256: str | None = None
-    # Who trains: keras (`fit`), or numpy (the dense task's network in NumPy alone: models/numpy_mlp.py).
-    trainer: str = "keras"
     # Where training runs (pipelines/distribution.py): none, mirrored (this machine's devices; cpu_replicas
     # logical CPUs where it has no GPU), or multi_worker (the processes TF_CONFIG names, waiting up to
     # cluster_timeout seconds for them). --batch_size stays the global batch.
     distribute: str = "none"
     cpu_replicas: int = 1
     cluster_timeout: float = 300.0
-    force: bool = False                        # re-run stages even when their outputs are up to date
+    # The task's builder arguments (Task.hparams), by name; those given on the command line stay fixed in a sweep.
+    hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    fixed_hparams: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    hparams_file: str | None = None
+    # Tuning
+    tuner: str = "hyperband"
+    max_trials: int = 10
+    tuning_epochs: int = 4
+    executions_per_trial: int = 1
+    objective: str | None = None               # None: the problem family's own (pipelines/families/)
+    fresh: bool = False
+    # Export
+    tflite_variants: tuple[str, ...] | None = None
+    onnx: bool = True                          # also model.onnx, verified in onnxruntime
+    representative_examples: int = 200
     # The flags given on the command line, by name: a later stage refuses one that contradicts the trained model.
     explicit: tuple[str, ...] = ()
 
@@ -99,6 +107,21 @@ class RunConfig:
 # or many (up to float rounding), so a multi-worker run's state may even be resumed by a single process.
 NOT_IDENTITY = frozenset({"output_dir", "stages", "force", "fresh", "explicit", "hparams_file", "init_from",
                           "distribute", "cpu_replicas", "cluster_timeout", "precision_reason", "cache_dir"})
+
+
+# Fields computed while the config is built, not flags of their own.
+DERIVED = frozenset({"hparams", "fixed_hparams", "explicit", "init_from_sha256", "precision_reason"})
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING}
+
+
+def resolve(values: Mapping[str, Any], task_defaults: Mapping[str, Any]) -> RunConfig:
+    """The RunConfig of `values` (a field left None takes its default), each TASK_DEFAULTS field left unset taking
+    the task's; the TFLite variants in their export order."""
+    values = {name: value for name, value in values.items() if value is not None}
+    for name in TASK_DEFAULTS:
+        values.setdefault(name, task_defaults[name])
+    values["tflite_variants"] = tuple(v for v in TFLITE_VARIANTS if v in values["tflite_variants"])
+    return RunConfig(**values)
 
 
 def from_record(record: Mapping[str, Any], fields) -> dict[str, Any]:

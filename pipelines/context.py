@@ -15,9 +15,8 @@ from pipelines.data.pipeline import Inputs, make_input_pipeline
 from pipelines.data.sources import DataSet, load_dataset
 from pipelines.distribution import Cluster
 from pipelines.errors import PipelineError
-from pipelines.families import Family
-from pipelines.regressor import REGRESSOR
-from pipelines.tasks import Task
+from pipelines.families import Family, Workspace
+from pipelines.tasks import Task, family_of
 
 
 class Context:
@@ -78,8 +77,13 @@ class Context:
 
     @property
     def family(self) -> Family:
-        """The task's problem family, unless the data make it another: a table's numeric label is regressed."""
-        return REGRESSOR if self.data.problem == "regression" else self.task.family
+        """The task's problem family, unless the data make it another (tasks.family_of)."""
+        return family_of(self.task, self.data.problem)
+
+    @property
+    def workspace(self) -> Workspace:
+        """What the family's hooks are given: the settings, the data and inputs, the folder."""
+        return Workspace(self.config, self.data, self.inputs, self.config.task_dir)
 
     @functools.cached_property
     def learned_args(self) -> dict:

@@ -19,7 +19,6 @@ multi-worker `fit` runs, and only on the Keras version it was written for.
 import contextlib
 import dataclasses
 import hashlib
-import inspect
 import json
 import os
 import subprocess
@@ -30,6 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines.errors import PipelineError
+from pipelines.upstream import keras as keras_internals
+from pipelines.upstream import tensorflow as tf_internals
 
 MODES = ("none", "mirrored", "multi_worker")
 TF_CONFIG = "TF_CONFIG"
@@ -144,16 +145,9 @@ HEARTBEAT_TIMEOUT_MS = 10_000
 def _configure_coordination(cluster: Cluster, register_timeout_s: float) -> None:
     """The coordination service MultiWorkerMirroredStrategy would start, with bounded waits: a worker that dies
     fails the job on every other worker within HEARTBEAT_TIMEOUT_MS instead of leaving them hanging."""
-    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
-    from tensorflow.python.distribute import multi_worker_util
-    from tensorflow.python.eager import context
-
     spec = tf.train.ClusterSpec({name: list(addresses) for name, addresses in cluster.jobs.items()})
-    context.context().configure_coordination_service(
-        service_type="standalone", service_leader=multi_worker_util.coordination_leader(spec),
-        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=name, num_tasks=len(addresses))
-                          for name, addresses in cluster.jobs.items()],
-        cluster_register_timeout_in_ms=int(register_timeout_s * 1000), heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_MS)
+    tf_internals.configure_coordination(spec, {name: len(addresses) for name, addresses in cluster.jobs.items()},
+                                        register_timeout_s, HEARTBEAT_TIMEOUT_MS)
 
 
 def make_strategy(mode: str, cpu_replicas: int = 1, cluster_timeout: float = 300.0):
@@ -203,7 +197,7 @@ class StepsPerExecution:
                 return i + 1
             tf.while_loop(lambda i: i < count - 1, step, [tf.constant(0)])
             outputs = strategy.run(step_function, args=(next(iterator),))
-            return _trainer().reduce_per_replica(outputs, strategy, reduction="auto")
+            return keras_internals.reduce_per_replica(outputs, strategy)
         self._run = tf.function(run, autograph=False)
 
     def __call__(self, iterator):
@@ -218,8 +212,8 @@ class AverageMovingStatistics(keras.callbacks.Callback):
     Each replica normalizes a batch with its own shard's statistics (what PyTorch's DDP does by default) and its
     moving statistics follow them; once an epoch's steps are done (before validation) they are replaced by their
     mean over the replicas, so every worker validates, backs up and saves the same model. Keras' synchronized
-    BatchNorm instead all-reduces three statistics in every layer's forward pass and two in its backward pass:
-    measured on two workers, 0.42-0.65x the speed of one, against 0.84x without it (benchmarks/distributed.py).
+    BatchNorm instead all-reduces three statistics in every layer's forward pass and two in its backward pass, and
+    two workers were then slower than one (benchmarks/distributed.py; docs/distributed.md).
     """
 
     def __init__(self, strategy: tf.distribute.Strategy):
@@ -228,8 +222,7 @@ class AverageMovingStatistics(keras.callbacks.Callback):
         self._average, self._averaged_epoch = None, None
 
     def _build(self):
-        variables = [v.value for layer in self.model._flatten_layers(include_self=False, recursive=True)
-                     if isinstance(layer, keras.layers.BatchNormalization)
+        variables = [v.value for layer in all_layers(self.model) if isinstance(layer, keras.layers.BatchNormalization)
                      for v in (layer.moving_mean, layer.moving_variance)]
 
         @tf.function
@@ -255,6 +248,19 @@ class AverageMovingStatistics(keras.callbacks.Callback):
         self._average_once(epoch)
 
 
+def all_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """Every layer of a model, the layers of nested models included."""
+    return [inner for layer in model.layers
+            for inner in ([layer, *all_layers(layer)] if isinstance(layer, keras.Model) else [layer])]
+
+
+def steps_per_execution(model: keras.Model, train_steps: int, validation_steps: int) -> None:
+    """The model's train and test functions, each running up to `steps_per_execution` steps a call under the
+    strategy (StepsPerExecution): Keras' own multi-step loop fails under one."""
+    model.train_function = StepsPerExecution(model, model.train_step, train_steps)
+    model.test_function = StepsPerExecution(model, model.test_step, validation_steps)
+
+
 def weights_digest(model: keras.Model) -> str:
     """A short hash of every weight's bytes: what the workers print, so equal training is checked across them."""
     digest = hashlib.sha256()
@@ -263,96 +269,4 @@ def weights_digest(model: keras.Model) -> str:
     return digest.hexdigest()[:16]
 
 
-# The Keras 3 trainer functions the multi-worker fix replaces, and the SHA-256 of their source as written for
-# KERAS_VERSION: a Keras whose functions differ is refused instead of patched blindly (and a test fails).
-KERAS_VERSION = "3.15"
-PATCHED_SOURCE = {
-    "_maybe_symbolic_build": "92a504f5eba9b29f",
-    "reduce_per_replica": "2e7d54b1e6edc29a",
-    "_symbolic_build": "96220cc3b88fe768",
-    "EpochIterator.reset": "b73c9f2daadc29b4",
-}
-
-
-def _trainer():
-    from keras.src.backend.tensorflow import trainer
-    return trainer
-
-
-def _epoch_iterator():
-    from keras.src.trainers import epoch_iterator
-    return epoch_iterator.EpochIterator
-
-
-def patched_source_digests() -> dict[str, str]:
-    t = _trainer()
-    functions = {"_maybe_symbolic_build": t.TensorFlowTrainer._maybe_symbolic_build,
-                 "reduce_per_replica": t.reduce_per_replica,
-                 "_symbolic_build": t.TensorFlowTrainer._symbolic_build,  # whose conditions _unbuilt repeats
-                 "EpochIterator.reset": _epoch_iterator().reset}
-    return {name: hashlib.sha256(inspect.getsource(f).encode()).hexdigest()[:16] for name, f in functions.items()}
-
-
-def _unbuilt(model: keras.Model) -> bool:
-    """Whether Keras' `_symbolic_build` has anything to build (its own conditions)."""
-    return (not all(layer.built for layer in model._flatten_layers())
-            or any(part is not None and not part.built
-                   for part in (model._compile_metrics, model._compile_loss, model.optimizer)))
-
-
-@contextlib.contextmanager
-def keras_multi_worker_fixes():
-    """Keras 3 `fit` under MultiWorkerMirroredStrategy, mended (keras-team/keras#20585):
-    (1) the symbolic build passes the whole (x, y) batch to `strategy.reduce`, which takes one tensor — here it
-        builds from this worker's own slice, and only when something is unbuilt (Keras pulls a batch for it before
-        every validation, for nothing once the model is built);
-    (2) scalar logs are reduced along an axis 0 they do not have — here they are reduced whole, all of a step's in
-        one all-reduce (each costs about 1 ms on loopback);
-    (3) before every validation Keras drops the validation iterator and makes a new one: deleting a live
-        distributed iterator took 0.6-1.1 s of a 4.5 s epoch on two one-core workers — here an iterator over an
-        endless (repeated) split, read a fixed number of steps per pass, is kept and reads on.
-    Applied only around a multi-worker `fit`, and only to the functions it was written for."""
-    if patched_source_digests() != PATCHED_SOURCE:
-        raise PipelineError(f"this Keras ({keras.__version__}) changed the trainer functions dlpipe mends for "
-                            f"multi-worker training (written for Keras {KERAS_VERSION}): install keras=="
-                            f"{KERAS_VERSION}.* or use --distribute=mirrored")
-    t = _trainer()
-    original_build, original_reduce = t.TensorFlowTrainer._maybe_symbolic_build, t.reduce_per_replica
-    iterator_class = _epoch_iterator()
-    original_reset = iterator_class.reset
-
-    def maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None and not _unbuilt(self):
-            return  # Keras' own build would not use the batch; pulling it makes a new distributed iterator
-        if iterator is not None:
-            for _, _, it in iterator:
-                data_batch = tf.nest.map_structure(
-                    lambda x: self.distribute_strategy.experimental_local_results(x)[0]
-                    if isinstance(x, tf.distribute.DistributedValues) else x, next(it))
-                break
-        return original_build(self, data_batch=data_batch)
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction in ("auto", "mean") and t._collective_all_reduce_multi_worker(strategy):
-            flat = tf.nest.flatten(values)
-            scalars = [v for v in flat if not v.shape.rank]
-            # A step's scalar logs (loss, metrics) in one all-reduce, not one each: each costs ~1 ms on loopback.
-            means = iter(strategy.extended.batch_reduce_to(tf.distribute.ReduceOp.MEAN, [(v, v) for v in scalars]))
-            return tf.nest.pack_sequence_as(values, [
-                strategy.experimental_local_results(next(means))[0] if not v.shape.rank
-                else strategy.reduce("MEAN", v, axis=0) for v in flat])
-        return original_reduce(values, strategy, reduction)
-
-    def reset(self):
-        if self._current_iterator is not None and self.steps_per_epoch and self.data_adapter.num_batches is None:
-            self._steps_seen = 0  # the next pass of an endless split: the same iterator reads on
-            return
-        original_reset(self)
-
-    t.TensorFlowTrainer._maybe_symbolic_build, t.reduce_per_replica = maybe_symbolic_build, reduce_per_replica
-    iterator_class.reset = reset
-    try:
-        yield
-    finally:
-        t.TensorFlowTrainer._maybe_symbolic_build, t.reduce_per_replica = original_build, original_reduce
-        iterator_class.reset = original_reset
+keras_multi_worker_fixes = keras_internals.multi_worker_fixes  # used around a multi-worker fit (stages/train.py)

@@ -1,23 +1,27 @@
 """Every absl flag and its validators, in one place; `to_config` turns parsed flags into a RunConfig.
 
-Nothing else in the package imports absl.flags: stages and builders receive the RunConfig (principle 2).
-Flag names of model hyperparameters are the keyword names of the builders in models/ (Task.hparams).
+Nothing else in the package imports absl.flags: stages and builders receive the RunConfig (principle 2). A flag is
+named after the RunConfig field it sets, and its default is that field's (`D`, config.DEFAULTS); a field whose
+default is the task's (config.TASK_DEFAULTS) has None here, and its help lists each task's. Flag names of model
+hyperparameters are the keyword names of the builders in models/ (Task.hparams), and their defaults the builders'.
 """
 
+import dataclasses
 import math
 import os
+import re
 import sys
 
 from absl import flags
-from absl.testing import flagsaver
 
 from pipelines import artifacts, distribution, precision
 from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
+from pipelines import config as run_config
 from pipelines.config import RunConfig, show
 from pipelines.data import folders, idx, pipeline, tables
 from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
 from pipelines.errors import PipelineError
-from pipelines.stages import DEFAULT_STAGES, STAGE_ORDER
+from pipelines.stages import STAGE_ORDER
 from pipelines.stages.tune import TUNERS
 from models import numpy_mlp, pretrained
 from models.conv import AUGMENTATIONS
@@ -25,6 +29,7 @@ from models.recurrent import CELLS
 from pipelines.tasks import TASKS
 
 
+D = run_config.DEFAULTS
 # The widest layer a flag may ask for: 784 × 16384 float32 weights are 51 MB; a typo of 100000000 would be 313 GB.
 MAX_WIDTH = 16384
 
@@ -55,138 +60,154 @@ def _define_int_list(name: str, default: str, help: str):
 
 
 # Run
-TASK = flags.DEFINE_enum("task", "dense", list(TASKS), "What to learn: " + "; ".join(
+TASK = flags.DEFINE_enum("task", D["task"], list(TASKS), "What to learn: " + "; ".join(
     f"{t.name} = {t.summary}" for t in TASKS.values()) + ".")
-STAGES = flags.DEFINE_list("stages", ",".join(DEFAULT_STAGES),
-                           f"Stages to run, a subset of {','.join(STAGE_ORDER)} in that order. A later stage run "
-                           "alone reuses the artifacts an earlier run left in --output_dir.")
-OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs", "Artifacts are written to <output_dir>/<task>/.")
-SEED = flags.DEFINE_integer("seed", 42, "Seeds weights, shuffling and dropout.", lower_bound=0)
+STAGES = flags.DEFINE_list(
+    "stages", ",".join(D["stages"]), f"Stages to run, a subset of {','.join(STAGE_ORDER)} in that order. A later "
+    "stage run alone reuses the artifacts an earlier run left in --output_dir.")
+OUTPUT_DIR = flags.DEFINE_string("output_dir", D["output_dir"], "Artifacts are written to <output_dir>/<task>/.")
+SEED = flags.DEFINE_integer("seed", D["seed"], "Seeds weights, shuffling and dropout.", lower_bound=0)
+FORCE = flags.DEFINE_bool("force", D["force"], "Re-run every stage, even those whose outputs are up to date; "
+                          "training starts over instead of resuming.")
 
 # Data
-DATASET = flags.DEFINE_string("dataset", "fashion_mnist", f"A registered data set ({', '.join(DATASETS)}; each "
-                              "task accepts some of them), tfds:NAME for any TFDS set of images or texts with a class "
-                              "label, a folder of your own (one subfolder per class of images or .txt files, "
-                              "optionally under train/ and test/), or a .csv table with --label_column.")
-TEST_SPLIT = flags.DEFINE_float("test_split", 0.2, "A folder without train/ and test/ (or a tfds: set without a test "
-                                "split): the share held out for testing.", lower_bound=0.05, upper_bound=0.5)
-IMAGE_SIZE = _define_int_list("image_size", None, "Images of several sizes (a folder, a tfds: set): H,W to resize them "
-                              "to (aspect kept, padded with black). Default: the images' own size when they share one.")
-LABEL_COLUMN = flags.DEFINE_string("label_column", None, "A CSV data set: the column to predict.")
-PROBLEM = flags.DEFINE_enum("problem", "auto", list(tables.PROBLEMS), "A CSV data set: classification or regression "
-                            "of --label_column; auto: classification for words or at most "
-                            f"{tables.MAX_INTEGER_CLASSES} distinct integers, else regression.")
-COLOR_MODE = flags.DEFINE_enum("color_mode", "auto", list(folders.COLOR_MODES), "Images: grayscale or rgb; auto: a "
-                               "folder's grayscale when every image is, a tfds: set's own.")
-DATA_DIR = flags.DEFINE_string("data_dir", os.path.expanduser("~/tensorflow_datasets"), "The TFDS data dir.")
-DATA_SOURCE = flags.DEFINE_enum("data_source", "auto", list(SOURCES),
-                                "idx: the offline IDX files in --idx_dir (fashion_mnist only); tfds: tfds.load, "
-                                "downloading if needed; auto: idx for fashion_mnist when --idx_dir exists, else tfds.")
-IDX_DIR = flags.DEFINE_string("idx_dir", idx.DEFAULT_IDX_DIR,
-                              "Folder with Fashion-MNIST's four IDX .gz files (Debian: dataset-fashion-mnist).")
-VALIDATION_SPLIT = flags.DEFINE_float("validation_split", 0.1, "Fraction of the train split, taken from its end, "
-                                      "held out for validation.", lower_bound=0.01, upper_bound=0.5)
-MAX_TRAIN_EXAMPLES = flags.DEFINE_integer("max_train_examples", 0, "Use only the first N train examples "
-                                          "(validation included); 0 = all. For quick runs.", lower_bound=0)
-MAX_TEST_EXAMPLES = flags.DEFINE_integer("max_test_examples", 0, "Use only the first N test examples; 0 = all.",
-                                         lower_bound=0)
-CACHE = flags.DEFINE_enum("cache", "auto", list(pipeline.CACHES), "Which splits are held in memory after their first "
-                          "pass: auto, those that fit --memory_budget_mb; memory, all; disk, none (each epoch reads "
-                          "the prepared cache or the data set's own files again, shuffled by shard and a bounded "
-                          "buffer).")
-MEMORY_BUDGET_MB = flags.DEFINE_integer("memory_budget_mb", 0, "--cache=auto: the memory splits may be held in, in MB; "
-                                        "0 = an eighth of this machine's memory.", lower_bound=0)
-SHUFFLE_BUFFER = flags.DEFINE_integer("shuffle_buffer", 0, "Examples a train split read from disk is shuffled within "
-                                      f"(a split in memory is shuffled whole); 0 = {pipeline.SHUFFLE_BUFFER:,}.",
-                                      lower_bound=0, upper_bound=100_000_000)
-CACHE_DIR = flags.DEFINE_string("cache_dir", None, "Where a folder's images or a CSV's rows are prepared once "
-                                "(decoded, parsed) for every later epoch, run and task; default <output_dir>/cache.")
+DATASET = flags.DEFINE_string(
+    "dataset", D["dataset"], f"A registered data set ({', '.join(DATASETS)}; each task accepts some of them), "
+    "tfds:NAME for any TFDS set of images or texts with a class label, a folder of your own (one subfolder per "
+    "class of images or .txt files, optionally under train/ and test/), or a .csv table with --label_column.")
+TEST_SPLIT = flags.DEFINE_float(
+    "test_split", D["test_split"], "A folder without train/ and test/ (or a tfds: set without a test split): the "
+    "share held out for testing.", lower_bound=0.05, upper_bound=0.5)
+IMAGE_SIZE = _define_int_list(
+    "image_size", D["image_size"], "Images of several sizes (a folder, a tfds: set): H,W to resize them to (aspect "
+    "kept, padded with black). Default: the images' own size when they share one.")
+LABEL_COLUMN = flags.DEFINE_string("label_column", D["label_column"], "A CSV data set: the column to predict.")
+PROBLEM = flags.DEFINE_enum(
+    "problem", D["problem"], list(tables.PROBLEMS), "A CSV data set: classification or regression of "
+    f"--label_column; auto: classification for words or at most {tables.MAX_INTEGER_CLASSES} distinct integers, "
+    "else regression.")
+COLOR_MODE = flags.DEFINE_enum(
+    "color_mode", D["color_mode"], list(folders.COLOR_MODES), "Images: grayscale or rgb; auto: a folder's grayscale "
+    "when every image is, a tfds: set's own.")
+DATA_DIR = flags.DEFINE_string("data_dir", D["data_dir"], "The TFDS data dir.")
+DATA_SOURCE = flags.DEFINE_enum(
+    "data_source", D["data_source"], list(SOURCES), "idx: the offline IDX files in --idx_dir (fashion_mnist only); "
+    "tfds: tfds.load, downloading if needed; auto: idx for fashion_mnist when --idx_dir exists, else tfds.")
+IDX_DIR = flags.DEFINE_string("idx_dir", D["idx_dir"], "Folder with Fashion-MNIST's four IDX .gz files (Debian: "
+                              "dataset-fashion-mnist).")
+VALIDATION_SPLIT = flags.DEFINE_float(
+    "validation_split", D["validation_split"], "Fraction of the train split, taken from its end, held out for "
+    "validation.", lower_bound=0.01, upper_bound=0.5)
+MAX_TRAIN_EXAMPLES = flags.DEFINE_integer(
+    "max_train_examples", D["max_train_examples"], "Use only the first N train examples (validation included); "
+    "0 = all. For quick runs.", lower_bound=0)
+MAX_TEST_EXAMPLES = flags.DEFINE_integer("max_test_examples", D["max_test_examples"], "Use only the first N test "
+                                         "examples; 0 = all.", lower_bound=0)
+CACHE = flags.DEFINE_enum(
+    "cache", D["cache"], list(pipeline.CACHES), "Which splits are held in memory after their first pass: auto, "
+    "those that fit --memory_budget_mb; memory, all; disk, none (each epoch reads the prepared cache or the data "
+    "set's own files again, shuffled by shard and a bounded buffer).")
+MEMORY_BUDGET_MB = flags.DEFINE_integer(
+    "memory_budget_mb", D["memory_budget_mb"], "--cache=auto: the memory splits may be held in, in MB; 0 = an "
+    "eighth of this machine's memory.", lower_bound=0)
+SHUFFLE_BUFFER = flags.DEFINE_integer(
+    "shuffle_buffer", D["shuffle_buffer"], "Examples a train split read from disk is shuffled within (a split in "
+    f"memory is shuffled whole); 0 = {pipeline.SHUFFLE_BUFFER:,}.", lower_bound=0, upper_bound=100_000_000)
+CACHE_DIR = flags.DEFINE_string(
+    "cache_dir", D["cache_dir"], "Where a folder's images or a CSV's rows are prepared once (decoded, parsed) for "
+    "every later epoch, run and task; empty: <output_dir>/cache.")
 
-# Training. Epochs and batch size default to the task's own (Task.epochs, Task.batch_size).
-EPOCHS = flags.DEFINE_integer("epochs", None, "Training epochs; default: " + ", ".join(
-    f"{t.name} {t.epochs}" for t in TASKS.values()) + ".", lower_bound=1, upper_bound=10_000)
-BATCH_SIZE = flags.DEFINE_integer("batch_size", None, "Examples per batch; default: " + ", ".join(
-    f"{t.name} {t.batch_size}" for t in TASKS.values()) + ".", lower_bound=1, upper_bound=65_536)
-LEARNING_RATE = flags.DEFINE_float("learning_rate", None, "Adam's learning rate (gan: the generator's); default: "
-                                   + ", ".join(f"{t.name} {t.learning_rate:g}" for t in TASKS.values()) + ".",
-                                   lower_bound=1e-7, upper_bound=1e6)
-LR_SCHEDULE = flags.DEFINE_enum("lr_schedule", None, ["cosine", "one_cycle", "constant"], "Classifiers: cosine "
-                                "decays --learning_rate to zero over the training steps; one_cycle first warms up to "
-                                "it from zero over the first fifth; constant keeps it. Default: " + ", ".join(
-                                    f"{t.name} {t.lr_schedule}" for t in TASKS.values()) + ".")
+
+def _each_task(name: str) -> str:
+    """A task-default flag's help: each task's value (Task.defaults, the one source)."""
+    return ", ".join(f"{t.name} {show(t.defaults('keras')[name])}" for t in TASKS.values())
+
+
+# Training. The TASK_DEFAULTS among them default to the task's own.
+EPOCHS = flags.DEFINE_integer("epochs", D["epochs"], f"Training epochs; default: {_each_task('epochs')}.",
+                              lower_bound=1, upper_bound=10_000)
+BATCH_SIZE = flags.DEFINE_integer("batch_size", D["batch_size"], "Examples per batch; default: "
+                                  f"{_each_task('batch_size')}.", lower_bound=1, upper_bound=65_536)
+LEARNING_RATE = flags.DEFINE_float(
+    "learning_rate", D["learning_rate"], "Adam's learning rate (gan: the generator's); default: "
+    f"{_each_task('learning_rate')}.", lower_bound=1e-7, upper_bound=1e6)
+LR_SCHEDULE = flags.DEFINE_enum(
+    "lr_schedule", D["lr_schedule"], ["cosine", "one_cycle", "constant"], "Classifiers: cosine decays "
+    "--learning_rate to zero over the training steps; one_cycle first warms up to it from zero over the first "
+    f"fifth; constant keeps it. Default: {_each_task('lr_schedule')}.")
 LABEL_SMOOTHING = flags.DEFINE_float(
-    "label_smoothing", 0.1, "Classifiers: weight moved from the true class's target to all classes alike (bounds "
-    "the logits, which float16 and int8 exports need); gan: one-sided smoothing of the discriminator's real "
-    "targets. 0 turns it off.", lower_bound=0.0, upper_bound=0.5)
+    "label_smoothing", D["label_smoothing"], "Classifiers: weight moved from the true class's target to all classes "
+    "alike (bounds the logits, which float16 and int8 exports need); gan: one-sided smoothing of the "
+    "discriminator's real targets. 0 turns it off.", lower_bound=0.0, upper_bound=0.5)
 STEPS_PER_EXECUTION = flags.DEFINE_integer(
-    "steps_per_execution", None, "Training steps TensorFlow runs per call from Python (fewer per-step costs; callbacks "
-    "and the divergence check see every Nth step); default: " + ", ".join(
-        f"{t.name} {t.steps_per_execution}" for t in TASKS.values()) + ".", lower_bound=1, upper_bound=10_000)
+    "steps_per_execution", D["steps_per_execution"], "Training steps TensorFlow runs per call from Python (fewer "
+    "per-step costs; callbacks and the divergence check see every Nth step); default: "
+    f"{_each_task('steps_per_execution')}.", lower_bound=1, upper_bound=10_000)
 PRECISION = flags.DEFINE_enum(
-    "precision", "auto", list(precision.CHOICES), "Training compute: float32, bfloat16 or float16 (Keras' mixed "
-    "policies: variables and the saved model stay float32; float16 with loss scaling). auto: for the tasks that gain "
-    "from a narrow type (" + ", ".join(t.name for t in TASKS.values() if t.mixed_precision) + "), what the device "
-    "computes natively: bfloat16 on a GPU of compute capability 8.0 or more and on a CPU with AVX-512 BF16 or AMX, "
-    "float16 on a GPU of 7.x; float32 otherwise.")
-CLIP_NORM = flags.DEFINE_float("clip_norm", None, "Clip the global gradient norm to this value (a fix for "
+    "precision", D["precision"], list(precision.CHOICES), "Training compute: float32, bfloat16 or float16 (Keras' "
+    "mixed policies: variables and the saved model stay float32; float16 with loss scaling). auto: for the tasks "
+    "that gain from a narrow type (" + ", ".join(t.name for t in TASKS.values() if t.mixed_precision) + "), what "
+    "the device computes natively: bfloat16 on a GPU of compute capability 8.0 or more and on a CPU with AVX-512 "
+    "BF16 or AMX, float16 on a GPU of 7.x; float32 otherwise.")
+CLIP_NORM = flags.DEFINE_float("clip_norm", D["clip_norm"], "Clip the global gradient norm to this value (a fix for "
                                "exploding gradients); default: no clipping.", lower_bound=1e-6)
-DETERMINISTIC = flags.DEFINE_bool("deterministic", False, "Turn on TensorFlow op determinism: with the same --seed, "
-                                  "two runs give identical numbers (some ops get slower).")
+DETERMINISTIC = flags.DEFINE_bool("deterministic", D["deterministic"], "Turn on TensorFlow op determinism: with the "
+                                  "same --seed, two runs give identical numbers (some ops get slower).")
 INIT_FROM = flags.DEFINE_string(
-    "init_from", None, "Start training from a saved model's weights: an earlier run's model.keras (or a .weights.h5 "
-    "file). Layers whose names and shapes match are loaded; the rest, such as the head of a model for other "
-    "classes, start fresh (fine-tuning on another data set). Or a KerasHub preset, for text: a name such as "
+    "init_from", D["init_from"], "Start training from a saved model's weights: an earlier run's model.keras (or a "
+    ".weights.h5 file). Layers whose names and shapes match are loaded; the rest, such as the head of a model for "
+    "other classes, start fresh (fine-tuning on another data set). Or a KerasHub preset, for text: a name such as "
     "bert_tiny_en_uncased (downloaded on first use), a kaggle:// or hf:// handle, or a folder save_to_preset "
     "wrote; its encoder, weights and tokenizer replace the task's own model (--task=transformer).")
 TRAINER = flags.DEFINE_enum(
-    "trainer", "keras", ["keras", "numpy"], "Who trains the model: keras (its `fit`), or numpy: the dense task's "
-    "network written in NumPy alone (models/numpy_mlp.py: forward and backward passes by hand, SGD with momentum, "
-    f"default --learning_rate {numpy_mlp.LEARNING_RATE:g}), then handed to Keras for evaluate, export and verify.")
+    "trainer", D["trainer"], ["keras", "numpy"], "Who trains the model: keras (its `fit`), or numpy: the dense "
+    "task's network written in NumPy alone (models/numpy_mlp.py: forward and backward passes by hand, SGD with "
+    f"momentum, default --learning_rate {numpy_mlp.LEARNING_RATE:g}), then handed to Keras for evaluate, export "
+    "and verify.")
 DISTRIBUTE = flags.DEFINE_enum(
-    "distribute", "none", list(distribution.MODES), "Where training runs: none (this process), mirrored (this "
-    "machine's GPUs, or its CPU as --cpu_replicas devices), multi_worker (the machines TF_CONFIG names: run the same "
-    "command on each; worker 0 or the chief writes the artifacts). --batch_size is the global batch either way.")
-CPU_REPLICAS = flags.DEFINE_integer("cpu_replicas", 1, "--distribute=mirrored on a machine without GPUs: split the "
-                                    "CPU into this many logical devices (to try a multi-device setup; not faster).",
-                                    lower_bound=1, upper_bound=64)
-CLUSTER_TIMEOUT = flags.DEFINE_float("cluster_timeout", 300.0, "--distribute=multi_worker: seconds to wait for every "
-                                     "worker of TF_CONFIG to join before failing, naming the missing ones.",
-                                     lower_bound=1.0, upper_bound=86_400.0)
-FORCE = flags.DEFINE_bool("force", False, "Re-run every stage, even those whose outputs are up to date; training "
-                          "starts over instead of resuming.")
+    "distribute", D["distribute"], list(distribution.MODES), "Where training runs: none (this process), mirrored "
+    "(this machine's GPUs, or its CPU as --cpu_replicas devices), multi_worker (the machines TF_CONFIG names: run "
+    "the same command on each; worker 0 or the chief writes the artifacts). --batch_size is the global batch "
+    "either way.")
+CPU_REPLICAS = flags.DEFINE_integer(
+    "cpu_replicas", D["cpu_replicas"], "--distribute=mirrored on a machine without GPUs: split the CPU into this "
+    "many logical devices (to try a multi-device setup; not faster).", lower_bound=1, upper_bound=64)
+CLUSTER_TIMEOUT = flags.DEFINE_float(
+    "cluster_timeout", D["cluster_timeout"], "--distribute=multi_worker: seconds to wait for every worker of "
+    "TF_CONFIG to join before failing, naming the missing ones.", lower_bound=1.0, upper_bound=86_400.0)
 DISCRIMINATOR_LEARNING_RATE = flags.DEFINE_float(
-    "discriminator_learning_rate", None, "gan: the discriminator's learning rate; default: --learning_rate.",
-    lower_bound=1e-7, upper_bound=10.0)
+    "discriminator_learning_rate", D["discriminator_learning_rate"], "gan: the discriminator's learning rate; "
+    "default: --learning_rate.", lower_bound=1e-7, upper_bound=10.0)
 
 
 # Tuning (the tune stage). Model flags given explicitly stay fixed while the rest of the space is searched.
-TUNER = flags.DEFINE_enum("tuner", "hyperband", list(TUNERS), "KerasTuner search algorithm.")
-MAX_TRIALS = flags.DEFINE_integer("max_trials", 10, "random and bayesian: trials to run.", lower_bound=1,
-                                  upper_bound=10_000)
-TUNING_EPOCHS = flags.DEFINE_integer("tuning_epochs", 4, "Epochs per trial (hyperband: its max_epochs).",
-                                     lower_bound=1, upper_bound=1000)
-EXECUTIONS_PER_TRIAL = flags.DEFINE_integer("executions_per_trial", 1, "Models trained per trial, averaged.",
-                                            lower_bound=1, upper_bound=100)
-OBJECTIVE = flags.DEFINE_string("objective", None, "Metric the tuner optimizes, in the direction KerasTuner infers "
-                                "from its name (val_loss, val_mae: min; val_accuracy, val_auc: max). Default: " +
-                                ", ".join(f"{t.name} {t.family.objective} ({t.family.objective_direction})"
-                                          for t in TASKS.values()) + ".")
-FRESH = flags.DEFINE_bool("fresh", False, "Start the sweep over instead of continuing the one in <task dir>/tuning "
-                          "(a sweep made with other settings is refused without it).")
-HPARAMS_FILE = flags.DEFINE_string("hparams_file", None, "Train with the builder arguments and learning rate of a "
-                                   "best_hparams.json written by an earlier --stages=tune.")
+TUNER = flags.DEFINE_enum("tuner", D["tuner"], list(TUNERS), "KerasTuner search algorithm.")
+MAX_TRIALS = flags.DEFINE_integer("max_trials", D["max_trials"], "random and bayesian: trials to run.",
+                                  lower_bound=1, upper_bound=10_000)
+TUNING_EPOCHS = flags.DEFINE_integer("tuning_epochs", D["tuning_epochs"], "Epochs per trial (hyperband: its "
+                                     "max_epochs).", lower_bound=1, upper_bound=1000)
+EXECUTIONS_PER_TRIAL = flags.DEFINE_integer("executions_per_trial", D["executions_per_trial"], "Models trained per "
+                                            "trial, averaged.", lower_bound=1, upper_bound=100)
+OBJECTIVE = flags.DEFINE_string(
+    "objective", D["objective"], "Metric the tuner optimizes, in the direction KerasTuner infers from its name "
+    "(val_loss, val_mae: min; val_accuracy, val_auc: max). Default: " + ", ".join(
+        f"{t.name} {t.family.objective} ({t.family.objective_direction})" for t in TASKS.values()) + ".")
+FRESH = flags.DEFINE_bool("fresh", D["fresh"], "Start the sweep over instead of continuing the one in <task "
+                          "dir>/tuning (a sweep made with other settings is refused without it).")
+HPARAMS_FILE = flags.DEFINE_string("hparams_file", D["hparams_file"], "Train with the builder arguments and "
+                                   "learning rate of a best_hparams.json written by an earlier --stages=tune.")
 
 
 # Export.
 TFLITE_VARIANTS = flags.DEFINE_list(
-    "tflite_variants", None, "TFLite files to export and verify: float32 (model.tflite), dynamic_range, float16, "
-    "int8 (model_<variant>.tflite). Default: the task's, " + "; ".join(
+    "tflite_variants", D["tflite_variants"], "TFLite files to export and verify: float32 (model.tflite), "
+    "dynamic_range, float16, int8 (model_<variant>.tflite). Default: the task's, " + "; ".join(
         f"{t.name} {','.join(t.default_variants)}" for t in TASKS.values()) + ".")
-ONNX = flags.DEFINE_bool("onnx", True, "Also export model.onnx (the float model with model.tflite's inputs and "
+ONNX = flags.DEFINE_bool("onnx", D["onnx"], "Also export model.onnx (the float model with model.tflite's inputs and "
                          "outputs, for ONNX Runtime on iOS, web and desktop) and verify it in onnxruntime.")
 REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
-    "representative_examples", 200, "int8: train examples that calibrate the quantization ranges.", lower_bound=1,
-    upper_bound=10_000)
+    "representative_examples", D["representative_examples"], "int8: train examples that calibrate the quantization "
+    "ranges.", lower_bound=1, upper_bound=10_000)
 
 
 @flags.validator("tflite_variants", message=f"--tflite_variants must be names from {','.join(VARIANTS)}")
@@ -326,12 +347,18 @@ def _hparams_file_exists(path):
     return path is None or os.path.isfile(path)
 
 
-@flags.multi_flags_validator(["trainer", "task", "distribute", "precision", "init_from"], message="--trainer=numpy "
-                             "trains the dense task from scratch, in one process, in float32: drop --distribute, "
-                             "--precision and --init_from, or use --trainer=keras")
-def _numpy_trains_dense(values):
-    return values["trainer"] == "keras" or (values["task"] == "dense" and values["distribute"] == "none"
-                                            and values["precision"] in ("auto", "float32") and not values["init_from"])
+@flags.multi_flags_validator(["trainer", "task", "distribute", "precision", "init_from"])
+def _numpy_trainer_can_train(values):
+    if values["trainer"] == "keras":
+        return True
+    able = ", ".join(t.name for t in TASKS.values() if values["trainer"] in t.trainers)
+    if values["trainer"] not in TASKS[values["task"]].trainers:
+        raise flags.ValidationError(f"--trainer={values['trainer']} trains the tasks that have a NumPy network "
+                                    f"({able}), not --task={values['task']}: use --trainer=keras")
+    if values["distribute"] != "none" or values["precision"] not in ("auto", "float32") or values["init_from"]:
+        raise flags.ValidationError(f"--trainer={values['trainer']} trains from scratch, in one process, in "
+                                    "float32: drop --distribute, --precision and --init_from, or use --trainer=keras")
+    return True
 
 
 @flags.multi_flags_validator(["distribute", "stages"], message="--distribute trains a model; a sweep spreads its "
@@ -363,56 +390,44 @@ def parse(argv: list[str]) -> list[str]:
     try:
         return flags.FLAGS(argv)
     except flags.Error as e:
-        print(f"error: {e} (see --helpshort)", file=sys.stderr)
+        # absl prefixes a multi-flag check's message with every flag it read ("flags a=1, b=2: ..."): drop it.
+        message = re.sub(r"^flags (\w+=[^,:]*(, )?)+: ", "", str(e))
+        print(f"error: {message} (see --helpshort)", file=sys.stderr)
         sys.exit(2)
 
 
 def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
+    """The RunConfig of the parsed flags: every field that is a flag of its name from it, the task's defaults where
+    a flag was left unset (config.resolve), and the fields computed from the rest (config.DERIVED)."""
     task = TASKS[flag_values.task]
+    values = {field.name: _typed(flag_values[field.name].value) for field in dataclasses.fields(RunConfig)
+              if field.name not in run_config.DERIVED}
     explicit = tuple(sorted(name for name in flag_values if flag_values[name].present
                             and flags.FLAGS.find_module_defining_flag(name) == __name__))
     hparams = {name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()}
-    learning_rate = _or(flag_values.learning_rate,
-                        numpy_mlp.LEARNING_RATE if flag_values.trainer == "numpy" else task.learning_rate)
+    defaults = task.defaults(flag_values.trainer)
     if flag_values.hparams_file:
-        hparams, learning_rate = _with_hparams_file(flag_values, task, hparams, learning_rate)
-    if flag_values.trainer == "numpy":
-        chosen_precision, precision_reason = "float32", "--trainer=numpy computes in float32"
-    else:
-        chosen_precision, precision_reason = precision.choose(flag_values.precision, task.mixed_precision,
-                                                              precision.this_device())
+        hparams, values["learning_rate"] = _with_hparams_file(
+            flag_values, task, hparams, _or(flag_values.learning_rate, defaults["learning_rate"]))
     if "idx_dir" in explicit and not os.path.isdir(flag_values.idx_dir):
         raise PipelineError(f"--idx_dir={flag_values.idx_dir} is not a folder: give the folder holding "
                             f"Fashion-MNIST's four IDX .gz files ({idx.DEFAULT_IDX_DIR} with Debian's "
                             "dataset-fashion-mnist)")
-    return RunConfig(
-        task=task.name, dataset=flag_values.dataset, data_dir=flag_values.data_dir, idx_dir=flag_values.idx_dir,
-        data_source=flag_values.data_source, output_dir=flag_values.output_dir, stages=tuple(flag_values.stages),
-        epochs=_or(flag_values.epochs, task.epochs), batch_size=_or(flag_values.batch_size, task.batch_size),
-        learning_rate=learning_rate,
-        discriminator_learning_rate=flag_values.discriminator_learning_rate, clip_norm=flag_values.clip_norm,
-        label_smoothing=flag_values.label_smoothing,
-        precision=chosen_precision, precision_reason=precision_reason,
-        steps_per_execution=_or(flag_values.steps_per_execution, task.steps_per_execution),
-        deterministic=flag_values.deterministic, force=flag_values.force, distribute=flag_values.distribute,
-        cpu_replicas=flag_values.cpu_replicas, trainer=flag_values.trainer, init_from=flag_values.init_from,
-        init_from_sha256=flag_values.init_from and (artifacts.content_hash(flag_values.init_from)
-                                                    or pretrained.preset_identity(flag_values.init_from)),
-        cluster_timeout=flag_values.cluster_timeout,
-        lr_schedule=_or(flag_values.lr_schedule, task.lr_schedule),
-        seed=flag_values.seed, validation_split=flag_values.validation_split,
-        max_train_examples=flag_values.max_train_examples, max_test_examples=flag_values.max_test_examples,
-        test_split=flag_values.test_split, image_size=flag_values.image_size, color_mode=flag_values.color_mode,
-        label_column=flag_values.label_column, problem=flag_values.problem, cache=flag_values.cache,
-        memory_budget_mb=flag_values.memory_budget_mb, shuffle_buffer=flag_values.shuffle_buffer,
-        cache_dir=flag_values.cache_dir or "",
-        hparams=hparams, fixed_hparams=_given_hparams(flag_values, task),
-        hparams_file=flag_values.hparams_file, tuner=flag_values.tuner, max_trials=flag_values.max_trials,
-        tuning_epochs=flag_values.tuning_epochs, executions_per_trial=flag_values.executions_per_trial,
-        objective=flag_values.objective, fresh=flag_values.fresh,
-        tflite_variants=tuple(v for v in VARIANTS
-                              if v in _or(flag_values.tflite_variants, task.default_variants)),
-        onnx=flag_values.onnx, representative_examples=flag_values.representative_examples, explicit=explicit)
+    if flag_values.trainer == "numpy":
+        values["precision"], reason = "float32", "--trainer=numpy computes in float32"
+    else:
+        values["precision"], reason = precision.choose(flag_values.precision, task.mixed_precision,
+                                                       precision.this_device())
+    return run_config.resolve({
+        **values, "hparams": hparams, "fixed_hparams": _given_hparams(flag_values, task), "explicit": explicit,
+        "precision_reason": reason, "init_from_sha256": flag_values.init_from and (
+            artifacts.content_hash(flag_values.init_from) or pretrained.preset_hash(flag_values.init_from))},
+        defaults)
+
+
+def _typed(value):
+    """A flag's value as RunConfig holds it: lists as tuples."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _with_hparams_file(flag_values: flags.FlagValues, task, hparams: dict, learning_rate: float):
@@ -445,12 +460,3 @@ def _given_hparams(flag_values: flags.FlagValues, task) -> dict:
 
 def _or(value, default):
     return default if value is None else value
-
-
-def config_from_args(*args: str) -> RunConfig:
-    """The RunConfig the command line would build from these flags, for code and tests that call the runner
-    directly; the global flag values are restored afterwards."""
-    with flagsaver.flagsaver():
-        flags.FLAGS.unparse_flags()
-        flags.FLAGS(["dlpipe", *args])
-        return to_config()

@@ -10,19 +10,8 @@ import time
 
 import keras
 import tensorflow as tf
-from tensorflow.python.framework import ops as tf_ops  # get_stats_for_node_def: the ops' registered FLOP counts
-from tensorflow.python.util import deprecation
 
-
-def graph_flops(graph: tf.Graph) -> int:
-    total = 0
-    with deprecation.silence():  # the cost functions call a deprecated shape helper, which warns once
-        for op in graph.get_operations():
-            try:
-                total += tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value or 0
-            except ValueError:  # no cost registered for this op
-                continue
-    return total
+from pipelines.upstream.tensorflow import graph_flops
 
 
 def train_flops_per_example(model: keras.Model, element_spec, batch_size: int) -> float:

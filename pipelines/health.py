@@ -13,11 +13,11 @@ from pipelines import artifacts
 from pipelines.errors import PipelineError
 
 # A loss this many times its first value has diverged even while finite: float32 gradients of such a loss are
-# noise, and a model trained into it must not replace a good one (a loss of 4.7e14 once did).
+# noise, and a model trained into it must not replace a good one.
 DIVERGED_FACTOR = 1e4
 
 
-class StopOnNonFiniteLoss(keras.callbacks.Callback):
+class StopOnDivergence(keras.callbacks.Callback):
     """Like Keras' TerminateOnNaN, but also stops on a finite loss DIVERGED_FACTOR times the run's first, and
     remembers where it happened and the last sound loss, for the message."""
 
@@ -66,10 +66,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
     Keras' ModelCheckpoint writes in place (a full disk leaves half a file) and cannot ask `health`. When the
     resume state's weights file is given (`state`, written by BackupAndRestore earlier in the same epoch end: the
     model's and its optimizer's variables, what save_weights writes), the checkpoint is a copy of it: serializing
-    the model costs Keras ~14 ms of Python a time, copying the file well under one.
+    the model costs Keras many times what copying the file does.
     """
 
-    def __init__(self, folder: str, health: StopOnNonFiniteLoss, state: str | None = None):
+    def __init__(self, folder: str, health: StopOnDivergence, state: str | None = None):
         super().__init__()
         self.folder, self.health, self.state = folder, health, state
 
@@ -117,8 +117,8 @@ class GradientNorm(keras.callbacks.Callback):
 
         @tf.function  # traced once: an eager tape per epoch cost as much as a short epoch's validation
         def norm(x, y):
-            with tf.GradientTape() as tape:
-                loss = model.loss(y, model(x, training=False))
+            with tf.GradientTape() as tape:  # the compiled loss, however it was given (a name, a Loss)
+                loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=False), training=False)
             grads = [g for g in tape.gradient(loss, model.trainable_weights) if g is not None]
             return tf.linalg.global_norm(grads)
         self._norm = norm

@@ -16,7 +16,7 @@ import tensorflow as tf
 
 from models.numpy_mlp import MLP, SGD, cross_entropy, to_keras
 from pipelines import artifacts
-from pipelines.classifier import learning_rate
+from pipelines.schedules import learning_rate
 from pipelines.errors import PipelineError
 
 

@@ -10,7 +10,7 @@ whatever the precision.
 - a GPU: bfloat16 from compute capability 8.0 (Ampere and later compute it natively), float16 on 7.x (Volta and
   Turing tensor cores compute float16 only), float32 below;
 - a CPU: bfloat16 where it multiplies bfloat16 in hardware (AVX-512 BF16, AMX), else float32: TensorFlow emulates
-  bfloat16 on other CPUs, and the mixed policy is then slower than float32 (measured: README, Performance).
+  bfloat16 on other CPUs, and the mixed policy is then slower than float32 (docs/performance.md).
 Every other task trains in float32. An explicit precision the device emulates is kept, with a warning.
 """
 

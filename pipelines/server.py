@@ -309,80 +309,64 @@ async def read_body(request, limit: int, timeout: float) -> bytes:
         raise BadRequest(f"the body did not arrive within {timeout:g} s (--read_timeout)", 408) from None
 
 
-def make_app(models: dict[str, ServedModel], damaged: dict[str, str] | None = None, max_body: int = 16 << 20,
-             read_timeout: float = 30.0):
-    """The FastAPI application over `models` (name → ServedModel); `damaged` (name → why) are reported, not served."""
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, PlainTextResponse, Response
-    from starlette.concurrency import run_in_threadpool
-    from starlette.exceptions import HTTPException
-    from starlette.requests import ClientDisconnect
+class Routes:
+    """The handlers of one server over `models` (name → ServedModel); `damaged` (name → why) are reported, not
+    served."""
 
-    damaged = damaged or {}
-    api = FastAPI(title="dlpipe-serve", docs_url=None, redoc_url=None, openapi_url=None)
-    metrics = Metrics()
+    def __init__(self, models: dict[str, ServedModel], damaged: dict[str, str], max_body: int, read_timeout: float):
+        self.models, self.damaged = models, damaged
+        self.max_body, self.read_timeout = max_body, read_timeout
+        self.metrics = Metrics()
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": message}, status_code=status)
+    def served(self, name: str) -> ServedModel:
+        if name in self.damaged:
+            raise BadRequest(f"the model {name!r} is not available: {self.damaged[name]}", 503)
+        if name not in self.models:
+            raise BadRequest(f"no model {name!r}: this server has {', '.join(self.models) or 'none'}", 404)
+        return self.models[name]
 
-    @api.exception_handler(HTTPException)
-    async def http_error(request, e):  # an unknown path (404), a wrong method (405): the same shape as ours
-        return error(e.status_code, f"{request.method} {request.url.path}: {e.detail}")
-
-    @api.exception_handler(RequestValidationError)
-    async def validation_error(request, e):
-        return error(400, f"{request.url.path}: {e.errors()[0].get('msg', 'a bad request') if e.errors() else e}")
-
-    def served(name: str) -> ServedModel:
-        if name in damaged:
-            raise BadRequest(f"the model {name!r} is not available: {damaged[name]}", 503)
-        if name not in models:
-            raise BadRequest(f"no model {name!r}: this server has {', '.join(models) or 'none'}", 404)
-        return models[name]
-
-    def answer(name: str, verb: str, body: bytes) -> dict:
-        model = served(name)
+    def answer(self, name: str, verb: str, body: bytes) -> dict:
+        model = self.served(name)
         if verb != "predict":
             raise BadRequest(f"unknown method {verb!r}: use /v1/models/{name}:predict")
         return predict(model, *parse_request(decode(body, model), model))
 
-    @api.get("/healthz")
-    def healthz():
-        return {"status": "ok", "models": list(models), **({"unavailable": list(damaged)} if damaged else {})}
+    def healthz(self):
+        return {"status": "ok", "models": list(self.models),
+                **({"unavailable": list(self.damaged)} if self.damaged else {})}
 
-    @api.get("/metrics", response_class=PlainTextResponse)
-    def prometheus():
-        return metrics.text()
+    def prometheus(self):
+        from fastapi.responses import PlainTextResponse
+        return PlainTextResponse(self.metrics.text())
 
-    @api.get("/v1/models/{name}")
-    def status(name: str):
-        if name in damaged:
+    def status(self, name: str):
+        if name in self.damaged:
             return {"model_version_status": [{"version": "1", "state": "END", "status": {
-                "error_code": "UNKNOWN", "error_message": damaged[name]}}]}
+                "error_code": "UNKNOWN", "error_message": self.damaged[name]}}]}
         try:
-            served(name)
+            self.served(name)
         except BadRequest as e:
             return error(e.status, str(e))
         return {"model_version_status": [{"version": "1", "state": "AVAILABLE",
                                           "status": {"error_code": "OK", "error_message": ""}}]}
 
-    @api.get("/v1/models/{name}/metadata")
-    def metadata(name: str):
+    def metadata(self, name: str):
         try:
-            return served(name).metadata()
+            return self.served(name).metadata()
         except BadRequest as e:
             return error(e.status, str(e))
 
-    @api.post("/v1/models/{target}")
-    async def post(target: str, request: Request):
+    async def post(self, target: str, request):
+        from fastapi.responses import JSONResponse, Response
+        from starlette.concurrency import run_in_threadpool
+        from starlette.requests import ClientDisconnect
         start = time.perf_counter()
         name, _, verb = target.partition(":")
-        label = name if name in models or name in damaged else UNKNOWN_MODEL
+        label = name if name in self.models or name in self.damaged else UNKNOWN_MODEL
         try:
-            body = await read_body(request, max_body, read_timeout)
+            body = await read_body(request, self.max_body, self.read_timeout)
             # Parsing and the model run on a worker thread: the event loop keeps answering others meanwhile.
-            response = JSONResponse(await run_in_threadpool(answer, name, verb, body))
+            response = JSONResponse(await run_in_threadpool(self.answer, name, verb, body))
         except ClientDisconnect:  # the client left before sending its body: nobody to answer
             response = Response(status_code=499)
         except BadRequest as e:
@@ -390,9 +374,40 @@ def make_app(models: dict[str, ServedModel], damaged: dict[str, str] | None = No
         except Exception as e:  # the model failed on inputs that passed the checks: say so, not a traceback
             logging.error("prediction failed on /v1/models/%s: %s: %s", target, type(e).__name__, e)
             response = error(500, f"the model failed on this request ({type(e).__name__})")
-        metrics.observe(label, response.status_code, time.perf_counter() - start)
+        self.metrics.observe(label, response.status_code, time.perf_counter() - start)
         return response
 
+
+def error(status: int, message: str):
+    from fastapi.responses import JSONResponse
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def make_app(models: dict[str, ServedModel], damaged: dict[str, str] | None = None, max_body: int = 16 << 20,
+             read_timeout: float = 30.0):
+    """The FastAPI application over `models`; every error answer, FastAPI's own included, is {"error": ...}."""
+    from fastapi import FastAPI, Request
+    from fastapi.exceptions import RequestValidationError
+    from starlette.exceptions import HTTPException
+
+    routes = Routes(models, damaged or {}, max_body, read_timeout)
+    api = FastAPI(title="dlpipe-serve", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @api.exception_handler(HTTPException)
+    async def http_error(request, e):  # an unknown path (404), a wrong method (405)
+        return error(e.status_code, f"{request.method} {request.url.path}: {e.detail}")
+
+    @api.exception_handler(RequestValidationError)
+    async def validation_error(request, e):
+        return error(400, f"{request.url.path}: {e.errors()[0].get('msg', 'a bad request') if e.errors() else e}")
+
+    async def post(target: str, request: Request):
+        return await routes.post(target, request)
+    api.add_api_route("/healthz", routes.healthz, methods=["GET"])
+    api.add_api_route("/metrics", routes.prometheus, methods=["GET"])
+    api.add_api_route("/v1/models/{name}", routes.status, methods=["GET"])
+    api.add_api_route("/v1/models/{name}/metadata", routes.metadata, methods=["GET"])
+    api.add_api_route("/v1/models/{target}", post, methods=["POST"])
     return api
 
 

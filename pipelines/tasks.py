@@ -2,8 +2,9 @@
 
 A task says which data it learns, how one example becomes (model input, label), which builder makes its model from
 which hyperparameters and which values of them tuning tries, its training defaults, and its problem family
-(families.py: compile, evaluation, serving, objective). Adding a task is a builder and one entry in TASKS; the
-runner, stages and input pipeline do not change.
+(pipelines/families/: compile, evaluation, what ships, objective). Adding a task is a builder and one entry in
+TASKS; the runner, stages and input pipeline do not change. `family_of` is the one rule by which the data may give
+a task another family.
 """
 
 import dataclasses
@@ -15,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from models import BuildError
+from models import BuildError, numpy_mlp
 from models.conv import build_conv_classifier
 from models.dense import build_dense_classifier
 from models.gan import build_gan
@@ -24,10 +25,12 @@ from models.pretrained import build_preset_text_classifier
 from models.transformer import build_transformer_classifier
 from models.table import ColumnStats
 from pipelines import artifacts
-from pipelines.classifier import CLASSIFIER
+from pipelines.data.examples import flat_example, image_example, sequence_example
 from pipelines.errors import PipelineError
 from pipelines.families import Family
-from pipelines.gan import GENERATOR
+from pipelines.families.classifier import CLASSIFIER
+from pipelines.families.generator import GENERATOR
+from pipelines.families.regressor import REGRESSOR
 from tuning import search_spaces
 from tuning.search_spaces import Space
 
@@ -46,7 +49,7 @@ class Task:
     batch_size: int
     learning_rate: float = 1e-3
     lr_schedule: str = "cosine"   # classifiers (classifier.learning_rate); the GAN's rates are constant
-    steps_per_execution: int = 1  # measured per task (benchmarks/): what a step costs beside its arithmetic
+    steps_per_execution: int = 1  # per task: what a step costs beside its arithmetic (docs/tasks.md)
     # Trains in a narrow type where the device computes one natively (precision.py): measured faster at the same
     # accuracy.
     mixed_precision: bool = False
@@ -55,7 +58,8 @@ class Task:
     # column encoding); None when there are none.
     adapt: Callable[[tf.data.Dataset], dict[str, Any]] | None = None
     family: Family = CLASSIFIER
-    # TFLite variants a run leaves out unless --tflite_variants asks for them, each with the measured reason
+    trainers: tuple[str, ...] = ("keras",)   # --trainer values it takes (numpy: its network written in NumPy)
+    # TFLite variants a run leaves out unless --tflite_variants asks for them, each with its reason
     # (export's summary gives it): a default never fails its own verify.
     left_out: dict[str, str] = dataclasses.field(default_factory=dict)
     # The model built from a KerasHub preset instead (--init_from=<preset>; None: the task cannot start from
@@ -69,9 +73,14 @@ class Task:
         except BuildError as e:
             raise PipelineError(f"cannot build the {self.name} model from --{e}") from None
 
-    def build_from_preset(self, preset: str, num_classes: int, explicit: Sequence[str], **hparams) -> keras.Model:
+    def build_from_preset(self, preset: str, num_classes: int, explicit: Sequence[str], modality: str,
+                          **hparams) -> keras.Model:
         """from_preset with the hyperparameters it takes; a flag that would change what the preset fixes (given
-        explicitly) and a task that cannot start from a preset are one line each."""
+        explicitly), data the preset cannot read and a task that cannot start from a preset are one line each."""
+        if modality != "text":
+            raise PipelineError(f"--init_from={preset} is a KerasHub preset, and the presets fine-tuned here are text "
+                                f"encoders; the data set holds {modality} examples: give text data, or an earlier "
+                                "run's model.keras")
         if self.from_preset is None:
             able = [task.name for task in TASKS.values() if task.from_preset]
             raise PipelineError(f"--task={self.name} cannot start from a KerasHub preset: give --init_from an earlier "
@@ -87,6 +96,13 @@ class Task:
                                     **{name: value for name, value in hparams.items() if name in takes})
         except BuildError as e:
             raise PipelineError(f"cannot build the {self.name} model from --{e}") from None
+
+    def defaults(self, trainer: str) -> dict[str, Any]:
+        """The settings whose default is the task's (config.TASK_DEFAULTS), for the trainer that trains it."""
+        rate = numpy_mlp.LEARNING_RATE if trainer == "numpy" else self.learning_rate
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": rate,
+                "lr_schedule": self.lr_schedule, "steps_per_execution": self.steps_per_execution,
+                "tflite_variants": self.default_variants}
 
     @property
     def default_variants(self) -> tuple[str, ...]:
@@ -116,18 +132,6 @@ class Task:
         return {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}, rate
 
 
-def image_example(features: dict) -> tuple[tf.Tensor, tf.Tensor]:
-    """Raw pixels as float32 [H, W, C]; the model rescales them itself."""
-    return tf.cast(features["image"], tf.float32), features["label"]
-
-
-def flat_example(features: dict):
-    """An image's pixels, or a table row's raw columns (the model encodes them itself)."""
-    if "table" in features:
-        return features["table"], features["label"]
-    return image_example(features)
-
-
 def table_columns(train: tf.data.Dataset) -> dict[str, Any]:
     """A table's column encoding, and a numeric label's mean and spread (the model predicts in that scale and
     outputs real values), learned on the training split only (models/table.py), in one streamed pass."""
@@ -144,13 +148,6 @@ def table_columns(train: tf.data.Dataset) -> dict[str, Any]:
     return learned
 
 
-def sequence_example(features: dict) -> tuple[tf.Tensor, tf.Tensor]:
-    """Text stays a string (the model vectorizes it); an image stays an image (the model reads its rows)."""
-    if "text" in features:
-        return features["text"], features["label"]
-    return image_example(features)
-
-
 def text_vocabulary(train: tf.data.Dataset) -> dict[str, Any]:
     """Adapted on the training split only, so validation and test words stay unseen."""
     if train.element_spec[0].dtype != tf.string:
@@ -159,45 +156,46 @@ def text_vocabulary(train: tf.data.Dataset) -> dict[str, Any]:
 
 
 IMAGE_DATASETS = ("fashion_mnist", "mnist", "cifar10")
+# Every task's defaults were chosen by measurement: docs/tasks.md has the figures and what they were chosen over.
 TASKS: dict[str, Task] = {t.name: t for t in (
     Task(name="dense", summary="multilayer perceptron on flattened images or a table's columns",
          datasets=IMAGE_DATASETS, to_example=flat_example, build_model=build_dense_classifier,
          hparams=("hidden_units", "dropout"), search_space=search_spaces.dense,
-         # Measured (README): 0.893 test in 18 s against 0.888 in 45 s for 10 epochs of batch 32 at 1e-3.
          epochs=20, batch_size=128, learning_rate=3e-3, steps_per_execution=32,
-         modalities=("image", "table"), adapt=table_columns),
+         modalities=("image", "table"), adapt=table_columns, trainers=("keras", "numpy")),
     Task(name="conv", summary="convolutional network on images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_conv_classifier,
          hparams=("conv_filters", "dense_units", "dropout", "augment"), search_space=search_spaces.conv,
-         # The measured Pareto front's pick (README): 0.9225 test in 52 s against 0.926 in 295 s before.
          epochs=5, batch_size=128, learning_rate=3e-3, lr_schedule="one_cycle", steps_per_execution=8,
          mixed_precision=True),
     Task(name="recurrent", summary="RNN over image rows or text", datasets=IMAGE_DATASETS + ("imdb_reviews",),
          to_example=sequence_example, build_model=build_recurrent_classifier,
          hparams=("cell", "rnn_units", "rnn_layers", "bidirectional", "dropout", "sequence_length"),
-         search_space=search_spaces.recurrent, epochs=10,
-         # 8 steps per execution: an epoch 1.15× faster (1.79 s against 2.06 s on 10,800 images); the GAN's
-         # 80 ms steps measured the same either way, so it keeps one. Batch 128 one-cycle at 3e-3: 0.8995 test
-         # and epochs 1.24× faster, against 0.8880–0.8890 (three seeds) for batch 64 cosine at 1e-3 (README).
-         batch_size=128, learning_rate=3e-3, lr_schedule="one_cycle", steps_per_execution=8,
-         adapt=text_vocabulary,
-         # Measured (README, Mobile export); 16×8 (int16 activations) and ai-edge-quantizer's recipes did worse.
-         left_out={"int8": "an unrolled RNN's int8 file is 1.7× its float32 one (each of the 28 steps requantizes "
-                           "its biases) and agrees with Keras on 98.9% of test images (GRU; LSTM 95.6%; limit 99%)"},
-         modalities=("image", "text")),
+         search_space=search_spaces.recurrent, epochs=10, batch_size=128, learning_rate=3e-3,
+         lr_schedule="one_cycle", steps_per_execution=8, adapt=text_vocabulary, modalities=("image", "text"),
+         left_out={"int8": "an unrolled RNN's full-integer file requantizes at every step: it is larger than the "
+                           "float32 one and agrees with Keras on under 99% of test images (docs/shipping.md)"}),
     Task(name="transformer", summary="transformer encoder: a small ViT over image patches, or over text tokens",
          datasets=IMAGE_DATASETS + ("imdb_reviews",), to_example=sequence_example,
          build_model=build_transformer_classifier,
          hparams=("patch_size", "encoder_layers", "attention_heads", "model_width", "dropout", "sequence_length"),
-         # Measured (README): 0.8813 test after 20 epochs (426 s), 0.8682 after 10, 0.8754 with 4-pixel patches.
          search_space=search_spaces.transformer, epochs=20, batch_size=128, learning_rate=1e-3,
          lr_schedule="one_cycle", steps_per_execution=8, adapt=text_vocabulary, modalities=("image", "text"),
-         left_out={"int8": "the full-integer transformer agrees with Keras on 99.1% of test images at the defaults "
-                           "(98.5% after 10 epochs), too thin a margin over the 99% limit; its dynamic-range file "
-                           "(int8 weights) holds at 99.8%"},
+         left_out={"int8": "the full-integer transformer agrees with Keras too close to the 99% limit to be a "
+                           "default, where its dynamic-range file holds well (docs/shipping.md)"},
          from_preset=build_preset_text_classifier),
     Task(name="gan", summary="DCGAN that learns to generate the images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),
-         search_space=search_spaces.gan, epochs=10, batch_size=64, learning_rate=2e-4, family=GENERATOR),
+         search_space=search_spaces.gan, epochs=10, batch_size=64, learning_rate=2e-4, lr_schedule="constant",
+         family=GENERATOR),
 )}
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (CLASSIFIER, REGRESSOR, GENERATOR)}
+# What evaluate may have drawn in a task folder, by any family: a run removes those its own family does not draw.
+PICTURES = tuple(sorted({picture.file for family in FAMILIES.values() for picture in family.pictures}))
+
+
+def family_of(task: Task, problem: str) -> Family:
+    """The task's family, unless the data choose another: a table's numeric label is regressed."""
+    return REGRESSOR if problem == "regression" else task.family

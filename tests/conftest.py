@@ -17,10 +17,21 @@ import tensorflow as tf  # noqa: E402
 from benchmarks.loopback import free_ports  # noqa: E402,F401  (tests import it from here)
 from pipelines.data import idx  # noqa: E402
 from pipelines.data.sources import DataSet, streamed  # noqa: E402
-from pipelines.flags import config_from_args as config_from_flags  # noqa: E402,F401  (tests import it from here)
+from pipelines.flags import to_config  # noqa: E402
 
 REAL_IDX_DIR = idx.DEFAULT_IDX_DIR
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def config_from_flags(*args: str):
+    """The RunConfig the command line would build from these flags, for tests that call the runner directly; the
+    global flag values are restored afterwards."""
+    from absl import flags
+    from absl.testing import flagsaver
+    with flagsaver.flagsaver():
+        flags.FLAGS.unparse_flags()
+        flags.FLAGS(["dlpipe", *args])
+        return to_config()
 
 
 def write_idx(path: str, magic: int, array: np.ndarray) -> None:

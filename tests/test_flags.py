@@ -1,7 +1,7 @@
 import pytest
 from absl import flags
 
-from pipelines.flags import config_from_args as parse
+from tests.conftest import config_from_flags as parse
 from pipelines.tasks import TASKS
 
 
@@ -42,7 +42,7 @@ def test_builder_hyperparameters_come_from_their_flags():
     (["--init_from=/no/such/model.keras"], "/no/such/model.keras does not exist: --init_from takes an earlier run's"),
     (["--init_from=setup.cfg"], "setup.cfg is neither a .keras nor a .weights.h5 file"),
     (["--init_from=tests"], "tests is a folder without the config.json a KerasHub preset folder has"),
-    (["--trainer=numpy", "--distribute=mirrored"], "--trainer=numpy trains the dense task from scratch"),
+    (["--trainer=numpy", "--distribute=mirrored"], "--trainer=numpy trains from scratch, in one process"),
     (["--task=transformer", "--patch_size=0"], "--patch_size"),
     (["--distribute=everywhere"], "--distribute"),
     (["--cluster_timeout=0"], "--cluster_timeout"),

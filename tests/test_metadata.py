@@ -9,7 +9,7 @@ from PIL import Image
 
 from pipelines import metadata
 from pipelines.metadata.generated.metadata_schema_generated import AssociatedFileType, ContentProperties
-from pipelines.serving import as_rgb, with_rgb_pixels
+from pipelines.shipping import as_rgb, with_rgb_pixels
 from pipelines.stages.export import convert, export_saved_model
 
 INFO = metadata.ModelInfo(

@@ -72,7 +72,7 @@ def test_the_config_records_the_choice_and_its_reason(monkeypatch):
 
 def test_float16_scales_the_gan_losses_and_trains_finite_weights():
     from models.gan import build_gan
-    from pipelines.gan import compile_gan
+    from pipelines.families.generator import compile_gan
     config = dataclasses.replace(config_from_flags("--task=gan"), precision="float16", steps_per_execution=1)
     with precision.policy("float16"):
         gan = build_gan((8, 8, 1), 2, generator_widths=(8,), discriminator_widths=(8,), noise_dim=4)

@@ -9,7 +9,7 @@ import pytest
 import keras
 from pipelines import artifacts, runner
 from pipelines.errors import PipelineError
-from pipelines.health import EpochCheckpoint, StopOnNonFiniteLoss
+from pipelines.health import EpochCheckpoint, StopOnDivergence
 from tests.conftest import config_from_flags
 
 SMALL = ("--task=dense", "--max_train_examples=600", "--max_test_examples=200", "--tflite_variants=float32",
@@ -21,7 +21,7 @@ def test_non_finite_loss_stops_training_at_once_and_names_epoch_step_and_last_fi
     model.compile("sgd", "mse")
     x = np.ones((64, 2), "float32")
     x[40:] = np.nan  # the 6th batch of 8 poisons the loss
-    health = StopOnNonFiniteLoss()
+    health = StopOnDivergence()
     history = model.fit(x, np.ones(64), batch_size=8, epochs=3, callbacks=[health], verbose=0, shuffle=False)
     assert len(history.history["loss"]) == 1  # stopped in the first epoch
     with pytest.raises(PipelineError, match=r"loss became nan at epoch 1, step 6 \(last sound loss [0-9.e-]+\)"
@@ -34,7 +34,7 @@ def test_a_finite_loss_ten_thousand_times_its_first_counts_as_diverged():
     model.compile(keras.optimizers.SGD(0.0), "mse")  # nothing learns: the loss is the data's
     x = np.ones((64, 1), "float32")
     x[32:] = 1e4  # finite; Keras logs the running mean: 2e7 after a loss of 1 four times
-    health = StopOnNonFiniteLoss()
+    health = StopOnDivergence()
     model.fit(x, np.zeros(64), batch_size=8, epochs=2, callbacks=[health], verbose=0, shuffle=False)
     with pytest.raises(PipelineError, match=r"loss became 2e\+07 at epoch 1, step 5 \(last sound loss 1\)"):
         health.raise_if_failed()
@@ -44,7 +44,7 @@ def test_a_loss_never_finite_says_so_and_a_step_past_the_epoch_is_not_reported()
     """A 2-step epoch at 32 steps per execution once reported "step 32 (last sound loss none)"."""
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile("sgd", "mse", steps_per_execution=32)
-    health = StopOnNonFiniteLoss()
+    health = StopOnDivergence()
     model.fit(np.full((16, 1), 1e30, "float32"), np.full(16, 1e30), batch_size=8, epochs=1, callbacks=[health],
               verbose=0)
     with pytest.raises(PipelineError, match=r"training failed with no sound loss logged: the loss was inf at epoch "
@@ -68,7 +68,7 @@ def test_a_huge_learning_rate_fails_the_run_and_keeps_the_previous_model(tmp_pat
 
 
 def test_clip_norm_reaches_the_optimizer():
-    from pipelines.classifier import compile_classifier
+    from pipelines.families.classifier import compile_classifier
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     compile_classifier(model, config_from_flags("--clip_norm=1.5"))
     assert model.optimizer.global_clipnorm == 1.5
@@ -154,7 +154,7 @@ def test_each_epochs_checkpoint_holds_the_model_and_optimizer_state_at_that_epoc
             seen[epoch + 1] = [v.numpy().copy() for v in self.model.variables + self.model.optimizer.variables]
     backup = str(tmp_path / "backup")
     callbacks = [keras.callbacks.BackupAndRestore(backup),
-                 EpochCheckpoint(str(tmp_path / "checkpoints"), StopOnNonFiniteLoss(),
+                 EpochCheckpoint(str(tmp_path / "checkpoints"), StopOnDivergence(),
                                  state=str(tmp_path / "backup" / "latest.weights.h5")), Record()]
     model.fit(np.ones((32, 2), "float32"), np.ones(32), batch_size=8, epochs=2, callbacks=callbacks, verbose=0)
     for epoch in (1, 2):

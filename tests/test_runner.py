@@ -1,16 +1,16 @@
 import pytest
 
+import dataclasses
+
 from pipelines import runner
 from pipelines.config import RunConfig
 from pipelines.errors import PipelineError
+from tests.conftest import config_from_flags
 
 
 def config(tmp_path, stages) -> RunConfig:
-    return RunConfig(task="dense", dataset="fashion_mnist", data_dir=str(tmp_path), idx_dir=str(tmp_path),
-                     data_source="auto", output_dir=str(tmp_path), stages=stages, epochs=1, batch_size=8,
-                     learning_rate=1e-3, discriminator_learning_rate=None, seed=0, validation_split=0.1,
-                     max_train_examples=0, max_test_examples=0,
-                     hparams={"hidden_units": (8,), "dropout": 0.0})
+    return dataclasses.replace(config_from_flags("--epochs=1", "--batch_size=8", "--hidden_units=8"),
+                               output_dir=str(tmp_path), stages=stages, data_dir=str(tmp_path))
 
 
 def test_a_stage_without_its_inputs_fails_before_any_work_and_says_which_stage_makes_them(tmp_path):

@@ -10,7 +10,8 @@ import tensorflow as tf
 
 from models.conv import build_conv_classifier
 from pipelines import precision
-from pipelines.classifier import WARMUP, compile_classifier, learning_rate
+from pipelines.families.classifier import compile_classifier
+from pipelines.schedules import WARMUP, learning_rate
 from pipelines.flops import Throughput, sustained, train_flops_per_example
 from tests.conftest import config_from_flags
 
@@ -50,7 +51,7 @@ def test_counted_train_flops_are_the_formulas_matmuls_plus_a_few_percent_of_elem
 def test_each_epoch_logs_its_speed_and_the_flops_per_example_are_recoverable():
     model = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
     model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    history = model.fit(_dataset(), validation_data=_dataset(seed=1), epochs=2, verbose=0,
+    history = model.fit(_dataset(), validation_data=_dataset(seed=1), epochs=2, verbose=0, shuffle=False,
                         callbacks=[Throughput(examples=64, flops_per_example=1e6)])
     speed, examples = history.history["gflop_per_second"], history.history["examples_per_second"]
     assert len(speed) == 2 and all(s > 0 for s in speed)
@@ -105,7 +106,7 @@ def test_steps_per_execution_changes_speed_not_the_trained_weights():
     weights = []
     for steps in (1, 4):
         model = _linear_classifier(steps, steps_per_epoch=8)
-        model.fit(_dataset(n=256), epochs=2, verbose=0)
+        model.fit(_dataset(n=256), epochs=2, verbose=0, shuffle=False)
         weights.append(model.get_weights())
     for a, b in zip(*weights):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
@@ -121,13 +122,13 @@ def test_steps_per_execution_under_a_strategy_ends_each_pass_where_it_ends():
         model = _linear_classifier(steps, steps_per_epoch=7)
         data = _dataset(n=7 * 32 - 5)  # 7 batches, the last one short
         if steps == 1:
-            history = model.fit(data, validation_data=data, epochs=3, verbose=0)
+            history = model.fit(data, validation_data=data, epochs=3, verbose=0, shuffle=False)
         else:
             model.train_function = distribution.StepsPerExecution(model, model.train_step, steps_per_pass=7)
             model.test_function = distribution.StepsPerExecution(model, model.test_step, steps_per_pass=7)
             assert model.train_function.counts == [3, 3, 1]
             history = model.fit(data.repeat(), steps_per_epoch=7, validation_data=data.repeat(),
-                                validation_steps=7, epochs=3, verbose=0)
+                                validation_steps=7, epochs=3, verbose=0, shuffle=False)
             assert model.train_function.calls == 3 * 3
         results.append((model.get_weights(), history.history))
     (w1, h1), (w3, h3) = results

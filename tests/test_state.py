@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pipelines import artifacts, runner
+from pipelines import artifacts, runner, state
 from pipelines.config import NOT_IDENTITY, RunConfig
 from pipelines.errors import PipelineError
 from pipelines.health import EpochCheckpoint
@@ -33,7 +33,7 @@ def results(records):
 def test_every_config_field_is_in_some_stages_fingerprint_and_every_ignore_names_a_field():
     fields = {f.name for f in dataclasses.fields(RunConfig)}
     config = config_from_flags()
-    counted = set().union(*(runner.settings(config, name) for name in STAGES))
+    counted = set().union(*(state.settings(config, name) for name in STAGES))
     assert fields - NOT_IDENTITY == counted
     for stage in STAGES.values():
         assert set(stage.ignores) <= fields, stage.name
@@ -47,7 +47,7 @@ def test_every_config_field_is_in_some_stages_fingerprint_and_every_ignore_names
 ])
 def test_a_changed_flag_changes_the_fingerprint_of_the_stages_it_reaches(flag, stages):
     before, after = config_from_flags("--task=gan"), config_from_flags("--task=gan", flag)
-    changed = {name for name in STAGES if runner.fingerprint(before, name, {}) != runner.fingerprint(after, name, {})}
+    changed = {name for name in STAGES if state.fingerprint(before, name, {}) != state.fingerprint(after, name, {})}
     assert changed == stages
 
 
@@ -67,14 +67,14 @@ def test_a_model_swapped_after_the_check_is_not_exported_and_the_good_saved_mode
     run(tmp_path, "--epochs=1", "--stages=train,export")
     task_dir = tmp_path / "dense"
     before = artifacts.content_hash(task_dir / "saved_model")
-    original = runner.Records.hashes
+    original = state.Records.hashes
 
     def hashes_then_swap(self, names):
         hashes = original(self, names)
         if artifacts.MODEL in names:  # the stage's inputs are hashed: now another model takes the file's place
             (task_dir / "model.keras").write_bytes((tmp_path / "other" / "dense" / "model.keras").read_bytes())
         return hashes
-    monkeypatch.setattr(runner.Records, "hashes", hashes_then_swap)
+    monkeypatch.setattr(state.Records, "hashes", hashes_then_swap)
     with pytest.raises(PipelineError, match="model.keras was replaced while this run read it"):
         run(tmp_path, "--epochs=1", "--stages=export", "--force")
     assert artifacts.content_hash(task_dir / "saved_model") == before

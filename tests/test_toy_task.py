@@ -10,7 +10,8 @@ from keras import layers
 
 from pipelines import runner
 from pipelines.flags import define_builder_flag
-from pipelines.tasks import TASKS, Task, image_example
+from pipelines.data.examples import image_example
+from pipelines.tasks import TASKS, Task
 from tests.conftest import config_from_flags
 
 

@@ -1,14 +1,18 @@
 """The HyperModel every task tunes through: its search space → the task's own builder and compile."""
 
 import dataclasses
-from typing import Any, Sequence
+import os
+from typing import Any, Callable, Sequence
 
 import keras
 import keras_tuner as kt
-from tensorflow.python.framework import ops as tf_ops  # the gradient registry: see _forget_trial_gradients
+import numpy as np
 
 from pipelines import precision
+from pipelines.upstream import tensorflow as tf_internals
 from tuning.search_spaces import LEARNING_RATE, learning_rate, sample
+
+OPTIMIZER_STATE = "optimizer_state.npz"  # <trial dir>/: the optimizer's variables at the trial's best epoch
 
 
 class TaskHyperModel(kt.HyperModel):
@@ -22,7 +26,8 @@ class TaskHyperModel(kt.HyperModel):
         self.input_shape, self.num_classes = tuple(input_shape), num_classes
         self.fixed, self.learned = dict(fixed), dict(learned or {})
         self.steps_per_epoch = steps_per_epoch
-        self._gradients_before_sweep = _custom_gradients()
+        self._gradients_before_sweep = tf_internals.custom_gradients()
+        self.trial_dir: Callable[[str], str] | None = None  # the tuner's, once it is made (stages/tune.py)
 
     def build(self, hp: kt.HyperParameters) -> keras.Model:
         # Free the trials before this one: without both steps a sweep grows by every trial's graphs.
@@ -42,22 +47,31 @@ class TaskHyperModel(kt.HyperModel):
         """The trial's learning rate: --learning_rate when given (fixed), else searched around the task's own."""
         return self.fixed.get(LEARNING_RATE, learning_rate(hp, self.task.learning_rate))
 
+    def fit(self, hp: kt.HyperParameters, model: keras.Model, *args, **kwargs):
+        """A Hyperband trial promoted from an earlier one continues its optimizer as well (Adam's moments, the
+        schedule's step), from the epoch whose weights KerasTuner reloaded: KerasTuner reloads only the weights."""
+        earlier = hp.values.get("tuner/trial_id")
+        path = os.path.join(self.trial_dir(earlier), OPTIMIZER_STATE) if earlier and self.trial_dir else None
+        if path and os.path.exists(path) and model.optimizer is not None:
+            model.optimizer.build(model.trainable_variables)
+            with np.load(path) as state:
+                values = [state[f"arr_{i}"] for i in range(len(state.files))]
+            for variable, value in zip(model.optimizer.variables, values, strict=True):
+                variable.assign(value)
+            print(f"continuing trial {earlier}'s model and optimizer from step "
+                  f"{int(model.optimizer.iterations.numpy())}", flush=True)
+        return model.fit(*args, **kwargs)
+
     def _forget_trial_gradients(self) -> None:
         """Unregisters the custom gradients earlier trials' train functions left in TensorFlow's global registry.
 
         Keras' optimizer sums gradients across replicas with `ReplicaContext.all_reduce`, a `tf.custom_gradient`;
         in a traced function each call registers a `CustomGradient-N` entry that is never removed and whose
-        closure holds the function's whole graph (tensorflow#97697, fixed upstream after TF 2.21). Measured here:
-        ~9 MB more resident memory per dense trial, gone with this. Only entries made since the sweep began are
-        dropped, and only between trials, when no earlier trial's graph can be differentiated again.
+        closure holds the function's whole graph (tensorflow#97697, fixed upstream after TF 2.21): a sweep grew by
+        every trial's graphs (docs/tuning.md has the figures). Only entries made since the sweep began are dropped,
+        and only between trials, when no earlier trial's graph can be differentiated again.
         """
-        registry = tf_ops.gradient_registry._registry  # no public way to unregister
-        for name in _custom_gradients() - self._gradients_before_sweep:
-            del registry[name]
-
-
-def _custom_gradients() -> set[str]:
-    return {name for name in tf_ops.gradient_registry.list() if name.startswith("CustomGradient-")}
+        tf_internals.forget_gradients(tf_internals.custom_gradients() - self._gradients_before_sweep)
 
 
 def trial_hparams(task, hp: kt.HyperParameters, fixed=()) -> dict[str, Any]:

@@ -126,7 +126,7 @@ def scan(root: str, test_split: float) -> Folder:
     return Folder(root, tuple(classes), files, kinds.pop())
 
 
-def identity(root: str) -> str:
+def content_hash(root: str) -> str:
     """A hash of the folder's files, their sizes and modification times: a changed data set is another data set. A
     file that cannot be looked at (a broken link) counts by its name; reading it later says what is wrong."""
     digest = hashlib.sha256()
@@ -258,7 +258,7 @@ def prepare(root: str, *, test_split: float, image_size, color_mode: str, cache_
     """The folder's splits in the prepared cache (decoded there first if they are not), its classes, its kind and
     what reading it decided (image size and colour)."""
     folder = scan(root, test_split)
-    key = hashlib.sha256(repr((identity(root), os.path.abspath(root), test_split,
+    key = hashlib.sha256(repr((content_hash(root), os.path.abspath(root), test_split,
                                tuple(image_size) if image_size else None, color_mode, folder.modality,
                                images.READER_VERSION)).encode()).hexdigest()[:24]
 

@@ -10,9 +10,10 @@ import zlib
 
 import numpy as np
 
+from pipelines.config import RunConfig
 from pipelines.errors import PipelineError
 
-DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"
+DEFAULT_IDX_DIR = RunConfig.idx_dir  # where Debian's dataset-fashion-mnist puts them
 FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60000),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 10000),

@@ -29,9 +29,8 @@ AUTOTUNE = tf.data.AUTOTUNE
 OPTIONS = tf.data.Options()
 OPTIONS.autotune.enabled = False
 CACHES = ("auto", "memory", "disk")
-# A split read from disk is shuffled within this many examples (and by its shards' order). Measured on
-# Fashion-MNIST read from disk in file order (benchmarks/run.py, input): the dense and conv defaults' test accuracy
-# within 0.2 points of a whole-split shuffle.
+# A split read from disk is shuffled within this many examples (and by its shards' order): enough that the dense
+# and conv defaults keep their accuracy against a whole-split shuffle (benchmarks/scale.py; docs/own-data.md).
 SHUFFLE_BUFFER = 10_000
 
 

@@ -8,10 +8,8 @@ kind of example (image, text, or a table's columns). Folders and tables are read
 cache (cache.py) and streamed from it; TFDS streams its own prepared files; the IDX mirror is 47 MB in memory.
 """
 
-import contextlib
 import dataclasses
 import hashlib
-import logging
 import os
 import re
 from typing import Protocol
@@ -20,6 +18,7 @@ import tensorflow as tf
 
 from pipelines.data import folders, idx, tables
 from pipelines.errors import PipelineError
+from pipelines.upstream.tfds import few_download_retries
 
 # Registered TFDS data sets the tasks know how to read; the offline mirror serves the first.
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "imdb_reviews")
@@ -105,23 +104,6 @@ def uses_idx_mirror(name: str, source: str, idx_dir: str) -> bool:
     return source == "auto" and name == "fashion_mnist" and os.path.isdir(idx_dir)
 
 
-@contextlib.contextmanager
-def _few_download_retries(retries: int = 1):
-    """TFDS retries a failed request 10 times with exponential back-off: offline, that is 3½ minutes before the
-    error (measured here). Its only knob is a module constant, read per request; a retry or two is enough for a
-    flaky network, and offline fails in seconds."""
-    from tensorflow_datasets.core.download import downloader as tfds_downloader
-    saved, urllib3_log = tfds_downloader.MAX_RETRIES, logging.getLogger("urllib3")
-    saved_level = urllib3_log.level
-    tfds_downloader.MAX_RETRIES = retries
-    urllib3_log.setLevel(logging.ERROR)  # its "Retrying …" warning per attempt; the failure is our one line
-    try:
-        yield
-    finally:
-        tfds_downloader.MAX_RETRIES = saved
-        urllib3_log.setLevel(saved_level)
-
-
 TFDS_PREFIX = "tfds:"  # --dataset=tfds:NAME: any registered TFDS set of images or texts with a class label
 
 # The settings that say where a data set is and how it is read; each applies to some kinds of data set only.
@@ -155,7 +137,7 @@ def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR
             return load_folder(name, test_split=test_split, image_size=image_size, color_mode=color_mode,
                                cache_dir=cache_dir)
         table, splits = tables.prepare(name, label_column=label_column, problem=problem, test_split=test_split,
-                                       cache_dir=cache_dir, identity=identity(name))
+                                       cache_dir=cache_dir, data_hash=data_hash(name))
         return DataSet(name, TableRows(splits["train"]), TableRows(splits["test"]), table.label_names,
                        source=f"csv:{name}", modality="table", problem=table.problem, table=table)
     tfds_name = name.removeprefix(TFDS_PREFIX)
@@ -178,7 +160,7 @@ def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR
     cut = round(100 * (1 - test_split))
     splits = ["train", "test"] if not known or "test" in known else [f"train[:{cut}%]", f"train[{cut}%:]"]
     try:
-        with _few_download_retries():
+        with few_download_retries():
             train, test = tfds.load(tfds_name, split=splits, data_dir=data_dir, try_gcs=False,
                                     download=True, shuffle_files=False)
     except Exception as e:  # TFDS raises many types offline (DNS, HTTP, checksum); all mean the same to a user.
@@ -236,10 +218,10 @@ def load_folder(root: str, *, test_split: float, image_size, color_mode: str, ca
                    modality=folder.modality)
 
 
-def identity(name: str) -> str | None:
+def data_hash(name: str) -> str | None:
     """For a folder or a CSV file, a hash of its contents (changed data is another data set); None for a name."""
     if folders.is_folder_dataset(name):
-        return folders.identity(name)
+        return folders.content_hash(name)
     if tables.is_table_dataset(name) and os.path.isfile(name):
         digest = hashlib.sha256()
         with open(name, "rb") as f:

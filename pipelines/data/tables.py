@@ -244,10 +244,10 @@ def _cell(kind: str, text: str):
 
 
 def prepare(path: str, *, label_column: str | None, problem: str, test_split: float, cache_dir: str,
-            identity: str, seed: int = 0) -> tuple[Table, dict[str, cache.Split]]:
+            data_hash: str, seed: int = 0) -> tuple[Table, dict[str, cache.Split]]:
     """The table's train and test splits in the prepared cache (written there first if they are not), and what
     reading it found."""
-    key = hashlib.sha256(repr((identity, label_column, problem, test_split, seed, READER_VERSION)).encode())
+    key = hashlib.sha256(repr((data_hash, label_column, problem, test_split, seed, READER_VERSION)).encode())
 
     def write(start):
         scan = _scan(path, label_column)

@@ -10,10 +10,15 @@ from typing import Callable
 from pipelines import artifacts as a
 from pipelines.config import RunConfig
 from pipelines.stages import evaluate, export, report, train, tune, verify
+from pipelines.tasks import PICTURES
 
 
 def _none(config) -> tuple[str, ...]:
     return ()
+
+
+def _never(config) -> bool:
+    return False
 
 
 def _export_files(config) -> tuple[str, ...]:
@@ -37,6 +42,8 @@ class Stage:
     inputs_for: Callable = _none
     outputs_for: Callable = _none
     inputs_optional: bool = False  # it reads those it finds (the report), instead of needing each one
+    # A flag that makes it start over although up to date (--fresh: a new sweep), beside --force.
+    starts_over: Callable[[RunConfig], bool] = _never
 
     def all_inputs(self, config) -> tuple[str, ...]:
         return self.inputs + self.inputs_for(config)
@@ -49,12 +56,12 @@ TUNING = ("tuner", "max_trials", "tuning_epochs", "executions_per_trial", "objec
 EXPORT = ("tflite_variants", "onnx", "representative_examples")
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("tune", tune.run, inputs=(), outputs=(a.TRIALS_CSV, a.TRIALS_PNG, a.BEST_HPARAMS, a.TUNING),
-          ignores=("epochs", "max_test_examples") + EXPORT),
+          ignores=("epochs", "max_test_examples") + EXPORT, starts_over=lambda config: config.fresh),
     # The sweep's settings reach train through best_hparams.json, whose content is in train's fingerprint.
     Stage("train", train.run, inputs=(), inputs_for=_sweep_result,
           outputs=(a.MODEL, a.HISTORY, a.CONFIG, a.CHECKPOINTS, a.LOGS),
           ignores=TUNING + EXPORT + ("max_test_examples",)),
-    Stage("evaluate", evaluate.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.METRICS,) + evaluate.PICTURES,
+    Stage("evaluate", evaluate.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.METRICS, a.CURVES_PNG) + PICTURES,
           ignores=TUNING + EXPORT),
     Stage("export", export.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.SAVED_MODEL, a.LABELS),
           outputs_for=_export_files, ignores=TUNING + ("max_test_examples",)),
@@ -70,4 +77,3 @@ STAGE_ORDER = tuple(STAGES)
 # Which stage makes each artifact: the fixed outputs, every TFLite variant's file, and the ONNX file.
 PRODUCERS = {artifact: stage.name for stage in STAGES.values() for artifact in stage.outputs}
 PRODUCERS.update({a.tflite_file(variant): "export" for variant in a.TFLITE_VARIANTS} | {a.ONNX: "export"})
-DEFAULT_STAGES = ("train", "evaluate", "export", "verify", "report")

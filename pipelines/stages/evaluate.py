@@ -1,24 +1,21 @@
-"""Evaluate stage: the trained model measured on the test split, by the task's own measure, and drawn: the
-training curves for every task, the family's own pictures (a classifier's confusion matrix and surest errors, a
-regressor's predictions)."""
+"""Evaluate stage: the trained model measured on the test split by its family (its headline and whatever else it
+reports, the pictures it draws), the training curves drawn, and training's speed and precision recorded."""
 
 import os
 
 from pipelines import artifacts, evaluation
 from pipelines.context import Context
 from pipelines.flops import sustained
-
-PICTURES = (artifacts.CURVES_PNG, artifacts.CONFUSION_PNG, artifacts.MISCLASSIFIED_PNG, artifacts.PREDICTIONS_PNG)
+from pipelines.tasks import PICTURES
 
 
 def run(ctx: Context) -> str:
-    model = ctx.trained_model()
-    family = ctx.family
-    for picture in PICTURES:  # each run draws those that apply to it; an earlier run's others must not stay
+    model, family = ctx.trained_model(), ctx.family
+    for picture in (artifacts.CURVES_PNG, *PICTURES):  # each run draws its own; an earlier run's must not stay
         artifacts.remove(ctx.path(picture))
     family.compile(model, ctx.config)  # the family's own loss and metrics, as in training
-    metrics = {"dataset": ctx.config.dataset, "num_test_examples": ctx.inputs.num_test, "headline": family.headline,
-               **family.evaluate(ctx, model), **ctx.data.report}
+    metrics = {"dataset": ctx.config.dataset, "num_test_examples": ctx.inputs.num_test, "family": family.name,
+               "headline": family.headline, **family.evaluate(model, ctx.workspace), **ctx.data.report}
     trained = artifacts.read_json(ctx.path(artifacts.CONFIG))
     metrics.update(precision=trained.get("precision"), precision_reason=trained.get("precision_reason"))
     history = artifacts.read_json(ctx.path(artifacts.HISTORY)) if os.path.exists(ctx.path(artifacts.HISTORY)) else {}

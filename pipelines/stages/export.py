@@ -19,7 +19,7 @@ import tensorflow as tf
 from pipelines import artifacts, console, metadata
 from pipelines.context import Context
 from pipelines.errors import PipelineError
-from pipelines.serving import Serving, as_batch
+from pipelines.shipping import Shipment, as_batch
 
 ONNX_OPSET = 17  # ONNX Runtime 1.14+ on every platform, web and mobile included
 
@@ -85,28 +85,28 @@ def convert(saved_model_dir: str, variant: str, representative: list[dict] | Non
                             "from --tflite_variants or change the model") from None
 
 
-def calibration_examples(ctx: Context, serving: Serving, count: int) -> list[dict]:
+def calibration_examples(ctx: Context, shipment: Shipment, count: int) -> list[dict]:
     """`count` single-example batches of the int8 model's inputs: train examples (never test ones), or a
     generator's own noise."""
-    if serving.sample_inputs is not None:
-        batch = serving.sample_inputs(count)
+    if shipment.sample_inputs is not None:
+        batch = shipment.sample_inputs(count)
     else:
         x = tf.nest.map_structure(lambda t: t.numpy(), ctx.inputs.first_train_batch(count)[0])
-        batch = serving.to_quantizable_inputs(as_batch(serving.reference, x))
-    if serving.calibrate_full_pixel_range:
+        batch = shipment.to_quantizable_inputs(as_batch(shipment.reference, x))
+    if shipment.calibrate_full_pixel_range:
         batch = {name: np.concatenate([np.zeros_like(x[:1]), np.full_like(x[:1], 255), x]) for name, x in batch.items()}
     count = len(next(iter(batch.values())))
     return [{name: np.asarray(values[i:i + 1]) for name, values in batch.items()} for i in range(count)]
 
 
-def model_info(ctx: Context, serving: Serving) -> metadata.ModelInfo:
+def model_info(ctx: Context, shipment: Shipment) -> metadata.ModelInfo:
     """What every exported file says of itself; a TFLite file's description adds its variant (for_variant)."""
     config = ctx.config
     return metadata.ModelInfo(
-        name=f"{serving.reference.name} ({config.task}, {config.dataset})",
+        name=f"{shipment.reference.name} ({config.task}, {config.dataset})",
         description=f"dlpipe --task={config.task} trained on {config.dataset} ({ctx.family.name})",
         version=f"model.keras sha256 {ctx.model_sha256[:16]}",
-        inputs=serving.tensors, outputs=serving.tensors)
+        inputs=shipment.tensors, outputs=shipment.tensors)
 
 
 def for_variant(info: metadata.ModelInfo, variant: str) -> metadata.ModelInfo:
@@ -149,34 +149,25 @@ def left_out_by_default(ctx: Context) -> list[str]:
     return [] if "tflite_variants" in ctx.config.explicit else list(ctx.task.left_out)
 
 
-def run(ctx: Context) -> str:
-    config = ctx.config
-    # The SavedModel, a scratch SavedModel or two, the variants and the ONNX file: each about the model's size.
-    artifacts.require_space(config.task_dir, (4 + len(config.tflite_variants)) * os.path.getsize(
-        ctx.path(artifacts.MODEL)), "exporting the model")
-    serving = ctx.family.serving(ctx.trained_model())
-    export_saved_model(serving.model, ctx.path(artifacts.SAVED_MODEL))
-    side_files = dict(serving.side_files)
-    if ctx.data.label_names:  # a classifier's; a regressor has none
-        side_files[artifacts.LABELS] = "\n".join(ctx.data.label_names) + "\n"
-    packed = {name: side_files[name].encode() for name in serving.packed_files}
-    info = model_info(ctx, serving)
-    # Convert everything before writing anything, so a failure leaves the previous files as they were.
-    files = {}
+def convert_all(ctx: Context, shipment: Shipment, info: metadata.ModelInfo, packed: dict[str, bytes]) -> dict:
+    """Every file asked for, converted in memory (name → bytes), from SavedModels written to a scratch folder: the
+    float variants from the part that ships to TFLite, int8 from the quantizable model."""
+    config, files = ctx.config, {}
     scratch = artifacts.scratch_dir(config.task_dir)  # a killed run's is cleared by the next (TaskLock)
     try:
         sources = {"float": ctx.path(artifacts.SAVED_MODEL)}
-        if serving.tflite_model is not None:
+        if shipment.tflite_model is not None:
             sources["float"] = os.path.join(scratch, "tflite")
-            export_saved_model(serving.tflite_model, sources["float"])
+            export_saved_model(shipment.tflite_model, sources["float"])
         if "int8" in config.tflite_variants:
             sources["int8"] = os.path.join(scratch, "int8")
-            export_saved_model(serving.quantizable, sources["int8"])
+            export_saved_model(shipment.quantizable, sources["int8"])
         for variant in config.tflite_variants:
             print(f"  TFLite {variant}: {VARIANT_NOTES[variant]}", flush=True)
             if variant == "int8":
-                calibration = calibration_examples(ctx, serving, config.representative_examples)
-                flatbuffer = convert(sources["int8"], variant, calibration, (serving.int8_input, serving.int8_output))
+                calibration = calibration_examples(ctx, shipment, config.representative_examples)
+                flatbuffer = convert(sources["int8"], variant, calibration,
+                                     (shipment.int8_input, shipment.int8_output))
             else:
                 flatbuffer = convert(sources["float"], variant)
             files[artifacts.tflite_file(variant)] = metadata.add_metadata(flatbuffer, for_variant(info, variant),
@@ -186,7 +177,12 @@ def run(ctx: Context) -> str:
             files[artifacts.ONNX] = convert_onnx(sources["float"], onnx_properties(info, packed))
     finally:
         artifacts.remove(scratch)
-    # The files of variants not asked for go: every file in the folder comes from the model beside it.
+    return files
+
+
+def write_all(ctx: Context, files: dict[str, bytes], side_files: dict[str, str]) -> None:
+    """The files, each atomically; the files of variants not asked for go, so every file in the folder comes from
+    the model beside it."""
     for name in {artifacts.tflite_file(v) for v in artifacts.TFLITE_VARIANTS} | {artifacts.ONNX, artifacts.LABELS}:
         if name not in files and name not in side_files:
             artifacts.remove(ctx.path(name))
@@ -195,6 +191,22 @@ def run(ctx: Context) -> str:
             f.write(content)
     for name, text in side_files.items():
         artifacts.write_text(ctx.path(name), text)
+
+
+def run(ctx: Context) -> str:
+    config = ctx.config
+    # The SavedModel, a scratch SavedModel or two, the variants and the ONNX file: each about the model's size.
+    artifacts.require_space(config.task_dir, (4 + len(config.tflite_variants)) * os.path.getsize(
+        ctx.path(artifacts.MODEL)), "exporting the model")
+    shipment = ctx.family.ship(ctx.trained_model())
+    export_saved_model(shipment.model, ctx.path(artifacts.SAVED_MODEL))
+    side_files = dict(shipment.side_files)
+    if ctx.data.label_names:  # a classifier's; a regressor has none
+        side_files[artifacts.LABELS] = "\n".join(ctx.data.label_names) + "\n"
+    packed = {name: side_files[name].encode() for name in shipment.packed_files}
+    # Everything converted before anything is written: a failure leaves the previous files as they were.
+    files = convert_all(ctx, shipment, model_info(ctx, shipment), packed)
+    write_all(ctx, files, side_files)
     sizes = {variant: len(files[artifacts.tflite_file(variant)]) for variant in config.tflite_variants}
     sizes.update({"onnx": len(files[artifacts.ONNX])} if config.onnx else {})
     left_out = left_out_by_default(ctx)

@@ -1,27 +1,26 @@
 """Report stage: report.md, the run on one page and the first file to open — what was trained on what data, how
-it learned, how it scores on the test split (per class, with the confusion matrix and the surest errors), how
-every export verified, and every file in the folder. It reads what the earlier stages left; any it finds missing
-it says how to make."""
+it learned, how it scores on the test split (what the family reports and draws), how every export verified, and
+every file in the folder. It reads what the earlier stages left; any it finds missing it says how to make. The
+family comes from metrics.json (the data may have chosen it), so the report loads no data."""
 
 import os
 
 from pipelines import artifacts
 from pipelines.context import Context
 from pipelines.data import sources
+from pipelines.families import Family
 from pipelines.stages.verify import format_report, most_hurt
+from pipelines.tasks import FAMILIES
 
-# What each file in the folder holds, for the report's list (TFLite variants and side files are added by name).
+# What each generic file in the folder holds (a family's own files and pictures are described by the family).
 DESCRIPTIONS = {
     artifacts.MODEL: "the trained Keras model",
     artifacts.CONFIG: "the settings it was trained with",
     artifacts.HISTORY: "per-epoch curves",
     artifacts.CHECKPOINTS: "per-epoch weights",
     artifacts.LOGS: "TensorBoard events (`tensorboard --logdir` this folder's parent)",
-    artifacts.METRICS: "test-split metrics, per class for a classifier",
+    artifacts.METRICS: "test-split metrics",
     artifacts.CURVES_PNG: "the training curves",
-    artifacts.CONFUSION_PNG: "the confusion matrix",
-    artifacts.MISCLASSIFIED_PNG: "the test errors the model was surest of",
-    artifacts.PREDICTIONS_PNG: "predicted against true values, and residuals",
     artifacts.SAVED_MODEL: "SavedModel, signature serving_default (TF Serving, fine-tuning)",
     artifacts.ONNX: "the float model for ONNX Runtime",
     artifacts.LABELS: "line i names class i",
@@ -31,10 +30,6 @@ DESCRIPTIONS = {
     artifacts.TRIALS_PNG: "the sweep's objective per trial",
     artifacts.BEST_HPARAMS: "the sweep's best hyperparameters",
     artifacts.TUNING: "KerasTuner's state",
-    "samples": "the generator's samples per epoch",
-    "feature_classifiers": "the GAN's measuring sticks",
-    "vocab.txt": "line i is token id i",
-    "features.json": "how a row becomes the TFLite files' feature vector",
 }
 MAX_CLASS_ROWS = 50
 SKIPPED = {artifacts.FINGERPRINTS, artifacts.REPORT, artifacts.LOCK, artifacts.BACKUP}
@@ -53,20 +48,17 @@ def picture(ctx: Context, name: str, title: str) -> list[str]:
     return [f"![{title}]({name})", ""] if os.path.exists(ctx.path(name)) else []
 
 
-def describe(name: str) -> str:
+def describe(name: str, family: Family) -> str:
     if name.endswith(".tflite"):
         variant = "float32" if name == artifacts.TFLITE else name.removeprefix("model_").removesuffix(".tflite")
         return f"TFLite {variant}, with metadata (labels packed in)"
-    return DESCRIPTIONS.get(name, "")
+    pictures = {p.file: p.title for p in family.pictures}
+    return DESCRIPTIONS.get(name) or family.side_files.get(name) or pictures.get(name, "")
 
 
-def run(ctx: Context) -> str:
-    config = ctx.config
-    trained, metrics, history, exports = (read(ctx, name) for name in (
-        artifacts.CONFIG, artifacts.METRICS, artifacts.HISTORY, artifacts.VERIFY))
-    lines = [f"# {config.task} on {config.dataset}", ""]
-
-    lines += ["## Training", ""]
+def training(ctx: Context, trained: dict | None, history: dict | None) -> list[str]:
+    """The settings that mattered for this data set, the last epoch's numbers and the curves."""
+    config, lines = ctx.config, ["## Training", ""]
     if trained is None:
         lines += ["No trained model: run `--stages=train`.", ""]
     else:
@@ -80,52 +72,62 @@ def run(ctx: Context) -> str:
         finals = {name: values[-1] for name, values in history.items() if values}
         lines += [f"{len(next(iter(history.values())))} epochs; last: " + ", ".join(
             f"{name} {value:.4g}" for name, value in finals.items() if "loss" in name or "accuracy" in name), ""]
-    lines += picture(ctx, artifacts.CURVES_PNG, "training curves")
+    return lines + picture(ctx, artifacts.CURVES_PNG, "training curves")
 
-    lines += ["## Test", ""]
+
+def per_class(metrics: dict) -> list[str]:
+    """A classifier's per-class table; of many classes, those with the most test examples."""
+    if "per_class" not in metrics:
+        return []
+    numbers = metrics["per_class"]
+    rows = [(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
+            for name, m in ((name, numbers[name]) for name in metrics.get("labels", numbers))]
+    lines = []
+    if len(rows) > MAX_CLASS_ROWS:
+        lines += [f"The {MAX_CLASS_ROWS} of {len(rows)} classes with the most test examples (metrics.json has every "
+                  "class):", ""]
+        rows = sorted(sorted(rows, key=lambda row: -row[-1])[:MAX_CLASS_ROWS])
+    return lines + table(("class", "precision", "recall", "F1", "support"), rows) + [""]
+
+
+def test(ctx: Context, metrics: dict | None, family: Family) -> list[str]:
+    lines = ["## Test", ""]
     if metrics is None:
-        lines += ["Not evaluated: run `--stages=evaluate`.", ""]
-    else:
-        headline = metrics["headline"]
-        interval = metrics.get(f"{headline}_interval")
-        lines += [f"**{headline} = {metrics[headline]:.4f}** on {metrics['num_test_examples']} test examples"
-                  + (f" (95% interval {interval[0]:.3f}–{interval[1]:.3f})" if interval else "") + ".", ""]
-        if "per_class" in metrics:
-            per_class = metrics["per_class"]
-            rows = [(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", m["support"])
-                    for name, m in ((name, per_class[name]) for name in metrics.get("labels", per_class))]
-            if len(rows) > MAX_CLASS_ROWS:  # of many classes, those with the most test examples
-                lines += [f"The {MAX_CLASS_ROWS} of {len(rows)} classes with the most test examples (metrics.json "
-                          "has every class):", ""]
-                rows = sorted(sorted(rows, key=lambda row: -row[-1])[:MAX_CLASS_ROWS])
-            lines += table(("class", "precision", "recall", "F1", "support"), rows) + [""]
-        lines += picture(ctx, artifacts.CONFUSION_PNG, "confusion matrix")
-        lines += picture(ctx, artifacts.MISCLASSIFIED_PNG, "the surest test errors")
-        lines += picture(ctx, artifacts.PREDICTIONS_PNG, "predictions")
-        for error in metrics.get("misclassified", []):
-            lines.append(f"- true {error['true']}, called {error['predicted']} ({error['probability']:.0%}): "
-                         f"“{error['text']}”")
-        lines += [""] if metrics.get("misclassified") else []
+        return lines + ["Not evaluated: run `--stages=evaluate`.", ""]
+    headline = metrics["headline"]
+    interval = metrics.get(f"{headline}_interval")
+    lines += [f"**{headline} = {metrics[headline]:.4f}** on {metrics['num_test_examples']} test examples"
+              + (f" (95% interval {interval[0]:.3f}–{interval[1]:.3f})" if interval else "") + ".", ""]
+    lines += per_class(metrics)
+    for drawn in family.pictures:
+        lines += picture(ctx, drawn.file, drawn.title)
+    return lines + family.report(metrics)
 
-    lines += ["## Exports", ""]
+
+def exports_section(exports: dict | None, family: Family) -> list[str]:
+    lines = ["## Exports", ""]
     if exports is None:
-        lines += ["Not verified: run `--stages=export,verify`.", ""]
-    else:
-        verdict = "every export passed" if exports["passed"] else "**some exports missed their limits**"
-        order = ["keras", "savedmodel", *artifacts.TFLITE_VARIANTS, "onnx"]  # as verify measured them
-        rows = dict(sorted(exports["exports"].items(), key=lambda item: order.index(item[0])))
-        judged = exports.get("judged_examples", exports["num_test_examples"])
-        judged = (f"; agreement on {judged} inputs, the test split's and the rest from the validation and train "
-                  "splits" if judged > exports["num_test_examples"] else "")
-        lines += [f"Each export measured against Keras ({verdict}; {exports['num_test_examples']} test examples"
-                  f"{judged}):",
-                  "", format_report(rows), ""]
-        hurt = most_hurt(exports["exports"])
-        lines += ["Per class, accuracy in the export minus in Keras:", *hurt, ""] if hurt else []
+        return lines + ["Not verified: run `--stages=export,verify`.", ""]
+    verdict = "every export passed" if exports["passed"] else "**some exports missed their limits**"
+    order = ["keras", "savedmodel", *artifacts.TFLITE_VARIANTS, "onnx"]  # as verify measured them
+    rows = dict(sorted(exports["exports"].items(), key=lambda item: order.index(item[0])))
+    judged = exports.get("judged_examples", exports["num_test_examples"])
+    judged = (f"; agreement on {judged} inputs, the test split's and the rest from the validation and train splits"
+              if judged > exports["num_test_examples"] else "")
+    lines += [f"Each export measured against Keras ({verdict}; {exports['num_test_examples']} test examples"
+              f"{judged}):", "", format_report(rows, family.export_columns), ""]
+    hurt = most_hurt(exports["exports"])
+    return lines + (["Per class, accuracy in the export minus in Keras:", *hurt, ""] if hurt else [])
 
-    lines += ["## Files", ""]
-    present = sorted(name for name in os.listdir(config.task_dir)
-                     if name not in SKIPPED and not name.startswith("."))
-    lines += table(("file", "what it is"), [(f"[{name}]({name})", describe(name)) for name in present])
+
+def run(ctx: Context) -> str:
+    config = ctx.config
+    trained, metrics, history, exports = (read(ctx, name) for name in (
+        artifacts.CONFIG, artifacts.METRICS, artifacts.HISTORY, artifacts.VERIFY))
+    family = FAMILIES.get((metrics or {}).get("family"), ctx.task.family)
+    lines = [f"# {config.task} on {config.dataset}", "", *training(ctx, trained, history), *test(ctx, metrics, family),
+             *exports_section(exports, family), "## Files", ""]
+    present = sorted(name for name in os.listdir(config.task_dir) if name not in SKIPPED and not name.startswith("."))
+    lines += table(("file", "what it is"), [(f"[{name}]({name})", describe(name, family)) for name in present])
     artifacts.write_text(ctx.path(artifacts.REPORT), "\n".join(lines) + "\n")
     return f"{len(present)} files described"

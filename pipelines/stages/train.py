@@ -1,7 +1,10 @@
 """Train stage: build the task's model from its hyperparameters and fit it on the train split.
 
-Resumable: a killed run's state is kept in backup/<fingerprint>/, so only the same settings continue it; any
-other command starts over (and says so). What it trains with is recorded beside the model in config.json.
+In the order of `run`: the settings resolved (a sweep's hyperparameters, enough epochs for a small data set), the
+model built and compiled (under the strategy and precision, from --init_from or a preset), the callbacks that
+watch and keep the run, Keras' `fit`, and the model saved in float32 with the settings it was trained with.
+Resumable: a killed run's state is kept in backup/<fingerprint>/ (resume.py), so only the same settings continue
+it.
 """
 
 import contextlib
@@ -13,21 +16,18 @@ import sys
 import keras
 import numpy as np
 import tensorflow as tf
-from tensorflow.python.framework import config as tf_config  # disable_op_determinism is not exported
 
 from models import pretrained
-from pipelines import artifacts, distribution, numpy_trainer, precision
-from pipelines.config import describe_changes
+from pipelines import artifacts, distribution, numpy_trainer, precision, resume
 from pipelines.context import Context
 from pipelines.errors import PipelineError
 from pipelines.flops import Throughput, sustained, train_flops_per_example
-from pipelines.health import DiskSpace, EpochCheckpoint, EpochLog, GradientNorm, StopOnNonFiniteLoss
+from pipelines.health import DiskSpace, EpochCheckpoint, EpochLog, GradientNorm, StopOnDivergence
+from pipelines.upstream import tensorflow as tf_internals
 
-SETTINGS = "settings.json"  # backup/<fingerprint>/settings.json: what the interrupted run was training
-CURVES = "curves.json"      # backup/<fingerprint>/curves.json: the finished epochs' logs
+CURVES = "curves.json"  # backup/<fingerprint>/curves.json: the finished epochs' logs
 # Unless --epochs is given, a small data set trains for at least this many optimizer steps: a task's epochs are set
-# for data sets of thousands of batches, and a 150-row table at batch 128 would otherwise take 20 steps in all
-# (measured: conv on 10 images per class, 0.10 test accuracy after 5 steps, 0.80 after 100; README, Small data).
+# for data sets of thousands of batches (docs/own-data.md, Small data).
 MIN_TRAIN_STEPS = 100
 
 
@@ -58,175 +58,86 @@ def resolve_epochs(ctx: Context) -> None:
     ctx.config = dataclasses.replace(config, epochs=epochs)
 
 
-def backup_dir(ctx: Context) -> tuple[str, bool]:
-    """This config's resume folder, backup/<fingerprint>/, and whether it holds a run to continue. Another
-    config's interrupted run, a damaged backup, or --force start over, each said in one line."""
-    root, key = ctx.path(artifacts.BACKUP), ctx.stage_key
-    mine = os.path.join(root, key)
-    if ctx.config.force and os.path.exists(root):
-        print("--force: starting training over")
-        artifacts.remove(root)
-    for other in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-        if other == key:
-            continue
-        try:
-            before = artifacts.read_json(os.path.join(root, other, SETTINGS))
-            change = describe_changes(before, ctx.stage_settings)
-        except (OSError, ValueError):
-            change = "settings unknown"
-        print(f"starting training over: the interrupted run in {root} had other settings ({change})")
-        artifacts.remove(os.path.join(root, other))
-    resumed = os.path.exists(os.path.join(mine, "training_metadata.json"))
-    if resumed:
-        try:
-            epoch = artifacts.read_json(os.path.join(mine, "training_metadata.json"))["epoch"]
-            print(f"resuming the interrupted training after epoch {epoch}")
-        except (OSError, ValueError, KeyError, TypeError):
-            print(f"starting training over: the interrupted run's state in {mine} is damaged")
-            artifacts.remove(mine)
-            resumed = False
-    os.makedirs(mine, exist_ok=True)
-    artifacts.write_json(os.path.join(mine, SETTINGS), ctx.stage_settings)
-    return mine, resumed
-
-
-def _build(ctx: Context) -> keras.Model:
+def build(ctx: Context) -> keras.Model:
     """The task's model from the run's resolved hyperparameters and what it learned from the training split; from
     a KerasHub preset (--init_from=<preset>), the preset's encoder and tokenizer instead."""
     config = ctx.config
     if config.init_from and pretrained.is_preset(config.init_from):
-        if ctx.data.modality != "text":
-            raise PipelineError(f"--init_from={config.init_from} is a KerasHub preset, and the presets fine-tuned "
-                                f"here are text encoders; {config.dataset} holds {ctx.data.modality} examples: give "
-                                "text data, or an earlier run's model.keras")
-        return ctx.task.build_from_preset(config.init_from, ctx.data.num_classes, config.explicit, **config.hparams)
+        return ctx.task.build_from_preset(config.init_from, ctx.data.num_classes, config.explicit,
+                                          modality=ctx.data.modality, **config.hparams)
     return ctx.task.build(ctx.inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
 
 
-def _units(model: keras.Model) -> dict[str, keras.layers.Layer]:
-    """The model's weighted layers by path: a nested model is entered (a text model's token_classifier), any other
-    layer is one unit with all its weights (attention's projections inside it stay its own)."""
-    units = {}
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            units.update({f"{layer.name}/{name}": unit for name, unit in _units(layer).items()})
-        elif layer.weights:
-            units[layer.name] = layer
-    return units
-
-
-def initialise_from(model: keras.Model, path: str) -> str:
-    """--init_from: the saved model's weights, layer by layer where the names and shapes match; the others (a head
-    for another number of classes) keep their fresh initialisation. Returns what was loaded, for the log."""
-    try:
-        if path.endswith(".weights.h5"):  # no layer names to match: Keras' own loading, by structure
-            model.load_weights(path, skip_mismatch=True)
-            return f"weights from {path}, where their shapes fit"
-        source = pretrained.load_model(path)
-    except Exception as e:  # Keras raises ValueError, OSError, zipfile errors … for what it cannot read
-        raise PipelineError(f"cannot load --init_from={path} ({type(e).__name__}): give the model.keras of an "
-                            "earlier run") from None
-    theirs, loaded, fresh = _units(source), [], []
-    for name, layer in _units(model).items():
-        other = theirs.get(name)
-        if other is not None and [w.shape for w in other.weights] == [w.shape for w in layer.weights]:
-            layer.set_weights(other.get_weights())
-            loaded.append(name)
-        else:
-            fresh.append(name)
-    if not loaded:
-        raise PipelineError(f"no layer of {path} fits the {model.name} model (none has the same name and shapes): "
-                            "--init_from takes a model of the same task")
-    return (f"initialised {len(loaded)} of {len(loaded) + len(fresh)} layers from {path}"
-            + (f"; starting fresh: {', '.join(fresh)}" if fresh else ""))
-
-
-def _twin(build, family, config, inputs) -> keras.Model:
-    """The model built and compiled outside the strategy, for counting one example's FLOPs: tracing a replicated
-    model's train_step outside its replicas is not allowed."""
-    with precision.policy(config.precision):
-        twin = build()
-    family.compile(twin, config, steps_per_epoch=inputs.steps_per_epoch)
-    return twin
-
-
-def run(ctx: Context) -> str:
-    resolve_hyperparameters(ctx)
-    resolve_epochs(ctx)
-    if ctx.config.trainer == "numpy":
-        return _run_numpy(ctx)
-    config, inputs = ctx.config, ctx.inputs
-    backup, resumed = backup_dir(ctx)
-    if not resumed:  # the curves and checkpoints of an earlier model do not belong beside this one
-        for folder in (artifacts.CHECKPOINTS, artifacts.LOGS):
-            artifacts.remove(ctx.path(folder))
-    keras.utils.set_random_seed(config.seed)
-
-    def build():
-        return _build(ctx)
-    strategy, family = ctx.strategy, ctx.family
-    distributed = config.distribute != "none"
-    replicas = strategy.num_replicas_in_sync
+def build_compiled(ctx: Context) -> tuple[keras.Model, float]:
+    """The model, its variables on every replica of the strategy and in the run's precision, initialized
+    (--init_from) and compiled; and the FLOPs one training example costs it."""
+    config, family, inputs = ctx.config, ctx.family, ctx.inputs
+    replicas = ctx.strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise PipelineError(f"--batch_size={config.batch_size} is the global batch and must divide among the "
                             f"{replicas} replicas of --distribute={config.distribute}: give a multiple of {replicas}")
-    with strategy.scope(), precision.policy(config.precision):  # variables, optimizer included, on every replica
-        model = build()
-        if config.init_from:  # a preset's weights came with its model
-            print(f"the KerasHub preset {config.init_from}: its encoder, weights and tokenizer"
-                  if pretrained.is_preset(config.init_from) else initialise_from(model, config.init_from), flush=True)
+    with ctx.strategy.scope(), precision.policy(config.precision):
+        model = build(ctx)
+        if config.init_from and not pretrained.is_preset(config.init_from):  # a preset came with its weights
+            print(family.initialize(model, config.init_from), flush=True)
         family.compile(model, config, steps_per_epoch=inputs.steps_per_epoch)
-    if distributed:  # Keras' own multi-step loop fails under a strategy
-        model.train_function = distribution.StepsPerExecution(model, model.train_step, inputs.steps_per_epoch)
-        model.test_function = distribution.StepsPerExecution(model, model.test_step, inputs.validation_steps)
-    flops = train_flops_per_example(_twin(build, family, config, inputs) if distributed else model,
-                                    inputs.train.element_spec, config.batch_size)
+    counted = model
+    if config.distribute != "none":
+        distribution.steps_per_execution(model, inputs.steps_per_epoch, inputs.validation_steps)
+        # Tracing a replicated model's train_step outside its replicas is not allowed: count a twin's.
+        with precision.policy(config.precision):
+            counted = build(ctx)
+        family.compile(counted, config, steps_per_epoch=inputs.steps_per_epoch)
+    return model, train_flops_per_example(counted, inputs.train.element_spec, config.batch_size)
+
+
+def describe(ctx: Context, model: keras.Model, flops: float) -> None:
+    config, inputs = ctx.config, ctx.inputs
+    replicas = ctx.strategy.num_replicas_in_sync
     print(f"{model.name}: {model.count_params():,} parameters, {flops / 1e6:.3g} MFLOP per training example; "
           f"{inputs.num_train} train / {inputs.num_validation} validation examples from {ctx.data.source}"
           + (f"; {replicas} replicas of {config.batch_size // replicas} examples (--distribute={config.distribute})"
-             if distributed else ""))
+             if config.distribute != "none" else ""))
     print(f"precision {config.precision} ({config.precision_reason}); the train split "
           + ("held in memory, shuffled whole each epoch" if inputs.in_memory.get("train", True) else
              f"read from disk each epoch, shuffled by shard and within {inputs.shuffle_buffer:,} examples"),
           flush=True)
     if not precision.this_device().native(config.precision):
         print(f"warning: {config.precision_reason}: --precision=auto or float32 trains faster here", flush=True)
-    health = StopOnNonFiniteLoss(family.loss_key)
-    grad_norm = [GradientNorm(inputs.first_train_batch(256))] if family.gradient_norm else []
-    curves = EpochLog(os.path.join(backup, CURVES))
-    callbacks = [
+
+
+def callbacks(ctx: Context, backup: str, health: StopOnDivergence, curves: EpochLog, flops: float) -> list:
+    """In the order they must see each epoch's end."""
+    inputs, family = ctx.inputs, ctx.family
+    return [
         # First: a replicated model's BatchNorm statistics are made equal before anything reads them.
-        *([distribution.AverageMovingStatistics(strategy)] if replicas > 1 else []),
+        *([distribution.AverageMovingStatistics(ctx.strategy)] if ctx.strategy.num_replicas_in_sync > 1 else []),
         Throughput(inputs.num_train, flops),
         health,
-        DiskSpace(config.task_dir),  # before anything writes this epoch's state
-        *grad_norm,
-        *family.callbacks(ctx),  # before the logs are read: a family's callback may add to them
+        DiskSpace(ctx.config.task_dir),  # before anything writes this epoch's state
+        *([GradientNorm(inputs.first_train_batch(256))] if family.gradient_norm else []),
+        *family.callbacks(ctx.workspace),  # before the logs are read: a family's callback may add to them
         curves,
         keras.callbacks.BackupAndRestore(backup),
         # After the backup: the checkpoint copies the weights file it just wrote (Keras' name for it).
         EpochCheckpoint(ctx.path(artifacts.CHECKPOINTS), health, state=os.path.join(backup, "latest.weights.h5")),
         keras.callbacks.TensorBoard(ctx.path(artifacts.LOGS)),
     ]
-    # Same seed, same numbers (slower kernels on some ops). A process-wide switch: left as it was found.
-    switched = config.deterministic and not tf_config.is_op_determinism_enabled()
-    if switched:
-        tf_config.enable_op_determinism()
-    fixes = distribution.keras_multi_worker_fixes() if ctx.cluster else contextlib.nullcontext()
-    # With the number of steps given, Keras makes each split's next iterator as soon as a pass ends instead of
-    # when the next one starts, so the shuffle buffer refills (54,000 examples) while validation runs: the dense
-    # train stage measured 0.99-1.01x a plain fit (best of two pairs) with it, 1.055x (best of three) without.
-    # Each pass is still one whole permutation; the ones drawn after the first epoch differ from Keras' default.
+
+
+def fit(ctx: Context, model: keras.Model, watchers: list) -> None:
+    """Keras' fit over the pipeline's splits (which shuffle), each split's steps given so the next pass's shuffle
+    buffer refills while validation runs; under --distribute each split repeated, so Keras keeps one iterator
+    (a new distributed one each epoch costs seconds), and a lost worker is one line."""
+    config, inputs = ctx.config, ctx.inputs
     data = dict(x=inputs.train, steps_per_epoch=inputs.steps_per_epoch,
                 validation_data=inputs.validation, validation_steps=inputs.validation_steps)
-    if distributed:
-        # Each split repeated, one pass per epoch, so Keras keeps one iterator for the whole fit: a new one each
-        # epoch rebuilds the distributed pipeline, measured on one core at 2.2-7.6 s at each epoch's start against
-        # 2.5 s of training in it. StepsPerExecution ends each pass's last call where the pass ends.
+    if config.distribute != "none":
         data.update(x=inputs.train.repeat(), validation_data=inputs.validation.repeat())
+    mended = distribution.keras_multi_worker_fixes() if ctx.cluster else contextlib.nullcontext()
     try:
-        with fixes:
-            model.fit(**data, epochs=config.epochs, callbacks=callbacks, shuffle=False,  # the pipeline shuffles
+        with tf_internals.op_determinism(config.deterministic), mended:
+            model.fit(**data, epochs=config.epochs, callbacks=watchers, shuffle=False,
                       verbose=1 if sys.stdout.isatty() else 2)
     except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as e:
         if not ctx.cluster:
@@ -235,21 +146,31 @@ def run(ctx: Context) -> str:
                                       f"({type(e).__name__}): the finished epochs are backed up in "
                                       f"{ctx.path(artifacts.BACKUP)}; start the same command on every worker to "
                                       "resume") from None
-    finally:
-        if switched:
-            tf_config.disable_op_determinism()
-    if health.failure:
-        artifacts.remove(backup)  # a diverged state is not worth resuming
-    if not os.listdir(ctx.path(artifacts.BACKUP)):  # BackupAndRestore removes its own folder when training ends
-        os.rmdir(ctx.path(artifacts.BACKUP))
+
+
+def run(ctx: Context) -> str:
+    resolve_hyperparameters(ctx)
+    resolve_epochs(ctx)
+    if ctx.config.trainer == "numpy":
+        return _run_numpy(ctx)
+    backup, resumed = resume.folder(ctx.path(artifacts.BACKUP), ctx.stage_key, ctx.stage_settings, ctx.config.force)
+    if not resumed:  # the curves and checkpoints of an earlier model do not belong beside this one
+        for folder in (artifacts.CHECKPOINTS, artifacts.LOGS):
+            artifacts.remove(ctx.path(folder))
+    keras.utils.set_random_seed(ctx.config.seed)
+    model, flops = build_compiled(ctx)
+    describe(ctx, model, flops)
+    health, curves = StopOnDivergence(ctx.family.loss_key), EpochLog(os.path.join(backup, CURVES))
+    fit(ctx, model, callbacks(ctx, backup, health, curves, flops))
+    resume.finish(backup, diverged=bool(health.failure))
     health.raise_if_failed()  # before saving: a diverged model must not replace a good one
-    model = precision.in_float32(model, build)  # what later stages load computes in float32
+    model = precision.in_float32(model, lambda: build(ctx))  # what later stages load computes in float32
     if ctx.cluster:  # every worker prints it: equal lines, equal models
         print(f"{ctx.cluster.name}: trained weights {distribution.weights_digest(model)}", flush=True)
-    return _save(ctx, model, curves.curves)
+    return save(ctx, model, curves.curves)
 
 
-def _save(ctx: Context, model: keras.Model, curves: dict[str, list[float]]) -> str:
+def save(ctx: Context, model: keras.Model, curves: dict[str, list[float]]) -> str:
     """model.keras, history.json, and config.json (what the model is: the settings train depends on, as
     resolved, so the hyperparameters actually used); returns the summary line."""
     weights = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
@@ -269,5 +190,5 @@ def _run_numpy(ctx: Context) -> str:
     for folder in (artifacts.CHECKPOINTS, artifacts.LOGS, artifacts.BACKUP):
         artifacts.remove(ctx.path(folder))
     keras.utils.set_random_seed(ctx.config.seed)
-    model = _build(ctx)
-    return _save(ctx, model, numpy_trainer.train(ctx, model))
+    model = build(ctx)
+    return save(ctx, model, numpy_trainer.train(ctx, model))

@@ -22,8 +22,6 @@ import keras
 import keras_tuner as kt
 import matplotlib
 import numpy as np
-from keras_tuner.engine.metrics_tracking import infer_metric_direction
-from keras_tuner.src import config as kt_config  # not exported: only DEBUG, which prints tracebacks
 
 matplotlib.use("Agg")  # files only: no display on a server
 import matplotlib.pyplot as plt  # noqa: E402
@@ -32,8 +30,9 @@ from pipelines import artifacts  # noqa: E402
 from pipelines.config import describe_changes  # noqa: E402
 from pipelines.context import Context  # noqa: E402
 from pipelines.errors import PipelineError  # noqa: E402
+from pipelines.upstream import keras_tuner as kt_internals  # noqa: E402
 from tuning import oracles  # noqa: E402
-from tuning.hypermodel import TaskHyperModel, trial_hparams  # noqa: E402
+from tuning.hypermodel import OPTIMIZER_STATE, TaskHyperModel, trial_hparams  # noqa: E402
 from tuning.search_spaces import LEARNING_RATE  # noqa: E402
 
 # --tuner → KerasTuner's tuner class (how a trial trains) and our oracle for it (which trials, defaults first).
@@ -43,7 +42,6 @@ TUNERS = {"random": (kt.RandomSearch, oracles.RandomSearchOracle),
 TIMINGS = "timings"  # <tuning dir>/timings/<trial id>.json: seconds and which tuner ran it
 SWEEP = "sweep.json"  # tuning/sweep.json: the settings the sweep in the folder was made with
 TUNER_ID = "KERASTUNER_TUNER_ID"
-OPTIMIZER_STATE = "optimizer_state.npz"  # <trial dir>/: the optimizer's variables at the trial's best epoch
 # Settings a sweep may change and still continue: more trials extend it.
 EXTENDS_SWEEP = ("max_trials",)
 
@@ -72,32 +70,18 @@ class OptimizerAtBestEpoch(keras.callbacks.Callback):
 def _pipeline_tuner(tuner_class):
     """The tuner class, driven by the oracle it is given, recording each trial's wall time, tuner id and the
     process's peak memory, reporting a failed trial in one line (its traceback stays in its trial.json), and
-    continuing a promoted Hyperband trial's optimizer where its earlier round left it (KerasTuner reloads only
-    the weights: "Skipping variable loading for optimizer", and Adam and the cosine schedule start over)."""
+    saving the optimizer's state at each Hyperband trial's best epoch, which the hypermodel's fit continues when
+    the trial is promoted (tuning/hypermodel.py)."""
 
     class PipelineTuner(tuner_class):
         def __init__(self, oracle: kt.Oracle, **kwargs):
-            kt.Tuner.__init__(self, oracle=oracle, **kwargs)  # the built-in __init__ only makes its own oracle
+            kt_internals.init_with_oracle(self, oracle, **kwargs)
 
         def run_trial(self, trial, *args, **kwargs):
             if isinstance(self, kt.Hyperband):  # the only tuner that promotes a trial into a later one
                 path = os.path.join(self.get_trial_dir(trial.trial_id), OPTIMIZER_STATE)
                 kwargs["callbacks"] = [*kwargs.get("callbacks", []), OptimizerAtBestEpoch(self.oracle.objective, path)]
             return super().run_trial(trial, *args, **kwargs)
-
-        def _build_hypermodel(self, hp):
-            model = super()._build_hypermodel(hp)  # Hyperband: a promoted trial's weights are loaded here
-            earlier = hp.values.get("tuner/trial_id")
-            path = os.path.join(self.get_trial_dir(earlier), OPTIMIZER_STATE) if earlier else None
-            if path and os.path.exists(path) and model.optimizer is not None:
-                model.optimizer.build(model.trainable_variables)
-                with np.load(path) as state:
-                    values = [state[f"arr_{i}"] for i in range(len(state.files))]
-                for variable, value in zip(model.optimizer.variables, values, strict=True):
-                    variable.assign(value)
-                print(f"continuing trial {earlier}'s model and optimizer from step "
-                      f"{int(model.optimizer.iterations.numpy())}", flush=True)
-            return model
 
         def on_trial_begin(self, trial):
             self._trial_started = time.perf_counter()
@@ -108,8 +92,7 @@ def _pipeline_tuner(tuner_class):
             if trial.status in (kt.engine.trial.TrialStatus.FAILED, kt.engine.trial.TrialStatus.INVALID):
                 print(f"trial {trial.trial_id} failed with {_last_line(trial.message)}; its traceback is in "
                       f"{self.get_trial_dir(trial.trial_id)}/trial.json", flush=True)
-            # The oracle records the trial first: a sweep killed after its timing file exists never repeats it
-            # (written before, a kill between the two redid the trial on resume).
+            # The oracle records the trial first: a sweep killed after its timing file exists never repeats it.
             super().on_trial_end(trial)
             folder = os.path.join(self.project_dir, TIMINGS)
             os.makedirs(folder, exist_ok=True)
@@ -147,7 +130,7 @@ def is_worker() -> bool:
 def objective(name: str, family) -> kt.Objective:
     """The family's own objective in its own direction; any other metric in the direction KerasTuner infers for it
     (val_mae: min, val_auc: max). A name it cannot place is refused rather than guessed."""
-    direction = family.objective_direction if name == family.objective else infer_metric_direction(name)
+    direction = family.objective_direction if name == family.objective else kt_internals.metric_direction(name)
     if direction is None:
         raise PipelineError(f"--objective={name}: KerasTuner cannot tell whether to minimize or maximize it; use a "
                             f"Keras metric the trials log, such as {family.objective} or val_loss")
@@ -185,7 +168,7 @@ def make_tuner(ctx: Context, hypermodel: TaskHyperModel) -> kt.Tuner:
     for name, value in hypermodel.fixed.items():
         if isinstance(value, (bool, int, float, str)):
             fixed.Fixed(name, value)  # recorded in every trial (a tuple is left out of the space: search_spaces)
-    kt_config.DEBUG = False  # else KerasTuner prints each failed trial's traceback; PipelineTuner says one line
+    kt_internals.quiet_failures()  # PipelineTuner says one line per failed trial
     tuner_class, oracle_class = TUNERS[c.tuner]
     search = dict(objective=objective(objective_name(ctx), ctx.family), seed=c.seed, hyperparameters=fixed,
                   tune_new_entries=True)
@@ -194,9 +177,11 @@ def make_tuner(ctx: Context, hypermodel: TaskHyperModel) -> kt.Tuner:
         oracle = oracle_class(max_epochs=c.tuning_epochs, factor=3, hyperband_iterations=1, **search)
     else:
         oracle = oracle_class(max_trials=c.max_trials, **search)
-    return _pipeline_tuner(tuner_class)(oracle=oracle, hypermodel=hypermodel,
-                                        executions_per_trial=c.executions_per_trial,
-                                        directory=ctx.path(artifacts.TUNING), project_name=c.tuner)
+    tuner = _pipeline_tuner(tuner_class)(oracle=oracle, hypermodel=hypermodel,
+                                         executions_per_trial=c.executions_per_trial,
+                                         directory=ctx.path(artifacts.TUNING), project_name=c.tuner)
+    hypermodel.trial_dir = tuner.get_trial_dir  # where a promoted trial's optimizer state is
+    return tuner
 
 
 def trial_rows(tuner: kt.Tuner, task) -> list[dict]:
@@ -250,14 +235,15 @@ def run(ctx: Context) -> str:
                                 fixed=config.fixed_hparams,
                                 learned=ctx.learned_args, steps_per_epoch=inputs.steps_per_epoch)
     tuner = make_tuner(ctx, hypermodel)
-    callbacks = [*ctx.family.tuning_callbacks(ctx), ObjectiveLogged(objective_name(ctx), ctx.family.objective),
+    callbacks = [*ctx.family.tuning_callbacks(ctx.workspace),
+                 ObjectiveLogged(objective_name(ctx), ctx.family.objective),
                  keras.callbacks.TerminateOnNaN(),
                  # KerasTuner gives each trial its own copy in <dir>/<trial id> and logs the trial's
                  # hyperparameters and objective to TensorBoard's HParams dashboard beside its curves.
                  keras.callbacks.TensorBoard(os.path.join(ctx.path(artifacts.TUNING), TENSORBOARD))]
     try:
         tuner.search(inputs.train, validation_data=inputs.validation, epochs=config.tuning_epochs,
-                     callbacks=callbacks, verbose=2 if not sys.stdout.isatty() else 1)
+                     callbacks=callbacks, shuffle=False, verbose=2 if not sys.stdout.isatty() else 1)
     except kt.errors.FatalError as e:
         raise PipelineError(str(e)) from None
     except RuntimeError as e:  # KerasTuner gives up after 3 failed trials in a row; its message has a traceback

@@ -3,7 +3,8 @@
 The SavedModel through `tf.saved_model.load`, each TFLite variant in the LiteRT interpreter (ai-edge-litert) as a
 phone runs it (builtin ops, no Flex delegate), model.onnx in ONNX Runtime. For each: parity with Keras, accuracy
 on the test split (classifiers), file size, single-example latency, and the metadata read back. Written to
-export_report.json and export_report.md; the stage fails when an export misses its limit (see Serving.limits).
+export_report.json and export_report.md; the stage fails when an export misses its limit (Shipment.limits). The
+files are opened through pipelines/exported.py, one interface for both clients.
 """
 
 import dataclasses
@@ -13,12 +14,13 @@ import time
 
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
 
-from pipelines import artifacts, console, metadata
+from pipelines import artifacts, console
 from pipelines.context import Context
 from pipelines.errors import PipelineError
-from pipelines.serving import Batch, Serving, as_batch, softmax
+from pipelines.exported import Batch, open_export
+from pipelines.families import Column
+from pipelines.shipping import Shipment, as_batch, softmax
 
 PARITY_EXAMPLES = 1024   # the batch every export is compared on; at least 256 are required
 LATENCY_RUNS, WARMUP_RUNS = 100, 10
@@ -32,55 +34,6 @@ UNDERTRAINED_CLEAR_FRACTION = 0.8
 def only_value(outputs: dict) -> np.ndarray:
     (value,) = outputs.values()
     return np.asarray(value)
-
-
-class TFLiteModel:
-    """One TFLite file behind its serving_default signature, taking and returning real (dequantized) values."""
-
-    def __init__(self, path: str):
-        self.runner = Interpreter(model_path=path).get_signature_runner("serving_default")
-        self.inputs, self.outputs = self.runner.get_input_details(), self.runner.get_output_details()
-
-    @staticmethod
-    def _scale(detail) -> tuple[float, int]:
-        scale, zero_point = detail["quantization"]
-        return (scale, zero_point) if detail["dtype"] in (np.int8, np.uint8) and scale else (0.0, 0)
-
-    def __call__(self, batch: Batch) -> np.ndarray:
-        feed = {}
-        for name, value in batch.items():
-            scale, zero_point = self._scale(self.inputs[name])
-            if scale:  # an integer input: quantize with the file's own parameters, as an app would
-                info = np.iinfo(self.inputs[name]["dtype"])
-                value = np.clip(np.round(value / scale + zero_point), info.min, info.max)
-            feed[name] = np.asarray(value).astype(self.inputs[name]["dtype"])
-        (name, value), = self.runner(**feed).items()
-        scale, zero_point = self._scale(self.outputs[name])
-        return (value.astype(np.float64) - zero_point) * scale if scale else value.astype(np.float64)
-
-    def input_quantization(self) -> dict:
-        return {name: {"dtype": np.dtype(d["dtype"]).name, "scale": float(d["quantization"][0]),
-                       "zero_point": int(d["quantization"][1])} for name, d in self.inputs.items()}
-
-
-class OnnxModel:
-    """model.onnx in ONNX Runtime's CPU provider, fed and read like a TFLite file."""
-    TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(int64)": np.int64,
-             "tensor(int32)": np.int32}
-
-    def __init__(self, path: str):
-        import onnxruntime  # only verify needs it
-        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name: self.TYPES[i.type] for i in self.session.get_inputs()}
-        self.outputs = [o.name for o in self.session.get_outputs()]
-
-    def __call__(self, batch: Batch) -> np.ndarray:
-        (value,) = self.session.run(None, {name: np.asarray(batch[name]).astype(dtype)
-                                           for name, dtype in self.inputs.items()})
-        return value.astype(np.float64)
-
-    def metadata(self) -> dict[str, str]:
-        return dict(self.session.get_modelmeta().custom_metadata_map)
 
 
 def median_ms(call, runs: int) -> float:
@@ -175,15 +128,15 @@ def judged_batches(model, inputs) -> tuple[list[Batch], np.ndarray]:
     return batches, np.concatenate(labels)
 
 
-def keras_reference(serving: Serving, inputs) -> Reference:
-    if serving.sample_inputs is not None:  # a generator: its own noise, no test split
-        parity = serving.sample_inputs(PARITY_EXAMPLES)
-        return Reference(parity, keras_predict(serving.reference, parity), [])
-    batches, labels = judged_batches(serving.reference, inputs)
+def keras_reference(shipment: Shipment, inputs) -> Reference:
+    if shipment.sample_inputs is not None:  # a generator: its own noise, no test split
+        parity = shipment.sample_inputs(PARITY_EXAMPLES)
+        return Reference(parity, keras_predict(shipment.reference, parity), [])
+    batches, labels = judged_batches(shipment.reference, inputs)
     parity = {name: np.concatenate([b[name] for b in batches])[:PARITY_EXAMPLES] for name in batches[0]}
-    all_outputs = np.concatenate([keras_predict(serving.reference, b) for b in batches])
+    all_outputs = np.concatenate([keras_predict(shipment.reference, b) for b in batches])
     outputs = all_outputs[:len(next(iter(parity.values())))]  # the parity batch is the judged inputs' start
-    if not serving.classes:
+    if not shipment.classes:
         return Reference(parity, outputs, batches, all_outputs, labels)
     probabilities = softmax(all_outputs)
     top2 = np.sort(probabilities, axis=-1)[:, -2:]
@@ -193,30 +146,6 @@ def keras_reference(serving: Serving, inputs) -> Reference:
 
 def rmse(outputs: np.ndarray, labels: np.ndarray) -> float:
     return float(np.sqrt(np.mean((outputs.reshape(-1) - labels.reshape(-1)) ** 2)))
-
-
-def metadata_problem(path: str, model: TFLiteModel, packed: dict[str, bytes]) -> str | None:
-    """What is wrong with a TFLite file's metadata, read back with the schema: every input and output described,
-    and the packed files the same as those beside it (labels.txt, vocab.txt). None when nothing is."""
-    with open(path, "rb") as f:
-        try:
-            info, files = metadata.read_metadata(f.read())
-        except ValueError as e:
-            return str(e)
-    (subgraph,) = info.subgraphMetadata
-    described = sorted(t.name.decode() for t in subgraph.inputTensorMetadata + subgraph.outputTensorMetadata)
-    if described != sorted([*model.inputs, *model.outputs]):
-        return f"its metadata describes {described}, the file has {sorted([*model.inputs, *model.outputs])}"
-    if files != packed:
-        return f"its packed files {sorted(files)} differ from {sorted(packed)} beside it"
-    return None
-
-
-def onnx_metadata_problem(model: OnnxModel, packed: dict[str, bytes]) -> str | None:
-    """The ONNX file's metadata_props must hold the files packed in the TFLite files (labels, vocabulary)."""
-    properties = model.metadata()
-    differ = sorted(name for name, content in packed.items() if properties.get(name, "").encode() != content)
-    return f"its metadata_props {differ} differ from the files beside it" if differ else None
 
 
 def per_class_change(predicted: np.ndarray, reference: Reference, names: tuple[str, ...]) -> dict[str, float]:
@@ -241,21 +170,11 @@ def most_hurt(rows: dict) -> list[str]:
     return lines
 
 
-def measure_export(path: str, variant: str, serving: Serving, reference: Reference, packed: dict[str, bytes],
-                   names: tuple[str, ...] = ()) -> dict:
-    """One TFLite file in LiteRT, or the ONNX file in ONNX Runtime: parity on the reference batch, agreement and
-    accuracy on the test split, size, latency, its input quantization, its metadata, and whether it meets its
-    limit."""
-    model = OnnxModel(path) if variant == "onnx" else TFLiteModel(path)
-    int8 = variant == "int8"
-    to_inputs = serving.to_quantizable_inputs if int8 else serving.to_tflite_inputs
-    expected = serving.to_tflite_outputs(reference.outputs)
-
-    def outputs(batch):  # in the reference's terms
-        return serving.from_tflite_outputs(model(to_inputs(batch)))
-    row = measure(outputs(reference.parity), expected)
+def measure_values(row: dict, shipment: Shipment, reference: Reference, outputs, names: tuple[str, ...]) -> None:
+    """Beside parity: a regressor's values against Keras' own error; a classifier's agreement with Keras on every
+    judged input and its accuracy on the test labels, per class too."""
     tested = reference.tested
-    if reference.batches and not serving.classes:  # a regressor: its values against Keras' own error
+    if reference.batches and not shipment.classes:
         values = np.concatenate([outputs(b) for b in reference.batches])
         row["test_rmse"] = rmse(values[:tested], reference.labels)
         row["mean_diff_over_rmse"] = float(np.mean(np.abs(values - reference.all_outputs)) / reference.rmse)
@@ -268,74 +187,100 @@ def measure_export(path: str, variant: str, serving: Serving, reference: Referen
         row["accuracy_drop"] = reference.accuracy - row["test_accuracy"]
         if names:
             row["per_class_accuracy_change"] = per_class_change(predicted[:tested], reference, names)
-    row["size_bytes"] = os.path.getsize(path)
-    one = to_inputs(first(reference.parity, 1))
-    row["latency_ms"] = median_ms(lambda: model(one), LATENCY_RUNS)
-    row["inputs"] = model.input_quantization() if variant != "onnx" else {}
-    row["limit"] = list(serving.limits[variant])
-    row["passed"] = passes(row, serving.limits[variant])
-    if not row["passed"] and row["limit"][0] == "top1_agreement" and reference.undertrained:
-        # The same bound, on the examples the model is clear about: misses on near-ties are rounding noise.
+
+
+def judge(row: dict, limit: tuple[str, float], reference: Reference, metadata_problem: str | None) -> None:
+    """Whether the export meets its limit (for an undertrained classifier, on the examples it is clear about:
+    misses on near-ties are rounding noise) and carries sound metadata."""
+    row["limit"] = list(limit)
+    row["passed"] = passes(row, limit)
+    if not row["passed"] and limit[0] == "top1_agreement" and reference.undertrained:
         clear = int(reference.clear.sum())
         row["passed"] = not clear or passes({"top1_agreement": row["top1_agreement_clear"],
-                                             "agreement_examples": clear}, row["limit"])
+                                             "agreement_examples": clear}, limit)
         row["judged_on"] = "clear examples: the model is undertrained"
-    problem = onnx_metadata_problem(model, packed) if variant == "onnx" else metadata_problem(path, model, packed)
-    row["metadata"] = problem or "ok"
-    row["passed"] = row["passed"] and problem is None
+    row["metadata"] = metadata_problem or "ok"
+    row["passed"] = row["passed"] and metadata_problem is None
+
+
+def measure_export(path: str, variant: str, shipment: Shipment, reference: Reference, packed: dict[str, bytes],
+                   names: tuple[str, ...] = ()) -> dict:
+    """One exported file, as its client runs it: parity on the reference batch, agreement and accuracy, size,
+    latency, its input quantization, its metadata, and whether it meets its limit."""
+    model = open_export(path)
+    to_inputs = shipment.to_quantizable_inputs if variant == "int8" else shipment.to_tflite_inputs
+
+    def outputs(batch):  # in the reference's terms
+        return shipment.from_tflite_outputs(model(to_inputs(batch)))
+    row = measure(outputs(reference.parity), shipment.to_tflite_outputs(reference.outputs))
+    measure_values(row, shipment, reference, outputs, names)
+    one = to_inputs(first(reference.parity, 1))
+    row.update(size_bytes=os.path.getsize(path), latency_ms=median_ms(lambda: model(one), LATENCY_RUNS),
+               inputs=model.input_quantization())
+    judge(row, shipment.limits[variant], reference, model.metadata_problem(packed))
     return row
 
 
-def run(ctx: Context) -> str:
-    serving = ctx.family.serving(ctx.trained_model())
-    variants = ctx.config.tflite_variants
-    expected = [artifacts.tflite_file(v) for v in variants] + ([artifacts.ONNX] if ctx.config.onnx else [])
-    missing = [name for name in expected if not os.path.exists(ctx.path(name))]
+def keras_and_saved_model(ctx: Context, shipment: Shipment, reference: Reference) -> dict:
+    """The Keras model's own row (its latency, its test score) and the SavedModel's parity with it."""
+    single = first(reference.parity, 1)
+    single_input = single if len(single) > 1 else tf.constant(next(iter(single.values())))
+    rows = {"keras": {"latency_ms": median_ms(lambda: shipment.reference(single_input, training=False),
+                                              LATENCY_RUNS // 2), "passed": True}}
+    if reference.batches:
+        rows["keras"].update({"test_accuracy": reference.accuracy} if shipment.classes
+                             else {"test_rmse": reference.rmse})
+    serve_fn = tf.saved_model.load(ctx.path(artifacts.SAVED_MODEL)).signatures["serving_default"]
+    model_inputs = shipment.to_model_inputs(reference.parity)
+    served = only_value(serve_fn(**{k: tf.constant(v) for k, v in model_inputs.items()})).astype(np.float64)
+    rows["savedmodel"] = measure(served, reference.outputs)
+    rows["savedmodel"]["passed"] = passes(rows["savedmodel"], shipment.limits["savedmodel"])
+    return rows
+
+
+def exported_files(ctx: Context) -> dict[str, str]:
+    """variant → file name of every export this run verifies; one line if export did not write one."""
+    files = {variant: artifacts.tflite_file(variant) for variant in ctx.config.tflite_variants}
+    files.update({"onnx": artifacts.ONNX} if ctx.config.onnx else {})
+    missing = [name for name in files.values() if not os.path.exists(ctx.path(name))]
     if missing:
         raise PipelineError(f"verify needs {', '.join(missing)} in {ctx.config.task_dir}: run --stages=export "
                             f"with the same --tflite_variants and --onnx first")
+    return files
 
-    reference = keras_reference(serving, ctx.inputs)
-    single = first(reference.parity, 1)
-    single_input = single if len(single) > 1 else tf.constant(next(iter(single.values())))
-    rows = {"keras": {"latency_ms": median_ms(lambda: serving.reference(single_input, training=False),
-                                              LATENCY_RUNS // 2), "passed": True}}
-    if reference.batches:
-        rows["keras"].update({"test_accuracy": reference.accuracy} if serving.classes
-                             else {"test_rmse": reference.rmse})
 
-    serve_fn = tf.saved_model.load(ctx.path(artifacts.SAVED_MODEL)).signatures["serving_default"]
-    model_inputs = serving.to_model_inputs(reference.parity)
-    served = only_value(serve_fn(**{k: tf.constant(v) for k, v in model_inputs.items()})).astype(np.float64)
-    rows["savedmodel"] = measure(served, reference.outputs)
-    rows["savedmodel"]["passed"] = passes(rows["savedmodel"], serving.limits["savedmodel"])
-    packed = {}
-    for name in serving.packed_files:
-        with open(ctx.path(name), "rb") as f:
-            packed[name] = f.read()
-    files = {variant: artifacts.tflite_file(variant) for variant in variants}
-    files.update({"onnx": artifacts.ONNX} if ctx.config.onnx else {})
-    for variant, name in files.items():
-        print(f"  {name} in {'ONNX Runtime' if variant == 'onnx' else 'LiteRT'}", flush=True)
-        with console.native_chatter_hidden():  # LiteRT announces its XNNPACK delegate
-            rows[variant] = measure_export(ctx.path(name), variant, serving, reference, packed, ctx.data.label_names)
-
+def write_reports(ctx: Context, rows: dict, reference: Reference) -> str:
+    """export_report.json and .md; returns the table."""
     judged = sum(len(next(iter(b.values()))) for b in reference.batches)
-    report = {"parity_examples": len(reference.outputs), "num_test_examples": reference.tested,
-              "judged_examples": judged, "exports": rows,
-              "clear_fraction": float(np.mean(reference.clear)) if reference.clear is not None else None,
-              "passed": all(r["passed"] for r in rows.values())}
-    artifacts.write_json(ctx.path(artifacts.VERIFY), report)
-    table = format_report(rows)
-    with artifacts.atomic_path(ctx.path(artifacts.VERIFY_MD)) as tmp, open(tmp, "w") as f:
-        hurt = most_hurt(rows)
-        f.write(f"# Export report: {ctx.config.task} on {ctx.config.dataset}\n\n{table}\n"
-                + ("\nPer class (accuracy in the export minus in Keras):\n" + "\n".join(hurt) + "\n" if hurt else ""))
-    print(table)
+    artifacts.write_json(ctx.path(artifacts.VERIFY), {
+        "parity_examples": len(reference.outputs), "num_test_examples": reference.tested, "judged_examples": judged,
+        "exports": rows, "clear_fraction": float(np.mean(reference.clear)) if reference.clear is not None else None,
+        "passed": all(r["passed"] for r in rows.values())})
+    table, hurt = format_report(rows, ctx.family.export_columns), most_hurt(rows)
+    artifacts.write_text(ctx.path(artifacts.VERIFY_MD), f"# Export report: {ctx.config.task} on {ctx.config.dataset}"
+                         f"\n\n{table}\n" + ("\nPer class (accuracy in the export minus in Keras):\n"
+                                             + "\n".join(hurt) + "\n" if hurt else ""))
     if judged > reference.tested:
         print(f"note: agreement with Keras judged on {judged} inputs: the {reference.tested} test examples and "
               f"{judged - reference.tested} of the validation and train split (agreement needs no labels); "
               f"accuracy on the {reference.tested} test examples", flush=True)
+    return table
+
+
+def run(ctx: Context) -> str:
+    shipment = ctx.family.ship(ctx.trained_model())
+    files = exported_files(ctx)
+    reference = keras_reference(shipment, ctx.inputs)
+    rows = keras_and_saved_model(ctx, shipment, reference)
+    packed = {}
+    for name in shipment.packed_files:
+        with open(ctx.path(name), "rb") as f:
+            packed[name] = f.read()
+    for variant, name in files.items():
+        print(f"  {name} in {'ONNX Runtime' if variant == 'onnx' else 'LiteRT'}", flush=True)
+        with console.native_chatter_hidden():  # LiteRT announces its XNNPACK delegate
+            rows[variant] = measure_export(ctx.path(name), variant, shipment, reference, packed, ctx.data.label_names)
+    print(write_reports(ctx, rows, reference))
     failed = [name for name, r in rows.items() if not r["passed"]]
     if failed:
         raise PipelineError(f"exports miss their limits: {', '.join(failed)} (see {ctx.path(artifacts.VERIFY_MD)}); "
@@ -353,21 +298,13 @@ def run(ctx: Context) -> str:
     return f"{accuracy}max_diff={float32['max_abs_diff']:.1e} {len(rows) - 2} exports passed"
 
 
-def format_report(rows: dict) -> str:
-    """A Markdown table: one row per export, Keras first; a classifier's accuracy columns, or a regressor's error."""
-    if any("test_rmse" in r for r in rows.values()):
-        quality = (("test RMSE", "test_rmse", "{:.4g}"), ("mean diff / RMSE", "mean_diff_over_rmse", "{:.4f}"),
-                   ("max rel diff", "max_rel_diff", "{:.2e}"))
-    elif not any("test_accuracy" in r for r in rows.values()):  # a generator: its outputs' differences
-        quality = (("mean abs diff", "mean_abs_diff", "{:.3g}"), ("max abs diff", "max_abs_diff", "{:.3g}"))
-    else:
-        quality = (("test accuracy", "test_accuracy", "{:.4f}"), ("drop", "accuracy_drop", "{:+.4f}"),
-                   ("top-1 agree", "top1_agreement", "{:.4f}"), ("max abs diff", "max_abs_diff", "{:.2e}"))
-    columns = ("export", "size KiB", "latency ms", *(title for title, _, _ in quality), "passed")
+def format_report(rows: dict, quality: tuple[Column, ...]) -> str:
+    """A Markdown table: one row per export, Keras first, in the columns the family judges exports by."""
+    columns = ("export", "size KiB", "latency ms", *(c.title for c in quality), "passed")
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for name, r in rows.items():
         cells = [name, f"{r['size_bytes'] / 1024:.0f}" if "size_bytes" in r else "",
                  f"{r['latency_ms']:.3f}" if "latency_ms" in r else "",
-                 *(form.format(r[key]) if key in r else "" for _, key, form in quality), "yes" if r["passed"] else "NO"]
+                 *(c.form.format(r[c.key]) if c.key in r else "" for c in quality), "yes" if r["passed"] else "NO"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

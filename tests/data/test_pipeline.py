@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from pipelines.data.pipeline import make_input_pipeline
-from pipelines.tasks import image_example
+from pipelines.data.examples import image_example
 from tests.conftest import make_image_dataset
 
 
@@ -87,8 +87,8 @@ def cached_folder_dataset(tmp_path, count: int = 200):
     def write(start):
         out = start({"image": Feature("uint8", (4, 4, 1)), "label": Feature("int64")})
         for i in range(count):
-            out.add("train" if i < count - 20 else "test", {"image": np.full((4, 4, 1), i % 256, np.uint8),
-                                                             "label": i})
+            image = np.full((4, 4, 1), i % 256, np.uint8)
+            out.add("train" if i < count - 20 else "test", {"image": image, "label": i})
         return ("train", "test"), {}
     original = cache.MAX_SHARD_EXAMPLES
     cache.MAX_SHARD_EXAMPLES = 10

@@ -17,7 +17,7 @@ def write(path, header, rows):
 def read_table(path, label_column, problem, test_split):
     """The table as tables.prepare reads it into a cache beside it, and its splits as arrays."""
     table, splits = tables.prepare(path, label_column=label_column, problem=problem, test_split=test_split,
-                                   cache_dir=path + ".cache", identity=sources.identity(path))
+                                   cache_dir=path + ".cache", data_hash=sources.data_hash(path))
     arrays = {name: next(iter(split.read().batch(1 << 20).as_numpy_iterator())) for name, split in splits.items()}
     return table, arrays
 

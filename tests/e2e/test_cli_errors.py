@@ -145,7 +145,7 @@ def test_a_second_run_in_the_same_folder_fails_at_once_naming_the_first(tmp_path
 
 
 @pytest.mark.parametrize("stop,code,said", [(signal.SIGINT, 130, "interrupted"),
-                                             (signal.SIGTERM, 143, "terminated (SIGTERM)")])
+                                            (signal.SIGTERM, 143, "terminated (SIGTERM)")])
 def test_ctrl_c_and_sigterm_are_one_line_saying_how_to_resume(tmp_path, stop, code, said):
     process = subprocess.Popen([sys.executable, "-m", "pipelines", f"--output_dir={tmp_path}", "--stages=train",
                                 "--max_train_examples=20000", "--epochs=5"], cwd=ROOT, stdout=subprocess.PIPE,

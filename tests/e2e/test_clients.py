@@ -1,4 +1,4 @@
-"""The README's client snippets (docs/clients/), run as a user runs them on a short run's exports: MediaPipe Tasks
+"""docs/shipping.md's client snippets (docs/clients/), run as a user runs them on a short run's exports: MediaPipe Tasks
 in its own venv (`make mediapipe`), the LiteRT interpreter and ONNX Runtime, on grayscale Fashion-MNIST test
 images saved as PNG files. Each must name the classes the file itself gives (run here directly), with the label
 names packed in the file, and the float files the classes Keras gives (int8's agreement is verify's business)."""
@@ -99,11 +99,11 @@ def test_litert_snippet_names_the_classes_the_model_does(exported, variant):
     check(classify(sys.executable, "litert_classify.py", task_dir / tflite_name(variant), paths), variant, exported)
 
 
-def test_the_readme_shows_each_client_snippet_as_it_is_tested():
-    readme = (ROOT / "README.md").read_text()
+def test_the_shipping_doc_shows_each_client_snippet_as_it_is_tested():
+    readme = (ROOT / "docs" / "shipping.md").read_text()
     for client in CLIENTS.glob("*.py"):
         body = client.read_text().split('"""', 2)[2].strip()  # the code after the docstring
-        assert body in readme, f"README.md does not show {client.name} as tested"
+        assert body in readme, f"docs/shipping.md does not show {client.name} as tested"
 
 
 @pytest.mark.parametrize("exported", ["dense"], indirect=True)  # a TensorFlow import a run: one model is enough

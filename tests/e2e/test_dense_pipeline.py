@@ -222,4 +222,5 @@ def test_the_numpy_trainer_ships_its_network_through_evaluate_export_and_verify(
 
 def test_the_numpy_trainer_takes_the_dense_task_only():
     from tests.conftest import parse_cli
-    assert_one_line_error(parse_cli("--task=conv", "--trainer=numpy"), "--trainer=numpy trains the dense task")
+    assert_one_line_error(parse_cli("--task=conv", "--trainer=numpy"),
+                          "--trainer=numpy trains the tasks that have a NumPy network (dense)", "--task=conv")

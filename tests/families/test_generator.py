@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from pipelines.gan import frechet_distance, grid_png
+from pipelines.families.generator import frechet_distance, grid_png
 
 
 def test_frechet_distance_is_zero_for_the_same_sample_and_the_mean_shift_squared_for_a_shifted_one():

@@ -6,7 +6,7 @@ import pytest
 
 from models.conv import build_conv_classifier
 from pipelines.errors import PipelineError
-from pipelines.stages.train import initialise_from
+from pipelines.initialization import initialize_by_layer as initialise_from
 
 SMALL = dict(conv_filters=(8, 16), dense_units=16)
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from models.dense import build_dense_classifier
-from pipelines.classifier import SmoothedSparseCrossentropy, compile_classifier
+from pipelines.families.classifier import SmoothedSparseCrossentropy, compile_classifier
 from tests.conftest import config_from_flags
 
 LOGITS = np.array([[4.0, -1.0, 0.5], [0.2, 0.1, 3.0]], np.float32)

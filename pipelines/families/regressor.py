@@ -1,4 +1,4 @@
-"""The regressor family: a table's numeric label predicted by mean squared error (families.py).
+"""The regressor family: a table's numeric label predicted by mean squared error.
 
 Evaluation reports test MAE, RMSE and R², and beside them the same numbers for a linear regression fitted in closed
 form (least squares) on the same train split and the same encoded features: what the network adds over the
@@ -6,24 +6,18 @@ first lesson's model. Exports are judged on their values: float files by their l
 the outputs' scale, quantized ones by their mean difference against the Keras model's own test RMSE.
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
 import keras
 import numpy as np
 from keras import layers
 
 from models.table import LabelScale
 from pipelines import artifacts, evaluation
-from pipelines.classifier import encode_table, learning_rate, table_parts, table_serving
-from pipelines.families import Family
+from pipelines.config import RunConfig
+from pipelines.families import Column, Family, Picture, Workspace
+from pipelines.families.tables import DESCRIPTION, FEATURES_FILE, encode_table, table_parts, table_shipment
 from pipelines.metadata import TensorInfo
-from pipelines.serving import Serving
-
-if TYPE_CHECKING:
-    from pipelines.config import RunConfig
-    from pipelines.context import Context
+from pipelines.schedules import learning_rate
+from pipelines.shipping import Shipment
 
 OUTPUT = "value"
 
@@ -71,18 +65,19 @@ def linear_baseline(encode, train, test) -> dict[str, float]:
     return scores(np.concatenate(predicted), np.concatenate(actual).astype(np.float64))
 
 
-def evaluate_regressor(ctx: Context, model: keras.Model) -> dict:
-    test_y = np.concatenate([y for _, y in ctx.inputs.test.map(lambda x, y: (0, y)).as_numpy_iterator()])
-    predicted = model.predict(ctx.inputs.test, verbose=0)  # the split in order, as tf.data feeds strings
+def evaluate_regressor(model: keras.Model, work: Workspace) -> dict:
+    test = work.inputs.test
+    test_y = np.concatenate([y for _, y in test.map(lambda x, y: (0, y)).as_numpy_iterator()])
+    predicted = model.predict(test, verbose=0)  # the split in order, as tf.data feeds strings
     metrics = {f"test_{name}": value for name, value in scores(predicted, test_y.astype(np.float64)).items()}
     encoder, _ = table_parts(model)
-    baseline = linear_baseline(lambda x: encode_table(encoder, x), ctx.inputs.train, ctx.inputs.test)
+    baseline = linear_baseline(lambda x: encode_table(encoder, x), work.inputs.train, test)
     metrics.update({f"baseline_linear_{name}": value for name, value in baseline.items()})
-    evaluation.plot_predictions(np.asarray(predicted), test_y, ctx.path(artifacts.PREDICTIONS_PNG))
+    evaluation.plot_predictions(np.asarray(predicted), test_y, work.path(artifacts.PREDICTIONS_PNG))
     return metrics
 
 
-def serve_regressor(model: keras.Model) -> Serving:
+def ship_regressor(model: keras.Model) -> Shipment:
     """A table regressor: the SavedModel takes the raw columns and outputs `value` in the label's units; the TFLite
     files take the feature vector and output it standardised (`value` · std + mean, both in features.json)."""
     def named(m: keras.Model) -> keras.Model:
@@ -90,13 +85,18 @@ def serve_regressor(model: keras.Model) -> Serving:
     _, body = table_parts(model)
     scale = next((layer for layer in model.layers if isinstance(layer, LabelScale)), None)
     mean, std = (scale.mean, scale.std) if scale else (0.0, 1.0)
-    return table_serving(model, served=named(model), tflite_model=named(body), quantizable=named(body),
-                         limits=REGRESSOR_LIMITS, classes=False, from_tflite_outputs=lambda v: v * std + mean,
-                         outputs={OUTPUT: TensorInfo(f"the predicted value, standardised: value · {std:.6g} + "
-                                                     f"{mean:.6g} is in the label's units")},
-                         output={"name": OUTPUT, "in_label_units": "value * std + mean", "mean": mean, "std": std})
+    return table_shipment(model, served=named(model), tflite_model=named(body), quantizable=named(body),
+                          limits=REGRESSOR_LIMITS, classes=False, from_tflite_outputs=lambda v: v * std + mean,
+                          outputs={OUTPUT: TensorInfo(f"the predicted value, standardised: value · {std:.6g} + "
+                                                      f"{mean:.6g} is in the label's units")},
+                          output={"name": OUTPUT, "in_label_units": "value * std + mean", "mean": mean, "std": std})
 
 
-REGRESSOR = Family(name="regressor", compile=compile_regressor, evaluate=evaluate_regressor,
-                   serving=serve_regressor, headline="test_rmse", objective="val_loss",
-                   objective_direction="min", loss_key="loss", gradient_norm=True)
+REGRESSOR = Family(
+    name="regressor", compile=compile_regressor, evaluate=evaluate_regressor, ship=ship_regressor,
+    headline="test_rmse", objective="val_loss", objective_direction="min", loss_key="loss", gradient_norm=True,
+    export_columns=(Column("test RMSE", "test_rmse", "{:.4g}"),
+                    Column("mean diff / RMSE", "mean_diff_over_rmse", "{:.4f}"),
+                    Column("max rel diff", "max_rel_diff", "{:.2e}")),
+    pictures=(Picture(artifacts.PREDICTIONS_PNG, "predicted against true values, and residuals"),),
+    side_files={FEATURES_FILE: DESCRIPTION})

@@ -1,5 +1,5 @@
-"""What the GAN task adds to the stages: its compile, a sample grid per epoch, a Fréchet-distance evaluation,
-and its export (the generator, emitting uint8 pixels).
+"""The generator family (the GAN task): its compile, a sample grid per epoch, a Fréchet-distance evaluation, and
+what ships (the generator, emitting uint8 pixels).
 
 The distance is measured in the feature space of a classifier this package trains on the same data (the conv
 task's model), so it needs no download. That classifier is the measuring stick, so it is fixed: trained with
@@ -7,34 +7,29 @@ settings of its own (FEATURE_CLASSIFIER), seeded, once per data set and subset, 
 `feature_classifiers/<key>.keras`; metrics.json names it with its content hash.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import hashlib
 import json
 import os
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from models.conv import build_conv_classifier
+from models.conv import FEATURE_LAYER, build_conv_classifier
 from models.gan import GAN, build_pixel_generator, to_pixels
 from pipelines import artifacts
-from pipelines.classifier import compile_classifier
+from pipelines.config import RunConfig
+from pipelines.data.examples import image_example
 from pipelines.data.pipeline import make_input_pipeline
-from pipelines.families import Family
+from pipelines.families import Column, Family, Workspace
+from pipelines.families.classifier import compile_classifier
 from pipelines.metadata import LABELS, TensorInfo
-from pipelines.serving import Serving
-
-if TYPE_CHECKING:
-    from pipelines.config import RunConfig
-    from pipelines.context import Context
+from pipelines.shipping import Shipment
 
 SAMPLES = "samples"                             # samples/epoch_NNN.png: the fixed-noise grid after each epoch
 FEATURE_CLASSIFIERS = "feature_classifiers"     # feature_classifiers/<key>.keras (+ .json: how it was made)
-FEATURE_LAYER = "dense"                         # the conv classifier's penultimate layer
 # The measuring stick's own settings, whatever the GAN run's or the conv task's defaults: this conv model,
 # trained this way (in float32, one step per execution).
 FEATURE_CLASSIFIER = {"epochs": 3, "batch_size": 64, "learning_rate": 1e-3, "seed": 0, "label_smoothing": 0.1,
@@ -101,8 +96,8 @@ class SampleGrid(keras.callbacks.Callback):
             f.write(grid_png(generate_pixels(self.model.generator, GRID * GRID, self.seed), GRID))
 
 
-def gan_callbacks(ctx: Context) -> list[keras.callbacks.Callback]:
-    return [SampleGrid(ctx.path(SAMPLES), ctx.config.seed)]
+def gan_callbacks(work: Workspace) -> list[keras.callbacks.Callback]:
+    return [SampleGrid(work.path(SAMPLES), work.config.seed)]
 
 
 class FrechetDistance(keras.callbacks.Callback):
@@ -121,9 +116,9 @@ class FrechetDistance(keras.callbacks.Callback):
         logs[FRECHET_OBJECTIVE] = frechet_distance(self.embed(generated), self.real_features)
 
 
-def gan_tuning_callbacks(ctx: Context) -> list[keras.callbacks.Callback]:
-    embed = feature_embedding(feature_classifier(ctx)[0])
-    return [FrechetDistance(embed, embed(real_pixels(ctx.inputs.validation)), ctx.config.seed)]
+def gan_tuning_callbacks(work: Workspace) -> list[keras.callbacks.Callback]:
+    embed = feature_embedding(feature_classifier(work)[0])
+    return [FrechetDistance(embed, embed(real_pixels(work.inputs.validation)), work.config.seed)]
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -136,35 +131,35 @@ def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
 
 
-def feature_classifier(ctx: Context) -> tuple[keras.Model, dict]:
+def feature_classifier(work: Workspace) -> tuple[keras.Model, dict]:
     """The conv classifier whose features measure the GAN on this data set and subset, trained once with
     FEATURE_CLASSIFIER's settings, and how it was made (data, settings, validation accuracy, content hash)."""
-    c = ctx.config
-    identity = {"dataset": c.dataset, "max_train_examples": c.max_train_examples,
-                "validation_split": c.validation_split, "builder": "build_conv_classifier", **FEATURE_CLASSIFIER}
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
-    path = os.path.join(ctx.path(FEATURE_CLASSIFIERS), f"{key}.keras")
-    record_path = os.path.join(ctx.path(FEATURE_CLASSIFIERS), f"{key}.json")
+    c = work.config
+    made_from = {"dataset": c.dataset, "max_train_examples": c.max_train_examples,
+                 "validation_split": c.validation_split, "builder": "build_conv_classifier", **FEATURE_CLASSIFIER}
+    key = hashlib.sha256(json.dumps(made_from, sort_keys=True).encode()).hexdigest()[:12]
+    path = os.path.join(work.path(FEATURE_CLASSIFIERS), f"{key}.keras")
+    record_path = os.path.join(work.path(FEATURE_CLASSIFIERS), f"{key}.json")
     if os.path.exists(path) and os.path.exists(record_path):
         record = artifacts.read_json(record_path)
         if artifacts.content_hash(path) == record.get("sha256"):
             return keras.models.load_model(path, compile=False), record
     print(f"training the conv classifier whose features measure the GAN ({FEATURE_CLASSIFIER['epochs']} epochs, "
           f"its own settings: {FEATURE_CLASSIFIER})")
-    inputs = make_input_pipeline(ctx.data, ctx.task.to_example, batch_size=FEATURE_CLASSIFIER["batch_size"],
+    inputs = make_input_pipeline(work.data, image_example, batch_size=FEATURE_CLASSIFIER["batch_size"],
                                  seed=FEATURE_CLASSIFIER["seed"], validation_split=c.validation_split,
                                  max_train_examples=c.max_train_examples)
     keras.utils.set_random_seed(FEATURE_CLASSIFIER["seed"])
-    classifier = build_conv_classifier(inputs.input_shape, ctx.data.num_classes, **FEATURE_CLASSIFIER["model"])
+    classifier = build_conv_classifier(inputs.input_shape, work.data.num_classes, **FEATURE_CLASSIFIER["model"])
     compiled_with = ("epochs", "learning_rate", "label_smoothing", "lr_schedule", "steps_per_execution")
     compile_classifier(classifier, dataclasses.replace(
         c, clip_norm=None, **{k: v for k, v in FEATURE_CLASSIFIER.items() if k in compiled_with}))
     history = classifier.fit(inputs.train, validation_data=inputs.validation, epochs=FEATURE_CLASSIFIER["epochs"],
                              shuffle=False, verbose=2)  # the pipeline shuffles
-    os.makedirs(ctx.path(FEATURE_CLASSIFIERS), exist_ok=True)
+    os.makedirs(work.path(FEATURE_CLASSIFIERS), exist_ok=True)
     with artifacts.atomic_path(path) as tmp:
         classifier.save(tmp)
-    record = {**identity, "path": path, "sha256": artifacts.content_hash(path),
+    record = {**made_from, "path": path, "sha256": artifacts.content_hash(path),
               "val_accuracy": float(history.history["val_accuracy"][-1])}
     artifacts.write_json(record_path, record)
     return classifier, record
@@ -181,17 +176,17 @@ def real_pixels(split: tf.data.Dataset) -> np.ndarray:
     return np.concatenate([x for x, _ in split.unbatch().take(FRECHET_EXAMPLES).batch(500).as_numpy_iterator()])
 
 
-def evaluate_gan(ctx: Context, gan: GAN) -> dict:
-    classifier, classifier_record = feature_classifier(ctx)
+def evaluate_gan(gan: GAN, work: Workspace) -> dict:
+    classifier, classifier_record = feature_classifier(work)
     embed = feature_embedding(classifier)
-    test, train = real_pixels(ctx.inputs.test), real_pixels(ctx.inputs.train)
+    test, train = real_pixels(work.inputs.test), real_pixels(work.inputs.train)
     n = len(test)
-    generated = generate_pixels(gan.generator, n, ctx.config.seed)
-    keras.utils.set_random_seed(ctx.config.seed)
+    generated = generate_pixels(gan.generator, n, work.config.seed)
+    keras.utils.set_random_seed(work.config.seed)
     untrained = keras.models.clone_model(gan.generator)  # the trained generator's architecture, fresh weights
     test_features = embed(test)
     predicted = np.argmax(classifier.predict(generated, batch_size=250, verbose=0), axis=-1)
-    histogram = np.bincount(predicted, minlength=ctx.data.num_classes) / n
+    histogram = np.bincount(predicted, minlength=work.data.num_classes) / n
     metrics = {
         "frechet_distance": frechet_distance(embed(generated), test_features),
         "frechet_distance_untrained_generator": frechet_distance(embed(generate_pixels(untrained, n, 0)),
@@ -199,13 +194,13 @@ def evaluate_gan(ctx: Context, gan: GAN) -> dict:
         "frechet_distance_train_vs_test": frechet_distance(embed(train[:n]), test_features),
         "frechet_examples": n,
         "feature_classifier": {k: classifier_record[k] for k in ("path", "sha256", "val_accuracy")},
-        "class_histogram": {name: float(f) for name, f in zip(ctx.data.label_names, histogram)},
+        "class_histogram": {name: float(f) for name, f in zip(work.data.label_names, histogram)},
         "min_class_fraction": float(histogram.min()),
     }
     metrics["distance_ratio_to_untrained"] = (metrics["frechet_distance"]
                                               / metrics["frechet_distance_untrained_generator"])
     if gan.conditional:
-        labels = generator_inputs(gan, n, ctx.config.seed)["label"]
+        labels = generator_inputs(gan, n, work.config.seed)["label"]
         metrics["conditional_label_accuracy"] = float(np.mean(predicted == labels))
     return metrics
 
@@ -222,7 +217,7 @@ GENERATOR_LIMITS = {
 }
 
 
-def serve_generator(gan: GAN) -> Serving:
+def ship_generator(gan: GAN) -> Shipment:
     pixel_generator = build_pixel_generator(gan.generator)
     height, width, channels = pixel_generator.outputs[0].shape[1:]
     tensors = {
@@ -233,14 +228,17 @@ def serve_generator(gan: GAN) -> Serving:
     if gan.conditional:
         tensors["label"] = TensorInfo(f"the class to draw, 0 to {gan.num_classes - 1}; the packed {artifacts.LABELS} "
                                       "names them", files=((artifacts.LABELS, LABELS),))
-    return Serving(model=pixel_generator, quantizable=build_pixel_generator(gan.generator, rounded=False),
-                   reference=pixel_generator, int8_output="uint8",
-                   sample_inputs=lambda count: generator_inputs(gan, count, seed=7), limits=GENERATOR_LIMITS,
-                   tensors=tensors)
+    return Shipment(model=pixel_generator, quantizable=build_pixel_generator(gan.generator, rounded=False),
+                    reference=pixel_generator, int8_output="uint8",
+                    sample_inputs=lambda count: generator_inputs(gan, count, seed=7), limits=GENERATOR_LIMITS,
+                    tensors=tensors)
 
 
 # Losses say which net is winning, not how good the images are: the family is judged and tuned on the distance.
-GENERATOR = Family(name="generator", compile=compile_gan, evaluate=evaluate_gan, serving=serve_generator,
-                   headline="frechet_distance", objective=FRECHET_OBJECTIVE, objective_direction="min",
-                   loss_key="g_loss", gradient_norm=False, callbacks=gan_callbacks,
-                   tuning_callbacks=gan_tuning_callbacks)
+GENERATOR = Family(
+    name="generator", compile=compile_gan, evaluate=evaluate_gan, ship=ship_generator, headline="frechet_distance",
+    objective=FRECHET_OBJECTIVE, objective_direction="min", loss_key="g_loss", gradient_norm=False,
+    export_columns=(Column("mean abs diff", "mean_abs_diff", "{:.3g}"),
+                    Column("max abs diff", "max_abs_diff", "{:.3g}")),
+    side_files={SAMPLES: "the generator's samples per epoch", FEATURE_CLASSIFIERS: "the GAN's measuring sticks"},
+    callbacks=gan_callbacks, tuning_callbacks=gan_tuning_callbacks)

@@ -1,0 +1,105 @@
+"""A shipped file opened as an app opens it, behind one interface: a TFLite file in the LiteRT interpreter
+(ai-edge-litert, builtin ops, no Flex delegate: what a phone runs), model.onnx in ONNX Runtime's CPU provider.
+Both take a batch of named inputs in real values (an integer input is quantized with the file's own scale and
+zero point, as an app does) and return the output in real values; each says how its inputs are quantized and what
+is wrong with its metadata, if anything. Verify measures through it, and dlpipe-predict predicts through it.
+"""
+
+from typing import Protocol
+
+import numpy as np
+
+from pipelines import metadata
+
+Batch = dict[str, np.ndarray]  # a batch of model inputs, keyed by input name
+
+
+class ExportedModel(Protocol):
+    inputs: dict    # input name → what the file says of it
+    outputs: list   # output names
+
+    def __call__(self, batch: Batch) -> np.ndarray: ...
+
+    def input_quantization(self) -> dict: ...
+
+    def metadata_problem(self, packed: dict[str, bytes]) -> str | None: ...
+
+
+class TFLiteModel:
+    """One TFLite file behind its serving_default signature, taking and returning real (dequantized) values."""
+
+    def __init__(self, path: str):
+        from ai_edge_litert.interpreter import Interpreter
+        self.path = path
+        self.runner = Interpreter(model_path=path).get_signature_runner("serving_default")
+        self.inputs, self.outputs = self.runner.get_input_details(), list(self.runner.get_output_details())
+        self._output_details = self.runner.get_output_details()
+
+    @staticmethod
+    def _scale(detail) -> tuple[float, int]:
+        scale, zero_point = detail["quantization"]
+        return (scale, zero_point) if detail["dtype"] in (np.int8, np.uint8) and scale else (0.0, 0)
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        feed = {}
+        for name, value in batch.items():
+            scale, zero_point = self._scale(self.inputs[name])
+            if scale:  # an integer input: quantize with the file's own parameters, as an app would
+                info = np.iinfo(self.inputs[name]["dtype"])
+                value = np.clip(np.round(value / scale + zero_point), info.min, info.max)
+            feed[name] = np.asarray(value).astype(self.inputs[name]["dtype"])
+        (name, value), = self.runner(**feed).items()
+        scale, zero_point = self._scale(self._output_details[name])
+        return (value.astype(np.float64) - zero_point) * scale if scale else value.astype(np.float64)
+
+    def input_quantization(self) -> dict:
+        return {name: {"dtype": np.dtype(d["dtype"]).name, "scale": float(d["quantization"][0]),
+                       "zero_point": int(d["quantization"][1])} for name, d in self.inputs.items()}
+
+    def metadata_problem(self, packed: dict[str, bytes]) -> str | None:
+        """The metadata read back with the schema: every input and output described, and the packed files the same
+        as those beside it (labels.txt, vocab.txt). None when nothing is wrong."""
+        with open(self.path, "rb") as f:
+            try:
+                info, files = metadata.read_metadata(f.read())
+            except ValueError as e:
+                return str(e)
+        (subgraph,) = info.subgraphMetadata
+        described = sorted(t.name.decode() for t in subgraph.inputTensorMetadata + subgraph.outputTensorMetadata)
+        tensors = sorted([*self.inputs, *self.outputs])
+        if described != tensors:
+            return f"its metadata describes {described}, the file has {tensors}"
+        if files != packed:
+            return f"its packed files {sorted(files)} differ from {sorted(packed)} beside it"
+        return None
+
+
+class OnnxModel:
+    """model.onnx in ONNX Runtime's CPU provider, fed and read like a TFLite file."""
+    TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(int64)": np.int64,
+             "tensor(int32)": np.int32}
+
+    def __init__(self, path: str):
+        import onnxruntime  # only verify and predict need it
+        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name: self.TYPES[i.type] for i in self.session.get_inputs()}
+        self.outputs = [o.name for o in self.session.get_outputs()]
+
+    def __call__(self, batch: Batch) -> np.ndarray:
+        (value,) = self.session.run(None, {name: np.asarray(batch[name]).astype(dtype)
+                                           for name, dtype in self.inputs.items()})
+        return value.astype(np.float64)
+
+    def input_quantization(self) -> dict:
+        return {}  # the float model: nothing is quantized
+
+    def metadata_problem(self, packed: dict[str, bytes]) -> str | None:
+        """The file's metadata_props must hold the files packed in the TFLite files (labels, vocabulary)."""
+        properties = dict(self.session.get_modelmeta().custom_metadata_map)
+        differ = sorted(name for name, content in packed.items() if properties.get(name, "").encode() != content)
+        return f"its metadata_props {differ} differ from the files beside it" if differ else None
+
+
+def open_export(path: str) -> ExportedModel:
+    """The file at `path` in the client that runs its format."""
+    return OnnxModel(path) if path.endswith(".onnx") else TFLiteModel(path)

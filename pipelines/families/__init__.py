@@ -1,0 +1,72 @@
+"""Problem families: what a kind of problem owns, so that no generic code asks which task it runs.
+
+A family says how its models are compiled, evaluated and summed up in one headline number, what it draws and
+writes beside the model, what of it ships and within which limits (its Shipment), how verify's table judges an
+export, what tuning optimizes and in which direction, which training log the divergence check reads, and how a
+model starts from an earlier one's weights (`initialize`). A task (tasks.py) names its family, and tasks.family_of
+is the one rule by which the data may choose another (a table's numeric label is regressed). The runner, the
+stages and the health code only ever ask the family what it declared here; its hooks get the run's Workspace,
+not the stage's context.
+
+One module per family: classifier.py, regressor.py, generator.py; tables.py is what the two families that learn
+from a table share (its encoder's split and the TFLite files' feature vector).
+"""
+
+import dataclasses
+import os
+from typing import Callable
+
+from pipelines.config import RunConfig
+from pipelines.data.pipeline import Inputs
+from pipelines.data.sources import DataSet
+from pipelines.initialization import initialize_by_layer
+
+
+@dataclasses.dataclass(frozen=True)
+class Workspace:
+    """What a family's hooks are given: the run's settings, its data and input pipeline, and its folder."""
+    config: RunConfig
+    data: DataSet
+    inputs: Inputs
+    folder: str
+
+    def path(self, name: str) -> str:
+        return os.path.join(self.folder, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Picture:
+    file: str   # an artifact name in the task folder (evaluate draws it)
+    title: str  # what report.md calls it
+
+
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One column of verify's table: its title, the export row's entry it shows, and how."""
+    title: str
+    key: str
+    form: str
+
+
+def _none(*args) -> list:
+    return []
+
+
+@dataclasses.dataclass(frozen=True)
+class Family:
+    name: str
+    compile: Callable          # (model, RunConfig, steps_per_epoch=0) -> None
+    evaluate: Callable         # (model, Workspace) -> metrics for metrics.json; draws `pictures`
+    ship: Callable             # (trained model) -> shipping.Shipment: what export writes and verify measures
+    headline: str              # the metrics.json entry the run's summary shows
+    objective: str             # what the tune stage optimizes unless --objective says otherwise …
+    objective_direction: str   # … and whether it is minimized or maximized
+    loss_key: str              # the training log whose divergence stops a run
+    gradient_norm: bool        # the model has one compiled loss, whose gradient norm is logged per epoch
+    export_columns: tuple[Column, ...]  # how verify's table judges each export
+    pictures: tuple[Picture, ...] = ()  # what evaluate draws
+    side_files: dict[str, str] = dataclasses.field(default_factory=dict)  # written beside the model: what each holds
+    report: Callable = _none            # (metrics) -> report.md lines of its own (a text model's quoted errors)
+    callbacks: Callable = _none         # (Workspace) -> extra Keras callbacks for the train stage's fit
+    tuning_callbacks: Callable = _none  # (Workspace) -> callbacks every trial needs (one that logs the objective)
+    initialize: Callable = initialize_by_layer  # (model, --init_from path) -> what was loaded, for the log

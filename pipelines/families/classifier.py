@@ -1,0 +1,212 @@
+"""The classifier family: cross-entropy training, evaluation per class, and what a classifier ships."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from models.pretrained import PresetTokens
+from models.recurrent import TOKEN_CLASSIFIER
+from pipelines import artifacts, evaluation
+from pipelines.config import RunConfig
+from pipelines.data.pipeline import split_arrays
+from pipelines.families import Column, Family, Picture, Workspace
+from pipelines.families.tables import (DESCRIPTION, FEATURES_FILE, encode_table, is_table_model, table_parts,
+                                       table_shipment)
+from pipelines.metadata import LABELS, VOCABULARY, TensorInfo
+from pipelines.schedules import learning_rate
+from pipelines.shipping import Shipment, as_rgb, softmax, with_probabilities, with_rgb_pixels, with_uint8_pixels
+
+VOCABULARY_FILE = "vocab.txt"
+BASELINE_ROWS = 100_000  # a table's logistic baseline is fitted on at most this many train rows
+QUOTED_ERRORS = 10       # a text model's surest test errors, quoted in metrics.json and report.md
+
+# Logits: float exports match closely; quantized ones must pick Keras' class (top-1) on 99% of the judged inputs.
+CLASSIFIER_LIMITS = {
+    "savedmodel": ("max_abs_diff", 1e-4),
+    "float32": ("max_abs_diff", 1e-4),
+    "onnx": ("max_abs_diff", 1e-4),
+    "float16": ("max_abs_diff", 1e-2),
+    "dynamic_range": ("top1_agreement", 0.99),
+    "int8": ("top1_agreement", 0.99),
+}
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy from logits against integer labels, with smoothed targets: 1 - s + s/K for the label and
+    s/K for each other of the K classes (Keras' sparse loss has no label_smoothing).
+
+    Smoothing bounds how far apart the logits are pushed, which the float16 and int8 exports need (their
+    differences from Keras grow with the logits' spread).
+    """
+
+    def __init__(self, label_smoothing: float = 0.1, name: str = "smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = label_smoothing
+
+    def call(self, y_true, y_pred):
+        targets = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), ops.shape(y_pred)[-1])
+        return keras.losses.categorical_crossentropy(targets, y_pred, from_logits=True,
+                                                     label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def compile_classifier(model: keras.Model, config: RunConfig, steps_per_epoch: int = 0) -> None:
+    """Adam on cross-entropy from logits, targets smoothed by --label_smoothing; steps_per_epoch = 0 (evaluation
+    only) keeps the rate constant."""
+    loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
+            else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
+                                                  global_clipnorm=config.clip_norm),
+                  loss=loss, metrics=["accuracy"], steps_per_execution=config.steps_per_execution)
+
+
+def inputs_at(split: tf.data.Dataset, indices) -> np.ndarray:
+    """The inputs of a batched split's examples at `indices` (sorted or not), read in one streamed pass."""
+    wanted, found, offset = set(int(i) for i in indices), {}, 0
+    for x, _ in split.as_numpy_iterator():
+        for i in range(len(x)):
+            if offset + i in wanted:
+                found[offset + i] = x[i]
+        offset += len(x)
+    return np.stack([found[int(i)] for i in indices]) if len(indices) else np.zeros((0,))
+
+
+def labels_of(split: tf.data.Dataset) -> np.ndarray:
+    return np.concatenate([y for _, y in split.map(lambda x, y: (0, y)).as_numpy_iterator()]).astype(np.int64)
+
+
+def evaluate_classifier(model: keras.Model, work: Workspace) -> dict:
+    """Loss and accuracy on the test split, each class's precision, recall and F1, the confusion matrix (also
+    drawn), and the surest errors: drawn for images, quoted for text. The split is streamed: what is held is its
+    labels and the model's outputs, and the few examples shown."""
+    names, test = work.data.label_names, work.inputs.test
+    labels = labels_of(test)  # the split in order: it is never shuffled
+    # One pass of the model over the split: the loss, the accuracy and every per-class number come from it.
+    logits = model.predict(test, verbose=0)
+    probabilities = softmax(logits.astype(np.float64))
+    counts = evaluation.confusion_matrix(labels, probabilities.argmax(-1), len(names))
+    metrics = {"test_loss": float(model.compute_loss(y=labels, y_pred=logits, training=False)),
+               "test_accuracy": float(np.trace(counts) / counts.sum()),
+               "test_accuracy_interval": evaluation.wilson_interval(int(np.trace(counts)), int(counts.sum())),
+               "per_class": evaluation.per_class(counts, names),
+               "labels": list(names), "confusion_matrix": counts.tolist()}  # row and column i: labels[i]
+    evaluation.plot_confusion_matrix(counts, names, work.path(artifacts.CONFUSION_PNG))
+    worst = evaluation.surest_errors(labels, probabilities, evaluation.MISCLASSIFIED_SHOWN)
+    if work.data.modality == "image":
+        evaluation.plot_misclassified(inputs_at(test, worst), labels[worst], probabilities[worst], names,
+                                      work.path(artifacts.MISCLASSIFIED_PNG))
+    elif work.data.modality == "text":
+        worst = worst[:QUOTED_ERRORS]
+        metrics["misclassified"] = quoted_errors(inputs_at(test, worst), labels[worst], probabilities[worst], names)
+    if is_table_model(model):
+        metrics.update(table_baselines(model, work.inputs, labels))
+    return metrics
+
+
+def table_baselines(model: keras.Model, inputs, test_labels: np.ndarray) -> dict:
+    """What the network adds over the majority class and a logistic regression on the same encoded features (fitted
+    on at most BASELINE_ROWS train rows)."""
+    from sklearn.linear_model import LogisticRegression
+    encoder, _ = table_parts(model)
+    train_x, train_y = split_arrays(inputs.train, limit=BASELINE_ROWS)
+    majority = np.bincount(labels_of(inputs.train)).argmax()
+    logistic = LogisticRegression(max_iter=2000).fit(encode_table(encoder, train_x), train_y)
+    predicted = np.concatenate([logistic.predict(encode_table(encoder, x)) for x, _ in inputs.test.as_numpy_iterator()])
+    return {"baseline_majority_accuracy": float(np.mean(test_labels == majority)),
+            "baseline_logistic_accuracy": float(np.mean(predicted == test_labels)),
+            "baseline_rows": len(train_y)}
+
+
+def quoted_errors(texts: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, names) -> list[dict]:
+    """Texts the model was wrong about (surest first): their start, true and predicted names."""
+    predicted = probabilities.argmax(-1)
+    return [{"text": texts[i].decode(errors="replace")[:300], "true": names[labels[i]],
+             "predicted": names[predicted[i]], "probability": float(probabilities[i, predicted[i]])}
+            for i in range(len(labels))]
+
+
+def report_errors(metrics: dict) -> list[str]:
+    """report.md's lines for a text model's quoted errors."""
+    lines = [f"- true {error['true']}, called {error['predicted']} ({error['probability']:.0%}): “{error['text']}”"
+             for error in metrics.get("misclassified", [])]
+    return lines + [""] if lines else []
+
+
+# What a classifier's TFLite files output, with labels.txt packed in.
+CLASS_OUTPUTS = {"probabilities": TensorInfo(f"the probability of each class; the packed {artifacts.LABELS} names "
+                                             "class i on line i", value_range=(0, 1),
+                                             files=((artifacts.LABELS, LABELS),))}
+
+
+def image_shipment(model: keras.Model) -> Shipment:
+    """uint8 pixels in: the SavedModel in the model's own channels, the TFLite files RGB as a camera gives them (a
+    grayscale model uses their luma, shipping.LUMA), the int8 one uint8 in and out as well."""
+    (name,) = [t.name for t in model.inputs]
+    height, width, channels = model.inputs[0].shape[1:]
+
+    def as_uint8(batch):
+        return {name: batch[name].astype(np.uint8)}
+    pixels = TensorInfo(f"RGB pixels as a camera gives them: {height}×{width}×3 uint8, 0–255, normalised inside the "
+                        "model" + (" (a grayscale model: it sees their luma, 0.299 R + 0.587 G + 0.114 B)"
+                                   if channels == 1 else ""), image=True, value_range=(0, 255))
+    return Shipment(model=with_uint8_pixels(model), reference=model, to_tflite_outputs=softmax,
+                    tflite_model=with_probabilities(with_rgb_pixels(model)),
+                    quantizable=with_probabilities(with_rgb_pixels(model, "float32")),
+                    to_model_inputs=as_uint8, to_tflite_inputs=as_rgb,
+                    to_quantizable_inputs=lambda batch: as_rgb(batch, np.float32),
+                    tensors={name: pixels, **CLASS_OUTPUTS}, int8_input="uint8", limits=dict(CLASSIFIER_LIMITS),
+                    int8_output="uint8", calibrate_full_pixel_range=True)
+
+
+def text_shipment(model: keras.Model, tokenize) -> Shipment:
+    """Strings in for the SavedModel; token ids for the TFLite files, which have no string ops: the app tokenizes
+    with the packed vocab.txt (line i is token id i) as the tokenizer described in the metadata does."""
+    token_model = model.get_layer(TOKEN_CLASSIFIER)
+    length = token_model.inputs[0].shape[-1]
+    if isinstance(tokenize, PresetTokens):  # a KerasHub preset's own tokenizer (models/pretrained.py)
+        words = tokenize.vocabulary()
+        how = (f"token ids: line i of the packed {VOCABULARY_FILE} is token i; the text tokenized by the "
+               f"{tokenize.describe()}")
+    else:
+        words = [str(token) for token in tokenize.get_vocabulary()]
+        how = (f"token ids: line i of the packed {VOCABULARY_FILE} is token i (0 pads, 1 is out of vocabulary); "
+               f"the text lowercased, stripped of punctuation, split on whitespace, padded or cut to {length}")
+
+    def to_token_ids(batch):
+        return {"token_ids": tokenize(batch["text"]).numpy()}
+    tokens = TensorInfo(how, files=((VOCABULARY_FILE, VOCABULARY),), value_range=(0, len(words) - 1))
+    # The SavedModel's output is named `logits`, as an image model's is (a client and dlpipe-serve key on it), not
+    # after the nested token_classifier that computes it.
+    served = keras.Model(model.input, keras.layers.Identity(name="logits")(model.output), name=model.name)
+    return Shipment(model=served, quantizable=with_probabilities(token_model), reference=model,
+                    to_tflite_outputs=softmax, tflite_model=with_probabilities(token_model),
+                    to_tflite_inputs=to_token_ids, to_quantizable_inputs=to_token_ids,
+                    side_files={VOCABULARY_FILE: "\n".join(words) + "\n"}, limits=dict(CLASSIFIER_LIMITS),
+                    tensors={"token_ids": tokens, **CLASS_OUTPUTS})
+
+
+def ship_classifier(model: keras.Model) -> Shipment:
+    """What a classifier ships, by what it reads: a table's columns, text, or images."""
+    if is_table_model(model):
+        _, body = table_parts(model)
+        return table_shipment(model, served=model, tflite_model=with_probabilities(body),
+                              quantizable=with_probabilities(body), limits=dict(CLASSIFIER_LIMITS), classes=True,
+                              to_tflite_outputs=softmax, outputs=CLASS_OUTPUTS)
+    tokenizers = [layer for layer in model.layers if isinstance(layer, (keras.layers.TextVectorization, PresetTokens))]
+    return text_shipment(model, tokenizers[0]) if tokenizers else image_shipment(model)
+
+
+CLASSIFIER = Family(
+    name="classifier", compile=compile_classifier, evaluate=evaluate_classifier, ship=ship_classifier,
+    headline="test_accuracy", objective="val_accuracy", objective_direction="max", loss_key="loss",
+    gradient_norm=True,
+    export_columns=(Column("test accuracy", "test_accuracy", "{:.4f}"), Column("drop", "accuracy_drop", "{:+.4f}"),
+                    Column("top-1 agree", "top1_agreement", "{:.4f}"),
+                    Column("max abs diff", "max_abs_diff", "{:.2e}")),
+    pictures=(Picture(artifacts.CONFUSION_PNG, "the confusion matrix"),
+              Picture(artifacts.MISCLASSIFIED_PNG, "the test errors the model was surest of")),
+    side_files={VOCABULARY_FILE: "line i is token id i", FEATURES_FILE: DESCRIPTION}, report=report_errors)

@@ -1,0 +1,104 @@
+"""The package's shape, kept by tests: no import circles, generic code that names no family, no function longer
+than 50 lines, upstream internals only behind their fence, and RunConfig the one source of every flag's default."""
+
+import ast
+import dataclasses
+import os
+
+from absl import flags
+
+from pipelines import config as run_config
+from pipelines.config import RunConfig
+from tests.conftest import ROOT
+
+PACKAGES = ("pipelines", "models", "tuning")
+# Generic code: it runs any task of any family, so it names none (DESIGN.md, principle 17).
+GENERIC = ("pipelines/runner.py", "pipelines/state.py", "pipelines/health.py", "pipelines/stages/",
+           "pipelines/data/", "pipelines/context.py")
+FAMILY_MODULES = ("pipelines.families.classifier", "pipelines.families.regressor", "pipelines.families.generator",
+                  "pipelines.families.tables")
+PRIVATE = ("keras.src", "tensorflow.python", "tensorflow.compiler", "keras_tuner.src", "keras_tuner.engine",
+           "tensorflow_datasets.core")
+
+
+def modules() -> dict[str, str]:
+    """Every module of the packages: dotted name → path."""
+    found = {}
+    for package in PACKAGES:
+        for folder, _, files in os.walk(os.path.join(ROOT, package)):
+            if "generated" in folder:
+                continue
+            for name in files:
+                if name.endswith(".py"):
+                    path = os.path.relpath(os.path.join(folder, name), ROOT)
+                    dotted = path[:-3].replace(os.sep, ".").removesuffix(".__init__")
+                    found[dotted] = path
+    return found
+
+
+def imports(path: str) -> set[str]:
+    """The modules a file imports, anywhere in it (inside functions and TYPE_CHECKING blocks too)."""
+    names = set()
+    for node in ast.walk(ast.parse(open(os.path.join(ROOT, path)).read())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: {imported for imported in imports(path) if imported in known and imported != name}
+            for name, path in known.items()}
+
+
+def test_the_import_graph_of_the_packages_has_no_circle():
+    edges, state, circles = graph(), {}, []
+
+    def visit(node, trail):
+        state[node] = "open"
+        for nxt in sorted(edges[node]):
+            if state.get(nxt) == "open":
+                circles.append(trail[trail.index(nxt):] + [nxt])
+            elif nxt not in state:
+                visit(nxt, trail + [nxt])
+        state[node] = "done"
+    for node in sorted(edges):
+        if node not in state:
+            visit(node, [node])
+    assert not circles, circles
+
+
+def test_generic_code_imports_no_family_module():
+    known = modules()
+    offenders = {path: sorted(set(FAMILY_MODULES) & imports(path)) for path in known.values()
+                 if path.startswith(GENERIC)}
+    assert not {path: found for path, found in offenders.items() if found}
+
+
+def test_no_function_is_longer_than_50_lines():
+    long = []
+    for path in modules().values():
+        for node in ast.walk(ast.parse(open(os.path.join(ROOT, path)).read())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 50:
+                long.append(f"{path}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert not long, long
+
+
+def test_upstream_internals_are_used_only_behind_their_fence():
+    outside = {path: sorted(name for name in imports(path) if name.startswith(PRIVATE))
+               for path in modules().values() if not path.startswith("pipelines/upstream/")}
+    assert not {path: names for path, names in outside.items() if names}
+
+
+def test_every_flag_named_after_a_setting_defaults_to_the_settings_own():
+    import pipelines.flags  # noqa: F401  (defines the flags)
+    for field in dataclasses.fields(RunConfig):
+        if field.name in run_config.DERIVED:
+            continue
+        default = flags.FLAGS[field.name].default
+        default = tuple(default) if isinstance(default, list) else default
+        expected = field.default or (None if field.default in ("", None) else field.default)
+        assert default == expected or (default in ("", None) and field.default in ("", None)), field.name
