@@ -17,7 +17,7 @@ SCHEMA := pipelines/metadata/metadata_schema.fbs
 # Root runs apt-get directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench setup data mediapipe flatc metadata clean
+.PHONY: run test bench docs setup data mediapipe flatc metadata clean
 
 run: setup data
 	$(VENV)/bin/dlpipe --task=dense
@@ -27,6 +27,10 @@ test: setup data mediapipe flatc
 
 bench: setup data
 	$(VENV)/bin/python -m benchmarks.run
+
+# docs/reference.md and README's task table, from the code (a test fails when they differ from it).
+docs: setup
+	$(VENV)/bin/python -m pipelines.reference
 
 setup: $(STAMP)
 
