@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 
-from benchmarks.loopback import free_ports
+from tests.loopback import free_ports
 from pipelines import artifacts
 from pipelines.flops import sustained
 

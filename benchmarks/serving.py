@@ -13,7 +13,7 @@ import urllib.request
 import numpy as np
 import tensorflow as tf
 
-from benchmarks.loopback import serving
+from tests.loopback import serving
 from pipelines import runner
 from benchmarks import config_of as config_from_args
 

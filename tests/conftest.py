@@ -14,7 +14,7 @@ console.start_tensorflow()  # TensorFlow's start-up chatter hidden, as the conso
 
 import tensorflow as tf  # noqa: E402
 
-from benchmarks.loopback import free_ports  # noqa: E402,F401  (tests import it from here)
+from tests.loopback import free_ports  # noqa: E402,F401  (tests import it from here)
 from pipelines.data import idx  # noqa: E402
 from pipelines.data.sources import DataSet, streamed  # noqa: E402
 from pipelines.flags import to_config  # noqa: E402

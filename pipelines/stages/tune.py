@@ -197,11 +197,11 @@ def trial_rows(tuner: kt.Tuner, task) -> list[dict]:
         rows.append({"trial_id": trial_id, "status": trial.status, "objective": trial.score, "epochs": epochs,
                      "seconds": round(timing["seconds"], 1) if timing else None, "tuner_id": timing.get("tuner_id"),
                      "peak_rss_mb": round(timing["peak_rss_mb"]) if timing else None,
-                     "hparams": json.dumps(_tidy(hparams), default=list, sort_keys=True)})
+                     "hparams": json.dumps(tidy_floats(hparams), default=list, sort_keys=True)})
     return rows
 
 
-def _tidy(hparams: dict) -> dict:
+def tidy_floats(hparams: dict) -> dict:
     """Floats to 10 significant digits: hp.Float(step=0.1) yields 0.30000000000000004, which means 0.3."""
     return {k: float(f"{v:.10g}") if isinstance(v, float) else v for k, v in hparams.items()}
 

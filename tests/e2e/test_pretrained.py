@@ -11,7 +11,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from pipelines import metadata, runner
-from benchmarks.loopback import serving
+from tests.loopback import serving
 from tests.conftest import (assert_one_line_error, cli_in_process, config_from_flags, run_cli, write_reviews,
                             write_tiny_preset)
 from tests.e2e.test_server import call

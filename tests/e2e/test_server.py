@@ -17,7 +17,7 @@ import tensorflow as tf
 from PIL import Image
 
 from pipelines import runner
-from benchmarks.loopback import serving
+from tests.loopback import serving
 from tests.conftest import config_from_flags
 
 

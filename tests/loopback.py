@@ -1,4 +1,4 @@
-"""What the benchmarks and the tests both run on 127.0.0.1: free ports, and dlpipe-serve in a child process."""
+"""What the tests (and the benchmarks) run on 127.0.0.1: free ports, and dlpipe-serve in a child process."""
 
 import contextlib
 import os
