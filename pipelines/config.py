@@ -35,9 +35,14 @@ class RunConfig:
     test_split: float = 0.2
     image_size: tuple[int, int] | None = None
     color_mode: str = "auto"
-    # A CSV data set: the column to predict, and whether to classify or regress it (auto: from its values).
+    # A CSV data set: the column to predict, whether to classify or regress it (auto: from its values), the id
+    # columns (carried to predictions, never features), columns to ignore, and columns kept as features although
+    # they look like an ID or free text (data/tables.py).
     label_column: str | None = None
     problem: str = "auto"
+    id_column: tuple[str, ...] = ()
+    ignore_columns: tuple[str, ...] = ()
+    keep_columns: tuple[str, ...] = ()
     # Input: which splits are held in memory (auto: those that fit memory_budget_mb, 0 = an eighth of the machine's
     # memory), the shuffle buffer of a split read from disk (0: data/pipeline.py's SHUFFLE_BUFFER), and where
     # folders and tables are prepared once (empty: <output_dir>/cache).
@@ -82,6 +87,8 @@ class RunConfig:
     tflite_variants: tuple[str, ...] | None = None
     onnx: bool = True                          # also model.onnx, verified in onnxruntime
     representative_examples: int = 200
+    # Predict: the new data the predict stage labels (dlpipe-predict's --input), into <task dir>/predictions.csv.
+    predict_input: str | None = None
     # The flags given on the command line, by name: a later stage refuses one that contradicts the trained model.
     explicit: tuple[str, ...] = ()
 

@@ -1,15 +1,12 @@
 """What a stage receives: the run's config, its task, artifact paths, and the data, loaded once on first use."""
 
 import functools
-import hashlib
 import os
-import tempfile
 
 import keras
 import tensorflow as tf
 
-from models import pretrained
-from pipelines import artifacts
+from pipelines import artifacts, trained
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import Inputs, make_input_pipeline
 from pipelines.data.sources import DataSet, load_dataset
@@ -43,33 +40,16 @@ class Context:
         The file is read once, and its bytes are what is hashed and what is loaded: they must be the model this
         stage's fingerprint was computed from, so a model.keras replaced meanwhile (another run, a copy) is refused
         instead of exported under this run's name. `model_sha256` is then the loaded model's hash."""
-        path = self.path(artifacts.MODEL)
-        try:
-            with open(path, "rb") as f:
-                content = f.read()
-        except OSError as e:
-            raise PipelineError(f"cannot read {path} ({e.strerror}): run --stages=train again") from None
-        self.model_sha256 = hashlib.sha256(content).hexdigest()
-        expected = self.stage_inputs.get(artifacts.MODEL)
-        if expected and expected != self.model_sha256:
-            raise PipelineError(f"{path} was replaced while this run read it (another run or a copy wrote it): "
-                                "nothing was written from it; run the command again")
-        with tempfile.TemporaryDirectory(prefix="dlpipe-model-") as private:
-            copy = os.path.join(private, artifacts.MODEL)
-            with open(copy, "wb") as f:
-                f.write(content)
-            try:
-                return pretrained.load_model(copy)
-            except Exception as e:  # Keras raises ValueError, OSError, zipfile errors … for a damaged file
-                raise PipelineError(f"cannot load {path} ({type(e).__name__}): it is damaged; run --stages=train "
-                                    "again") from None
+        model, self.model_sha256 = trained.load(self.path(artifacts.MODEL), self.stage_inputs.get(artifacts.MODEL))
+        return model
 
     @functools.cached_property
     def data(self) -> DataSet:
         c = self.config
         data = load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source,
                             test_split=c.test_split, image_size=c.image_size, color_mode=c.color_mode,
-                            label_column=c.label_column, problem=c.problem, cache_dir=c.data_cache_dir)
+                            label_column=c.label_column, problem=c.problem, cache_dir=c.data_cache_dir,
+                            id_column=c.id_column, ignore_columns=c.ignore_columns, keep_columns=c.keep_columns)
         if data.modality not in self.task.modalities:
             raise PipelineError(f"{c.dataset} holds {data.modality} examples, and --task={self.task.name} learns from "
                                 f"{' or '.join(self.task.modalities)}: choose another --task or --dataset")

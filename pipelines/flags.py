@@ -9,12 +9,10 @@ hyperparameters are the keyword names of the builders in models/ (Task.hparams),
 import dataclasses
 import math
 import os
-import re
-import sys
 
 from absl import flags
 
-from pipelines import artifacts, distribution, precision
+from pipelines import artifacts, console, distribution, precision
 from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
 from pipelines import config as run_config
 from pipelines.config import RunConfig, show
@@ -86,6 +84,14 @@ PROBLEM = flags.DEFINE_enum(
     "problem", D["problem"], list(tables.PROBLEMS), "A CSV data set: classification or regression of "
     f"--label_column; auto: classification for words or at most {tables.MAX_INTEGER_CLASSES} distinct integers, "
     "else regression.")
+ID_COLUMN = flags.DEFINE_list(
+    "id_column", list(D["id_column"]), "A CSV data set: the column(s) that name a row (PassengerId): never a "
+    "feature, carried through to predictions. A column of a different whole number in every row is found alone.")
+IGNORE_COLUMNS = flags.DEFINE_list("ignore_columns", list(D["ignore_columns"]), "A CSV data set: columns that are "
+                                   "not features.")
+KEEP_COLUMNS = flags.DEFINE_list(
+    "keep_columns", list(D["keep_columns"]), "A CSV data set: columns kept as features although they look like an "
+    "ID or free text (nearly one distinct value per row), which are otherwise left out with a note.")
 COLOR_MODE = flags.DEFINE_enum(
     "color_mode", D["color_mode"], list(folders.COLOR_MODES), "Images: grayscale or rgb; auto: a folder's grayscale "
     "when every image is, a tfds: set's own.")
@@ -208,6 +214,18 @@ ONNX = flags.DEFINE_bool("onnx", D["onnx"], "Also export model.onnx (the float m
 REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
     "representative_examples", D["representative_examples"], "int8: train examples that calibrate the quantization "
     "ranges.", lower_bound=1, upper_bound=10_000)
+
+# Predict.
+PREDICT_INPUT = flags.DEFINE_string(
+    "predict_input", D["predict_input"], "--stages=...,predict: the new examples the SavedModel labels into "
+    "<task dir>/predictions.csv (a CSV, an image or text file, a folder or a glob; dlpipe-predict does the same "
+    "on its own, with more choices).")
+
+
+@flags.multi_flags_validator(["stages", "predict_input"], message="--stages=...,predict labels new examples: give "
+                             "them with --predict_input (a CSV, an image or text file, a folder or a glob)")
+def _predict_has_input(values):
+    return "predict" not in values["stages"] or bool(values["predict_input"])
 
 
 @flags.validator("tflite_variants", message=f"--tflite_variants must be names from {','.join(VARIANTS)}")
@@ -382,18 +400,8 @@ def _idx_is_fashion_mnist(values):
 
 
 def parse(argv: list[str]) -> list[str]:
-    """absl's flags_parser, printing a bad flag as one line instead of absl's two-line FATAL message."""
-    # --helpshort lists the key flags of the program named argv[0] (the console script, or __main__):
-    # make this module's flags those.
-    for flag in flags.FLAGS.get_flags_for_module(__name__):
-        flags.FLAGS.register_key_flag_for_module(argv[0], flag)
-    try:
-        return flags.FLAGS(argv)
-    except flags.Error as e:
-        # absl prefixes a multi-flag check's message with every flag it read ("flags a=1, b=2: ..."): drop it.
-        message = re.sub(r"^flags (\w+=[^,:]*(, )?)+: ", "", str(e))
-        print(f"error: {message} (see --helpshort)", file=sys.stderr)
-        sys.exit(2)
+    """absl's flags_parser, printing a bad flag as one line (console.parse_flags)."""
+    return console.parse_flags(argv, __name__)
 
 
 def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:

@@ -87,6 +87,7 @@ class DataSet:
             return {}
         return {"table": {"problem": self.problem, "dropped_rows_without_label": self.table.dropped_rows,
                           "missing_cells": {c: n for c, n in self.table.missing.items() if n},
+                          "columns": self.table.usage(), "id_columns": list(self.table.ids),
                           "numeric_columns": list(self.table.numeric),
                           "categorical_columns": list(self.table.categorical),
                           "input_names": self.table.inputs}}
@@ -108,13 +109,13 @@ TFDS_PREFIX = "tfds:"  # --dataset=tfds:NAME: any registered TFDS set of images 
 
 # The settings that say where a data set is and how it is read; each applies to some kinds of data set only.
 DATA_SETTINGS = ("data_source", "data_dir", "idx_dir", "test_split", "image_size", "color_mode", "label_column",
-                 "problem")
+                 "problem", "id_column", "ignore_columns", "keep_columns")
 
 
 def settings_that_apply(name: str, source: str, idx_dir: str) -> set[str]:
     """Of DATA_SETTINGS, those that change how `name` is read (a report lists these, not the others)."""
     if tables.is_table_dataset(name):
-        return {"test_split", "label_column", "problem"}
+        return {"test_split", "label_column", "problem", "id_column", "ignore_columns", "keep_columns"}
     if folders.is_folder_dataset(name):
         return {"test_split", "image_size", "color_mode"}
     if uses_idx_mirror(name, source, idx_dir):
@@ -125,9 +126,11 @@ def settings_that_apply(name: str, source: str, idx_dir: str) -> set[str]:
 def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR, source: str = "auto",
                  test_split: float = 0.2, image_size: tuple[int, int] | None = None,
                  color_mode: str = "auto", label_column: str | None = None, problem: str = "auto",
-                 cache_dir: str | None = None) -> DataSet:
+                 cache_dir: str | None = None, id_column: tuple[str, ...] = (), ignore_columns: tuple[str, ...] = (),
+                 keep_columns: tuple[str, ...] = ()) -> DataSet:
     """Loads `name`'s train and test splits, in file order (shuffling is the input pipeline's job). `name` is a
-    registered name, `tfds:NAME`, a folder, or a CSV file (label_column, problem: tables.py), the last two prepared
+    registered name, `tfds:NAME`, a folder, or a CSV file (label_column, problem and the columns named: tables.py),
+    the last two prepared
     into `cache_dir` once. A set without a test split gives the last `test_split` of its train split; image_size
     and color_mode reshape images (sets of varying image sizes need image_size)."""
     if folders.is_folder_dataset(name) or tables.is_table_dataset(name):
@@ -136,10 +139,8 @@ def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR
         if folders.is_folder_dataset(name):
             return load_folder(name, test_split=test_split, image_size=image_size, color_mode=color_mode,
                                cache_dir=cache_dir)
-        table, splits = tables.prepare(name, label_column=label_column, problem=problem, test_split=test_split,
-                                       cache_dir=cache_dir, data_hash=data_hash(name))
-        return DataSet(name, TableRows(splits["train"]), TableRows(splits["test"]), table.label_names,
-                       source=f"csv:{name}", modality="table", problem=table.problem, table=table)
+        naming = tables.Naming(label_column, tuple(id_column), tuple(ignore_columns), tuple(keep_columns))
+        return load_table(name, naming=naming, problem=problem, test_split=test_split, cache_dir=cache_dir)
     tfds_name = name.removeprefix(TFDS_PREFIX)
     if not re.fullmatch(r"[a-z0-9_]+(/[a-z0-9_.]+)*(:[0-9.]+)?", tfds_name):
         raise PipelineError(f"--dataset={name}: {tfds_name!r} is not a TFDS data set name (tfds.list_builders() "
@@ -209,6 +210,13 @@ def _shaped_images(ds: tf.data.Dataset, name: str, shape, image_size, color_mode
             image = tf.cast(tf.round(tf.image.resize_with_pad(image, *image_size)), tf.uint8)
         return {"image": image, "label": features["label"]}
     return ds.map(shaped, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def load_table(path: str, *, naming: tables.Naming, problem: str, test_split: float, cache_dir: str) -> DataSet:
+    table, splits = tables.prepare(path, naming=naming, problem=problem, test_split=test_split, cache_dir=cache_dir,
+                                   data_hash=data_hash(path))
+    return DataSet(path, TableRows(splits["train"]), TableRows(splits["test"]), table.label_names,
+                   source=f"csv:{path}", modality="table", problem=table.problem, table=table)
 
 
 def load_folder(root: str, *, test_split: float, image_size, color_mode: str, cache_dir: str) -> DataSet:

@@ -12,6 +12,14 @@ number by the train mean and a category by its out-of-vocabulary entry (models/t
 dropped and counted. A row with more or fewer cells than the header, a column without a name and two columns of
 one name are refused: each means the file is not read as it was meant.
 
+Columns a model must not learn from are left out of the features, each with its reason (the report lists every
+column and how it was used): the id columns (`--id_column`: kept aside and carried through to predictions), the
+ignored ones, a column empty or of one value in every row, and a column of (nearly) one distinct value per row:
+whole numbers each different and close together (a row number, an ID), or words mostly different (names,
+tickets, free text: one-hot they let a model memorize rows and say nothing of a new row). The distinct values are
+counted on a column's first DISTINCT_SAMPLE cells, so the check's memory is bounded. `--keep_columns` keeps a
+column the rules would leave out.
+
 The problem: classification when the label holds words, or at most MAX_INTEGER_CLASSES distinct integers;
 regression otherwise; `problem` overrides. The test split is `test_split` of the rows (of each class, for
 classification), chosen by a seeded permutation: the same on every run.
@@ -34,7 +42,12 @@ MAX_INTEGER_CLASSES = 20
 MAX_CLASSES = 10_000  # more distinct label values than this are not classes: the label is regressed or refused
 PROBLEMS = ("auto", "classification", "regression")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-READER_VERSION = 2  # bump when the rules above change: it is part of every prepared table's cache key
+READER_VERSION = 3  # bump when the rules above change: it is part of every prepared table's cache key
+DISTINCT_SAMPLE = 2000     # a column's distinct values are counted on this many of its first filled cells
+MIN_DISTINCT_ROWS = 20     # … and only judged once it has this many filled cells
+TEXT_DISTINCT_SHARE = 0.5  # words: at least this share of the sampled cells different is free text or an ID
+ID_SPAN = 1.5              # whole numbers: all different and spanning at most this many times the rows is an ID
+ID_REASON = "an ID (a different whole number in every row)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +61,18 @@ class Table:
     dropped_rows: int                         # rows without a label
     missing: dict[str, int]                   # column → missing cells
     inputs: dict[str, str]                    # column → its input name in the model and the serving signature
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)  # column → why it is not a feature
+    ids: tuple[str, ...] = ()                 # the id columns (given or found), carried through to predictions
+    categories: dict[str, str] = dataclasses.field(default_factory=dict)  # categorical column → distinct values
+
+    def usage(self) -> list[dict[str, str]]:
+        """The label, each feature with its kind, then each column left out with why."""
+        rows = [{"column": self.label_column, "use": f"label ({self.problem})"}]
+        for column in self.inputs:
+            kind = "numeric" if column in self.numeric else f"category with {self.categories.get(column, '?')} values"
+            rows.append({"column": column, "use": kind})
+        rows += [{"column": column, "use": f"left out: {why}"} for column, why in self.left_out.items()]
+        return rows
 
 
 def input_names(columns) -> dict[str, str]:
@@ -100,7 +125,34 @@ def _rows(path: str):
         raise PipelineError(f"cannot read {path} ({e}): give a comma-separated file with a header row") from None
 
 
-def _header(path: str, header: list[str], label_column: str | None) -> list[str]:
+@dataclasses.dataclass(frozen=True)
+class Naming:
+    """The columns the user named: the label, the id columns, those to ignore, and those to keep as features
+    whatever the rules say."""
+    label: str | None
+    ids: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()
+
+    def check(self, path: str, header: list[str]) -> None:
+        given = {"--id_column": self.ids, "--ignore_columns": self.ignored, "--keep_columns": self.kept}
+        for flag, names in given.items():
+            unknown = [name for name in names if name not in header]
+            if unknown:
+                raise PipelineError(f"{flag}: {path} has no column {unknown[0]!r}: its columns are "
+                                    f"{', '.join(header)}")
+            if self.label in names:
+                raise PipelineError(f"{flag} names the label column {self.label!r}: the label is never a feature")
+        for first, second in (("--id_column", "--keep_columns"), ("--ignore_columns", "--keep_columns"),
+                              ("--id_column", "--ignore_columns")):
+            both = sorted(set(given[first]) & set(given[second]))
+            if both:
+                raise PipelineError(f"{both[0]!r} is named by both {first} and {second}: name it once")
+
+
+def _header(path: str, header: list[str], naming: Naming) -> list[str]:
+    """The candidate feature columns: every column but the label, the id columns and the ignored ones."""
+    label_column = naming.label
     unnamed = [i + 1 for i, name in enumerate(header) if not name]
     if unnamed:
         raise PipelineError(f"{path}: column {unnamed[0]} of the header has no name: name every column")
@@ -113,9 +165,11 @@ def _header(path: str, header: list[str], label_column: str | None) -> list[str]
         given = "--label_column is required for a CSV data set" if label_column is None else \
             f"{path} has no column {label_column!r}"
         raise PipelineError(f"{given}: its columns are {', '.join(header)}")
-    features = [c for c in header if c != label_column]
+    naming.check(path, header)
+    features = [c for c in header if c != label_column and c not in naming.ids and c not in naming.ignored]
     if not features:
-        raise PipelineError(f"{path} has only the label column {label_column!r}: it needs feature columns too")
+        named = " and the columns --id_column and --ignore_columns name" if naming.ids or naming.ignored else ""
+        raise PipelineError(f"{path} has only the label column {label_column!r}{named}: it needs feature columns too")
     return features
 
 
@@ -134,18 +188,60 @@ class _Column:
     words: int = 0
     first_word: tuple[int, str] | None = None
     bad: tuple[int, str] | None = None  # the first cell `number` refused
+    sample: set = dataclasses.field(default_factory=set)  # hashes of the first DISTINCT_SAMPLE filled cells
+    first: str | None = None   # the first filled cell, and whether any other differs from it
+    varies: bool = False
+    whole: bool = True         # every number is a whole number …
+    low: float = math.inf      # … between these
+    high: float = -math.inf
 
     def see(self, row: int, text: str) -> None:
         if text.lower() in MISSING:
             self.missing += 1
             return
         self.filled += 1
+        if self.filled <= DISTINCT_SAMPLE:
+            self.sample.add(hash(text))  # bounded: a hash, however long the text
+        if self.first is None:
+            self.first = text
+        elif not self.varies and text != self.first:
+            self.varies = True
         try:
-            if number(text) is None:
-                self.words += 1
-                self.first_word = self.first_word or (row, text)
+            value = number(text)
         except CellError as e:
             self.bad = self.bad or (row, str(e))
+            return
+        if value is None:
+            self.words += 1
+            self.first_word = self.first_word or (row, text)
+        else:
+            self.whole = self.whole and value == int(value)
+            self.low, self.high = min(self.low, value), max(self.high, value)
+
+    def distinct(self) -> str:
+        """How many different values the column holds, as far as it was counted."""
+        counted = len(self.sample)
+        return f"{counted:,}" + ("" if self.filled <= DISTINCT_SAMPLE else f" in its first {DISTINCT_SAMPLE:,} rows")
+
+    def why_not_a_feature(self, kind: str) -> str | None:
+        """Why a model should not learn from this column (an ID, free text, nothing to learn), or None."""
+        if not self.filled:
+            return "empty in every row"
+        if not self.varies:
+            return f"the same value ({self.first[:40]!r}) in every filled row"
+        sampled = min(self.filled, DISTINCT_SAMPLE)
+        if sampled < MIN_DISTINCT_ROWS:
+            return None
+        distinct = len(self.sample)
+        if kind == "numeric":
+            if self.whole and not self.missing and distinct == sampled and \
+                    self.high - self.low + 1 <= ID_SPAN * self.filled:
+                return ID_REASON
+            return None
+        if distinct >= TEXT_DISTINCT_SHARE * sampled:
+            return (f"free text or an ID ({distinct:,} different values in {sampled:,} rows): one-hot, it would let "
+                    "the model memorize rows")
+        return None
 
     def kind(self, path: str, name: str) -> str:
         if self.filled and not self.words:
@@ -169,12 +265,13 @@ class _Scan:
     dropped: int
 
 
-def _scan(path: str, label_column: str | None) -> _Scan:
+def _scan(path: str, naming: Naming) -> _Scan:
+    label_column = naming.label
     rows = _rows(path)
     header = next(rows, None)
     if not header:
         raise PipelineError(f"{path} has no header row or no data rows: give a CSV with one example a row")
-    features = _header(path, header, label_column)
+    features = _header(path, header, naming)
     at = header.index(label_column)
     where = [(name, header.index(name)) for name in features]
     columns = {name: _Column() for name in features}
@@ -243,16 +340,37 @@ def _cell(kind: str, text: str):
     return number(text) if kind == "numeric" else text
 
 
-def prepare(path: str, *, label_column: str | None, problem: str, test_split: float, cache_dir: str,
+def _left_out(scan: _Scan, kinds: dict[str, str], naming: Naming) -> dict[str, str]:
+    """Each column that is not a feature, with why, in file order."""
+    why = {}
+    for column in scan.header:
+        if column in naming.ids:
+            why[column] = "the id column (--id_column): carried through to predictions"
+        elif column in naming.ignored:
+            why[column] = "--ignore_columns"
+        elif column in scan.columns and column not in naming.kept:
+            reason = scan.columns[column].why_not_a_feature(kinds[column])
+            if reason:
+                why[column] = f"{reason}; --keep_columns={column} keeps it"
+    return why
+
+
+def prepare(path: str, *, naming: Naming, problem: str, test_split: float, cache_dir: str,
             data_hash: str, seed: int = 0) -> tuple[Table, dict[str, cache.Split]]:
     """The table's train and test splits in the prepared cache (written there first if they are not), and what
     reading it found."""
-    key = hashlib.sha256(repr((data_hash, label_column, problem, test_split, seed, READER_VERSION)).encode())
+    label_column = naming.label
+    key = hashlib.sha256(repr((data_hash, naming, problem, test_split, seed, READER_VERSION)).encode())
 
     def write(start):
-        scan = _scan(path, label_column)
+        scan = _scan(path, naming)
         kinds = {name: column.kind(path, name) for name, column in scan.columns.items()}
         chosen, label_names, labels = _problem(path, label_column, scan, problem)
+        left_out = _left_out(scan, kinds, naming)
+        scan.features = [c for c in scan.features if c not in left_out]
+        if not scan.features:
+            reasons = "; ".join(f"{column}: {why}" for column, why in left_out.items())
+            raise PipelineError(f"{path}: every feature column is left out ({reasons})")
         test = _test_rows(labels if chosen == "classification" else np.zeros(len(labels), np.int64), test_split, seed)
         if not test.any() or (~test).sum() < 2:
             raise PipelineError(f"{path} has {len(labels)} labelled rows: too few to hold out a test split and train")
@@ -273,12 +391,19 @@ def prepare(path: str, *, label_column: str | None, problem: str, test_split: fl
         info = {"problem": chosen, "label_column": label_column, "label_names": list(label_names),
                 "numeric": [c for c in scan.features if kinds[c] == "numeric"],
                 "categorical": [c for c in scan.features if kinds[c] == "categorical"],
-                "dropped_rows": scan.dropped, "missing": {c: col.missing for c, col in scan.columns.items()},
-                "inputs": inputs}
+                "dropped_rows": scan.dropped, "missing": {c: scan.columns[c].missing for c in scan.features},
+                "inputs": inputs, "left_out": left_out,
+                "ids": [c for c in scan.header
+                        if c in naming.ids or left_out.get(c, "").startswith(ID_REASON)],
+                "categories": {c: scan.columns[c].distinct() for c in scan.features if kinds[c] == "categorical"}}
         return ("train", "test"), info
     splits, info = cache.prepared(cache_dir, f"table-{key.hexdigest()[:24]}", write, f"the table {path}")
     table = Table(info["problem"], info["label_column"], tuple(info["label_names"]), tuple(info["numeric"]),
-                  tuple(info["categorical"]), info["dropped_rows"], info["missing"], info["inputs"])
+                  tuple(info["categorical"]), info["dropped_rows"], info["missing"], info["inputs"],
+                  info["left_out"], tuple(info["ids"]), info["categories"])
+    for column, why in table.left_out.items():
+        if column not in naming.ids and column not in naming.ignored:
+            print(f"note: {path}: column {column!r} is left out of the features: {why}", flush=True)
     return table, splits
 
 
@@ -286,3 +411,72 @@ def _data_rows(path: str):
     rows = _rows(path)
     next(rows, None)
     yield from rows
+
+
+@dataclasses.dataclass(frozen=True)
+class NewColumns:
+    """What a trained model reads of a table, to read new rows for it: each feature's CSV column with its input
+    name and kind, the id columns to carry through, and the label column (scored when the new rows have it)."""
+    features: dict[str, tuple[str, str]]  # CSV column → (input name, "numeric" or "categorical")
+    ids: tuple[str, ...]
+    label_column: str | None
+
+
+def new_rows(path: str, wanted: NewColumns, batch_size: int):
+    """New rows, streamed in batches of (id cells by column, features by input name parsed as at training, true
+    labels or None). Columns are matched by name in any order; a missing feature column, a row of the wrong
+    length and a cell of the wrong type are one line naming the column and the row; other columns are named once
+    in a note and ignored."""
+    rows = _rows(path)
+    header = next(rows, None)
+    if not header:
+        raise PipelineError(f"{path} is empty: give a CSV with a header row and one row per example")
+    missing = [column for column in wanted.features if column not in header]
+    if missing:
+        named = f"column {missing[0]!r}" if len(missing) == 1 else f"columns {', '.join(map(repr, missing))}"
+        raise PipelineError(f"{path} has no {named}, which the model reads: its columns are {', '.join(header)}")
+    ids = [column for column in wanted.ids if column in header]
+    label = wanted.label_column if wanted.label_column in header else None
+    extra = [c for c in header if c not in wanted.features and c not in ids and c != label]
+    if extra:
+        print(f"note: {path}: not read by the model: {', '.join(extra)}", flush=True)
+    where = [(column, header.index(column), *wanted.features[column]) for column in wanted.features]
+    batch, seen = [], 0
+    for row, cells in enumerate(rows, 1):
+        batch.append((row, _checked(path, row, cells, header)))
+        seen += 1
+        if len(batch) == batch_size:
+            yield _new_batch(path, batch, header, where, ids, label)
+            batch = []
+    if batch:
+        yield _new_batch(path, batch, header, where, ids, label)
+    if not seen:
+        raise PipelineError(f"{path} has a header and no data rows: give one row per example")
+
+
+def _new_cell(path: str, row: int, column: str, kind: str, text: str):
+    if text.lower() in MISSING:
+        return np.nan if kind == "numeric" else ""
+    if kind != "numeric":
+        return text
+    try:
+        value = number(text)
+    except CellError as e:
+        raise PipelineError(f"{path}, column {column!r}, data row {row}: {e}") from None
+    if value is None:
+        raise PipelineError(f"{path}, column {column!r}, data row {row}: {text!r} is not a number, and the model "
+                            "learned the column as numbers: fix the cell, or empty it for a missing value")
+    return value
+
+
+def _new_batch(path: str, batch: list, header: list[str], where: list, ids: list[str], label: str | None):
+    keys = {column: [cells[header.index(column)] for _, cells in batch] for column in ids}
+    inputs = {}
+    for column, at, name, kind in where:
+        values = [_new_cell(path, row, column, kind, cells[at]) for row, cells in batch]
+        inputs[name] = np.array(values, np.float32) if kind == "numeric" else np.array(values, object)
+    truth = None
+    if label is not None:
+        at = header.index(label)
+        truth = [None if cells[at].lower() in MISSING else cells[at] for _, cells in batch]
+    return keys, inputs, truth

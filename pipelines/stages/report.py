@@ -30,6 +30,8 @@ DESCRIPTIONS = {
     artifacts.TRIALS_PNG: "the sweep's objective per trial",
     artifacts.BEST_HPARAMS: "the sweep's best hyperparameters",
     artifacts.TUNING: "KerasTuner's state",
+    artifacts.PREDICTIONS: "the predict stage's answers for --predict_input",
+    artifacts.PREDICTION_SCORES: "those answers scored against the labels the new examples hold",
 }
 MAX_CLASS_ROWS = 50
 SKIPPED = {artifacts.FINGERPRINTS, artifacts.REPORT, artifacts.LOCK, artifacts.BACKUP}
@@ -73,6 +75,22 @@ def training(ctx: Context, trained: dict | None, history: dict | None) -> list[s
         lines += [f"{len(next(iter(history.values())))} epochs; last: " + ", ".join(
             f"{name} {value:.4g}" for name, value in finals.items() if "loss" in name or "accuracy" in name), ""]
     return lines + picture(ctx, artifacts.CURVES_PNG, "training curves")
+
+
+def data_section(metrics: dict | None) -> list[str]:
+    """A table's columns and how each was used (a feature of which kind, or left out and why), the rows without a
+    label and the missing cells."""
+    read = (metrics or {}).get("table")
+    if not read or "columns" not in read:
+        return []
+    lines = ["## Data", "", *table(("column", "how it was used"), [(c["column"], c["use"]) for c in read["columns"]]),
+             ""]
+    if read.get("dropped_rows_without_label"):
+        lines += [f"{read['dropped_rows_without_label']} rows without a label were left out.", ""]
+    if read.get("missing_cells"):
+        lines += ["Missing cells (a number takes the train mean, a category its unseen entry): " + ", ".join(
+            f"{column} {count}" for column, count in read["missing_cells"].items()) + ".", ""]
+    return lines
 
 
 def per_class(metrics: dict) -> list[str]:
@@ -125,7 +143,8 @@ def run(ctx: Context) -> str:
     trained, metrics, history, exports = (read(ctx, name) for name in (
         artifacts.CONFIG, artifacts.METRICS, artifacts.HISTORY, artifacts.VERIFY))
     family = FAMILIES.get((metrics or {}).get("family"), ctx.task.family)
-    lines = [f"# {config.task} on {config.dataset}", "", *training(ctx, trained, history), *test(ctx, metrics, family),
+    lines = [f"# {config.task} on {config.dataset}", "", *data_section(metrics), *training(ctx, trained, history),
+             *test(ctx, metrics, family),
              *exports_section(exports, family), "## Files", ""]
     present = sorted(name for name in os.listdir(config.task_dir) if name not in SKIPPED and not name.startswith("."))
     lines += table(("file", "what it is"), [(f"[{name}]({name})", describe(name, family)) for name in present])

@@ -14,26 +14,27 @@ def write(path, header, rows):
     return str(path)
 
 
-def read_table(path, label_column, problem, test_split):
+def read_table(path, label_column, problem, test_split, **naming):
     """The table as tables.prepare reads it into a cache beside it, and its splits as arrays."""
-    table, splits = tables.prepare(path, label_column=label_column, problem=problem, test_split=test_split,
-                                   cache_dir=path + ".cache", data_hash=sources.data_hash(path))
+    table, splits = tables.prepare(path, naming=tables.Naming(label_column, **naming), problem=problem,
+                                   test_split=test_split, cache_dir=path + ".cache", data_hash=sources.data_hash(path))
     arrays = {name: next(iter(split.read().batch(1 << 20).as_numpy_iterator())) for name, split in splits.items()}
     return table, arrays
 
 
 def test_columns_problem_missing_cells_and_dropped_rows(tmp_path):
-    rows = [[i, "red" if i % 2 else "", f"{i * 1.5}" if i % 7 else "", "yes" if i % 3 else "no"] for i in range(40)]
+    rows = [[i % 9, "red" if i % 2 else "blue" if i % 3 else "", f"{i * 1.5}" if i % 7 else "",
+             "yes" if i % 3 else "no"] for i in range(40)]
     rows[5][3] = ""  # no label: dropped
     table, splits = read_table(write(tmp_path / "t.csv", ["n", "colour name", "x", "ok"], rows), "ok", "auto", 0.25)
     assert table.problem == "classification" and table.label_names == ("no", "yes")
     assert table.numeric == ("n", "x") and table.categorical == ("colour name",)
-    assert table.dropped_rows == 1 and table.missing == {"n": 0, "colour name": 20, "x": 6}
+    assert table.dropped_rows == 1 and table.missing == {"n": 0, "colour name": 7, "x": 6}
     assert table.inputs["colour name"] == "colour_name"
     train, test = splits["train"], splits["test"]
     assert len(train["label"]) + len(test["label"]) == 39
     assert np.bincount(test["label"]).tolist() == [4, 6]  # a quarter of each class (14 no, 25 yes)
-    assert np.isnan(train["x"]).any() and set(train["colour_name"]) == {b"red", b""}
+    assert np.isnan(train["x"]).any() and set(train["colour_name"]) == {b"red", b"blue", b""}
 
 
 @pytest.mark.parametrize("labels,problem", [
@@ -42,7 +43,7 @@ def test_columns_problem_missing_cells_and_dropped_rows(tmp_path):
     (list(range(40)), "regression"),  # many integers: a quantity
 ])
 def test_the_problem_follows_the_labels(tmp_path, labels, problem):
-    path = write(tmp_path / "t.csv", ["a", "y"], [[i, y] for i, y in enumerate(labels)])
+    path = write(tmp_path / "t.csv", ["a", "y"], [[i % 7, y] for i, y in enumerate(labels)])
     assert read_table(path, "y", "auto", 0.2)[0].problem == problem
 
 
@@ -84,3 +85,42 @@ def test_the_model_encodes_columns_as_features_json_says(tmp_path):
     import tensorflow as tf
     vectors = np.asarray(encoder({"size": tf.constant([4.0, np.nan]), "kind": tf.constant(["b", "zebra"])}))
     np.testing.assert_allclose(vectors, [[2.0, 0, 0, 1], [0.0, 1, 0, 0]])  # missing → mean; unseen → entry 0
+
+
+def test_ids_free_text_and_constant_columns_are_left_out_with_why_and_kept_when_named(tmp_path):
+    rows = [[1000 + i, f"Person {i}", f"T{(i * 7919) % 10_000}", "x", "", ["a", "b", "c"][i % 3], i % 5, i % 2]
+            for i in range(60)]
+    path = write(tmp_path / "t.csv", ["id", "name", "ticket", "same", "empty", "group", "n", "y"], rows)
+    table, splits = read_table(path, "y", "auto", 0.2)
+    assert table.numeric == ("n",) and table.categorical == ("group",) and table.ids == ("id",)
+    assert table.left_out["id"].startswith("an ID (a different whole number in every row)")
+    assert table.left_out["name"].startswith("free text or an ID (60 different values in 60 rows)")
+    assert "ticket" in table.left_out and "--keep_columns=ticket keeps it" in table.left_out["ticket"]
+    assert table.left_out["same"].startswith("the same value ('x')") and table.left_out["empty"] == \
+        "empty in every row; --keep_columns=empty keeps it"
+    assert set(splits["train"]) == {"group", "n", "label"}
+    uses = {row["column"]: row["use"] for row in table.usage()}
+    assert uses["group"] == "category with 3 values" and uses["y"] == "label (classification)"
+    assert uses["name"].startswith("left out: free text")
+    # Named by the user: an id column (carried, not a feature), an ignored one, one kept although it looks like text.
+    table, splits = read_table(path, "y", "auto", 0.2, ids=("ticket",), ignored=("group",), kept=("name",))
+    assert table.ids == ("id", "ticket") and table.categorical == ("name",) and "group" not in splits["train"]
+    assert table.left_out["ticket"].startswith("the id column (--id_column)")
+
+
+def test_a_column_of_few_repeated_numbers_or_floats_is_a_feature_not_an_id(tmp_path):
+    rows = [[i % 50, i * 0.37, 5 * i, i % 2] for i in range(100)]  # repeats; fractions; whole numbers far apart
+    table, _ = read_table(write(tmp_path / "t.csv", ["small", "fare", "spread", "y"], rows), "y", "auto", 0.2)
+    assert table.numeric == ("small", "fare", "spread") and not table.left_out
+
+
+@pytest.mark.parametrize("naming,message", [
+    (dict(ids=("nope",)), "--id_column: .* has no column 'nope': its columns are a, b, y"),
+    (dict(ignored=("y",)), "--ignore_columns names the label column 'y'"),
+    (dict(ids=("a",), kept=("a",)), "'a' is named by both --id_column and --keep_columns"),
+    (dict(ids=("a",), ignored=("b",)), "has only the label column 'y' and the columns --id_column and"),
+])
+def test_named_columns_that_cannot_be_are_one_line(tmp_path, naming, message):
+    path = write(tmp_path / "t.csv", ["a", "b", "y"], [[i % 3, i % 4, i % 2] for i in range(30)])
+    with pytest.raises(PipelineError, match=message):
+        read_table(path, "y", "auto", 0.2, **naming)
