@@ -20,10 +20,12 @@
 8. dlpipe-serve under a bounded load on loopback against the SavedModel called in process (benchmarks/serving.py).
 9. Data at its real size (benchmarks/scale.py): peak memory on folders of 40 and 400 six-megapixel photos, a
    folder's first pass against keras.utils.image_dataset_from_directory, and the bounded shuffle's accuracy.
+10. Predicting new data (benchmarks/predict.py): dlpipe-predict on 100,000 CSV rows and 2,000 PNG files against a
+   plain Keras script doing the same (read, model.predict, write a CSV).
 
 Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.json and results.md.
 `python -m benchmarks.run train input` runs only the sections named (train, input, folder, numpy, distributed,
-serving, scale).
+serving, scale, predict).
 """
 
 import json
@@ -36,7 +38,7 @@ import time
 import keras
 import tensorflow as tf
 
-from benchmarks import distributed, scale, serving
+from benchmarks import distributed, predict, scale, serving
 from pipelines import artifacts, precision, runner
 from pipelines.context import Context
 from pipelines.data import idx, pipeline
@@ -274,11 +276,12 @@ def markdown(r: dict) -> str:
     }
     rows += [row(r[name]) for name, row in sections.items() if name in r]
     rows += scale.rows(r["scale"]) if "scale" in r else []
+    rows += predict.rows(r["predict"]) if "predict" in r else []
     return "\n".join(["| measure | this machine |", "| --- | --- |", *(f"| {a} | {b} |" for a, b in rows)]) + "\n"
 
 
 def main(sections: list[str]) -> None:
-    wanted = set(sections) or {"train", "input", "folder", "numpy", "distributed", "serving", "scale"}
+    wanted = set(sections) or {"train", "input", "folder", "numpy", "distributed", "serving", "scale", "predict"}
     results = {"matmul_gflop_per_second": {"float32": matmul_peak(tf.float32),
                                            "bfloat16": matmul_peak(tf.bfloat16)}}
     if "train" in wanted:
@@ -299,6 +302,8 @@ def main(sections: list[str]) -> None:
         results["serving"] = serving.load_test()
     if "scale" in wanted:
         results["scale"] = scale.run()
+    if "predict" in wanted:
+        results["predict"] = predict.run()
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)

@@ -42,6 +42,8 @@ ONNX = "model.onnx"             # the float model for ONNX Runtime, same inputs 
 LABELS = "labels.txt"           # line i names class i, beside the TFLite files
 VERIFY = "export_report.json"   # per export: parity with Keras, test accuracy, size, latency; pass or fail
 VERIFY_MD = "export_report.md"  # the same as a table
+PREDICTIONS = "predictions.csv"  # the predict stage's answers for --predict_input, one row per example
+PREDICTION_SCORES = "predictions.scores.json"  # … scored, when the new examples hold their labels
 LOCK = ".lock"                  # held by the one process writing the folder; names it
 
 # Folders of state and diagnostics that no later stage reads: kept or cleared by their stage, never hashed.
@@ -151,32 +153,58 @@ def content_hash(path: str) -> str | None:
 
 
 class TaskLock:
-    """An exclusive lock on a task folder for one run: a second run in the same folder fails at once, naming the
-    holder. The kernel releases it when the holder exits, even when killed, so a lock is never left stale."""
+    """A lock on a task folder. A run holds it alone (exclusive): a second run in the same folder fails at once,
+    naming the holder. Readers (dlpipe-predict) share it (`shared`): many at once, and no run while they read. The
+    kernel releases it when the holder exits, even when killed, so a lock is never left stale."""
 
-    def __init__(self, task_dir: str):
-        self.task_dir = task_dir
+    def __init__(self, task_dir: str, shared: bool = False):
+        self.task_dir, self.shared = task_dir, shared
         self.path = os.path.join(task_dir, LOCK)
         self._file = None
 
     def __enter__(self) -> "TaskLock":
-        self._file = open(self.path, "a+")
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._file = open(self.path, "a+")
+        except OSError as e:
+            if not self.shared:
+                raise
+            # A folder a reader cannot write to (read-only media, another user's run): nothing can change it
+            # under this reader unless its owner runs, which a read-only reader cannot prevent anyway.
+            if e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+                return self
+            raise
+        try:
+            fcntl.flock(self._file, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except OSError as e:
             if e.errno not in (errno.EAGAIN, errno.EACCES):
                 raise
-            self._file.seek(0)
-            holder = self._file.read().strip() or "another process"
-            self._file.close()
-            raise PipelineError(f"{self.task_dir} is in use by another dlpipe run ({holder}): wait for it to end, "
-                                "or give this run another --output_dir") from None
+            raise self._busy() from None
+        if self.shared:
+            return self
         self._file.seek(0)
         self._file.truncate()
         self._file.write(f"pid {os.getpid()}")
         self._file.flush()
         self._clear_leftovers()
         return self
+
+    def _busy(self) -> PipelineError:
+        """Who holds the lock, in one line: a run (its pid is in the file), or only readers."""
+        self._file.seek(0)
+        holder = self._file.read().strip() or "another process"
+        try:  # a shared lock is granted when only readers hold it
+            readers = not self.shared and fcntl.flock(self._file, fcntl.LOCK_SH | fcntl.LOCK_NB) is None
+        except OSError:
+            readers = False
+        self._file.close()
+        if self.shared:
+            return PipelineError(f"{self.task_dir} is being written by a dlpipe run ({holder}): wait for it to end, "
+                                 "then predict from what it wrote")
+        if readers:
+            return PipelineError(f"{self.task_dir} is being read by dlpipe-predict: wait for it to end, or give this "
+                                 "run another --output_dir")
+        return PipelineError(f"{self.task_dir} is in use by another dlpipe run ({holder}): wait for it to end, or "
+                             "give this run another --output_dir")
 
     def _clear_leftovers(self) -> None:
         """Temporary files and scratch folders of killed runs: with the lock held, no live writer owns them."""
@@ -187,4 +215,5 @@ class TaskLock:
             dirs[:] = [d for d in dirs if d != TUNING]  # KerasTuner's own files
 
     def __exit__(self, *exc) -> None:
-        self._file.close()  # closing releases the lock
+        if self._file is not None:
+            self._file.close()  # closing releases the lock

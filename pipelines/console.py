@@ -67,3 +67,18 @@ def start_tensorflow() -> None:
         tf.config.list_physical_devices("GPU")
     if not VERBOSE:
         tf.get_logger().setLevel(logging.ERROR)
+
+
+def parse_flags(argv: list[str], module: str) -> list[str]:
+    """absl's flags_parser for a program whose flags `module` defines: a bad flag is one line instead of absl's
+    two-line FATAL message, and --helpshort lists that module's flags (the program is argv[0])."""
+    from absl import flags
+    for flag in flags.FLAGS.get_flags_for_module(module):
+        flags.FLAGS.register_key_flag_for_module(argv[0], flag)
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        # absl prefixes a multi-flag check's message with every flag it read ("flags a=1, b=2: ..."): drop it.
+        message = re.sub(r"^flags (\w+=[^,:]*(, )?)+: ", "", str(e))
+        print(f"error: {message} (see --helpshort)", file=sys.stderr)
+        sys.exit(2)

@@ -42,9 +42,10 @@ class Shipment:
     to_tflite_inputs: Callable[[Batch], Batch] = unchanged
     to_quantizable_inputs: Callable[[Batch], Batch] = unchanged
     side_files: dict[str, str] = dataclasses.field(default_factory=dict)  # written beside the TFLite files
-    # Inputs for parity checks of a model that does not read the test split (a generator's noise); None means
-    # verify uses test examples and also measures each TFLite file's accuracy.
-    sample_inputs: Callable[[int], Batch] | None = None
+    # Inputs for a model that does not read examples (a generator's noise): (count, seed=7, label=None) -> Batch,
+    # for verify's parity checks and dlpipe-predict's samples (label: one class, for a conditional generator).
+    # None means verify uses test examples and also measures each TFLite file's accuracy.
+    sample_inputs: Callable[..., Batch] | None = None
     # What each export must meet against `reference`: variant → (measure, bound). "savedmodel" is the SavedModel.
     limits: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
     # A TFLite file's outputs → the reference's (a regressor's standardised value → the label's units).

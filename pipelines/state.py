@@ -166,4 +166,5 @@ def stage_key(config: RunConfig, name: str, records: Records) -> tuple[str, dict
     data = sources.data_hash(config.dataset)  # a folder's files: changed files make another data set
     if data:
         inputs[DATA] = data
+    inputs.update(STAGES[name].reads_outside(config))
     return fingerprint(config, name, inputs), inputs

@@ -44,6 +44,7 @@ def test_every_config_field_is_in_some_stages_fingerprint_and_every_ignore_names
     ("--max_test_examples=100", {"evaluate", "verify"}),
     ("--tflite_variants=float16", {"export", "verify"}),
     ("--max_trials=3", {"tune"}),
+    ("--predict_input=new.csv", {"predict"}),
 ])
 def test_a_changed_flag_changes_the_fingerprint_of_the_stages_it_reaches(flag, stages):
     before, after = config_from_flags("--task=gan"), config_from_flags("--task=gan", flag)

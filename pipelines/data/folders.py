@@ -165,7 +165,7 @@ class _Progress:
                   flush=True)
 
 
-def _threads() -> int:
+def threads() -> int:
     return max(2, 2 * (os.cpu_count() or 1))  # Pillow releases the GIL while it decodes and resizes
 
 
@@ -178,7 +178,7 @@ def _image_settings(folder: Folder, image_size, color_mode: str) -> tuple[tuple[
     """The size and colour every image is brought to, from the headers alone (all read at once)."""
     paths = [p for examples in folder.files.values() for p, _ in examples]
     progress, headers, errors = _Progress("reading image headers", len(paths)), [], []
-    with concurrent.futures.ThreadPoolExecutor(_threads()) as pool:
+    with concurrent.futures.ThreadPoolExecutor(threads()) as pool:
         for path, result in zip(paths, pool.map(_header_or_error, paths)):
             progress.step()
             (errors if isinstance(result, str) else headers).append(result)
@@ -210,8 +210,8 @@ def _decoded(paths: list[tuple[str, int]], size, gray: bool, errors: list[str],
             return images.pixels(path, size, gray)
         except images.ImageError as e:
             return str(e)
-    with concurrent.futures.ThreadPoolExecutor(_threads()) as pool:
-        window = 4 * _threads()
+    with concurrent.futures.ThreadPoolExecutor(threads()) as pool:
+        window = 4 * threads()
         for begin in range(0, len(paths), window):  # a bounded window: never the whole folder in memory
             chunk = paths[begin:begin + window]
             for (path, label), result in zip(chunk, pool.map(decode, [p for p, _ in chunk])):

@@ -14,7 +14,9 @@ from a table share (its encoder's split and the TFLite files' feature vector).
 
 import dataclasses
 import os
-from typing import Callable
+from typing import Callable, Protocol
+
+import numpy as np
 
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import Inputs
@@ -48,6 +50,25 @@ class Column:
     form: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Asked:
+    """What a predictions file shows (dlpipe-predict's flags): the answer column's header (a table's label column,
+    else "label"), how many of the likeliest classes, and whether every class's probability."""
+    header: str = "label"
+    top_k: int = 1
+    probabilities: bool = False
+
+
+class Scorer(Protocol):
+    """Predictions scored against the true labels of new data, batch by batch (constant memory)."""
+
+    def add(self, outputs: np.ndarray, truth: list) -> None: ...
+
+    def result(self) -> dict: ...   # for the JSON beside the predictions
+
+    def line(self) -> str: ...      # the same in one line
+
+
 def _none(*args) -> list:
     return []
 
@@ -70,3 +91,10 @@ class Family:
     callbacks: Callable = _none         # (Workspace) -> extra Keras callbacks for the train stage's fit
     tuning_callbacks: Callable = _none  # (Workspace) -> callbacks every trial needs (one that logs the objective)
     initialize: Callable = initialize_by_layer  # (model, --init_from path) -> what was loaded, for the log
+    # Predicting on new data (pipelines/prediction.py), from outputs in the terms an app reads (Shipment's
+    # to_tflite_outputs: a classifier's probabilities, a regressor's value in the label's units):
+    # (outputs, label_names, Asked) -> a predictions file's columns by name; None: the family answers no inputs
+    # (a generator draws samples instead) …
+    answer: Callable | None = None
+    # … and (label_names) -> a Scorer, when the new data hold their true labels.
+    scorer: Callable | None = None

@@ -10,7 +10,7 @@ from models.recurrent import TOKEN_CLASSIFIER
 from pipelines import artifacts, evaluation
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import split_arrays
-from pipelines.families import Column, Family, Picture, Workspace
+from pipelines.families import Asked, Column, Family, Picture, Workspace
 from pipelines.families.tables import (DESCRIPTION, FEATURES_FILE, encode_table, is_table_model, table_parts,
                                        table_shipment)
 from pipelines.metadata import LABELS, VOCABULARY, TensorInfo
@@ -200,6 +200,52 @@ def ship_classifier(model: keras.Model) -> Shipment:
     return text_shipment(model, tokenizers[0]) if tokenizers else image_shipment(model)
 
 
+def answer_classes(probabilities: np.ndarray, names, asked: Asked) -> dict[str, list]:
+    """The likeliest class and its probability (top_k of each), and every class's probability when asked."""
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :asked.top_k]
+    columns = {}
+    for k in range(order.shape[1]):
+        suffix = f"_{k + 1}" if asked.top_k > 1 else ""
+        columns[asked.header + suffix] = [names[i] for i in order[:, k]]
+        columns["probability" + suffix] = np.take_along_axis(probabilities, order[:, k:k + 1], 1)[:, 0].tolist()
+    if asked.probabilities:
+        columns.update({f"probability_{name}": probabilities[:, i].tolist() for i, name in enumerate(names)})
+    return columns
+
+
+class AccuracyScorer:
+    """Top-1 accuracy against true class names; a name the model never learned counts as an error, and is named."""
+
+    def __init__(self, names):
+        self.index, self.names = {name: i for i, name in enumerate(names)}, tuple(names)
+        self.right = self.total = 0
+        self.unknown: dict[str, int] = {}
+
+    def add(self, probabilities: np.ndarray, truth: list) -> None:
+        predicted = probabilities.argmax(-1)
+        for guess, true in zip(predicted, truth):
+            if true is None:
+                continue
+            self.total += 1
+            if true not in self.index:
+                self.unknown[true] = self.unknown.get(true, 0) + 1
+            self.right += int(self.index.get(true) == guess)
+
+    def result(self) -> dict:
+        result = {"examples": self.total, "accuracy": self.right / self.total if self.total else None,
+                  "accuracy_interval": evaluation.wilson_interval(self.right, self.total)}
+        if self.unknown:
+            result["labels_not_learned"] = self.unknown
+        return result
+
+    def line(self) -> str:
+        low, high = evaluation.wilson_interval(self.right, self.total)
+        unknown = (f"; {sum(self.unknown.values())} have a label the model never learned "
+                   f"({', '.join(sorted(self.unknown)[:3])})") if self.unknown else ""
+        return (f"accuracy {self.right / self.total:.4f} on {self.total:,} labelled examples (95%: "
+                f"{low:.3f}–{high:.3f}){unknown}")
+
+
 CLASSIFIER = Family(
     name="classifier", compile=compile_classifier, evaluate=evaluate_classifier, ship=ship_classifier,
     headline="test_accuracy", objective="val_accuracy", objective_direction="max", loss_key="loss",
@@ -209,4 +255,5 @@ CLASSIFIER = Family(
                     Column("max abs diff", "max_abs_diff", "{:.2e}")),
     pictures=(Picture(artifacts.CONFUSION_PNG, "the confusion matrix"),
               Picture(artifacts.MISCLASSIFIED_PNG, "the test errors the model was surest of")),
-    side_files={VOCABULARY_FILE: "line i is token id i", FEATURES_FILE: DESCRIPTION}, report=report_errors)
+    side_files={VOCABULARY_FILE: "line i is token id i", FEATURES_FILE: DESCRIPTION}, report=report_errors,
+    answer=answer_classes, scorer=AccuracyScorer)

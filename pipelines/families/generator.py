@@ -23,6 +23,7 @@ from pipelines import artifacts
 from pipelines.config import RunConfig
 from pipelines.data.examples import image_example
 from pipelines.data.pipeline import make_input_pipeline
+from pipelines.errors import PipelineError
 from pipelines.families import Column, Family, Workspace
 from pipelines.families.classifier import compile_classifier
 from pipelines.metadata import LABELS, TensorInfo
@@ -51,14 +52,17 @@ def compile_gan(gan: GAN, config: RunConfig, steps_per_epoch: int = 0) -> None:
                 label_smoothing=config.label_smoothing, steps_per_execution=config.steps_per_execution)
 
 
-def generator_inputs(gan_or_generator, count: int, seed: int) -> dict[str, np.ndarray]:
-    """Seeded noise, and for a conditional generator labels cycling through the classes."""
+def generator_inputs(gan_or_generator, count: int, seed: int, label: int | None = None) -> dict[str, np.ndarray]:
+    """Seeded noise, and for a conditional generator labels cycling through the classes (or all `label`)."""
     generator = getattr(gan_or_generator, "generator", gan_or_generator)
     noise_dim = generator.get_layer("noise").output.shape[-1]
     batch = {"noise": np.random.default_rng(seed).standard_normal((count, noise_dim)).astype(np.float32)}
     if "label" in [t.name for t in generator.inputs]:
         classes = generator.get_layer("label_embedding").input_dim
-        batch["label"] = (np.arange(count) % classes).astype(np.int32)
+        batch["label"] = np.full(count, label, np.int32) if label is not None else \
+            (np.arange(count) % classes).astype(np.int32)
+    elif label is not None:
+        raise PipelineError("this GAN was trained without --conditional: it draws no chosen class; drop --class_name")
     return batch
 
 
@@ -230,7 +234,8 @@ def ship_generator(gan: GAN) -> Shipment:
                                       "names them", files=((artifacts.LABELS, LABELS),))
     return Shipment(model=pixel_generator, quantizable=build_pixel_generator(gan.generator, rounded=False),
                     reference=pixel_generator, int8_output="uint8",
-                    sample_inputs=lambda count: generator_inputs(gan, count, seed=7), limits=GENERATOR_LIMITS,
+                    sample_inputs=lambda count, seed=7, label=None: generator_inputs(gan, count, seed, label),
+                    limits=GENERATOR_LIMITS,
                     tensors=tensors)
 
 

@@ -13,7 +13,7 @@ from keras import layers
 from models.table import LabelScale
 from pipelines import artifacts, evaluation
 from pipelines.config import RunConfig
-from pipelines.families import Column, Family, Picture, Workspace
+from pipelines.families import Asked, Column, Family, Picture, Workspace
 from pipelines.families.tables import DESCRIPTION, FEATURES_FILE, encode_table, table_parts, table_shipment
 from pipelines.metadata import TensorInfo
 from pipelines.schedules import learning_rate
@@ -92,6 +92,38 @@ def ship_regressor(model: keras.Model) -> Shipment:
                           output={"name": OUTPUT, "in_label_units": "value * std + mean", "mean": mean, "std": std})
 
 
+def answer_values(values: np.ndarray, names, asked: Asked) -> dict[str, list]:
+    """The predicted value, in the label's units."""
+    return {asked.header: values.reshape(len(values), -1)[:, 0].tolist()}
+
+
+class ErrorScorer:
+    """RMSE, MAE and R² against true values, from running sums (any number of rows in constant memory)."""
+
+    def __init__(self, names=()):
+        self.count, self.absolute, self.squared, self.total, self.total_squared = 0, 0.0, 0.0, 0.0, 0.0
+
+    def add(self, values: np.ndarray, truth: list) -> None:
+        for value, true in zip(values.reshape(len(values), -1)[:, 0], truth):
+            if true is None:
+                continue
+            error = float(value) - float(true)
+            self.count += 1
+            self.absolute, self.squared = self.absolute + abs(error), self.squared + error * error
+            self.total, self.total_squared = self.total + float(true), self.total_squared + float(true) ** 2
+
+    def result(self) -> dict:
+        if not self.count:
+            return {"examples": 0}
+        spread = self.total_squared - self.total ** 2 / self.count
+        return {"examples": self.count, "rmse": (self.squared / self.count) ** 0.5, "mae": self.absolute / self.count,
+                "r2": 1.0 - self.squared / spread if spread > 0 else 0.0}
+
+    def line(self) -> str:
+        r = self.result()
+        return f"RMSE {r['rmse']:.4g}, MAE {r['mae']:.4g}, R² {r['r2']:.3f} on {r['examples']:,} labelled examples"
+
+
 REGRESSOR = Family(
     name="regressor", compile=compile_regressor, evaluate=evaluate_regressor, ship=ship_regressor,
     headline="test_rmse", objective="val_loss", objective_direction="min", loss_key="loss", gradient_norm=True,
@@ -99,4 +131,4 @@ REGRESSOR = Family(
                     Column("mean diff / RMSE", "mean_diff_over_rmse", "{:.4f}"),
                     Column("max rel diff", "max_rel_diff", "{:.2e}")),
     pictures=(Picture(artifacts.PREDICTIONS_PNG, "predicted against true values, and residuals"),),
-    side_files={FEATURES_FILE: DESCRIPTION})
+    side_files={FEATURES_FILE: DESCRIPTION}, answer=answer_values, scorer=ErrorScorer)

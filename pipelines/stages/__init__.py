@@ -9,7 +9,8 @@ from typing import Callable
 
 from pipelines import artifacts as a
 from pipelines.config import RunConfig
-from pipelines.stages import evaluate, export, report, train, tune, verify
+from pipelines.data import new_data
+from pipelines.stages import evaluate, export, predict, report, train, tune, verify
 from pipelines.tasks import PICTURES
 
 
@@ -42,6 +43,8 @@ class Stage:
     inputs_for: Callable = _none
     outputs_for: Callable = _none
     inputs_optional: bool = False  # it reads those it finds (the report), instead of needing each one
+    # What it reads from outside the run folder, by name → content hash, for its fingerprint (predict's new data).
+    reads_outside: Callable[[RunConfig], dict] = lambda config: {}
     # A flag that makes it start over although up to date (--fresh: a new sweep), beside --force.
     starts_over: Callable[[RunConfig], bool] = _never
 
@@ -54,24 +57,36 @@ class Stage:
 
 TUNING = ("tuner", "max_trials", "tuning_epochs", "executions_per_trial", "objective", "fixed_hparams")
 EXPORT = ("tflite_variants", "onnx", "representative_examples")
+PREDICT = ("predict_input",)
+NEW_DATA = "<predict input>"  # the key of --predict_input's contents among the predict stage's inputs
+
+
+def _new_data(config) -> dict:
+    return {NEW_DATA: new_data.content_hash(config.predict_input)} if config.predict_input else {}
+
+
 STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("tune", tune.run, inputs=(), outputs=(a.TRIALS_CSV, a.TRIALS_PNG, a.BEST_HPARAMS, a.TUNING),
-          ignores=("epochs", "max_test_examples") + EXPORT, starts_over=lambda config: config.fresh),
+          ignores=("epochs", "max_test_examples") + EXPORT + PREDICT, starts_over=lambda config: config.fresh),
     # The sweep's settings reach train through best_hparams.json, whose content is in train's fingerprint.
     Stage("train", train.run, inputs=(), inputs_for=_sweep_result,
           outputs=(a.MODEL, a.HISTORY, a.CONFIG, a.CHECKPOINTS, a.LOGS),
-          ignores=TUNING + EXPORT + ("max_test_examples",)),
+          ignores=TUNING + EXPORT + PREDICT + ("max_test_examples",)),
     Stage("evaluate", evaluate.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.METRICS, a.CURVES_PNG) + PICTURES,
-          ignores=TUNING + EXPORT),
+          ignores=TUNING + EXPORT + PREDICT),
     Stage("export", export.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.SAVED_MODEL, a.LABELS),
-          outputs_for=_export_files, ignores=TUNING + ("max_test_examples",)),
+          outputs_for=_export_files, ignores=TUNING + PREDICT + ("max_test_examples",)),
     Stage("verify", verify.run, inputs=(a.MODEL, a.CONFIG, a.SAVED_MODEL), inputs_for=_export_files,
-          outputs=(a.VERIFY, a.VERIFY_MD), ignores=TUNING + ("representative_examples",)),
+          outputs=(a.VERIFY, a.VERIFY_MD), ignores=TUNING + PREDICT + ("representative_examples",)),
     # It describes what the stages above left (any may be missing), settings included (config.json): no flag of
     # its own decides it.
     Stage("report", report.run, inputs=(a.CONFIG, a.METRICS, a.HISTORY, a.VERIFY, a.TRIALS_CSV), outputs=(a.REPORT,),
           ignores=tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("task", "dataset")),
           inputs_optional=True),
+    # New examples labelled by the SavedModel: its content and theirs decide the predictions, not a setting.
+    Stage("predict", predict.run, inputs=(a.MODEL, a.CONFIG, a.SAVED_MODEL),
+          outputs=(a.PREDICTIONS, a.PREDICTION_SCORES), reads_outside=_new_data,
+          ignores=tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("task", "predict_input"))),
 )}
 STAGE_ORDER = tuple(STAGES)
 # Which stage makes each artifact: the fixed outputs, every TFLite variant's file, and the ONNX file.

@@ -179,10 +179,23 @@ def save(ctx: Context, model: keras.Model, curves: dict[str, list[float]]) -> st
         model.save(tmp)
     artifacts.write_json(ctx.path(artifacts.HISTORY), curves)
     trained = {name: getattr(ctx.config, name) for name in ctx.stage_settings}
-    artifacts.write_json(ctx.path(artifacts.CONFIG), {**trained, "precision_reason": ctx.config.precision_reason})
+    artifacts.write_json(ctx.path(artifacts.CONFIG), {**trained, "precision_reason": ctx.config.precision_reason,
+                                                      "trained_on": trained_on(ctx)})
     speed = curves.get("gflop_per_second", [])
     return " ".join([f"{name}={values[-1]:.4f}" for name, values in curves.items() if name.startswith("val_")]
                     + ([f"{sustained(speed):.0f} GFLOP/s"] if speed else []))
+
+
+def trained_on(ctx: Context) -> dict:
+    """What the model reads and answers, for those who use it later (dlpipe-predict): its family, the kind of
+    example, the classes, and a table's columns by input name and its id columns."""
+    data = ctx.data
+    described = {"family": ctx.family.name, "modality": data.modality, "problem": data.problem,
+                 "label_names": list(data.label_names)}
+    if data.table is not None:
+        described.update(label_column=data.table.label_column, columns=list(data.table.inputs.items()),
+                         id_columns=list(data.table.ids))
+    return described
 
 
 def _run_numpy(ctx: Context) -> str:

@@ -1,0 +1,199 @@
+"""New data for a trained model, read as its training data was: a table's rows (tables.new_rows), images (a file,
+a folder searched recursively, or a glob) opened by images.py at the model's size and colour, or texts (.txt
+files, or a CSV column). Each source yields batches of (keys, inputs, truth): what names each example in the
+predictions file (a table's id columns, a file's path), the model's inputs in the pipeline's form (what a task's
+to_example gives), and the true labels when the data hold them (a table's label column, class subfolders named
+as the model's classes), else None.
+
+Memory is bounded by the batch: rows are streamed, files listed by path and decoded a batch at a time on every
+core. A file that cannot be read is named in `failures` and left out; the others are still predicted.
+"""
+
+import concurrent.futures
+import csv
+import dataclasses
+import glob
+import hashlib
+import os
+from typing import Iterator
+
+import numpy as np
+
+from pipelines.data import folders, images, tables
+from pipelines.errors import PipelineError
+
+NewBatch = tuple[dict[str, list], dict[str, np.ndarray], list | None]
+
+
+@dataclasses.dataclass(frozen=True)
+class Reads:
+    """What the trained model reads: the kind of example and its input's name, an image's (H, W, C), a table's
+    columns, and its class names (to find class subfolders)."""
+    modality: str                          # "image", "text" or "table"
+    input_name: str
+    image_shape: tuple[int, int, int] | None = None
+    table: tables.NewColumns | None = None
+    label_names: tuple[str, ...] = ()
+
+
+def _files(path: str, suffixes: tuple[str, ...]) -> list[str]:
+    """The files `path` names with these suffixes: itself, every one under a folder (recursively), or a glob's."""
+    if os.path.isdir(path):
+        found = [os.path.join(root, name) for root, dirs, names in os.walk(path, followlinks=True)
+                 for name in names if not name.startswith(".")]
+        dirs_note = f"{path} (searched recursively)"
+    elif any(ch in path for ch in "*?["):
+        found, dirs_note = glob.glob(path, recursive=True), f"the pattern {path}"
+    elif os.path.exists(path):
+        found, dirs_note = [path], path
+    else:
+        raise PipelineError(f"{path} does not exist: give a file, a folder or a glob pattern of new examples")
+    chosen = sorted(p for p in found if p.lower().endswith(suffixes) and not os.path.isdir(p))
+    if not chosen:
+        raise PipelineError(f"{dirs_note} holds no {' or '.join(suffixes)} files: give the model's kind of example")
+    return chosen
+
+
+def _truth(paths: list[str], root: str, names: tuple[str, ...]) -> list | None:
+    """Each file's class, when every file sits in a subfolder of `root` named for one of the model's classes."""
+    if not os.path.isdir(root) or not names:
+        return None
+    classes = [os.path.relpath(p, root).split(os.sep)[0] for p in paths]
+    nested = all(os.sep in os.path.relpath(p, root) for p in paths)
+    return classes if nested and all(c in names for c in classes) else None
+
+
+class ImageFiles:
+    """Images, decoded a batch at a time at the model's size and colour (images.pixels: EXIF turned, aspect kept,
+    padded with black, as at training)."""
+
+    def __init__(self, path: str, reads: Reads):
+        self.paths = _files(path, images.SUFFIXES)
+        self.truth = _truth(self.paths, path, reads.label_names)
+        self.reads, self.failures = reads, []
+        self.keys = ("path",)
+
+    @property
+    def count(self) -> int:
+        return len(self.paths)
+
+    def batches(self, size: int) -> Iterator[NewBatch]:
+        height, width, channels = self.reads.image_shape
+
+        def decode(path):
+            try:
+                return images.pixels(path, (height, width), channels == 1)
+            except images.ImageError as e:
+                return str(e)
+        with concurrent.futures.ThreadPoolExecutor(folders.threads()) as pool:
+            for begin in range(0, len(self.paths), size):
+                paths = self.paths[begin:begin + size]
+                decoded = list(pool.map(decode, paths))
+                good = [i for i, d in enumerate(decoded) if not isinstance(d, str)]
+                self.failures += [d for d in decoded if isinstance(d, str)]
+                if not good:
+                    continue
+                pixels = np.stack([decoded[i] for i in good]).astype(np.float32)
+                truth = [self.truth[begin + i] for i in good] if self.truth else None
+                yield {"path": [paths[i] for i in good]}, {self.reads.input_name: pixels}, truth
+
+
+class TextFiles:
+    """Texts: each .txt file whole (UTF-8), or each row's cell of a CSV's text column (`text_column`)."""
+
+    def __init__(self, path: str, reads: Reads, text_column: str = "text", label_column: str = "label"):
+        self.reads, self.failures = reads, []
+        self.csv = path.lower().endswith(".csv") and os.path.isfile(path)
+        self.path, self.text_column, self.label_column = path, text_column, label_column
+        if self.csv:
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                header = next(csv.reader(f), [])
+            if text_column not in header:
+                raise PipelineError(f"{path} has no column {text_column!r} of texts (its columns: "
+                                    f"{', '.join(header) or 'none'}): name it with --text_column")
+            self.keys, self.paths = ("row",), None
+        else:
+            self.paths = _files(path, folders.TEXT_SUFFIXES)
+            self.truth = _truth(self.paths, path, reads.label_names)
+            self.keys = ("path",)
+
+    @property
+    def count(self) -> int | None:
+        return None if self.csv else len(self.paths)
+
+    def batches(self, size: int) -> Iterator[NewBatch]:
+        return self._rows(size) if self.csv else self._files(size)
+
+    def _files(self, size: int) -> Iterator[NewBatch]:
+        for begin in range(0, len(self.paths), size):
+            paths, texts, truth = [], [], []
+            for i, path in enumerate(self.paths[begin:begin + size]):
+                try:
+                    with open(path, encoding="utf-8") as f:
+                        texts.append(f.read())
+                except (OSError, UnicodeDecodeError) as e:
+                    self.failures.append(f"cannot read text file {path} ({getattr(e, 'strerror', None) or e})")
+                    continue
+                paths.append(path)
+                truth.append(self.truth[begin + i] if self.truth else None)
+            if paths:
+                yield {"path": paths}, {self.reads.input_name: np.array(texts, object)}, truth if self.truth else None
+
+    def _rows(self, size: int) -> Iterator[NewBatch]:
+        with open(self.path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            labelled = self.label_column in (reader.fieldnames or [])
+            batch = []
+            for number, row in enumerate(reader, 1):
+                batch.append((number, row))
+                if len(batch) == size:
+                    yield self._text_batch(batch, labelled)
+                    batch = []
+            if batch:
+                yield self._text_batch(batch, labelled)
+
+    def _text_batch(self, batch, labelled: bool) -> NewBatch:
+        texts = np.array([row[self.text_column] or "" for _, row in batch], object)
+        truth = [row[self.label_column] or None for _, row in batch] if labelled else None
+        return {"row": [n for n, _ in batch]}, {self.reads.input_name: texts}, truth
+
+
+class TableFile:
+    """A CSV's rows, matched to the model's columns by name (tables.new_rows)."""
+
+    def __init__(self, path: str, reads: Reads):
+        if not os.path.isfile(path):
+            raise PipelineError(f"{path} is not a file: give the CSV of new rows")
+        self.path, self.reads, self.failures = path, reads, []
+        self.keys = tuple(reads.table.ids)
+        self.count = None
+
+    def batches(self, size: int) -> Iterator[NewBatch]:
+        return tables.new_rows(self.path, self.reads.table, size)
+
+
+def open_new_data(path: str, reads: Reads, text_column: str = "text"):
+    """The new examples at `path`, read for a model that reads `reads`."""
+    if reads.modality == "table":
+        return TableFile(path, reads)
+    if reads.modality == "text":
+        return TextFiles(path, reads, text_column)
+    return ImageFiles(path, reads)
+
+
+def content_hash(path: str) -> str | None:
+    """What new data at `path` hold, as one hash: a file's bytes, a folder's files (folders.content_hash), a glob's
+    matched files by path, size and time; None when nothing is there."""
+    from pipelines import artifacts
+    if os.path.isdir(path):
+        return folders.content_hash(path)
+    if os.path.exists(path):
+        return artifacts.content_hash(path)
+    matched = sorted(glob.glob(path, recursive=True))
+    if not matched:
+        return None
+    digest = hashlib.sha256()
+    for name in matched:
+        stat = os.stat(name)
+        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
