@@ -6,6 +6,7 @@ import keras
 from keras import layers
 
 from models import BN_MOMENTUM, BuildError
+from models.sequence import Window
 
 # Training-only augmentations: none; a random horizontal flip; the flip and a random shift of up to 10%.
 AUGMENTATIONS = ("none", "flip", "flip_translate")
@@ -13,7 +14,8 @@ FEATURE_LAYER = "dense"  # the penultimate layer: what a model's features are re
 
 
 def build_conv_classifier(input_shape: Sequence[int], num_classes: int, *, conv_filters: Sequence[int] = (24, 48, 96),
-                          dense_units: int = 128, dropout: float = 0.1, augment: str = "none") -> keras.Model:
+                          dense_units: int = 128, dropout: float = 0.1, augment: str = "none",
+                          series_scale: dict | None = None) -> keras.Model:
     """Raw pixels → [augment] → rescale → per width in conv_filters: 3×3 conv, max-pool, BN, ReLU → dense → logits.
 
     Pooling comes straight after the convolution: ReLU commutes with max-pooling, and BatchNormalization is
@@ -21,7 +23,12 @@ def build_conv_classifier(input_shape: Sequence[int], num_classes: int, *, conv_
     work on a quarter of the values, and trains markedly faster (docs/performance.md). `len(conv_filters)` is the
     depth in blocks.
     Augmentation layers (AUGMENTATIONS) are active only in training, so the same model serves inference unchanged.
+    With `series_scale` (a time series): causal 1-D convolutions over the window's steps (series_body).
     """
+    if series_scale is not None:
+        window = Window(input_shape, series_scale)
+        x = series_body(window.relative, conv_filters=conv_filters, dense_units=dense_units, dropout=dropout)
+        return window.forecast(x, num_classes, "conv_forecaster")
     side = min(input_shape[:2])
     if 2 ** len(conv_filters) > side:  # each block's pooling halves the image
         most = side.bit_length() - 1
@@ -46,3 +53,14 @@ def build_conv_classifier(input_shape: Sequence[int], num_classes: int, *, conv_
     x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name="conv_classifier")
+
+
+def series_body(x, *, conv_filters: Sequence[int], dense_units: int, dropout: float):
+    """Per width: a causal 3-step 1-D convolution (a step sees only itself and the steps before it), BN, ReLU; then
+    the steps' features flattened into a dense layer."""
+    for block, filters in enumerate(conv_filters):
+        x = layers.Conv1D(filters, 3, padding="causal", use_bias=False, name=f"block{block}_conv")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{block}_bn")(x)
+        x = layers.ReLU(name=f"block{block}_relu")(x)
+    x = layers.Dropout(dropout, name="dropout")(layers.Flatten(name="flatten")(x))
+    return layers.Dense(dense_units, activation="relu", name=FEATURE_LAYER)(x)

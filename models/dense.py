@@ -6,6 +6,7 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from models.sequence import Window
 from models.table import LabelScale, TableEncoder, table_inputs, vector_size
 
 TABLE_BODY = "table_body"  # a table model's part from the feature vector, which is what ships to TFLite
@@ -21,7 +22,8 @@ def _hidden(x, hidden_units: Sequence[int], dropout: float):
 
 def build_dense_classifier(input_shape: Sequence[int], num_classes: int, *, hidden_units: Sequence[int] = (128,),
                            dropout: float = 0.0, table: Sequence[dict] | None = None,
-                           target_scale: tuple[float, float] | None = None) -> keras.Model:
+                           target_scale: tuple[float, float] | None = None,
+                           series_scale: dict | None = None) -> keras.Model:
     """Raw pixels (0..255) → rescale → flatten → hidden ReLU layers → `num_classes` outputs (logits; a regressor
     has one output).
 
@@ -29,7 +31,13 @@ def build_dense_classifier(input_shape: Sequence[int], num_classes: int, *, hidd
     columns, models/table.py), the model takes the raw columns by name instead, encodes them into one vector, and
     runs the same hidden layers on it in a `table_body` model. `target_scale` (mean, std of a regressor's train
     labels): the body predicts the standardised label and the model outputs it in the label's own units.
+    With `series_scale` (a time series, models/sequence.py): the window [steps, columns], flattened, forecasts the
+    next `num_classes` values.
     """
+    if series_scale is not None:
+        window = Window(input_shape, series_scale)
+        x = _hidden(layers.Flatten(name="flatten")(window.relative), hidden_units, dropout)
+        return window.forecast(x, num_classes, "dense_forecaster")
     if table is not None:
         inputs = table_inputs(table)
         features = keras.Input(shape=(vector_size(table),), name="features")

@@ -10,6 +10,8 @@ from typing import Sequence
 import keras
 from keras import layers
 
+from models.sequence import Window
+
 CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 TOKEN_CLASSIFIER = "token_classifier"  # the text model's part from token ids, which is what ships to TFLite
 
@@ -29,7 +31,8 @@ def _recurrent_stack(x, *, cell: str, units: int, num_layers: int, bidirectional
 def build_recurrent_classifier(input_shape: Sequence[int], num_classes: int, *, cell: str = "gru",
                                rnn_units: int = 128, rnn_layers: int = 1, bidirectional: bool = False,
                                dropout: float = 0.0, vocabulary: Sequence[str] | None = None,
-                               sequence_length: int = 200, embedding_dim: int = 64) -> keras.Model:
+                               sequence_length: int = 200, embedding_dim: int = 64,
+                               series_scale: dict | None = None) -> keras.Model:
     """Without `vocabulary`: raw pixels [H, W, C] → H steps of W × C values (its rows) → rescale → recurrent
     layers → logits.
 
@@ -37,10 +40,16 @@ def build_recurrent_classifier(input_shape: Sequence[int], num_classes: int, *, 
     `token_classifier` model (token ids → embedding → recurrent layers → logits). TFLite has no string ops for
     TextVectorization, so the mobile export is `token_classifier` with the vocabulary shipped beside it.
 
+    With `series_scale` (a time series, models/sequence.py): the window's steps → recurrent layers → the next
+    `num_classes` values: the lessons' RNN-then-linear forecaster.
+
     GRU by default: on Fashion-MNIST's rows it is the more accurate cell and its quantized exports agree with Keras
     more often than the LSTM's (docs/tasks.md).
     """
     stack = dict(cell=cell, units=rnn_units, num_layers=rnn_layers, bidirectional=bidirectional, dropout=dropout)
+    if series_scale is not None:
+        window = Window(input_shape, series_scale)
+        return window.forecast(_recurrent_stack(window.relative, **stack), num_classes, f"{cell}_forecaster")
     if vocabulary is None:
         inputs = keras.Input(shape=tuple(input_shape), name="image")
         height, width, channels = input_shape

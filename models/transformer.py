@@ -17,6 +17,7 @@ from keras import layers
 
 from models import BuildError
 from models.recurrent import TOKEN_CLASSIFIER
+from models.sequence import Window
 
 
 @keras.saving.register_keras_serializable(package="dlpipe")
@@ -55,7 +56,7 @@ def _encoder(x, *, encoder_layers: int, attention_heads: int, model_width: int, 
 def build_transformer_classifier(input_shape: Sequence[int], num_classes: int, *, patch_size: int = 7,
                                  encoder_layers: int = 4, attention_heads: int = 4, model_width: int = 64,
                                  dropout: float = 0.1, vocabulary: Sequence[str] | None = None,
-                                 sequence_length: int = 200) -> keras.Model:
+                                 sequence_length: int = 200, series_scale: dict | None = None) -> keras.Model:
     """Without `vocabulary`: raw pixels [H, W, C] in, cut into `patch_size` squares (a 28-pixel image in 7-pixel
     patches is a sequence of 16). With `vocabulary` (text): raw strings in; the `token_classifier` part (token
     ids → logits) is what ships to TFLite, with the vocabulary beside it, as for the recurrent task."""
@@ -63,6 +64,11 @@ def build_transformer_classifier(input_shape: Sequence[int], num_classes: int, *
         raise BuildError(f"model_width={model_width}", f"it must divide among --attention_heads={attention_heads}")
     encoder = dict(encoder_layers=encoder_layers, attention_heads=attention_heads, model_width=model_width,
                    dropout=dropout)
+    if series_scale is not None:  # each step of the window a token
+        window = Window(input_shape, series_scale)
+        x = layers.Dense(model_width, name="steps_in")(window.relative)
+        return window.forecast(_encoder(AddPositions(name="positions")(x), **encoder), num_classes,
+                               "transformer_forecaster")
     if vocabulary is None:
         height, width = input_shape[0], input_shape[1]
         if height % patch_size or width % patch_size:

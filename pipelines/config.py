@@ -43,6 +43,14 @@ class RunConfig:
     id_column: tuple[str, ...] = ()
     ignore_columns: tuple[str, ...] = ()
     keep_columns: tuple[str, ...] = ()
+    # A CSV time series (data/series.py): the column that orders its rows, the one naming each series of a file of
+    # several, the steps forecast ahead, the steps of history a window holds (None: data/series.py's default from
+    # the season and horizon) and the season (None: from the time column's step).
+    time_column: str | None = None
+    series_id_column: str | None = None
+    horizon: int = 1
+    window: int | None = None
+    season: int | None = None
     # Input: which splits are held in memory (auto: those that fit memory_budget_mb, 0 = an eighth of the machine's
     # memory), the shuffle buffer of a split read from disk (0: data/pipeline.py's SHUFFLE_BUFFER), and where
     # folders and tables are prepared once (empty: <output_dir>/cache).

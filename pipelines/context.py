@@ -49,7 +49,10 @@ class Context:
         data = load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source,
                             test_split=c.test_split, image_size=c.image_size, color_mode=c.color_mode,
                             label_column=c.label_column, problem=c.problem, cache_dir=c.data_cache_dir,
-                            id_column=c.id_column, ignore_columns=c.ignore_columns, keep_columns=c.keep_columns)
+                            id_column=c.id_column, ignore_columns=c.ignore_columns, keep_columns=c.keep_columns,
+                            series_settings=c.time_column and dict(
+                                time_column=c.time_column, series_id_column=c.series_id_column, window=c.window,
+                                horizon=c.horizon, season=c.season, validation_split=c.validation_split))
         if data.modality not in self.task.modalities:
             raise PipelineError(f"{c.dataset} holds {data.modality} examples, and --task={self.task.name} learns from "
                                 f"{' or '.join(self.task.modalities)}: choose another --task or --dataset")
@@ -68,7 +71,7 @@ class Context:
     @functools.cached_property
     def learned_args(self) -> dict:
         """Builder arguments the task learns from the training inputs (a text vocabulary), computed once."""
-        return self.task.adapt(self.inputs.train) if self.task.adapt else {}
+        return {**self.data.builder_args, **(self.task.adapt(self.inputs.train) if self.task.adapt else {})}
 
     @functools.cached_property
     def inputs(self) -> Inputs:

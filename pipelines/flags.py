@@ -24,7 +24,7 @@ from pipelines.stages.tune import TUNERS
 from models import numpy_mlp, pretrained
 from models.conv import AUGMENTATIONS
 from models.recurrent import CELLS
-from pipelines.tasks import TASKS
+from pipelines.tasks import TASKS, family_of
 
 
 D = run_config.DEFAULTS
@@ -92,6 +92,19 @@ IGNORE_COLUMNS = flags.DEFINE_list("ignore_columns", list(D["ignore_columns"]), 
 KEEP_COLUMNS = flags.DEFINE_list(
     "keep_columns", list(D["keep_columns"]), "A CSV data set: columns kept as features although they look like an "
     "ID or free text (nearly one distinct value per row), which are otherwise left out with a note.")
+TIME_COLUMN = flags.DEFINE_string(
+    "time_column", D["time_column"], "A CSV time series: the column that orders its rows (ISO dates or numbers); "
+    "--label_column is then forecast --horizon steps ahead from --window steps of every numeric column.")
+SERIES_ID_COLUMN = flags.DEFINE_string("series_id_column", D["series_id_column"], "A CSV of several time series: "
+                                       "the column naming each; one model learns them all.")
+HORIZON = flags.DEFINE_integer("horizon", D["horizon"], "A time series: how many steps ahead to forecast.",
+                               lower_bound=1, upper_bound=10_000)
+WINDOW = flags.DEFINE_integer("window", D["window"], "A time series: the steps of history each forecast reads. "
+                              "Default: data/series.py's, from the season and --horizon.", lower_bound=1,
+                              upper_bound=100_000)
+SEASON = flags.DEFINE_integer("season", D["season"], "A time series: the steps of one season (seasonal naive, "
+                              "MASE). Default: from the time column's step (monthly 12, daily 7, hourly 24, "
+                              "half-hourly 48; plain numbers 1).", lower_bound=1, upper_bound=100_000)
 COLOR_MODE = flags.DEFINE_enum(
     "color_mode", D["color_mode"], list(folders.COLOR_MODES), "Images: grayscale or rgb; auto: a folder's grayscale "
     "when every image is, a tfds: set's own.")
@@ -413,7 +426,8 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     explicit = tuple(sorted(name for name in flag_values if flag_values[name].present
                             and flags.FLAGS.find_module_defining_flag(name) == __name__))
     hparams = {name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()}
-    defaults = task.defaults(flag_values.trainer)
+    # A time column makes the data a series to forecast: the one family known before the data are read.
+    defaults = task.defaults(flag_values.trainer, family_of(task, "forecast" if flag_values.time_column else ""))
     if flag_values.hparams_file:
         hparams, values["learning_rate"] = _with_hparams_file(
             flag_values, task, hparams, _or(flag_values.learning_rate, defaults["learning_rate"]))

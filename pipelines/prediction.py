@@ -66,7 +66,9 @@ class Predictor:
             table = NewColumns({column: (name, kinds[name]) for column, name in columns.items()}, ids,
                                self.trained_on.get("label_column"))
         shape = tuple(first.shape[1:]) if len(first.shape) == 4 else None
-        return Reads(self.trained_on.get("modality", "image"), first.name, shape, table, self.label_names)
+        modality = self.trained_on.get("modality", "image")
+        return Reads(modality, first.name, shape, table, self.label_names,
+                     self.trained_on if modality == "series" else None)
 
 
 def _recorded(folder: str, artifact: str) -> str:

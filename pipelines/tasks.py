@@ -29,6 +29,7 @@ from pipelines.data.examples import flat_example, image_example, sequence_exampl
 from pipelines.errors import PipelineError
 from pipelines.families import Family
 from pipelines.families.classifier import CLASSIFIER
+from pipelines.families.forecaster import FORECASTER
 from pipelines.families.generator import GENERATOR
 from pipelines.families.regressor import REGRESSOR
 from tuning import search_spaces
@@ -53,7 +54,7 @@ class Task:
     # Trains in a narrow type where the device computes one natively (precision.py): measured faster at the same
     # accuracy.
     mixed_precision: bool = False
-    modalities: tuple[str, ...] = ("image",)  # the kinds of example it learns from: image, text
+    modalities: tuple[str, ...] = ("image",)  # the kinds of example it learns from: image, text, table, series
     # Builder arguments learned from the training split's (input, label) batches (a text vocabulary, a table's
     # column encoding); None when there are none.
     adapt: Callable[[tf.data.Dataset], dict[str, Any]] | None = None
@@ -97,12 +98,14 @@ class Task:
         except BuildError as e:
             raise PipelineError(f"cannot build the {self.name} model from --{e}") from None
 
-    def defaults(self, trainer: str) -> dict[str, Any]:
-        """The settings whose default is the task's (config.TASK_DEFAULTS), for the trainer that trains it."""
+    def defaults(self, trainer: str, family: Family | None = None) -> dict[str, Any]:
+        """The settings whose default is the task's (config.TASK_DEFAULTS), for the trainer that trains it and the
+        family its data make it (whose defaults may leave a TFLite variant out too)."""
         rate = numpy_mlp.LEARNING_RATE if trainer == "numpy" else self.learning_rate
+        variants = tuple(v for v in self.default_variants if v not in (family.left_out if family else {}))
         return {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": rate,
                 "lr_schedule": self.lr_schedule, "steps_per_execution": self.steps_per_execution,
-                "tflite_variants": self.default_variants}
+                "tflite_variants": variants}
 
     @property
     def default_variants(self) -> tuple[str, ...]:
@@ -158,29 +161,32 @@ def text_vocabulary(train: tf.data.Dataset) -> dict[str, Any]:
 IMAGE_DATASETS = ("fashion_mnist", "mnist", "cifar10")
 # Every task's defaults were chosen by measurement: docs/tasks.md has the figures and what they were chosen over.
 TASKS: dict[str, Task] = {t.name: t for t in (
-    Task(name="dense", summary="multilayer perceptron on flattened images or a table's columns",
+    Task(name="dense", summary="multilayer perceptron on flattened images, a table's columns or a flattened window",
          datasets=IMAGE_DATASETS, to_example=flat_example, build_model=build_dense_classifier,
          hparams=("hidden_units", "dropout"), search_space=search_spaces.dense,
          epochs=20, batch_size=128, learning_rate=3e-3, steps_per_execution=32,
-         modalities=("image", "table"), adapt=table_columns, trainers=("keras", "numpy")),
-    Task(name="conv", summary="convolutional network on images", datasets=IMAGE_DATASETS,
+         modalities=("image", "table", "series"), adapt=table_columns, trainers=("keras", "numpy")),
+    Task(name="conv", summary="convolutional network on images, causal 1-D on a series", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_conv_classifier,
          hparams=("conv_filters", "dense_units", "dropout", "augment"), search_space=search_spaces.conv,
          epochs=5, batch_size=128, learning_rate=3e-3, lr_schedule="one_cycle", steps_per_execution=8,
-         mixed_precision=True),
-    Task(name="recurrent", summary="RNN over image rows or text", datasets=IMAGE_DATASETS + ("imdb_reviews",),
-         to_example=sequence_example, build_model=build_recurrent_classifier,
+         mixed_precision=True, modalities=("image", "series")),
+    Task(name="recurrent", summary="RNN over image rows, text or a series' steps",
+         datasets=IMAGE_DATASETS + ("imdb_reviews",), to_example=sequence_example,
+         build_model=build_recurrent_classifier,
          hparams=("cell", "rnn_units", "rnn_layers", "bidirectional", "dropout", "sequence_length"),
          search_space=search_spaces.recurrent, epochs=10, batch_size=128, learning_rate=3e-3,
-         lr_schedule="one_cycle", steps_per_execution=8, adapt=text_vocabulary, modalities=("image", "text"),
+         lr_schedule="one_cycle", steps_per_execution=8, adapt=text_vocabulary,
+         modalities=("image", "text", "series"),
          left_out={"int8": "an unrolled RNN's full-integer file requantizes at every step: it is larger than the "
                            "float32 one and agrees with Keras on under 99% of test images (docs/shipping.md)"}),
-    Task(name="transformer", summary="transformer encoder: a small ViT over image patches, or over text tokens",
+    Task(name="transformer", summary="transformer encoder over image patches, text tokens or a series' steps",
          datasets=IMAGE_DATASETS + ("imdb_reviews",), to_example=sequence_example,
          build_model=build_transformer_classifier,
          hparams=("patch_size", "encoder_layers", "attention_heads", "model_width", "dropout", "sequence_length"),
          search_space=search_spaces.transformer, epochs=20, batch_size=128, learning_rate=1e-3,
-         lr_schedule="one_cycle", steps_per_execution=8, adapt=text_vocabulary, modalities=("image", "text"),
+         lr_schedule="one_cycle", steps_per_execution=8, adapt=text_vocabulary,
+         modalities=("image", "text", "series"),
          left_out={"int8": "the full-integer transformer agrees with Keras too close to the 99% limit to be a "
                            "default, where its dynamic-range file holds well (docs/shipping.md)"},
          from_preset=build_preset_text_classifier),
@@ -191,11 +197,12 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          family=GENERATOR),
 )}
 
-FAMILIES: dict[str, Family] = {f.name: f for f in (CLASSIFIER, REGRESSOR, GENERATOR)}
+FAMILIES: dict[str, Family] = {f.name: f for f in (CLASSIFIER, REGRESSOR, FORECASTER, GENERATOR)}
 # What evaluate may have drawn in a task folder, by any family: a run removes those its own family does not draw.
 PICTURES = tuple(sorted({picture.file for family in FAMILIES.values() for picture in family.pictures}))
 
 
 def family_of(task: Task, problem: str) -> Family:
-    """The task's family, unless the data choose another: a table's numeric label is regressed."""
-    return REGRESSOR if problem == "regression" else task.family
+    """The task's family, unless the data choose another: a table's numeric label is regressed, a time series
+    forecast."""
+    return {"regression": REGRESSOR, "forecast": FORECASTER}.get(problem, task.family)

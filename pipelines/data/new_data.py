@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipelines.data import folders, images, tables
+from pipelines.data import folders, images, series, tables
 from pipelines.errors import PipelineError
 
 NewBatch = tuple[dict[str, list], dict[str, np.ndarray], list | None]
@@ -34,6 +34,7 @@ class Reads:
     image_shape: tuple[int, int, int] | None = None
     table: tables.NewColumns | None = None
     label_names: tuple[str, ...] = ()
+    series: dict | None = None             # a forecaster's: its time, series id and numeric columns, its window
 
 
 def _files(path: str, suffixes: tuple[str, ...]) -> list[str]:
@@ -172,8 +173,33 @@ class TableFile:
         return tables.new_rows(self.path, self.reads.table, size)
 
 
+class SeriesFile:
+    """A CSV of series as the model was trained on (the same columns; data/series.py's checks): one example per
+    series, its last `window` steps, to forecast what comes after its end."""
+
+    def __init__(self, path: str, reads: Reads):
+        self.path, self.reads, self.failures, self.count = path, reads, [], None
+        self.keys = (reads.series["series_id_column"] or "series", "after")
+
+    def batches(self, size: int) -> Iterator[NewBatch]:
+        s = self.reads.series
+        found, _ = series.read_series(self.path, time_column=s["time_column"], label_column=s["columns"][0],
+                                      series_id_column=s["series_id_column"], numeric=s["columns"])
+        for begin in range(0, len(found), size):
+            chunk = found[begin:begin + size]
+            short = [(name, len(values)) for name, _, values, _, _ in chunk if len(values) < s["window"]]
+            if short:
+                raise PipelineError(f"{self.path}: series {short[0][0]!r} has {short[0][1]} steps, and the model "
+                                    f"reads a window of {s['window']}: give it at least that many")
+            keys = {self.keys[0]: [name for name, *_ in chunk], "after": [str(times[-1]) for _, times, *_ in chunk]}
+            windows = np.stack([values[-s["window"]:] for _, _, values, _, _ in chunk]).astype(np.float32)
+            yield keys, {self.reads.input_name: windows}, None
+
+
 def open_new_data(path: str, reads: Reads, text_column: str = "text"):
     """The new examples at `path`, read for a model that reads `reads`."""
+    if reads.modality == "series":
+        return SeriesFile(path, reads)
     if reads.modality == "table":
         return TableFile(path, reads)
     if reads.modality == "text":

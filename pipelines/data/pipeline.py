@@ -1,6 +1,7 @@
 """The one input pipeline every task uses: train / validation / test `tf.data.Dataset`s of (input, label) batches.
 
-Validation is carved deterministically from the end of the training split; the test split is only read by the
+Validation is carved deterministically from the end of the training split (unless the data set has its own: a
+time series' windows are split by time); the test split is only read by the
 stages that report on it (evaluate, verify). Tasks say how one example is shaped (`to_example`), nothing else.
 
 Memory is bounded by a budget, not by the data set: a split is held in memory after its first pass only when it
@@ -122,8 +123,11 @@ def make_input_pipeline(data: DataSet, to_example: Callable, *, batch_size: int,
     """
     total = data.train.count
     n = min(total, max_train_examples) if max_train_examples else total
-    num_validation = max(1, round(n * validation_split))
-    num_train = n - num_validation
+    if data.validation is None:  # carved from the train split's end
+        num_validation = max(1, round(n * validation_split))
+        num_train = n - num_validation
+    else:
+        num_validation, num_train = data.validation.count, n
     if num_train < 1:
         raise PipelineError(f"{n} train examples (--max_train_examples={max_train_examples}) leave none to train on "
                             f"after the validation split: give at least 2, or 0 for all {total}")
@@ -150,9 +154,10 @@ def make_input_pipeline(data: DataSet, to_example: Callable, *, batch_size: int,
         # a worker with none, and the workers' collectives out of step); the train split is divided by shard above.
         return (ds.cache() if keep[split] else ds).prefetch(AUTOTUNE).with_options(_sharded_by(DATA))
 
+    validation = data.train.read(num_train, n) if data.validation is None else data.validation.read()
     return Inputs(
         train=train.prefetch(AUTOTUNE).with_options(_sharded_by(OFF if worker[1] > 1 else DATA)),
-        validation=in_order(data.train.read(num_train, n), "validation"),
+        validation=in_order(validation, "validation"),
         test=in_order(data.test.read(0, num_test), "test"),
         num_train=num_train, num_validation=num_validation, num_test=num_test, batch_size=batch_size,
         examples=examples(data.train.read(0, num_train)), in_memory=keep, shuffle_buffer=buffer)

@@ -17,6 +17,7 @@ from typing import Protocol
 import tensorflow as tf
 
 from pipelines.data import folders, idx, tables
+from pipelines.data.series import Series, Windows, prepare as prepare_series
 from pipelines.errors import PipelineError
 from pipelines.upstream.tfds import few_download_retries
 
@@ -76,9 +77,13 @@ class DataSet:
     test: Examples
     label_names: tuple[str, ...]
     source: str
-    modality: str = "image"  # or "text", "table": what one example's features hold
-    problem: str = "classification"  # or "regression" (a table's numeric label)
+    modality: str = "image"  # or "text", "table", "series": what one example's features hold
+    problem: str = "classification"  # or "regression" (a table's numeric label), "forecast" (a time series)
     table: tables.Table | None = None  # a table's columns, dropped rows and missing cells, for the report
+    series: Series | None = None  # a time series' values, periods and windows
+    # Its own validation split, where carving one from the train split's end would not do (a series' windows
+    # are split by time); None: the input pipeline carves it.
+    validation: Examples | None = None
 
     @property
     def report(self) -> dict:
@@ -94,8 +99,15 @@ class DataSet:
 
     @property
     def num_classes(self) -> int:
-        """The model's outputs: one per class, or the one value a regressor predicts."""
+        """The model's outputs: one per class, the one value a regressor predicts, or a forecast's steps."""
+        if self.series is not None:
+            return self.series.horizon
         return 1 if self.problem == "regression" else len(self.label_names)
+
+    @property
+    def builder_args(self) -> dict:
+        """Builder arguments the data themselves decide (a series' scaling, learned on its train periods)."""
+        return {"series_scale": self.series.scale()} if self.series is not None else {}
 
 
 def uses_idx_mirror(name: str, source: str, idx_dir: str) -> bool:
@@ -109,11 +121,15 @@ TFDS_PREFIX = "tfds:"  # --dataset=tfds:NAME: any registered TFDS set of images 
 
 # The settings that say where a data set is and how it is read; each applies to some kinds of data set only.
 DATA_SETTINGS = ("data_source", "data_dir", "idx_dir", "test_split", "image_size", "color_mode", "label_column",
-                 "problem", "id_column", "ignore_columns", "keep_columns")
+                 "problem", "id_column", "ignore_columns", "keep_columns", "time_column", "series_id_column",
+                 "horizon", "window", "season")
 
 
-def settings_that_apply(name: str, source: str, idx_dir: str) -> set[str]:
+def settings_that_apply(name: str, source: str, idx_dir: str, time_column: str | None = None) -> set[str]:
     """Of DATA_SETTINGS, those that change how `name` is read (a report lists these, not the others)."""
+    if tables.is_table_dataset(name) and time_column:
+        return {"test_split", "label_column", "ignore_columns", "time_column", "series_id_column", "horizon",
+                "window", "season"}
     if tables.is_table_dataset(name):
         return {"test_split", "label_column", "problem", "id_column", "ignore_columns", "keep_columns"}
     if folders.is_folder_dataset(name):
@@ -127,20 +143,30 @@ def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR
                  test_split: float = 0.2, image_size: tuple[int, int] | None = None,
                  color_mode: str = "auto", label_column: str | None = None, problem: str = "auto",
                  cache_dir: str | None = None, id_column: tuple[str, ...] = (), ignore_columns: tuple[str, ...] = (),
-                 keep_columns: tuple[str, ...] = ()) -> DataSet:
+                 keep_columns: tuple[str, ...] = (), series_settings: dict | None = None) -> DataSet:
     """Loads `name`'s train and test splits, in file order (shuffling is the input pipeline's job). `name` is a
-    registered name, `tfds:NAME`, a folder, or a CSV file (label_column, problem and the columns named: tables.py),
-    the last two prepared
-    into `cache_dir` once. A set without a test split gives the last `test_split` of its train split; image_size
-    and color_mode reshape images (sets of varying image sizes need image_size)."""
+    registered name, `tfds:NAME`, a folder, or a CSV file (label_column, problem and the columns named: tables.py;
+    with `series_settings`, a time series: series.py), folders and tables prepared into `cache_dir` once. A set
+    without a test split gives the last `test_split` of its train split; image_size and color_mode reshape images
+    (sets of varying image sizes need image_size)."""
     if folders.is_folder_dataset(name) or tables.is_table_dataset(name):
         if cache_dir is None:
             raise ValueError("a folder or a table is read through the prepared cache: give cache_dir")
         if folders.is_folder_dataset(name):
             return load_folder(name, test_split=test_split, image_size=image_size, color_mode=color_mode,
                                cache_dir=cache_dir)
+        if series_settings:  # a CSV with a time column: a series to forecast (series.py)
+            return load_series(name, test_split=test_split, label_column=label_column,
+                               ignore_columns=tuple(ignore_columns), **series_settings)
         naming = tables.Naming(label_column, tuple(id_column), tuple(ignore_columns), tuple(keep_columns))
         return load_table(name, naming=naming, problem=problem, test_split=test_split, cache_dir=cache_dir)
+    return load_tfds(name, data_dir=data_dir, idx_dir=idx_dir, source=source, test_split=test_split,
+                     image_size=image_size, color_mode=color_mode)
+
+
+def load_tfds(name: str, *, data_dir: str, idx_dir: str, source: str, test_split: float, image_size,
+              color_mode: str) -> DataSet:
+    """A registered TFDS set (or the offline IDX mirror of Fashion-MNIST), streamed from TFDS' own files."""
     tfds_name = name.removeprefix(TFDS_PREFIX)
     if not re.fullmatch(r"[a-z0-9_]+(/[a-z0-9_.]+)*(:[0-9.]+)?", tfds_name):
         raise PipelineError(f"--dataset={name}: {tfds_name!r} is not a TFDS data set name (tfds.list_builders() "
@@ -217,6 +243,13 @@ def load_table(path: str, *, naming: tables.Naming, problem: str, test_split: fl
                                    data_hash=data_hash(path))
     return DataSet(path, TableRows(splits["train"]), TableRows(splits["test"]), table.label_names,
                    source=f"csv:{path}", modality="table", problem=table.problem, table=table)
+
+
+def load_series(path: str, **settings) -> DataSet:
+    """A CSV time series (series.py), its windows built on demand from the series in memory."""
+    read = prepare_series(path, **settings)
+    return DataSet(path, Windows(read, "train"), Windows(read, "test"), (), source=f"csv:{path}",
+                   modality="series", problem="forecast", series=read, validation=Windows(read, "validation"))
 
 
 def load_folder(root: str, *, test_split: float, image_size, color_mode: str, cache_dir: str) -> DataSet:

@@ -112,8 +112,8 @@ def number(text: str) -> float | None:
     return value
 
 
-def _rows(path: str):
-    """(data row number, cells) for each non-blank row, after the header; the header first as (0, cells)."""
+def read_rows(path: str):
+    """Each non-blank row's cells, stripped, the header first; an unreadable file is one line."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             for row in csv.reader(f):
@@ -267,7 +267,7 @@ class _Scan:
 
 def _scan(path: str, naming: Naming) -> _Scan:
     label_column = naming.label
-    rows = _rows(path)
+    rows = read_rows(path)
     header = next(rows, None)
     if not header:
         raise PipelineError(f"{path} has no header row or no data rows: give a CSV with one example a row")
@@ -408,7 +408,7 @@ def prepare(path: str, *, naming: Naming, problem: str, test_split: float, cache
 
 
 def _data_rows(path: str):
-    rows = _rows(path)
+    rows = read_rows(path)
     next(rows, None)
     yield from rows
 
@@ -427,7 +427,7 @@ def new_rows(path: str, wanted: NewColumns, batch_size: int):
     labels or None). Columns are matched by name in any order; a missing feature column, a row of the wrong
     length and a cell of the wrong type are one line naming the column and the row; other columns are named once
     in a note and ignored."""
-    rows = _rows(path)
+    rows = read_rows(path)
     header = next(rows, None)
     if not header:
         raise PipelineError(f"{path} is empty: give a CSV with a header row and one row per example")

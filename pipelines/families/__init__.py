@@ -98,3 +98,5 @@ class Family:
     answer: Callable | None = None
     # … and (label_names) -> a Scorer, when the new data hold their true labels.
     scorer: Callable | None = None
+    # TFLite variants its defaults leave out (beside a task's own), each with why: a default never fails verify.
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)

@@ -124,11 +124,14 @@ class ErrorScorer:
         return f"RMSE {r['rmse']:.4g}, MAE {r['mae']:.4g}, R² {r['r2']:.3f} on {r['examples']:,} labelled examples"
 
 
+# How verify's table shows an export of a model whose outputs are values (a regressor's, a forecaster's).
+ERROR_COLUMNS = (Column("test RMSE", "test_rmse", "{:.4g}"),
+                 Column("mean diff / RMSE", "mean_diff_over_rmse", "{:.4f}"),
+                 Column("max rel diff", "max_rel_diff", "{:.2e}"))
+
 REGRESSOR = Family(
     name="regressor", compile=compile_regressor, evaluate=evaluate_regressor, ship=ship_regressor,
     headline="test_rmse", objective="val_loss", objective_direction="min", loss_key="loss", gradient_norm=True,
-    export_columns=(Column("test RMSE", "test_rmse", "{:.4g}"),
-                    Column("mean diff / RMSE", "mean_diff_over_rmse", "{:.4f}"),
-                    Column("max rel diff", "max_rel_diff", "{:.2e}")),
+    export_columns=ERROR_COLUMNS,
     pictures=(Picture(artifacts.PREDICTIONS_PNG, "predicted against true values, and residuals"),),
     side_files={FEATURES_FILE: DESCRIPTION}, answer=answer_values, scorer=ErrorScorer)

@@ -144,9 +144,10 @@ def onnx_properties(info: metadata.ModelInfo, packed: dict[str, bytes]) -> dict[
             **{name: content.decode() for name, content in packed.items()}}
 
 
-def left_out_by_default(ctx: Context) -> list[str]:
-    """The variants the task's defaults leave out, when the defaults chose (--tflite_variants not given)."""
-    return [] if "tflite_variants" in ctx.config.explicit else list(ctx.task.left_out)
+def left_out_by_default(ctx: Context) -> dict[str, str]:
+    """The variants the task's and its family's defaults leave out, with why, when the defaults chose
+    (--tflite_variants not given)."""
+    return {} if "tflite_variants" in ctx.config.explicit else {**ctx.task.left_out, **ctx.family.left_out}
 
 
 def convert_all(ctx: Context, shipment: Shipment, info: metadata.ModelInfo, packed: dict[str, bytes]) -> dict:
@@ -210,8 +211,8 @@ def run(ctx: Context) -> str:
     sizes = {variant: len(files[artifacts.tflite_file(variant)]) for variant in config.tflite_variants}
     sizes.update({"onnx": len(files[artifacts.ONNX])} if config.onnx else {})
     left_out = left_out_by_default(ctx)
-    for variant in left_out:
-        print(f"note: {variant} is left out of --task={config.task}'s default variants: "
-              f"{ctx.task.left_out[variant]}; --tflite_variants=...,{variant} exports it")
+    for variant, why in left_out.items():
+        print(f"note: {variant} is left out of --task={config.task}'s default variants: {why}; "
+              f"--tflite_variants=...,{variant} exports it")
     return " ".join([f"{name}={size / 1024:.0f}KiB" for name, size in sizes.items()]
                     + [f"({variant} left out)" for variant in left_out])

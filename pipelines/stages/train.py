@@ -195,6 +195,10 @@ def trained_on(ctx: Context) -> dict:
     if data.table is not None:
         described.update(label_column=data.table.label_column, columns=list(data.table.inputs.items()),
                          id_columns=list(data.table.ids))
+    if data.series is not None:
+        described.update(label_column=data.series.label_column, columns=list(data.series.columns),
+                         time_column=ctx.config.time_column, series_id_column=ctx.config.series_id_column,
+                         window=data.series.window, horizon=data.series.horizon, step=data.series.step)
     return described
 
 

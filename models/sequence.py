@@ -1,0 +1,88 @@
+"""What every task's model shares when it reads a window of a time series: the window taken raw and standardised
+inside the model (so the SavedModel and the TFLite files take the values as they are recorded), and a forecast
+head that outputs the next `horizon` values in the label's own units.
+
+    window [steps, columns] (raw; the label first, then covariates) → (x − mean) / std per column
+        → the label's column made relative to its last value (the level) → the task's body
+        → Dense(horizon) + the level → · std + mean of the label → forecast [horizon]
+
+The means and standard deviations are learned on the train periods only (data/series.py) and kept in the model.
+The body sees the label relative to where the window ends and predicts the change from there, so a trend that
+carries the series beyond the range of its train period is no different to it: with the body's output at zero
+the model is the naive forecast, which it learns to improve on (the idea of RevIN, Kim et al. 2022, reduced to
+the level).
+"""
+
+from typing import Sequence
+
+import keras
+from keras import layers
+
+WINDOW = "window"      # the input's name, in the SavedModel's signature and the TFLite files
+FORECAST = "forecast"  # the output's
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class Standardize(layers.Layer):
+    """(x − mean) / std per column of the last axis, with constants learned on the train periods.
+
+    Computed as x · a · a − mean / std with a = 1 / √std, so that every constant the float16 TFLite file stores is
+    within float16's range and precision for values up to about 10⁹ (a std of 10⁵ would make 1 / std a float16
+    subnormal; its square root is not)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std = [float(m) for m in mean], [float(s) for s in std]
+
+    def call(self, x):
+        root = keras.ops.convert_to_tensor([s ** -0.5 for s in self.std])
+        shift = keras.ops.convert_to_tensor([m / s for m, s in zip(self.mean, self.std)])
+        return x * root * root - shift
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class Unstandardize(layers.Layer):
+    """z · std + mean, as (z + mean / std) · √std · √std: float16-safe constants for a level like 4·10⁵ (whose
+    own float16 form is infinite)."""
+
+    def __init__(self, mean: float, std: float, **kwargs):
+        super().__init__(**kwargs)
+        self.mean, self.std = float(mean), float(std)
+
+    def call(self, z):
+        return (z + self.mean / self.std) * self.std ** 0.5 * self.std ** 0.5
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class FromLevel(layers.Layer):
+    """The window with its label column (the first) less the label's last value; and that value, [batch, 1]."""
+
+    def call(self, x):
+        level = x[:, -1:, 0]
+        label = x[..., :1] - level[:, None, :]
+        return keras.ops.concatenate([label, x[..., 1:]], axis=-1), level
+
+
+class Window:
+    """A window input as the body reads it (standardised, relative to its level), and the level to add back."""
+
+    def __init__(self, input_shape: Sequence[int], scale: dict):
+        self.inputs = keras.Input(shape=tuple(input_shape), name=WINDOW)
+        self.scale = scale
+        # The raw values, their scaling and the level stay in float32 whatever the body computes in (a bfloat16
+        # level of 290 is off by up to 1).
+        standardized = Standardize(scale["mean"], scale["std"], name="standardize", dtype="float32")(self.inputs)
+        self.relative, self.level = FromLevel(name="from_level", dtype="float32")(standardized)
+
+    def forecast(self, features, horizon: int, name: str) -> keras.Model:
+        """The model: the body's `features` → the next `horizon` values of the label, in its units."""
+        steps = layers.Dense(horizon, name="steps")(features)
+        steps = layers.Add(name="to_level", dtype="float32")([steps, self.level])
+        outputs = Unstandardize(self.scale["mean"][0], self.scale["std"][0], name=FORECAST, dtype="float32")(steps)
+        return keras.Model(self.inputs, outputs, name=name)

@@ -1,0 +1,89 @@
+"""Forecasting a series from a CSV: the network against the baselines in the same run, exports that forecast as
+Keras does, several series with a covariate, new data forecast past their end, and bad series as one line."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from pipelines import artifacts, prediction, runner
+from pipelines.families import Asked
+from tests import series as made
+from tests.conftest import assert_one_line_error, cli_in_process, config_from_flags
+
+
+def metrics_of(folder) -> dict:
+    return json.load(open(os.path.join(folder, artifacts.METRICS)))
+
+
+def test_the_recurrent_forecaster_beats_seasonal_naive_and_its_exports_forecast_as_keras_does(tmp_path):
+    path = made.monthly_csv(tmp_path / "airline.csv", made.seasonal())
+    records = runner.run(config_from_flags("--task=recurrent", f"--dataset={path}", "--time_column=month",
+                                           "--label_column=passengers", "--horizon=12", f"--output_dir={tmp_path}"))
+    metrics = metrics_of(tmp_path / "recurrent")
+    assert metrics["family"] == "forecaster" and metrics["season"] == 12 and metrics["window"] == 24
+    assert metrics["test_mae"] < metrics["baseline_seasonal_naive_mae"] and metrics["test_mase"] < 1
+    assert metrics["test_mae"] < metrics["baseline_naive_mae"] and metrics["test_mae"] < metrics["baseline_drift_mae"]
+    assert {"test_rmse", "test_mape", "baseline_linear_mae", "baseline_seasonal_naive_mase"} <= set(metrics)
+    assert "seasonal naive" not in metrics["verdict"].split("beats")[0]  # never the one it loses to
+    exports = json.load(open(tmp_path / "recurrent" / artifacts.VERIFY))
+    assert exports["passed"] and set(exports["exports"]) == {"keras", "savedmodel", "float32", "dynamic_range",
+                                                             "float16", "onnx"}  # int8 left out for forecasters
+    for variant in ("float32", "onnx"):
+        assert exports["exports"][variant]["max_rel_diff"] < 1e-4
+    report = open(tmp_path / "recurrent" / artifacts.REPORT).read()
+    assert "| seasonal naive |" in report and "![the test period's forecasts" in report
+    assert records[1].result.startswith("test_mase=")
+
+
+def test_on_a_random_walk_the_report_says_the_network_loses_to_the_last_value(tmp_path):
+    path = made.write(tmp_path / "walk.csv", ["date", "price"], zip(made.days(500), np.round(made.random_walk(), 3)))
+    runner.run(config_from_flags("--task=dense", f"--dataset={path}", "--time_column=date", "--label_column=price",
+                                 "--horizon=5", f"--output_dir={tmp_path}", "--stages=train,evaluate"))
+    metrics = metrics_of(tmp_path / "dense")
+    assert metrics["verdict"].startswith("the network loses to ")
+    assert min(metrics["baseline_naive_mae"], metrics["baseline_drift_mae"]) < metrics["test_mae"]
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stores")
+    path = made.stores_csv(root / "sales.csv")
+    runner.run(config_from_flags("--task=conv", f"--dataset={path}", "--time_column=date", "--label_column=units",
+                                 "--series_id_column=store", "--horizon=7", f"--output_dir={root}",
+                                 "--stages=train,evaluate,export", "--tflite_variants=float32", "--noonnx"))
+    return root, path
+
+
+def test_several_series_with_a_covariate_train_one_model_and_forecast_past_their_end(stores):
+    root, path = stores
+    metrics = metrics_of(root / "conv")
+    assert metrics["test_windows"] == 3 * (40 - 7 + 1) and metrics["test_mae"] < metrics["baseline_naive_mae"]
+    trained_on = json.load(open(root / "conv" / artifacts.CONFIG))["trained_on"]
+    assert trained_on["columns"] == ["units", "price"] and trained_on["window"] == 14
+    for model in ("saved_model", "model.tflite"):
+        output = root / f"forecast_{model}.csv"
+        summary = prediction.predict_file(prediction.open_run(str(root / "conv"), model), path, str(output),
+                                          Asked("units"))
+        rows = list(csv.DictReader(open(output)))
+        assert summary.examples == 3 and [r["store"] for r in rows] == ["store0", "store1", "store2"]
+        assert rows[0]["after"] == made.days(200)[-1] and list(rows[0])[2:] == [f"units_{k}" for k in range(1, 8)]
+    keras_rows = list(csv.DictReader(open(root / "forecast_saved_model.csv")))
+    lite_rows = list(csv.DictReader(open(root / "forecast_model.tflite.csv")))
+    assert np.allclose([float(r["units_7"]) for r in keras_rows], [float(r["units_7"]) for r in lite_rows], rtol=1e-4)
+
+
+def test_a_series_for_prediction_without_the_trained_columns_is_one_line(stores, tmp_path):
+    root, _ = stores
+    short = made.write(tmp_path / "s.csv", ["date", "store", "units"], [(d, "store0", 1.0) for d in made.days(30)])
+    with pytest.raises(Exception, match="has no column 'price', which the model reads"):
+        prediction.predict_file(prediction.open_run(str(root / "conv")), short, str(tmp_path / "f.csv"), Asked())
+
+
+def test_a_series_without_its_time_column_is_one_line_at_the_command_line(tmp_path):
+    path = made.monthly_csv(tmp_path / "a.csv", made.seasonal(60))
+    assert_one_line_error(cli_in_process("--task=recurrent", f"--dataset={path}", "--time_column=date",
+                                         "--label_column=passengers", f"--output_dir={tmp_path}"),
+                          "--time_column=date", "has no such column: its columns are month, passengers")

@@ -1,0 +1,48 @@
+"""Time series the tests make: a monthly seasonal series with a trend and noise, a random walk, several series
+in one file, and sequences whose class is their shape."""
+
+import csv
+
+import numpy as np
+
+
+def seasonal(steps: int = 240, season: int = 12, seed: int = 0) -> np.ndarray:
+    t = np.arange(steps)
+    noise = np.random.default_rng(seed).normal(0, 3, steps)
+    return 100 + 0.8 * t + 20 * np.sin(2 * np.pi * t / season) + noise
+
+
+def random_walk(steps: int = 500, seed: int = 1) -> np.ndarray:
+    return 100 + np.cumsum(np.random.default_rng(seed).normal(0, 1, steps))
+
+
+def months(steps: int, start: str = "1949-01") -> list[str]:
+    return [str(m) for m in np.arange(np.datetime64(start, "M"), np.datetime64(start, "M") + steps)]
+
+
+def days(steps: int, start: str = "2020-01-01") -> list[str]:
+    return [str(d) for d in np.arange(np.datetime64(start, "D"), np.datetime64(start, "D") + steps)]
+
+
+def write(path, header: list[str], rows) -> str:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return str(path)
+
+
+def monthly_csv(path, values, time_column: str = "month", label_column: str = "passengers") -> str:
+    return write(path, [time_column, label_column], zip(months(len(values)), np.round(values, 3)))
+
+
+def stores_csv(path, stores: int = 3, steps: int = 200) -> str:
+    """Daily sales of several stores, a weekly season each, with a price covariate."""
+    rng = np.random.default_rng(2)
+    rows = []
+    for s in range(stores):
+        t = np.arange(steps)
+        price = 2 + 0.5 * np.sin(t / 17 + s)
+        units = 30 + 10 * s + 8 * np.sin(2 * np.pi * t / 7) - 4 * price + rng.normal(0, 1, steps)
+        rows += [(d, f"store{s}", round(u, 3), round(p, 3)) for d, u, p in zip(days(steps), units, price)]
+    return write(path, ["date", "store", "units", "price"], rows)
