@@ -13,7 +13,7 @@ from tests.conftest import ROOT, run_cli
 
 
 def test_killed_training_resumes_from_the_last_completed_epoch_and_a_changed_command_starts_over(tmp_path):
-    args = ["--task=dense", "--stages=train", "--epochs=4", "--max_train_examples=20000", "--batch_size=16",
+    args = ["--task=dense", "--stages=train", "--epochs=4", "--max_train_examples=10000", "--batch_size=16",
             f"--output_dir={tmp_path}"]
     log = tmp_path / "killed.log"
     with open(log, "w") as output:

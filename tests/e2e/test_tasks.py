@@ -53,7 +53,6 @@ def assert_builtin_ops_only(task_dir):
     ("dense", "cifar10", (32, 32, 3)),
     ("conv", "mnist", (28, 28, 3)),
     ("conv", "cifar10", (32, 32, 3)),
-    ("recurrent", "cifar10", (32, 32, 3)),
 ])
 def test_online_image_data_sets_take_their_shape_from_tfds_info(tmp_path, task, dataset, shape):
     task_dir, report = run_pipeline(tmp_path, f"--task={task}", f"--dataset={dataset}", "--rnn_units=16"
@@ -91,9 +90,9 @@ def test_conv_on_offline_fashion_mnist_exports_without_augmentation(tmp_path):
 def test_text_saved_model_takes_strings_and_tflite_takes_token_ids_with_the_vocabulary_beside(tmp_path):
     import tensorflow as tf
     task_dir, report = run_pipeline(tmp_path, "--task=recurrent", "--dataset=imdb_reviews", "--rnn_units=16",
-                                    "--sequence_length=24", "--onnx", mock=True)
+                                    "--sequence_length=8", "--onnx", mock=True)
     assert_builtin_ops_only(task_dir)
-    assert tflite_input(task_dir) == ((24,), np.int64)
+    assert tflite_input(task_dir) == ((8,), np.int64)
     vocabulary = (task_dir / "vocab.txt").read_text().split("\n")
     assert vocabulary[:2] == ["", "[UNK]"] and len(vocabulary) > 10
     serve = tf.saved_model.load(str(task_dir / "saved_model")).signatures["serving_default"]
@@ -110,10 +109,20 @@ def test_text_saved_model_takes_strings_and_tflite_takes_token_ids_with_the_voca
     assert info.minParserVersion == b"1.0.1"
 
 
-def test_gan_trains_watches_measures_and_exports_a_uint8_generator(tmp_path):
+GAN = ("--task=gan", "--epochs=2", "--onnx", "--generator_widths=32,16", "--discriminator_widths=16,32",
+       "--tflite_variants=" + ",".join(GAN_VARIANTS))
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory):
+    """One GAN run the GAN tests read (each is a full pipeline)."""
+    output_dir = tmp_path_factory.mktemp("gan")
+    return output_dir, *run_pipeline(output_dir, *GAN)
+
+
+def test_gan_trains_watches_measures_and_exports_a_uint8_generator(gan_run):
     import tensorflow as tf
-    task_dir, report = run_pipeline(tmp_path, "--task=gan", "--epochs=2", "--onnx", "--generator_widths=32,16",
-                                    "--discriminator_widths=16,32", "--tflite_variants=" + ",".join(GAN_VARIANTS))
+    _, task_dir, report = gan_run
     grids = sorted(p.name for p in (task_dir / "samples").iterdir())
     assert grids == ["epoch_001.png", "epoch_002.png"]
     assert tf.io.decode_png((task_dir / "samples" / "epoch_002.png").read_bytes()).shape == (280, 280, 1)
@@ -136,18 +145,17 @@ def test_gan_trains_watches_measures_and_exports_a_uint8_generator(tmp_path):
     assert [t.name for t in info.subgraphMetadata[0].outputTensorMetadata] == [b"pixels"] and packed == {}
 
 
-def test_gan_measuring_stick_is_keyed_by_data_and_recorded_by_hash(tmp_path):
+def test_gan_measuring_stick_is_keyed_by_data_and_recorded_by_hash(gan_run):
     from pipelines import artifacts
-    gan = ("--task=gan", "--generator_widths=16,8", "--discriminator_widths=8,16")
-    task_dir, _ = run_pipeline(tmp_path, *gan)
+    tmp_path, task_dir, _ = gan_run  # its samples and metrics are read above: this test runs after that one
     stick = json.loads((task_dir / "metrics.json").read_text())["feature_classifier"]
     assert stick["sha256"] == artifacts.content_hash(stick["path"]) and 0 <= stick["val_accuracy"] <= 1
     made = os.stat(stick["path"]).st_mtime_ns
-    runner.run(config_from_flags(*QUICK, f"--output_dir={tmp_path}", *gan, "--stages=evaluate", "--force"))
+    runner.run(config_from_flags(*QUICK, f"--output_dir={tmp_path}", *GAN, "--stages=evaluate", "--force"))
     assert json.loads((task_dir / "metrics.json").read_text())["feature_classifier"] == stick
     assert os.stat(stick["path"]).st_mtime_ns == made  # reused: same data, same settings
     # Another subset of the data is another measuring stick: a quick run's never measures a full one.
-    runner.run(config_from_flags(*QUICK, "--max_train_examples=320", f"--output_dir={tmp_path}", *gan,
+    runner.run(config_from_flags(*QUICK, "--max_train_examples=320", f"--output_dir={tmp_path}", *GAN,
                                  "--stages=train,evaluate"))
     other = json.loads((task_dir / "metrics.json").read_text())["feature_classifier"]
     assert other["path"] != stick["path"]
@@ -185,7 +193,7 @@ def test_a_quick_conv_run_passes_verify_in_every_variant(tmp_path, capsys):
 
 
 def test_the_transformer_on_image_patches_converts_to_builtin_ops_and_onnx(tmp_path):
-    task_dir, report = run_pipeline(tmp_path, "--task=transformer", "--model_width=32", "--encoder_layers=2",
+    task_dir, report = run_pipeline(tmp_path, "--task=transformer", "--model_width=16", "--encoder_layers=1",
                                     "--tflite_variants=float32,float16", "--onnx")
     assert_builtin_ops_only(task_dir)  # attention, layer norm and GELU without Flex
     assert tflite_input(task_dir) == ((28, 28, 3), np.uint8)
@@ -194,9 +202,9 @@ def test_the_transformer_on_image_patches_converts_to_builtin_ops_and_onnx(tmp_p
 
 def test_the_transformer_reads_text_through_the_vocabulary_path(tmp_path):
     task_dir, report = run_pipeline(tmp_path, "--task=transformer", "--dataset=imdb_reviews", "--model_width=16",
-                                    "--encoder_layers=1", "--attention_heads=2", "--sequence_length=24", mock=True)
+                                    "--encoder_layers=1", "--attention_heads=2", "--sequence_length=8", mock=True)
     assert_builtin_ops_only(task_dir)
-    assert tflite_input(task_dir) == ((24,), np.int64)
+    assert tflite_input(task_dir) == ((8,), np.int64)
     assert (task_dir / "vocab.txt").read_text().split("\n")[:2] == ["", "[UNK]"]
     assert report["exports"]["savedmodel"]["max_abs_diff"] <= 1e-4
 
