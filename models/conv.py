@@ -23,12 +23,14 @@ def build_conv_classifier(input_shape: Sequence[int], num_classes: int, *, conv_
     work on a quarter of the values, and trains markedly faster (docs/performance.md). `len(conv_filters)` is the
     depth in blocks.
     Augmentation layers (AUGMENTATIONS) are active only in training, so the same model serves inference unchanged.
-    With `series_scale` (a time series): causal 1-D convolutions over the window's steps (series_body).
+    With `series_scale` (a time series): causal 1-D convolutions over the window's steps (series_body); a sequence
+    to classify: the fully convolutional network (fcn_body).
     """
     if series_scale is not None:
         window = Window(input_shape, series_scale)
-        x = series_body(window.relative, conv_filters=conv_filters, dense_units=dense_units, dropout=dropout)
-        return window.forecast(x, num_classes, "conv_forecaster")
+        body = fcn_body if window.classify else series_body
+        x = body(window.relative, conv_filters=conv_filters, dense_units=dense_units, dropout=dropout)
+        return window.output(x, num_classes, "conv_forecaster")
     side = min(input_shape[:2])
     if 2 ** len(conv_filters) > side:  # each block's pooling halves the image
         most = side.bit_length() - 1
@@ -64,3 +66,19 @@ def series_body(x, *, conv_filters: Sequence[int], dense_units: int, dropout: fl
         x = layers.ReLU(name=f"block{block}_relu")(x)
     x = layers.Dropout(dropout, name="dropout")(layers.Flatten(name="flatten")(x))
     return layers.Dense(dense_units, activation="relu", name=FEATURE_LAYER)(x)
+
+
+FCN_KERNELS = (8, 5, 3)  # Wang et al. 2017's kernel sizes, block by block (a fourth block and on: 3)
+
+
+def fcn_body(x, *, conv_filters: Sequence[int], dense_units: int, dropout: float):
+    """The fully convolutional network of Wang et al. 2017 for sequences: per width, a 1-D convolution (kernel 8,
+    5, 3), BN, ReLU; then the average over the steps. `dense_units` is unused: the logits read the pooled
+    features (the series' class, wherever in it the shape lies)."""
+    for block, filters in enumerate(conv_filters):
+        kernel = FCN_KERNELS[block] if block < len(FCN_KERNELS) else FCN_KERNELS[-1]
+        x = layers.Conv1D(filters, kernel, padding="same", use_bias=False, name=f"block{block}_conv")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{block}_bn")(x)
+        x = layers.ReLU(name=f"block{block}_relu")(x)
+    x = layers.GlobalAveragePooling1D(name="average")(x)
+    return layers.Dropout(dropout, name=FEATURE_LAYER)(x)

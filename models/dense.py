@@ -37,7 +37,7 @@ def build_dense_classifier(input_shape: Sequence[int], num_classes: int, *, hidd
     if series_scale is not None:
         window = Window(input_shape, series_scale)
         x = _hidden(layers.Flatten(name="flatten")(window.relative), hidden_units, dropout)
-        return window.forecast(x, num_classes, "dense_forecaster")
+        return window.output(x, num_classes, "dense_forecaster")
     if table is not None:
         inputs = table_inputs(table)
         features = keras.Input(shape=(vector_size(table),), name="features")

@@ -49,7 +49,7 @@ def build_recurrent_classifier(input_shape: Sequence[int], num_classes: int, *, 
     stack = dict(cell=cell, units=rnn_units, num_layers=rnn_layers, bidirectional=bidirectional, dropout=dropout)
     if series_scale is not None:
         window = Window(input_shape, series_scale)
-        return window.forecast(_recurrent_stack(window.relative, **stack), num_classes, f"{cell}_forecaster")
+        return window.output(_recurrent_stack(window.relative, **stack), num_classes, f"{cell}_forecaster")
     if vocabulary is None:
         inputs = keras.Input(shape=tuple(input_shape), name="image")
         height, width, channels = input_shape

@@ -69,16 +69,41 @@ class FromLevel(layers.Layer):
         return keras.ops.concatenate([label, x[..., 1:]], axis=-1), level
 
 
+@keras.saving.register_keras_serializable(package="dlpipe")
+class NormalizeEach(layers.Layer):
+    """Each series z-normalised by its own mean and standard deviation over its steps (per column)."""
+
+    def call(self, x):
+        mean = keras.ops.mean(x, axis=1, keepdims=True)
+        std = keras.ops.sqrt(keras.ops.mean(keras.ops.square(x - mean), axis=1, keepdims=True))
+        return (x - mean) / keras.ops.maximum(std, 1e-6)
+
+
 class Window:
-    """A window input as the body reads it (standardised, relative to its level), and the level to add back."""
+    """A window input as the body reads it (`relative`: standardised; a forecaster's relative to its level), and
+    the head that makes the model: a forecast with the level added back, or a sequence classifier's logits."""
 
     def __init__(self, input_shape: Sequence[int], scale: dict):
         self.inputs = keras.Input(shape=tuple(input_shape), name=WINDOW)
         self.scale = scale
+        self.classify = bool(scale.get("classify"))
         # The raw values, their scaling and the level stay in float32 whatever the body computes in (a bfloat16
         # level of 290 is off by up to 1).
-        standardized = Standardize(scale["mean"], scale["std"], name="standardize", dtype="float32")(self.inputs)
-        self.relative, self.level = FromLevel(name="from_level", dtype="float32")(standardized)
+        if scale.get("each"):
+            standardized = NormalizeEach(name="normalize_each", dtype="float32")(self.inputs)
+        else:
+            standardized = Standardize(scale["mean"], scale["std"], name="standardize", dtype="float32")(self.inputs)
+        if self.classify:  # a class is a shape: the body sees the series as it is, scaled
+            self.relative, self.level = standardized, None
+        else:
+            self.relative, self.level = FromLevel(name="from_level", dtype="float32")(standardized)
+
+    def output(self, features, outputs: int, name: str) -> keras.Model:
+        """The model: the body's `features` → a classifier's logits, or the label's next `outputs` values."""
+        if self.classify:
+            logits = layers.Dense(outputs, name="logits", dtype="float32")(features)
+            return keras.Model(self.inputs, logits, name=name.replace("forecaster", "sequence_classifier"))
+        return self.forecast(features, outputs, name)
 
     def forecast(self, features, horizon: int, name: str) -> keras.Model:
         """The model: the body's `features` → the next `horizon` values of the label, in its units."""

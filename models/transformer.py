@@ -67,8 +67,8 @@ def build_transformer_classifier(input_shape: Sequence[int], num_classes: int, *
     if series_scale is not None:  # each step of the window a token
         window = Window(input_shape, series_scale)
         x = layers.Dense(model_width, name="steps_in")(window.relative)
-        return window.forecast(_encoder(AddPositions(name="positions")(x), **encoder), num_classes,
-                               "transformer_forecaster")
+        return window.output(_encoder(AddPositions(name="positions")(x), **encoder), num_classes,
+                             "transformer_forecaster")
     if vocabulary is None:
         height, width = input_shape[0], input_shape[1]
         if height % patch_size or width % patch_size:

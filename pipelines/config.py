@@ -51,6 +51,10 @@ class RunConfig:
     horizon: int = 1
     window: int | None = None
     season: int | None = None
+    # Sequences to classify (data/sequences.py): the official test file of a wide file's layout (None: the
+    # test_split of its rows), and how the model scales a series: by the train series' statistics, or each by its own.
+    test_dataset: str | None = None
+    series_scaling: str = "train"
     # Input: which splits are held in memory (auto: those that fit memory_budget_mb, 0 = an eighth of the machine's
     # memory), the shuffle buffer of a split read from disk (0: data/pipeline.py's SHUFFLE_BUFFER), and where
     # folders and tables are prepared once (empty: <output_dir>/cache).

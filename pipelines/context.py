@@ -8,12 +8,13 @@ import tensorflow as tf
 
 from pipelines import artifacts, trained
 from pipelines.config import RunConfig
+from pipelines.data import tables
 from pipelines.data.pipeline import Inputs, make_input_pipeline
 from pipelines.data.sources import DataSet, load_dataset
 from pipelines.distribution import Cluster
 from pipelines.errors import PipelineError
 from pipelines.families import Family, Workspace
-from pipelines.tasks import Task, family_of
+from pipelines.tasks import TASKS, Task, family_of
 
 
 class Context:
@@ -46,13 +47,21 @@ class Context:
     @functools.cached_property
     def data(self) -> DataSet:
         c = self.config
+        sequences = self.task.rows_as_sequences and tables.is_table_dataset(c.dataset) and not c.time_column
+        given = [flag for flag in ("test_dataset", "series_scaling") if flag in c.explicit]
+        if given and not sequences:
+            readers = ", ".join(f"--task={t.name}" for t in TASKS.values() if t.rows_as_sequences)
+            raise PipelineError(f"--{given[0]} applies to a wide CSV or TSV of sequences to classify, without "
+                                f"--time_column ({readers}): drop it")
         data = load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source,
                             test_split=c.test_split, image_size=c.image_size, color_mode=c.color_mode,
                             label_column=c.label_column, problem=c.problem, cache_dir=c.data_cache_dir,
                             id_column=c.id_column, ignore_columns=c.ignore_columns, keep_columns=c.keep_columns,
                             series_settings=c.time_column and dict(
                                 time_column=c.time_column, series_id_column=c.series_id_column, window=c.window,
-                                horizon=c.horizon, season=c.season, validation_split=c.validation_split))
+                                horizon=c.horizon, season=c.season, validation_split=c.validation_split),
+                            sequence_settings=dict(test_dataset=c.test_dataset, scaling=c.series_scaling)
+                            if sequences else None)
         if data.modality not in self.task.modalities:
             raise PipelineError(f"{c.dataset} holds {data.modality} examples, and --task={self.task.name} learns from "
                                 f"{' or '.join(self.task.modalities)}: choose another --task or --dataset")

@@ -16,7 +16,7 @@ from pipelines import artifacts, console, distribution, precision
 from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
 from pipelines import config as run_config
 from pipelines.config import RunConfig, show
-from pipelines.data import folders, idx, pipeline, tables
+from pipelines.data import folders, idx, pipeline, sequences, tables
 from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
 from pipelines.errors import PipelineError
 from pipelines.stages import STAGE_ORDER
@@ -105,6 +105,14 @@ WINDOW = flags.DEFINE_integer("window", D["window"], "A time series: the steps o
 SEASON = flags.DEFINE_integer("season", D["season"], "A time series: the steps of one season (seasonal naive, "
                               "MASE). Default: from the time column's step (monthly 12, daily 7, hourly 24, "
                               "half-hourly 48; plain numbers 1).", lower_bound=1, upper_bound=100_000)
+TEST_DATASET = flags.DEFINE_string(
+    "test_dataset", D["test_dataset"], "A wide CSV or TSV of sequences to classify (one series per row, its label "
+    "in --label_column): the test file of the same layout, as a benchmark splits it. Default: --test_split of the "
+    "rows.")
+SERIES_SCALING = flags.DEFINE_enum(
+    "series_scaling", D["series_scaling"], list(sequences.SCALINGS), "Sequences to classify: scale every series "
+    "by the train series' mean and standard deviation (train), or each by its own (each: z-normalised, as the UCR "
+    "archive's are).")
 COLOR_MODE = flags.DEFINE_enum(
     "color_mode", D["color_mode"], list(folders.COLOR_MODES), "Images: grayscale or rgb; auto: a folder's grayscale "
     "when every image is, a tfds: set's own.")

@@ -166,5 +166,7 @@ def stage_key(config: RunConfig, name: str, records: Records) -> tuple[str, dict
     data = sources.data_hash(config.dataset)  # a folder's files: changed files make another data set
     if data:
         inputs[DATA] = data
+    if config.test_dataset:  # a separate test file's contents are the data set's too
+        inputs[DATA + ":test"] = sources.data_hash(config.test_dataset) or ""
     inputs.update(STAGES[name].reads_outside(config))
     return fingerprint(config, name, inputs), inputs

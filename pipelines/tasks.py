@@ -108,6 +108,11 @@ class Task:
                 "tflite_variants": variants}
 
     @property
+    def rows_as_sequences(self) -> bool:
+        """Whether a wide table's rows are series to it (a task that reads series and not tables' columns)."""
+        return "series" in self.modalities and "table" not in self.modalities
+
+    @property
     def default_variants(self) -> tuple[str, ...]:
         """The TFLite variants a run exports and verifies unless --tflite_variants says otherwise."""
         return tuple(v for v in artifacts.TFLITE_VARIANTS if v not in self.left_out)

@@ -46,3 +46,32 @@ def stores_csv(path, stores: int = 3, steps: int = 200) -> str:
         units = 30 + 10 * s + 8 * np.sin(2 * np.pi * t / 7) - 4 * price + rng.normal(0, 1, steps)
         rows += [(d, f"store{s}", round(u, 3), round(p, 3)) for d, u, p in zip(days(steps), units, price)]
     return write(path, ["date", "store", "units", "price"], rows)
+
+
+SHAPES = ("bump", "step", "dip")
+
+
+def shapes(count: int, steps: int = 60, seed: int = 3) -> tuple[np.ndarray, list[str]]:
+    """Series whose class is their shape (a bump, a step up, a dip) at a random place, on a random level, noisy."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)
+    values, labels = [], []
+    for i in range(count):
+        kind, where = SHAPES[i % 3], rng.uniform(0.2, 0.8) * steps
+        bump = np.exp(-0.5 * ((t - where) / 4) ** 2)
+        shape = {"bump": bump, "step": (t > where).astype(float), "dip": -bump}[kind]
+        values.append(rng.normal(5, 2) + 3 * shape + rng.normal(0, 0.3, steps))
+        labels.append(kind)
+    return np.array(values), labels
+
+
+def wide_csv(path, count: int, steps: int = 60, seed: int = 3, header: bool = True, sep: str = ",") -> str:
+    """One series per row: the label first, then its values (a header of t0, t1, … or none, as the UCR archive's
+    .tsv files)."""
+    values, labels = shapes(count, steps, seed)
+    with open(path, "w") as f:
+        if header:
+            f.write(sep.join(["label"] + [f"t{i}" for i in range(steps)]) + "\n")
+        for label, row in zip(labels, values):
+            f.write(sep.join([label] + [f"{v:.4f}" for v in row]) + "\n")
+    return str(path)

@@ -19,7 +19,7 @@ from typing import Iterator
 
 import numpy as np
 
-from pipelines.data import folders, images, series, tables
+from pipelines.data import folders, images, sequences, series, tables
 from pipelines.errors import PipelineError
 
 NewBatch = tuple[dict[str, list], dict[str, np.ndarray], list | None]
@@ -34,7 +34,8 @@ class Reads:
     image_shape: tuple[int, int, int] | None = None
     table: tables.NewColumns | None = None
     label_names: tuple[str, ...] = ()
-    series: dict | None = None             # a forecaster's: its time, series id and numeric columns, its window
+    series: dict | None = None             # a forecaster's: its time, series id and numeric columns, its window;
+    #                                        a sequence classifier's: its label column and steps
 
 
 def _files(path: str, suffixes: tuple[str, ...]) -> list[str]:
@@ -196,10 +197,29 @@ class SeriesFile:
             yield keys, {self.reads.input_name: windows}, None
 
 
+class WideFile:
+    """A wide file of series to classify, one per row as at training (data/sequences.py), with its label column
+    (then scored) or without; each row is named by its number."""
+
+    def __init__(self, path: str, reads: Reads):
+        if not os.path.isfile(path):
+            raise PipelineError(f"{path} is not a file: give the CSV or TSV of new series, one per row")
+        self.path, self.reads, self.failures, self.count = path, reads, [], None
+        self.keys = ("row",)
+
+    def batches(self, size: int) -> Iterator[NewBatch]:
+        s = self.reads.series
+        values, labels, _ = sequences.read_wide(self.path, s["label_column"], s["steps"])
+        for begin in range(0, len(values), size):
+            rows = list(range(begin + 1, min(begin + size, len(values)) + 1))
+            yield ({"row": rows}, {self.reads.input_name: values[begin:begin + size, :, None]},
+                   labels[begin:begin + size] if labels else None)
+
+
 def open_new_data(path: str, reads: Reads, text_column: str = "text"):
     """The new examples at `path`, read for a model that reads `reads`."""
     if reads.modality == "series":
-        return SeriesFile(path, reads)
+        return SeriesFile(path, reads) if "horizon" in reads.series else WideFile(path, reads)
     if reads.modality == "table":
         return TableFile(path, reads)
     if reads.modality == "text":

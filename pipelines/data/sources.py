@@ -16,7 +16,8 @@ from typing import Protocol
 
 import tensorflow as tf
 
-from pipelines.data import folders, idx, tables
+from pipelines.data import folders, idx, sequences, tables
+from pipelines.data.sequences import Sequences
 from pipelines.data.series import Series, Windows, prepare as prepare_series
 from pipelines.errors import PipelineError
 from pipelines.upstream.tfds import few_download_retries
@@ -81,6 +82,7 @@ class DataSet:
     problem: str = "classification"  # or "regression" (a table's numeric label), "forecast" (a time series)
     table: tables.Table | None = None  # a table's columns, dropped rows and missing cells, for the report
     series: Series | None = None  # a time series' values, periods and windows
+    sequences: Sequences | None = None  # sequences to classify, one per row of a wide file
     # Its own validation split, where carving one from the train split's end would not do (a series' windows
     # are split by time); None: the input pipeline carves it.
     validation: Examples | None = None
@@ -107,7 +109,9 @@ class DataSet:
     @property
     def builder_args(self) -> dict:
         """Builder arguments the data themselves decide (a series' scaling, learned on its train periods)."""
-        return {"series_scale": self.series.scale()} if self.series is not None else {}
+        if self.series is not None:
+            return {"series_scale": self.series.scale()}
+        return {"series_scale": self.sequences.scale()} if self.sequences is not None else {}
 
 
 def uses_idx_mirror(name: str, source: str, idx_dir: str) -> bool:
@@ -122,11 +126,14 @@ TFDS_PREFIX = "tfds:"  # --dataset=tfds:NAME: any registered TFDS set of images 
 # The settings that say where a data set is and how it is read; each applies to some kinds of data set only.
 DATA_SETTINGS = ("data_source", "data_dir", "idx_dir", "test_split", "image_size", "color_mode", "label_column",
                  "problem", "id_column", "ignore_columns", "keep_columns", "time_column", "series_id_column",
-                 "horizon", "window", "season")
+                 "horizon", "window", "season", "test_dataset", "series_scaling")
 
 
-def settings_that_apply(name: str, source: str, idx_dir: str, time_column: str | None = None) -> set[str]:
+def settings_that_apply(name: str, source: str, idx_dir: str, time_column: str | None = None,
+                        rows_as_sequences: bool = False) -> set[str]:
     """Of DATA_SETTINGS, those that change how `name` is read (a report lists these, not the others)."""
+    if tables.is_table_dataset(name) and rows_as_sequences and not time_column:
+        return {"test_split", "label_column", "test_dataset", "series_scaling"}
     if tables.is_table_dataset(name) and time_column:
         return {"test_split", "label_column", "ignore_columns", "time_column", "series_id_column", "horizon",
                 "window", "season"}
@@ -143,10 +150,12 @@ def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR
                  test_split: float = 0.2, image_size: tuple[int, int] | None = None,
                  color_mode: str = "auto", label_column: str | None = None, problem: str = "auto",
                  cache_dir: str | None = None, id_column: tuple[str, ...] = (), ignore_columns: tuple[str, ...] = (),
-                 keep_columns: tuple[str, ...] = (), series_settings: dict | None = None) -> DataSet:
+                 keep_columns: tuple[str, ...] = (), series_settings: dict | None = None,
+                 sequence_settings: dict | None = None) -> DataSet:
     """Loads `name`'s train and test splits, in file order (shuffling is the input pipeline's job). `name` is a
     registered name, `tfds:NAME`, a folder, or a CSV file (label_column, problem and the columns named: tables.py;
-    with `series_settings`, a time series: series.py), folders and tables prepared into `cache_dir` once. A set
+    with `series_settings`, a time series: series.py; with `sequence_settings`, one series to classify per row:
+    sequences.py), folders and tables prepared into `cache_dir` once. A set
     without a test split gives the last `test_split` of its train split; image_size and color_mode reshape images
     (sets of varying image sizes need image_size)."""
     if folders.is_folder_dataset(name) or tables.is_table_dataset(name):
@@ -158,6 +167,8 @@ def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR
         if series_settings:  # a CSV with a time column: a series to forecast (series.py)
             return load_series(name, test_split=test_split, label_column=label_column,
                                ignore_columns=tuple(ignore_columns), **series_settings)
+        if sequence_settings is not None:  # a wide file of series, read by a task that reads sequences
+            return load_sequences(name, test_split=test_split, label_column=label_column, **sequence_settings)
         naming = tables.Naming(label_column, tuple(id_column), tuple(ignore_columns), tuple(keep_columns))
         return load_table(name, naming=naming, problem=problem, test_split=test_split, cache_dir=cache_dir)
     return load_tfds(name, data_dir=data_dir, idx_dir=idx_dir, source=source, test_split=test_split,
@@ -250,6 +261,13 @@ def load_series(path: str, **settings) -> DataSet:
     read = prepare_series(path, **settings)
     return DataSet(path, Windows(read, "train"), Windows(read, "test"), (), source=f"csv:{path}",
                    modality="series", problem="forecast", series=read, validation=Windows(read, "validation"))
+
+
+def load_sequences(path: str, **settings) -> DataSet:
+    """A wide file of series to classify (sequences.py), held in memory."""
+    read = sequences.prepare(path, **settings)
+    return DataSet(path, streamed(sequences.examples(*read.train)), streamed(sequences.examples(*read.test)),
+                   read.label_names, source=f"csv:{path}", modality="series", sequences=read)
 
 
 def load_folder(root: str, *, test_split: float, image_size, color_mode: str, cache_dir: str) -> DataSet:

@@ -90,7 +90,8 @@ def input_names(columns) -> dict[str, str]:
 
 
 def is_table_dataset(dataset: str) -> bool:
-    return dataset.lower().endswith(".csv")
+    """A .csv file (comma-separated) or a .tsv one (tab-separated, as the UCR archive's)."""
+    return dataset.lower().endswith((".csv", ".tsv"))
 
 
 class CellError(ValueError):
@@ -116,7 +117,7 @@ def read_rows(path: str):
     """Each non-blank row's cells, stripped, the header first; an unreadable file is one line."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            for row in csv.reader(f):
+            for row in csv.reader(f, delimiter="\t" if path.lower().endswith(".tsv") else ","):
                 if row:
                     yield [cell.strip() for cell in row]
     except UnicodeDecodeError as e:

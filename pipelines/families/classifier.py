@@ -7,6 +7,7 @@ from keras import ops
 
 from models.pretrained import PresetTokens
 from models.recurrent import TOKEN_CLASSIFIER
+from models.sequence import WINDOW
 from pipelines import artifacts, evaluation
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import split_arrays
@@ -19,6 +20,7 @@ from pipelines.shipping import Shipment, as_rgb, softmax, with_probabilities, wi
 
 VOCABULARY_FILE = "vocab.txt"
 BASELINE_ROWS = 100_000  # a table's logistic baseline is fitted on at most this many train rows
+NEIGHBOUR_ROWS = 20_000  # a sequence classifier's nearest-neighbour baseline searches at most this many train series
 QUOTED_ERRORS = 10       # a text model's surest test errors, quoted in metrics.json and report.md
 
 # Logits: float exports match closely; quantized ones must pick Keras' class (top-1) on 99% of the judged inputs.
@@ -104,7 +106,29 @@ def evaluate_classifier(model: keras.Model, work: Workspace) -> dict:
         metrics["misclassified"] = quoted_errors(inputs_at(test, worst), labels[worst], probabilities[worst], names)
     if is_table_model(model):
         metrics.update(table_baselines(model, work.inputs, labels))
+    if model.inputs[0].name == WINDOW:
+        metrics.update(nearest_neighbour_baseline(work.inputs, labels, each=bool(work.data.builder_args.get(
+            "series_scale", {}).get("each"))))
     return metrics
+
+
+def nearest_neighbour_baseline(inputs, test_labels: np.ndarray, each: bool) -> dict:
+    """The 1-nearest-neighbour classifier (Euclidean) on the same series, the time-series classification
+    literature's reference point (each series z-normalised first when the model does so)."""
+    def scaled(x):
+        x = x.reshape(len(x), -1).astype(np.float64)
+        if each:
+            x = (x - x.mean(1, keepdims=True)) / np.maximum(x.std(1, keepdims=True), 1e-6)
+        return x
+    train_x, train_y = split_arrays(inputs.train, limit=NEIGHBOUR_ROWS)
+    train_x = scaled(train_x)
+    squares = (train_x ** 2).sum(1)
+    predicted = []
+    for x, _ in inputs.test.as_numpy_iterator():  # a batch of test series at a time: memory is batch × train
+        x = scaled(x)
+        predicted.append(train_y[np.argmin(squares[None, :] - 2 * x @ train_x.T, axis=1)])
+    predicted = np.concatenate(predicted)
+    return {"baseline_1nn_accuracy": float(np.mean(predicted == test_labels)), "baseline_rows": len(train_y)}
 
 
 def table_baselines(model: keras.Model, inputs, test_labels: np.ndarray) -> dict:
@@ -196,8 +220,19 @@ def ship_classifier(model: keras.Model) -> Shipment:
         return table_shipment(model, served=model, tflite_model=with_probabilities(body),
                               quantizable=with_probabilities(body), limits=dict(CLASSIFIER_LIMITS), classes=True,
                               to_tflite_outputs=softmax, outputs=CLASS_OUTPUTS)
+    if model.inputs[0].name == WINDOW:
+        return series_shipment(model)
     tokenizers = [layer for layer in model.layers if isinstance(layer, (keras.layers.TextVectorization, PresetTokens))]
     return text_shipment(model, tokenizers[0]) if tokenizers else image_shipment(model)
+
+
+def series_shipment(model: keras.Model) -> Shipment:
+    """A series of raw values in (scaled inside the model), the class probabilities out in every file."""
+    steps, columns = model.inputs[0].shape[1:]
+    window = TensorInfo(f"a series of {steps} steps × {columns} column of raw values, oldest step first")
+    return Shipment(model=model, reference=model, to_tflite_outputs=softmax, tflite_model=with_probabilities(model),
+                    quantizable=with_probabilities(model), tensors={WINDOW: window, **CLASS_OUTPUTS},
+                    limits=dict(CLASSIFIER_LIMITS))
 
 
 def answer_classes(probabilities: np.ndarray, names, asked: Asked) -> dict[str, list]:

@@ -42,3 +42,24 @@ def test_a_body_that_outputs_zero_is_the_naive_forecast_in_the_labels_units():
 def test_the_scaling_layers_save_their_constants(layer):
     again = type(layer).from_config(layer.get_config())
     assert (again.mean, again.std) == (layer.mean, layer.std)
+
+
+@pytest.mark.parametrize("builder,args", [
+    ("models.dense:build_dense_classifier", {"hidden_units": (8,)}),
+    ("models.conv:build_conv_classifier", {"conv_filters": (4, 8)}),
+    ("models.recurrent:build_recurrent_classifier", {"rnn_units": 4}),
+    ("models.transformer:build_transformer_classifier", {"model_width": 8, "attention_heads": 2,
+                                                         "encoder_layers": 1}),
+])
+@pytest.mark.parametrize("each", [False, True])
+def test_every_task_classifies_a_series_of_raw_values_into_logits(builder, args, each):
+    import importlib
+    module, name = builder.split(":")
+    scale = {"mean": [5.0], "std": [2.0], "classify": True, "each": each}
+    model = getattr(importlib.import_module(module), name)((30, 1), 3, series_scale=scale, **args)
+    assert model.inputs[0].name == WINDOW and model.layers[-1].name == "logits"
+    x = np.random.default_rng(1).normal(5, 2, (4, 30, 1)).astype(np.float32)
+    assert model.predict(x, verbose=0).shape == (4, 3)
+    # The same series shifted and stretched is the same series to a model that scales each by its own.
+    shifted = model.predict(100 + 10 * x, verbose=0)
+    assert np.allclose(shifted, model.predict(x, verbose=0), atol=1e-3) == each

@@ -1,0 +1,104 @@
+"""Wide files of sequences to classify: headers found or not, the label by name or position, splits that mix the
+classes, a test file of the same layout, and bad input as one line."""
+
+import numpy as np
+import pytest
+
+from pipelines.data import sequences
+from pipelines.errors import PipelineError
+from tests import series as made
+
+
+def write(path, text: str) -> str:
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_header_less_tsv_reads_its_label_by_position_and_sorts_numeric_classes_as_numbers(tmp_path):
+    path = write(tmp_path / "gun.tsv", "2\t0.1\t0.2\t0.3\n10\t1.0\t1.1\t1.2\n1\t0.5\t0.4\t0.3\n2\t0.0\t0.1\t0.2\n")
+    read = sequences.prepare(path, label_column="0", test_dataset=None, test_split=0.25)
+    assert read.label_names == ("1", "2", "10") and read.steps == 3
+    assert read.train[0].shape == (3, 3, 1) and read.test[0].shape == (1, 3, 1)
+    everything = np.concatenate([read.train[0], read.test[0]])[..., 0]
+    assert sorted(map(tuple, everything.astype(float).round(1).tolist())) == sorted(
+        [(0.1, 0.2, 0.3), (1.0, 1.1, 1.2), (0.5, 0.4, 0.3), (0.0, 0.1, 0.2)])  # every row once, label left out
+
+
+@pytest.mark.parametrize("first,label_column,header", [
+    ("label,t0,t1", "label", True),      # words: a header
+    ("walk,0.1,0.2", "0", False),        # one word, a class name: data
+    ("label,0,1", "label", True),        # pandas' integer column names under the label's
+    ("1,0.1,0.2", "0", False),
+])
+def test_the_first_row_is_a_header_only_when_it_names_columns(first, label_column, header):
+    assert (sequences._header(first.split(","), label_column) is not None) == header
+
+
+def test_the_train_rows_are_shuffled_so_the_validation_split_carved_from_their_end_holds_every_class(tmp_path):
+    values, labels = made.shapes(90)
+    order = np.argsort(labels, kind="stable")  # a file sorted by label, as archive files often are
+    path = tmp_path / "sorted.csv"
+    with open(path, "w") as f:
+        f.writelines(",".join([labels[i]] + [f"{v:.3f}" for v in values[i]]) + "\n" for i in order)
+    read = sequences.prepare(str(path), label_column="0", test_dataset=None, test_split=0.2)
+    assert len(set(read.train[1][-10:])) == 3 and len(set(read.test[1])) == 3
+    assert len(read.train[1]) + len(read.test[1]) == 90
+
+
+def test_a_test_file_gives_the_test_split_and_must_share_the_layout(tmp_path):
+    train = made.wide_csv(tmp_path / "train.csv", 30)
+    test = made.wide_csv(tmp_path / "test.csv", 12, seed=9)
+    read = sequences.prepare(train, label_column="label", test_dataset=test, test_split=0.2)
+    assert len(read.train[1]) == 30 and len(read.test[1]) == 12
+    shorter = made.wide_csv(tmp_path / "short.csv", 12, steps=40)
+    with pytest.raises(PipelineError, match="holds series of 40 steps, and .* of 60"):
+        sequences.prepare(train, label_column="label", test_dataset=shorter, test_split=0.2)
+    with pytest.raises(PipelineError, match="no such file"):
+        sequences.prepare(train, label_column="label", test_dataset=str(tmp_path / "none.csv"), test_split=0.2)
+    other = write(tmp_path / "other.csv", "label," + ",".join(f"s{i}" for i in range(60)) + "\n"
+                  + "bump," + ",".join("0" for _ in range(60)) + "\n")
+    with pytest.raises(PipelineError, match=r"columns differ .*\(first 's0'\)"):
+        sequences.prepare(train, label_column="label", test_dataset=other, test_split=0.2)
+
+
+@pytest.mark.parametrize("text,label_column,fragments", [
+    ("label,a,b\nx,1,2\ny,1\n", "label", ["data row 2", "2 cells where the first row has 3"]),
+    ("label,a,b\nx,1,2\ny,1,oops\n", "label", ["data row 2", "column 'b'", "'oops' is not a number"]),
+    ("label,a,b\nx,1,2\n,1,3\n", "label", ["data row 2", "label is missing"]),
+    ("label,a,b\nx,1,2\nx,1,3\n", "label", ["every series is labelled 'x'", "two classes"]),
+    ("label,a,b\nx,1,2\n", "kind", ["--label_column=kind", "no such column", "label, a, b"]),
+    ("label,a,b\nx,1,2\n", None, ["--label_column is required"]),
+    ("1,2,3\n", "7", ["--label_column=7", "numbered from 0"]),
+    ("label,a\nx,1\ny,2\n", "label", ["1 value beside its label"]),
+    ("", "label", ["is empty"]),
+])
+def test_bad_wide_files_are_one_line(tmp_path, text, label_column, fragments):
+    path = write(tmp_path / "bad.csv", text)
+    with pytest.raises(PipelineError) as e:
+        sequences.prepare(path, label_column=label_column, test_dataset=None, test_split=0.5)
+    assert "\n" not in str(e.value) and all(f in str(e.value) for f in fragments), str(e.value)
+
+
+def test_a_test_label_the_train_file_never_has_is_one_line(tmp_path):
+    train = write(tmp_path / "train.csv", "label,a,b\nx,1,2\ny,2,1\n")
+    test = write(tmp_path / "test.csv", "label,a,b\nz,1,2\n")
+    with pytest.raises(PipelineError, match="has the label 'z', which no train series has"):
+        sequences.prepare(train, label_column="label", test_dataset=test, test_split=0.5)
+
+
+def test_new_rows_may_leave_the_label_out_and_must_have_the_models_steps(tmp_path):
+    unlabelled = write(tmp_path / "new.csv", "t0,t1,t2\n1,2,3\n4,5,6\n")
+    values, labels, _ = sequences.read_wide(unlabelled, "label", steps=3)
+    assert values.tolist() == [[1, 2, 3], [4, 5, 6]] and labels is None
+    labelled = write(tmp_path / "labelled.csv", "label,t0,t1,t2\nx,1,2,3\n")
+    assert sequences.read_wide(labelled, "label", steps=3)[1] == ["x"]
+    with pytest.raises(PipelineError, match="rows of 2 cells, and the model reads series of 3 steps"):
+        sequences.read_wide(write(tmp_path / "short.csv", "t0,t1\n1,2\n"), "label", steps=3)
+
+
+def test_the_scale_is_the_train_series_and_each_is_asked_for_by_name(tmp_path):
+    path = made.wide_csv(tmp_path / "s.csv", 30)
+    read = sequences.prepare(path, label_column="label", test_dataset=None, test_split=0.2, scaling="each")
+    scale = read.scale()
+    assert scale["classify"] and scale["each"]
+    np.testing.assert_allclose(scale["mean"], [read.train[0].mean()], rtol=1e-5)

@@ -1,0 +1,86 @@
+"""Sequences to classify from a wide file, through every stage: the fully convolutional network against its
+nearest-neighbour baseline, the exports' parity, dlpipe-predict on new rows with and without their label, and a
+UCR-style header-less TSV with its own test file."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from pipelines import artifacts, prediction, runner
+from pipelines.families import Asked
+from tests import series as made
+from tests.conftest import assert_one_line_error, cli_in_process, config_from_flags
+
+
+@pytest.fixture(scope="module")
+def shapes_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("shapes")
+    path = made.wide_csv(root / "shapes.csv", 240)
+    records = runner.run(config_from_flags("--task=conv", f"--dataset={path}", "--label_column=label",
+                                           "--onnx",  # the default epochs: 100 steps on a small set
+                                           "--tflite_variants=float32,int8", f"--output_dir={root}"))
+    return root, path, records
+
+
+def test_the_fcn_learns_shapes_beats_chance_and_reports_the_nearest_neighbour_beside_it(shapes_run):
+    root, _, records = shapes_run
+    metrics = json.load(open(root / "conv" / artifacts.METRICS))
+    assert metrics["family"] == "classifier" and metrics["test_accuracy"] >= 0.85  # chance is 1/3
+    assert 0 <= metrics["baseline_1nn_accuracy"] <= 1 and metrics["baseline_rows"] == 173  # 240 − 48 test − 19 val
+    exports = json.load(open(root / "conv" / artifacts.VERIFY))
+    assert exports["passed"] and {"float32", "int8", "onnx", "savedmodel"} <= set(exports["exports"])
+    assert exports["exports"]["onnx"]["max_abs_diff"] <= 1e-4
+    trained_on = json.load(open(root / "conv" / artifacts.CONFIG))["trained_on"]
+    assert trained_on["modality"] == "series" and trained_on["steps"] == 60
+    report = open(root / "conv" / artifacts.REPORT).read()
+    assert "test_dataset" in report or "series_scaling" in report  # the settings that apply to this data set
+    assert "idx_dir" not in report
+
+
+def test_new_rows_are_classified_with_or_without_their_label_as_keras_does(shapes_run, tmp_path):
+    root, _, _ = shapes_run
+    values, labels = made.shapes(30, seed=11)
+    unlabelled = tmp_path / "new.csv"
+    with open(unlabelled, "w") as f:
+        f.write(",".join(f"t{i}" for i in range(60)) + "\n")
+        f.writelines(",".join(f"{v:.4f}" for v in row) + "\n" for row in values)
+    answers = {}
+    for model in ("saved_model", "model_int8.tflite"):
+        output = tmp_path / f"{model}.csv"
+        summary = prediction.predict_file(prediction.open_run(str(root / "conv"), model), str(unlabelled),
+                                          str(output), Asked("label"))
+        rows = list(csv.DictReader(open(output)))
+        assert summary.examples == 30 and [r["row"] for r in rows] == [str(i) for i in range(1, 31)]
+        answers[model] = [r["label"] for r in rows]
+    assert np.mean(np.array(answers["saved_model"]) == np.array(labels)) >= 0.8
+    assert np.mean(np.array(answers["saved_model"]) == np.array(answers["model_int8.tflite"])) >= 0.9
+    labelled = made.wide_csv(tmp_path / "labelled.csv", 30, seed=11)
+    summary = prediction.predict_file(prediction.open_run(str(root / "conv")), labelled, str(tmp_path / "s.csv"),
+                                      Asked("label"))
+    assert summary.scores["accuracy"] == pytest.approx(np.mean(np.array(answers["saved_model"]) == np.array(labels)))
+
+
+def test_a_header_less_tsv_with_its_own_test_file_trains_on_each_series_scaled_by_itself(tmp_path):
+    train = made.wide_csv(tmp_path / "Shapes_TRAIN.tsv", 120, header=False, sep="\t")
+    test = made.wide_csv(tmp_path / "Shapes_TEST.tsv", 60, seed=7, header=False, sep="\t")
+    flags = ("--task=conv", f"--dataset={train}", "--label_column=0", f"--test_dataset={test}", "--series_scaling=each",
+             "--conv_filters=8,16", "--epochs=4", "--batch_size=16", "--stages=train,evaluate",
+             f"--output_dir={tmp_path}")
+    runner.run(config_from_flags(*flags))
+    metrics = json.load(open(tmp_path / "conv" / artifacts.METRICS))
+    assert metrics["num_test_examples"] == 60 and metrics["labels"] == sorted(made.SHAPES)
+    assert metrics["test_accuracy"] > 0.6 and "baseline_1nn_accuracy" in metrics
+    # Another test file is another data set: the same command with a changed test file evaluates again.
+    made.wide_csv(tmp_path / "Shapes_TEST.tsv", 60, seed=8, header=False, sep="\t")
+    assert [r.result for r in runner.run(config_from_flags(*flags))][0] != "reused"
+
+
+def test_a_test_file_for_a_task_that_reads_tables_is_one_line(tmp_path):
+    path = made.wide_csv(tmp_path / "s.csv", 30)
+    assert_one_line_error(cli_in_process("--task=dense", f"--dataset={path}", "--label_column=label",
+                                         f"--test_dataset={path}", f"--output_dir={tmp_path}"),
+                          "--test_dataset applies to a wide CSV or TSV of sequences", "--task=conv")
+    assert not os.path.exists(tmp_path / "dense" / artifacts.MODEL)
