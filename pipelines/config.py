@@ -51,10 +51,11 @@ class RunConfig:
     horizon: int = 1
     window: int | None = None
     season: int | None = None
-    # Sequences to classify (data/sequences.py): the official test file of a wide file's layout (None: the
-    # test_split of its rows), and how the model scales a series: by the train series' statistics, or each by its own.
+    # Sequences to classify (data/sequences.py): the official test file of the train file's layout (None: the
+    # test_split of its series), and how the model scales a series: each by its own mean and standard deviation
+    # (measured: as good or better on every set tried, docs/time-series.md), or all by the train series'.
     test_dataset: str | None = None
-    series_scaling: str = "train"
+    series_scaling: str = "each"
     # Input: which splits are held in memory (auto: those that fit memory_budget_mb, 0 = an eighth of the machine's
     # memory), the shuffle buffer of a split read from disk (0: data/pipeline.py's SHUFFLE_BUFFER), and where
     # folders and tables are prepared once (empty: <output_dir>/cache).

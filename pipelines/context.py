@@ -47,12 +47,12 @@ class Context:
     @functools.cached_property
     def data(self) -> DataSet:
         c = self.config
-        sequences = self.task.rows_as_sequences and tables.is_table_dataset(c.dataset) and not c.time_column
+        sequences = self.task.rows_as_sequences and tables.is_table_dataset(c.dataset)
         given = [flag for flag in ("test_dataset", "series_scaling") if flag in c.explicit]
         if given and not sequences:
             readers = ", ".join(f"--task={t.name}" for t in TASKS.values() if t.rows_as_sequences)
-            raise PipelineError(f"--{given[0]} applies to a wide CSV or TSV of sequences to classify, without "
-                                f"--time_column ({readers}): drop it")
+            raise PipelineError(f"--{given[0]} applies to a CSV or TSV of sequences to classify ({readers}): "
+                                "drop it")
         data = load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source,
                             test_split=c.test_split, image_size=c.image_size, color_mode=c.color_mode,
                             label_column=c.label_column, problem=c.problem, cache_dir=c.data_cache_dir,

@@ -106,13 +106,13 @@ SEASON = flags.DEFINE_integer("season", D["season"], "A time series: the steps o
                               "MASE). Default: from the time column's step (monthly 12, daily 7, hourly 24, "
                               "half-hourly 48; plain numbers 1).", lower_bound=1, upper_bound=100_000)
 TEST_DATASET = flags.DEFINE_string(
-    "test_dataset", D["test_dataset"], "A wide CSV or TSV of sequences to classify (one series per row, its label "
-    "in --label_column): the test file of the same layout, as a benchmark splits it. Default: --test_split of the "
-    "rows.")
+    "test_dataset", D["test_dataset"], "A CSV or TSV of sequences to classify (one series per row, or one step per "
+    "row with --series_id_column and --time_column): the test file of the same layout, as a benchmark splits it. "
+    "Default: --test_split of the series.")
 SERIES_SCALING = flags.DEFINE_enum(
-    "series_scaling", D["series_scaling"], list(sequences.SCALINGS), "Sequences to classify: scale every series "
-    "by the train series' mean and standard deviation (train), or each by its own (each: z-normalised, as the UCR "
-    "archive's are).")
+    "series_scaling", D["series_scaling"], list(sequences.SCALINGS), "Sequences to classify: scale each series by "
+    "its own mean and standard deviation (each: z-normalised, as the UCR archive's are), or every series by the "
+    "train series' (train: when a series' level tells its class).")
 COLOR_MODE = flags.DEFINE_enum(
     "color_mode", D["color_mode"], list(folders.COLOR_MODES), "Images: grayscale or rgb; auto: a folder's grayscale "
     "when every image is, a tfds: set's own.")
@@ -434,8 +434,10 @@ def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
     explicit = tuple(sorted(name for name in flag_values if flag_values[name].present
                             and flags.FLAGS.find_module_defining_flag(name) == __name__))
     hparams = {name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()}
-    # A time column makes the data a series to forecast: the one family known before the data are read.
-    defaults = task.defaults(flag_values.trainer, family_of(task, "forecast" if flag_values.time_column else ""))
+    # A time column makes the data a series to forecast (unless its series are classified): the one family known
+    # before the data are read.
+    forecast = flag_values.time_column and flag_values.problem != "classification"
+    defaults = task.defaults(flag_values.trainer, family_of(task, "forecast" if forecast else ""))
     if flag_values.hparams_file:
         hparams, values["learning_rate"] = _with_hparams_file(
             flag_values, task, hparams, _or(flag_values.learning_rate, defaults["learning_rate"]))

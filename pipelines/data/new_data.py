@@ -216,10 +216,32 @@ class WideFile:
                    labels[begin:begin + size] if labels else None)
 
 
+class LongFile:
+    """A long file of series to classify, one row per step as at training (data/sequences.py): the trained
+    columns, each series padded to the model's steps; named by its id, scored when the label column is there."""
+
+    def __init__(self, path: str, reads: Reads):
+        if not os.path.isfile(path):
+            raise PipelineError(f"{path} is not a file: give the CSV of new series, one row per step")
+        self.path, self.reads, self.failures, self.count = path, reads, [], None
+        self.keys = (reads.series["series_id_column"],)
+
+    def batches(self, size: int) -> Iterator[NewBatch]:
+        s = self.reads.series
+        layout = {k: s[k] for k in ("series_id_column", "time_column")}
+        values, labels, ids, _ = sequences.read_long(self.path, layout=layout, label_column=s["label_column"],
+                                                     numeric=s["columns"], steps=s["steps"])
+        for begin in range(0, len(values), size):
+            yield ({self.keys[0]: ids[begin:begin + size]}, {self.reads.input_name: values[begin:begin + size]},
+                   labels[begin:begin + size] if labels else None)
+
+
 def open_new_data(path: str, reads: Reads, text_column: str = "text"):
     """The new examples at `path`, read for a model that reads `reads`."""
     if reads.modality == "series":
-        return SeriesFile(path, reads) if "horizon" in reads.series else WideFile(path, reads)
+        if "horizon" in reads.series:
+            return SeriesFile(path, reads)
+        return LongFile(path, reads) if reads.series.get("series_id_column") else WideFile(path, reads)
     if reads.modality == "table":
         return TableFile(path, reads)
     if reads.modality == "text":

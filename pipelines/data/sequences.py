@@ -1,4 +1,5 @@
-"""Sequences to classify, one per row of a wide file: the label and the series' values in order.
+"""Sequences to classify: one per row of a wide file (the label and the series' values in order), or one row per
+step of a long file.
 
     label,t0,t1,t2,…          1	-0.64	-0.64	-0.65	…      (the UCR archive's .tsv: no header, label first;
     walk,0.1,0.4,0.9,…        2	-0.78	-0.79	-0.80	…       --label_column=0)
@@ -11,8 +12,13 @@ split by a fixed random permutation (`test_split` of them to test). The train ro
 so the validation split the input pipeline carves from their end holds every class (archive files are often
 sorted by label). The whole file is read into memory: 10,000 series of 1,000 steps are 40 MB.
 
-Scaling lives in the model (models/sequence.py): the train series' mean and standard deviation, or each series
-z-normalised by its own (`--series_scaling=each`, as the UCR archive's data already are).
+A long file has one row per step: `--series_id_column` names each series, `--time_column` orders its steps, the
+label is constant within a series, and every other numeric column is one of its channels (multivariate). Series of
+different lengths are padded at their end with their last step, to the longest; the model reads that length
+(not masked: a flat tail is what the network sees, and learns to see).
+
+Scaling lives in the model (models/sequence.py): each series z-normalised by its own mean and standard deviation
+(`--series_scaling=each`, the default; the UCR archive's data already are), or all by the train series'.
 """
 
 import dataclasses
@@ -21,7 +27,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from pipelines.data import tables
+from pipelines.data import series, tables
 from pipelines.errors import PipelineError
 
 SCALINGS = ("train", "each")  # one mean and std from the train series, or each series by its own
@@ -30,19 +36,22 @@ SPLIT_SEED = 0
 
 @dataclasses.dataclass(frozen=True)
 class Sequences:
-    """The rows of a wide file (or two: train and test) as series [n, steps, 1] and class indices."""
+    """The series of a file (or two: train and test) as [n, steps, columns] values and class indices."""
     label_column: str
     steps: int
-    train: tuple[np.ndarray, np.ndarray]  # values [n, steps, 1] float32, labels [n] int64
+    train: tuple[np.ndarray, np.ndarray]  # values [n, steps, columns] float32, labels [n] int64
     test: tuple[np.ndarray, np.ndarray]
     label_names: tuple[str, ...]
-    scaling: str = "train"
+    scaling: str = "each"
+    columns: tuple[str, ...] = ("value",)  # a long file's numeric columns, in the model's order
+    layout: dict = dataclasses.field(default_factory=dict)  # a long file's id and time columns
 
     def scale(self) -> dict:
-        """The model's input scaling (models/sequence.py): the train series' mean and standard deviation."""
-        values = self.train[0]
-        std = float(values.std())
-        return {"mean": [float(values.mean())], "std": [std if std > 0 else 1.0], "classify": True,
+        """The model's input scaling (models/sequence.py): each column's mean and standard deviation over the
+        train series."""
+        values = self.train[0].reshape(-1, self.train[0].shape[-1])
+        std = values.std(axis=0)
+        return {"mean": values.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist(), "classify": True,
                 "each": self.scaling == "each"}
 
 
@@ -129,13 +138,23 @@ def _test_file(path: str, test_dataset: str, label_column: str | None, steps: in
 
 
 def prepare(path: str, *, label_column: str | None, test_dataset: str | None, test_split: float,
-            scaling: str = "train") -> Sequences:
-    """The series of `path` (and of `test_dataset`), checked and split."""
+            scaling: str = "each") -> Sequences:
+    """The series of a wide file at `path` (and of `test_dataset`), checked and split."""
     values, labels, header = read_wide(path, label_column)
-    order = np.random.default_rng(SPLIT_SEED).permutation(len(values))  # the train rows' order: classes mixed
+    test = None
     if test_dataset:
-        test_values, test_labels = _test_file(path, test_dataset, label_column, values.shape[1], header)
-        train_idx = order
+        test = _test_file(path, test_dataset, label_column, values.shape[1], header)
+        test = test[0][..., None], test[1]
+    return _split(path, values[..., None], labels, test, test_dataset, test_split,
+                  label_column=label_column or "", scaling=scaling)
+
+
+def _split(path: str, values: np.ndarray, labels: list[str], test, test_dataset: str | None, test_split: float,
+           **fields) -> Sequences:
+    """Train and test (the test file's, or `test_split` of the series by a fixed permutation), the classes named."""
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(values))  # the train rows' order: classes mixed
+    if test is not None:
+        train_idx, (test_values, test_labels) = order, test
     else:
         cut = len(values) - max(1, round(len(values) * test_split))
         train_idx, test_idx = order[:cut], np.sort(order[cut:])
@@ -150,9 +169,114 @@ def prepare(path: str, *, label_column: str | None, test_dataset: str | None, te
     index = {name: i for i, name in enumerate(names)}
 
     def split(series: np.ndarray, classes: list[str]):
-        return series[..., None], np.array([index[name] for name in classes], np.int64)
-    return Sequences(label_column or "", values.shape[1], split(values[train_idx], [labels[i] for i in train_idx]),
-                     split(test_values, test_labels), names, scaling)
+        return series, np.array([index[name] for name in classes], np.int64)
+    return Sequences(steps=values.shape[1], train=split(values[train_idx], [labels[i] for i in train_idx]),
+                     test=split(test_values, test_labels), label_names=names, **fields)
+
+
+def is_long_classification(path: str, label_column: str | None, problem: str) -> bool:
+    """Whether a file with a time column holds series to classify: --problem=classification, or a label column
+    with a word in its first rows (a class name; a forecast's label is a number)."""
+    if problem != "auto" or label_column is None:
+        return problem == "classification"
+    rows = tables.read_rows(path)
+    header = next(rows, None) or []
+    if label_column not in header:
+        return False
+    at = header.index(label_column)
+    for _, cells in zip(range(2000), rows):
+        cell = cells[at] if at < len(cells) else ""
+        if cell.lower() not in tables.MISSING and tables.number(cell) is None:
+            return True
+    return False
+
+
+def _long_columns(path: str, header: list[str], layout: dict, label_column: str | None, ignored, numeric):
+    """The numeric columns a long file's series are made of (the trained model's, when it names them)."""
+    for name, flag in ((layout["series_id_column"], "--series_id_column"), (layout["time_column"], "--time_column")):
+        if name is None:
+            raise PipelineError(f"{flag} is required: a file of series to classify has one row per step, the column "
+                                f"--series_id_column naming each series and --time_column ordering its steps")
+        if name not in header:
+            raise PipelineError(f"{flag}={name}: {path} has no such column: its columns are {', '.join(header)}")
+    if numeric is None:
+        if label_column not in header:
+            raise PipelineError(f"--label_column={label_column}: {path} has no such column: its columns are "
+                                f"{', '.join(header)}")
+        numeric = [c for c in header if c not in (*layout.values(), label_column, *ignored)]
+    missing = [c for c in numeric if c not in header]
+    if missing or not numeric:
+        raise PipelineError(f"{path} has no column {missing[0]!r}, which the model reads: its columns are "
+                            f"{', '.join(header)}" if missing else f"{path} has no column of values beside the id, "
+                            "time and label columns")
+    return numeric
+
+
+def _numbers(path: str, column: str, cells: list[str], rows: list[int]) -> np.ndarray:
+    values = []
+    for text, row in zip(cells, rows):
+        value = None if text.lower() in tables.MISSING else tables.number(text)
+        if value is None:
+            raise PipelineError(f"{path}, column {column!r}, data row {row}: {text!r} is not a number: fill it, or "
+                                f"leave the column out with --ignore_columns={column}")
+        values.append(value)
+    return np.array(values, np.float32)
+
+
+def read_long(path: str, *, layout: dict, label_column: str | None, ignored=(), numeric=None, steps: int | None = None):
+    """A long file's series: one row per step, `layout`'s series_id_column naming each series and time_column
+    ordering its steps, a label constant within a series. Returns the values [n, steps, columns] (shorter series
+    padded at their end with their last step, to the longest or to the model's `steps`), the labels (None when the
+    file has no label column and `numeric` names the trained model's columns), the ids and the numeric columns."""
+    lines = tables.read_rows(path)
+    header = next(lines, None) or []
+    rows = list(enumerate(lines, 1))
+    numeric = _long_columns(path, header, layout, label_column, ignored, numeric)
+    if not rows:
+        raise PipelineError(f"{path} has no data rows: give one row per step of each series")
+    cells = {c: [r[header.index(c)] if header.index(c) < len(r) else "" for _, r in rows] for c in header}
+    numbers = [n for n, _ in rows]
+    times = series.parse_times(path, layout["time_column"], cells[layout["time_column"]], numbers)
+    values = np.stack([_numbers(path, c, cells[c], numbers) for c in numeric], -1)
+    ids, labelled = cells[layout["series_id_column"]], label_column in header
+    found = []
+    for name in dict.fromkeys(ids):
+        mine = np.array([i for i, v in enumerate(ids) if v == name])
+        mine = mine[np.argsort(times[mine], kind="stable")]
+        classes = dict.fromkeys(cells[label_column][i] for i in mine) if labelled else {None: None}
+        if len(classes) > 1:
+            first, second = list(classes)[:2]
+            raise PipelineError(f"{path}: series {name!r} is labelled both {first!r} and {second!r}: a series to "
+                                "classify has one label (to forecast a numeric column, give --horizon)")
+        if np.any(times[mine][1:] == times[mine][:-1]):
+            raise PipelineError(f"{path}: series {name!r} has a time twice in column {layout['time_column']!r}: "
+                                "one row per step")
+        found.append((name, values[mine], next(iter(classes))))
+    longest = steps or max(len(v) for _, v, _ in found)
+    too_long = [(name, len(v)) for name, v, _ in found if len(v) > longest]
+    if too_long:
+        raise PipelineError(f"{path}: series {too_long[0][0]!r} has {too_long[0][1]} steps, and the model reads at "
+                            f"most {longest}: give series of at most that many steps")
+    padded = np.stack([np.concatenate([v, np.repeat(v[-1:], longest - len(v), axis=0)]) for _, v, _ in found])
+    return padded, [label for *_, label in found] if labelled else None, [name for name, *_ in found], numeric
+
+
+def prepare_long(path: str, *, label_column: str | None, layout: dict, test_dataset: str | None, test_split: float,
+                 ignore_columns=(), scaling: str = "each") -> Sequences:
+    """The series of a long file at `path` (and of `test_dataset`), checked, padded to one length and split."""
+    values, labels, _, numeric = read_long(path, layout=layout, label_column=label_column, ignored=ignore_columns)
+    test = None
+    if test_dataset:
+        if not os.path.isfile(test_dataset):
+            raise PipelineError(f"--test_dataset={test_dataset}: no such file")
+        test_values, test_labels, _, _ = read_long(test_dataset, layout=layout, label_column=label_column,
+                                                   numeric=numeric, steps=values.shape[1])
+        if test_labels is None:
+            raise PipelineError(f"--test_dataset={test_dataset} has no column {label_column!r}: a test file holds "
+                                "its series' labels")
+        test = test_values, test_labels
+    return _split(path, values, labels, test, test_dataset, test_split, label_column=label_column,
+                  scaling=scaling, columns=tuple(numeric), layout=dict(layout))
 
 
 def examples(values: np.ndarray, labels: np.ndarray) -> tf.data.Dataset:

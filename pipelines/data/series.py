@@ -61,7 +61,7 @@ def is_series(time_column: str | None) -> bool:
     return bool(time_column)
 
 
-def _parse_times(path: str, column: str, texts: list[str], rows: list[int]):
+def parse_times(path: str, column: str, texts: list[str], rows: list[int]):
     """The time column as datetime64 (ISO dates) or float64 (numbers), or one line naming the first bad value."""
     if all(DATE.match(t) for t in texts):
         unit = "M" if all(len(t) == 7 for t in texts) else "D" if all(len(t) == 10 for t in texts) else "s"
@@ -191,7 +191,7 @@ def read_series(path: str, *, time_column: str, label_column: str | None, series
     header, rows, numeric = _read(path, time_column, label_column, series_id_column, ignored, numeric)
     numbers = [r for r, _ in rows]
     columns = {c: [cells[header.index(c)] for _, cells in rows] for c in header}
-    times = _parse_times(path, time_column, columns[time_column], numbers)
+    times = parse_times(path, time_column, columns[time_column], numbers)
     values = np.stack([_numbers(path, c, columns[c], numbers, c == label_column) for c in numeric], -1)
     ids = columns[series_id_column] if series_id_column else [""] * len(rows)
     found = []

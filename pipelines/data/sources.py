@@ -130,10 +130,13 @@ DATA_SETTINGS = ("data_source", "data_dir", "idx_dir", "test_split", "image_size
 
 
 def settings_that_apply(name: str, source: str, idx_dir: str, time_column: str | None = None,
-                        rows_as_sequences: bool = False) -> set[str]:
+                        rows_as_sequences: bool = False, problem: str = "") -> set[str]:
     """Of DATA_SETTINGS, those that change how `name` is read (a report lists these, not the others)."""
     if tables.is_table_dataset(name) and rows_as_sequences and not time_column:
         return {"test_split", "label_column", "test_dataset", "series_scaling"}
+    if tables.is_table_dataset(name) and rows_as_sequences and problem == "classification":
+        return {"test_split", "label_column", "ignore_columns", "time_column", "series_id_column", "test_dataset",
+                "series_scaling"}
     if tables.is_table_dataset(name) and time_column:
         return {"test_split", "label_column", "ignore_columns", "time_column", "series_id_column", "horizon",
                 "window", "season"}
@@ -164,7 +167,15 @@ def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR
         if folders.is_folder_dataset(name):
             return load_folder(name, test_split=test_split, image_size=image_size, color_mode=color_mode,
                                cache_dir=cache_dir)
+        if series_settings and sequence_settings is not None and sequences.is_long_classification(
+                name, label_column, problem):  # one row per step of series to classify (sequences.py)
+            layout = {k: series_settings[k] for k in ("series_id_column", "time_column")}
+            return load_sequences(name, long=True, test_split=test_split, label_column=label_column, layout=layout,
+                                  ignore_columns=tuple(ignore_columns), **sequence_settings)
         if series_settings:  # a CSV with a time column: a series to forecast (series.py)
+            if (sequence_settings or {}).get("test_dataset"):
+                raise PipelineError("--test_dataset: a forecast's test period is the end of each series "
+                                    "(--test_split): drop it")
             return load_series(name, test_split=test_split, label_column=label_column,
                                ignore_columns=tuple(ignore_columns), **series_settings)
         if sequence_settings is not None:  # a wide file of series, read by a task that reads sequences
@@ -263,9 +274,9 @@ def load_series(path: str, **settings) -> DataSet:
                    modality="series", problem="forecast", series=read, validation=Windows(read, "validation"))
 
 
-def load_sequences(path: str, **settings) -> DataSet:
-    """A wide file of series to classify (sequences.py), held in memory."""
-    read = sequences.prepare(path, **settings)
+def load_sequences(path: str, long: bool = False, **settings) -> DataSet:
+    """A wide file of series to classify, or a long one (sequences.py), held in memory."""
+    read = (sequences.prepare_long if long else sequences.prepare)(path, **settings)
     return DataSet(path, streamed(sequences.examples(*read.train)), streamed(sequences.examples(*read.test)),
                    read.label_names, source=f"csv:{path}", modality="series", sequences=read)
 

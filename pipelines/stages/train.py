@@ -200,7 +200,8 @@ def trained_on(ctx: Context) -> dict:
                          time_column=ctx.config.time_column, series_id_column=ctx.config.series_id_column,
                          window=data.series.window, horizon=data.series.horizon, step=data.series.step)
     if data.sequences is not None:
-        described.update(label_column=data.sequences.label_column, steps=data.sequences.steps)
+        described.update(label_column=data.sequences.label_column, steps=data.sequences.steps,
+                         columns=list(data.sequences.columns), **data.sequences.layout)
     return described
 
 

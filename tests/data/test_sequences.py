@@ -102,3 +102,53 @@ def test_the_scale_is_the_train_series_and_each_is_asked_for_by_name(tmp_path):
     scale = read.scale()
     assert scale["classify"] and scale["each"]
     np.testing.assert_allclose(scale["mean"], [read.train[0].mean()], rtol=1e-5)
+
+
+LAYOUT = {"series_id_column": "recording", "time_column": "t"}
+
+
+def test_a_long_file_gives_one_multichannel_series_per_id_in_time_order_padded_with_its_last_step(tmp_path):
+    path = write(tmp_path / "long.csv", "recording,t,activity,acc,gyro,note\n"
+                 "b,1,run,5,50,x\na,0,walk,1,10,x\na,2,walk,3,30,x\na,1,walk,2,20,x\nb,0,run,4,40,x\n")
+    values, labels, ids, columns = sequences.read_long(path, layout=LAYOUT, label_column="activity",
+                                                       ignored=("note",))
+    assert ids == ["b", "a"] and labels == ["run", "walk"] and columns == ["acc", "gyro"]
+    assert values.tolist() == [[[4, 40], [5, 50], [5, 50]], [[1, 10], [2, 20], [3, 30]]]
+
+
+@pytest.mark.parametrize("text,layout,fragments", [
+    ("recording,t,activity,acc\na,0,walk,1\na,1,run,2\n", LAYOUT,
+     ["series 'a' is labelled both 'walk' and 'run'", "--horizon"]),
+    ("recording,t,activity,acc\na,0,walk,1\na,0,walk,2\n", LAYOUT, ["series 'a' has a time twice"]),
+    ("recording,t,activity,acc\na,0,walk,high\n", LAYOUT, ["column 'acc', data row 1", "'high' is not a number",
+                                                           "--ignore_columns=acc"]),
+    ("rec,t,activity,acc\na,0,walk,1\n", LAYOUT, ["--series_id_column=recording", "no such column"]),
+    ("recording,t,activity,acc\na,0,walk,1\n", {**LAYOUT, "series_id_column": None},
+     ["--series_id_column is required"]),
+    ("recording,t,activity,acc\na,noon,walk,1\n", LAYOUT, ["column 't'", "'noon' is not a time"]),
+    ("recording,t,activity\na,0,walk\n", LAYOUT, ["no column of values"]),
+])
+def test_bad_long_files_are_one_line(tmp_path, text, layout, fragments):
+    path = write(tmp_path / "bad.csv", text)
+    with pytest.raises(PipelineError) as e:
+        sequences.prepare_long(path, label_column="activity", layout=layout, test_dataset=None, test_split=0.5)
+    assert "\n" not in str(e.value) and all(f in str(e.value) for f in fragments), str(e.value)
+
+
+def test_new_long_series_are_read_in_the_trained_columns_and_may_not_outgrow_the_model(tmp_path):
+    path = write(tmp_path / "new.csv", "gyro,t,recording,acc\n10,0,x,1\n20,1,x,2\n")
+    values, labels, ids, _ = sequences.read_long(path, layout=LAYOUT, label_column="activity",
+                                                 numeric=["acc", "gyro"], steps=4)
+    assert labels is None and ids == ["x"] and values.tolist() == [[[1, 10], [2, 20], [2, 20], [2, 20]]]
+    with pytest.raises(PipelineError, match="series 'x' has 2 steps, and the model reads at most 1"):
+        sequences.read_long(path, layout=LAYOUT, label_column="activity", numeric=["acc", "gyro"], steps=1)
+    with pytest.raises(PipelineError, match="no column 'temp', which the model reads"):
+        sequences.read_long(path, layout=LAYOUT, label_column="activity", numeric=["acc", "temp"], steps=4)
+
+
+def test_a_word_in_the_label_column_makes_a_file_with_a_time_column_series_to_classify(tmp_path):
+    words = made.long_csv(tmp_path / "long.csv", 6)
+    numbers = made.monthly_csv(tmp_path / "monthly.csv", made.seasonal(30))
+    assert sequences.is_long_classification(words, "activity", "auto")
+    assert not sequences.is_long_classification(numbers, "passengers", "auto")
+    assert sequences.is_long_classification(numbers, "passengers", "classification")

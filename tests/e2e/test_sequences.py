@@ -82,5 +82,22 @@ def test_a_test_file_for_a_task_that_reads_tables_is_one_line(tmp_path):
     path = made.wide_csv(tmp_path / "s.csv", 30)
     assert_one_line_error(cli_in_process("--task=dense", f"--dataset={path}", "--label_column=label",
                                          f"--test_dataset={path}", f"--output_dir={tmp_path}"),
-                          "--test_dataset applies to a wide CSV or TSV of sequences", "--task=conv")
+                          "--test_dataset applies to a CSV or TSV of sequences to classify", "--task=conv")
     assert not os.path.exists(tmp_path / "dense" / artifacts.MODEL)
+
+
+def test_a_long_file_of_recordings_trains_one_classifier_and_names_each_recording_in_predictions(tmp_path):
+    path = made.long_csv(tmp_path / "motions.csv", 90)
+    runner.run(config_from_flags("--task=conv", f"--dataset={path}", "--series_id_column=recording",
+                                 "--time_column=t", "--label_column=activity", "--conv_filters=8,16",
+                                 "--tflite_variants=float32", "--noonnx", f"--output_dir={tmp_path}"))
+    metrics = json.load(open(tmp_path / "conv" / artifacts.METRICS))
+    assert metrics["family"] == "classifier" and metrics["labels"] == sorted(made.SHAPES)
+    assert metrics["test_accuracy"] > 0.6 and metrics["num_test_examples"] == 18
+    trained_on = json.load(open(tmp_path / "conv" / artifacts.CONFIG))["trained_on"]
+    assert trained_on["columns"] == ["acc", "gyro"] and trained_on["steps"] == 60  # the longest recording
+    new = made.long_csv(tmp_path / "new.csv", 9, seed=6)
+    summary = prediction.predict_file(prediction.open_run(str(tmp_path / "conv"), "model.tflite"), new,
+                                      str(tmp_path / "p.csv"), Asked("activity"))
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert [r["recording"] for r in rows] == [f"rec{i:03d}" for i in range(9)] and summary.scores["examples"] == 9
