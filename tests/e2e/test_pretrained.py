@@ -17,7 +17,7 @@ from tests.conftest import (assert_one_line_error, cli_in_process, config_from_f
 from tests.e2e.test_server import call
 
 FLAGS = ("--task=transformer", "--epochs=12", "--batch_size=16", "--sequence_length=16", "--test_split=0.4",
-         "--learning_rate=3e-3")
+         "--learning_rate=3e-3", "--tflite_variants=float32")
 
 
 @pytest.fixture(scope="module")

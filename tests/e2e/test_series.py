@@ -87,3 +87,19 @@ def test_a_series_without_its_time_column_is_one_line_at_the_command_line(tmp_pa
     assert_one_line_error(cli_in_process("--task=recurrent", f"--dataset={path}", "--time_column=date",
                                          "--label_column=passengers", f"--output_dir={tmp_path}"),
                           "--time_column=date", "has no such column: its columns are month, passengers")
+
+
+def test_dlpipe_serve_answers_a_window_as_the_saved_model_does(stores):
+    import tensorflow as tf
+
+    from tests.e2e.test_server import call
+    from tests.loopback import serving
+    root, _ = stores
+    window = np.random.default_rng(0).normal(30, 5, (2, 14, 2)).astype(np.float32)  # units and price, 14 days
+    with serving(root) as base:
+        status, answer = call(f"{base}/v1/models/conv:predict", {"instances": window.tolist()})
+    assert status == 200, answer
+    saved = tf.saved_model.load(str(root / "conv" / "saved_model")).signatures["serving_default"]
+    expected = saved(window=tf.constant(window))["forecast"].numpy()
+    assert np.array(answer["predictions"]).shape == (2, 7) and "classifications" not in answer
+    np.testing.assert_allclose(answer["predictions"], expected, rtol=1e-5)
