@@ -2,7 +2,8 @@
 (ai-edge-litert, builtin ops, no Flex delegate: what a phone runs), model.onnx in ONNX Runtime's CPU provider.
 Both take a batch of named inputs in real values (an integer input is quantized with the file's own scale and
 zero point, as an app does) and return the output in real values; each says how its inputs are quantized and what
-is wrong with its metadata, if anything. Verify measures through it, and dlpipe-predict predicts through it.
+is wrong with its metadata, if anything. Verify measures through it, and dlpipe-predict predicts through it; the
+Keras model itself is called the same way (keras_predict).
 """
 
 from typing import Protocol
@@ -12,6 +13,13 @@ import numpy as np
 from pipelines import metadata
 
 Batch = dict[str, np.ndarray]  # a batch of model inputs, keyed by input name
+
+
+def keras_predict(model, batch: Batch) -> np.ndarray:
+    """The Keras model itself on a batch, as the reference the exported files are held to."""
+    import tensorflow as tf  # through tf.data: Keras' predict cannot take NumPy string (object) arrays, text inputs
+    inputs = batch if len(batch) > 1 else next(iter(batch.values()))
+    return model.predict(tf.data.Dataset.from_tensor_slices(inputs).batch(256), verbose=0).astype(np.float64)
 
 
 class ExportedModel(Protocol):

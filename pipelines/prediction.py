@@ -24,7 +24,7 @@ from pipelines.config import RunConfig, from_record
 from pipelines.data.new_data import Reads, open_new_data
 from pipelines.data.tables import NewColumns
 from pipelines.errors import PipelineError
-from pipelines.exported import Batch, open_export
+from pipelines.exported import Batch, keras_predict, open_export
 from pipelines.families import Asked, Family
 from pipelines.shipping import Shipment
 
@@ -120,7 +120,6 @@ def _caller(folder: str, model_name: str, shipment: Shipment) -> Callable[[Batch
     """The chosen model as a call from pipeline inputs to outputs in the app's terms (Shipment's TFLite outputs)."""
     path = os.path.join(folder, model_name)
     if model_name == artifacts.MODEL:
-        from pipelines.stages.verify import keras_predict
         return lambda batch: shipment.to_tflite_outputs(keras_predict(shipment.reference, batch))
     if model_name == SAVED_MODEL:
         import tensorflow as tf

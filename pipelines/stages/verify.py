@@ -18,7 +18,7 @@ import tensorflow as tf
 from pipelines import artifacts, console
 from pipelines.context import Context
 from pipelines.errors import PipelineError
-from pipelines.exported import Batch, open_export
+from pipelines.exported import Batch, keras_predict, open_export
 from pipelines.families import Column
 from pipelines.shipping import Shipment, as_batch, softmax
 
@@ -45,12 +45,6 @@ def median_ms(call, runs: int) -> float:
         call()
         times.append(time.perf_counter() - start)
     return 1000 * statistics.median(times)
-
-
-def keras_predict(model, batch: Batch) -> np.ndarray:
-    # Through tf.data: Keras' predict cannot take NumPy string (object) arrays, a text model's input.
-    inputs = batch if len(batch) > 1 else next(iter(batch.values()))
-    return model.predict(tf.data.Dataset.from_tensor_slices(inputs).batch(256), verbose=0).astype(np.float64)
 
 
 def first(batch: Batch, n: int) -> Batch:
