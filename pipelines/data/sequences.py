@@ -58,7 +58,7 @@ class Sequences:
 def _header(first: list[str], label_column: str | None) -> list[str] | None:
     """The header's names, or None when the first row is data: all numbers, or numbers and one word (a class
     name) that is not the label column's name."""
-    words = [cell for cell in first if tables.number(cell) is None]
+    words = [cell for cell in first if not tables.is_number(cell)]
     return first if len(words) > 1 or (words and words[0] == label_column) else None
 
 
@@ -95,14 +95,8 @@ def read_wide(path: str, label_column: str | None,
         if len(cells) != len(first):
             raise PipelineError(f"{path}, data row {row}: {len(cells)} cells where the first row has {len(first)}: "
                                 "a wide file's series are of one length (pad shorter ones at their end)")
-        numbers = [tables.number(cell) if cell.lower() not in tables.MISSING else None
+        numbers = [_cell(path, row, header[i] if header else str(i), cell)
                    for i, cell in enumerate(cells) if i != label]
-        bad = [i for i, n in enumerate(numbers) if n is None]
-        if bad:
-            column = bad[0] + (bad[0] >= label)
-            name = header[column] if header else str(column)
-            raise PipelineError(f"{path}, data row {row}, column {name!r}: {cells[column]!r} is not a number: a "
-                                "wide file's cells beside the label are the series' values")
         if not unlabelled and not cells[label]:
             raise PipelineError(f"{path}, data row {row}: the label is missing: give every series its class")
         values.append(numbers)
@@ -114,12 +108,28 @@ def read_wide(path: str, label_column: str | None,
     return np.array(values, np.float32), None if unlabelled else labels, header
 
 
+def _cell(path: str, row: int, column: str, text: str) -> float:
+    """A wide file's value, or one line naming it: missing, a word, or a number a model cannot take."""
+    try:
+        value = None if text.lower() in tables.MISSING else tables.number(text)
+        what = f"{text!r} is not a number"
+    except tables.CellError as e:
+        value, what = None, str(e)
+    if value is None:
+        raise PipelineError(f"{path}, data row {row}, column {column!r}: {what}: a wide file's cells beside the label "
+                            "are the series' values")
+    return value
+
+
 def _class_names(labels: list[str]) -> tuple[str, ...]:
-    """Class names sorted as numbers when they all are (UCR's 1, 2, 10), else as text."""
-    distinct = set(labels)
-    if all(tables.number(name) is not None for name in distinct):
-        return tuple(sorted(distinct, key=float))
-    return tuple(sorted(distinct))
+    """Class names sorted as numbers when they all are (UCR's 1, 2, 10), else as text (tables.class_order)."""
+    values = {}
+    for name in set(labels):
+        try:
+            values[name] = tables.number(name)
+        except tables.CellError:
+            values[name] = None
+    return tables.class_order(values)
 
 
 def _test_file(path: str, test_dataset: str, label_column: str | None, steps: int, header):
@@ -186,7 +196,7 @@ def is_long_classification(path: str, label_column: str | None, problem: str) ->
     at = header.index(label_column)
     for _, cells in zip(range(2000), rows):
         cell = cells[at] if at < len(cells) else ""
-        if cell.lower() not in tables.MISSING and tables.number(cell) is None:
+        if cell.lower() not in tables.MISSING and not tables.is_number(cell):
             return True
     return False
 
@@ -212,17 +222,6 @@ def _long_columns(path: str, header: list[str], layout: dict, label_column: str 
     return numeric
 
 
-def _numbers(path: str, column: str, cells: list[str], rows: list[int]) -> np.ndarray:
-    values = []
-    for text, row in zip(cells, rows):
-        value = None if text.lower() in tables.MISSING else tables.number(text)
-        if value is None:
-            raise PipelineError(f"{path}, column {column!r}, data row {row}: {text!r} is not a number: fill it, or "
-                                f"leave the column out with --ignore_columns={column}")
-        values.append(value)
-    return np.array(values, np.float32)
-
-
 def read_long(path: str, *, layout: dict, label_column: str | None, ignored=(), numeric=None, steps: int | None = None):
     """A long file's series: one row per step, `layout`'s series_id_column naming each series and time_column
     ordering its steps, a label constant within a series. Returns the values [n, steps, columns] (shorter series
@@ -237,7 +236,7 @@ def read_long(path: str, *, layout: dict, label_column: str | None, ignored=(), 
     cells = {c: [r[header.index(c)] if header.index(c) < len(r) else "" for _, r in rows] for c in header}
     numbers = [n for n, _ in rows]
     times = series.parse_times(path, layout["time_column"], cells[layout["time_column"]], numbers)
-    values = np.stack([_numbers(path, c, cells[c], numbers) for c in numeric], -1)
+    values = np.stack([series.column_values(path, c, cells[c], numbers, label=False) for c in numeric], -1)
     ids, labelled = cells[layout["series_id_column"]], label_column in header
     found = []
     for name in dict.fromkeys(ids):

@@ -68,7 +68,10 @@ def parse_times(path: str, column: str, texts: list[str], rows: list[int]):
         return np.array([t.replace(" ", "T") for t in texts], f"datetime64[{unit}]")
     numbers = []
     for text, row in zip(texts, rows):
-        value = tables.number(text) if text.lower() not in tables.MISSING else None
+        try:
+            value = tables.number(text) if text.lower() not in tables.MISSING else None
+        except tables.CellError:  # an infinity or beyond float32: no time either
+            value = None
         if value is None:
             raise PipelineError(f"{path}, column {column!r}, data row {row}: {text!r} is not a time: give ISO dates "
                                 "(1949-01, 2024-01-31, 2024-01-31 13:30) or numbers")
@@ -120,12 +123,17 @@ def _read(path: str, time_column: str, label_column: str | None, series_id_colum
     return header, rows, numeric
 
 
-def _numbers(path: str, column: str, cells: list[str], rows: list[int], label: bool) -> np.ndarray:
+def column_values(path: str, column: str, cells: list[str], rows: list[int], label: bool) -> np.ndarray:
+    """A column of a series file as float32, or one line naming its first cell that is missing or not a number
+    a model can take (a word, an infinity, a value beyond float32)."""
     values = []
     for text, row in zip(cells, rows):
-        value = None if text.lower() in tables.MISSING else tables.number(text)
+        try:
+            value = None if text.lower() in tables.MISSING else tables.number(text)
+            what = "is missing" if text.lower() in tables.MISSING else f"{text!r} is not a number"
+        except tables.CellError as e:
+            value, what = None, str(e)
         if value is None:
-            what = ("is missing" if text.lower() in tables.MISSING else f"{text!r} is not a number")
             fix = ("fill it (a series must be regular)" if label else
                    f"fill it, or leave the column out with --ignore_columns={column}")
             raise PipelineError(f"{path}, column {column!r}, data row {row}: {what}: {fix}")
@@ -192,7 +200,7 @@ def read_series(path: str, *, time_column: str, label_column: str | None, series
     numbers = [r for r, _ in rows]
     columns = {c: [cells[header.index(c)] for _, cells in rows] for c in header}
     times = parse_times(path, time_column, columns[time_column], numbers)
-    values = np.stack([_numbers(path, c, columns[c], numbers, c == label_column) for c in numeric], -1)
+    values = np.stack([column_values(path, c, columns[c], numbers, c == label_column) for c in numeric], -1)
     ids = columns[series_id_column] if series_id_column else [""] * len(rows)
     found = []
     for name in dict.fromkeys(ids):

@@ -113,6 +113,20 @@ def number(text: str) -> float | None:
     return value
 
 
+def is_number(text: str) -> bool:
+    """Whether a cell is written as a number, one a model can take or not (an infinity, a value beyond float32)."""
+    try:
+        return number(text) is not None
+    except CellError:
+        return True
+
+
+def class_order(values: dict[str, float | None]) -> tuple[str, ...]:
+    """Class names in order: by value when every one is a number (1, 2, 10; None: a word), else as text."""
+    key = (lambda v: (values[v], v)) if all(v is not None for v in values.values()) else str
+    return tuple(sorted(values, key=key))
+
+
 def read_rows(path: str):
     """Each non-blank row's cells, stripped, the header first; an unreadable file is one line."""
     try:
@@ -317,8 +331,7 @@ def _problem(path: str, label_column: str, scan: _Scan, problem: str):
     if len(numbers) > MAX_CLASSES:
         raise PipelineError(f"{path}: the label column {label_column!r} has {len(numbers):,} distinct values, more "
                             f"than {MAX_CLASSES:,} classes: regress it (--problem=regression) or choose another label")
-    key = (lambda v: (numbers[v], v)) if all(v is not None for v in numbers.values()) else str
-    label_names = tuple(sorted(numbers, key=key))
+    label_names = class_order(numbers)
     if len(label_names) < 2:
         raise PipelineError(f"{path}: the label column {label_column!r} has one value ({label_names[0]!r}): a "
                             "classifier needs at least two")

@@ -64,6 +64,8 @@ def test_a_test_file_gives_the_test_split_and_must_share_the_layout(tmp_path):
 @pytest.mark.parametrize("text,label_column,fragments", [
     ("label,a,b\nx,1,2\ny,1\n", "label", ["data row 2", "2 cells where the first row has 3"]),
     ("label,a,b\nx,1,2\ny,1,oops\n", "label", ["data row 2", "column 'b'", "'oops' is not a number"]),
+    ("label,a,b\nx,1,2\ny,1,inf\n", "label", ["data row 2", "column 'b'", "'inf' is not a finite number"]),
+    ("label,a,b\nx,1,2\ny,1,1e39\n", "label", ["data row 2", "column 'b'", "beyond float32's range"]),
     ("label,a,b\nx,1,2\n,1,3\n", "label", ["data row 2", "label is missing"]),
     ("label,a,b\nx,1,2\nx,1,3\n", "label", ["every series is labelled 'x'", "two classes"]),
     ("label,a,b\nx,1,2\n", "kind", ["--label_column=kind", "no such column", "label, a, b"]),
@@ -126,6 +128,9 @@ def test_a_long_file_gives_one_multichannel_series_per_id_in_time_order_padded_w
     ("recording,t,activity,acc\na,0,walk,1\n", {**LAYOUT, "series_id_column": None},
      ["--series_id_column is required"]),
     ("recording,t,activity,acc\na,noon,walk,1\n", LAYOUT, ["column 't'", "'noon' is not a time"]),
+    ("recording,t,activity,acc\na,inf,walk,1\n", LAYOUT, ["column 't'", "'inf' is not a time"]),
+    ("recording,t,activity,acc\na,0,walk,-inf\n", LAYOUT,
+     ["column 'acc'", "'-inf' is not a finite number", "--ignore_columns=acc"]),
     ("recording,t,activity\na,0,walk\n", LAYOUT, ["no column of values"]),
 ])
 def test_bad_long_files_are_one_line(tmp_path, text, layout, fragments):
@@ -144,6 +149,14 @@ def test_new_long_series_are_read_in_the_trained_columns_and_may_not_outgrow_the
         sequences.read_long(path, layout=LAYOUT, label_column="activity", numeric=["acc", "gyro"], steps=1)
     with pytest.raises(PipelineError, match="no column 'temp', which the model reads"):
         sequences.read_long(path, layout=LAYOUT, label_column="activity", numeric=["acc", "temp"], steps=4)
+
+
+def test_infinite_and_numeric_class_names_are_ordered_as_tables_order_them(tmp_path):
+    path = write(tmp_path / "classes.csv", "label,a,b\n10,1,2\n2,2,1\n1,0,0\n")
+    assert sequences.prepare(path, label_column="label", test_dataset=None, test_split=0.34).label_names == (
+        "1", "2", "10")
+    path = write(tmp_path / "words.csv", "label,a,b\ninf,1,2\n2,2,1\n")
+    assert sequences.prepare(path, label_column="label", test_dataset=None, test_split=0.5).label_names == ("2", "inf")
 
 
 def test_a_word_in_the_label_column_makes_a_file_with_a_time_column_series_to_classify(tmp_path):

@@ -67,6 +67,10 @@ def test_rows_out_of_order_are_sorted_by_time(tmp_path):
     (lambda: zip(made.months(100), [7] * 100), {}, "the label is 7 at every step: there is nothing to forecast"),
     (lambda: [(m, "" if i == 9 else i) for i, m in enumerate(made.months(100))], {},
      "column 'passengers', data row 10: is missing: fill it"),
+    (lambda: [(m, "inf" if i == 9 else i) for i, m in enumerate(made.months(100))], {},
+     "column 'passengers', data row 10: 'inf' is not a finite number: fill it"),
+    (lambda: [("1e400", 1)] + [(i, i) for i in range(2, 100)], {},
+     r"column 'month', data row 1: '1e400' is not a time"),
     (lambda: zip(made.months(50), range(50)), dict(window=24, horizon=12),
      "has 50 steps: with --window=24 and --horizon=12, its train period .* holds no window: it needs at least 60"),
 ])
