@@ -23,6 +23,8 @@ import numpy as np
 from PIL import Image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Runs the console script's entry and writes the process's peak resident memory (KiB) to argv[1] on the way out
+# (tests/e2e/test_scale.py measures with it too).
 PEAK_RSS = ("import atexit, resource, sys\n"
             "path = sys.argv[1]\n"
             "atexit.register(lambda: open(path, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"

@@ -8,16 +8,9 @@ import sys
 import numpy as np
 from PIL import Image
 
+from benchmarks.scale import PEAK_RSS  # the script the benchmark measures a run's peak memory with
 from pipelines import runner
 from tests.conftest import ROOT, config_from_flags
-
-# Runs the console script's entry and writes the process's peak resident memory (KiB) to argv[1] on the way out.
-PEAK_RSS = ("import atexit, resource, sys\n"
-            "path = sys.argv[1]\n"
-            "atexit.register(lambda: open(path, 'w').write(str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)))\n"
-            "sys.argv = ['dlpipe'] + sys.argv[2:]\n"
-            "from pipelines.__main__ import run\n"
-            "run()\n")
 
 
 def write_photos(root, per_class: int, side: int = 64) -> None:
