@@ -106,9 +106,8 @@ def evaluate_classifier(model: keras.Model, work: Workspace) -> dict:
         metrics["misclassified"] = quoted_errors(inputs_at(test, worst), labels[worst], probabilities[worst], names)
     if is_table_model(model):
         metrics.update(table_baselines(model, work.inputs, labels))
-    if model.inputs[0].name == WINDOW:
-        metrics.update(nearest_neighbour_baseline(work.inputs, labels, each=bool(work.data.builder_args.get(
-            "series_scale", {}).get("each"))))
+    if work.data.sequences is not None:  # the series' scaling read as it was set, not recomputed from the data
+        metrics.update(nearest_neighbour_baseline(work.inputs, labels, each=work.data.sequences.scaling == "each"))
     return metrics
 
 
