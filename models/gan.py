@@ -2,7 +2,12 @@
 and the Keras model that trains them with its own `train_step` (the keras-io DCGAN pattern), so `fit`, callbacks,
 checkpoints, TensorBoard and BackupAndRestore work as for any other model.
 
-With `conditional`, both nets also take the class label (an embedding joined to their input).
+Their depth follows the image: one stride-2 block per doubling of the side from a 4–7 pixel start (28 → 7, 32 → 4,
+64 → 4, 128 → 4), the widths given for the last blocks of the generator and the first of the discriminator,
+doubled (up to WIDEST) for the blocks a larger image adds. With `conditional`, both nets also take the class label
+(an embedding joined to their input). With `augment` (an attribute, set before training), real and generated
+images alike pass through differentiable augmentation before the discriminator (DiffAugment, Zhao et al. 2020:
+colour, translation, cutout), so a discriminator shown a few hundred images cannot memorize them.
 """
 
 from typing import Sequence
@@ -14,22 +19,47 @@ from keras import layers, ops
 from models import BN_MOMENTUM, BuildError
 
 
+WIDEST = 256  # the widest block a larger image's extra depth adds
+START = (4, 7)  # the side (in pixels) the generator starts from and the discriminator ends at
+
+
 def _label_input(num_classes: int | None):
     return keras.Input(shape=(), dtype="int32", name="label") if num_classes else None
 
 
+def depth(image_shape: Sequence[int], flag: str = "image_size") -> int:
+    """The stride-2 blocks that take a START-sized square to the image: one per halving of its side."""
+    height, width = image_shape[:2]
+    side, blocks = height, 0
+    while side % 2 == 0 and side > START[1]:
+        side, blocks = side // 2, blocks + 1
+    if height != width or not START[0] <= side <= START[1]:
+        raise BuildError(flag, f"the GAN draws square images whose side halves down to {START[0]}–{START[1]} pixels "
+                               f"(28, 32, 64, 128, …), and {height}x{width} is not one: give --image_size=64,64 "
+                               "or another such size")
+    return blocks
+
+
+def _widths(widths: Sequence[int], blocks: int, flag: str, first: bool) -> tuple[int, ...]:
+    """`widths` grown to `blocks` entries, by doubling (up to WIDEST) at the low-resolution end."""
+    widths = tuple(widths)
+    if len(widths) > blocks:
+        raise BuildError(flag, f"this image size takes {blocks} stride-2 blocks, and {len(widths)} widths are "
+                               f"given: give at most {blocks}")
+    while len(widths) < blocks:
+        widths = (min(2 * widths[0], WIDEST),) + widths if first else widths + (min(2 * widths[-1], WIDEST),)
+    return widths
+
+
 def build_generator(noise_dim: int, image_shape: Sequence[int], *, widths: Sequence[int] = (128, 64),
                     num_classes: int | None = None) -> keras.Model:
-    """noise [noise_dim] (+ label) → dense → one stride-2 transposed conv per width → tanh image.
+    """noise [noise_dim] (+ label) → dense → one stride-2 transposed conv per block → tanh image.
 
-    The image's height and width must be divisible by 2 ** len(widths) (28 → 7, 32 → 8 for two widths).
+    `widths` are the last blocks' filters; a larger image's first blocks double them (the module's rule).
     """
     height, width, channels = image_shape
+    widths = _widths(widths, depth(image_shape), "generator_widths", first=True)
     scale = 2 ** len(widths)
-    if height % scale or width % scale:  # each stride-2 transposed conv doubles the side
-        fits = max(n for n in range(len(widths) + 1) if height % 2 ** n == 0 and width % 2 ** n == 0)
-        raise BuildError("generator_widths", f"{len(widths)} stride-2 stages need an image side divisible by "
-                                             f"{scale}, and {height}x{width} is not; give at most {fits} widths")
     noise = keras.Input(shape=(noise_dim,), name="noise")
     label = _label_input(num_classes)
     x = noise
@@ -50,8 +80,11 @@ def build_generator(noise_dim: int, image_shape: Sequence[int], *, widths: Seque
 
 def build_discriminator(image_shape: Sequence[int], *, widths: Sequence[int] = (64, 128),
                         num_classes: int | None = None, dropout: float = 0.3) -> keras.Model:
-    """image in [-1, 1] (+ label as an extra channel) → one stride-2 conv per width → real/fake logit."""
+    """image in [-1, 1] (+ label as an extra channel) → one stride-2 conv per block → real/fake logit.
+
+    `widths` are the first blocks' filters; a larger image's last blocks double them."""
     height, width, _ = image_shape
+    widths = _widths(widths, depth(image_shape), "discriminator_widths", first=False)
     image = keras.Input(shape=tuple(image_shape), name="image")
     label = _label_input(num_classes)
     x = image
@@ -65,6 +98,39 @@ def build_discriminator(image_shape: Sequence[int], *, widths: Sequence[int] = (
     x = layers.Flatten(name="flatten")(x)
     logit = layers.Dense(1, name="logit")(x)
     return keras.Model([image, label] if label is not None else image, logit, name="discriminator")
+
+
+def diff_augment(images, seed: keras.random.SeedGenerator, translation: float = 0.125, cutout: float = 0.5):
+    """DiffAugment's colour, translation and cutout on images in [-1, 1], differentiable in the images (the
+    generator's gradients pass through): a random brightness, saturation and contrast per image, a shift by up to
+    `translation` of the side (zeros fill), and a square of `cutout` the side zeroed."""
+    batch, height, width, channels = (tf.shape(images)[0], *images.shape[1:])
+
+    def uniform(low=0.0, high=1.0):
+        return keras.random.uniform((batch, 1, 1, 1), low, high, seed=seed)
+
+    x = images + uniform(-0.5, 0.5)
+    if channels == 3:
+        mean = ops.mean(x, axis=3, keepdims=True)
+        x = (x - mean) * uniform(0.0, 2.0) + mean
+    mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+    x = (x - mean) * uniform(0.5, 1.5) + mean
+
+    shift_y, shift_x = int(height * translation + 0.5), int(width * translation + 0.5)
+    padded = tf.pad(x, [[0, 0], [shift_y, shift_y], [shift_x, shift_x], [0, 0]])
+    top = keras.random.randint((batch, 1), 0, 2 * shift_y + 1, seed=seed)
+    left = keras.random.randint((batch, 1), 0, 2 * shift_x + 1, seed=seed)
+    x = tf.gather(padded, top + tf.range(height)[None], axis=1, batch_dims=1)
+    x = tf.gather(x, left + tf.range(width)[None], axis=2, batch_dims=1)
+
+    size_y, size_x = int(height * cutout + 0.5), int(width * cutout + 0.5)
+    y0 = keras.random.randint((batch, 1), 0, height + 1 - size_y, seed=seed)
+    x0 = keras.random.randint((batch, 1), 0, width + 1 - size_x, seed=seed)
+    rows, columns = tf.range(height)[None], tf.range(width)[None]
+    in_rows = (rows >= y0) & (rows < y0 + size_y)
+    in_columns = (columns >= x0) & (columns < x0 + size_x)
+    kept = 1.0 - tf.cast(in_rows[:, :, None] & in_columns[:, None, :], x.dtype)
+    return x * kept[..., None]
 
 
 def to_pixels(images):
@@ -104,8 +170,9 @@ class GAN(keras.Model):
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
 
-    def compile(self, g_optimizer, d_optimizer, label_smoothing: float = 0.1, **kwargs):
-        """`label_smoothing`: the discriminator's real targets are 1 - label_smoothing (one-sided)."""
+    def compile(self, g_optimizer, d_optimizer, label_smoothing: float = 0.1, augment: bool = False, **kwargs):
+        """`label_smoothing`: the discriminator's real targets are 1 - label_smoothing (one-sided); `augment`:
+        the discriminator sees real and generated images through diff_augment."""
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
@@ -114,6 +181,7 @@ class GAN(keras.Model):
         g_optimizer.build(self.generator.trainable_variables)
         d_optimizer.build(self.discriminator.trainable_variables)
         self.label_smoothing = label_smoothing
+        self.augment = augment
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
 
     @property
@@ -130,6 +198,9 @@ class GAN(keras.Model):
         batch = ops.shape(real_images)[0]
         noise = keras.random.normal((batch, self.noise_dim), seed=self.seed_generator)
         fake = self.generator(self._with_label(noise, labels), training=training)
+        if training and getattr(self, "augment", False):  # both alike, so the discriminator cannot tell them by it
+            real_images, fake = (diff_augment(real_images, self.seed_generator),
+                                 diff_augment(fake, self.seed_generator))
         real_logits = self.discriminator(self._with_label(real_images, labels), training=training)
         fake_logits = self.discriminator(self._with_label(fake, labels), training=training)
         # One-sided label smoothing: real targets 1 - smoothing keep the discriminator from overconfidence.

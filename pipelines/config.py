@@ -68,6 +68,7 @@ class RunConfig:
     batch_size: int | None = None
     learning_rate: float | None = None
     discriminator_learning_rate: float | None = None  # gan only; None: learning_rate
+    diff_augment: str = "auto"                 # gan only: on, off, or auto (on for small data sets)
     lr_schedule: str | None = None             # cosine, one_cycle or constant (schedules.py)
     label_smoothing: float = 0.1               # classifiers: of the cross-entropy targets; gan: of real targets
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping

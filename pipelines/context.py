@@ -61,7 +61,8 @@ class Context:
                                 time_column=c.time_column, series_id_column=c.series_id_column, window=c.window,
                                 horizon=c.horizon, season=c.season, validation_split=c.validation_split),
                             sequence_settings=dict(test_dataset=c.test_dataset, scaling=c.series_scaling)
-                            if sequences else None)
+                            if sequences else None, labeled=self.task.family.needs_labels(c),
+                            generative=self.task.family.generative)
         if data.modality not in self.task.modalities:
             raise PipelineError(f"{c.dataset} holds {data.modality} examples, and --task={self.task.name} learns from "
                                 f"{' or '.join(self.task.modalities)}: choose another --task or --dataset")

@@ -205,6 +205,9 @@ CLUSTER_TIMEOUT = flags.DEFINE_float(
 DISCRIMINATOR_LEARNING_RATE = flags.DEFINE_float(
     "discriminator_learning_rate", D["discriminator_learning_rate"], "gan: the discriminator's learning rate; "
     "default: --learning_rate.", lower_bound=1e-7, upper_bound=10.0)
+DIFF_AUGMENT = flags.DEFINE_enum(
+    "diff_augment", D["diff_augment"], ["auto", "on", "off"], "gan: DiffAugment (colour, translation, cutout of "
+    "real and generated images before the discriminator); auto: on below 10,000 train images.")
 
 
 # Tuning (the tune stage). Model flags given explicitly stay fixed while the rest of the space is searched.

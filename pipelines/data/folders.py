@@ -8,6 +8,11 @@ decided by a hash of each file's path relative to the folder, so the split is th
 Adding or removing files makes another data set (its hash is in every stage's fingerprint, runner.py) and may move
 a few files between splits: give train/ and test/ folders to pin them.
 
+A generator's folder needs no classes (`labeled=False`): every image under it, at any depth, is one example (a
+train/ and a test/ folder, if both are there, are its splits), and class subfolders are ignored. A generator's
+images (`generative`) are cropped to fill the size, not padded, and none may be smaller than it: a generator learns
+what it is shown, black bars and upscaling blur included.
+
 Every file is read once, in one streaming pass on all cores (images by pipelines/data/images.py), into the
 prepared-example cache (cache.py): later epochs, runs and stages read that, and no more than a few images are ever
 decoded at once. A file that cannot be read is named before any training. Images: their own size when all share
@@ -35,7 +40,7 @@ PROGRESS_SECONDS = 10  # a long pass reports how far it is this often
 class Folder:
     """What a folder holds: its classes, its files per split with their class index, and their kind."""
     root: str
-    classes: tuple[str, ...]
+    classes: tuple[str, ...]                  # () when unlabeled
     files: dict[str, list[tuple[str, int]]]  # split → [(path, class index)], train/test (validation folded in train)
     modality: str                             # "image" or "text"
 
@@ -83,6 +88,47 @@ def _given_splits(root: str) -> list[str]:
     return []
 
 
+def _images_below(folder: str) -> list[str]:
+    """Every image file under `folder`, at any depth (links to folders not followed), in a fixed order."""
+    found = []
+    for parent, dirs, names in os.walk(folder, onerror=lambda e: _unlisted(e)):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [os.path.join(parent, n) for n in sorted(names)
+                  if n.lower().endswith(images.SUFFIXES) and not n.startswith(".")]
+    return found
+
+
+def _unlisted(error: OSError):
+    raise PipelineError(f"cannot list {error.filename} ({error.strerror}): check the folder and its permissions")
+
+
+def _split_by_hash(paths: list[str], root: str, test_split: float) -> tuple[list[str], list[str]]:
+    """(train, test): `test_split` of the paths, chosen by the hash of each one's path relative to `root`."""
+    ordered = sorted(paths, key=lambda p: _order(os.path.relpath(p, root)))
+    count = round(len(ordered) * test_split)
+    return ordered[count:], ordered[:count]
+
+
+def scan_unlabeled(root: str, test_split: float) -> Folder:
+    """Every image under `root` as one class-free set, split by the given train/ and test/ folders or by hash."""
+    root = os.path.normpath(root)
+    given = [s for s in SPLITS if _is_dir(os.path.join(root, s))]
+    if "train" in given and "test" in given:
+        train = [p for s in given if s != "test" for p in _images_below(os.path.join(root, s))]
+        test = _images_below(os.path.join(root, "test"))
+    else:
+        train, test = _split_by_hash(_images_below(root), root, test_split)
+    if not train and not test:
+        raise PipelineError(f"{root} holds no images at any depth (supported: {', '.join(images.SUFFIXES)}): give a "
+                            "folder of pictures")
+    files = {"train": [(p, 0) for p in train], "test": [(p, 0) for p in test]}
+    for split, examples in files.items():
+        if not examples:
+            raise PipelineError(f"{root} leaves no {split} images: give it more images, or a {split}/ folder")
+        examples.sort(key=lambda e: _order(os.path.relpath(e[0], root)))
+    return Folder(root, (), files, "image")
+
+
 def scan(root: str, test_split: float) -> Folder:
     """The folder's classes and split files, checked for the layout's mistakes (each one line naming the fix)."""
     root = os.path.normpath(root)
@@ -101,9 +147,7 @@ def scan(root: str, test_split: float) -> Folder:
         classes = sorted(by_class)
         test = {}
         for c in classes:  # stratified: each class gives the same share, chosen by the hash of each file's path
-            ordered = sorted(by_class[c], key=lambda p: _order(os.path.relpath(p, root)))
-            count = round(len(ordered) * test_split)
-            test[c], by_class[c] = ordered[:count], ordered[count:]
+            by_class[c], test[c] = _split_by_hash(by_class[c], root, test_split)
     if not classes:
         raise PipelineError(f"{root} has no class subfolders: put each class's images or .txt files in a subfolder "
                             "named for the class (photos/cat/…, photos/dog/…)")
@@ -174,8 +218,9 @@ def _bad_files(root: str, errors: list[str]) -> PipelineError:
     return PipelineError(f"{sorted(errors)[0]}{more}: remove or replace it, or move it out of {root}")
 
 
-def _image_settings(folder: Folder, image_size, color_mode: str) -> tuple[tuple[int, int], bool]:
-    """The size and colour every image is brought to, from the headers alone (all read at once)."""
+def _image_settings(folder: Folder, image_size, color_mode: str, generative: bool) -> tuple[tuple[int, int], bool]:
+    """The size and colour every image is brought to, from the headers alone (all read at once); for a generator,
+    a size none of them is smaller than."""
     paths = [p for examples in folder.files.values() for p, _ in examples]
     progress, headers, errors = _Progress("reading image headers", len(paths)), [], []
     with concurrent.futures.ThreadPoolExecutor(threads()) as pool:
@@ -191,7 +236,14 @@ def _image_settings(folder: Folder, image_size, color_mode: str) -> tuple[tuple[
         shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:3])
         raise PipelineError(f"the images in {folder.root} have {len(sizes)} sizes ({shown}, …): give --image_size=H,W "
                             "(each is resized with its aspect kept, padded with black)")
-    return (tuple(image_size) if image_size else sizes.pop()), gray
+    size = tuple(image_size) if image_size else sizes.pop()
+    small = [(path, h) for path, h in zip(paths, headers) if min(h.height / size[0], h.width / size[1]) < 1]
+    if generative and small:
+        path, h = small[0]
+        raise PipelineError(f"{len(small)} of the {len(paths)} images in {folder.root} are smaller than --image_size="
+                            f"{size[0]},{size[1]} ({path} is {h.height}x{h.width}): a generator would learn their "
+                            "upscaling blur; give a smaller --image_size, or remove them")
+    return size, gray
 
 
 def _header_or_error(path: str):
@@ -201,13 +253,13 @@ def _header_or_error(path: str):
         return str(e)
 
 
-def _decoded(paths: list[tuple[str, int]], size, gray: bool, errors: list[str],
+def _decoded(paths: list[tuple[str, int]], size, gray: bool, crop: bool, errors: list[str],
              progress: _Progress) -> Iterator[dict]:
     """Each file's pixels and label in order, decoded a few at a time on every core; a file that fails is noted in
     `errors` and left out (the caller fails the pass once it is over, naming them)."""
     def decode(path):
         try:
-            return images.pixels(path, size, gray)
+            return images.pixels(path, size, gray, crop)
         except images.ImageError as e:
             return str(e)
     with concurrent.futures.ThreadPoolExecutor(threads()) as pool:
@@ -222,13 +274,13 @@ def _decoded(paths: list[tuple[str, int]], size, gray: bool, errors: list[str],
                     yield {"image": result, "label": label}
 
 
-def _write_images(folder: Folder, image_size, color_mode: str, start) -> dict:
-    size, gray = _image_settings(folder, image_size, color_mode)
+def _write_images(folder: Folder, image_size, color_mode: str, generative: bool, start) -> dict:
+    size, gray = _image_settings(folder, image_size, color_mode, generative)
     writer = start({"image": cache.Feature("uint8", (*size, 1 if gray else 3)), "label": cache.Feature("int64")})
     errors: list[str] = []
     progress = _Progress("decoding images into the cache", sum(len(e) for e in folder.files.values()))
     for split, examples in folder.files.items():
-        for example in _decoded(examples, size, gray, errors, progress):
+        for example in _decoded(examples, size, gray, generative, errors, progress):
             writer.add(split, example)
     progress.end()
     if errors:
@@ -254,17 +306,19 @@ def _write_texts(folder: Folder, start) -> dict:
     return {"classes": list(folder.classes)}
 
 
-def prepare(root: str, *, test_split: float, image_size, color_mode: str, cache_dir: str):
+def prepare(root: str, *, test_split: float, image_size, color_mode: str, cache_dir: str, labeled: bool = True,
+            generative: bool = False):
     """The folder's splits in the prepared cache (decoded there first if they are not), its classes, its kind and
-    what reading it decided (image size and colour)."""
-    folder = scan(root, test_split)
+    what reading it decided (image size and colour). `labeled=False`: every image, classes ignored; `generative`:
+    images a generator learns to draw (cropped to the size, none smaller)."""
+    folder = scan(root, test_split) if labeled else scan_unlabeled(root, test_split)
     key = hashlib.sha256(repr((content_hash(root), os.path.abspath(root), test_split,
                                tuple(image_size) if image_size else None, color_mode, folder.modality,
-                               images.READER_VERSION)).encode()).hexdigest()[:24]
+                               labeled, generative, images.READER_VERSION)).encode()).hexdigest()[:24]
 
     def write(start):
         info = (_write_texts(folder, start) if folder.modality == "text"
-                else _write_images(folder, image_size, color_mode, start))
+                else _write_images(folder, image_size, color_mode, generative, start))
         return ("train", "test"), info
     splits, info = cache.prepared(cache_dir, f"folder-{key}", write, f"the folder {root}")
     return folder, splits, info

@@ -5,8 +5,10 @@ Pillow reads PNG, JPEG, BMP and GIF (the first frame). Every failure is an Image
 a broken link, not an image, truncated, or larger than Pillow's decompression-bomb limit. The pixels are those a
 viewer shows: the EXIF orientation applied (a phone stores a portrait photo sideways with a tag), 16-bit values
 scaled to 8 bits (not clipped), CMYK and palettes converted. Resizing keeps the aspect and pads with black
-(tf.image.resize_with_pad's rule), and a JPEG is decoded straight at the smallest scale of its DCT that still
-covers the target (Pillow's draft mode): a 6-megapixel photo for a 96×96 model decodes at 1/8 of its size.
+(tf.image.resize_with_pad's rule) or, for a generator's training images, fills the size and crops the overhang
+(black bars would be learned as part of every picture), and a JPEG is decoded straight at the smallest scale of
+its DCT that still covers the target (Pillow's draft mode): a 6-megapixel photo for a 96×96 model decodes at 1/8
+of its size.
 Grayscale is ITU-R 601-2 luma, L = 0.299 R + 0.587 G + 0.114 B (Pillow's convert("L")).
 """
 
@@ -73,12 +75,16 @@ def header(path: str) -> Header:
         return Header(height, width, _is_gray(image))
 
 
-def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Resized to fit inside size (H, W) with its aspect kept, centred on black."""
+def _fit(image: Image.Image, size: tuple[int, int], crop: bool) -> Image.Image:
+    """Resized to fit inside size (H, W) with its aspect kept, centred on black; with `crop`, to fill it, its
+    overhang cut off evenly on both sides."""
     height, width = size
-    scale = min(height / image.height, width / image.width)
+    scale = (max if crop else min)(height / image.height, width / image.width)
     resized = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                            Image.Resampling.BILINEAR)
+    if crop:
+        left, top = (resized.width - width) // 2, (resized.height - height) // 2
+        return resized.crop((left, top, left + width, top + height))
     canvas = Image.new(image.mode, (width, height))
     canvas.paste(resized, ((width - resized.width) // 2, (height - resized.height) // 2))
     return canvas
@@ -92,13 +98,14 @@ def _eight_bit(image: Image.Image) -> Image.Image:
     return Image.fromarray(np.clip(np.round(values * (255 / 65535)), 0, 255).astype(np.uint8), "L")
 
 
-def pixels(path: str, size: tuple[int, int] | None, grayscale: bool) -> np.ndarray:
-    """The image as uint8 [H, W, 1 or 3], at `size` (H, W; None: its own), or ImageError."""
+def pixels(path: str, size: tuple[int, int] | None, grayscale: bool, crop: bool = False) -> np.ndarray:
+    """The image as uint8 [H, W, 1 or 3], at `size` (H, W; None: its own; `crop`: filled, not padded), or
+    ImageError."""
     with _open(path) as image:
         try:
             if image.format == "JPEG" and size is not None:
                 shown_w, shown_h = image.size[::-1] if _turned(image) else image.size
-                scale = min(size[0] / shown_h, size[1] / shown_w)
+                scale = (max if crop else min)(size[0] / shown_h, size[1] / shown_w)
                 wanted = (math.ceil(shown_w * scale), math.ceil(shown_h * scale))
                 image.draft("L" if grayscale else "RGB", wanted[::-1] if _turned(image) else wanted)
             image.load()
@@ -109,6 +116,6 @@ def pixels(path: str, size: tuple[int, int] | None, grayscale: bool) -> np.ndarr
         except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated or corrupt data
             raise ImageError(path, str(e)) from None
     if size is not None and (converted.height, converted.width) != tuple(size):
-        converted = _fit(converted, size)
+        converted = _fit(converted, size, crop)
     array = np.asarray(converted, dtype=np.uint8)
     return array[..., np.newaxis] if array.ndim == 2 else array

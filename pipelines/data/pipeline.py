@@ -67,6 +67,7 @@ class Inputs:
     examples: tf.data.Dataset  # the train split's examples in file order, unbatched, unshuffled
     in_memory: dict[str, bool] = dataclasses.field(default_factory=dict)  # split → held in memory after a pass
     shuffle_buffer: int = 0
+    passes: int = 1  # passes over the train split an epoch makes (`train` repeated that often)
 
     def first_train_batch(self, count: int):
         """The first `count` training examples as one (inputs, labels) batch: a fixed probe, read without filling
@@ -82,7 +83,11 @@ class Inputs:
 
     @property
     def steps_per_epoch(self) -> int:
-        return math.ceil(self.num_train / self.batch_size)
+        return math.ceil(self.num_train / self.batch_size) * self.passes
+
+    def repeated(self, passes: int) -> "Inputs":
+        """These inputs with `passes` passes over the train split an epoch (each pass shuffled anew)."""
+        return dataclasses.replace(self, train=self.train.repeat(passes), passes=passes)
 
     @property
     def validation_steps(self) -> int:

@@ -154,11 +154,12 @@ def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR
                  color_mode: str = "auto", label_column: str | None = None, problem: str = "auto",
                  cache_dir: str | None = None, id_column: tuple[str, ...] = (), ignore_columns: tuple[str, ...] = (),
                  keep_columns: tuple[str, ...] = (), series_settings: dict | None = None,
-                 sequence_settings: dict | None = None) -> DataSet:
+                 sequence_settings: dict | None = None, labeled: bool = True, generative: bool = False) -> DataSet:
     """Loads `name`'s train and test splits, in file order (shuffling is the input pipeline's job). `name` is a
     registered name, `tfds:NAME`, a folder, or a CSV file (label_column, problem and the columns named: tables.py;
     with `series_settings`, a time series: series.py; with `sequence_settings`, one series to classify per row:
-    sequences.py), folders and tables prepared into `cache_dir` once. A set
+    sequences.py), folders and tables prepared into `cache_dir` once (`labeled` and `generative`: folders.prepare).
+    A set
     without a test split gives the last `test_split` of its train split; image_size and color_mode reshape images
     (sets of varying image sizes need image_size)."""
     if folders.is_folder_dataset(name) or tables.is_table_dataset(name):
@@ -166,7 +167,7 @@ def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR
             raise ValueError("a folder or a table is read through the prepared cache: give cache_dir")
         if folders.is_folder_dataset(name):
             return load_folder(name, test_split=test_split, image_size=image_size, color_mode=color_mode,
-                               cache_dir=cache_dir)
+                               cache_dir=cache_dir, labeled=labeled, generative=generative)
         if series_settings and sequence_settings is not None and sequences.is_long_classification(
                 name, label_column, problem):  # one row per step of series to classify (sequences.py)
             layout = {k: series_settings[k] for k in ("series_id_column", "time_column")}
@@ -281,9 +282,10 @@ def load_sequences(path: str, long: bool = False, **settings) -> DataSet:
                    read.label_names, source=f"csv:{path}", modality="series", sequences=read)
 
 
-def load_folder(root: str, *, test_split: float, image_size, color_mode: str, cache_dir: str) -> DataSet:
+def load_folder(root: str, *, test_split: float, image_size, color_mode: str, cache_dir: str, labeled: bool = True,
+                generative: bool = False) -> DataSet:
     folder, splits, _ = folders.prepare(root, test_split=test_split, image_size=image_size, color_mode=color_mode,
-                                        cache_dir=cache_dir)
+                                        cache_dir=cache_dir, labeled=labeled, generative=generative)
     return DataSet(root, splits["train"], splits["test"], folder.classes, source=f"folder:{folder.root}",
                    modality=folder.modality)
 

@@ -100,3 +100,13 @@ class Family:
     scorer: Callable | None = None
     # TFLite variants its defaults leave out (beside a task's own), each with why: a default never fails verify.
     left_out: dict[str, str] = dataclasses.field(default_factory=dict)
+    # (RunConfig) -> whether its models learn from class labels: a folder without class subfolders serves a family
+    # that needs none (a generator, unless conditional).
+    needs_labels: Callable = lambda config: True
+    generative: bool = False  # its models learn to draw their training images (folders.prepare's `generative`)
+    # Unless --epochs is given, a small data set trains for at least this many optimizer steps: a task's epochs
+    # are set for data sets of thousands of batches (docs/own-data.md, Small data).
+    min_train_steps: int = 100
+    # … reached by more passes over the train split an epoch instead of more epochs: for a family whose epoch
+    # costs more than its steps (a generator draws a grid and backs up two nets after each).
+    repeat_small_data: bool = False

@@ -1,10 +1,13 @@
-"""The generator family (the GAN task): its compile, a sample grid per epoch, a Fréchet-distance evaluation, and
-what ships (the generator, emitting uint8 pixels).
+"""The generator family (the GAN task): its compile, a sample grid per epoch, distances to real images, a
+memorization check, the pictures people look at (the grids as an animation, a walk through the noise), and what
+ships (the generator, emitting uint8 pixels).
 
-The distance is measured in the feature space of a classifier this package trains on the same data (the conv
-task's model), so it needs no download. That classifier is the measuring stick, so it is fixed: trained with
-settings of its own (FEATURE_CLASSIFIER), seeded, once per data set and subset, and kept under
-`feature_classifiers/<key>.keras`; metrics.json names it with its content hash.
+Distances (image_quality.py) are measured in the features of a network that needs no download. On data with
+class labels that is a classifier this package trains on the same data (the conv task's model): fixed, trained
+with settings of its own (FEATURE_CLASSIFIER), seeded, once per data set and subset, kept under
+`feature_classifiers/<key>.keras` and named in metrics.json with its content hash. Without labels (a folder of
+pictures) it is image_quality's seeded random network; labelled data get that measure too, under `label_free`, so
+runs on either kind compare.
 """
 
 import dataclasses
@@ -16,6 +19,7 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from models.conv import FEATURE_LAYER, build_conv_classifier
 from models.gan import GAN, build_pixel_generator, to_pixels
@@ -24,12 +28,16 @@ from pipelines.config import RunConfig
 from pipelines.data.examples import image_example
 from pipelines.data.pipeline import make_input_pipeline
 from pipelines.errors import PipelineError
-from pipelines.families import Column, Family, Workspace
+from pipelines.families import Column, Family, Picture, Workspace, image_quality
 from pipelines.families.classifier import compile_classifier
+from pipelines.families.image_quality import frechet_distance, kernel_distance
 from pipelines.metadata import LABELS, TensorInfo
 from pipelines.shipping import Shipment
 
 SAMPLES = "samples"                             # samples/epoch_NNN.png: the fixed-noise grid after each epoch
+TRAINING_GIF = "training.gif"                   # those grids, one frame per epoch
+INTERPOLATION_PNG = "interpolation.png"         # rows of images between two noise draws
+GIF_FRAMES = 30
 FEATURE_CLASSIFIERS = "feature_classifiers"     # feature_classifiers/<key>.keras (+ .json: how it was made)
 # The measuring stick's own settings, whatever the GAN run's or the conv task's defaults: this conv model,
 # trained this way (in float32, one step per execution).
@@ -39,6 +47,16 @@ FEATURE_CLASSIFIER = {"epochs": 3, "batch_size": 64, "learning_rate": 1e-3, "see
 FRECHET_EXAMPLES = 2000
 GRID = 10                                       # a 10 × 10 grid; conditional: one row per class
 FRECHET_OBJECTIVE = "val_frechet_distance"      # what the tune stage minimizes for the GAN
+# Unless --diff_augment says, a data set with fewer train images than this trains with DiffAugment (docs/gan.md).
+DIFF_AUGMENT_BELOW = 10_000
+# Unless --epochs is given, a GAN trains for at least this many steps (a folder of 600 images is 10 batches an
+# epoch: the task's 10 epochs would leave noise; docs/gan.md).
+MIN_TRAIN_STEPS = 2_000
+
+
+def diff_augment(config: RunConfig, num_train: int) -> bool:
+    """--diff_augment, `auto` resolved by the number of train images."""
+    return config.diff_augment == "on" or (config.diff_augment == "auto" and num_train < DIFF_AUGMENT_BELOW)
 
 
 def compile_gan(gan: GAN, config: RunConfig, steps_per_epoch: int = 0) -> None:
@@ -100,13 +118,30 @@ class SampleGrid(keras.callbacks.Callback):
             f.write(grid_png(generate_pixels(self.model.generator, GRID * GRID, self.seed), GRID))
 
 
+class SmallDataAugment(keras.callbacks.Callback):
+    """Turns DiffAugment on or off before the first step is traced, by --diff_augment and, for `auto`, by the
+    number of train images (which compile does not see)."""
+
+    def __init__(self, config: RunConfig, num_train: int, quiet: bool = False):
+        super().__init__()
+        self.on, self.quiet = diff_augment(config, num_train), quiet
+        self.why = f"--diff_augment={config.diff_augment}" + (
+            f": {num_train:,} train images, {'fewer' if self.on else 'not fewer'} than {DIFF_AUGMENT_BELOW:,}"
+            if config.diff_augment == "auto" else "")
+
+    def on_train_begin(self, logs=None):
+        self.model.augment = self.on
+        if not self.quiet:
+            print(f"DiffAugment {'on' if self.on else 'off'} ({self.why})", flush=True)
+
+
 def gan_callbacks(work: Workspace) -> list[keras.callbacks.Callback]:
-    return [SampleGrid(work.path(SAMPLES), work.config.seed)]
+    return [SmallDataAugment(work.config, work.inputs.num_train), SampleGrid(work.path(SAMPLES), work.config.seed)]
 
 
 class FrechetDistance(keras.callbacks.Callback):
     """Logs `val_frechet_distance` after each epoch: the generator's images against the validation split's, in the
-    feature classifier's features. The GAN's tuning objective: its losses say who is winning, not how good the
+    measuring stick's features. The GAN's tuning objective: its losses say who is winning, not how good the
     images are (a weaker discriminator lowers the generator's loss)."""
 
     def __init__(self, embed: Callable[[np.ndarray], np.ndarray], real_features: np.ndarray, seed: int):
@@ -121,18 +156,9 @@ class FrechetDistance(keras.callbacks.Callback):
 
 
 def gan_tuning_callbacks(work: Workspace) -> list[keras.callbacks.Callback]:
-    embed = feature_embedding(feature_classifier(work)[0])
-    return [FrechetDistance(embed, embed(real_pixels(work.inputs.validation)), work.config.seed)]
-
-
-def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """‖μa − μb‖² + Tr(Σa + Σb − 2 (Σa Σb)^½), with Tr((Σa Σb)^½) from the eigenvalues of Σa Σb (real, ≥ 0 for
-    covariance matrices; tiny negative or imaginary parts are round-off)."""
-    mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    eigenvalues = np.linalg.eigvals(cov_a @ cov_b)
-    trace_sqrt = np.sqrt(np.clip(eigenvalues.real, 0, None)).sum()
-    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2 * trace_sqrt)
+    embed, _ = measuring_stick(work)
+    return [SmallDataAugment(work.config, work.inputs.num_train, quiet=True),
+            FrechetDistance(embed, embed(real_pixels(work.inputs.validation)), work.config.seed)]
 
 
 def feature_classifier(work: Workspace) -> tuple[keras.Model, dict]:
@@ -175,38 +201,120 @@ def feature_embedding(classifier: keras.Model) -> Callable[[np.ndarray], np.ndar
     return lambda pixels: features.predict(pixels, batch_size=250, verbose=0)
 
 
+def label_free_stick(work: Workspace) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
+    network = image_quality.random_feature_network(work.inputs.input_shape)
+    return image_quality.embedding(network), {"feature_network": dict(image_quality.RANDOM_FEATURES)}
+
+
+def measuring_stick(work: Workspace) -> tuple[Callable[[np.ndarray], np.ndarray], dict]:
+    """The features distances are measured in, and what they are for metrics.json: the feature classifier's on
+    data with class labels, else the label-free network's."""
+    if work.data.num_classes < 2:
+        return label_free_stick(work)
+    classifier, record = feature_classifier(work)
+    return feature_embedding(classifier), {"feature_network": {"name": "feature_classifier", **{
+        k: record[k] for k in ("path", "sha256", "val_accuracy")}}, "classifier": classifier}
+
+
 def real_pixels(split: tf.data.Dataset) -> np.ndarray:
     """The first FRECHET_EXAMPLES images of a split (fewer if it is smaller)."""
     return np.concatenate([x for x, _ in split.unbatch().take(FRECHET_EXAMPLES).batch(500).as_numpy_iterator()])
 
 
+def distances(embed: Callable[[np.ndarray], np.ndarray], real: dict[str, np.ndarray],
+              generated: dict[str, np.ndarray]) -> dict:
+    """The test images' Fréchet and kernel distances to each set of generated images (and to the train images:
+    the floor a perfect generator reaches on this many images)."""
+    test = embed(real["test"])
+    measured = {}
+    for name, pixels in {**generated, "train_vs_test": real["train"][:len(real["test"])]}.items():
+        suffix = "" if name == "trained" else f"_{name}"
+        features = embed(pixels)
+        measured[f"frechet_distance{suffix}"] = frechet_distance(features, test)
+        measured[f"kid{suffix}"], measured[f"kid_std{suffix}"] = kernel_distance(features, test)
+    measured["distance_ratio_to_untrained"] = measured["frechet_distance"] / measured[
+        "frechet_distance_untrained_generator"]
+    return measured
+
+
 def evaluate_gan(gan: GAN, work: Workspace) -> dict:
-    classifier, classifier_record = feature_classifier(work)
-    embed = feature_embedding(classifier)
-    test, train = real_pixels(work.inputs.test), real_pixels(work.inputs.train)
-    n = len(test)
-    generated = generate_pixels(gan.generator, n, work.config.seed)
+    embed, stick = measuring_stick(work)
+    real = {"test": real_pixels(work.inputs.test), "train": real_pixels(work.inputs.train)}
+    n = len(real["test"])
     keras.utils.set_random_seed(work.config.seed)
     untrained = keras.models.clone_model(gan.generator)  # the trained generator's architecture, fresh weights
-    test_features = embed(test)
-    predicted = np.argmax(classifier.predict(generated, batch_size=250, verbose=0), axis=-1)
-    histogram = np.bincount(predicted, minlength=work.data.num_classes) / n
-    metrics = {
-        "frechet_distance": frechet_distance(embed(generated), test_features),
-        "frechet_distance_untrained_generator": frechet_distance(embed(generate_pixels(untrained, n, 0)),
-                                                                 test_features),
-        "frechet_distance_train_vs_test": frechet_distance(embed(train[:n]), test_features),
-        "frechet_examples": n,
-        "feature_classifier": {k: classifier_record[k] for k in ("path", "sha256", "val_accuracy")},
-        "class_histogram": {name: float(f) for name, f in zip(work.data.label_names, histogram)},
-        "min_class_fraction": float(histogram.min()),
-    }
-    metrics["distance_ratio_to_untrained"] = (metrics["frechet_distance"]
-                                              / metrics["frechet_distance_untrained_generator"])
-    if gan.conditional:
-        labels = generator_inputs(gan, n, work.config.seed)["label"]
-        metrics["conditional_label_accuracy"] = float(np.mean(predicted == labels))
+    generated = {"trained": generate_pixels(gan.generator, n, work.config.seed),
+                 "untrained_generator": generate_pixels(untrained, n, 0)}
+    metrics = {**distances(embed, real, generated), "frechet_examples": n, **{
+        k: v for k, v in stick.items() if k != "classifier"}}
+    if "classifier" in stick:  # labelled data: the label-free measure too, and what the classifier sees drawn
+        free, _ = label_free_stick(work)
+        metrics["label_free"] = distances(free, real, generated)
+        predicted = np.argmax(stick["classifier"].predict(generated["trained"], batch_size=250, verbose=0), axis=-1)
+        histogram = np.bincount(predicted, minlength=work.data.num_classes) / n
+        metrics["class_histogram"] = {name: float(f) for name, f in zip(work.data.label_names, histogram)}
+        metrics["min_class_fraction"] = float(histogram.min())
+        if gan.conditional:
+            labels = generator_inputs(gan, n, work.config.seed)["label"]
+            metrics["conditional_label_accuracy"] = float(np.mean(predicted == labels))
+    samples = generate_pixels(gan.generator, image_quality.MEMORIZATION_SAMPLES, work.config.seed + 1)
+    metrics["memorization"] = image_quality.memorization(samples, real["test"], lambda: (
+        x for x, _ in work.inputs.examples.batch(1000).as_numpy_iterator()))
+    if metrics["memorization"]["memorizing"]:
+        print(f"warning: {metrics['memorization']['copied_fraction']:.0%} of the generated images stand as near "
+              "one training image as copies do: the generator is memorizing its training set (more images, or "
+              "--diff_augment=on)", flush=True)
+    draw_pictures(gan, work)
     return metrics
+
+
+def draw_pictures(gan: GAN, work: Workspace) -> None:
+    """training.gif from the epochs' grids, and interpolation.png: each row walks in a straight line between two
+    noise draws (a generator that learned a smooth space changes its picture gradually)."""
+    grids = sorted(f for f in os.listdir(work.path(SAMPLES)) if f.endswith(".png")) \
+        if os.path.isdir(work.path(SAMPLES)) else []
+    if grids:  # at most GIF_FRAMES of them, evenly spread, the last one always
+        chosen = sorted({grids[round(i * (len(grids) - 1) / max(1, GIF_FRAMES - 1))] for i in range(GIF_FRAMES)})
+        frames = [Image.open(os.path.join(work.path(SAMPLES), f)).convert("RGB") for f in chosen]
+        with artifacts.atomic_path(work.path(TRAINING_GIF)) as tmp:
+            frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:] + frames[-1:] * 3,
+                           duration=400, loop=0)
+    rows, steps = 6, 10
+    ends = generator_inputs(gan, 2 * rows, work.config.seed + 2)
+    weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
+    batch = {k: v.reshape(rows, 2, *v.shape[1:]) for k, v in ends.items()}
+    noise = (batch["noise"][:, :1] * (1 - weights) + batch["noise"][:, 1:] * weights).reshape(rows * steps, -1)
+    inputs = {"noise": noise, **({"label": np.repeat(batch["label"][:, 0], steps)} if "label" in batch else {})}
+    images = gan.generator.predict(inputs if len(inputs) > 1 else noise, batch_size=250, verbose=0)
+    with artifacts.atomic_path(work.path(INTERPOLATION_PNG)) as tmp, open(tmp, "wb") as f:
+        f.write(grid_png(to_pixels(images), rows))
+
+
+def report_distances(metrics: dict) -> list[str]:
+    """The distances against their floor and ceiling, in the measuring stick's features (and label-free ones),
+    and the memorization check's answer."""
+    if "kid" not in metrics:
+        return []
+    rows = [("trained generator", ""), ("untrained generator (ceiling)", "_untrained_generator"),
+            ("train vs test images (floor)", "_train_vs_test")]
+    free = metrics.get("label_free", {})
+    table = ["| images vs the test images | Fréchet distance | KID |"
+             + (" label-free FD | label-free KID |" * bool(free)),
+             "|---|---|---|" + "---|---|" * bool(free)]
+    for title, suffix in rows:
+        cells = [f"{metrics[f'frechet_distance{suffix}']:.4g}", f"{metrics[f'kid{suffix}']:.4g}"]
+        cells += [f"{free[f'frechet_distance{suffix}']:.4g}", f"{free[f'kid{suffix}']:.4g}"] if free else []
+        table.append(f"| {title} | {' | '.join(cells)} |")
+    stick = metrics["feature_network"]["name"]
+    copied = metrics["memorization"]
+    return [f"Distances on {metrics['frechet_examples']} test images, in the features of {stick} "
+            "(docs/gan.md): lower is closer.", "", *table, "",
+            f"Memorization: {copied['copied_fraction']:.1%} of {copied['generated_checked']} generated images stand "
+            "as near one training image (against the next nearest) as only 5% of test images do (median distance "
+            f"to the nearest training image {copied['median_nearest_train_distance_generated']:.3g}, the test "
+            f"images' {copied['median_nearest_train_distance_test']:.3g}): "
+            + ("**the generator is copying its training images**." if copied["memorizing"] else "no copying seen."),
+            ""]
 
 
 # Pixel levels (0..255). float32 may round a value on a .5 boundary the other way: one level. Quantized
@@ -246,4 +354,8 @@ GENERATOR = Family(
     export_columns=(Column("mean abs diff", "mean_abs_diff", "{:.3g}"),
                     Column("max abs diff", "max_abs_diff", "{:.3g}")),
     side_files={SAMPLES: "the generator's samples per epoch", FEATURE_CLASSIFIERS: "the GAN's measuring sticks"},
-    callbacks=gan_callbacks, tuning_callbacks=gan_tuning_callbacks)
+    pictures=(Picture(TRAINING_GIF, "the samples of every epoch, from the same noise"),
+              Picture(INTERPOLATION_PNG, "walks between two noise draws, one a row")),
+    callbacks=gan_callbacks, tuning_callbacks=gan_tuning_callbacks, report=report_distances,
+    needs_labels=lambda config: bool(config.hparams.get("conditional")), generative=True,
+    min_train_steps=MIN_TRAIN_STEPS, repeat_small_data=True)

@@ -26,9 +26,6 @@ from pipelines.health import DiskSpace, EpochCheckpoint, EpochLog, GradientNorm,
 from pipelines.upstream import tensorflow as tf_internals
 
 CURVES = "curves.json"  # backup/<fingerprint>/curves.json: the finished epochs' logs
-# Unless --epochs is given, a small data set trains for at least this many optimizer steps: a task's epochs are set
-# for data sets of thousands of batches (docs/own-data.md, Small data).
-MIN_TRAIN_STEPS = 100
 
 
 def resolve_hyperparameters(ctx: Context) -> None:
@@ -48,14 +45,21 @@ def resolve_hyperparameters(ctx: Context) -> None:
 
 
 def resolve_epochs(ctx: Context) -> None:
-    """The task's epochs, or (--epochs not given) enough of them for MIN_TRAIN_STEPS steps on a small data set."""
-    config, steps = ctx.config, ctx.inputs.steps_per_epoch
-    if "epochs" in config.explicit or config.epochs * steps >= MIN_TRAIN_STEPS:
+    """The task's epochs, or (--epochs not given) enough of them, or of passes over the train split an epoch (the
+    family's choice), for the family's minimum of steps on a small data set."""
+    config, steps, least = ctx.config, ctx.inputs.steps_per_epoch, ctx.family.min_train_steps
+    if "epochs" in config.explicit or config.epochs * steps >= least:
         return
-    epochs = math.ceil(MIN_TRAIN_STEPS / steps)
+    more = math.ceil(least / steps)
+    if ctx.family.repeat_small_data:
+        passes = math.ceil(more / config.epochs)
+        print(f"note: {ctx.inputs.num_train} train examples make {steps} step{'s' * (steps > 1)} a pass: each of "
+              f"the {config.epochs} epochs makes {passes} passes, for at least {least} steps (--epochs sets it)")
+        ctx.inputs = ctx.inputs.repeated(passes)
+        return
     print(f"note: {ctx.inputs.num_train} train examples make {steps} step{'s' * (steps > 1)} an epoch: training "
-          f"{epochs} epochs instead of {config.epochs}, for at least {MIN_TRAIN_STEPS} steps (--epochs sets it)")
-    ctx.config = dataclasses.replace(config, epochs=epochs)
+          f"{more} epochs instead of {config.epochs}, for at least {least} steps (--epochs sets it)")
+    ctx.config = dataclasses.replace(config, epochs=more)
 
 
 def build(ctx: Context) -> keras.Model:
@@ -112,7 +116,7 @@ def callbacks(ctx: Context, backup: str, health: StopOnDivergence, curves: Epoch
     return [
         # First: a replicated model's BatchNorm statistics are made equal before anything reads them.
         *([distribution.AverageMovingStatistics(ctx.strategy)] if ctx.strategy.num_replicas_in_sync > 1 else []),
-        Throughput(inputs.num_train, flops),
+        Throughput(inputs.num_train * inputs.passes, flops),
         health,
         DiskSpace(ctx.config.task_dir),  # before anything writes this epoch's state
         *([GradientNorm(inputs.first_train_batch(256))] if family.gradient_norm else []),

@@ -194,3 +194,47 @@ def test_a_text_folder_of_empty_files_is_one_line(tmp_path):
             (tmp_path / label / f"{i}.txt").write_text("")
     with pytest.raises(PipelineError, match="every .txt file in .* is empty: there is no text to learn from"):
         load(tmp_path)
+
+
+# A generator's folder: every image at any depth, no classes needed.
+
+def test_an_unlabeled_folder_reads_every_image_at_any_depth_as_one_class_free_set(tmp_path):
+    from tests.pictures import write_pictures
+    write_pictures(tmp_path / "faces", 50, 32, nested=True)
+    (tmp_path / "faces" / "notes.txt").write_text("not a picture")
+    data = load(tmp_path / "faces", labeled=False, generative=True)
+    assert data.label_names == () and data.num_classes == 0
+    train, test = arrays(data.train), arrays(data.test)
+    assert len(train["image"]) == 40 and len(test["image"]) == 10
+    assert train["image"].shape[1:] == (32, 32, 3) and set(train["label"]) == {0}
+    write_pictures(tmp_path / "flat", 10, 32)
+    with pytest.raises(PipelineError, match="flat has no class subfolders"):  # a classifier needs its classes
+        load(tmp_path / "flat")
+
+
+def test_an_unlabeled_folder_ignores_class_folders_and_keeps_given_train_and_test_splits(tmp_path):
+    write_images(tmp_path / "train", {"a": 6, "b": 6}, mode="RGB")
+    write_images(tmp_path / "test", {"a": 2, "b": 2}, mode="RGB", start=100)
+    data = load(tmp_path, labeled=False)
+    assert data.train.count == 12 and data.test.count == 4 and data.label_names == ()
+
+
+def test_a_generators_images_are_cropped_to_fill_the_size_and_never_upscaled(tmp_path):
+    Image.new("RGB", (96, 64), (255, 0, 0)).save(tmp_path / "wide.png")  # 64 high, 96 wide
+    for i in range(4):
+        Image.new("RGB", (64, 64), (0, 0, 255)).save(tmp_path / f"{i}.png")
+    data = load(tmp_path, labeled=False, generative=True, image_size=(32, 32))
+    every = np.concatenate([arrays(data.train)["image"], arrays(data.test)["image"]])
+    wide = every[np.argmax(every[..., 0].mean(axis=(1, 2)))]
+    assert (wide[..., 0] == 255).all()  # filled edge to edge: no black bars
+    with pytest.raises(PipelineError, match=r"^4 of the 5 images .* smaller than --image_size=64,80"):
+        load(tmp_path, labeled=False, generative=True, image_size=(64, 80))
+    with pytest.raises(PipelineError, match=r"smaller than --image_size=128,128 \(.* is 64x"):
+        load(tmp_path, labeled=False, generative=True, image_size=(128, 128))
+
+
+def test_a_folder_without_images_is_one_line_for_a_generator(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.txt").write_text("words")
+    with pytest.raises(PipelineError, match="holds no images at any depth"):
+        load(tmp_path, labeled=False)

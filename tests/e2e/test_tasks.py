@@ -130,10 +130,12 @@ def test_gan_trains_watches_measures_and_exports_a_uint8_generator(gan_run):
     assert {"d_loss", "g_loss", "val_d_loss", "val_g_loss"} <= set(history)
 
     metrics = json.loads((task_dir / "metrics.json").read_text())
-    assert metrics["feature_classifier"]["path"].startswith(str(task_dir / "feature_classifiers"))
+    assert metrics["feature_network"]["path"].startswith(str(task_dir / "feature_classifiers"))
     assert len(metrics["class_histogram"]) == 10 and abs(sum(metrics["class_histogram"].values()) - 1) < 1e-6
-    # Real images are far closer to the test images than an untrained generator's output.
+    # Real images are far closer to the test images than an untrained generator's output, in the classifier's
+    # features and in the label-free ones.
     assert metrics["frechet_distance_train_vs_test"] < metrics["frechet_distance_untrained_generator"]
+    assert metrics["label_free"]["kid_train_vs_test"] < metrics["label_free"]["kid_untrained_generator"]
     assert report["parity_examples"] >= 256 and report["exports"]["float32"]["limit"] == ["max_abs_diff", 1.0]
     assert report["exports"]["onnx"]["passed"]  # the generator in ONNX Runtime, its noise in, pixels out
     assert all(report["exports"][variant]["passed"] for variant in GAN_VARIANTS)  # the task's default variants
@@ -148,16 +150,16 @@ def test_gan_trains_watches_measures_and_exports_a_uint8_generator(gan_run):
 def test_gan_measuring_stick_is_keyed_by_data_and_recorded_by_hash(gan_run):
     from pipelines import artifacts
     tmp_path, task_dir, _ = gan_run  # its samples and metrics are read above: this test runs after that one
-    stick = json.loads((task_dir / "metrics.json").read_text())["feature_classifier"]
+    stick = json.loads((task_dir / "metrics.json").read_text())["feature_network"]
     assert stick["sha256"] == artifacts.content_hash(stick["path"]) and 0 <= stick["val_accuracy"] <= 1
     made = os.stat(stick["path"]).st_mtime_ns
     runner.run(config_from_flags(*QUICK, f"--output_dir={tmp_path}", *GAN, "--stages=evaluate", "--force"))
-    assert json.loads((task_dir / "metrics.json").read_text())["feature_classifier"] == stick
+    assert json.loads((task_dir / "metrics.json").read_text())["feature_network"] == stick
     assert os.stat(stick["path"]).st_mtime_ns == made  # reused: same data, same settings
     # Another subset of the data is another measuring stick: a quick run's never measures a full one.
     runner.run(config_from_flags(*QUICK, "--max_train_examples=320", f"--output_dir={tmp_path}", *GAN,
                                  "--stages=train,evaluate"))
-    other = json.loads((task_dir / "metrics.json").read_text())["feature_classifier"]
+    other = json.loads((task_dir / "metrics.json").read_text())["feature_network"]
     assert other["path"] != stick["path"]
     assert len(list((task_dir / "feature_classifiers").glob("*.keras"))) == 2
 
