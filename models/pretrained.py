@@ -51,7 +51,7 @@ def preset_hash(init_from: str) -> str:
     return hashlib.sha256(f"keras_hub preset {init_from}".encode()).hexdigest()
 
 
-def _keras_hub():
+def import_keras_hub():
     import keras_hub  # noqa: F401  (imports tensorflow_text, registering its ops, and KerasHub's classes)
     return keras_hub
 
@@ -59,7 +59,7 @@ def _keras_hub():
 def load_preset(preset: str, num_classes: int, sequence_length: int, dropout: float) -> tuple[Any, Any]:
     """The preset's TextClassifier for `num_classes` logits (no preprocessor attached) and its preprocessor packing
     up to `sequence_length` tokens, or a one-line BuildError: offline, KerasHub's download fails within a second."""
-    keras_hub = _keras_hub()
+    keras_hub = import_keras_hub()
     try:
         classifier = keras_hub.models.TextClassifier.from_preset(
             preset, num_classes=num_classes, activation=None, preprocessor=None, dropout=dropout)
@@ -67,12 +67,17 @@ def load_preset(preset: str, num_classes: int, sequence_length: int, dropout: fl
         preprocessor = keras_hub.models.TextClassifierPreprocessor.from_preset(
             preset, sequence_length=min(sequence_length, limit))
     except Exception as e:  # requests' ConnectionError, KerasHub's ValueError for an unknown or non-text preset …
-        text = " ".join(str(e).split())
-        raise BuildError(f"init_from={preset}", f"the KerasHub preset did not load ({type(e).__name__}: "
-                         f"{text[:160]}{'…' if len(text) > 160 else ''}); a preset name downloads on first use, "
-                         "so this needs network access to Kaggle or Hugging Face, or a folder that save_to_preset "
-                         "wrote; it must be a text model with a TextClassifier") from None
+        raise failed_to_load(preset, e, "a text model with a TextClassifier") from None
     return classifier, preprocessor
+
+
+def failed_to_load(preset: str, error: Exception, kind: str) -> BuildError:
+    """The one line for a preset KerasHub could not load: why, and what a preset must be."""
+    text = " ".join(str(error).split())
+    return BuildError(f"init_from={preset}", f"the KerasHub preset did not load ({type(error).__name__}: "
+                      f"{text[:160]}{'…' if len(text) > 160 else ''}); a preset name downloads on first use, so "
+                      "this needs network access to Kaggle or Hugging Face, or a folder that save_to_preset wrote; "
+                      f"it must be {kind}")
 
 
 @keras.saving.register_keras_serializable(package="dlpipe")
@@ -119,7 +124,7 @@ class PresetTokens(layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        _keras_hub()
+        import_keras_hub()
         return cls(keras.saving.deserialize_keras_object(config.pop("preprocessor")), **config)
 
 
@@ -152,5 +157,5 @@ def load_model(path: str) -> keras.Model:
     except (OSError, KeyError, zipfile.BadZipFile):
         needs_hub = False  # load_model says what is wrong with the file
     if needs_hub:
-        _keras_hub()
+        import_keras_hub()
     return keras.models.load_model(path, compile=False)

@@ -183,9 +183,11 @@ DETERMINISTIC = flags.DEFINE_bool("deterministic", D["deterministic"], "Turn on 
 INIT_FROM = flags.DEFINE_string(
     "init_from", D["init_from"], "Start training from a saved model's weights: an earlier run's model.keras (or a "
     ".weights.h5 file). Layers whose names and shapes match are loaded; the rest, such as the head of a model for "
-    "other classes, start fresh (fine-tuning on another data set). Or a KerasHub preset, for text: a name such as "
-    "bert_tiny_en_uncased (downloaded on first use), a kaggle:// or hf:// handle, or a folder save_to_preset "
-    "wrote; its encoder, weights and tokenizer replace the task's own model (--task=transformer).")
+    "other classes, start fresh (fine-tuning on another data set). Or a KerasHub preset: a name such as "
+    "bert_tiny_en_uncased or mobilenet_v3_small_100_imagenet (downloaded on first use), a kaggle:// or hf:// "
+    "handle, or a folder save_to_preset wrote; for text (--task=transformer) its encoder, weights and tokenizer, "
+    "for images (--task=conv) its backbone, weights and image preprocessing replace the task's own model, with a "
+    "fresh head, the backbone frozen for the first half of the epochs and its top quarter learning after.")
 TRAINER = flags.DEFINE_enum(
     "trainer", D["trainer"], ["keras", "numpy"], "Who trains the model: keras (its `fit`), or numpy: the dense "
     "task's network written in NumPy alone (models/numpy_mlp.py: forward and backward passes by hand, SGD with "

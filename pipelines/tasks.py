@@ -21,6 +21,7 @@ from models.conv import build_conv_classifier
 from models.dense import build_dense_classifier
 from models.gan import build_gan
 from models.recurrent import adapt_vocabulary, build_recurrent_classifier
+from models.backbones import build_preset_image_classifier
 from models.pretrained import build_preset_text_classifier
 from models.transformer import build_transformer_classifier
 from models.table import ColumnStats
@@ -74,27 +75,33 @@ class Task:
         except BuildError as e:
             raise PipelineError(f"cannot build the {self.name} model from --{e}") from None
 
-    def build_from_preset(self, preset: str, num_classes: int, explicit: Sequence[str], modality: str,
+    def build_from_preset(self, preset: str, input_shape, num_classes: int, explicit: Sequence[str], modality: str,
                           **hparams) -> keras.Model:
-        """from_preset with the hyperparameters it takes; a flag that would change what the preset fixes (given
-        explicitly), data the preset cannot read and a task that cannot start from a preset are one line each."""
-        if modality != "text":
-            raise PipelineError(f"--init_from={preset} is a KerasHub preset, and the presets fine-tuned here are text "
-                                f"encoders; the data set holds {modality} examples: give text data, or an earlier "
-                                "run's model.keras")
+        """from_preset with the hyperparameters it takes (those given; the rest are its own defaults); a flag that
+        would change what the preset fixes (given explicitly), data the task's presets cannot read and a task that
+        cannot start from a preset are one line each."""
+        able = {task.name: preset_modality(task.from_preset) for task in TASKS.values() if task.from_preset}
         if self.from_preset is None:
-            able = [task.name for task in TASKS.values() if task.from_preset]
             raise PipelineError(f"--task={self.name} cannot start from a KerasHub preset: give --init_from an earlier "
-                                f"run's model.keras, or use --task={' or --task='.join(able)}")
+                                f"run's model.keras, or use " + " or ".join(
+                                    f"--task={name} ({kind})" for name, kind in able.items()))
+        if modality != preset_modality(self.from_preset):
+            others = [name for name, kind in able.items() if kind == modality]
+            raise PipelineError(f"--init_from={preset}: --task={self.name} fine-tunes "
+                                f"{preset_modality(self.from_preset)} presets, and the data set holds {modality} "
+                                "examples: " + (f"use --task={others[0]}" if others else
+                                                "give an earlier run's model.keras"))
         takes = [name for name in inspect.signature(self.from_preset).parameters if name in self.hparams]
         fixed = sorted(name for name in hparams if name not in takes and name in explicit)
         if fixed:
             raise PipelineError(f"--{', --'.join(fixed)}: the preset {preset} fixes the model's architecture; drop "
                                 f"{'them' if len(fixed) > 1 else 'it'} (from a preset, --task={self.name} takes "
                                 f"--{', --'.join(takes)})")
+        given = {name: value for name, value in hparams.items() if name in takes and name in explicit}
         try:
-            return self.from_preset(num_classes, preset=preset,
-                                    **{name: value for name, value in hparams.items() if name in takes})
+            if "input_shape" in inspect.signature(self.from_preset).parameters:
+                return self.from_preset(input_shape, num_classes, preset=preset, **given)
+            return self.from_preset(num_classes, preset=preset, **given)
         except BuildError as e:
             raise PipelineError(f"cannot build the {self.name} model from --{e}") from None
 
@@ -140,6 +147,11 @@ class Task:
         return {k: tuple(v) if isinstance(v, list) else v for k, v in hparams.items()}, rate
 
 
+def preset_modality(builder: Callable[..., keras.Model]) -> str:
+    """What the presets a builder fine-tunes read: image backbones or text encoders."""
+    return "image" if builder is build_preset_image_classifier else "text"
+
+
 def table_columns(train: tf.data.Dataset) -> dict[str, Any]:
     """A table's column encoding, and a numeric label's mean and spread (the model predicts in that scale and
     outputs real values), learned on the training split only (models/table.py), in one streamed pass."""
@@ -175,7 +187,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          to_example=image_example, build_model=build_conv_classifier,
          hparams=("conv_filters", "dense_units", "dropout", "augment"), search_space=search_spaces.conv,
          epochs=5, batch_size=128, learning_rate=3e-3, lr_schedule="one_cycle", steps_per_execution=8,
-         mixed_precision=True, modalities=("image", "series")),
+         mixed_precision=True, modalities=("image", "series"), from_preset=build_preset_image_classifier),
     Task(name="recurrent", summary="RNN over image rows, text or a series' steps",
          datasets=IMAGE_DATASETS + ("imdb_reviews",), to_example=sequence_example,
          build_model=build_recurrent_classifier,

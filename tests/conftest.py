@@ -137,3 +137,29 @@ def write_tiny_preset(path, seed: int = 0) -> list[str]:
     keras_hub.models.BertBackbone(vocabulary_size=len(vocabulary), num_layers=1, num_heads=2, hidden_dim=16,
                                   intermediate_dim=32, max_sequence_length=64).save_to_preset(str(path))
     return vocabulary
+
+
+def write_image_preset(path, image_size: int = 48, seed: int = 0) -> None:
+    """A KerasHub image classifier preset folder, as save_to_preset writes one: a one-block ResNet (random
+    weights) and its ImageConverter (resize to `image_size`, scale to 0..1). What --init_from=<preset name>
+    downloads has the same layout."""
+    import keras
+    import keras_hub
+    keras.utils.set_random_seed(seed)
+    backbone = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64], stackwise_num_blocks=[1],
+        stackwise_num_strides=[1], block_type="basic_block", use_pre_activation=False, image_shape=(None, None, 3))
+    converter = keras_hub.layers.ResNetImageConverter(image_size=(image_size, image_size), scale=1 / 255.0)
+    keras_hub.models.ResNetImageClassifier(
+        backbone=backbone, num_classes=2,
+        preprocessor=keras_hub.models.ResNetImageClassifierPreprocessor(image_converter=converter),
+    ).save_to_preset(str(path))
+
+
+@pytest.fixture(scope="module")
+def mediapipe_python():
+    """MediaPipe's own venv (numpy<2, protobuf<5): `make test` builds it first; a bare pytest run builds it here."""
+    python = os.path.join(ROOT, ".venv-mediapipe", "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run(["make", "-C", str(ROOT), "mediapipe"], check=True, capture_output=True)
+    return python

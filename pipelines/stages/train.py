@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from models import pretrained
+from models import backbones, pretrained
 from pipelines import artifacts, distribution, numpy_trainer, precision, resume
 from pipelines.context import Context
 from pipelines.errors import PipelineError
@@ -64,11 +64,12 @@ def resolve_epochs(ctx: Context) -> None:
 
 def build(ctx: Context) -> keras.Model:
     """The task's model from the run's resolved hyperparameters and what it learned from the training split; from
-    a KerasHub preset (--init_from=<preset>), the preset's encoder and tokenizer instead."""
+    a KerasHub preset (--init_from=<preset>), the preset's encoder and tokenizer, or its image backbone and
+    preprocessing, instead."""
     config = ctx.config
     if config.init_from and pretrained.is_preset(config.init_from):
-        return ctx.task.build_from_preset(config.init_from, ctx.data.num_classes, config.explicit,
-                                          modality=ctx.data.modality, **config.hparams)
+        return ctx.task.build_from_preset(config.init_from, ctx.inputs.input_shape, ctx.data.num_classes,
+                                          config.explicit, modality=ctx.data.modality, **config.hparams)
     return ctx.task.build(ctx.inputs.input_shape, ctx.data.num_classes, **config.hparams, **ctx.learned_args)
 
 
@@ -110,7 +111,8 @@ def describe(ctx: Context, model: keras.Model, flops: float) -> None:
         print(f"warning: {config.precision_reason}: --precision=auto or float32 trains faster here", flush=True)
 
 
-def callbacks(ctx: Context, backup: str, health: StopOnDivergence, curves: EpochLog, flops: float) -> list:
+def callbacks(ctx: Context, model: keras.Model, backup: str, health: StopOnDivergence, curves: EpochLog,
+              flops: float) -> list:
     """In the order they must see each epoch's end."""
     inputs, family = ctx.inputs, ctx.family
     return [
@@ -121,6 +123,7 @@ def callbacks(ctx: Context, backup: str, health: StopOnDivergence, curves: Epoch
         DiskSpace(ctx.config.task_dir),  # before anything writes this epoch's state
         *([GradientNorm(inputs.first_train_batch(256))] if family.gradient_norm else []),
         *family.callbacks(ctx.workspace),  # before the logs are read: a family's callback may add to them
+        *([backbones.FineTunePhase()] if backbones.gates(model) else []),  # a preset's frozen, then top, phase
         curves,
         keras.callbacks.BackupAndRestore(backup),
         # After the backup: the checkpoint copies the weights file it just wrote (Keras' name for it).
@@ -165,7 +168,7 @@ def run(ctx: Context) -> str:
     model, flops = build_compiled(ctx)
     describe(ctx, model, flops)
     health, curves = StopOnDivergence(ctx.family.loss_key), EpochLog(os.path.join(backup, CURVES))
-    fit(ctx, model, callbacks(ctx, backup, health, curves, flops))
+    fit(ctx, model, callbacks(ctx, model, backup, health, curves, flops))
     resume.finish(backup, diverged=bool(health.failure))
     health.raise_if_failed()  # before saving: a diverged model must not replace a good one
     model = precision.in_float32(model, lambda: build(ctx))  # what later stages load computes in float32

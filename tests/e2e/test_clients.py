@@ -21,20 +21,12 @@ from tests.conftest import REAL_IDX_DIR, config_from_flags
 
 ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ROOT / "docs" / "clients"
-MEDIAPIPE_PYTHON = ROOT / ".venv-mediapipe" / "bin" / "python"
 IMAGES = 200
 VARIANTS = ("float32", "dynamic_range", "int8")
 
 
 def tflite_name(variant: str) -> str:
     return "model.tflite" if variant == "float32" else f"model_{variant}.tflite"
-
-
-@pytest.fixture(scope="module")
-def mediapipe_python():
-    if not MEDIAPIPE_PYTHON.exists():  # `make test` builds it first; a bare pytest run builds it here, once
-        subprocess.run(["make", "-C", str(ROOT), "mediapipe"], check=True, capture_output=True)
-    return str(MEDIAPIPE_PYTHON)
 
 
 @pytest.fixture(scope="module", params=["dense", "conv"])

@@ -83,7 +83,8 @@ def test_a_preset_name_offline_is_one_line_that_says_it_needs_the_network(tmp_pa
     (("--task=transformer", "--model_width=32"), ("--model_width", "fixes the model's architecture",
                                                   "--sequence_length, --dropout")),
     (("--task=recurrent",), ("--task=recurrent cannot start from a KerasHub preset", "--task=transformer")),
-    (("--task=transformer", "--dataset=fashion_mnist"), ("presets fine-tuned here are text encoders",)),
+    (("--task=transformer", "--dataset=fashion_mnist"), ("--task=transformer fine-tunes text presets",
+                                                         "holds image examples: use --task=conv")),
     (("--task=transformer", "--stages=tune,train"), ("fixes the architecture the tune stage searches",)),
 ])
 def test_what_a_preset_cannot_do_is_one_line(fine_tuned, flags, fragments, tmp_path):

@@ -1,0 +1,117 @@
+"""A pretrained image backbone from KerasHub, fine-tuned as a classifier of your images (`--init_from=<preset>`):
+MediaPipe Model Maker's image classifier on current Keras.
+
+A preset (a name such as `mobilenet_v3_small_100_imagenet`, a `kaggle://` or `hf://` handle, or a folder
+`save_to_preset` wrote) brings a backbone, its trained weights and its own image preprocessing (an ImageConverter:
+the size it was trained at and its scaling). The model takes the data's pixels, 0..255, as every image model here:
+
+    pixels → [augmentation, training only] → gray to RGB → the preset's ImageConverter (resize, scale)
+           → backbone (its batch norm frozen: always in inference mode) → FineTuneGate → average pool → dropout → logits
+
+Training runs in two phases (Model Maker's and keras-io's transfer-learning recipe): for the first `frozen_share`
+of the run's epochs the FineTuneGate passes no gradient into the backbone, so only the head learns; then it opens
+and the top `unfrozen_fraction` of the backbone's layers learns too, at the schedule's by then lower learning rate
+(cosine decay), the rest staying as pretrained. The phase is a variable of the model, set at each epoch's start by the
+FineTunePhase callback (pipelines/stages/train.py adds it for a model that has a gate), so a resumed run continues
+in its phase.
+"""
+
+from typing import Any
+
+import keras
+from keras import layers, ops
+
+from models import BuildError
+from models.pretrained import failed_to_load, import_keras_hub
+
+FROZEN_SHARE = 0.5        # the head alone learns for this share of the run's epochs …
+UNFROZEN_FRACTION = 0.25  # … then this share of the backbone's layers (its top) learns too
+
+
+def load_image_preset(preset: str) -> tuple[Any, Any]:
+    """The preset's backbone and its ImageConverter, or a one-line BuildError (offline, a name fails within a
+    second; a text preset is not an image model)."""
+    keras_hub = import_keras_hub()
+    try:
+        backbone = keras_hub.models.Backbone.from_preset(preset)
+        converter = keras_hub.layers.ImageConverter.from_preset(preset)
+    except Exception as e:  # requests' ConnectionError, KerasHub's ValueError for a preset without an image converter
+        raise failed_to_load(preset, e, "an image model with an ImageConverter") from None
+    if len(backbone.output.shape) != 4:
+        raise BuildError(f"init_from={preset}", f"its backbone outputs {tuple(backbone.output.shape)}, not a feature "
+                                                "map: give an image backbone preset")
+    return backbone, converter
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class FineTuneGate(layers.Layer):
+    """Identity forward; backward, the gradient passes only once `open` is 1 (the backbone below it is frozen
+    until then). `frozen_share`: of the run's epochs, those before the FineTunePhase callback opens it."""
+
+    def __init__(self, frozen_share: float = FROZEN_SHARE, **kwargs):
+        super().__init__(**kwargs)
+        self.frozen_share = frozen_share
+
+    def build(self, input_shape):
+        self.open = self.add_weight(shape=(), initializer="zeros", trainable=False, name="open")
+
+    def call(self, x):
+        gate = ops.cast(self.open, x.dtype)
+        return gate * x + (1 - gate) * ops.stop_gradient(x)
+
+    def get_config(self):
+        return {**super().get_config(), "frozen_share": self.frozen_share}
+
+
+class FineTunePhase(keras.callbacks.Callback):
+    """At each epoch's start, opens every FineTuneGate of the model whose epoch has come (its share of the fit's
+    epochs is over) and keeps the others shut, printing each switch."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for gate in gates(self.model):
+            is_open = epoch >= max(1, int(self.params["epochs"] * gate.frozen_share))
+            if bool(ops.convert_to_numpy(gate.open)) != is_open:
+                gate.open.assign(float(is_open))
+                print(f"epoch {epoch + 1}: the backbone's top layers {'learn' if is_open else 'stay frozen'}"
+                      " from here", flush=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:  # history.json shows the phase of every epoch: 0 frozen, 1 the top learning
+            logs["fine_tune_phase"] = float(max(float(ops.convert_to_numpy(g.open)) for g in gates(self.model)))
+
+
+def gates(model: keras.Model) -> list[FineTuneGate]:
+    return [layer for layer in model.layers if isinstance(layer, FineTuneGate)]
+
+
+def _every_layer(layer) -> list:
+    """The layer and those inside it, at any depth (a backbone's blocks may be models of their own)."""
+    return [layer] + [inner for child in getattr(layer, "layers", []) for inner in _every_layer(child)]
+
+
+def build_preset_image_classifier(input_shape, num_classes: int, *, preset: str, dropout: float = 0.2,
+                                  augment: str = "flip_translate", frozen_share: float = FROZEN_SHARE,
+                                  unfrozen_fraction: float = UNFROZEN_FRACTION) -> keras.Model:
+    """Pixels [H, W, C] 0..255 → logits; the preset fixes the backbone and its preprocessing."""
+    backbone, converter = load_image_preset(preset)
+    weighted = [layer for layer in backbone.layers if layer.weights]
+    for layer in weighted[:len(weighted) - round(len(weighted) * unfrozen_fraction)]:
+        layer.trainable = False  # the lower part stays as pretrained
+    for layer in _every_layer(backbone):  # batch norm keeps its pretrained statistics, in inference mode
+        if isinstance(layer, layers.BatchNormalization):
+            layer.trainable = False
+    pixels = keras.Input(shape=tuple(input_shape), name="pixels")
+    x = pixels
+    if augment != "none":
+        x = layers.RandomFlip("horizontal", name="random_flip")(x)
+    if augment == "flip_translate":
+        x = layers.RandomTranslation(0.1, 0.1, fill_mode="reflect", name="random_translation")(x)
+    if input_shape[-1] == 1:
+        x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    x = converter(x)
+    features = backbone(x)
+    x = FineTuneGate(frozen_share, name="fine_tune_gate")(features)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    logits = layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(pixels, logits, name="pretrained_image_classifier")
