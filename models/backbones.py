@@ -9,11 +9,13 @@ the size it was trained at and its scaling). The model takes the data's pixels, 
            → backbone (its batch norm frozen: always in inference mode) → FineTuneGate → average pool → dropout → logits
 
 Training runs in two phases (Model Maker's and keras-io's transfer-learning recipe): for the first `frozen_share`
-of the run's epochs the FineTuneGate passes no gradient into the backbone, so only the head learns; then it opens
-and the top `unfrozen_fraction` of the backbone's layers learns too, at the schedule's by then lower learning rate
-(cosine decay), the rest staying as pretrained. The phase is a variable of the model, set at each epoch's start by the
-FineTunePhase callback (pipelines/stages/train.py adds it for a model that has a gate), so a resumed run continues
-in its phase.
+of the run's epochs only the head learns; then the top `unfrozen_fraction` of the backbone's layers learns too, at
+BACKBONE_RATE times the head's learning rate, the rest staying as pretrained. The phase is the FineTuneGate's
+variable, set at each epoch's start by the FineTunePhase callback (pipelines/stages/train.py adds it for a model
+that has a gate), so a resumed run continues in its phase; FineTuneAdam reads it: its steps on the backbone's
+variables are scaled by BACKBONE_RATE × the gate, 0 while frozen. (Gradients reach the backbone in both phases, so
+its Adam moments are warm when it starts to learn: zeroed gradients would leave them at 0, and Adam's bias
+correction, far into training by then, would make its first steps several times the rate.)
 """
 
 from typing import Any
@@ -25,7 +27,8 @@ from models import BuildError
 from models.pretrained import failed_to_load, import_keras_hub
 
 FROZEN_SHARE = 0.5        # the head alone learns for this share of the run's epochs …
-UNFROZEN_FRACTION = 0.25  # … then this share of the backbone's layers (its top) learns too
+UNFROZEN_FRACTION = 0.25  # … then this share of the backbone's layers (its top) learns too …
+BACKBONE_RATE = 0.1       # … at this share of the head's learning rate
 
 
 def load_image_preset(preset: str) -> tuple[Any, Any]:
@@ -45,8 +48,8 @@ def load_image_preset(preset: str) -> tuple[Any, Any]:
 
 @keras.saving.register_keras_serializable(package="dlpipe")
 class FineTuneGate(layers.Layer):
-    """Identity forward; backward, the gradient passes only once `open` is 1 (the backbone below it is frozen
-    until then). `frozen_share`: of the run's epochs, those before the FineTunePhase callback opens it."""
+    """The identity, holding the training phase: `open` is 0 while the backbone below it is frozen and 1 once its
+    top learns (FineTuneAdam reads it). `frozen_share`: of the run's epochs, those before FineTunePhase opens it."""
 
     def __init__(self, frozen_share: float = FROZEN_SHARE, **kwargs):
         super().__init__(**kwargs)
@@ -56,8 +59,7 @@ class FineTuneGate(layers.Layer):
         self.open = self.add_weight(shape=(), initializer="zeros", trainable=False, name="open")
 
     def call(self, x):
-        gate = ops.cast(self.open, x.dtype)
-        return gate * x + (1 - gate) * ops.stop_gradient(x)
+        return x
 
     def get_config(self):
         return {**super().get_config(), "frozen_share": self.frozen_share}
@@ -82,6 +84,34 @@ class FineTunePhase(keras.callbacks.Callback):
 
 def gates(model: keras.Model) -> list[FineTuneGate]:
     return [layer for layer in model.layers if isinstance(layer, FineTuneGate)]
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class FineTuneAdam(keras.optimizers.Adam):
+    """Adam whose steps on a backbone's variables are BACKBONE_RATE × the gate's phase times the rate (0 while
+    frozen); `attach` names the model whose gate and backbone they are."""
+
+    def __init__(self, *args, backbone_rate: float = BACKBONE_RATE, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.backbone_rate = backbone_rate
+        self.backbone_keys, self.phase = frozenset(), None
+
+    def attach(self, model: keras.Model) -> "FineTuneAdam":
+        (gate,) = gates(model)
+        self.phase = gate.open
+        # The optimizer's own key of a variable (what its update_step is handed is the backend's variable, which
+        # Keras' base class, as every custom optimizer's update_step, looks its slots up by).
+        self.backbone_keys = frozenset(self._var_key(v) for layer in model.layers if isinstance(layer, keras.Model)
+                                       for v in layer.trainable_variables)
+        return self
+
+    def update_step(self, gradient, variable, learning_rate):
+        if self._var_key(variable) in self.backbone_keys:
+            learning_rate = learning_rate * self.backbone_rate * ops.cast(self.phase, "float32")
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "backbone_rate": self.backbone_rate}
 
 
 def _every_layer(layer) -> list:

@@ -5,6 +5,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from models import backbones
 from models.pretrained import PresetTokens
 from models.recurrent import TOKEN_CLASSIFIER
 from models.sequence import WINDOW
@@ -61,9 +62,12 @@ def compile_classifier(model: keras.Model, config: RunConfig, steps_per_epoch: i
     only) keeps the rate constant."""
     loss = (SmoothedSparseCrossentropy(config.label_smoothing) if config.label_smoothing
             else keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate(config, steps_per_epoch),
-                                                  global_clipnorm=config.clip_norm),
-                  loss=loss, metrics=["accuracy"], steps_per_execution=config.steps_per_execution)
+    rate = learning_rate(config, steps_per_epoch)
+    # A pretrained backbone's model (models/backbones.py) steps its backbone by its training phase.
+    optimizer = (backbones.FineTuneAdam(rate, global_clipnorm=config.clip_norm).attach(model)
+                 if backbones.gates(model) else keras.optimizers.Adam(rate, global_clipnorm=config.clip_norm))
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"],
+                  steps_per_execution=config.steps_per_execution)
 
 
 def inputs_at(split: tf.data.Dataset, indices) -> np.ndarray:
