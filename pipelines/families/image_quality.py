@@ -6,8 +6,11 @@ unlike the Fréchet distance it is unbiased, so it can be compared across sample
 
 The network, when the data have no labels, is RANDOM_FEATURES: a fixed convolutional network whose weights are
 drawn from a seeded NumPy generator (the same on every machine, never trained, nothing to download), its features
-each block's average activation. docs/gan.md has the measurements it is chosen on: it ranks a trained generator
-above an untrained one, and a collapsed generator (a few images repeated) far from the real ones.
+each block's mean and maximum activation per channel (the maximum sees blur the mean misses). docs/gan.md has the
+measurements it is chosen on: it ranks real images above blurred ones, a trained generator above an untrained one,
+and a collapsed generator (a few pictures repeated) far from the real ones; it does not see which shapes are drawn
+(a generator of one kind of object among several scores like the real set): the classifier's features, on
+labelled data, do.
 
 `memorization` answers the other question a distance cannot: does the generator copy its training images? For a
 sample of generated images, how much nearer (in pixels) each is to its nearest training image than to the next,
@@ -23,7 +26,7 @@ from keras import layers
 
 # The label-free feature network: its block widths and the seed its weights are drawn from. Changing either makes
 # another measure: the version is recorded in metrics.json beside the distances.
-RANDOM_FEATURES = {"name": "random_conv", "version": 1, "widths": (32, 64, 128, 256), "seed": 0}
+RANDOM_FEATURES = {"name": "random_conv", "version": 2, "widths": (32, 64, 128, 256), "seed": 0}
 KID_SUBSETS, KID_SUBSET_SIZE = 10, 1000
 MEMORIZATION_SIDE = 32     # images are compared at most this many pixels a side
 MEMORIZATION_SAMPLES = 500  # generated images checked
@@ -33,7 +36,7 @@ COPIED_FLAG = 0.25          # … and a generator with this share of copies (5 t
 
 def random_feature_network(image_shape) -> keras.Model:
     """Pixels 0..255 → RANDOM_FEATURES' features: blocks of a 3×3 convolution (He-scaled normal weights from the
-    seed, no bias), ReLU and 2×2 average pooling; each block's mean activation per channel, joined."""
+    seed, no bias), ReLU and 2×2 average pooling; each block's mean and maximum activation per channel, joined."""
     rng = np.random.default_rng(RANDOM_FEATURES["seed"])
     pixels = keras.Input(shape=tuple(image_shape), name="pixels")
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(pixels)
@@ -43,7 +46,7 @@ def random_feature_network(image_shape) -> keras.Model:
         x = conv(x)
         conv.set_weights([rng.standard_normal((3, 3, channels, width)).astype(np.float32)
                           * np.sqrt(2.0 / (9 * channels))])
-        pooled.append(layers.GlobalAveragePooling2D()(x))
+        pooled += [layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)]
         x = layers.AveragePooling2D(2, padding="same")(x)
         channels = width
     return keras.Model(pixels, layers.Concatenate()(pooled), name="random_features")

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from pipelines.families import image_quality
 from pipelines.families.image_quality import kernel_distance, memorization, random_feature_network
@@ -21,7 +21,7 @@ def test_the_random_network_is_the_same_on_every_build_and_depends_on_its_seed_a
     pixels = np.random.default_rng(1).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
     a, b = random_feature_network((32, 32, 3)), random_feature_network((32, 32, 3))
     np.testing.assert_array_equal(a.predict(pixels, verbose=0), b.predict(pixels, verbose=0))
-    assert a.output_shape == (None, sum(image_quality.RANDOM_FEATURES["widths"]))
+    assert a.output_shape == (None, 2 * sum(image_quality.RANDOM_FEATURES["widths"]))
 
 
 def test_kernel_distance_is_near_zero_for_one_distribution_and_grows_with_a_shift():
@@ -32,18 +32,19 @@ def test_kernel_distance_is_near_zero_for_one_distribution_and_grows_with_a_shif
     assert abs(same) < 0.01 and shifted > 0.05 and spread > 0
 
 
-def test_the_label_free_distance_ranks_real_images_above_noise_and_sees_a_collapse(shapes):
+def test_the_label_free_distance_ranks_real_images_above_blur_and_noise_and_sees_a_collapse(shapes):
     train, test = shapes
     embed = image_quality.embedding(random_feature_network((32, 32, 3)))
     real = embed(test)
     noise = np.random.default_rng(2).uniform(0, 255, train[:200].shape).astype(np.float32)
     collapsed = np.repeat(train[:5], 40, axis=0)  # a generator that learned five pictures
-    kid = {name: kernel_distance(embed(pixels), real)[0]
-           for name, pixels in {"real": train[:200], "noise": noise, "collapsed": collapsed}.items()}
-    assert kid["real"] < 0.1 * kid["collapsed"] and kid["collapsed"] < kid["noise"]
-    fd = {name: image_quality.frechet_distance(embed(pixels), real)
-          for name, pixels in {"real": train[:200], "noise": noise, "collapsed": collapsed}.items()}
-    assert fd["real"] < 0.2 * fd["collapsed"] < fd["noise"]
+    blurred = np.stack([np.asarray(Image.fromarray(x.astype(np.uint8)).filter(ImageFilter.GaussianBlur(2)),
+                                   np.float32) for x in train[:200]])
+    sets = {"real": train[:200], "noise": noise, "collapsed": collapsed, "blurred": blurred}
+    kid = {name: kernel_distance(embed(pixels), real)[0] for name, pixels in sets.items()}
+    assert kid["real"] < 0.1 * min(kid["collapsed"], kid["blurred"]) and kid["collapsed"] < kid["noise"]
+    fd = {name: image_quality.frechet_distance(embed(pixels), real) for name, pixels in sets.items()}
+    assert fd["real"] < 0.6 * min(fd["collapsed"], fd["blurred"]) and fd["collapsed"] < fd["noise"]
 
 
 def test_memorization_flags_a_generator_that_outputs_training_images_and_not_new_ones(shapes):
