@@ -5,7 +5,7 @@ A preset (a name such as `mobilenet_v3_small_100_imagenet`, a `kaggle://` or `hf
 `save_to_preset` wrote) brings a backbone, its trained weights and its own image preprocessing (an ImageConverter:
 the size it was trained at and its scaling). The model takes the data's pixels, 0..255, as every image model here:
 
-    pixels → [augmentation, training only] → gray to RGB → the preset's ImageConverter (resize, scale)
+    pixels → [augmentation, training only, --augment] → gray to RGB → the preset's ImageConverter (resize, scale)
            → backbone (its batch norm frozen: always in inference mode) → FineTuneGate → average pool → dropout → logits
 
 Training runs in two phases (Model Maker's and keras-io's transfer-learning recipe): for the first `frozen_share`
@@ -18,6 +18,8 @@ its Adam moments are warm when it starts to learn: zeroed gradients would leave 
 correction, far into training by then, would make its first steps several times the rate.)
 """
 
+import os
+import re
 from typing import Any
 
 import keras
@@ -29,6 +31,52 @@ from models.pretrained import failed_to_load, import_keras_hub
 FROZEN_SHARE = 0.5        # the head alone learns for this share of the run's epochs …
 UNFROZEN_FRACTION = 0.25  # … then this share of the backbone's layers (its top) learns too …
 BACKBONE_RATE = 0.1       # … at this share of the head's learning rate
+
+
+# keras.applications networks a weights file may hold (what its name says, compacted) → the constructor and
+# whether it takes pixels 0..255 itself (its rescaling inside) or wants them in [-1, 1].
+APPLICATIONS = {
+    "mobilenetv3small": ("MobileNetV3Small", "pixels"),
+    "mobilenetv3large": ("MobileNetV3Large", "pixels"),
+    "mobilenetv2": ("MobileNetV2", "minus_one_to_one"),
+    "efficientnetb0": ("EfficientNetB0", "pixels"),
+    "efficientnetb1": ("EfficientNetB1", "pixels"),
+    "efficientnetb2": ("EfficientNetB2", "pixels"),
+}
+SIZES = (96, 128, 160, 192, 224, 240, 260)  # a size in a weights file's name (else 224, the networks' default)
+
+
+def is_application_weights(path: str) -> bool:
+    """A keras.applications weights file (`mobilenet_v3_small…no_top.h5`), as Keras downloads them."""
+    return path.endswith(".h5") and not path.endswith(".weights.h5")
+
+
+def load_application(path: str) -> tuple[keras.Model, keras.Model]:
+    """The keras.applications network the file's name names, without its top, loaded with the file's weights, and
+    its preprocessing (resize to its size, its scaling), or a one-line BuildError."""
+    name = os.path.basename(path).lower()
+    compact = re.sub(r"[^a-z0-9]", "", name)
+    found = [key for key in APPLICATIONS if key in compact]
+    if not found:
+        raise BuildError(f"init_from={path}", "the file's name names none of the keras.applications networks read "
+                         f"here ({', '.join(c for c, _ in APPLICATIONS.values())}): name it as Keras does, "
+                         "e.g. weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5")
+    constructor, scaling = APPLICATIONS[found[0]]
+    size = next((s for s in SIZES if re.search(rf"(^|[^0-9]){s}([^0-9]|$)", name)), 224)
+    options = {"minimalistic": True} if "minimalistic" in name else {}
+    alpha = re.search(r"_(0\.\d+|1\.0)(_|$)", name)
+    if alpha and "mobilenet" in found[0]:
+        options["alpha"] = float(alpha.group(1))
+    try:
+        backbone = getattr(keras.applications, constructor)(input_shape=(size, size, 3), include_top=False,
+                                                            weights=path, **options)
+    except Exception as e:  # a file of another network, or with its top
+        raise BuildError(f"init_from={path}", f"{constructor} did not load it ({type(e).__name__}: "
+                         f"{' '.join(str(e).split())[:160]}): give the network's no_top weights file") from None
+    steps = [layers.Resizing(size, size, crop_to_aspect_ratio=True, name="resize")]
+    if scaling == "minus_one_to_one":
+        steps.append(layers.Rescaling(1 / 127.5, offset=-1.0, name="scale"))
+    return backbone, keras.Sequential(steps, name=f"{constructor.lower()}_preprocessing")
 
 
 def load_image_preset(preset: str) -> tuple[Any, Any]:
@@ -120,10 +168,11 @@ def _every_layer(layer) -> list:
 
 
 def build_preset_image_classifier(input_shape, num_classes: int, *, preset: str, dropout: float = 0.2,
-                                  augment: str = "flip_translate", frozen_share: float = FROZEN_SHARE,
+                                  augment: str = "none", frozen_share: float = FROZEN_SHARE,
                                   unfrozen_fraction: float = UNFROZEN_FRACTION) -> keras.Model:
-    """Pixels [H, W, C] 0..255 → logits; the preset fixes the backbone and its preprocessing."""
-    backbone, converter = load_image_preset(preset)
+    """Pixels [H, W, C] 0..255 → logits; the preset (or a keras.applications weights file) fixes the backbone and
+    its preprocessing."""
+    backbone, converter = load_application(preset) if is_application_weights(preset) else load_image_preset(preset)
     weighted = [layer for layer in backbone.layers if layer.weights]
     for layer in weighted[:len(weighted) - round(len(weighted) * unfrozen_fraction)]:
         layer.trainable = False  # the lower part stays as pretrained

@@ -29,14 +29,16 @@ _HANDLE = re.compile(r"^([a-z0-9]+://)?[A-Za-z0-9_.\-/]+$")
 
 
 def is_preset(init_from: str) -> bool:
-    """--init_from names a KerasHub preset unless it is an earlier run's .keras or .weights.h5 file."""
+    """--init_from names a KerasHub preset (or a keras.applications weights file, built as an image preset is:
+    models/backbones.py) unless it is an earlier run's .keras or .weights.h5 file."""
     return not init_from.endswith((".keras", ".weights.h5"))
 
 
 def preset_problem(init_from: str) -> str | None:
     """Why --init_from cannot name a preset, or None: a local path must be a preset folder (its config.json)."""
     if os.path.isfile(init_from):
-        return f"{init_from} is neither a .keras nor a .weights.h5 file"
+        return None if init_from.endswith(".h5") else (
+            f"{init_from} is neither a .keras, a .weights.h5 nor a keras.applications .h5 file")
     if os.path.isdir(init_from):
         return None if os.path.isfile(os.path.join(init_from, "config.json")) else (
             f"{init_from} is a folder without the config.json a KerasHub preset folder has")

@@ -19,6 +19,7 @@ from pipelines.config import RunConfig, show
 from pipelines.data import folders, idx, pipeline, sequences, tables
 from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
 from pipelines.errors import PipelineError
+from pipelines.families.generator import DIFF_AUGMENT_BELOW
 from pipelines.stages import STAGE_ORDER
 from pipelines.stages.tune import TUNERS
 from models import numpy_mlp, pretrained
@@ -187,7 +188,9 @@ INIT_FROM = flags.DEFINE_string(
     "bert_tiny_en_uncased or mobilenet_v3_small_100_imagenet (downloaded on first use), a kaggle:// or hf:// "
     "handle, or a folder save_to_preset wrote; for text (--task=transformer) its encoder, weights and tokenizer, "
     "for images (--task=conv) its backbone, weights and image preprocessing replace the task's own model, with a "
-    "fresh head, the backbone frozen for the first half of the epochs and its top quarter learning after.")
+    "fresh head, the backbone frozen for the first half of the epochs and its top quarter learning after. Or a "
+    "keras.applications no_top weights file (mobilenet_v3_small…h5, efficientnetb0_notop.h5, …), used as a "
+    "preset.")
 TRAINER = flags.DEFINE_enum(
     "trainer", D["trainer"], ["keras", "numpy"], "Who trains the model: keras (its `fit`), or numpy: the dense "
     "task's network written in NumPy alone (models/numpy_mlp.py: forward and backward passes by hand, SGD with "
@@ -209,7 +212,7 @@ DISCRIMINATOR_LEARNING_RATE = flags.DEFINE_float(
     "default: --learning_rate.", lower_bound=1e-7, upper_bound=10.0)
 DIFF_AUGMENT = flags.DEFINE_enum(
     "diff_augment", D["diff_augment"], ["auto", "on", "off"], "gan: DiffAugment (colour, translation, cutout of "
-    "real and generated images before the discriminator); auto: on below 10,000 train images.")
+    f"real and generated images before the discriminator); auto: on below {DIFF_AUGMENT_BELOW:,} train images.")
 
 
 # Tuning (the tune stage). Model flags given explicitly stay fixed while the rest of the space is searched.
@@ -381,8 +384,8 @@ def _init_from_exists(value):
                else None if os.path.isfile(value) else f"{value} does not exist")
     if problem:
         raise flags.ValidationError(f"{problem}: --init_from takes an earlier run's model.keras (or .weights.h5), "
-                                    "or a KerasHub preset: a name, a kaggle:// or hf:// handle, or a folder that "
-                                    "save_to_preset wrote")
+                                    "a KerasHub preset (a name, a kaggle:// or hf:// handle, or a folder that "
+                                    "save_to_preset wrote) or a keras.applications .h5 weights file")
     return True
 
 

@@ -40,7 +40,7 @@ def test_builder_hyperparameters_come_from_their_flags():
     (["--dataset=imdb_reviews"], "does not fit this --task"),
     (["--dataset=mnist", "--data_source=idx"], "Fashion-MNIST only"),
     (["--init_from=/no/such/model.keras"], "/no/such/model.keras does not exist: --init_from takes an earlier run's"),
-    (["--init_from=setup.cfg"], "setup.cfg is neither a .keras nor a .weights.h5 file"),
+    (["--init_from=setup.cfg"], "setup.cfg is neither a .keras, a .weights.h5 nor a keras.applications .h5 file"),
     (["--init_from=tests"], "tests is a folder without the config.json a KerasHub preset folder has"),
     (["--trainer=numpy", "--distribute=mirrored"], "--trainer=numpy trains from scratch, in one process"),
     (["--task=transformer", "--patch_size=0"], "--patch_size"),

@@ -48,7 +48,7 @@ FRECHET_EXAMPLES = 2000
 GRID = 10                                       # a 10 × 10 grid; conditional: one row per class
 FRECHET_OBJECTIVE = "val_frechet_distance"      # what the tune stage minimizes for the GAN
 # Unless --diff_augment says, a data set with fewer train images than this trains with DiffAugment (docs/gan.md).
-DIFF_AUGMENT_BELOW = 10_000
+DIFF_AUGMENT_BELOW = 1_000
 # Unless --epochs is given, a GAN trains for at least this many steps (a folder of 600 images is 10 batches an
 # epoch: the task's 10 epochs would leave noise; docs/gan.md).
 MIN_TRAIN_STEPS = 2_000

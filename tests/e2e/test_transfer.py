@@ -12,7 +12,7 @@ from PIL import Image
 
 from pipelines import prediction, runner
 from pipelines.families import Asked
-from tests.conftest import assert_one_line_error, cli_in_process, config_from_flags, run_cli, write_image_preset
+from tests.conftest import assert_one_line_error, cli_in_process, config_from_flags, write_image_preset
 from tests.e2e.test_clients import classify
 from tests.e2e.test_server import call
 from tests.loopback import serving
@@ -86,8 +86,8 @@ def test_dlpipe_serve_and_predict_answer_photos_of_any_size(fine_tuned, tmp_path
 
 def test_an_image_preset_name_offline_is_one_line_that_says_it_needs_the_network(tmp_path):
     write_pictures(tmp_path / "shapes", 12, 32, classes=True)
-    result = run_cli("--task=conv", "--init_from=mobilenet_v3_small_100_imagenet", f"--dataset={tmp_path / 'shapes'}",
-                     f"--output_dir={tmp_path / 'runs'}", "--stages=train", timeout=300)
+    result = cli_in_process("--task=conv", "--init_from=mobilenet_v3_small_100_imagenet",
+                            f"--dataset={tmp_path / 'shapes'}", f"--output_dir={tmp_path / 'runs'}", "--stages=train")
     assert_one_line_error(result, "--init_from=mobilenet_v3_small_100_imagenet", "network access")
 
 

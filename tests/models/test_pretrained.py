@@ -79,7 +79,7 @@ def test_an_unreachable_preset_is_one_line_that_says_what_it_needs():
     ("bad name!", "is not a KerasHub preset handle"),
     (os.path.join("no", "such", "folder"), "does not exist"),
     (os.path.join(ROOT, "tests"), "without the config.json"),
-    (os.path.join(ROOT, "setup.cfg"), "neither a .keras nor a .weights.h5 file"),
+    (os.path.join(ROOT, "setup.cfg"), "neither a .keras, a .weights.h5 nor a keras.applications .h5 file"),
 ])
 def test_what_can_name_a_preset(value, problem):
     assert pretrained.is_preset(value)
