@@ -130,6 +130,10 @@ def convert_onnx(saved_model_dir: str, properties: dict[str, str]) -> bytes:
         lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [type(e).__name__]
         first_line = next((line for line in lines if "error" in line.lower()), lines[-1])[:200]
         raise PipelineError(f"ONNX conversion failed ({first_line}): leave it out with --noonnx") from None
+    extra = [i.name for i in proto.graph.input if i.name not in names]
+    if extra:  # tf2onnx left tensors the function captures (not variables) as inputs an app cannot feed
+        raise PipelineError(f"ONNX conversion left {len(extra)} of the model's constants as inputs ({extra[0]}, "
+                            "…; keras.applications' EfficientNet normalization does this): leave it out with --noonnx")
     for key, value in properties.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value

@@ -18,7 +18,7 @@ import tensorflow as tf
 from pipelines import artifacts, console
 from pipelines.context import Context
 from pipelines.errors import PipelineError
-from pipelines.exported import Batch, keras_predict, open_export
+from pipelines.exported import Batch, in_chunks, keras_predict, open_export
 from pipelines.families import Column
 from pipelines.shipping import Shipment, as_batch, softmax
 
@@ -226,7 +226,8 @@ def keras_and_saved_model(ctx: Context, shipment: Shipment, reference: Reference
                              else {"test_rmse": reference.rmse})
     serve_fn = tf.saved_model.load(ctx.path(artifacts.SAVED_MODEL)).signatures["serving_default"]
     model_inputs = shipment.to_model_inputs(reference.parity)
-    served = only_value(serve_fn(**{k: tf.constant(v) for k, v in model_inputs.items()})).astype(np.float64)
+    served = in_chunks(lambda part: only_value(serve_fn(**{k: tf.constant(v) for k, v in part.items()})).astype(
+        np.float64), model_inputs)
     rows["savedmodel"] = measure(served, reference.outputs)
     rows["savedmodel"]["passed"] = passes(rows["savedmodel"], shipment.limits["savedmodel"])
     return rows
