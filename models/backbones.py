@@ -167,7 +167,7 @@ def _every_layer(layer) -> list:
     return [layer] + [inner for child in getattr(layer, "layers", []) for inner in _every_layer(child)]
 
 
-def build_preset_image_classifier(input_shape, num_classes: int, *, preset: str, dropout: float = 0.2,
+def build_preset_image_classifier(input_shape, num_classes: int, *, preset: str, dropout: float = 0.1,
                                   augment: str = "none", frozen_share: float = FROZEN_SHARE,
                                   unfrozen_fraction: float = UNFROZEN_FRACTION) -> keras.Model:
     """Pixels [H, W, C] 0..255 → logits; the preset (or a keras.applications weights file) fixes the backbone and

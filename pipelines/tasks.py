@@ -77,9 +77,9 @@ class Task:
 
     def build_from_preset(self, preset: str, input_shape, num_classes: int, explicit: Sequence[str], modality: str,
                           **hparams) -> keras.Model:
-        """from_preset with the hyperparameters it takes (those given; the rest are its own defaults); a flag that
-        would change what the preset fixes (given explicitly), data the task's presets cannot read and a task that
-        cannot start from a preset are one line each."""
+        """from_preset with the hyperparameters it takes (the run's values: config.json says what was used); a flag
+        that would change what the preset fixes (given explicitly), data the task's presets cannot read and a task
+        that cannot start from a preset are one line each."""
         able = {task.name: preset_modality(task.from_preset) for task in TASKS.values() if task.from_preset}
         if self.from_preset is None:
             raise PipelineError(f"--task={self.name} cannot start from a KerasHub preset: give --init_from an earlier "
@@ -97,7 +97,7 @@ class Task:
             raise PipelineError(f"--{', --'.join(fixed)}: the preset {preset} fixes the model's architecture; drop "
                                 f"{'them' if len(fixed) > 1 else 'it'} (from a preset, --task={self.name} takes "
                                 f"--{', --'.join(takes)})")
-        given = {name: value for name, value in hparams.items() if name in takes and name in explicit}
+        given = {name: value for name, value in hparams.items() if name in takes}
         try:
             if "input_shape" in inspect.signature(self.from_preset).parameters:
                 return self.from_preset(input_shape, num_classes, preset=preset, **given)

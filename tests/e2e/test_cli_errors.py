@@ -122,7 +122,7 @@ QUICK = ("--max_train_examples=300", "--max_test_examples=200", "--epochs=1", "-
 @pytest.mark.parametrize("args,fragments", [
     (["--max_train_examples=1", "--stages=train"], ["1 train examples", "leave none to train on", "at least 2"]),
     (["--task=gan", "--generator_widths=64,32,16", "--stages=train"],
-     ["cannot build the gan model from --generator_widths", "divisible by 8", "at most 2 widths"]),
+     ["cannot build the gan model from --generator_widths", "takes 2 stride-2 blocks", "give at most 2"]),
 ])
 def test_inputs_that_once_ended_in_a_traceback(tmp_path, args, fragments):
     assert_one_line_error(cli_in_process(f"--output_dir={tmp_path}", "--max_test_examples=200", *args), *fragments)
