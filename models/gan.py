@@ -152,6 +152,7 @@ class GAN(keras.Model):
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.seed_generator = keras.random.SeedGenerator(1337)
+        self.augment = False  # DiffAugment before the discriminator (a training setting, set before fit)
         self.built = True  # both nets are built functional models; nothing is left to build from data
 
     @property
@@ -170,9 +171,8 @@ class GAN(keras.Model):
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
 
-    def compile(self, g_optimizer, d_optimizer, label_smoothing: float = 0.1, augment: bool = False, **kwargs):
-        """`label_smoothing`: the discriminator's real targets are 1 - label_smoothing (one-sided); `augment`:
-        the discriminator sees real and generated images through diff_augment."""
+    def compile(self, g_optimizer, d_optimizer, label_smoothing: float = 0.1, **kwargs):
+        """`label_smoothing`: the discriminator's real targets are 1 - label_smoothing (one-sided)."""
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
@@ -181,7 +181,6 @@ class GAN(keras.Model):
         g_optimizer.build(self.generator.trainable_variables)
         d_optimizer.build(self.discriminator.trainable_variables)
         self.label_smoothing = label_smoothing
-        self.augment = augment
         self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
 
     @property
@@ -198,7 +197,7 @@ class GAN(keras.Model):
         batch = ops.shape(real_images)[0]
         noise = keras.random.normal((batch, self.noise_dim), seed=self.seed_generator)
         fake = self.generator(self._with_label(noise, labels), training=training)
-        if training and getattr(self, "augment", False):  # both alike, so the discriminator cannot tell them by it
+        if training and self.augment:  # both alike, so the discriminator cannot tell them by it
             real_images, fake = (diff_augment(real_images, self.seed_generator),
                                  diff_augment(fake, self.seed_generator))
         real_logits = self.discriminator(self._with_label(real_images, labels), training=training)

@@ -130,9 +130,10 @@ class PresetTokens(layers.Layer):
         return cls(keras.saving.deserialize_keras_object(config.pop("preprocessor")), **config)
 
 
-def build_preset_text_classifier(num_classes: int, *, preset: str, sequence_length: int = 200,
+def build_preset_text_classifier(input_shape, num_classes: int, *, preset: str, sequence_length: int = 200,
                                  dropout: float = 0.1) -> keras.Model:
-    """Raw strings → logits; the preset fixes the encoder (its depth, width, heads and vocabulary)."""
+    """Raw strings → logits; the preset fixes the encoder (its depth, width, heads and vocabulary). `input_shape`
+    is taken as every builder takes it: a string per example reads none."""
     classifier, preprocessor = load_preset(preset, num_classes, sequence_length, dropout)
     tokenize = PresetTokens(preprocessor, name="tokenize")
     token_ids = keras.Input(shape=(preprocessor.sequence_length,), dtype="int32", name="token_ids")

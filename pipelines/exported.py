@@ -111,8 +111,6 @@ class OnnxModel:
         return in_chunks(self._run, batch)
 
     def _run(self, batch: Batch) -> np.ndarray:
-        if len(batch) == len(self.inputs) == 1:  # one input: whatever the converter named it (a keras.applications
-            batch = dict(zip(self.inputs, batch.values()))  # network's came out as "296228:0")
         (value,) = self.session.run(None, {name: np.asarray(batch[name]).astype(dtype)
                                            for name, dtype in self.inputs.items()})
         return value.astype(np.float64)

@@ -99,9 +99,7 @@ class Task:
                                 f"--{', --'.join(takes)})")
         given = {name: value for name, value in hparams.items() if name in takes}
         try:
-            if "input_shape" in inspect.signature(self.from_preset).parameters:
-                return self.from_preset(input_shape, num_classes, preset=preset, **given)
-            return self.from_preset(num_classes, preset=preset, **given)
+            return self.from_preset(input_shape, num_classes, preset=preset, **given)
         except BuildError as e:
             raise PipelineError(f"cannot build the {self.name} model from --{e}") from None
 

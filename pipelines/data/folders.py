@@ -91,7 +91,7 @@ def _given_splits(root: str) -> list[str]:
 def _images_below(folder: str) -> list[str]:
     """Every image file under `folder`, at any depth (links to folders not followed), in a fixed order."""
     found = []
-    for parent, dirs, names in os.walk(folder, onerror=lambda e: _unlisted(e)):
+    for parent, dirs, names in os.walk(folder, onerror=_unlisted):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         found += [os.path.join(parent, n) for n in sorted(names)
                   if n.lower().endswith(images.SUFFIXES) and not n.startswith(".")]
@@ -237,8 +237,9 @@ def _image_settings(folder: Folder, image_size, color_mode: str, generative: boo
         raise PipelineError(f"the images in {folder.root} have {len(sizes)} sizes ({shown}, …): give --image_size=H,W "
                             "(each is resized with its aspect kept, padded with black)")
     size = tuple(image_size) if image_size else sizes.pop()
-    small = [(path, h) for path, h in zip(paths, headers) if min(h.height / size[0], h.width / size[1]) < 1]
-    if generative and small:
+    small = [(path, h) for path, h in zip(paths, headers) if h.height < size[0] or h.width < size[1]] \
+        if generative else []
+    if small:
         path, h = small[0]
         raise PipelineError(f"{len(small)} of the {len(paths)} images in {folder.root} are smaller than --image_size="
                             f"{size[0]},{size[1]} ({path} is {h.height}x{h.width}): a generator would learn their "

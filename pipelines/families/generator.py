@@ -54,11 +54,6 @@ DIFF_AUGMENT_BELOW = 1_000
 MIN_TRAIN_STEPS = 2_000
 
 
-def diff_augment(config: RunConfig, num_train: int) -> bool:
-    """--diff_augment, `auto` resolved by the number of train images."""
-    return config.diff_augment == "on" or (config.diff_augment == "auto" and num_train < DIFF_AUGMENT_BELOW)
-
-
 def compile_gan(gan: GAN, config: RunConfig, steps_per_epoch: int = 0) -> None:
     # DCGAN's Adam settings (beta_1 = 0.5) for both nets, at constant rates (no --lr_schedule).
     # In float16 each is wrapped for loss scaling, as Keras' own compile wraps a model's one optimizer.
@@ -124,7 +119,8 @@ class SmallDataAugment(keras.callbacks.Callback):
 
     def __init__(self, config: RunConfig, num_train: int, quiet: bool = False):
         super().__init__()
-        self.on, self.quiet = diff_augment(config, num_train), quiet
+        self.on = config.diff_augment == "on" or (config.diff_augment == "auto" and num_train < DIFF_AUGMENT_BELOW)
+        self.quiet = quiet
         self.why = f"--diff_augment={config.diff_augment}" + (
             f": {num_train:,} train images, {'fewer' if self.on else 'not fewer'} than {DIFF_AUGMENT_BELOW:,}"
             if config.diff_augment == "auto" else "")

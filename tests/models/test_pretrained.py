@@ -25,7 +25,7 @@ def encoder_of(model):
 def test_the_model_starts_from_the_presets_weights(preset):
     import keras_hub
     path, _ = preset
-    model = pretrained.build_preset_text_classifier(3, preset=str(path), sequence_length=16)
+    model = pretrained.build_preset_text_classifier((), 3, preset=str(path), sequence_length=16)
     saved = keras_hub.models.Backbone.from_preset(str(path))
     for ours, theirs in zip(encoder_of(model).weights, saved.weights, strict=True):
         np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
@@ -34,7 +34,7 @@ def test_the_model_starts_from_the_presets_weights(preset):
 
 def test_the_presets_tokenizer_packs_ids_that_the_vocabulary_names(preset):
     path, vocabulary = preset
-    model = pretrained.build_preset_text_classifier(2, preset=str(path), sequence_length=12)
+    model = pretrained.build_preset_text_classifier((), 2, preset=str(path), sequence_length=12)
     tokenize = model.get_layer("tokenize")
     ids = tokenize(np.array(["Great plot.", "the cast was dull"])).numpy()
     assert ids.shape == (2, 12) and ids.dtype == np.int32
@@ -46,13 +46,13 @@ def test_the_presets_tokenizer_packs_ids_that_the_vocabulary_names(preset):
 
 def test_the_sequence_length_stops_at_what_the_encoder_was_trained_for(preset):
     path, _ = preset
-    model = pretrained.build_preset_text_classifier(2, preset=str(path), sequence_length=500)
+    model = pretrained.build_preset_text_classifier((), 2, preset=str(path), sequence_length=500)
     assert model.get_layer("token_classifier").input.shape == (None, 64)
 
 
 def test_a_saved_model_loads_in_a_process_that_never_imported_keras_hub(preset, tmp_path):
     path, _ = preset
-    model = pretrained.build_preset_text_classifier(2, preset=str(path), sequence_length=12)
+    model = pretrained.build_preset_text_classifier((), 2, preset=str(path), sequence_length=12)
     model.save(tmp_path / "model.keras")
     expected = model.predict(np.array(["fun film"], dtype=object), verbose=0)
     script = ("import sys, numpy as np\nfrom models import pretrained\n"
@@ -66,7 +66,7 @@ def test_a_saved_model_loads_in_a_process_that_never_imported_keras_hub(preset, 
 
 def test_an_unreachable_preset_is_one_line_that_says_what_it_needs():
     with pytest.raises(BuildError) as error:  # offline here: KerasHub's download fails at once
-        pretrained.build_preset_text_classifier(2, preset="bert_tiny_en_uncased")
+        pretrained.build_preset_text_classifier((), 2, preset="bert_tiny_en_uncased")
     message = str(error.value)
     assert "\n" not in message and message.startswith("init_from=bert_tiny_en_uncased: the KerasHub preset did "
                                                       "not load") and "network access" in message
