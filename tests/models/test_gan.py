@@ -59,3 +59,29 @@ def test_exported_generator_emits_uint8_pixels():
     assert pixels.dtype == "uint8" and pixels.shape == (2, 28, 28, 1)
     expected = np.round((generator(np.random.default_rng(1).standard_normal((2, 8)).astype("float32")) + 1) * 127.5)
     np.testing.assert_array_equal(np.asarray(pixels), expected.astype("uint8"))
+
+
+def test_diff_augment_keeps_the_shape_passes_gradients_and_cuts_a_square_out():
+    import tensorflow as tf
+    from models.gan import diff_augment
+    images = tf.Variable(np.full((4, 32, 32, 3), 0.5, "float32"))
+    with tf.GradientTape() as tape:
+        augmented = diff_augment(images, keras.random.SeedGenerator(0))
+        total = tf.reduce_sum(augmented)
+    assert augmented.shape == (4, 32, 32, 3)
+    assert float(tf.reduce_mean(tf.cast(tape.gradient(total, images) != 0, "float32"))) > 0.5  # the generator learns
+    for image in augmented.numpy():  # a 16×16 square of zeros (the cutout) in every image
+        zero_rows, zero_columns = np.nonzero((image == 0).all(axis=-1))
+        assert zero_rows.size >= 16 * 16
+
+
+@pytest.mark.parametrize("setting,count,on", [
+    ("auto", 999, True), ("auto", 1000, False), ("on", 60_000, True), ("off", 10, False)])
+def test_the_family_turns_diff_augment_on_below_its_threshold_or_as_told(setting, count, on):
+    from pipelines.config import RunConfig
+    from pipelines.families.generator import SmallDataAugment
+    gan = build_gan((28, 28, 1), 10, noise_dim=8, generator_widths=(8, 4), discriminator_widths=(4, 8))
+    switch = SmallDataAugment(RunConfig(diff_augment=setting), count, quiet=True)
+    switch.set_model(gan)
+    switch.on_train_begin()
+    assert gan.augment is on
