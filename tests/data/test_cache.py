@@ -1,6 +1,7 @@
 """The prepared-example cache: written once, read by range, shuffled by piece, split among workers, rebuilt when
 damaged, and never read half-written by a second process."""
 
+import json
 import os
 import threading
 import time
@@ -86,6 +87,41 @@ def test_a_truncated_shard_is_named_in_one_line_and_the_cache_prepared_again(tmp
     (line,) = [line for line in capsys.readouterr().out.splitlines() if "damaged" in line]
     assert "train-00002.tfrecord is" in line and "preparing it again" in line and calls == [1, 1]
     assert labels(splits["train"].read()) == [i for i in range(100) if i % 4]
+
+
+def edit_manifest(folder, change) -> None:
+    with open(folder / cache.MANIFEST) as f:
+        manifest = json.load(f)
+    change(manifest)
+    with open(folder / cache.MANIFEST, "w") as f:
+        json.dump(manifest, f, indent=1)
+
+
+@pytest.mark.parametrize("change", [
+    lambda m: m["splits"]["train"]["shards"][0].update(count=5),    # would read 5 of its 10 examples
+    lambda m: m["splits"]["train"]["shards"][0].update(count=20),   # would fail mid-epoch in TensorFlow
+    lambda m: m["schema"]["image"].update(shape=[3, 2, 1]),         # the same bytes, read in another shape
+    lambda m: m["schema"]["image"].update(shape=[4, 3, 1]),         # more bytes than each example holds
+], ids=["count lowered", "count raised", "shape turned", "shape grown"])
+def test_an_edited_manifest_is_a_damaged_cache_prepared_again(tmp_path, small_shards, capsys, change):
+    calls = []
+    cache.prepared(str(tmp_path), "k", writer_of(100, calls), "test data")
+    edit_manifest(tmp_path / "k", change)
+    splits, _ = cache.prepared(str(tmp_path), "k", writer_of(100, calls), "test data")
+    (line,) = [line for line in capsys.readouterr().out.splitlines() if "damaged" in line]
+    assert "manifest.json is not the file written" in line and "preparing it again" in line and calls == [1, 1]
+    train = splits["train"]
+    assert train.count == 75 and labels(train.read()) == [i for i in range(100) if i % 4]
+    assert next(train.read().as_numpy_iterator())["image"].shape == (2, 3, 1)
+
+
+def test_a_cache_whose_manifest_has_no_hash_beside_it_is_prepared_again(tmp_path, capsys):
+    calls = []
+    cache.prepared(str(tmp_path), "k", writer_of(100, calls), "test data")
+    os.remove(tmp_path / "k" / cache.MANIFEST_SHA256)  # as an older dlpipe left it, or a hand that removed it
+    splits, _ = cache.prepared(str(tmp_path), "k", writer_of(100, calls), "test data")
+    assert "(manifest.sha256 is missing or unreadable): preparing it again" in capsys.readouterr().out
+    assert calls == [1, 1] and splits["train"].count == 75
 
 
 def test_a_failed_preparation_leaves_no_cache(tmp_path):

@@ -1,6 +1,7 @@
 """A folder of one's own: class subfolders of images or .txt files, checked and read once."""
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -130,6 +131,49 @@ def test_the_prepared_cache_is_read_by_a_second_run_and_made_again_when_a_file_c
     changed = load(tmp_path / "photos")
     assert changed.train.count + changed.test.count == 13
     assert len(decoded) == 25  # another folder: prepared again
+
+
+def rewrite_keeping_size_and_time(path, new_bytes: bytes) -> None:
+    """`path` given other bytes of the same count, its modification time set back (what `touch -r` or a careful
+    tool does): only its change time, which no one can set back, still says it was written."""
+    before = os.stat(path)
+    assert len(new_bytes) == before.st_size
+    time.sleep(0.02)  # past the clock tick of its first write: kernels before 6.13 stamp change times by the tick
+    with open(path, "wb") as f:
+        f.write(new_bytes)
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    after = os.stat(path)
+    assert (after.st_size, after.st_mtime_ns, after.st_ino) == (before.st_size, before.st_mtime_ns, before.st_ino)
+
+
+def test_a_picture_rewritten_with_its_size_and_time_kept_is_another_data_set(tmp_path):
+    write_images(tmp_path, {"a": 3, "b": 3})
+    before = folders.content_hash(str(tmp_path))
+    rewrite_keeping_size_and_time(tmp_path / "a" / "0000.png", (tmp_path / "a" / "0001.png").read_bytes())
+    assert folders.content_hash(str(tmp_path)) != before
+
+
+def test_a_picture_rewritten_with_its_size_and_time_kept_is_decoded_again_not_served_from_the_cache(tmp_path):
+    write_images(tmp_path / "photos", {"a": 5, "b": 5})  # class a's pictures are all 100, 101, …, 104
+
+    def values(data):
+        return {int(image.max()) for split in (data.train, data.test) for image in arrays(split)["image"]}
+    assert 100 in values(load(tmp_path / "photos"))
+    rewrite_keeping_size_and_time(tmp_path / "photos" / "a" / "0000.png",
+                                  (tmp_path / "photos" / "a" / "0001.png").read_bytes())  # 100 becomes 101
+    assert 100 not in values(load(tmp_path / "photos"))
+
+
+def test_files_in_linked_class_folders_count_and_a_link_loop_ends(tmp_path):
+    write_images(tmp_path / "elsewhere", {"b": 3})
+    write_images(tmp_path / "photos", {"a": 3})
+    os.symlink(tmp_path / "elsewhere" / "b", tmp_path / "photos" / "b")
+    os.symlink(tmp_path / "photos", tmp_path / "photos" / "a" / "loop")  # a folder that holds itself
+    before = folders.content_hash(str(tmp_path / "photos"))
+    rewrite_keeping_size_and_time(tmp_path / "elsewhere" / "b" / "0000.png",
+                                  (tmp_path / "elsewhere" / "b" / "0001.png").read_bytes())
+    assert folders.content_hash(str(tmp_path / "photos")) != before
+    assert load(tmp_path / "photos").label_names == ("a", "b")
 
 
 def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(tmp_path):
