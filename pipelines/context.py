@@ -10,11 +10,33 @@ from pipelines import artifacts, trained
 from pipelines.config import RunConfig
 from pipelines.data import tables
 from pipelines.data.pipeline import Inputs, make_input_pipeline
-from pipelines.data.sources import DataSet, load_dataset
+from pipelines.data.sources import DataSet, load_dataset, settings_given_in_vain
 from pipelines.distribution import Cluster
 from pipelines.errors import PipelineError
 from pipelines.families import Family, Workspace
 from pipelines.tasks import TASKS, Task, family_of
+
+
+# Why a data setting may not apply, and what makes it apply: the settings of series, sequences, tables and images.
+_SETTING_NEEDS = {
+    **dict.fromkeys(("series_id_column", "horizon", "window", "season"), "a CSV time series: give --time_column too"),
+    **dict.fromkeys(("test_dataset", "series_scaling"), "a CSV or TSV of sequences to classify, read by --task="
+                    + " or --task=".join(t.name for t in TASKS.values() if t.rows_as_sequences)),
+    **dict.fromkeys(("label_column", "problem", "id_column", "ignore_columns", "keep_columns", "time_column"),
+                    "a CSV or TSV data set"),
+    **dict.fromkeys(("image_size", "color_mode", "test_split"), "a folder or a tfds: data set (the offline "
+                    "Fashion-MNIST mirror has its own size, colour and split)"),
+}
+
+
+def check_settings_apply(c: RunConfig, rows_as_sequences: bool) -> None:
+    """A data setting given on the command line that would change nothing for this data set is one line, not
+    silently ignored."""
+    vain = settings_given_in_vain(c.dataset, set(c.explicit), source=c.data_source, idx_dir=c.idx_dir,
+                                  time_column=c.time_column, rows_as_sequences=rows_as_sequences)
+    if vain:
+        raise PipelineError(f"--{vain[0]} does not apply to --dataset={c.dataset} with these flags: it applies to "
+                            f"{_SETTING_NEEDS.get(vain[0], 'another kind of data set')}; drop it otherwise")
 
 
 class Context:
@@ -48,11 +70,7 @@ class Context:
     def data(self) -> DataSet:
         c = self.config
         sequences = self.task.rows_as_sequences and tables.is_table_dataset(c.dataset)
-        given = [flag for flag in ("test_dataset", "series_scaling") if flag in c.explicit]
-        if given and not sequences:
-            readers = ", ".join(f"--task={t.name}" for t in TASKS.values() if t.rows_as_sequences)
-            raise PipelineError(f"--{given[0]} applies to a CSV or TSV of sequences to classify ({readers}): "
-                                "drop it")
+        check_settings_apply(c, self.task.rows_as_sequences)
         data = load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source,
                             test_split=c.test_split, image_size=c.image_size, color_mode=c.color_mode,
                             label_column=c.label_column, problem=c.problem, cache_dir=c.data_cache_dir,

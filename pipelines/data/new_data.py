@@ -41,9 +41,7 @@ class Reads:
 def _files(path: str, suffixes: tuple[str, ...]) -> list[str]:
     """The files `path` names with these suffixes: itself, every one under a folder (recursively), or a glob's."""
     if os.path.isdir(path):
-        found = [os.path.join(root, name) for root, dirs, names in os.walk(path, followlinks=True)
-                 for name in names if not name.startswith(".")]
-        dirs_note = f"{path} (searched recursively)"
+        found, dirs_note = list(_walked(path)), f"{path} (searched recursively)"
     elif any(ch in path for ch in "*?["):
         found, dirs_note = glob.glob(path, recursive=True), f"the pattern {path}"
     elif os.path.exists(path):
@@ -54,6 +52,24 @@ def _files(path: str, suffixes: tuple[str, ...]) -> list[str]:
     if not chosen:
         raise PipelineError(f"{dirs_note} holds no {' or '.join(suffixes)} files: give the model's kind of example")
     return chosen
+
+
+def _walked(root: str) -> Iterator[str]:
+    """Every file under `root` but hidden ones, linked folders followed, each folder entered once: a link to a folder
+    already searched (a loop back up, a second link to the same place) adds nothing."""
+    entered = set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        try:
+            facts = os.stat(folder)
+        except OSError:
+            dirs[:] = []
+            continue
+        if (facts.st_dev, facts.st_ino) in entered:
+            dirs[:] = []
+            continue
+        entered.add((facts.st_dev, facts.st_ino))
+        dirs.sort()
+        yield from (os.path.join(folder, name) for name in sorted(names) if not name.startswith("."))
 
 
 def _truth(paths: list[str], root: str, names: tuple[str, ...]) -> list | None:
@@ -185,7 +201,12 @@ class SeriesFile:
     def batches(self, size: int) -> Iterator[NewBatch]:
         s = self.reads.series
         found, _ = series.read_series(self.path, time_column=s["time_column"], label_column=s["columns"][0],
-                                      series_id_column=s["series_id_column"], numeric=s["columns"])
+                                      series_id_column=s["series_id_column"], numeric=s["columns"], training=False)
+        steps = sorted({step for *_, step, _ in found} - {s.get("step", found[0][3])})
+        if steps:
+            raise PipelineError(f"{self.path} steps by {steps[0]}, and the model in its folder was trained on steps "
+                                f"of {s['step']}: give the series at the step it learned (a forecast is so many "
+                                "steps of that size ahead)")
         for begin in range(0, len(found), size):
             chunk = found[begin:begin + size]
             short = [(name, len(values)) for name, _, values, _, _ in chunk if len(values) < s["window"]]
@@ -251,7 +272,7 @@ def open_new_data(path: str, reads: Reads, text_column: str = "text"):
 
 def content_hash(path: str) -> str | None:
     """What new data at `path` hold, as one hash: a file's bytes, a folder's files (folders.content_hash), a glob's
-    matched files by path, size and time; None when nothing is there."""
+    matched files by path and identity (folders.file_identity); None when nothing is there."""
     from pipelines import artifacts
     if os.path.isdir(path):
         return folders.content_hash(path)
@@ -262,6 +283,9 @@ def content_hash(path: str) -> str | None:
         return None
     digest = hashlib.sha256()
     for name in matched:
-        stat = os.stat(name)
-        digest.update(f"{name}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        try:
+            facts = folders.file_identity(os.stat(name))
+        except OSError as e:  # a broken link the glob matched: reading it names the problem
+            facts = f"unreadable {e.errno}"
+        digest.update(f"{name}\0{facts}\n".encode())
     return digest.hexdigest()

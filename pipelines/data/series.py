@@ -4,7 +4,9 @@
     1949-01,112                         2024-01-01,A,31,2.5
     1949-02,118                         2024-01-01,B,12,3.0
 
-`time_column` orders the rows: ISO dates (1949-01, 2024-01-31, 2024-01-31 13:30) or numbers. `label_column` is
+`time_column` orders the rows: ISO dates (1949-01, 2024-01-31, 2024-01-31 13:30, 2024-01-31T13:30:00+02:00: an
+offset is read as the same instant in UTC) or numbers (a step of 0.1 is regular). Dates all on the first, or all on
+the last, day of their months are months. `label_column` is
 the target; `series_id_column` names several series in one file, which one global model learns; every other
 numeric column is a covariate whose past values are inputs too (`ignore_columns` leaves some out). A series must
 be regular: one step between its consecutive rows (the most common difference). A gap, a duplicated time, a missing
@@ -31,7 +33,12 @@ import tensorflow as tf
 from pipelines.data import tables
 from pipelines.errors import PipelineError
 
-DATE = re.compile(r"^\d{4}-\d{2}(-\d{2}([ T]\d{2}:\d{2}(:\d{2})?)?)?$")
+# ISO 8601: a month, a day, or a time to the minute or (fractional) second, with an optional UTC offset.
+DATE = re.compile(r"^\d{4}-\d{2}(-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?)?$")
+OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
+# Numbers as times: two steps are the same when they differ by less than this share of the step (0.1 + 0.2 is not
+# 0.3 in binary, and a regular step of 0.1 must not read as a gap).
+STEP_TOLERANCE = 1e-6
 SEASONS = {"M": 12, "Q": 4, "W": 52, "D": 7, "h": 24, "30m": 48}  # a step's name → its season
 
 
@@ -61,11 +68,60 @@ def is_series(time_column: str | None) -> bool:
     return bool(time_column)
 
 
+def _utc(text: str) -> str:
+    """An ISO time with a UTC offset as the same instant in UTC, without the offset (NumPy's datetime64 reads none);
+    a time without one as it is."""
+    found = OFFSET.search(text) if len(text) > 10 else None
+    if not found:
+        return text.replace(" ", "T")
+    offset = found.group(1)
+    local = np.datetime64(text[:found.start()].replace(" ", "T"), "ns")
+    if offset == "Z":
+        return str(local)
+    sign = 1 if offset[0] == "+" else -1
+    hours, minutes = int(offset[1:3]), int(offset[-2:])
+    return str(local - sign * (np.timedelta64(hours, "h") + np.timedelta64(minutes, "m")))
+
+
+def _dates(path: str, column: str, texts: list[str], rows: list[int]) -> np.ndarray:
+    """ISO dates of one form (all months, all days, or all times), or one line naming the first of another."""
+    form = "month" if len(texts[0]) == 7 else "day" if len(texts[0]) == 10 else "time"
+    for text, row in zip(texts, rows):
+        mine = "month" if len(text) == 7 else "day" if len(text) == 10 else "time"
+        if not DATE.match(text) or mine != form:
+            raise PipelineError(f"{path}, column {column!r}, data row {row}: {text!r} is not an ISO {form} as the "
+                                f"first row's {texts[0]!r} is: write every time in one form")
+    unit = {"month": "M", "day": "D", "time": "ns" if any("." in t for t in texts) else "s"}[form]
+    try:
+        times = np.array([_utc(t) for t in texts], f"datetime64[{unit}]")
+    except ValueError as e:  # a well-formed but impossible date: month 13, 31 February
+        bad = next((t, r) for t, r in zip(texts, rows) if not _valid(t, unit))
+        raise PipelineError(f"{path}, column {column!r}, data row {bad[1]}: {bad[0]!r} is not a date ({e})") from None
+    return _as_months(times) if form == "day" else times
+
+
+def _as_months(days: np.ndarray) -> np.ndarray:
+    """Days that all fall on the first, or all on the last, day of their month are months (1949-01-01 or
+    1949-01-31 for January 1949, as spreadsheets and pandas write a monthly or quarterly series); others days."""
+    months = days.astype("datetime64[M]")
+    first = months.astype("datetime64[D]")
+    last = (months + 1).astype("datetime64[D]") - 1
+    return months if len(days) > 1 and (np.all(days == first) or np.all(days == last)) else days
+
+
+def _valid(text: str, unit: str) -> bool:
+    try:
+        np.datetime64(_utc(text), unit)
+        return True
+    except ValueError:
+        return False
+
+
 def parse_times(path: str, column: str, texts: list[str], rows: list[int]):
-    """The time column as datetime64 (ISO dates) or float64 (numbers), or one line naming the first bad value."""
-    if all(DATE.match(t) for t in texts):
-        unit = "M" if all(len(t) == 7 for t in texts) else "D" if all(len(t) == 10 for t in texts) else "s"
-        return np.array([t.replace(" ", "T") for t in texts], f"datetime64[{unit}]")
+    """The time column as datetime64 (ISO dates; times with an offset in UTC) or float64 (numbers), or one line
+    naming the first bad value."""
+    if texts and DATE.match(texts[0]):
+        return _dates(path, column, texts, rows)
     numbers = []
     for text, row in zip(texts, rows):
         try:
@@ -81,14 +137,22 @@ def parse_times(path: str, column: str, texts: list[str], rows: list[int]):
 
 def _step(times: np.ndarray) -> tuple[object, str, int]:
     """The series' step (the most common difference), its name and its season."""
-    differences, counts = np.unique(np.diff(times), return_counts=True)
+    differences = np.diff(times)
+    if times.dtype.kind != "M":  # numbers: differences equal up to rounding are one step
+        typical = float(np.median(differences))
+        rounded = np.round(differences / typical, 6) * typical if typical > 0 else differences
+        values, counts = np.unique(rounded, return_counts=True)
+        step = float(values[np.argmax(counts)])
+        return step, f"{step:.6g}", 1
+    differences, counts = np.unique(differences, return_counts=True)
     step = differences[np.argmax(counts)]
-    if times.dtype.kind != "M":
-        return step, f"{float(step):g}", 1
     if np.datetime_data(times.dtype)[0] == "M":
         months = int(step / np.timedelta64(1, "M"))
         return step, f"{months} month{'s' * (months > 1)}", {1: SEASONS["M"], 3: SEASONS["Q"]}.get(months, 1)
-    seconds = int(step / np.timedelta64(1, "s"))
+    seconds = step / np.timedelta64(1, "s")
+    if seconds != int(seconds):
+        return step, f"{seconds:g} seconds", 1
+    seconds = int(seconds)
     name = {7 * 86400: "W", 86400: "D", 3600: "h", 1800: "30m"}.get(seconds)
     days, minutes = seconds // 86400, seconds // 60
     shown = f"{days} day{'s' * (days > 1)}" if seconds % 86400 == 0 else f"{minutes} minute{'s' * (minutes > 1)}"
@@ -107,6 +171,11 @@ def _read(path: str, time_column: str, label_column: str | None, series_id_colum
     if label_column is None:
         raise PipelineError(f"--label_column is required: the column of {path} to forecast (its columns are "
                             f"{', '.join(header)})")
+    if label_column in (time_column, series_id_column):
+        flag = "--time_column" if label_column == time_column else "--series_id_column"
+        raise PipelineError(f"--label_column and {flag} both name {label_column!r}: the label is the value "
+                            f"forecast, {flag} {'orders the rows' if flag == '--time_column' else 'names a series'}: "
+                            "name another column for one of them")
     if not rows:
         raise PipelineError(f"{path} has no data rows: give one row per time step")
     for row, cells in rows:
@@ -141,7 +210,16 @@ def column_values(path: str, column: str, cells: list[str], rows: list[int], lab
     return np.array(values, np.float32)
 
 
-def _one_series(path, name, times, values, rows, time_column):
+def _gaps(times: np.ndarray, step) -> np.ndarray:
+    """Where a step other than `step` follows (numbers: beyond rounding)."""
+    if times.dtype.kind != "M":
+        return np.flatnonzero(np.abs(np.diff(times) - step) > STEP_TOLERANCE * abs(step))
+    return np.flatnonzero(np.diff(times) != step)
+
+
+def _one_series(path, name, times, values, rows, time_column, training: bool = True):
+    """One series in time order, checked: one row per step, a regular step; for training, enough steps and a
+    label that changes (a trained model forecasts any history, a flat one too)."""
     order = np.argsort(times, kind="stable")
     times, values, rows = times[order], values[order], [rows[i] for i in order]
     where = f" of series {name!r}" if name else ""
@@ -150,15 +228,15 @@ def _one_series(path, name, times, values, rows, time_column):
         raise PipelineError(f"{path}, data rows {rows[repeated[0]]} and {rows[repeated[0] + 1]}{where}: the time "
                             f"{times[repeated[0]]} twice in column {time_column!r}: one row per step"
                             + (" (several series in one file need --series_id_column)" if not name else ""))
-    if len(times) < 3:
+    if len(times) < (3 if training else 2):
         raise PipelineError(f"{path}{where} has {len(times)} rows: a series needs many steps to forecast")
     step, step_name, season = _step(times)
-    gaps = np.flatnonzero(np.diff(times) != step)
+    gaps = _gaps(times, step)
     if len(gaps):
         raise PipelineError(f"{path}{where}: after {times[gaps[0]]} (data row {rows[gaps[0]]}) the next step is "
                             f"{times[gaps[0] + 1]}, and the series steps by {step_name}: add the missing rows (a "
                             "series must be regular) or give each stretch its own --series_id_column value")
-    if np.all(values[:, 0] == values[0, 0]):
+    if training and np.all(values[:, 0] == values[0, 0]):
         raise PipelineError(f"{path}{where}: the label is {values[0, 0]:g} at every step: there is nothing to forecast")
     return times, values, step_name, season
 
@@ -193,9 +271,10 @@ def default_window(season: int, horizon: int) -> int:
 
 
 def read_series(path: str, *, time_column: str, label_column: str | None, series_id_column: str | None,
-                ignored=(), numeric=None) -> tuple[list[tuple], list[str]]:
+                ignored=(), numeric=None, training: bool = True) -> tuple[list[tuple], list[str]]:
     """Each series of the file, checked and in time order, as (name, times, values [steps, columns], step name,
-    season); and the numeric columns, the label first."""
+    season); and the numeric columns, the label first. `training`: the checks of a series to learn from, beside
+    those of any history (_one_series)."""
     header, rows, numeric = _read(path, time_column, label_column, series_id_column, ignored, numeric)
     numbers = [r for r, _ in rows]
     columns = {c: [cells[header.index(c)] for _, cells in rows] for c in header}
@@ -206,7 +285,7 @@ def read_series(path: str, *, time_column: str, label_column: str | None, series
     for name in dict.fromkeys(ids):
         mine = [i for i, v in enumerate(ids) if v == name]
         found.append((name, *_one_series(path, name, times[mine], values[mine], [numbers[i] for i in mine],
-                                         time_column)))
+                                         time_column, training)))
     steps = {step for _, _, _, step, _ in found}
     if len(steps) > 1:
         raise PipelineError(f"{path}: the series step by {' and '.join(sorted(steps))}: give series of one step")

@@ -149,6 +149,21 @@ def settings_that_apply(name: str, source: str, idx_dir: str, time_column: str |
     return {"data_source", "data_dir", "test_split", "image_size", "color_mode"}
 
 
+# Settings that say where data live, not how they are read: given to a data set that does not read them, they are
+# harmless (a script's shared --data_dir), so only the others are refused when they do not apply.
+WHERE_SETTINGS = frozenset({"data_source", "data_dir", "idx_dir"})
+
+
+def settings_given_in_vain(name: str, given: set[str], *, source: str, idx_dir: str, time_column: str | None,
+                           rows_as_sequences: bool) -> list[str]:
+    """Of the data settings `given` on the command line, those that would change nothing for `name`: each would
+    be silently ignored (--horizon without --time_column trained a plain regression)."""
+    applies = settings_that_apply(name, source, idx_dir, time_column, rows_as_sequences)
+    if tables.is_table_dataset(name) and rows_as_sequences and time_column:  # classified or forecast: known later
+        applies |= settings_that_apply(name, source, idx_dir, time_column, rows_as_sequences, "classification")
+    return sorted(given & set(DATA_SETTINGS) - applies - WHERE_SETTINGS)
+
+
 def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR, source: str = "auto",
                  test_split: float = 0.2, image_size: tuple[int, int] | None = None,
                  color_mode: str = "auto", label_column: str | None = None, problem: str = "auto",

@@ -87,3 +87,64 @@ def test_a_covariate_of_words_is_named_with_the_fix(tmp_path):
                                             "the column out with --ignore_columns=weather"):
         prepare(path)
     assert prepare(path, ignore_columns=("weather",)).columns == ("passengers",)
+
+
+def test_iso_times_with_an_offset_are_the_same_instants_in_utc(tmp_path):
+    """2024-01-01T00:00:00+02:00 is 2023-12-31T22:00 UTC: a series written in local time with its offset is
+    regular in UTC, even across a change of offset (summer time)."""
+    base = np.datetime64("2024-03-30T00:00")
+    rows = []
+    for i in range(100):
+        utc = base + np.timedelta64(i, "h")
+        offset = 1 if i < 50 else 2  # summer time from the 50th hour: local clocks jump, UTC does not
+        local = str(utc + np.timedelta64(offset, "h"))[:16]
+        rows.append((f"{local}:00+0{offset}:00", np.sin(i / 3)))
+    path = made.write(tmp_path / "t.csv", ["time", "load"], rows)
+    s = prepare(path, time_column="time", label_column="load", window=24, horizon=6)
+    assert (s.step, s.season, len(s.values[0])) == ("60 minutes", 24, 100)
+    assert s.times[0][0] == base and s.times[0][-1] == base + np.timedelta64(99, "h")
+
+
+def test_a_regular_decimal_step_is_regular(tmp_path):
+    path = made.write(tmp_path / "t.csv", ["t", "y"], ((round(i * 0.1, 1), np.sin(i / 4)) for i in range(120)))
+    s = prepare(path, time_column="t", label_column="y", window=12, horizon=3)
+    assert s.step == "0.1" and len(s.values[0]) == 120
+    gap = made.write(tmp_path / "g.csv", ["t", "y"], ((round(i * 0.1, 1), i) for i in range(120) if i != 60))
+    with pytest.raises(PipelineError, match=r"after 5.9 \(data row 60\) the next step is 6.1, and the series steps "
+                                            "by 0.1: add the missing rows"):
+        prepare(gap, time_column="t", label_column="y", window=12, horizon=3)
+
+
+@pytest.mark.parametrize("bad,message", [
+    ("1952-05-01", r"data row 41: '1952-05-01' is not an ISO month as the first row's '1949-01' is"),
+    ("May 1952", r"data row 41: 'May 1952' is not an ISO month as the first row's '1949-01' is"),
+    ("1952-13", r"data row 41: '1952-13' is not a date"),
+])
+def test_a_time_of_another_form_is_named_by_its_own_row(tmp_path, bad, message):
+    rows = [(bad if i == 40 else m, i) for i, m in enumerate(made.months(100))]
+    with pytest.raises(PipelineError, match=message):
+        prepare(made.write(tmp_path / "t.csv", ["month", "passengers"], rows))
+
+
+def test_the_label_named_as_the_time_column_is_one_line(tmp_path):
+    path = made.write(tmp_path / "t.csv", ["month", "passengers"], zip(made.months(100), range(100)))
+    with pytest.raises(PipelineError, match="--label_column and --time_column both name 'month'"):
+        prepare(path, label_column="month")
+
+
+def test_a_flat_history_is_read_for_forecasting_though_never_learned_from(tmp_path):
+    path = made.write(tmp_path / "t.csv", ["month", "passengers"], zip(made.months(30), [7] * 30))
+    (found,), _ = series.read_series(str(path), time_column="month", label_column="passengers",
+                                     series_id_column=None, training=False)
+    assert found[2][:, 0].tolist() == [7] * 30
+    with pytest.raises(PipelineError, match="the label is 7 at every step"):
+        series.read_series(str(path), time_column="month", label_column="passengers", series_id_column=None)
+
+
+@pytest.mark.parametrize("day", ["first", "last"])
+def test_dates_on_the_first_or_last_day_of_each_month_are_a_monthly_series(tmp_path, day):
+    months = np.arange(np.datetime64("1949-01"), np.datetime64("1949-01") + 100)
+    dates = months.astype("datetime64[D]") if day == "first" else (months + 1).astype("datetime64[D]") - 1
+    path = made.write(tmp_path / "t.csv", ["month", "passengers"], zip(map(str, dates), range(100)))
+    s = prepare(path, window=24, horizon=12)
+    assert (s.step, s.season, s.times[0][0]) == ("1 month", 12, np.datetime64("1949-01"))

@@ -82,6 +82,39 @@ def test_a_series_for_prediction_without_the_trained_columns_is_one_line(stores,
         prediction.predict_file(prediction.open_run(str(root / "conv")), short, str(tmp_path / "f.csv"), Asked())
 
 
+def test_a_flat_history_is_forecast_and_a_history_of_another_step_is_one_line(stores, tmp_path):
+    """A model forecasts any window it is given, a flat one too (a shop closed for a fortnight); a file at another
+    step than the model learned (monthly rows for a daily model) is refused, not forecast as if daily."""
+    root, _ = stores
+    flat = made.write(tmp_path / "flat.csv", ["date", "store", "units", "price"],
+                      [(d, "store0", 5.0, 2.0) for d in made.days(20)])
+    summary = prediction.predict_file(prediction.open_run(str(root / "conv")), flat, str(tmp_path / "f.csv"),
+                                      Asked("units"))
+    rows = list(csv.DictReader(open(tmp_path / "f.csv")))
+    assert summary.examples == 1 and np.isfinite([float(rows[0][f"units_{k}"]) for k in range(1, 8)]).all()
+    monthly = made.write(tmp_path / "monthly.csv", ["date", "store", "units", "price"],
+                         [(f"{m}-01", "store0", i, 2.0) for i, m in enumerate(made.months(28, "2020-01"))])
+    with pytest.raises(Exception, match="steps by 1 month, and the model in its folder was trained on steps of 1 day"):
+        prediction.predict_file(prediction.open_run(str(root / "conv")), monthly, str(tmp_path / "m.csv"), Asked())
+    assert not os.path.exists(tmp_path / "m.csv")
+
+
+@pytest.mark.parametrize("flag", ["--series_id_column=store", "--horizon=7", "--window=14", "--season=7"])
+def test_a_series_flag_without_a_time_column_is_one_line_not_a_plain_regression(tmp_path, flag):
+    path = made.stores_csv(tmp_path / "sales.csv")
+    assert_one_line_error(cli_in_process("--task=dense", f"--dataset={path}", "--label_column=units", flag,
+                                         f"--output_dir={tmp_path}"),
+                          f"{flag.split('=')[0]} does not apply to --dataset={path}", "give --time_column too")
+    assert not os.path.exists(tmp_path / "dense" / artifacts.MODEL)
+
+
+def test_a_long_file_of_sequences_without_its_time_column_names_the_missing_flag(tmp_path):
+    path = made.stores_csv(tmp_path / "sales.csv")
+    assert_one_line_error(cli_in_process("--task=conv", f"--dataset={path}", "--label_column=units",
+                                         "--series_id_column=store", f"--output_dir={tmp_path}"),
+                          "--series_id_column does not apply", "give --time_column too")
+
+
 def test_a_series_without_its_time_column_is_one_line_at_the_command_line(tmp_path):
     path = made.monthly_csv(tmp_path / "a.csv", made.seasonal(60))
     assert_one_line_error(cli_in_process("--task=recurrent", f"--dataset={path}", "--time_column=date",
