@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import uuid
 from typing import Any, Iterator
 
@@ -90,6 +91,66 @@ def atomic_path(path: str) -> Iterator[str]:
             os.replace(tmp, path)
     finally:
         remove(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def clear_dead_temporaries(path: str) -> None:
+    """The temporary files a killed writer of `path` left beside it (SIGKILL runs no cleanup): those whose process
+    is gone. A live writer's are its own."""
+    head, tail = os.path.split(os.path.abspath(path))
+    prefix = f".{tail.partition('.')[0]}{_TMP_MARK}"
+    try:
+        names = [name for name in os.listdir(head) if name.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(prefix):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            remove(os.path.join(head, name))
+
+
+def _cannot_write(flag: str, path: str, e: OSError) -> PipelineError:
+    return PipelineError(f"cannot write {flag}={path} ({e.strerror or e}): choose another path; nothing was written "
+                         "over what was there")
+
+
+@contextlib.contextmanager
+def user_output(path: str, flag: str = "--output") -> Iterator:
+    """A text file a user named, opened for writing through what the name is: a link's target, a device or a pipe
+    written in place (/dev/stdout, a FIFO a reader waits on), a regular file replaced whole or not at all (a failure
+    leaves an earlier one as it was). Every failure to write it is one line naming the flag."""
+    real = os.path.realpath(path)
+    if os.path.isdir(real):
+        raise PipelineError(f"{flag}={path} is a folder: give a file name in it, such as "
+                            f"{os.path.join(path, 'predictions.csv')}")
+    try:
+        if os.path.exists(real) and not stat.S_ISREG(os.stat(real).st_mode):
+            with open(real, "w", newline="") as f:  # a device or a pipe: it cannot be replaced, only written
+                yield f
+            return
+        os.makedirs(os.path.dirname(real) or ".", exist_ok=True)
+        clear_dead_temporaries(real)
+        with atomic_path(real) as tmp:
+            with open(tmp, "w", newline="") as f:
+                yield f
+    except OSError as e:
+        raise _cannot_write(flag, path, e) from None
+
+
+def is_regular_or_new(path: str) -> bool:
+    """Whether `path` names a regular file or nothing yet (not a device, pipe or folder): where files may be put
+    beside it."""
+    real = os.path.realpath(path)
+    return not os.path.exists(real) or stat.S_ISREG(os.stat(real).st_mode)
 
 
 def scratch_dir(folder: str) -> str:

@@ -11,6 +11,7 @@ are this program's own (dlpipe's are in flags.py), as dlpipe-serve's are.
 """
 
 import os
+import signal
 import sys
 
 from pipelines import console
@@ -44,7 +45,8 @@ TEXT_COLUMN = flags.DEFINE_string("text_column", "text", "A text model given a C
 NUM_SAMPLES = flags.DEFINE_integer("num_samples", None, "A generator: draw this many images as PNG files, with a "
                                    "grid.png and samples.csv.", lower_bound=1, upper_bound=1_000_000)
 CLASS_NAME = flags.DEFINE_string("class_name", None, "A conditional generator: draw this class only.")
-SEED = flags.DEFINE_integer("seed", 0, "A generator: the seed of its noise (the same seed draws the same images).")
+SEED = flags.DEFINE_integer("seed", 0, "A generator: the seed of its noise (the same seed draws the same images).",
+                            lower_bound=0, upper_bound=2**63 - 1)
 BATCH_SIZE = flags.DEFINE_integer("batch_size", prediction.BATCH_SIZE, "Examples per call into the model; memory "
                                   "is bounded by it.", lower_bound=1, upper_bound=65_536)
 flags.mark_flag_as_required("model_dir")
@@ -56,20 +58,30 @@ def _input_or_samples(values):
     return (values["input"] is None) != (values["num_samples"] is None)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C is: the half-written output's temporary file is removed on the way out."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def predict() -> prediction.Summary:
+    output = OUTPUT.value or ("samples" if NUM_SAMPLES.value else "predictions.csv")
+    prediction.check_output(output, MODEL_DIR.value, INPUT.value)
     predictor = prediction.open_run(MODEL_DIR.value, MODEL.value)
     if NUM_SAMPLES.value:
-        return prediction.write_samples(predictor, OUTPUT.value or "samples", NUM_SAMPLES.value, SEED.value,
-                                        CLASS_NAME.value)
+        return prediction.write_samples(predictor, output, NUM_SAMPLES.value, SEED.value, CLASS_NAME.value)
     asked = Asked(predictor.header, TOP_K.value, PROBABILITIES.value)
     if asked.top_k > 1 and SUBMISSION.value:
         raise PipelineError("--submission writes one prediction per row: drop --top_k")
-    return prediction.predict_file(predictor, INPUT.value, OUTPUT.value or "predictions.csv", asked,
+    return prediction.predict_file(predictor, INPUT.value, output, asked,
                                    batch_size=BATCH_SIZE.value, text_column=TEXT_COLUMN.value,
                                    id_columns=tuple(ID_COLUMN.value), submission=SUBMISSION.value)
 
 
 def main(argv) -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     try:
@@ -83,9 +95,10 @@ def main(argv) -> None:
     except PipelineError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("error: interrupted; no predictions file was written (an earlier one is as it was)", file=sys.stderr)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        how, code = ("terminated (SIGTERM)", 143) if isinstance(e, Terminated) else ("interrupted", 130)
+        print(f"error: {how}; no predictions file was written (an earlier one is as it was)", file=sys.stderr)
+        sys.exit(code)
     for failure in summary.failures:
         print(f"warning: {failure}: left out", file=sys.stderr)
     print(summary.line, flush=True)

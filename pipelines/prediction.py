@@ -194,6 +194,19 @@ class Summary:
         return f"{self.examples:,} {self.what} in {self.output} ({self.per_second:,.0f}/s){scored}"
 
 
+def check_output(output: str, model_dir: str, input_path: str | None) -> None:
+    """The output may be neither the input (any spelling of the same file) nor inside the run folder, which
+    dlpipe-predict only reads: either would replace what it reads."""
+    real = os.path.realpath(output)
+    if input_path and os.path.exists(real) and os.path.exists(input_path) and os.path.samefile(real, input_path):
+        raise PipelineError(f"--output={output} is the input file {input_path}: writing it would replace the rows "
+                            "read; give another --output")
+    folder = os.path.realpath(model_dir)
+    if os.path.commonpath([real, folder]) == folder:
+        raise PipelineError(f"--output={output} is inside --model_dir={model_dir}, which dlpipe-predict only reads "
+                            "(its files belong to the run that made them): give a path outside it")
+
+
 def scores_path(output: str) -> str:
     """Where the scores of labelled new data go: beside the predictions, <name>.scores.json."""
     return os.path.splitext(output)[0] + ".scores.json"
@@ -211,8 +224,8 @@ def predict_file(predictor: Predictor, input_path: str, output: str, asked: Aske
     data = open_new_data(input_path, predictor.reads(id_columns), text_column)
     scorer = family.scorer(predictor.label_names) if family.scorer else None
     progress, scored = Progress(data.count), False
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    with artifacts.atomic_path(output) as tmp, open(tmp, "w", newline="") as f:
+    beside = artifacts.is_regular_or_new(output)  # a device or a pipe has no folder to put the scores in
+    with artifacts.user_output(output) as f:
         writer = csv.writer(f)
         for keys, inputs, truth in data.batches(batch_size):
             outputs = predictor.call(inputs)
@@ -233,8 +246,9 @@ def predict_file(predictor: Predictor, input_path: str, output: str, asked: Aske
     summary = Summary(progress.done, progress.rate, output, failures=list(data.failures))
     if scored:
         summary.scores, summary.score_line = scorer.result(), scorer.line()
-        artifacts.write_json(scores_path(output), {"input": input_path, "model": predictor.model_name,
-                                                   **summary.scores})
+        if beside:
+            artifacts.write_json(scores_path(os.path.realpath(output)), {
+                "input": input_path, "model": predictor.model_name, **summary.scores})
     return summary
 
 
@@ -250,22 +264,57 @@ def _submission(keys: dict, columns: dict, asked: Asked, folder: str) -> tuple[d
 
 def write_samples(predictor: Predictor, folder: str, count: int, seed: int, class_name: str | None = None) -> Summary:
     """`count` generated images as PNG files in `folder`, a grid of the first ones, and samples.csv naming each
-    file (and its class, for a conditional generator)."""
-    from PIL import Image
+    file (and its class, for a conditional generator). The folder is written whole or not at all: new, empty, or
+    an earlier set of samples (replaced, none of its files left beside the new ones)."""
     sample_inputs = predictor.shipment.sample_inputs
     if sample_inputs is None:
         raise PipelineError(f"the model in {predictor.folder} is a {predictor.family.name}: it answers inputs "
                             "(give --input), it draws no samples")
-    label = None
-    if class_name is not None:
-        if class_name not in predictor.label_names:
-            raise PipelineError(f"--class_name={class_name} is not one of the classes the model learned: "
-                                f"{', '.join(predictor.label_names)}")
-        label = predictor.label_names.index(class_name)
-    inputs = sample_inputs(count, seed, label)
-    os.makedirs(folder, exist_ok=True)
-    progress, names, pixels_seen = Progress(count, "samples"), [], []
-    with artifacts.atomic_path(os.path.join(folder, "samples.csv")) as tmp, open(tmp, "w", newline="") as f:
+    inputs = sample_inputs(count, seed, _class_index(predictor, class_name))
+    real = _samples_folder(folder)
+    try:
+        os.makedirs(os.path.dirname(real), exist_ok=True)
+        artifacts.clear_dead_temporaries(real)
+        with artifacts.atomic_path(real) as tmp:
+            os.makedirs(tmp)
+            progress = _draw(predictor, inputs, tmp)
+    except OSError as e:
+        raise PipelineError(f"cannot write --output={folder} ({e.strerror or e}): choose another folder; nothing "
+                            "was written over what was there") from None
+    return Summary(count, progress.rate, folder, what="samples")
+
+
+def _class_index(predictor: Predictor, class_name: str | None) -> int | None:
+    """The class a conditional generator is asked to draw, or one line when it draws none or not that one."""
+    if class_name is None:
+        return None
+    if "label" not in predictor.shipment.sample_inputs(1, 0):
+        raise PipelineError(f"--class_name: the generator in {predictor.folder} was trained without --conditional, "
+                            "so it draws no chosen class: drop --class_name")
+    if class_name not in predictor.label_names:
+        raise PipelineError(f"--class_name={class_name} is not one of the classes the model learned: "
+                            f"{', '.join(predictor.label_names)}")
+    return predictor.label_names.index(class_name)
+
+
+def _samples_folder(folder: str) -> str:
+    """Where the samples go (a link followed): a folder that is new, empty or an earlier set of samples."""
+    real = os.path.realpath(folder)
+    if os.path.exists(real) and not os.path.isdir(real):
+        raise PipelineError(f"--output={folder} is a file: give a folder for the samples (with --num_samples, "
+                            "--output names a folder)")
+    if os.path.isdir(real) and os.listdir(real) and not os.path.isfile(os.path.join(real, SAMPLES_CSV)):
+        raise PipelineError(f"--output={folder} holds files that are not dlpipe samples: give a new or empty folder "
+                            "(an earlier set of samples is replaced whole)")
+    return real
+
+
+def _draw(predictor: Predictor, inputs: dict, folder: str) -> Progress:
+    """The samples of `inputs` as PNG files in `folder`, with samples.csv and grid.png."""
+    from PIL import Image
+    count = len(next(iter(inputs.values())))
+    progress, pixels_seen = Progress(count, "samples"), []
+    with open(os.path.join(folder, SAMPLES_CSV), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["file", "class"] if "label" in inputs else ["file"])
         for begin in range(0, count, BATCH_SIZE):
@@ -279,12 +328,12 @@ def write_samples(predictor: Predictor, folder: str, count: int, seed: int, clas
             if len(pixels_seen) < GRID * GRID:
                 pixels_seen.extend(pixels[:GRID * GRID - len(pixels_seen)])
             progress.step(len(pixels))
-            names.append(begin)
     progress.end()
     _grid(np.stack(pixels_seen), os.path.join(folder, "grid.png"))
-    return Summary(count, progress.rate, folder, what="samples")
+    return progress
 
 
+SAMPLES_CSV = "samples.csv"  # names every sample file of a samples folder (and marks the folder as one)
 GRID = 8  # grid.png shows up to GRID × GRID samples
 
 

@@ -2,6 +2,7 @@
 without labels, its pictures drawn, its generator shipped; and the folder's mistakes, one line each."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
 from pipelines import prediction, runner
+from pipelines.errors import PipelineError
 from tests.conftest import assert_one_line_error, cli_in_process, config_from_flags
 from tests.pictures import write_pictures
 
@@ -57,6 +59,26 @@ def test_dlpipe_predict_draws_colour_png_samples(colour_run, tmp_path):
     summary = prediction.write_samples(prediction.open_run(str(task_dir), "model.tflite"), str(tmp_path), 5, seed=1)
     assert summary.examples == 5
     assert np.asarray(Image.open(tmp_path / "sample_00000.png")).shape == (32, 32, 3)
+
+
+def test_samples_replace_an_earlier_set_whole_and_never_other_files(colour_run, tmp_path):
+    _, task_dir = colour_run
+    predictor = prediction.open_run(str(task_dir), "model.tflite")
+    prediction.write_samples(predictor, str(tmp_path / "samples"), 12, seed=1)
+    prediction.write_samples(predictor, str(tmp_path / "samples"), 3, seed=2)
+    assert sorted(os.listdir(tmp_path / "samples")) == ["grid.png", "sample_00000.png", "sample_00001.png",
+                                                        "sample_00002.png", "samples.csv"]
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "holiday.jpg").write_bytes(b"a photo")
+    (tmp_path / "file").write_text("notes")
+    for folder, message in ((tmp_path / "mine", "holds files that are not dlpipe samples: give a new or empty folder"),
+                            (tmp_path / "file", "is a file: give a folder for the samples")):
+        with pytest.raises(PipelineError, match=message):
+            prediction.write_samples(predictor, str(folder), 3, seed=2)
+    assert (tmp_path / "mine" / "holiday.jpg").read_bytes() == b"a photo" and (tmp_path / "file").read_text() == "notes"
+    with pytest.raises(PipelineError, match="trained without --conditional, so it draws no chosen class: drop "
+                                            "--class_name"):
+        prediction.write_samples(predictor, str(tmp_path / "x"), 3, seed=2, class_name="circle")
 
 
 def test_a_grayscale_folder_at_64_pixels_takes_a_deeper_generator(tmp_path):

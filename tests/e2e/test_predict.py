@@ -8,8 +8,11 @@ too; bad input is one line each; memory stays flat over 100,000 rows.
 import csv
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -156,6 +159,86 @@ def test_the_command_writes_predictions_and_a_bad_column_is_one_line(titanic_run
     (root / "wrong.csv").write_text("Sex,Age\nmale,3\n")
     assert_one_line_error(predict(f"--input={root / 'wrong.csv'}"), "has no columns 'Pclass', 'SibSp'",
                           "which the model reads")
+
+
+def test_the_output_is_written_through_what_it_names(titanic_run, tmp_path):
+    """A link's target gets the predictions (the link stays); a device or a pipe is written in place, never
+    replaced by a regular file; a regular file is replaced whole."""
+    import threading
+    root, folder = titanic_run
+    predictor, new = prediction.open_run(folder), unlabeled_csv(root)
+
+    def predict(output):
+        return prediction.predict_file(predictor, new, str(output), Asked("Survived"))
+    (tmp_path / "target.csv").write_text("old")
+    os.symlink(tmp_path / "target.csv", tmp_path / "link.csv")
+    predict(tmp_path / "link.csv")
+    assert os.path.islink(tmp_path / "link.csv") and len(read_csv(tmp_path / "target.csv")) == 120
+    predict("/dev/null")
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    os.mkfifo(tmp_path / "pipe")
+    received = []
+    reader = threading.Thread(target=lambda: received.append(open(tmp_path / "pipe").read()))
+    reader.start()
+    predict(tmp_path / "pipe")
+    reader.join(timeout=30)
+    assert received and len(received[0].splitlines()) == 121 and not os.path.isfile(tmp_path / "pipe")
+
+
+@pytest.mark.parametrize("output,message", [
+    ("/dev/full", "cannot write --output=/dev/full (No space left on device)"),
+    ("{tmp}", "is a folder: give a file name in it, such as"),
+    ("{tmp}/notes.txt/p.csv", "cannot write --output={tmp}/notes.txt/p.csv"),
+    ("/proc/predictions.csv", "cannot write --output=/proc/predictions.csv"),
+])
+def test_an_output_that_cannot_be_written_is_one_line(titanic_run, tmp_path, output, message):
+    root, folder = titanic_run
+    (tmp_path / "notes.txt").write_text("kept")
+    with pytest.raises(PipelineError, match=re.escape(message.format(tmp=tmp_path))):
+        prediction.predict_file(prediction.open_run(folder), unlabeled_csv(root), output.format(tmp=tmp_path),
+                                Asked("Survived"))
+    assert (tmp_path / "notes.txt").read_text() == "kept"
+
+
+def test_the_output_is_never_the_input_nor_in_the_model_folder(titanic_run, tmp_path):
+    check_output = prediction.check_output
+    root, folder = titanic_run
+    new = unlabeled_csv(root)
+    os.link(new, tmp_path / "hard.csv")
+    for same in (new, os.path.join(os.path.dirname(new), ".", os.path.basename(new)), tmp_path / "hard.csv"):
+        with pytest.raises(PipelineError, match="is the input file .*: writing it would replace the rows read"):
+            check_output(str(same), folder, new)
+    for inside in (os.path.join(folder, "config.json"), os.path.join(folder, "sub", "p.csv"), folder):
+        with pytest.raises(PipelineError, match="is inside --model_dir=.*, which dlpipe-predict only reads"):
+            check_output(inside, folder, new)
+    check_output(str(tmp_path / "p.csv"), folder, new)
+
+
+def test_a_killed_predict_leaves_no_temporary_file_behind(titanic_run, tmp_path):
+    """SIGTERM removes the half-written file on the way out; SIGKILL cannot, so the next predict to that output
+    clears what a dead writer left (never what a live one is writing)."""
+    root, folder = titanic_run
+    big = titanic.write(root / "big.csv", titanic.passengers(100_000, seed=3))
+    live = tmp_path / f".p.tmp-{os.getpid()}-0a1b2c3d.csv"
+    live.write_text("being written")
+
+    def killed(signal_number):
+        process = subprocess.Popen([sys.executable, "-m", "pipelines.predict", f"--model_dir={folder}",
+                                    f"--input={big}", f"--output={tmp_path / 'p.csv'}"], cwd=ROOT, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        while not any(n.startswith(f".p.tmp-{process.pid}-") for n in os.listdir(tmp_path)):
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.02)
+        process.send_signal(signal_number)
+        return process.wait(timeout=60), process.stderr.read()
+    code, stderr = killed(signal.SIGTERM)
+    assert code == 143 and "error: terminated (SIGTERM); no predictions file was written" in stderr
+    assert os.listdir(tmp_path) == [live.name]
+    code, _ = killed(signal.SIGKILL)
+    assert code == -signal.SIGKILL and len(os.listdir(tmp_path)) == 2
+    prediction.predict_file(prediction.open_run(folder), unlabeled_csv(root), str(tmp_path / "p.csv"),
+                            Asked("Survived"))
+    assert sorted(os.listdir(tmp_path)) == sorted([live.name, "p.csv"])
 
 
 def test_the_predict_stage_labels_new_rows_at_the_end_of_a_pipeline_and_is_reused_until_they_change(titanic_run):
