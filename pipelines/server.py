@@ -13,9 +13,11 @@ the field. Numbers must be JSON numbers (not true/false, not text) that fit the 
 nested lists of uint8 pixels or {"b64": <PNG or JPEG>} as TF Serving does; a classifier's answer adds its label
 names and probabilities beside the logits. Every error answer, whatever its status, is {"error": "..."}.
 
-What one request can cost is bounded: a body of at most --max_body_mb (413 past it), read within --read_timeout
+What one request can cost is bounded: a body of at most --max_body_mb (413 past it, once the body has been read and
+discarded, so that a client that sends its whole body before reading sees the answer), read within --read_timeout
 seconds (408), at most MAX_INSTANCES examples in either form, and the JSON parsed and the model run off the event
-loop, so /healthz answers while a large request is being worked on.
+loop, so /healthz answers while a large request is being worked on. A known path asked with the wrong method is 405
+with an Allow header.
 
 Its flags are this second program's own (dlpipe's are in flags.py): it shares no setting with a run.
 """
@@ -45,16 +47,19 @@ READ_TIMEOUT = flags.DEFINE_float("read_timeout", 30.0, "Seconds a client has to
                                   "after).", lower_bound=0.1, upper_bound=3600)
 
 MAX_INSTANCES = 1024  # per request, in either form: a bound on what one request makes the server hold
+# A body over --max_body_mb is read and thrown away up to this many times the limit before the 413: a client that
+# sends its whole body before it reads the answer (urllib, requests) otherwise meets a reset connection, not the 413.
+DRAIN_FACTOR = 4
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 UNKNOWN_MODEL = "(unknown)"  # the /metrics label of a request for a model this server does not have
 
 
 class BadRequest(ValueError):
-    """A request the model cannot take: HTTP 400 (or `status`), its message naming the field."""
+    """A request the model cannot take: HTTP 400 (or `status`, with `headers`), its message naming the field."""
 
-    def __init__(self, message: str, status: int = 400):
+    def __init__(self, message: str, status: int = 400, headers: dict[str, str] | None = None):
         super().__init__(message)
-        self.status = status
+        self.status, self.headers = status, headers
 
 
 @dataclasses.dataclass
@@ -215,7 +220,10 @@ _STRINGS, _BOOLS = re.compile(rb'"(?:[^"\\]|\\.)*"'), re.compile(rb"\b(?:true|fa
 
 
 def decode(body: bytes, model: ServedModel):
-    """The body as JSON, or BadRequest: not JSON, nested past Python's limit, or true/false for a number."""
+    """The body as JSON, or BadRequest: empty, not JSON, nested past Python's limit, or true/false for a number."""
+    if not body.strip():
+        raise BadRequest('the body is empty: send a JSON object with "instances" (a list, one per example) or '
+                         '"inputs"')
     try:
         decoded = json.loads(body)
     except RecursionError:
@@ -289,24 +297,59 @@ class Metrics:
         return "\n".join(lines) + "\n"
 
 
-async def read_body(request, limit: int, timeout: float) -> bytes:
-    """The request's body, or BadRequest: over `limit` bytes (413), not sent within `timeout` seconds (408)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BadRequest(f"the body is {int(declared):,} bytes; at most {limit:,} (--max_body_mb)", 413)
+@dataclasses.dataclass
+class _Received:
+    """What has come of a body so far: the chunks kept (none past the limit), its size, and whether it ended."""
+    chunks: list[bytes] = dataclasses.field(default_factory=list)
+    size: int = 0
+    ended: bool = False
 
-    async def read():
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BadRequest(f"the body is over {limit:,} bytes (--max_body_mb)", 413)
-            chunks.append(chunk)
-        return b"".join(chunks)
+
+async def _receive(request, limit: int, received: _Received) -> None:
+    """Reads the body into `received`, keeping it up to `limit` bytes and discarding the rest up to DRAIN_FACTOR
+    times the limit (memory stays bounded by the limit)."""
+    async for chunk in request.stream():
+        received.size += len(chunk)
+        if received.size <= limit:
+            received.chunks.append(chunk)
+        else:
+            received.chunks.clear()
+            if received.size > DRAIN_FACTOR * limit:
+                return
+    received.ended = True
+
+
+def _too_large(size: int | None, limit: int, ended: bool) -> BadRequest:
+    """The 413 for a body of `size` bytes (None: not known, over the limit); a connection whose body was not read to
+    its end is closed after it (nobody will read the rest)."""
+    what = f"{size:,} bytes; at most {limit:,}" if size is not None else f"over {limit:,} bytes"
+    return BadRequest(f"the body is {what} (--max_body_mb): send fewer examples per request", 413,
+                      None if ended else {"Connection": "close"})
+
+
+async def read_body(request, limit: int, timeout: float) -> bytes:
+    """The request's body, or BadRequest: over `limit` bytes (413), not sent within `timeout` seconds (408).
+
+    A body declared over the limit is answered at once when its client waits for the answer before sending it
+    (Expect: 100-continue, as curl does) or when it is too large to throw away (DRAIN_FACTOR); otherwise it is read
+    to its end and thrown away first, so that a client that writes the whole body before reading (urllib, requests)
+    reads the 413 rather than a reset connection."""
+    declared = request.headers.get("content-length", "")
+    size = int(declared) if declared.isdigit() else None
+    waits = request.headers.get("expect", "").lower() == "100-continue"
+    if size is not None and size > limit and (waits or size > DRAIN_FACTOR * limit):
+        raise _too_large(size, limit, ended=False)
+    received = _Received()
     try:
-        return await asyncio.wait_for(read(), timeout)
+        await asyncio.wait_for(_receive(request, limit, received), timeout)
     except asyncio.TimeoutError:
-        raise BadRequest(f"the body did not arrive within {timeout:g} s (--read_timeout)", 408) from None
+        if received.size > limit or (size or 0) > limit:  # too large, and slow too: the 413 says more
+            raise _too_large(size, limit, ended=False) from None
+        raise BadRequest(f"the body did not arrive within {timeout:g} s (--read_timeout)", 408,
+                         {"Connection": "close"}) from None
+    if received.size > limit:
+        raise _too_large(received.size if received.ended else None, limit, ended=received.ended)
+    return b"".join(received.chunks)
 
 
 class Routes:
@@ -356,12 +399,11 @@ class Routes:
         except BadRequest as e:
             return error(e.status, str(e))
 
-    async def post(self, target: str, request):
+    async def post(self, name: str, verb: str, request):
         from fastapi.responses import JSONResponse, Response
         from starlette.concurrency import run_in_threadpool
         from starlette.requests import ClientDisconnect
         start = time.perf_counter()
-        name, _, verb = target.partition(":")
         label = name if name in self.models or name in self.damaged else UNKNOWN_MODEL
         try:
             body = await read_body(request, self.max_body, self.read_timeout)
@@ -370,44 +412,68 @@ class Routes:
         except ClientDisconnect:  # the client left before sending its body: nobody to answer
             response = Response(status_code=499)
         except BadRequest as e:
-            response = error(e.status, str(e))
+            response = error(e.status, str(e), e.headers)
         except Exception as e:  # the model failed on inputs that passed the checks: say so, not a traceback
-            logging.error("prediction failed on /v1/models/%s: %s: %s", target, type(e).__name__, e)
+            logging.error("prediction failed on /v1/models/%s:%s: %s: %s", name, verb, type(e).__name__, e)
             response = error(500, f"the model failed on this request ({type(e).__name__})")
         self.metrics.observe(label, response.status_code, time.perf_counter() - start)
         return response
 
 
-def error(status: int, message: str):
+def error(status: int, message: str, headers: dict[str, str] | None = None):
     from fastapi.responses import JSONResponse
-    return JSONResponse({"error": message}, status_code=status)
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def _register_model_names() -> None:
+    """{name:model} in a path: a model's name, which holds no ':' (it starts the verb), so GET
+    /v1/models/dense:predict is the predict path asked with the wrong method (405), not a model "dense:predict"."""
+    from starlette.convertors import StringConvertor, register_url_convertor
+
+    class ModelName(StringConvertor):
+        regex = "[^/:]+"
+    register_url_convertor("model", ModelName())
+
+
+def _http_error_message(request, e) -> str:
+    """FastAPI's own 404 and 405 as one line that names the fix: the paths there are, or the method to use."""
+    problem = f"{request.method} {request.url.path}: {e.detail}"
+    if e.status_code == 405 and e.headers and "Allow" in e.headers:
+        return f"{problem}: use {' or '.join(sorted(e.headers['Allow'].split(', ')))}"
+    if e.status_code == 404:
+        paths = [f"{'/'.join(sorted(r.methods))} {r.path_format}" for r in request.app.routes if hasattr(r, "methods")]
+        return f"{problem}: this server answers {', '.join(paths)}"
+    return problem
 
 
 def make_app(models: dict[str, ServedModel], damaged: dict[str, str] | None = None, max_body: int = 16 << 20,
              read_timeout: float = 30.0):
-    """The FastAPI application over `models`; every error answer, FastAPI's own included, is {"error": ...}."""
+    """The FastAPI application over `models`; every error answer, FastAPI's own included, is {"error": ...}, and a
+    known path asked with another method is 405 with the Allow header."""
     from fastapi import FastAPI, Request
     from fastapi.exceptions import RequestValidationError
     from starlette.exceptions import HTTPException
 
+    _register_model_names()
     routes = Routes(models, damaged or {}, max_body, read_timeout)
     api = FastAPI(title="dlpipe-serve", docs_url=None, redoc_url=None, openapi_url=None)
 
     @api.exception_handler(HTTPException)
     async def http_error(request, e):  # an unknown path (404), a wrong method (405)
-        return error(e.status_code, f"{request.method} {request.url.path}: {e.detail}")
+        return error(e.status_code, _http_error_message(request, e), e.headers)
 
     @api.exception_handler(RequestValidationError)
     async def validation_error(request, e):
         return error(400, f"{request.url.path}: {e.errors()[0].get('msg', 'a bad request') if e.errors() else e}")
 
-    async def post(target: str, request: Request):
-        return await routes.post(target, request)
-    api.add_api_route("/healthz", routes.healthz, methods=["GET"])
-    api.add_api_route("/metrics", routes.prometheus, methods=["GET"])
-    api.add_api_route("/v1/models/{name}", routes.status, methods=["GET"])
-    api.add_api_route("/v1/models/{name}/metadata", routes.metadata, methods=["GET"])
-    api.add_api_route("/v1/models/{target}", post, methods=["POST"])
+    async def post(name: str, verb: str, request: Request):
+        return await routes.post(name, verb, request)
+    read = ["GET", "HEAD"]  # HTTP asks both of a path that can be read
+    api.add_api_route("/v1/models/{name:model}:{verb}", post, methods=["POST"])
+    api.add_api_route("/v1/models/{name:model}", routes.status, methods=read)
+    api.add_api_route("/v1/models/{name:model}/metadata", routes.metadata, methods=read)
+    api.add_api_route("/healthz", routes.healthz, methods=read)
+    api.add_api_route("/metrics", routes.prometheus, methods=read)
     return api
 
 

@@ -1,8 +1,10 @@
 """dlpipe-serve: the real server on 127.0.0.1, a free port, called with a plain HTTP client (urllib) as any client
-would: TF Serving's REST API, answers equal to the SavedModel's, label names, base64 images, 400 for every bad
-request with a message naming the field, status, health and metrics."""
+would: TF Serving's REST API, answers equal to the SavedModel's, label names, base64 images, a forecaster's window,
+400 for every bad request with a message naming the field, 405 for a known path's wrong method, a 413 every client
+reads, status, health and metrics."""
 
 import base64
+import http.client
 import io
 import json
 import re
@@ -18,6 +20,7 @@ import tensorflow as tf
 from PIL import Image
 
 from pipelines import runner
+from tests import series as made
 from tests.loopback import serving
 from tests.conftest import config_from_flags
 
@@ -36,12 +39,16 @@ def call(url: str, body=None, raw: bytes | None = None):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A dense and a GAN run exported into one --output_dir, and a third folder whose SavedModel is damaged, served
-    by one dlpipe-serve process that reads a body for at most 3 seconds."""
+    """A dense, a GAN and a small forecaster (conv on a monthly series, 24-month window, 3 ahead) run exported into one
+    --output_dir, and a fourth folder whose SavedModel is damaged, served by one dlpipe-serve process that reads a
+    body for at most 3 seconds."""
     import shutil
     output_dir = tmp_path_factory.mktemp("runs")
+    series = made.monthly_csv(output_dir / "monthly.csv", made.seasonal(120))
     for flags in (("--task=dense", "--hidden_units=16"),
-                  ("--task=gan", "--noise_dim=8", "--generator_widths=16,8", "--discriminator_widths=8,16")):
+                  ("--task=gan", "--noise_dim=8", "--generator_widths=16,8", "--discriminator_widths=8,16"),
+                  ("--task=conv", f"--dataset={series}", "--time_column=month", "--label_column=passengers",
+                   "--horizon=3", "--conv_filters=8,16", "--dense_units=16")):
         runner.run(config_from_flags(*flags, "--max_train_examples=600", "--max_test_examples=100", "--epochs=1",
                                      "--stages=train,export", "--tflite_variants=float32", "--noonnx",
                                      f"--output_dir={output_dir}"))
@@ -145,28 +152,96 @@ def test_a_body_that_is_not_json_and_an_unknown_model(server):
     assert status == 404 and "no model 'nope'" in answer["error"] and "dense" in answer["error"]
 
 
-def test_json_nested_past_pythons_limit_and_routes_that_do_not_exist_answer_in_the_one_error_shape(server):
+def test_json_nested_past_pythons_limit_and_an_empty_body_are_400(server):
     base, _ = server
     status, answer = call(f"{base}/v1/models/dense:predict", raw=b"[" * 10_000 + b"]" * 10_000)
     assert status == 400 and "nested too deeply" in answer["error"]
-    for url, method, code in ((f"{base}/healthz", "PUT", 405), (f"{base}/v2/nothing", "GET", 404)):
-        with pytest.raises(urllib.error.HTTPError) as e:
-            urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10)
-        assert e.value.code == code and set(json.loads(e.value.read())) == {"error"}
+    status, answer = call(f"{base}/v1/models/dense:predict", raw=b"")
+    assert status == 400 and answer["error"].startswith('the body is empty: send a JSON object with "instances"')
 
 
-def test_a_body_over_the_limit_is_413_and_the_server_answers_others_while_it_parses_a_large_one(server):
+@pytest.mark.parametrize("method,path,allow", [
+    ("GET", "/v1/models/dense:predict", "POST"),
+    ("PUT", "/v1/models/dense:predict", "POST"),
+    ("GET", "/v1/models/nope:classify", "POST"),
+    ("POST", "/v1/models/dense", "GET, HEAD"),
+    ("POST", "/v1/models/dense/metadata", "GET, HEAD"),
+    ("DELETE", "/v1/models/dense/metadata", "GET, HEAD"),
+    ("POST", "/healthz", "GET, HEAD"),
+    ("PUT", "/metrics", "GET, HEAD"),
+    ("OPTIONS", "/healthz", "GET, HEAD"),
+])
+def test_a_known_path_asked_with_another_method_is_405_naming_the_ones_it_takes(server, method, path, allow):
+    base, _ = server
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(urllib.request.Request(base + path, method=method, data=b"{}" if method != "GET"
+                                                      else None), timeout=10)
+    assert e.value.code == 405 and set(e.value.headers["Allow"].split(", ")) == set(allow.split(", "))
+    (message,) = json.loads(e.value.read()).values()
+    assert message == f"{method} {path}: Method Not Allowed: use {' or '.join(sorted(allow.split(', ')))}"
+
+
+def test_an_unknown_path_is_404_listing_the_paths_and_head_reads_what_get_does(server):
+    base, _ = server
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(f"{base}/v2/nothing", timeout=10)
+    (message,) = json.loads(e.value.read()).values()
+    assert e.value.code == 404 and message.startswith("GET /v2/nothing: Not Found: this server answers POST "
+                                                      "/v1/models/{name}:{verb}, GET/HEAD /v1/models/{name}")
+    for path in ("/healthz", "/metrics", "/v1/models/dense", "/v1/models/dense/metadata"):
+        with urllib.request.urlopen(urllib.request.Request(base + path, method="HEAD"), timeout=10) as response:
+            assert response.status == 200 and response.read() == b""
+
+
+def reply_on(client: socket.socket) -> str:
+    """The whole reply on a socket (its body may come in a later packet than its head)."""
+    reply = client.recv(4096).decode()
+    length = int(re.search(r"content-length: (\d+)", reply, re.I).group(1))
+    while len(reply.encode()) < reply.index("\r\n\r\n") + 4 + length:
+        reply += client.recv(4096).decode()
+    return reply
+
+
+def raw_reply(base: str, head: str) -> str:
+    """The whole reply to `head` (a request's first lines, no body) sent on a socket."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as client:
+        client.sendall(head.encode())
+        return reply_on(client)
+
+
+def test_a_body_over_the_limit_is_413_read_by_a_client_that_sends_the_whole_body_before_reading(server):
+    base, _ = server
+    start = time.perf_counter()
+    status, answer = call(f"{base}/v1/models/dense:predict", raw=b" " * (27 << 20))  # urllib, as requests does
+    assert status == 413 and answer == {"error": "the body is 28,311,552 bytes; at most 16,777,216 (--max_body_mb): "
+                                                 "send fewer examples per request"}
+    host, port = base.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)  # no Content-Length: chunks, then the reply
+    connection.request("POST", "/v1/models/dense:predict", body=(b" " * (1 << 20) for _ in range(20)),
+                       encode_chunked=True)
+    response = connection.getresponse()
+    assert response.status == 413 and b"the body is 20,971,520 bytes" in response.read()
+    connection.request("GET", "/healthz")  # the body was read to its end: the connection serves the next request
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert time.perf_counter() - start < 2  # 47 MB read and thrown away, none of it kept
+
+
+@pytest.mark.parametrize("declared,expect", [(17 << 20, "Expect: 100-continue\r\n"), (1 << 30, "")])
+def test_a_body_declared_over_the_limit_is_413_at_once_when_its_client_waits_or_it_is_too_large_to_discard(
+        server, declared, expect):
+    base, _ = server
+    start = time.perf_counter()  # curl waits for 100-continue; past 4 times the limit, nothing is read
+    reply = raw_reply(base, f"POST /v1/models/dense:predict HTTP/1.1\r\nHost: x\r\nContent-Length: {declared}\r\n"
+                            f"{expect}\r\n")
+    assert reply.startswith("HTTP/1.1 413") and f"the body is {declared:,} bytes; at most 16,777,216" in reply
+    assert "connection: close" in reply.lower() and time.perf_counter() - start < 1
+
+
+def test_the_server_answers_others_while_it_parses_a_large_body(server):
     import threading
     base, _ = server
-    host, port = base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as client:  # it declares 17 MB: answered at once
-        client.sendall(f"POST /v1/models/dense:predict HTTP/1.1\r\nHost: {host}\r\nContent-Length: {17 << 20}"
-                       "\r\n\r\n".encode())
-        reply = client.recv(4096).decode()
-        length = int(re.search(r"content-length: (\d+)", reply, re.I).group(1))
-        while len(reply.encode()) < reply.index("\r\n\r\n") + 4 + length:  # the body may come in a later packet
-            reply += client.recv(4096).decode()
-    assert reply.startswith("HTTP/1.1 413") and "at most 16,777,216" in reply
     large = json.dumps({"instances": np.zeros((1000, 28, 28, 1), np.uint8).tolist()}).encode()  # 6 MB
     finished = {}
 
@@ -183,21 +258,37 @@ def test_a_body_over_the_limit_is_413_and_the_server_answers_others_while_it_par
     assert answered < finished["large"]  # a 40 MB body once froze the server for 12.7 s: healthz waited for it
 
 
-def test_a_body_that_never_arrives_is_408_and_a_client_that_leaves_is_no_error(server):
+def test_a_body_that_never_arrives_is_408_or_413_if_too_large_too_and_a_client_that_leaves_is_no_error(server):
     base, _ = server
     host, port = base.removeprefix("http://").split(":")
     head = (f"POST /v1/models/dense:predict HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-            "Content-Length: 100\r\n\r\n{\"instances\"").encode()
-    with socket.create_connection((host, int(port)), timeout=10) as slow:
-        slow.sendall(head)
+            "Content-Length: {}\r\n\r\n{{\"instances\"")
+    with socket.create_connection((host, int(port)), timeout=10) as slow, \
+            socket.create_connection((host, int(port)), timeout=10) as slow_and_large:
+        slow.sendall(head.format(100).encode())
+        slow_and_large.sendall(head.format(17 << 20).encode())  # within what the server would read and discard
         start = time.perf_counter()
-        reply = slow.recv(4096).decode()
+        reply, large_reply = reply_on(slow), reply_on(slow_and_large)
     assert reply.startswith("HTTP/1.1 408") and 2.5 < time.perf_counter() - start < 8
+    assert large_reply.startswith("HTTP/1.1 413") and "the body is 17,825,792 bytes" in large_reply
     with socket.create_connection((host, int(port)), timeout=10) as leaving:
-        leaving.sendall(head)
+        leaving.sendall(head.format(100).encode())
     time.sleep(0.5)
     _, text = call(f"{base}/metrics")
     assert 'code="500"' not in text
+
+
+def test_a_forecaster_forecasts_a_window_whose_values_are_all_equal(server):
+    """'The label is 7 at every step: there is nothing to forecast' is a rule for a training series only."""
+    base, output_dir = server
+    windows = np.array([np.full((24, 1), level, np.float32) for level in (0.0, 150.0, -3.5e4)])
+    status, answer = call(f"{base}/v1/models/conv:predict", {"instances": windows.tolist()})
+    assert status == 200, answer
+    forecasts = np.array(answer["predictions"])
+    expected = tf.saved_model.load(str(output_dir / "conv" / "saved_model")).signatures["serving_default"](
+        window=tf.constant(windows))["forecast"].numpy()
+    assert forecasts.shape == (3, 3) and np.isfinite(forecasts).all()
+    np.testing.assert_allclose(forecasts, expected, rtol=1e-5)
 
 
 def test_a_damaged_saved_model_is_reported_and_the_others_served(server):
@@ -241,7 +332,8 @@ def test_status_health_and_metrics_after_the_bad_requests(server):
     base, _ = server
     assert call(f"{base}/v1/models/dense") == (200, {"model_version_status": [
         {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
-    assert call(f"{base}/healthz") == (200, {"status": "ok", "models": ["dense", "gan"], "unavailable": ["broken"]})
+    assert call(f"{base}/healthz") == (200, {"status": "ok", "models": ["conv", "dense", "gan"],
+                                             "unavailable": ["broken"]})
     status, text = call(f"{base}/metrics")
     assert status == 200
     assert 'dlpipe_requests_total{model="dense",code="200"}' in text
