@@ -71,6 +71,7 @@ class Context:
         c = self.config
         sequences = self.task.rows_as_sequences and tables.is_table_dataset(c.dataset)
         check_settings_apply(c, self.task.rows_as_sequences)
+        self.task.check_image_size(c.image_size)
         data = load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source,
                             test_split=c.test_split, image_size=c.image_size, color_mode=c.color_mode,
                             label_column=c.label_column, problem=c.problem, cache_dir=c.data_cache_dir,

@@ -20,6 +20,7 @@ from models import BuildError, numpy_mlp
 from models.conv import build_conv_classifier
 from models.dense import build_dense_classifier
 from models.gan import build_gan
+from models.gan import depth as gan_depth
 from models.recurrent import adapt_vocabulary, build_recurrent_classifier
 from models.backbones import build_preset_image_classifier
 from models.pretrained import build_preset_text_classifier
@@ -33,6 +34,7 @@ from pipelines.families.classifier import CLASSIFIER
 from pipelines.families.forecaster import FORECASTER
 from pipelines.families.generator import GENERATOR
 from pipelines.families.regressor import REGRESSOR
+from pipelines.upstream.huggingface_hub import offline_unless_reachable
 from tuning import search_spaces
 from tuning.search_spaces import Space
 
@@ -67,6 +69,16 @@ class Task:
     # The model built from a KerasHub preset instead (--init_from=<preset>; None: the task cannot start from
     # one). The preset fixes the architecture, so it takes only those of `hparams` it names as arguments.
     from_preset: Callable[..., keras.Model] | None = None
+    # (image size) -> None, or a BuildError for a --image_size its model cannot take (the GAN draws squares that
+    # halve down to a few pixels): checked before any image is read, so the size is named, not the pictures.
+    image_size_check: Callable[[tuple[int, int]], Any] | None = None
+
+    def check_image_size(self, image_size: tuple[int, int] | None) -> None:
+        if image_size is not None and self.image_size_check is not None:
+            try:
+                self.image_size_check(image_size)
+            except BuildError as e:
+                raise PipelineError(f"cannot build the {self.name} model from --{e}") from None
 
     def build(self, input_shape, num_classes: int, **kwargs) -> keras.Model:
         """build_model; arguments it cannot build from (a depth the image is too small for) are one line."""
@@ -99,7 +111,8 @@ class Task:
                                 f"--{', --'.join(takes)})")
         given = {name: value for name, value in hparams.items() if name in takes}
         try:
-            return self.from_preset(input_shape, num_classes, preset=preset, **given)
+            with offline_unless_reachable(preset):
+                return self.from_preset(input_shape, num_classes, preset=preset, **given)
         except BuildError as e:
             raise PipelineError(f"cannot build the {self.name} model from --{e}") from None
 
@@ -209,7 +222,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),
          search_space=search_spaces.gan, epochs=10, batch_size=64, learning_rate=2e-4, lr_schedule="constant",
-         family=GENERATOR),
+         family=GENERATOR, image_size_check=gan_depth),
 )}
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (CLASSIFIER, REGRESSOR, FORECASTER, GENERATOR)}

@@ -6,7 +6,9 @@ step of a long file.
 
 A sequence task (conv, recurrent, transformer) given a CSV or TSV without a time column reads each row's numeric
 cells, in column order, as one univariate series; a task that reads tables (dense) reads the same file as a table.
-A file whose first row is all numbers has no header: its columns are then named by position, 0 first.
+A file whose first row is all numbers (or missing cells) has no header: its columns are then named by position, 0
+first. A shorter series is padded at its row's end with missing cells (NaN, as the UCR archive's variable-length
+sets are): it takes its last value there, as a long file's shorter series do.
 `--test_dataset` gives the test file of the same layout (a benchmark's official split); otherwise the rows are
 split by a fixed random permutation (`test_split` of them to test). The train rows are kept in that shuffled order,
 so the validation split the input pipeline carves from their end holds every class (archive files are often
@@ -58,7 +60,7 @@ class Sequences:
 def _header(first: list[str], label_column: str | None) -> list[str] | None:
     """The header's names, or None when the first row is data: all numbers, or numbers and one word (a class
     name) that is not the label column's name."""
-    words = [cell for cell in first if not tables.is_number(cell)]
+    words = [cell for cell in first if not tables.is_number(cell) and cell.lower() not in tables.MISSING]
     return first if len(words) > 1 or (words and words[0] == label_column) else None
 
 
@@ -95,8 +97,8 @@ def read_wide(path: str, label_column: str | None,
         if len(cells) != len(first):
             raise PipelineError(f"{path}, data row {row}: {len(cells)} cells where the first row has {len(first)}: "
                                 "a wide file's series are of one length (pad shorter ones at their end)")
-        numbers = [_cell(path, row, header[i] if header else str(i), cell)
-                   for i, cell in enumerate(cells) if i != label]
+        numbers = _padded([(header[i] if header else str(i), cell) for i, cell in enumerate(cells) if i != label],
+                          path, row)
         if not unlabelled and not cells[label]:
             raise PipelineError(f"{path}, data row {row}: the label is missing: give every series its class")
         values.append(numbers)
@@ -108,6 +110,19 @@ def read_wide(path: str, label_column: str | None,
     return np.array(values, np.float32), None if unlabelled else labels, header
 
 
+def _padded(cells: list[tuple[str, str]], path: str, row: int) -> list[float]:
+    """A wide row's values; missing cells at its end (NaN, empty: how the UCR archive pads its shorter series)
+    take its last value, as a long file's shorter series are padded."""
+    filled = len(cells)
+    while filled and cells[filled - 1][1].strip().lower() in tables.MISSING:
+        filled -= 1
+    if filled < min(2, len(cells)):
+        raise PipelineError(f"{path}, data row {row}: {filled} value{'s' * (filled != 1)} before its padding: a "
+                            "series needs steps")
+    values = [_cell(path, row, column, text) for column, text in cells[:filled]]
+    return values + [values[-1]] * (len(cells) - filled)
+
+
 def _cell(path: str, row: int, column: str, text: str) -> float:
     """A wide file's value, or one line naming it: missing, a word, or a number a model cannot take."""
     try:
@@ -116,8 +131,10 @@ def _cell(path: str, row: int, column: str, text: str) -> float:
     except tables.CellError as e:
         value, what = None, str(e)
     if value is None:
-        raise PipelineError(f"{path}, data row {row}, column {column!r}: {what}: a wide file's cells beside the label "
-                            "are the series' values")
+        missing = text.strip().lower() in tables.MISSING
+        raise PipelineError(f"{path}, data row {row}, column {column!r}: {'a value is missing' if missing else what}"
+                            ": a wide file's cells beside the label are the series' values (missing ones only at "
+                            "its end, as padding)")
     return value
 
 

@@ -29,6 +29,8 @@ def test_a_header_less_tsv_reads_its_label_by_position_and_sorts_numeric_classes
     ("walk,0.1,0.2", "0", False),        # one word, a class name: data
     ("label,0,1", "label", True),        # pandas' integer column names under the label's
     ("1,0.1,0.2", "0", False),
+    ("1,NaN,NaN,0.2", "0", False),      # missing cells are no names (the UCR archive pads with NaN)
+    ("1,,,", "0", False),
 ])
 def test_the_first_row_is_a_header_only_when_it_names_columns(first, label_column, header):
     assert (sequences._header(first.split(","), label_column) is not None) == header
@@ -79,6 +81,18 @@ def test_bad_wide_files_are_one_line(tmp_path, text, label_column, fragments):
     with pytest.raises(PipelineError) as e:
         sequences.prepare(path, label_column=label_column, test_dataset=None, test_split=0.5)
     assert "\n" not in str(e.value) and all(f in str(e.value) for f in fragments), str(e.value)
+
+
+def test_a_variable_length_archive_file_pads_each_series_end_with_its_last_value(tmp_path):
+    """The UCR archive's variable-length sets pad with NaN; its first row may hold one and is still data."""
+    path = write(tmp_path / "var.tsv", "1\t0.5\t0.7\tNaN\tNaN\n2\t1\t2\t3\t4\n1\t0.1\t0.2\t0.3\tNaN\n"
+                                       "2\t4\t3\t2\t1\n")
+    read = sequences.prepare(path, label_column="0", test_dataset=None, test_split=0.25)
+    rows = sorted(map(tuple, np.concatenate([read.train[0], read.test[0]])[..., 0].astype(float).round(2).tolist()))
+    assert read.steps == 4 and rows == [(0.1, 0.2, 0.3, 0.3), (0.5, 0.7, 0.7, 0.7), (1, 2, 3, 4), (4, 3, 2, 1)]
+    inside = write(tmp_path / "hole.tsv", "1\t0.5\tNaN\t0.7\n2\t1\t2\t3\n")
+    with pytest.raises(PipelineError, match=r"data row 1, column '2': a value is missing: .*only at its end"):
+        sequences.prepare(inside, label_column="0", test_dataset=None, test_split=0.5)
 
 
 def test_a_test_label_the_train_file_never_has_is_one_line(tmp_path):

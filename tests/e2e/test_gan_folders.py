@@ -115,6 +115,8 @@ def test_conditional_on_class_folders_learns_the_classes_and_draws_the_one_asked
      ("smaller than --image_size=64,64", "upscaling")),
     (lambda root: write_pictures(root / "empty", 10, 48), ("--task=gan", "--image_size=36,36"),
      ("--image_size", "square images whose side halves down to 4–7 pixels")),
+    (lambda root: write_pictures(root / "empty", 10, 32), ("--task=gan", "--image_size=64,32"),
+     ("--image_size", "square images", "64x32 is not one")),  # named before the pictures are measured
     (lambda root: write_pictures(root / "empty", 10, 32), ("--task=conv",), ("has no class subfolders",)),
 ])
 def test_a_folders_mistakes_are_one_line_each(tmp_path, make, flags, fragments):
