@@ -159,6 +159,7 @@ def test_the_command_writes_predictions_and_a_bad_column_is_one_line(titanic_run
     (root / "wrong.csv").write_text("Sex,Age\nmale,3\n")
     assert_one_line_error(predict(f"--input={root / 'wrong.csv'}"), "has no columns 'Pclass', 'SibSp'",
                           "which the model reads")
+    assert_one_line_error(predict("--num_samples=1", "--seed=-5"), "flag --seed=-5", "not an integer in the range")
 
 
 def test_the_output_is_written_through_what_it_names(titanic_run, tmp_path):
