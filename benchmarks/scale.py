@@ -1,7 +1,8 @@
 """Your data at its real size (`make bench`'s scale section; not run by CI).
 
 1. Peak resident memory of `--task=conv --image_size=96,96 --epochs=1 --stages=train` on folders of 40 and of 400
-   six-megapixel JPEG photos (two classes): the larger may need at most 300 MB more, neither more than 2.5 GB.
+   six-megapixel JPEG photos (two classes): bounded, not flat (docs/own-data.md has the figures by machine kind, and
+   what grows with the photos).
 2. The first pass over a folder of 2,000 JPEGs (1600×1200) at 96×96: files/s of the package's preparation (header
    scan, decode, resize, cache write) against one pass of `keras.utils.image_dataset_from_directory` over the same
    folder at the same size (decode and resize).

@@ -1,11 +1,13 @@
 """The facts the code holds, written out as Markdown so the documentation cannot drift from them: every task with
-its defaults (README's task table) and every flag with its default, values and help (docs/reference.md).
+its defaults (README's task table) and every flag with its default, values and help (docs/reference.md), the
+home folder written `~` so the file is the same whoever writes it.
 
 `make docs` (python -m pipelines.reference) rewrites docs/reference.md and README's table between its markers;
 tests/test_docs.py fails when either differs from what this module prints.
 """
 
 import os
+import re
 import sys
 
 from absl import flags
@@ -44,6 +46,15 @@ def _values(flag) -> str:
     return flag.flag_type()
 
 
+def as_for_anyone(text: str) -> str:
+    """`text` with the home folder written `~`: a default under it (--data_dir's) reads the same for every user, so
+    the generated file does not depend on who generates it."""
+    home = os.path.expanduser("~").rstrip(os.sep)
+    if not home:  # a home of / is no folder of one user's
+        return text
+    return re.sub(rf"(?<![^\s|(=,]){re.escape(home)}(?=[{re.escape(os.sep)}\s|),]|$)", "~", text)
+
+
 def flag_table() -> str:
     rows = ["| flag | default | values | what it does |", "|---|---|---|---|"]
     for flag in sorted(flags.FLAGS.get_flags_for_module(pipeline_flags), key=lambda f: f.name):
@@ -54,7 +65,7 @@ def flag_table() -> str:
         else:
             default = show(flag.default) if flag.default not in ("", None) else "none"
         text = " ".join(flag.help.split()).replace("|", "\\|")
-        rows.append(f"| `--{flag.name}` | {default} | {_values(flag)} | {text} |")
+        rows.append(as_for_anyone(f"| `--{flag.name}` | {default} | {_values(flag)} | {text} |"))
     return "\n".join(rows)
 
 

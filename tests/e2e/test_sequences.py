@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipelines import artifacts, prediction, runner
+from pipelines.data import sequences, sources
 from pipelines.families import Asked
 from tests import series as made
 from tests.conftest import assert_one_line_error, cli_in_process, config_from_flags
@@ -26,18 +27,25 @@ def shapes_run(tmp_path_factory):
 
 
 def test_the_fcn_learns_shapes_beats_chance_and_reports_the_nearest_neighbour_beside_it(shapes_run):
-    root, _, records = shapes_run
+    root, path, records = shapes_run
     metrics = json.load(open(root / "conv" / artifacts.METRICS))
     assert metrics["family"] == "classifier" and metrics["test_accuracy"] >= 0.85  # chance is 1/3
-    assert 0 <= metrics["baseline_1nn_accuracy"] <= 1 and metrics["baseline_rows"] == 173  # 240 − 48 test − 19 val
+    # 1-NN on the same split, computed here: the data layer's train and test series, the train split's first 173
+    # (240 − 48 test − 19 validation carved from its end), each series scaled by itself as the model scales it.
+    split = sequences.prepare(path, label_column="label", test_dataset=None, test_split=0.2)
+    assert metrics["baseline_rows"] == 173 and metrics["baseline_1nn_accuracy"] == pytest.approx(
+        made.nearest_neighbour_accuracy((split.train[0][:173], split.train[1][:173]), split.test))
     exports = json.load(open(root / "conv" / artifacts.VERIFY))
     assert exports["passed"] and {"float32", "int8", "onnx", "savedmodel"} <= set(exports["exports"])
     assert exports["exports"]["onnx"]["max_abs_diff"] <= 1e-4
     trained_on = json.load(open(root / "conv" / artifacts.CONFIG))["trained_on"]
     assert trained_on["modality"] == "series" and trained_on["steps"] == 60
-    report = open(root / "conv" / artifacts.REPORT).read()
-    assert "test_dataset" in report or "series_scaling" in report  # the settings that apply to this data set
-    assert "idx_dir" not in report
+    # The data settings report.md lists are those that change how a wide file of series is read, as they were set
+    # (an unset --test_dataset is not listed); none of an image set's or a forecast's.
+    lines = open(root / "conv" / artifacts.REPORT).read().splitlines()
+    assert {"| label_column | label |", "| test_split | 0.2 |", "| series_scaling | each |"} <= set(lines)
+    assert {name for name in sources.DATA_SETTINGS if any(line.startswith(f"| {name} |") for line in lines)} == {
+        "label_column", "test_split", "series_scaling"}
 
 
 def test_new_rows_are_classified_with_or_without_their_label_as_keras_does(shapes_run, tmp_path):
@@ -72,7 +80,10 @@ def test_a_header_less_tsv_with_its_own_test_file_trains_on_each_series_scaled_b
     runner.run(config_from_flags(*flags))
     metrics = json.load(open(tmp_path / "conv" / artifacts.METRICS))
     assert metrics["num_test_examples"] == 60 and metrics["labels"] == sorted(made.SHAPES)
-    assert metrics["test_accuracy"] > 0.6 and "baseline_1nn_accuracy" in metrics
+    split = sequences.prepare(train, label_column="0", test_dataset=test, test_split=0.2)  # the test file's series
+    assert metrics["test_accuracy"] > 0.6 and metrics["baseline_rows"] == 108  # 120 − 12 validation
+    assert metrics["baseline_1nn_accuracy"] == pytest.approx(
+        made.nearest_neighbour_accuracy((split.train[0][:108], split.train[1][:108]), split.test))
     # Another test file is another data set: the same command with a changed test file evaluates again.
     made.wide_csv(tmp_path / "Shapes_TEST.tsv", 60, seed=8, header=False, sep="\t")
     assert [r.result for r in runner.run(config_from_flags(*flags))][0] != "reused"

@@ -1,9 +1,14 @@
+import types
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from models.dense import build_dense_classifier
+from pipelines.families import classifier
 from pipelines.families.classifier import SmoothedSparseCrossentropy, compile_classifier
+from tests import series as made
 from tests.conftest import config_from_flags
 
 LOGITS = np.array([[4.0, -1.0, 0.5], [0.2, 0.1, 3.0]], np.float32)
@@ -43,3 +48,27 @@ def test_a_model_compiled_with_the_smoothed_loss_saves_and_loads(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert isinstance(loaded.loss, SmoothedSparseCrossentropy) and loaded.loss.label_smoothing == 0.1
+
+
+def hard_shapes(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shapes under heavy noise, each series at its own scale: 1-NN is right on some, and scaling matters."""
+    values, labels = made.shapes(count, steps=40, seed=seed)
+    rng = np.random.default_rng(seed)
+    values = (values + rng.normal(0, 1.5, values.shape)) * rng.uniform(0.3, 3, (count, 1))
+    return values[..., None].astype(np.float32), np.array([made.SHAPES.index(label) for label in labels])
+
+
+@pytest.mark.parametrize("each", [True, False])
+def test_the_sequence_baseline_is_1nn_on_the_train_series_scaled_as_the_model_scales(each, monkeypatch):
+    train, test = hard_shapes(120, seed=1), hard_shapes(60, seed=2)
+    inputs = types.SimpleNamespace(train=tf.data.Dataset.from_tensor_slices(train).batch(16),
+                                   test=tf.data.Dataset.from_tensor_slices(test).batch(16))
+    expected = made.nearest_neighbour_accuracy(train, test, each)
+    assert 0.4 < expected < 0.9  # neither chance nor perfect: a wrong neighbour search scores otherwise
+    assert expected != made.nearest_neighbour_accuracy(train, test, not each)
+    assert classifier.nearest_neighbour_baseline(inputs, test[1], each) == {
+        "baseline_1nn_accuracy": pytest.approx(expected), "baseline_rows": 120}
+    monkeypatch.setattr(classifier, "NEIGHBOUR_ROWS", 30)  # a long train split: its first series only
+    assert classifier.nearest_neighbour_baseline(inputs, test[1], each) == {
+        "baseline_1nn_accuracy": pytest.approx(made.nearest_neighbour_accuracy((train[0][:30], train[1][:30]), test,
+                                                                                each)), "baseline_rows": 30}

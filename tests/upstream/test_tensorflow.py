@@ -45,12 +45,17 @@ def test_a_custom_gradient_registered_by_a_traced_function_can_be_forgotten():
     assert tf_internals.custom_gradients() == before
 
 
-def test_the_coordination_services_parts_are_where_the_fence_reads_them():
-    """Only looked up: configuring the service is once per process (tests/e2e/test_distributed.py runs it)."""
-    from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
-    from tensorflow.python.distribute import multi_worker_util
+def test_the_coordination_service_is_configured_with_the_fences_leader_jobs_and_bounded_waits(monkeypatch):
+    """On a context of its own: the process's context is configured once (tests/e2e/test_distributed.py runs that),
+    and a context only reads its configuration when it starts."""
     from tensorflow.python.eager import context
-    spec = tf.train.ClusterSpec({"worker": ["h:1", "h:2"]})
-    assert multi_worker_util.coordination_leader(spec) == "/job:worker/replica:0/task:0"
-    assert callable(context.context().configure_coordination_service)
-    assert coordination_config_pb2.CoordinatedJob(name="worker", num_tasks=2).num_tasks == 2
+    fresh = context.Context()
+    monkeypatch.setattr(context, "context", lambda: fresh)
+    spec = tf.train.ClusterSpec({"chief": ["h:0"], "worker": ["h:1", "h:2"]})
+    tf_internals.configure_coordination(spec, {"chief": 1, "worker": 2}, register_timeout_s=1.5,
+                                        heartbeat_timeout_ms=4000)
+    configured = fresh.coordination_service
+    assert configured.service_type == "standalone"
+    assert configured.service_leader == "/job:chief/replica:0/task:0"
+    assert [(job.name, job.num_tasks) for job in configured.coordinated_job_list] == [("chief", 1), ("worker", 2)]
+    assert configured.cluster_register_timeout_in_ms == 1500 and configured.heartbeat_timeout_in_ms == 4000
