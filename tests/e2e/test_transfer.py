@@ -25,9 +25,12 @@ EPOCHS = 4
 def fine_tuned(tmp_path_factory):
     root = tmp_path_factory.mktemp("transfer")
     write_image_preset(root / "preset")
-    write_pictures(root / "shapes", 150, 32, classes=True)
+    # The preset's backbone has random weights: the classes are told by their colours, and at a rate that moves a
+    # head in the 28 steps of four epochs (at the default rate the loss did not fall on the AVX2 kind).
+    write_pictures(root / "shapes", 150, 32, classes=True, tinted=True)
     runner.run(config_from_flags("--task=conv", f"--init_from={root / 'preset'}", f"--dataset={root / 'shapes'}",
                                  f"--output_dir={root / 'runs'}", f"--epochs={EPOCHS}", "--batch_size=16",
+                                 "--learning_rate=3e-2",
                                  "--tflite_variants=float32,int8", "--onnx"))
     return root, root / "runs" / "conv"
 
@@ -60,7 +63,7 @@ def test_every_export_verifies_with_the_presets_preprocessing_inside(fine_tuned)
     report = json.loads((task_dir / "export_report.json").read_text())
     assert report["passed"] and {"float32", "int8", "onnx", "savedmodel"} <= set(report["exports"])
     history = json.loads((task_dir / "history.json").read_text())
-    assert history["loss"][-1] < history["loss"][0]  # it learns (the test's backbone has random weights)
+    assert history["loss"][-1] < 0.97 * history["loss"][0]  # it learns
 
 
 def test_mediapipe_loads_the_float_and_int8_files_with_their_labels(fine_tuned, mediapipe_python):
