@@ -17,7 +17,6 @@ import stat
 import uuid
 from typing import Any, Iterator
 
-from pipelines.config import TFLITE_VARIANTS  # noqa: F401  (the variants' names, in their export order)
 from pipelines.errors import PipelineError
 
 CONFIG = "config.json"          # the resolved settings the trained model was made with (train → later stages)
@@ -38,8 +37,6 @@ MISCLASSIFIED_PNG = "misclassified.png"  # an image classifier's surest test err
 PREDICTIONS_PNG = "predictions.png"    # a regressor's: predicted vs true, and residuals
 REPORT = "report.md"            # the run in one page: config, data, curves, per-class table, exports, files
 SAVED_MODEL = "saved_model"     # SavedModel with a serving_default signature
-TFLITE = "model.tflite"         # float32 TFLite, builtin ops only; the other variants: see tflite_file()
-ONNX = "model.onnx"             # the float model for ONNX Runtime, same inputs and outputs as model.tflite
 LABELS = "labels.txt"           # line i names class i, beside the TFLite files
 VERIFY = "export_report.json"   # per export: parity with Keras, test accuracy, size, latency; pass or fail
 VERIFY_MD = "export_report.md"  # the same as a table
@@ -52,11 +49,6 @@ UNHASHED = frozenset({TUNING, CHECKPOINTS, BACKUP, LOGS})
 
 
 _TMP_MARK = ".tmp-"
-
-
-def tflite_file(variant: str) -> str:
-    """model.tflite for float32, model_<variant>.tflite for the others (model_int8.tflite, …)."""
-    return TFLITE if variant == "float32" else f"model_{variant}.tflite"
 
 
 def _tmp(path: str) -> str:

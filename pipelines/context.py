@@ -1,5 +1,7 @@
-"""What a stage receives: the run's config, its task, artifact paths, and the data, loaded once on first use."""
+"""What a stage receives: the run's config, its task, artifact paths, and the data, loaded once on first use; and
+what it returns beside its files (StageResult)."""
 
+import dataclasses
 import functools
 import os
 
@@ -15,6 +17,15 @@ from pipelines.distribution import Cluster
 from pipelines.errors import PipelineError
 from pipelines.families import Family, Workspace
 from pipelines.tasks import TASKS, Task, family_of
+
+
+@dataclasses.dataclass(frozen=True)
+class StageResult:
+    """What a stage made beyond its files, for the runner: its one-line summary, and the files of earlier stages it
+    withdrew from what ships (verify's optional exports that missed their limits), which the runner records as
+    withdrawn so that the same command reuses the stages instead of making them again."""
+    line: str
+    withdrawn: tuple[str, ...] = ()
 
 
 # Why a data setting may not apply, and what makes it apply: the settings of series, sequences, tables and images.

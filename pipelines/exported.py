@@ -1,9 +1,9 @@
-"""A shipped file opened as an app opens it, behind one interface: a TFLite file in the LiteRT interpreter
-(ai-edge-litert, builtin ops, no Flex delegate: what a phone runs), model.onnx in ONNX Runtime's CPU provider.
-Both take a batch of named inputs in real values (an integer input is quantized with the file's own scale and
-zero point, as an app does) and return the output in real values; each says how its inputs are quantized and what
-is wrong with its metadata, if anything. Verify measures through it, and dlpipe-predict predicts through it; the
-Keras model itself is called the same way (keras_predict).
+"""A shipped file opened as an app opens it, behind one interface (ExportedModel): a TFLite file in the LiteRT
+interpreter (ai-edge-litert, builtin ops, no Flex delegate: what a phone runs); each export target (exporters.py)
+names the client that opens its files. Every client takes a batch of named inputs in real values (an integer input
+is quantized with the file's own scale and zero point, as an app does) and returns the output in real values; each
+says how its inputs are quantized and what is wrong with its metadata, if anything. Verify measures through it,
+and dlpipe-predict predicts through it; the Keras model itself is called the same way (keras_predict).
 """
 
 from typing import Protocol
@@ -94,37 +94,3 @@ class TFLiteModel:
         if files != packed:
             return f"its packed files {sorted(files)} differ from {sorted(packed)} beside it"
         return None
-
-
-class OnnxModel:
-    """model.onnx in ONNX Runtime's CPU provider, fed and read like a TFLite file."""
-    TYPES = {"tensor(uint8)": np.uint8, "tensor(float)": np.float32, "tensor(int64)": np.int64,
-             "tensor(int32)": np.int32}
-
-    def __init__(self, path: str):
-        import onnxruntime  # only verify and predict need it
-        self.session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
-        self.inputs = {i.name: self.TYPES[i.type] for i in self.session.get_inputs()}
-        self.outputs = [o.name for o in self.session.get_outputs()]
-
-    def __call__(self, batch: Batch) -> np.ndarray:
-        return in_chunks(self._run, batch)
-
-    def _run(self, batch: Batch) -> np.ndarray:
-        (value,) = self.session.run(None, {name: np.asarray(batch[name]).astype(dtype)
-                                           for name, dtype in self.inputs.items()})
-        return value.astype(np.float64)
-
-    def input_quantization(self) -> dict:
-        return {}  # the float model: nothing is quantized
-
-    def metadata_problem(self, packed: dict[str, bytes]) -> str | None:
-        """The file's metadata_props must hold the files packed in the TFLite files (labels, vocabulary)."""
-        properties = dict(self.session.get_modelmeta().custom_metadata_map)
-        differ = sorted(name for name, content in packed.items() if properties.get(name, "").encode() != content)
-        return f"its metadata_props {differ} differ from the files beside it" if differ else None
-
-
-def open_export(path: str) -> ExportedModel:
-    """The file at `path` in the client that runs its format."""
-    return OnnxModel(path) if path.endswith(".onnx") else TFLiteModel(path)

@@ -13,7 +13,7 @@ import os
 from absl import flags
 
 from pipelines import artifacts, console, distribution, precision
-from pipelines.artifacts import TFLITE_VARIANTS as VARIANTS
+from pipelines.config import TFLITE_VARIANTS as VARIANTS
 from pipelines import config as run_config
 from pipelines.config import RunConfig, show
 from pipelines.data import folders, idx, pipeline, sequences, tables

@@ -20,7 +20,7 @@ console.start_tensorflow()  # first: its start-up chatter is hidden only around 
 
 from absl import app, flags, logging  # noqa: E402
 
-from pipelines import artifacts, prediction  # noqa: E402
+from pipelines import artifacts, exporters, prediction  # noqa: E402
 from pipelines.errors import PipelineError  # noqa: E402
 from pipelines.families import Asked  # noqa: E402
 
@@ -33,7 +33,8 @@ OUTPUT = flags.DEFINE_string("output", None, "The predictions CSV (default predi
                              "the folder of PNG samples (default samples).")
 MODEL = flags.DEFINE_string(
     "model", prediction.SAVED_MODEL, "Which of the run's models answers: saved_model (what dlpipe-serve serves), "
-    "model.keras, model.tflite, model_<variant>.tflite (LiteRT, as on a phone) or model.onnx (ONNX Runtime).")
+    "model.keras, or a file the run exported, in the client that runs it: " + ", ".join(
+        f"{t.file} ({t.client})" for t in exporters.TARGETS.values()) + ".")
 ID_COLUMN = flags.DEFINE_list("id_column", [], "Columns of the input CSV that name a row, written first (beside "
                               "the ones named at training or found there).")
 PROBABILITIES = flags.DEFINE_bool("probabilities", False, "A classifier: one column per class with its probability.")

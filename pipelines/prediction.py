@@ -2,8 +2,8 @@
 runner's predict stage share this), or a generator's samples as PNG files.
 
 The run folder is used as a client uses it: the model chosen (the SavedModel by default, what dlpipe-serve serves;
-a TFLite file in the LiteRT interpreter or model.onnx in ONNX Runtime, so a user sees what the phone will say),
-each file first checked against the content hash its stage recorded. The new examples are read as the training
+any exported file in the client that runs it, exporters.py: a TFLite file in LiteRT, so a user sees what the phone
+will say), each file first checked against the content hash its stage recorded. The new examples are read as the training
 examples were (data/new_data.py), a batch at a time, so memory is bounded by the batch whatever the input's size.
 The outputs are taken in the terms an app reads (a classifier's probabilities, a regressor's value in the label's
 units) and the model's family turns them into the file's columns (Family.answer) and, when the data hold their
@@ -19,12 +19,12 @@ from typing import Callable
 
 import numpy as np
 
-from pipelines import artifacts, console, trained
+from pipelines import artifacts, console, exporters, trained
 from pipelines.config import RunConfig, from_record
 from pipelines.data.new_data import Reads, open_new_data
 from pipelines.data.tables import NewColumns
 from pipelines.errors import PipelineError
-from pipelines.exported import Batch, keras_predict, open_export
+from pipelines.exported import Batch, keras_predict
 from pipelines.families import Asked, Family
 from pipelines.shipping import Shipment
 
@@ -80,10 +80,23 @@ def _recorded(folder: str, artifact: str) -> str:
     producer = "train" if artifact == artifacts.MODEL else "export"
     expected = (records.get(producer) or {}).get("outputs") or {} if isinstance(records, dict) else {}
     if not os.path.exists(os.path.join(folder, artifact)) or expected.get(artifact) is None:
+        _left_out(folder, artifact)
         variant = " (with --tflite_variants naming its variant)" if artifact.endswith(".tflite") else ""
         raise PipelineError(f"{folder} has no {artifact} that a finished {producer} stage wrote: run dlpipe "
                             f"--stages={producer} for it first{variant}")
     return expected[artifact]
+
+
+def _left_out(folder: str, artifact: str) -> None:
+    """One line when verify left the file out of what ships, with its reason."""
+    target = exporters.by_file(artifact)
+    try:
+        row = artifacts.read_json(os.path.join(folder, artifacts.VERIFY))["exports"].get(target.name, {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return
+    if isinstance(row, dict) and row.get("left_out"):
+        raise PipelineError(f"{artifact} was left out of what {folder} ships: verify measured {row['left_out']}; "
+                            f"export it again with --tflite_variants naming {target.name} to have it anyway")
 
 
 def _checked(folder: str, artifact: str) -> None:
@@ -110,6 +123,9 @@ def open_run(folder: str, model_name: str = SAVED_MODEL) -> Predictor:
     family = FAMILIES.get(trained_on.get("family")) or TASKS[config.task].family
     model, _ = trained.load(os.path.join(folder, artifacts.MODEL), _recorded(folder, artifacts.MODEL))
     shipment = family.ship(model)
+    if model_name not in (artifacts.MODEL, SAVED_MODEL) and exporters.by_file(model_name) is None:
+        raise PipelineError(f"--model={model_name}: give {SAVED_MODEL}, {artifacts.MODEL} or a file the run exports "
+                            f"({', '.join(exporters.files())})")
     if model_name != artifacts.MODEL:
         _checked(folder, model_name)
     return Predictor(folder, config, trained_on, family, shipment, model_name,
@@ -134,13 +150,10 @@ def _caller(folder: str, model_name: str, shipment: Shipment) -> Callable[[Batch
             (value,) = function(**{name: tf.constant(v) for name, v in inputs.items()}).values()
             return shipment.to_tflite_outputs(np.asarray(value).astype(np.float64))
         return saved_model
-    if not model_name.endswith((".tflite", ".onnx")):
-        raise PipelineError(f"--model={model_name}: give saved_model, {artifacts.MODEL}, a model*.tflite file or "
-                            f"{artifacts.ONNX} of the run")
+    target = exporters.by_file(model_name)
     with console.native_chatter_hidden():  # LiteRT announces its XNNPACK delegate on the first call
-        exported = open_export(path)
-    to_inputs = shipment.to_quantizable_inputs if model_name == artifacts.tflite_file("int8") \
-        else shipment.to_tflite_inputs
+        exported = target.open(path)
+    to_inputs = shipment.to_quantizable_inputs if target.quantized_inputs else shipment.to_tflite_inputs
     called = []
 
     def exported_file(batch):

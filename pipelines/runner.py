@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from pipelines import artifacts, distribution, state
 from pipelines.config import RunConfig
-from pipelines.context import Context
+from pipelines.context import Context, StageResult
 from pipelines.errors import PipelineError
 from pipelines.stages import STAGES, tune
 from pipelines.tasks import TASKS
@@ -74,6 +74,9 @@ def _run_locked(config: RunConfig, strategy=None, cluster=None) -> list[StageRec
         print(f"{header} ──", flush=True)
         start = time.perf_counter()
         result = _run_stage(ctx, name, key, inputs)
+        if result.withdrawn:  # what it read is now as it left it: its record says so, and so does the producer's
+            state.withdraw(records, result.withdrawn)
+            key, inputs = state.stage_key(config, name, records)
         # Recorded only now: a failed stage leaves its outputs as they were (atomic writes), and any it did replace
         # no longer match their recorded hashes, so they are never reused by mistake.
         stale = [s for s in records.record(name, key, ctx.config, inputs, outputs) if s not in config.stages[i:]]
@@ -81,16 +84,17 @@ def _run_locked(config: RunConfig, strategy=None, cluster=None) -> list[StageRec
             print(f"removed the outputs of {', '.join(stale)}: they were made from the {name} outputs just replaced",
                   flush=True)
         written = tuple(a for a in outputs if os.path.exists(os.path.join(config.task_dir, a)))
-        summary.append(StageRecord(name, time.perf_counter() - start, result, written))
+        summary.append(StageRecord(name, time.perf_counter() - start, result.line, written))
     print(f"\nartifacts in {config.task_dir}/\n{format_summary(summary)}", flush=True)
     return summary
 
 
-def _run_stage(ctx: Context, name: str, key: str, inputs: dict) -> str:
+def _run_stage(ctx: Context, name: str, key: str, inputs: dict) -> StageResult:
     """One stage's run, its file and memory failures named for what they are."""
     ctx.stage_key, ctx.stage_settings, ctx.stage_inputs = key, state.settings(ctx.config, name), inputs
     try:
-        return STAGES[name].run(ctx)
+        result = STAGES[name].run(ctx)
+        return result if isinstance(result, StageResult) else StageResult(result)
     except OSError as e:  # a full disk, a folder that became unwritable, a file that cannot be read
         raise _os_error(name, e, ctx.config.task_dir) from None
     except (tf.errors.ResourceExhaustedError, MemoryError):
@@ -155,7 +159,7 @@ def _run_training_worker(config: RunConfig, strategy, cluster: distribution.Clus
             shutil.copytree(chief_backup, os.path.join(mine.task_dir, artifacts.BACKUP, key))
         keras.utils.set_random_seed(config.seed)
         start = time.perf_counter()
-        result = _run_stage(Context(mine, TASKS[config.task], strategy, cluster), "train", key, inputs)
+        result = _run_stage(Context(mine, TASKS[config.task], strategy, cluster), "train", key, inputs).line
     print(f"{cluster.name}: trained beside the chief ({result}); the chief writes the artifacts"
           + (f" and runs {', '.join(others)}" if others else ""), flush=True)
     return [StageRecord("train", time.perf_counter() - start, result, ())]

@@ -21,7 +21,7 @@ from pipelines import artifacts
 from pipelines.config import NOT_IDENTITY, RunConfig, from_record, show
 from pipelines.data import sources
 from pipelines.errors import PipelineError
-from pipelines.stages import PRODUCERS, STAGES
+from pipelines.stages import STAGES, producer
 
 
 def _versions() -> str:
@@ -69,17 +69,17 @@ def check_inputs(config: RunConfig) -> None:
     for name, artifact in inputs_from_earlier_runs(config):
         if not os.path.exists(os.path.join(config.task_dir, artifact)):
             raise PipelineError(f"stage {name} needs {artifact} in {config.task_dir}, which is missing: "
-                                f"run --stages={PRODUCERS[artifact]} first (or add it to --stages)")
+                                f"run --stages={producer(artifact)} first (or add it to --stages)")
 
 
 def check_unchanged(config: RunConfig, recorded: dict) -> None:
     """An input an earlier run made must be the file its stage recorded: not truncated, edited or replaced."""
     for _, artifact in inputs_from_earlier_runs(config):
-        producer = PRODUCERS[artifact]
-        expected = recorded.get(producer, {}).get("outputs", {}).get(artifact)
+        maker = producer(artifact)
+        expected = recorded.get(maker, {}).get("outputs", {}).get(artifact)
         if expected is not None and artifacts.content_hash(os.path.join(config.task_dir, artifact)) != expected:
-            raise PipelineError(f"{artifact} in {config.task_dir} is not the one stage {producer} wrote "
-                                f"(damaged or replaced): run --stages={producer} again (add it to --stages)")
+            raise PipelineError(f"{artifact} in {config.task_dir} is not the one stage {maker} wrote "
+                                f"(damaged or replaced): run --stages={maker} again (add it to --stages)")
 
 
 def read_records(path: str) -> dict:
@@ -157,6 +157,16 @@ class Records:
                     changed.add(artifact)
         artifacts.write_json(self.path, self.stages)
         return stale
+
+
+def withdraw(records: "Records", artifacts_withdrawn) -> None:
+    """Records each artifact as absent from the outputs of the stage that made it (stages.producer): a file a later
+    stage withdrew from what ships is not a damaged output to make again."""
+    for artifact in artifacts_withdrawn:
+        record = records.stages.get(producer(artifact))
+        if record is not None:
+            record["outputs"][artifact] = None
+    artifacts.write_json(records.path, records.stages)
 
 
 def stage_key(config: RunConfig, name: str, records: Records) -> tuple[str, dict]:

@@ -26,7 +26,7 @@ from models.backbones import build_preset_image_classifier
 from models.pretrained import build_preset_text_classifier
 from models.transformer import build_transformer_classifier
 from models.table import ColumnStats
-from pipelines import artifacts
+from pipelines.config import TFLITE_VARIANTS
 from pipelines.data.examples import flat_example, image_example, sequence_example
 from pipelines.errors import PipelineError
 from pipelines.families import Family
@@ -133,7 +133,7 @@ class Task:
     @property
     def default_variants(self) -> tuple[str, ...]:
         """The TFLite variants a run exports and verifies unless --tflite_variants says otherwise."""
-        return tuple(v for v in artifacts.TFLITE_VARIANTS if v not in self.left_out)
+        return tuple(v for v in TFLITE_VARIANTS if v not in self.left_out)
 
     @property
     def default_hparams(self) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from PIL import Image
 from pipelines import metadata
 from pipelines.metadata.generated.metadata_schema_generated import AssociatedFileType, ContentProperties
 from pipelines.shipping import as_rgb, with_rgb_pixels
-from pipelines.stages.export import convert, export_saved_model
+from pipelines.exporters import convert_tflite as convert
+from pipelines.stages.export import export_saved_model
 
 INFO = metadata.ModelInfo(
     name="tiny", description="a test model", version="v1",

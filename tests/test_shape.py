@@ -113,3 +113,15 @@ def test_every_flag_named_after_a_setting_defaults_to_the_settings_own():
         default = tuple(default) if isinstance(default, list) else default
         expected = field.default or (None if field.default in ("", None) else field.default)
         assert default == expected or (default in ("", None) and field.default in ("", None)), field.name
+
+
+def test_each_export_target_is_named_in_its_record_and_its_flag_alone():
+    """An export target is a record (pipelines/exporters.py): outside it, only the flag that asks for it and its
+    RunConfig field name it in the pipeline's code, so a new target is one record and not edits in every stage (a
+    builder in models/ may say in a comment why a layer has the form a converter takes)."""
+    from pipelines import exporters
+    for target in ("onnx",):
+        assert exporters.TARGETS[target]
+        naming = sorted(path for path in modules().values() if path.startswith("pipelines/")
+                        and "/upstream/" not in path and target in open(os.path.join(ROOT, path)).read().lower())
+        assert naming == ["pipelines/config.py", "pipelines/exporters.py", "pipelines/flags.py"], naming

@@ -8,6 +8,7 @@ import dataclasses
 from typing import Callable
 
 from pipelines import artifacts as a
+from pipelines import exporters
 from pipelines.config import RunConfig
 from pipelines.data import new_data
 from pipelines.stages import evaluate, export, predict, report, train, tune, verify
@@ -23,7 +24,7 @@ def _never(config) -> bool:
 
 
 def _export_files(config) -> tuple[str, ...]:
-    return tuple(a.tflite_file(v) for v in config.tflite_variants) + ((a.ONNX,) if config.onnx else ())
+    return tuple(target.file for target in exporters.asked(config))
 
 
 def _sweep_result(config) -> tuple[str, ...]:
@@ -56,7 +57,7 @@ class Stage:
 
 
 TUNING = ("tuner", "max_trials", "tuning_epochs", "executions_per_trial", "objective", "fixed_hparams")
-EXPORT = ("tflite_variants", "onnx", "representative_examples")
+EXPORT = exporters.SETTINGS
 PREDICT = ("predict_input",)
 NEW_DATA = "<predict input>"  # the key of --predict_input's contents among the predict stage's inputs
 
@@ -89,6 +90,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           ignores=tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in ("task", "predict_input"))),
 )}
 STAGE_ORDER = tuple(STAGES)
-# Which stage makes each artifact: the fixed outputs, every TFLite variant's file, and the ONNX file.
+# Which stage makes each fixed output; every export target's file is export's (producer).
 PRODUCERS = {artifact: stage.name for stage in STAGES.values() for artifact in stage.outputs}
-PRODUCERS.update({a.tflite_file(variant): "export" for variant in a.TFLITE_VARIANTS} | {a.ONNX: "export"})
+
+
+def producer(artifact: str) -> str:
+    """The stage that makes `artifact`."""
+    return "export" if exporters.by_file(artifact) else PRODUCERS[artifact]

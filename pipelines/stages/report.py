@@ -5,11 +5,11 @@ family comes from metrics.json (the data may have chosen it), so the report load
 
 import os
 
-from pipelines import artifacts
+from pipelines import artifacts, exporters
 from pipelines.context import Context
 from pipelines.data import sources
 from pipelines.families import Family
-from pipelines.stages.verify import format_report, most_hurt
+from pipelines.stages.verify import format_report, left_out_lines, most_hurt
 from pipelines.tasks import FAMILIES
 
 # What each generic file in the folder holds (a family's own files and pictures are described by the family).
@@ -22,7 +22,6 @@ DESCRIPTIONS = {
     artifacts.METRICS: "test-split metrics",
     artifacts.CURVES_PNG: "the training curves",
     artifacts.SAVED_MODEL: "SavedModel, signature serving_default (TF Serving, fine-tuning)",
-    artifacts.ONNX: "the float model for ONNX Runtime",
     artifacts.LABELS: "line i names class i",
     artifacts.VERIFY: "every export measured against Keras",
     artifacts.VERIFY_MD: "the same as a table",
@@ -51,9 +50,9 @@ def picture(ctx: Context, name: str, title: str) -> list[str]:
 
 
 def describe(name: str, family: Family) -> str:
-    if name.endswith(".tflite"):
-        variant = "float32" if name == artifacts.TFLITE else name.removeprefix("model_").removesuffix(".tflite")
-        return f"TFLite {variant}, with metadata (labels packed in)"
+    target = exporters.by_file(name)
+    if target is not None:
+        return f"{target.note}, with metadata (labels packed in)"
     pictures = {p.file: p.title for p in family.pictures}
     return DESCRIPTIONS.get(name) or family.side_files.get(name) or pictures.get(name, "")
 
@@ -129,7 +128,7 @@ def exports_section(exports: dict | None, family: Family) -> list[str]:
     if exports is None:
         return lines + ["Not verified: run `--stages=export,verify`.", ""]
     verdict = "every export passed" if exports["passed"] else "**some exports missed their limits**"
-    order = ["keras", "savedmodel", *artifacts.TFLITE_VARIANTS, "onnx"]  # as verify measured them
+    order = ["keras", "savedmodel", *exporters.TARGETS]  # as verify measured them
     rows = dict(sorted(exports["exports"].items(), key=lambda item: order.index(item[0])))
     judged = exports.get("judged_examples", exports["num_test_examples"])
     judged = (f"; agreement on {judged} inputs, the test split's and the rest from the validation and train splits"
@@ -137,6 +136,7 @@ def exports_section(exports: dict | None, family: Family) -> list[str]:
     lines += [f"Each export measured against Keras ({verdict}; {exports['num_test_examples']} test examples"
               f"{judged}):", "", format_report(rows, family.export_columns), ""]
     hurt = most_hurt(exports["exports"])
+    lines += [*left_out_lines(exports["exports"]), ""] if left_out_lines(exports["exports"]) else []
     return lines + (["Per class, accuracy in the export minus in Keras:", *hurt, ""] if hurt else [])
 
 

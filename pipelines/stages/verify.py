@@ -1,10 +1,15 @@
 """Verify stage: every export loaded back and measured against the Keras model it came from.
 
-The SavedModel through `tf.saved_model.load`, each TFLite variant in the LiteRT interpreter (ai-edge-litert) as a
-phone runs it (builtin ops, no Flex delegate), model.onnx in ONNX Runtime. For each: parity with Keras, accuracy
-on the test split (classifiers), file size, single-example latency, and the metadata read back. Written to
-export_report.json and export_report.md; the stage fails when an export misses its limit (Shipment.limits). The
-files are opened through pipelines/exported.py, one interface for both clients.
+The SavedModel through `tf.saved_model.load`, each export target's file in the client that runs it
+(pipelines/exporters.py: LiteRT as a phone runs it, builtin ops, no Flex delegate, and so on). For each: parity
+with Keras, accuracy on the test split (classifiers), file size, single-example latency, and the metadata read
+back, judged against the family's limit for it (Shipment.limits). Written to export_report.json and
+export_report.md.
+
+What a user must have fails the run when it misses its limit: the SavedModel and the float files. An optional file
+(8 or 16 bits) that misses its limit in a run whose defaults chose the targets is left out of what ships: removed
+from the folder, kept as a row of the reports with its measured reason, and the run goes on with a warning line.
+With --tflite_variants given, the user asked for each file, and any miss fails the run.
 """
 
 import dataclasses
@@ -15,10 +20,10 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from pipelines import artifacts, console
-from pipelines.context import Context
+from pipelines import artifacts, console, exporters
+from pipelines.context import Context, StageResult
 from pipelines.errors import PipelineError
-from pipelines.exported import Batch, in_chunks, keras_predict, open_export
+from pipelines.exported import Batch, in_chunks, keras_predict
 from pipelines.families import Column
 from pipelines.shipping import Shipment, as_batch, softmax
 
@@ -157,11 +162,18 @@ def most_hurt(rows: dict) -> list[str]:
     lines = []
     for name, row in rows.items():
         change = row.get("per_class_accuracy_change")
-        if change and name not in ("float32", "onnx"):
+        if change and name in exporters.TARGETS and exporters.TARGETS[name].optional:
             worst = min(change, key=change.get)
             if change[worst] < 0:
                 lines.append(f"- {name}: hurts {worst} most ({100 * change[worst]:+.1f} points of its accuracy)")
     return lines
+
+
+def over_rmse(differences: np.ndarray, reference: Reference) -> dict:
+    """A regressor's differences from Keras in units of Keras' own test error (a tiny floor for a perfect fit)."""
+    scale = max(reference.rmse, 1e-9 * float(np.abs(reference.all_outputs).max()), 1e-12)
+    return {"max_diff_over_rmse": float(differences.max() / scale),
+            "mean_diff_over_rmse": float(differences.mean() / scale)}
 
 
 def measure_values(row: dict, shipment: Shipment, reference: Reference, outputs, names: tuple[str, ...]) -> None:
@@ -171,7 +183,7 @@ def measure_values(row: dict, shipment: Shipment, reference: Reference, outputs,
     if reference.batches and not shipment.classes:
         values = np.concatenate([outputs(b) for b in reference.batches])
         row["test_rmse"] = rmse(values[:tested], reference.labels)
-        row["mean_diff_over_rmse"] = float(np.mean(np.abs(values - reference.all_outputs)) / reference.rmse)
+        row.update(over_rmse(np.abs(values - reference.all_outputs), reference))
     elif reference.batches:
         predicted = np.concatenate([np.argmax(outputs(b), -1) for b in reference.batches])
         agree = predicted == reference.classes
@@ -194,15 +206,16 @@ def judge(row: dict, limit: tuple[str, float], reference: Reference, metadata_pr
                                              "agreement_examples": clear}, limit)
         row["judged_on"] = "clear examples: the model is undertrained"
     row["metadata"] = metadata_problem or "ok"
+    row["passed_limit"] = row["passed"]
     row["passed"] = row["passed"] and metadata_problem is None
 
 
-def measure_export(path: str, variant: str, shipment: Shipment, reference: Reference, packed: dict[str, bytes],
-                   names: tuple[str, ...] = ()) -> dict:
+def measure_export(path: str, target: exporters.Target, shipment: Shipment, reference: Reference,
+                   packed: dict[str, bytes], names: tuple[str, ...] = ()) -> dict:
     """One exported file, as its client runs it: parity on the reference batch, agreement and accuracy, size,
     latency, its input quantization, its metadata, and whether it meets its limit."""
-    model = open_export(path)
-    to_inputs = shipment.to_quantizable_inputs if variant == "int8" else shipment.to_tflite_inputs
+    model = target.open(path)
+    to_inputs = shipment.to_quantizable_inputs if target.quantized_inputs else shipment.to_tflite_inputs
 
     def outputs(batch):  # in the reference's terms
         return shipment.from_tflite_outputs(model(to_inputs(batch)))
@@ -211,7 +224,10 @@ def measure_export(path: str, variant: str, shipment: Shipment, reference: Refer
     one = to_inputs(first(reference.parity, 1))
     row.update(size_bytes=os.path.getsize(path), latency_ms=median_ms(lambda: model(one), LATENCY_RUNS),
                inputs=model.input_quantization())
-    judge(row, shipment.limits[variant], reference, model.metadata_problem(packed))
+    if target.limit not in shipment.limits:
+        raise PipelineError(f"{target.file}: the model's family sets no limit {target.limit!r} to judge it by "
+                            f"(its limits: {', '.join(shipment.limits)}): leave the file out, or give the family one")
+    judge(row, shipment.limits[target.limit], reference, model.metadata_problem(packed))
     return row
 
 
@@ -229,19 +245,20 @@ def keras_and_saved_model(ctx: Context, shipment: Shipment, reference: Reference
     served = in_chunks(lambda part: only_value(serve_fn(**{k: tf.constant(v) for k, v in part.items()})).astype(
         np.float64), model_inputs)
     rows["savedmodel"] = measure(served, reference.outputs)
+    if reference.batches and not shipment.classes:
+        rows["savedmodel"].update(over_rmse(np.abs(served - reference.outputs), reference))
     rows["savedmodel"]["passed"] = passes(rows["savedmodel"], shipment.limits["savedmodel"])
     return rows
 
 
-def exported_files(ctx: Context) -> dict[str, str]:
-    """variant → file name of every export this run verifies; one line if export did not write one."""
-    files = {variant: artifacts.tflite_file(variant) for variant in ctx.config.tflite_variants}
-    files.update({"onnx": artifacts.ONNX} if ctx.config.onnx else {})
-    missing = [name for name in files.values() if not os.path.exists(ctx.path(name))]
+def exported_targets(ctx: Context) -> tuple[exporters.Target, ...]:
+    """The targets this run verifies; one line if export did not write one of their files."""
+    targets = exporters.asked(ctx.config)
+    missing = [t.file for t in targets if not os.path.exists(ctx.path(t.file))]
     if missing:
         raise PipelineError(f"verify needs {', '.join(missing)} in {ctx.config.task_dir}: run --stages=export "
-                            f"with the same --tflite_variants and --onnx first")
-    return files
+                            f"with the same flags first")
+    return targets
 
 
 def write_reports(ctx: Context, rows: dict, reference: Reference) -> str:
@@ -250,11 +267,12 @@ def write_reports(ctx: Context, rows: dict, reference: Reference) -> str:
     artifacts.write_json(ctx.path(artifacts.VERIFY), {
         "parity_examples": len(reference.outputs), "num_test_examples": reference.tested, "judged_examples": judged,
         "exports": rows, "clear_fraction": float(np.mean(reference.clear)) if reference.clear is not None else None,
-        "passed": all(r["passed"] for r in rows.values())})
+        "passed": all(r["passed"] for r in rows.values() if r.get("shipped", True))})
     table, hurt = format_report(rows, ctx.family.export_columns), most_hurt(rows)
     artifacts.write_text(ctx.path(artifacts.VERIFY_MD), f"# Export report: {ctx.config.task} on {ctx.config.dataset}"
-                         f"\n\n{table}\n" + ("\nPer class (accuracy in the export minus in Keras):\n"
-                                             + "\n".join(hurt) + "\n" if hurt else ""))
+                         f"\n\n{table}\n" + "".join(f"\n{line}\n" for line in left_out_lines(rows))
+                         + ("\nPer class (accuracy in the export minus in Keras):\n" + "\n".join(hurt) + "\n"
+                            if hurt else ""))
     if judged > reference.tested:
         print(f"note: agreement with Keras judged on {judged} inputs: the {reference.tested} test examples and "
               f"{judged - reference.tested} of the validation and train split (agreement needs no labels); "
@@ -262,24 +280,69 @@ def write_reports(ctx: Context, rows: dict, reference: Reference) -> str:
     return table
 
 
-def run(ctx: Context) -> str:
+def left_out_lines(rows: dict) -> list[str]:
+    """A line per export left out of what ships, with its reason (export_report.md and report.md)."""
+    return [f"{name} is left out of what ships: {row['left_out']}." for name, row in rows.items() if row.get("left_out")]
+
+
+def miss(row: dict) -> str:
+    """Why an export missed its limit, in the words of its measures."""
+    name, bound = row["limit"]
+    value = row.get(name)
+    why = [] if row.get("passed_limit", True) else [f"{name} {value:.4g} against its limit {bound:g}"]
+    return "; ".join(why + ([f"metadata: {row['metadata']}"] if row.get("metadata", "ok") != "ok" else []))
+
+
+def leave_out(ctx: Context, rows: dict) -> tuple[str, ...]:
+    """The optional exports that missed their limits, when the defaults chose the targets: each file removed, its
+    row kept with the reason. Returns their files."""
+    if "tflite_variants" in ctx.config.explicit:
+        return ()
+    withdrawn = []
+    for target in exporters.asked(ctx.config):
+        row = rows[target.name]
+        if target.optional and not row["passed"]:
+            row.update(shipped=False, left_out=miss(row))
+            artifacts.remove(ctx.path(target.file))
+            withdrawn.append(target.file)
+            print(f"warning: {target.file} is left out of what ships: {row['left_out']} (export_report.md has its "
+                  f"row; --tflite_variants=…,{target.name} makes it required)", flush=True)
+    return tuple(withdrawn)
+
+
+def run(ctx: Context) -> StageResult:
     shipment = ctx.family.ship(ctx.trained_model())
-    files = exported_files(ctx)
+    targets = exported_targets(ctx)
     reference = keras_reference(shipment, ctx.inputs)
     rows = keras_and_saved_model(ctx, shipment, reference)
     packed = {}
     for name in shipment.packed_files:
         with open(ctx.path(name), "rb") as f:
             packed[name] = f.read()
-    for variant, name in files.items():
-        print(f"  {name} in {'ONNX Runtime' if variant == 'onnx' else 'LiteRT'}", flush=True)
+    for target in targets:
+        print(f"  {target.file} in {target.client}", flush=True)
         with console.native_chatter_hidden():  # LiteRT announces its XNNPACK delegate
-            rows[variant] = measure_export(ctx.path(name), variant, shipment, reference, packed, ctx.data.label_names)
+            rows[target.name] = measure_export(ctx.path(target.file), target, shipment, reference, packed,
+                                               ctx.data.label_names)
+    withdrawn = leave_out(ctx, rows)
     print(write_reports(ctx, rows, reference))
-    failed = [name for name, r in rows.items() if not r["passed"]]
+    failed = [name for name, r in rows.items() if not r["passed"] and r.get("shipped", True)]
     if failed:
-        raise PipelineError(f"exports miss their limits: {', '.join(failed)} (see {ctx.path(artifacts.VERIFY_MD)}); "
-                            "a quantized variant that loses too much can be left out with --tflite_variants")
+        raise PipelineError(f"exports miss their limits: {', '.join(failed)} (see {ctx.path(artifacts.VERIFY_MD)})"
+                            + ("; the float files must match Keras: report it as a bug" if any(
+                                name in ("savedmodel",) or not exporters.TARGETS[name].optional for name in failed)
+                               else "; drop the variant from --tflite_variants, or give none and the defaults leave "
+                                    "out what misses"))
+    undertrained_notes(rows, reference)
+    float32 = rows.get("float32", rows["savedmodel"])
+    accuracy = "".join(f"tflite_{m.removeprefix('test_')}={float32[m]:.4f} " for m in ("test_accuracy", "test_rmse")
+                       if m in float32)
+    shipped = sum(1 for name, r in rows.items() if name != "keras" and r.get("shipped", True)) - 1
+    return StageResult(f"{accuracy}max_diff={float32['max_abs_diff']:.1e} {shipped} exports passed"
+                       + (f", {len(withdrawn)} left out" if withdrawn else ""), withdrawn)
+
+
+def undertrained_notes(rows: dict, reference: Reference) -> None:
     for name, row in rows.items():
         if "judged_on" in row:
             clear = (f"on {row['top1_agreement_clear']:.1%} of the {np.mean(reference.clear):.0%} it is clear about"
@@ -287,10 +350,6 @@ def run(ctx: Context) -> str:
             print(f"note: {name} agrees with Keras on {row['top1_agreement']:.1%} of the judged inputs and {clear} "
                   f"(Keras test accuracy {reference.accuracy:.4f}): the model is undertrained, so misses on near-ties "
                   "do not fail the export; train longer to judge it")
-    float32 = rows.get("float32", rows["savedmodel"])
-    accuracy = "".join(f"tflite_{m.removeprefix('test_')}={float32[m]:.4f} " for m in ("test_accuracy", "test_rmse")
-                       if m in float32)
-    return f"{accuracy}max_diff={float32['max_abs_diff']:.1e} {len(rows) - 2} exports passed"
 
 
 def format_report(rows: dict, quality: tuple[Column, ...]) -> str:
@@ -300,6 +359,7 @@ def format_report(rows: dict, quality: tuple[Column, ...]) -> str:
     for name, r in rows.items():
         cells = [name, f"{r['size_bytes'] / 1024:.0f}" if "size_bytes" in r else "",
                  f"{r['latency_ms']:.3f}" if "latency_ms" in r else "",
-                 *(c.form.format(r[c.key]) if c.key in r else "" for c in quality), "yes" if r["passed"] else "NO"]
+                 *(c.form.format(r[c.key]) if c.key in r else "" for c in quality),
+                 "yes" if r["passed"] else "left out" if r.get("left_out") else "NO"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

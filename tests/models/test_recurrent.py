@@ -43,7 +43,8 @@ def test_each_cell_stacked_and_bidirectional_converts_to_builtin_ops_and_runs_in
     from ai_edge_litert.interpreter import Interpreter
 
     from pipelines.shipping import with_uint8_pixels
-    from pipelines.stages.export import convert, export_saved_model
+    from pipelines.exporters import convert_tflite as convert
+    from pipelines.stages.export import export_saved_model
     model = with_uint8_pixels(build_recurrent_classifier((28, 28, 1), 10, cell=cell, rnn_layers=2, bidirectional=True,
                                                          rnn_units=8))
     export_saved_model(model, str(tmp_path / "saved_model"))
