@@ -27,6 +27,7 @@ from keras import layers, ops
 
 from models import BuildError
 from models.pretrained import failed_to_load, import_keras_hub
+from pipelines.upstream.keras import variable_key
 
 FROZEN_SHARE = 0.5        # the head alone learns for this share of the run's epochs …
 UNFROZEN_FRACTION = 0.25  # … then this share of the backbone's layers (its top) learns too …
@@ -148,13 +149,13 @@ class FineTuneAdam(keras.optimizers.Adam):
         (gate,) = gates(model)
         self.phase = gate.open
         # The optimizer's own key of a variable (what its update_step is handed is the backend's variable, which
-        # Keras' base class, as every custom optimizer's update_step, looks its slots up by).
-        self.backbone_keys = frozenset(self._var_key(v) for layer in model.layers if isinstance(layer, keras.Model)
+        # Keras' base class, as every custom optimizer's update_step, looks its slots up by): a private method, fenced.
+        self.backbone_keys = frozenset(variable_key(self, v) for layer in model.layers if isinstance(layer, keras.Model)
                                        for v in layer.trainable_variables)
         return self
 
     def update_step(self, gradient, variable, learning_rate):
-        if self._var_key(variable) in self.backbone_keys:
+        if variable_key(self, variable) in self.backbone_keys:
             learning_rate = learning_rate * self.backbone_rate * ops.cast(self.phase, "float32")
         super().update_step(gradient, variable, learning_rate)
 

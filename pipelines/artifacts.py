@@ -199,6 +199,12 @@ def content_hash(path: str) -> str | None:
                 digest.update(os.path.relpath(full, path).encode() + b"\0")
                 digest.update(bytes.fromhex(content_hash(full)))
         return digest.hexdigest()
+    return file_sha256(path)
+
+
+def file_sha256(path: str) -> str:
+    """SHA-256 of a file's bytes, read a megabyte at a time."""
+    digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)

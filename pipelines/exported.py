@@ -26,6 +26,12 @@ def in_chunks(run, batch: Batch) -> np.ndarray:
                            for begin in range(0, count, CHUNK)]) if count else run(batch)
 
 
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits, along the last axis (what a classifier's files output, and dlpipe-serve answers)."""
+    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return shifted / shifted.sum(axis=-1, keepdims=True)
+
+
 def keras_predict(model, batch: Batch) -> np.ndarray:
     """The Keras model itself on a batch, as the reference the exported files are held to."""
     import tensorflow as tf  # through tf.data: Keras' predict cannot take NumPy string (object) arrays, text inputs

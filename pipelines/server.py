@@ -239,6 +239,8 @@ def predict(model: ServedModel, arrays: dict, rows: bool) -> dict:
     """TF Serving's answer ("predictions" per example, or "outputs" by name); a classifier's adds each example's
     label and probabilities by class name."""
     import numpy as np
+
+    from pipelines.exported import softmax
     outputs = {n: np.asarray(v) for n, v in model.function(**arrays).items()}
     if rows:
         names = list(outputs)
@@ -250,8 +252,7 @@ def predict(model: ServedModel, arrays: dict, rows: bool) -> dict:
                   else next(iter(outputs.values())).tolist()}
     logits = outputs.get("logits")
     if model.labels and logits is not None and logits.ndim == 2 and logits.shape[1] == len(model.labels):
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        probabilities = softmax(logits)
         answer["classifications"] = [
             {"label": model.labels[int(p.argmax())], "score": float(p.max()),
              "probabilities": {label: float(q) for label, q in zip(model.labels, p)}} for p in probabilities]

@@ -78,11 +78,6 @@ def with_probabilities(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs, probabilities, name=f"{model.name}_probabilities")
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)
-
-
 # ITU-R BT.601 luma, as Pillow's convert("L") computes it: how a folder's colour files become a grayscale data
 # set's training images (pipelines/data/folders.py), so a camera frame reaches a grayscale model the same way.
 LUMA = (0.299, 0.587, 0.114)

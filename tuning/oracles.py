@@ -12,6 +12,8 @@ from typing import Any
 
 import keras_tuner as kt
 
+from pipelines.upstream.keras_tuner import trial_status
+
 TUNER_KEYS = "tuner/"  # Hyperband's own entries among a trial's values: its epochs, bracket and round
 
 
@@ -21,7 +23,7 @@ class _DefaultsFirst:
     def populate_space(self, trial_id):
         proposal = super().populate_space(trial_id)
         values = proposal.get("values")
-        if proposal.get("status") != kt.engine.trial.TrialStatus.RUNNING or not values:
+        if proposal.get("status") != trial_status().RUNNING or not values:
             return proposal
         if self._starts_full(values) and not self._defaults_tried():
             self.defaults_tried = True

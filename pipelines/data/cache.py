@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import tensorflow as tf
 
+from pipelines.artifacts import file_sha256
 from pipelines.errors import PipelineError
 
 MANIFEST = "manifest.json"
@@ -137,14 +138,6 @@ def _finer(pieces: list[tuple[str, int, int]], most: int) -> list[tuple[str, int
             for begin in range(0, take, max(1, most))]
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 class ShardWriter:
     """Examples into each split's TFRecord shards, in the order they come."""
 
@@ -171,7 +164,7 @@ class ShardWriter:
         writer.close()
         shard = self.shards[split][-1]
         path = os.path.join(self.folder, shard["file"])
-        shard.update(count=count, bytes=os.path.getsize(path), sha256=_sha256(path))
+        shard.update(count=count, bytes=os.path.getsize(path), sha256=file_sha256(path))
 
     def close(self, splits: Iterable[str]) -> dict:
         for split in list(self._open):
@@ -236,7 +229,7 @@ def _shard_problem(folder: str, shard: dict) -> str | None:
         return f"{shard['file']} is missing"
     if os.path.getsize(path) != shard["bytes"]:
         return f"{shard['file']} is {os.path.getsize(path)} bytes, not the {shard['bytes']} written"
-    if _sha256(path) != shard["sha256"]:
+    if file_sha256(path) != shard["sha256"]:
         return f"{shard['file']} is not the file written (its SHA-256 differs)"
     return None
 

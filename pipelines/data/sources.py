@@ -9,7 +9,6 @@ cache (cache.py) and streamed from it; TFDS streams its own prepared files; the 
 """
 
 import dataclasses
-import hashlib
 import os
 import re
 from typing import Protocol
@@ -19,8 +18,9 @@ import tensorflow as tf
 from pipelines.data import folders, idx, sequences, tables
 from pipelines.data.sequences import Sequences
 from pipelines.data.series import Series, Windows, prepare as prepare_series
+from pipelines.artifacts import file_sha256
 from pipelines.errors import PipelineError
-from pipelines.upstream.tfds import few_download_retries
+from pipelines.upstream.tfds import dataset_not_found_error, few_download_retries
 
 # Registered TFDS data sets the tasks know how to read; the offline mirror serves the first.
 DATASETS = ("fashion_mnist", "mnist", "cifar10", "imdb_reviews")
@@ -212,7 +212,7 @@ def load_tfds(name: str, *, data_dir: str, idx_dir: str, source: str, test_split
     import tensorflow_datasets as tfds  # only TFDS sets need it, and it takes half a second to import
     try:  # the builder's info (features, label names) is part of TFDS' code: no download, no cloud lookup
         builder = tfds.builder(tfds_name, data_dir=data_dir, try_gcs=False)
-    except (tfds.core.registered.DatasetNotFoundError, ValueError):
+    except (dataset_not_found_error(), ValueError):
         raise PipelineError(f"--dataset={name}: TFDS has no data set named {tfds_name!r} "
                             "(tfds.list_builders() names them)") from None
     kind = _example_kind(name, builder.info.features)
@@ -310,9 +310,5 @@ def data_hash(name: str) -> str | None:
     if folders.is_folder_dataset(name):
         return folders.content_hash(name)
     if tables.is_table_dataset(name) and os.path.isfile(name):
-        digest = hashlib.sha256()
-        with open(name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return file_sha256(name)
     return None

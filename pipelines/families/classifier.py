@@ -12,12 +12,13 @@ from models.sequence import WINDOW
 from pipelines import artifacts, evaluation
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import split_arrays
+from pipelines.exported import softmax
 from pipelines.families import Asked, Column, Family, Picture, Workspace
 from pipelines.families.tables import (DESCRIPTION, FEATURES_FILE, encode_table, is_table_model, table_parts,
                                        table_shipment)
 from pipelines.metadata import LABELS, VOCABULARY, TensorInfo
 from pipelines.schedules import learning_rate
-from pipelines.shipping import Shipment, as_rgb, softmax, with_probabilities, with_rgb_pixels, with_uint8_pixels
+from pipelines.shipping import Shipment, as_rgb, with_probabilities, with_rgb_pixels, with_uint8_pixels
 
 VOCABULARY_FILE = "vocab.txt"
 BASELINE_ROWS = 100_000  # a table's logistic baseline is fitted on at most this many train rows

@@ -89,7 +89,7 @@ def _pipeline_tuner(tuner_class):
 
         def on_trial_end(self, trial):
             seconds = time.perf_counter() - self._trial_started
-            if trial.status in (kt.engine.trial.TrialStatus.FAILED, kt.engine.trial.TrialStatus.INVALID):
+            if trial.status in (kt_internals.trial_status().FAILED, kt_internals.trial_status().INVALID):
                 print(f"trial {trial.trial_id} failed with {_last_line(trial.message)}; its traceback is in "
                       f"{self.get_trial_dir(trial.trial_id)}/trial.json", flush=True)
             # The oracle records the trial first: a sweep killed after its timing file exists never repeats it.
@@ -258,7 +258,7 @@ def run(ctx: Context) -> str:
         raise PipelineError("the sweep ran no trial: raise --max_trials or start over with --fresh")
     write_trials(rows, ctx.path(artifacts.TRIALS_CSV), ctx.path(artifacts.TRIALS_PNG), objective_name(ctx))
     scored = [t for t in tuner.oracle.get_best_trials(len(rows))
-              if t.status == kt.engine.trial.TrialStatus.COMPLETED and t.score is not None]
+              if t.status == kt_internals.trial_status().COMPLETED and t.score is not None]
     if not scored:
         raise PipelineError(f"no trial of the sweep completed (see {ctx.path(artifacts.TRIALS_CSV)}), so there is no "
                             "best model: fix what the failed trials report, then run with --fresh")

@@ -23,9 +23,9 @@ import tensorflow as tf
 from pipelines import artifacts, console, exporters
 from pipelines.context import Context, StageResult
 from pipelines.errors import PipelineError
-from pipelines.exported import Batch, in_chunks, keras_predict
+from pipelines.exported import Batch, in_chunks, keras_predict, softmax
 from pipelines.families import Column
-from pipelines.shipping import Shipment, as_batch, softmax
+from pipelines.shipping import Shipment, as_batch
 
 PARITY_EXAMPLES = 1024   # the batch every export is compared on; at least 256 are required
 LATENCY_RUNS, WARMUP_RUNS = 100, 10

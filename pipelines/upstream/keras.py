@@ -1,5 +1,5 @@
-"""Keras internals: the mend that lets Keras 3's `fit` train under MultiWorkerMirroredStrategy, and the per-replica
-reduction the distributed steps-per-execution loop shares with it.
+"""Keras internals: the mend that lets Keras 3's `fit` train under MultiWorkerMirroredStrategy, the per-replica
+reduction the distributed steps-per-execution loop shares with it, and an optimizer's key of a variable.
 
 The mended functions are checked by the SHA-256 of their source as written for TESTED: a Keras whose functions
 differ is refused in one line instead of patched blindly (and tests/upstream/test_keras.py fails).
@@ -117,3 +117,10 @@ def multi_worker_fixes():
         yield
     finally:
         trainer.TensorFlowTrainer._maybe_symbolic_build, trainer.reduce_per_replica, iterator.reset = originals
+
+
+def variable_key(optimizer: keras.optimizers.Optimizer, variable) -> str:
+    """The optimizer's own key of a variable: what its slots are looked up by, and the one name of the variable that
+    holds for the backend's variable an `update_step` is handed as for the Keras variable a model lists."""
+    require("Keras", keras.__version__, TESTED, "keras")
+    return optimizer._var_key(variable)

@@ -1,5 +1,6 @@
 """KerasTuner internals: the metric-direction guess for --objective, its debug switch (which prints every failed
-trial's traceback), and a tuner made with an oracle of ours (KerasTuner's tuner classes make their own)."""
+trial's traceback), a tuner made with an oracle of ours (KerasTuner's tuner classes make their own), and the
+trial statuses (which its public API does not export)."""
 
 import keras_tuner as kt
 
@@ -31,3 +32,10 @@ def init_with_oracle(tuner: kt.Tuner, oracle: kt.Oracle, **kwargs) -> None:
     their own __init__ builds an oracle of its own, so the base class's is called instead."""
     _check()
     kt.Tuner.__init__(tuner, oracle=oracle, **kwargs)
+
+
+def trial_status():
+    """KerasTuner's TrialStatus (RUNNING, COMPLETED, FAILED, INVALID …), from its engine module."""
+    _check()
+    from keras_tuner.engine.trial import TrialStatus
+    return TrialStatus

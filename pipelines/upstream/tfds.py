@@ -1,4 +1,5 @@
-"""TensorFlow Datasets internals: the download retries, whose only knob is a module constant."""
+"""TensorFlow Datasets internals: the download retries, whose only knob is a module constant, and the error an
+unknown data set name raises (which its public API does not export)."""
 
 import contextlib
 import logging
@@ -24,3 +25,11 @@ def few_download_retries(retries: int = 1):
     finally:
         downloader.MAX_RETRIES = saved
         urllib3_log.setLevel(saved_level)
+
+
+def dataset_not_found_error() -> type:
+    """What `tfds.builder` raises for a name no builder is registered under."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.registered import DatasetNotFoundError
+    require("TensorFlow Datasets", tfds.__version__, TESTED, "tensorflow-datasets")
+    return DatasetNotFoundError

@@ -39,3 +39,19 @@ def test_under_the_fix_an_endless_split_keeps_its_iterator_across_passes_and_a_f
         assert iterators[0] is not iterators[1]
     _, iterators = read_passes(split.repeat(), 3)
     assert iterators[0] is not iterators[1]  # outside the fix, Keras' own reset
+
+
+def test_an_optimizer_keys_the_backend_variable_update_step_is_given_as_the_model_lists_it():
+    """What FineTuneAdam (models/backbones.py) relies on: the key of a model's variable is the key of the variable
+    the optimizer's update_step receives for it."""
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    seen = []
+
+    class Keys(keras.optimizers.SGD):
+        def update_step(self, gradient, variable, learning_rate):
+            seen.append(keras_internals.variable_key(self, variable))
+            super().update_step(gradient, variable, learning_rate)
+    optimizer = Keys(0.1)
+    model.compile(optimizer=optimizer, loss="mse")
+    model.fit(tf.ones((4, 2)), tf.ones((4, 1)), epochs=1, verbose=0)
+    assert set(seen) == {keras_internals.variable_key(optimizer, v) for v in model.trainable_variables}

@@ -2,6 +2,7 @@
 changes underneath a use."""
 
 import keras_tuner as kt
+import pytest
 
 from pipelines.upstream import keras_tuner as kt_internals
 from pipelines.upstream import tfds as tfds_internals
@@ -34,3 +35,15 @@ def test_tfds_download_retries_are_lowered_for_the_block_and_restored():
     with tfds_internals.few_download_retries(1):
         assert downloader.MAX_RETRIES == 1
     assert downloader.MAX_RETRIES == before
+
+
+def test_trial_statuses_are_the_ones_a_trial_reports():
+    status = kt_internals.trial_status()
+    assert {"RUNNING", "COMPLETED", "FAILED", "INVALID"} <= {s for s in dir(status) if s.isupper()}
+    assert kt.engine.trial.Trial(kt.HyperParameters(), status=status.COMPLETED).status == "COMPLETED"
+
+
+def test_an_unknown_tfds_name_raises_the_error_the_fence_names():
+    import tensorflow_datasets as tfds
+    with pytest.raises(tfds_internals.dataset_not_found_error()):
+        tfds.builder("no_such_data_set_here", try_gcs=False)
