@@ -111,6 +111,9 @@ def describe(ctx: Context, model: keras.Model, flops: float) -> None:
         print(f"warning: {config.precision_reason}: --precision=auto or float32 trains faster here", flush=True)
 
 
+GRADIENT_NORM_EXAMPLES = 256  # the fixed examples grad_norm is measured on each epoch, if the batch is as large
+
+
 def callbacks(ctx: Context, model: keras.Model, backup: str, health: StopOnDivergence, curves: EpochLog,
               flops: float) -> list:
     """In the order they must see each epoch's end."""
@@ -121,7 +124,9 @@ def callbacks(ctx: Context, model: keras.Model, backup: str, health: StopOnDiver
         Throughput(inputs.num_train * inputs.passes, flops),
         health,
         DiskSpace(ctx.config.task_dir),  # before anything writes this epoch's state
-        *([GradientNorm(inputs.first_train_batch(256))] if family.gradient_norm else []),
+        # On one batch's worth of examples at most: a fixed set twice the batch set the run's peak memory.
+        *([GradientNorm(inputs.first_train_batch(min(GRADIENT_NORM_EXAMPLES, ctx.config.batch_size)))]
+          if family.gradient_norm else []),
         *family.callbacks(ctx.workspace),  # before the logs are read: a family's callback may add to them
         *([backbones.FineTunePhase()] if backbones.gates(model) else []),  # a preset's frozen, then top, phase
         curves,
