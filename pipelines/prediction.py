@@ -3,11 +3,11 @@ runner's predict stage share this), or a generator's samples as PNG files.
 
 The run folder is used as a client uses it: the model chosen (the SavedModel by default, what dlpipe-serve serves;
 any exported file in the client that runs it, exporters.py: a TFLite file in LiteRT, so a user sees what the phone
-will say), each file first checked against the content hash its stage recorded. The new examples are read as the training
-examples were (data/new_data.py), a batch at a time, so memory is bounded by the batch whatever the input's size.
-The outputs are taken in the terms an app reads (a classifier's probabilities, a regressor's value in the label's
-units) and the model's family turns them into the file's columns (Family.answer) and, when the data hold their
-true labels, scores them (Family.scorer).
+will say), each file first checked against the content hash its stage recorded. The new examples are read as the
+training examples were (data/new_data.py), a batch at a time, so memory is bounded by the batch whatever the
+input's size. The outputs are taken in the terms an app reads (a classifier's probabilities, a regressor's value
+in the label's units) and the model's family turns them into the file's columns (Family.answer) and, when the data
+hold their true labels, scores them (Family.scorer).
 """
 
 import csv

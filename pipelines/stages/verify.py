@@ -282,7 +282,8 @@ def write_reports(ctx: Context, rows: dict, reference: Reference) -> str:
 
 def left_out_lines(rows: dict) -> list[str]:
     """A line per export left out of what ships, with its reason (export_report.md and report.md)."""
-    return [f"{name} is left out of what ships: {row['left_out']}." for name, row in rows.items() if row.get("left_out")]
+    return [f"{name} is left out of what ships: {row['left_out']}." for name, row in rows.items()
+            if row.get("left_out")]
 
 
 def miss(row: dict) -> str:
