@@ -152,7 +152,8 @@ def test_gan_measuring_stick_is_keyed_by_data_and_recorded_by_hash(gan_run):
     from pipelines import artifacts
     tmp_path, task_dir, _ = gan_run  # its samples and metrics are read above: this test runs after that one
     stick = json.loads((task_dir / "metrics.json").read_text())["feature_network"]
-    assert stick["sha256"] == artifacts.content_hash(stick["path"]) and 0 <= stick["val_accuracy"] <= 1
+    # It learned the classes it measures by: twice chance among ten at least (0.34 measured on this small run).
+    assert stick["sha256"] == artifacts.content_hash(stick["path"]) and stick["val_accuracy"] > 0.2
     made = os.stat(stick["path"]).st_mtime_ns
     runner.run(config_from_flags(*QUICK, f"--output_dir={tmp_path}", *GAN, "--stages=evaluate", "--force"))
     assert json.loads((task_dir / "metrics.json").read_text())["feature_network"] == stick
