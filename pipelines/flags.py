@@ -1,4 +1,5 @@
-"""Every absl flag and its validators, in one place; `to_config` turns parsed flags into a RunConfig.
+"""Every absl flag and its validators, in one place; `to_config` hands the parsed values to pipelines/command.py,
+which turns them into the RunConfig.
 
 Nothing else in the package imports absl.flags: stages and builders receive the RunConfig (principle 2). A flag is
 named after the RunConfig field it sets, and its default is that field's (`D`, config.DEFAULTS); a field whose
@@ -6,26 +7,24 @@ default is the task's (config.TASK_DEFAULTS) has None here, and its help lists e
 hyperparameters are the keyword names of the builders in models/ (Task.hparams), and their defaults the builders'.
 """
 
-import dataclasses
 import math
 import os
 
 from absl import flags
 
-from pipelines import artifacts, console, distribution, precision
+from pipelines import command, console, distribution, precision
 from pipelines.config import TFLITE_VARIANTS as VARIANTS
 from pipelines import config as run_config
 from pipelines.config import RunConfig, show
-from pipelines.data import folders, idx, pipeline, sequences, tables
+from pipelines.data import folders, pipeline, sequences, tables
 from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
-from pipelines.errors import PipelineError
 from pipelines.families.generator import DIFF_AUGMENT_BELOW
 from pipelines.stages import STAGE_ORDER
 from pipelines.stages.tune import TUNERS
 from models import numpy_mlp, pretrained
 from models.conv import AUGMENTATIONS
 from models.recurrent import CELLS
-from pipelines.tasks import TASKS, family_of
+from pipelines.tasks import TASKS
 
 
 D = run_config.DEFAULTS
@@ -269,70 +268,61 @@ def _hparam_help(name: str, help: str) -> str:
     return f"{help} Default: {', '.join(defaults)}."
 
 
-HPARAM_FLAGS = {holder.name: holder for holder in (
-    _define_int_list("hidden_units", None, _hparam_help("hidden_units", "dense: units of each hidden layer.")),
-    flags.DEFINE_float("dropout", None, _hparam_help("dropout", "Dropout rate."), lower_bound=0.0,
-                       upper_bound=0.9),
-    _define_int_list("conv_filters", None, _hparam_help(
-        "conv_filters", "conv: filters of each conv block; the number of entries is the depth.")),
-    flags.DEFINE_integer("dense_units", None, _hparam_help("dense_units", "conv: units of the dense head."),
-                         lower_bound=1, upper_bound=MAX_WIDTH),
-    flags.DEFINE_enum("augment", None, list(AUGMENTATIONS), _hparam_help(
-        "augment", "conv: random changes to training images only (flip: horizontal; flip_translate: and a shift "
-        "of up to 10%).")),
-    flags.DEFINE_enum("cell", None, list(CELLS), _hparam_help("cell", "recurrent: the recurrent cell.")),
-    flags.DEFINE_integer("rnn_units", None, _hparam_help("rnn_units", "recurrent: units per recurrent layer."),
-                         lower_bound=1, upper_bound=MAX_WIDTH),
-    flags.DEFINE_integer("rnn_layers", None, _hparam_help("rnn_layers", "recurrent: stacked recurrent layers."),
-                         lower_bound=1, upper_bound=8),
-    flags.DEFINE_bool("bidirectional", None, _hparam_help(
-        "bidirectional", "recurrent: read sequences both ways.")),
-    flags.DEFINE_integer("sequence_length", None, _hparam_help(
-        "sequence_length", "recurrent and transformer, text data sets: tokens per text, padded or cut."),
-        lower_bound=1, upper_bound=2000),
-    flags.DEFINE_integer("patch_size", None, _hparam_help(
-        "patch_size", "transformer, images: the side of the square patches an image is cut into (a token each)."),
-        lower_bound=1, upper_bound=256),
-    flags.DEFINE_integer("encoder_layers", None, _hparam_help("encoder_layers", "transformer: encoder layers."),
-                         lower_bound=1, upper_bound=48),
-    flags.DEFINE_integer("attention_heads", None, _hparam_help(
-        "attention_heads", "transformer: heads of each self-attention; they share --model_width."), lower_bound=1,
-        upper_bound=64),
-    flags.DEFINE_integer("model_width", None, _hparam_help(
-        "model_width", "transformer: the width of every token's vector (the MLPs are twice as wide)."),
-        lower_bound=1, upper_bound=MAX_WIDTH),
-    flags.DEFINE_integer("noise_dim", None, _hparam_help("noise_dim", "gan: size of the generator's noise input."),
-                         lower_bound=1, upper_bound=4096),
-    _define_int_list("generator_widths", None, _hparam_help(
-        "generator_widths", "gan: filters of each stride-2 transposed conv; the image side must divide by "
-        "2 ** (number of entries).")),
-    _define_int_list("discriminator_widths", None, _hparam_help(
-        "discriminator_widths", "gan: filters of each stride-2 conv of the discriminator.")),
-    flags.DEFINE_bool("conditional", None, _hparam_help(
-        "conditional", "gan: class-conditional generator and discriminator (label as a second input).")),
-)}
+# Each model flag's help and bounds, by name; its type and default come from the builders' signatures (Task.hparams),
+# so a builder's argument is a flag without a line here (define_builder_flag), and these only add words and ranges.
+MODEL_FLAG_HELP = {
+    "hidden_units": ("dense: units of each hidden layer.", {}),
+    "dropout": ("Dropout rate.", dict(lower_bound=0.0, upper_bound=0.9)),
+    "conv_filters": ("conv: filters of each conv block; the number of entries is the depth.", {}),
+    "dense_units": ("conv: units of the dense head.", dict(lower_bound=1, upper_bound=MAX_WIDTH)),
+    "augment": ("conv: random changes to training images only (flip: horizontal; flip_translate: and a shift of up "
+                "to 10%).", dict(enum_values=list(AUGMENTATIONS))),
+    "cell": ("recurrent: the recurrent cell.", dict(enum_values=list(CELLS))),
+    "rnn_units": ("recurrent: units per recurrent layer.", dict(lower_bound=1, upper_bound=MAX_WIDTH)),
+    "rnn_layers": ("recurrent: stacked recurrent layers.", dict(lower_bound=1, upper_bound=8)),
+    "bidirectional": ("recurrent: read sequences both ways.", {}),
+    "sequence_length": ("recurrent and transformer, text data sets: tokens per text, padded or cut.",
+                        dict(lower_bound=1, upper_bound=2000)),
+    "patch_size": ("transformer, images: the side of the square patches an image is cut into (a token each).",
+                   dict(lower_bound=1, upper_bound=256)),
+    "encoder_layers": ("transformer: encoder layers.", dict(lower_bound=1, upper_bound=48)),
+    "attention_heads": ("transformer: heads of each self-attention; they share --model_width.",
+                        dict(lower_bound=1, upper_bound=64)),
+    "model_width": ("transformer: the width of every token's vector (the MLPs are twice as wide).",
+                    dict(lower_bound=1, upper_bound=MAX_WIDTH)),
+    "noise_dim": ("gan: size of the generator's noise input.", dict(lower_bound=1, upper_bound=4096)),
+    "generator_widths": ("gan: filters of each stride-2 transposed conv; the image side must divide by 2 ** (number "
+                         "of entries).", {}),
+    "discriminator_widths": ("gan: filters of each stride-2 conv of the discriminator.", {}),
+    "conditional": ("gan: class-conditional generator and discriminator (label as a second input).", {}),
+}
 
 
-def define_builder_flag(name: str, default, flag_values: flags.FlagValues = flags.FLAGS):
-    """A flag for a builder argument that has no hand-written one above, typed by the builder's default: a new
-    task's builder gets its flags without an edit here (the ones above add help text and ranges)."""
-    help = _hparam_help(name, "Builder argument.")
+def define_builder_flag(name: str, default, flag_values: flags.FlagValues = flags.FLAGS, help: str = "Builder "
+                        "argument.", bounds: dict | None = None):
+    """The flag of a builder argument, typed by the builder's default (a bool, an int, a float, a list of ints, a
+    string or one of `enum_values`), unset unless given: "the builder's default"."""
+    bounds, help = dict(bounds or {}), _hparam_help(name, help)
+    if "enum_values" in bounds:
+        return flags.DEFINE_enum(name, None, bounds["enum_values"], help, flag_values=flag_values)
     if isinstance(default, bool):
         return flags.DEFINE_bool(name, None, help, flag_values=flag_values)
     if isinstance(default, int):
-        return flags.DEFINE_integer(name, None, help, flag_values=flag_values)
+        return flags.DEFINE_integer(name, None, help, flag_values=flag_values, **bounds)
     if isinstance(default, float):
-        return flags.DEFINE_float(name, None, help, flag_values=flag_values)
+        return flags.DEFINE_float(name, None, help, flag_values=flag_values, **bounds)
     if isinstance(default, (tuple, list)):
         return flags.DEFINE(_IntListParser(), name, None, help, flag_values=flag_values,
                             serializer=flags.CsvListSerializer(","))
     return flags.DEFINE_string(name, None, help, flag_values=flag_values)
 
 
+HPARAM_FLAGS = {}
 for _task in TASKS.values():
     for _name, _default in _task.default_hparams.items():
         if _name not in HPARAM_FLAGS:
-            HPARAM_FLAGS[_name] = define_builder_flag(_name, _default)
+            HPARAM_FLAGS[_name] = define_builder_flag(_name, _default, help=MODEL_FLAG_HELP.get(_name, (
+                "Builder argument.", {}))[0], bounds=MODEL_FLAG_HELP.get(_name, ("", {}))[1])
 
 
 def _finite(value) -> bool:
@@ -434,69 +424,9 @@ def parse(argv: list[str]) -> list[str]:
 
 
 def to_config(flag_values: flags.FlagValues = flags.FLAGS) -> RunConfig:
-    """The RunConfig of the parsed flags: every field that is a flag of its name from it, the task's defaults where
-    a flag was left unset (config.resolve), and the fields computed from the rest (config.DERIVED)."""
-    task = TASKS[flag_values.task]
-    values = {field.name: _typed(flag_values[field.name].value) for field in dataclasses.fields(RunConfig)
-              if field.name not in run_config.DERIVED}
-    explicit = tuple(sorted(name for name in flag_values if flag_values[name].present
-                            and flags.FLAGS.find_module_defining_flag(name) == __name__))
-    hparams = {name: _or(flag_values[name].value, default) for name, default in task.default_hparams.items()}
-    # A time column makes the data a series to forecast (unless its series are classified): the one family known
-    # before the data are read.
-    forecast = flag_values.time_column and flag_values.problem != "classification"
-    defaults = task.defaults(flag_values.trainer, family_of(task, "forecast" if forecast else ""))
-    if flag_values.hparams_file:
-        hparams, values["learning_rate"] = _with_hparams_file(
-            flag_values, task, hparams, _or(flag_values.learning_rate, defaults["learning_rate"]))
-    if "idx_dir" in explicit and not os.path.isdir(flag_values.idx_dir):
-        raise PipelineError(f"--idx_dir={flag_values.idx_dir} is not a folder: give the folder holding "
-                            f"Fashion-MNIST's four IDX .gz files ({idx.DEFAULT_IDX_DIR} with Debian's "
-                            "dataset-fashion-mnist)")
-    if flag_values.trainer == "numpy":
-        values["precision"], reason = "float32", "--trainer=numpy computes in float32"
-    else:
-        values["precision"], reason = precision.choose(flag_values.precision, task.mixed_precision,
-                                                       precision.this_device())
-    return run_config.resolve({
-        **values, "hparams": hparams, "fixed_hparams": _given_hparams(flag_values, task), "explicit": explicit,
-        "precision_reason": reason, "init_from_sha256": flag_values.init_from and (
-            artifacts.content_hash(flag_values.init_from) or pretrained.preset_hash(flag_values.init_from))},
-        defaults)
-
-
-def _typed(value):
-    """A flag's value as RunConfig holds it: lists as tuples."""
-    return tuple(value) if isinstance(value, list) else value
-
-
-def _with_hparams_file(flag_values: flags.FlagValues, task, hparams: dict, learning_rate: float):
-    """The builder arguments and learning rate of --hparams_file, each checked as its flag would be; a flag given
-    on the command line wins over the file."""
-    path = flag_values.hparams_file
-    saved, saved_rate = task.read_hparams_file(path)
-    if saved_rate is not None:
-        saved["learning_rate"] = saved_rate
-    for name, value in saved.items():
-        if flag_values[name].present:
-            continue
-        try:
-            checked = flag_values[name].parser.parse(value)
-        except (ValueError, TypeError) as e:
-            raise PipelineError(f"{path}: {name}={value!r} is not a valid --{name} ({e})") from None
-        if name == "learning_rate":
-            learning_rate = checked
-        else:
-            hparams[name] = checked
-    return hparams, learning_rate
-
-
-def _given_hparams(flag_values: flags.FlagValues, task) -> dict:
-    given = {name: flag_values[name].value for name in task.hparams if flag_values[name].value is not None}
-    if flag_values.learning_rate is not None:
-        given["learning_rate"] = flag_values.learning_rate
-    return given
-
-
-def _or(value, default):
-    return default if value is None else value
+    """The RunConfig of the parsed flags (pipelines/command.py): each flag's value, which were given on the command
+    line, and each flag's parser (for the values a --hparams_file brings)."""
+    mine = [flag.name for flag in flag_values.get_flags_for_module(__name__)]
+    return command.to_config({name: flag_values[name].value for name in mine},
+                             explicit={name for name in mine if flag_values[name].present},
+                             parse=lambda name, value: flag_values[name].parser.parse(value))
