@@ -1,7 +1,6 @@
 """Entry point: parse flags → RunConfig → runner. `dlpipe --helpshort` lists the flags."""
 
 import os
-import signal
 import sys
 
 from pipelines import console
@@ -11,21 +10,13 @@ console.start_tensorflow()  # first: its start-up chatter is hidden only around 
 from absl import app, flags, logging  # noqa: E402
 
 from pipelines import flags as pipeline_flags  # noqa: E402
-from pipelines import runner  # noqa: E402
+from pipelines import interrupts, runner  # noqa: E402
 from pipelines.distribution import WorkerLost  # noqa: E402
 from pipelines.errors import PipelineError  # noqa: E402
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a `kill`, a job scheduler's stop, a container's shutdown), handled as Ctrl-C is."""
-
-
-def _terminate(signum, frame):
-    raise Terminated()
-
-
 def main(argv: list[str]) -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupts.install()
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # Python INFO lines bury the progress output; --verbosity shows them
     try:
@@ -39,7 +30,7 @@ def main(argv: list[str]) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as e:
-        how, code = ("terminated (SIGTERM)", 143) if isinstance(e, Terminated) else ("interrupted", 130)
+        how, code = ("terminated (SIGTERM)", 143) if isinstance(e, interrupts.Terminated) else ("interrupted", 130)
         print(f"error: {how}; finished artifacts are intact, and the same command resumes training or a sweep "
               "where it stopped", file=sys.stderr)
         # Exit without the interpreter's teardown: the stack has unwound (locks released, temporary files gone),

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from models import backbones, pretrained
-from pipelines import artifacts, distribution, numpy_trainer, precision, resume
+from pipelines import artifacts, distribution, interrupts, numpy_trainer, precision, resume
 from pipelines.context import Context
 from pipelines.errors import PipelineError
 from pipelines.flops import Throughput, sustained, train_flops_per_example
@@ -134,6 +134,7 @@ def callbacks(ctx: Context, model: keras.Model, backup: str, health: StopOnDiver
         # After the backup: the checkpoint copies the weights file it just wrote (Keras' name for it).
         EpochCheckpoint(ctx.path(artifacts.CHECKPOINTS), health, state=os.path.join(backup, "latest.weights.h5")),
         keras.callbacks.TensorBoard(ctx.path(artifacts.LOGS)),
+        interrupts.AtStepEnd(),  # last: a Ctrl-C waits for the step to end and the epoch's backup to be written
     ]
 
 
@@ -148,7 +149,7 @@ def fit(ctx: Context, model: keras.Model, watchers: list) -> None:
         data.update(x=inputs.train.repeat(), validation_data=inputs.validation.repeat())
     mended = distribution.keras_multi_worker_fixes() if ctx.cluster else contextlib.nullcontext()
     try:
-        with tf_internals.op_determinism(config.deterministic), mended:
+        with tf_internals.op_determinism(config.deterministic), mended, interrupts.at_step_ends():
             model.fit(**data, epochs=config.epochs, callbacks=watchers, shuffle=False,
                       verbose=1 if sys.stdout.isatty() else 2)
     except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as e:
