@@ -21,7 +21,8 @@ lie in an earlier period, never in a later one. Every step is a window's end (st
 rolling-origin evaluation over the whole test period.
 
 The season (seasonal naive, MASE) is `season`, or the time column's: monthly 12, quarterly 4, weekly 52, daily 7,
-hourly 24, half-hourly 48; plain numbers have none (1).
+trading days 5 (weekdays only, weekends skipped, a holiday a missing weekday), hourly 24, half-hourly 48; plain
+numbers have none (1).
 """
 
 import dataclasses
@@ -39,7 +40,11 @@ OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 # Numbers as times: two steps are the same when they differ by less than this share of the step (0.1 + 0.2 is not
 # 0.3 in binary, and a regular step of 0.1 must not read as a gap).
 STEP_TOLERANCE = 1e-6
-SEASONS = {"M": 12, "Q": 4, "W": 52, "D": 7, "h": 24, "30m": 48}  # a step's name → its season
+SEASONS = {"M": 12, "Q": 4, "W": 52, "D": 7, "B": 5, "h": 24, "30m": 48}  # a step's name → its season (B: trading)
+# Daily rows on weekdays only, the weekends skipped, are a market's trading days: regular in trading days, where a
+# holiday is a missing weekday (up to this many in a row), and a week is 5 steps.
+TRADING_DAY = "1 trading day"
+MAX_HOLIDAYS_IN_A_ROW = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,6 +149,8 @@ def _step(times: np.ndarray) -> tuple[object, str, int]:
         values, counts = np.unique(rounded, return_counts=True)
         step = float(values[np.argmax(counts)])
         return step, f"{step:.6g}", 1
+    if _trading_days(times):
+        return np.timedelta64(1, "D"), TRADING_DAY, SEASONS["B"]
     differences, counts = np.unique(differences, return_counts=True)
     step = differences[np.argmax(counts)]
     if np.datetime_data(times.dtype)[0] == "M":
@@ -210,10 +217,21 @@ def column_values(path: str, column: str, cells: list[str], rows: list[int], lab
     return np.array(values, np.float32)
 
 
-def _gaps(times: np.ndarray, step) -> np.ndarray:
-    """Where a step other than `step` follows (numbers: beyond rounding)."""
+def _trading_days(times: np.ndarray) -> bool:
+    """Whether daily rows are a market's trading days: every one a weekday, and the weekends skipped."""
+    if np.datetime_data(times.dtype)[0] != "D" or len(times) < 2 or not np.all(np.is_busday(times)):
+        return False
+    differences = np.diff(times).astype(int)
+    return bool(np.any(differences == 3)) and int(np.median(differences)) == 1
+
+
+def _gaps(times: np.ndarray, step, step_name: str) -> np.ndarray:
+    """Where a step other than `step` follows (numbers: beyond rounding; trading days: more weekdays missing in a
+    row than holidays take)."""
     if times.dtype.kind != "M":
         return np.flatnonzero(np.abs(np.diff(times) - step) > STEP_TOLERANCE * abs(step))
+    if step_name == TRADING_DAY:
+        return np.flatnonzero(np.busday_count(times[:-1], times[1:]) > 1 + MAX_HOLIDAYS_IN_A_ROW)
     return np.flatnonzero(np.diff(times) != step)
 
 
@@ -231,7 +249,7 @@ def _one_series(path, name, times, values, rows, time_column, training: bool = T
     if len(times) < (3 if training else 2):
         raise PipelineError(f"{path}{where} has {len(times)} rows: a series needs many steps to forecast")
     step, step_name, season = _step(times)
-    gaps = _gaps(times, step)
+    gaps = _gaps(times, step, step_name)
     if len(gaps):
         raise PipelineError(f"{path}{where}: after {times[gaps[0]]} (data row {rows[gaps[0]]}) the next step is "
                             f"{times[gaps[0] + 1]}, and the series steps by {step_name}: add the missing rows (a "

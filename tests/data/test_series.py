@@ -148,3 +148,17 @@ def test_dates_on_the_first_or_last_day_of_each_month_are_a_monthly_series(tmp_p
     path = made.write(tmp_path / "t.csv", ["month", "passengers"], zip(map(str, dates), range(100)))
     s = prepare(path, window=24, horizon=12)
     assert (s.step, s.season, s.times[0][0]) == ("1 month", 12, np.datetime64("1949-01"))
+
+
+def test_a_markets_trading_days_are_regular_and_a_missing_week_is_a_gap(tmp_path):
+    """A stock's closes: weekdays only, weekends skipped, a holiday a missing weekday (Good Friday, Christmas)."""
+    days = np.arange(np.datetime64("2024-01-01"), np.datetime64("2024-12-31"))
+    trading = [d for d in days[np.is_busday(days)] if str(d) not in ("2024-03-29", "2024-12-25", "2024-12-26")]
+    path = made.write(tmp_path / "t.csv", ["date", "close"], ((str(d), 100 + np.sin(i)) for i, d in enumerate(trading)))
+    s = prepare(path, time_column="date", label_column="close", window=20, horizon=5)
+    assert (s.step, s.season, len(s.values[0])) == ("1 trading day", 5, len(trading))
+    gap = [d for d in trading if not np.datetime64("2024-06-03") <= d < np.datetime64("2024-06-17")]
+    gapped = made.write(tmp_path / "g.csv", ["date", "close"], ((str(d), i) for i, d in enumerate(gap)))
+    with pytest.raises(PipelineError, match="after 2024-05-31 .* the next step is 2024-06-17, and the series steps "
+                                            "by 1 trading day: add the missing rows"):
+        prepare(gapped, time_column="date", label_column="close", window=20, horizon=5)
