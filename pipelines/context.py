@@ -10,9 +10,8 @@ import tensorflow as tf
 
 from pipelines import artifacts, trained
 from pipelines.config import RunConfig
-from pipelines.data import tables
 from pipelines.data.pipeline import Inputs, make_input_pipeline
-from pipelines.data.sources import DataSet, load_dataset, settings_given_in_vain
+from pipelines.data.sources import DATA_SETTINGS, DataSet, Request, load, settings_given_in_vain
 from pipelines.distribution import Cluster
 from pipelines.errors import PipelineError
 from pipelines.families import Family, Workspace
@@ -40,11 +39,18 @@ _SETTING_NEEDS = {
 }
 
 
-def check_settings_apply(c: RunConfig, rows_as_sequences: bool) -> None:
+def data_request(c: RunConfig, task: Task) -> Request:
+    """The data set the run asks for: every data setting of the config, and what the task and family need of it."""
+    return Request(c.dataset, **{name: getattr(c, name) for name in DATA_SETTINGS},
+                   validation_split=c.validation_split, cache_dir=c.data_cache_dir,
+                   rows_as_sequences=task.rows_as_sequences, labeled=task.family.needs_labels(c),
+                   generative=task.family.generative)
+
+
+def check_settings_apply(c: RunConfig, request: Request) -> None:
     """A data setting given on the command line that would change nothing for this data set is one line, not
     silently ignored."""
-    vain = settings_given_in_vain(c.dataset, set(c.explicit), source=c.data_source, idx_dir=c.idx_dir,
-                                  time_column=c.time_column, rows_as_sequences=rows_as_sequences)
+    vain = settings_given_in_vain(request, set(c.explicit))
     if vain:
         raise PipelineError(f"--{vain[0]} does not apply to --dataset={c.dataset} with these flags: it applies to "
                             f"{_SETTING_NEEDS.get(vain[0], 'another kind of data set')}; drop it otherwise")
@@ -80,19 +86,10 @@ class Context:
     @functools.cached_property
     def data(self) -> DataSet:
         c = self.config
-        sequences = self.task.rows_as_sequences and tables.is_table_dataset(c.dataset)
-        check_settings_apply(c, self.task.rows_as_sequences)
+        request = data_request(c, self.task)
+        check_settings_apply(c, request)
         self.task.check_image_size(c.image_size)
-        data = load_dataset(c.dataset, data_dir=c.data_dir, idx_dir=c.idx_dir, source=c.data_source,
-                            test_split=c.test_split, image_size=c.image_size, color_mode=c.color_mode,
-                            label_column=c.label_column, problem=c.problem, cache_dir=c.data_cache_dir,
-                            id_column=c.id_column, ignore_columns=c.ignore_columns, keep_columns=c.keep_columns,
-                            series_settings=c.time_column and dict(
-                                time_column=c.time_column, series_id_column=c.series_id_column, window=c.window,
-                                horizon=c.horizon, season=c.season, validation_split=c.validation_split),
-                            sequence_settings=dict(test_dataset=c.test_dataset, scaling=c.series_scaling)
-                            if sequences else None, labeled=self.task.family.needs_labels(c),
-                            generative=self.task.family.generative)
+        data = load(request)
         if data.modality not in self.task.modalities:
             raise PipelineError(f"{c.dataset} holds {data.modality} examples, and --task={self.task.name} learns from "
                                 f"{' or '.join(self.task.modalities)}: choose another --task or --dataset")

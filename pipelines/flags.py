@@ -16,8 +16,8 @@ from pipelines import command, console, distribution, precision
 from pipelines.config import TFLITE_VARIANTS as VARIANTS
 from pipelines import config as run_config
 from pipelines.config import RunConfig, show
-from pipelines.data import folders, pipeline, sequences, tables
-from pipelines.data.sources import DATASETS, SOURCES, TFDS_PREFIX
+from pipelines.data import folders, pipeline, sequences, sources, tables
+from pipelines.data.sources import DATASETS, SOURCES
 from pipelines.families.generator import DIFF_AUGMENT_BELOW
 from pipelines.stages import STAGE_ORDER
 from pipelines.stages.tune import TUNERS
@@ -344,8 +344,7 @@ def _stages_in_order(stages):
 @flags.validator("dataset", message=f"--dataset must be one of {', '.join(DATASETS)}, tfds:NAME, a folder or a .csv "
                  "file that exists")
 def _known_dataset(dataset):
-    return (dataset in DATASETS or dataset.startswith(TFDS_PREFIX) or folders.is_folder_dataset(dataset)
-            or (tables.is_table_dataset(dataset) and os.path.isfile(dataset)))
+    return sources.known(dataset)
 
 
 @flags.multi_flags_validator(["task", "dataset"], message="this --dataset does not fit this --task; " + "; ".join(

@@ -11,14 +11,15 @@ cache (cache.py) and streamed from it; TFDS streams its own prepared files; the 
 import dataclasses
 import os
 import re
-from typing import Protocol
+from typing import Callable, Protocol
 
 import tensorflow as tf
 
+from pipelines.artifacts import file_sha256
+from pipelines.config import DEFAULTS
 from pipelines.data import folders, idx, sequences, tables
 from pipelines.data.sequences import Sequences
 from pipelines.data.series import Series, Windows, prepare as prepare_series
-from pipelines.artifacts import file_sha256
 from pipelines.errors import PipelineError
 from pipelines.upstream.tfds import dataset_not_found_error, few_download_retries
 
@@ -129,24 +130,140 @@ DATA_SETTINGS = ("data_source", "data_dir", "idx_dir", "test_split", "image_size
                  "horizon", "window", "season", "test_dataset", "series_scaling")
 
 
-def settings_that_apply(name: str, source: str, idx_dir: str, time_column: str | None = None,
-                        rows_as_sequences: bool = False, problem: str = "") -> set[str]:
-    """Of DATA_SETTINGS, those that change how `name` is read (a report lists these, not the others)."""
-    if tables.is_table_dataset(name) and rows_as_sequences and not time_column:
-        return {"test_split", "label_column", "test_dataset", "series_scaling"}
-    if tables.is_table_dataset(name) and rows_as_sequences and problem == "classification":
-        return {"test_split", "label_column", "ignore_columns", "time_column", "series_id_column", "test_dataset",
-                "series_scaling"}
-    if tables.is_table_dataset(name) and time_column:
-        return {"test_split", "label_column", "ignore_columns", "time_column", "series_id_column", "horizon",
-                "window", "season"}
-    if tables.is_table_dataset(name):
-        return {"test_split", "label_column", "problem", "id_column", "ignore_columns", "keep_columns"}
-    if folders.is_folder_dataset(name):
-        return {"test_split", "image_size", "color_mode"}
-    if uses_idx_mirror(name, source, idx_dir):
-        return {"data_source", "idx_dir"}
-    return {"data_source", "data_dir", "test_split", "image_size", "color_mode"}
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """A data set as a run asks for it: its name, every data setting (DATA_SETTINGS, by the flag's name and with its
+    RunConfig default), and what the run needs of it: whether a task that reads sequences reads a table's rows as
+    series, whether the family needs class labels, whether it draws the images (a generator: folders.prepare)."""
+    name: str
+    data_dir: str = DEFAULTS["data_dir"]
+    idx_dir: str = DEFAULTS["idx_dir"]
+    data_source: str = DEFAULTS["data_source"]
+    test_split: float = DEFAULTS["test_split"]
+    image_size: tuple[int, int] | None = DEFAULTS["image_size"]
+    color_mode: str = DEFAULTS["color_mode"]
+    label_column: str | None = DEFAULTS["label_column"]
+    problem: str = DEFAULTS["problem"]
+    id_column: tuple[str, ...] = DEFAULTS["id_column"]
+    ignore_columns: tuple[str, ...] = DEFAULTS["ignore_columns"]
+    keep_columns: tuple[str, ...] = DEFAULTS["keep_columns"]
+    time_column: str | None = DEFAULTS["time_column"]
+    series_id_column: str | None = DEFAULTS["series_id_column"]
+    horizon: int = DEFAULTS["horizon"]
+    window: int | None = DEFAULTS["window"]
+    season: int | None = DEFAULTS["season"]
+    validation_split: float = DEFAULTS["validation_split"]
+    test_dataset: str | None = DEFAULTS["test_dataset"]
+    series_scaling: str = DEFAULTS["series_scaling"]
+    cache_dir: str | None = None  # where folders and tables are prepared (RunConfig.data_cache_dir)
+    rows_as_sequences: bool = False
+    labeled: bool = True
+    generative: bool = False
+
+    @property
+    def table(self) -> bool:
+        return tables.is_table_dataset(self.name)
+
+    @property
+    def prepared(self) -> str:
+        """Where a folder or a table is prepared once."""
+        if self.cache_dir is None:
+            raise ValueError("a folder or a table is read through the prepared cache: give cache_dir")
+        return self.cache_dir
+
+
+@dataclasses.dataclass(frozen=True)
+class Reader:
+    """One input format: what it recognises, how it loads (streamed into the cache where it prepares one), the data
+    settings it reads (the report lists these; any other given on the command line is refused), and what its
+    content is, as one hash (None: a registered name, whose content TFDS fixes). The first reader in READERS that
+    recognises a request reads it: adding a format (Parquet, a Hugging Face data set) is one record there."""
+    name: str
+    recognises: Callable[[Request], bool]
+    load: Callable[[Request], DataSet]
+    settings: frozenset[str]
+    fingerprint: Callable[[str], str | None] = lambda name: None
+
+
+def _long_sequences(r: Request) -> DataSet:
+    """One row per step of series to classify (sequences.py)."""
+    return load_sequences(r.name, long=True, test_split=r.test_split, label_column=r.label_column,
+                          layout={"series_id_column": r.series_id_column, "time_column": r.time_column},
+                          ignore_columns=r.ignore_columns, test_dataset=r.test_dataset, scaling=r.series_scaling)
+
+
+def _series(r: Request) -> DataSet:
+    """A CSV with a time column: a series to forecast (series.py)."""
+    if r.test_dataset:
+        raise PipelineError("--test_dataset: a forecast's test period is the end of each series (--test_split): "
+                            "drop it")
+    return load_series(r.name, test_split=r.test_split, label_column=r.label_column, ignore_columns=r.ignore_columns,
+                       time_column=r.time_column, series_id_column=r.series_id_column, window=r.window,
+                       horizon=r.horizon, season=r.season, validation_split=r.validation_split)
+
+
+def _table_file_hash(name: str) -> str | None:
+    return file_sha256(name) if os.path.isfile(name) else None
+
+
+def _folder(r: Request) -> DataSet:
+    return load_folder(r.name, test_split=r.test_split, image_size=r.image_size, color_mode=r.color_mode,
+                       cache_dir=r.prepared, labeled=r.labeled, generative=r.generative)
+
+
+def _table(r: Request) -> DataSet:
+    naming = tables.Naming(r.label_column, r.id_column, r.ignore_columns, r.keep_columns)
+    return load_table(r.name, naming=naming, problem=r.problem, test_split=r.test_split, cache_dir=r.prepared)
+
+
+def _tfds(r: Request) -> DataSet:
+    return load_tfds(r.name, data_dir=r.data_dir, idx_dir=r.idx_dir, source=r.data_source, test_split=r.test_split,
+                     image_size=r.image_size, color_mode=r.color_mode)
+
+
+READERS: tuple[Reader, ...] = (
+    Reader("folder", lambda r: folders.is_folder_dataset(r.name), _folder,
+           frozenset({"test_split", "image_size", "color_mode"}), folders.content_hash),
+    Reader("long sequences", lambda r: r.table and r.rows_as_sequences and bool(r.time_column) and (
+        r.problem == "classification" or sequences.is_long_classification(r.name, r.label_column, r.problem)),
+        _long_sequences, frozenset({"test_split", "label_column", "ignore_columns", "time_column", "series_id_column",
+                                    "test_dataset", "series_scaling"}), _table_file_hash),
+    Reader("series", lambda r: r.table and bool(r.time_column), _series,
+           frozenset({"test_split", "label_column", "ignore_columns", "time_column", "series_id_column", "horizon",
+                      "window", "season"}), _table_file_hash),
+    Reader("wide sequences", lambda r: r.table and r.rows_as_sequences,
+           lambda r: load_sequences(r.name, test_split=r.test_split, label_column=r.label_column,
+                                    test_dataset=r.test_dataset, scaling=r.series_scaling),
+           frozenset({"test_split", "label_column", "test_dataset", "series_scaling"}), _table_file_hash),
+    Reader("table", lambda r: r.table, _table,
+           frozenset({"test_split", "label_column", "problem", "id_column", "ignore_columns", "keep_columns"}),
+           _table_file_hash),
+    Reader("offline Fashion-MNIST", lambda r: uses_idx_mirror(r.name, r.data_source, r.idx_dir), _tfds,
+           frozenset({"data_source", "idx_dir"})),
+    Reader("tfds", lambda r: r.name in DATASETS or r.name.startswith(TFDS_PREFIX), _tfds,
+           frozenset({"data_source", "data_dir", "test_split", "image_size", "color_mode"})),
+)
+
+
+def reader_of(request: Request) -> Reader:
+    """The first reader that recognises the request, or one line naming what a data set may be."""
+    found = next((reader for reader in READERS if reader.recognises(request)), None)
+    if found is None:
+        raise PipelineError(f"--dataset={request.name}: no reader recognises it: give {', '.join(DATASETS)}, "
+                            "tfds:NAME, a folder or a .csv or .tsv file")
+    return found
+
+
+def known(name: str) -> bool:
+    """Whether a reader reads `name`, and the file or folder it names exists (a registered name need not)."""
+    recognised = any(reader.recognises(Request(name)) for reader in READERS)
+    return recognised and (name in DATASETS or name.startswith(TFDS_PREFIX) or os.path.exists(name))
+
+
+def settings_that_apply(request: Request) -> frozenset[str]:
+    """Of DATA_SETTINGS, those that change how the request's data set is read (a report lists these, not the
+    others)."""
+    return reader_of(request).settings
 
 
 # Settings that say where data live, not how they are read: given to a data set that does not read them, they are
@@ -154,52 +271,28 @@ def settings_that_apply(name: str, source: str, idx_dir: str, time_column: str |
 WHERE_SETTINGS = frozenset({"data_source", "data_dir", "idx_dir"})
 
 
-def settings_given_in_vain(name: str, given: set[str], *, source: str, idx_dir: str, time_column: str | None,
-                           rows_as_sequences: bool) -> list[str]:
-    """Of the data settings `given` on the command line, those that would change nothing for `name`: each would
-    be silently ignored (--horizon without --time_column trained a plain regression)."""
-    applies = settings_that_apply(name, source, idx_dir, time_column, rows_as_sequences)
-    if tables.is_table_dataset(name) and rows_as_sequences and time_column:  # classified or forecast: known later
-        applies |= settings_that_apply(name, source, idx_dir, time_column, rows_as_sequences, "classification")
+def settings_given_in_vain(request: Request, given: set[str]) -> list[str]:
+    """Of the data settings `given` on the command line, those that would change nothing for the request: each
+    would be silently ignored (--horizon without --time_column trained a plain regression). A file whose series
+    are classified or forecast is known once it is read: the settings of either apply."""
+    applies = set(settings_that_apply(request))
+    if request.table and request.rows_as_sequences and request.time_column:
+        applies |= settings_that_apply(dataclasses.replace(request, problem="classification"))
+        applies |= settings_that_apply(dataclasses.replace(request, rows_as_sequences=False))
     return sorted(given & set(DATA_SETTINGS) - applies - WHERE_SETTINGS)
 
 
-def load_dataset(name: str, *, data_dir: str, idx_dir: str = idx.DEFAULT_IDX_DIR, source: str = "auto",
-                 test_split: float = 0.2, image_size: tuple[int, int] | None = None,
-                 color_mode: str = "auto", label_column: str | None = None, problem: str = "auto",
-                 cache_dir: str | None = None, id_column: tuple[str, ...] = (), ignore_columns: tuple[str, ...] = (),
-                 keep_columns: tuple[str, ...] = (), series_settings: dict | None = None,
-                 sequence_settings: dict | None = None, labeled: bool = True, generative: bool = False) -> DataSet:
-    """Loads `name`'s train and test splits, in file order (shuffling is the input pipeline's job). `name` is a
-    registered name, `tfds:NAME`, a folder, or a CSV file (label_column, problem and the columns named: tables.py;
-    with `series_settings`, a time series: series.py; with `sequence_settings`, one series to classify per row:
-    sequences.py), folders and tables prepared into `cache_dir` once (`labeled` and `generative`: folders.prepare).
-    A set
-    without a test split gives the last `test_split` of its train split; image_size and color_mode reshape images
-    (sets of varying image sizes need image_size)."""
-    if folders.is_folder_dataset(name) or tables.is_table_dataset(name):
-        if cache_dir is None:
-            raise ValueError("a folder or a table is read through the prepared cache: give cache_dir")
-        if folders.is_folder_dataset(name):
-            return load_folder(name, test_split=test_split, image_size=image_size, color_mode=color_mode,
-                               cache_dir=cache_dir, labeled=labeled, generative=generative)
-        if series_settings and sequence_settings is not None and sequences.is_long_classification(
-                name, label_column, problem):  # one row per step of series to classify (sequences.py)
-            layout = {k: series_settings[k] for k in ("series_id_column", "time_column")}
-            return load_sequences(name, long=True, test_split=test_split, label_column=label_column, layout=layout,
-                                  ignore_columns=tuple(ignore_columns), **sequence_settings)
-        if series_settings:  # a CSV with a time column: a series to forecast (series.py)
-            if (sequence_settings or {}).get("test_dataset"):
-                raise PipelineError("--test_dataset: a forecast's test period is the end of each series "
-                                    "(--test_split): drop it")
-            return load_series(name, test_split=test_split, label_column=label_column,
-                               ignore_columns=tuple(ignore_columns), **series_settings)
-        if sequence_settings is not None:  # a wide file of series, read by a task that reads sequences
-            return load_sequences(name, test_split=test_split, label_column=label_column, **sequence_settings)
-        naming = tables.Naming(label_column, tuple(id_column), tuple(ignore_columns), tuple(keep_columns))
-        return load_table(name, naming=naming, problem=problem, test_split=test_split, cache_dir=cache_dir)
-    return load_tfds(name, data_dir=data_dir, idx_dir=idx_dir, source=source, test_split=test_split,
-                     image_size=image_size, color_mode=color_mode)
+def load_dataset(name: str, **settings) -> DataSet:
+    """`name`'s train and test splits, in file order (shuffling is the input pipeline's job), by the first reader
+    that recognises it (READERS): a registered name, `tfds:NAME`, a folder, or a CSV file (a table, a time series,
+    or series to classify, one per row or one row per step), folders and tables prepared into `cache_dir` once.
+    `settings`: Request's fields."""
+    return load(Request(name, **settings))
+
+
+def load(request: Request) -> DataSet:
+    """The requested data set, read by the first reader that recognises it."""
+    return reader_of(request).load(request)
 
 
 def load_tfds(name: str, *, data_dir: str, idx_dir: str, source: str, test_split: float, image_size,
@@ -306,9 +399,5 @@ def load_folder(root: str, *, test_split: float, image_size, color_mode: str, ca
 
 
 def data_hash(name: str) -> str | None:
-    """For a folder or a CSV file, a hash of its contents (changed data is another data set); None for a name."""
-    if folders.is_folder_dataset(name):
-        return folders.content_hash(name)
-    if tables.is_table_dataset(name) and os.path.isfile(name):
-        return file_sha256(name)
-    return None
+    """A folder's or a file's content as one hash (changed data is another data set); None for a registered name."""
+    return reader_of(Request(name)).fingerprint(name)

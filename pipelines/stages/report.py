@@ -65,9 +65,10 @@ def training(ctx: Context, trained: dict | None, history: dict | None) -> list[s
     else:
         hparams = trained.pop("hparams", {})
         problem = (trained.get("trained_on") or {}).get("problem", "")
-        ignored = set(sources.DATA_SETTINGS) - sources.settings_that_apply(
-            config.dataset, trained.get("data_source", config.data_source), trained.get("idx_dir", config.idx_dir),
-            trained.get("time_column"), ctx.task.rows_as_sequences, problem)
+        request = sources.Request(config.dataset, **{name: trained.get(name, getattr(config, name)) for name in (
+            "data_source", "idx_dir", "time_column")}, rows_as_sequences=ctx.task.rows_as_sequences,
+            problem="classification" if problem == "classification" else "regression")  # known: no file read
+        ignored = set(sources.DATA_SETTINGS) - sources.settings_that_apply(request)
         settings = {**hparams, **{k: v for k, v in trained.items()
                                   if not isinstance(v, (dict, list)) and v is not None and k not in ignored}}
         lines += table(("setting", "value"), sorted(settings.items())) + [""]

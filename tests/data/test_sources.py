@@ -29,7 +29,7 @@ def test_auto_falls_back_to_tfds_without_the_mirror_and_for_other_data_sets(tmp_
 ])
 def test_tfds_data_sets_load_with_their_info(name, feature, shape, classes, tmp_path):
     with tfds.testing.mock_data(num_examples=6):
-        data = sources.load_dataset(name, data_dir=str(tmp_path), source="tfds")
+        data = sources.load_dataset(name, data_dir=str(tmp_path), data_source="tfds")
     assert data.source.startswith("tfds:") and data.num_classes == classes
     example = next(iter(data.train.read()))
     assert example[feature].shape == shape
@@ -41,7 +41,7 @@ def test_tfds_failure_offline_is_one_clear_error(tmp_path, monkeypatch):
         raise ConnectionError("Failed to resolve storage.googleapis.com")
     monkeypatch.setattr(tfds, "load", offline)
     with pytest.raises(PipelineError, match="could not load TFDS data set 'cifar10'.*network"):
-        sources.load_dataset("cifar10", data_dir=str(tmp_path), source="tfds")
+        sources.load_dataset("cifar10", data_dir=str(tmp_path), data_source="tfds")
 
 
 def test_an_offline_download_fails_in_one_line_within_seconds_and_leaves_tfds_as_it_was(tmp_path):
@@ -51,7 +51,7 @@ def test_an_offline_download_fails_in_one_line_within_seconds_and_leaves_tfds_as
     from tensorflow_datasets.core.download import downloader
     start = time.perf_counter()
     with pytest.raises(PipelineError, match=r"could not load TFDS data set 'mnist' .* run once with network"):
-        sources.load_dataset("mnist", data_dir=str(tmp_path), source="tfds")
+        sources.load_dataset("mnist", data_dir=str(tmp_path), data_source="tfds")
     assert time.perf_counter() - start < 30
     assert downloader.MAX_RETRIES == 10
 
