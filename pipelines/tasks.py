@@ -226,8 +226,13 @@ TASKS: dict[str, Task] = {t.name: t for t in (
 )}
 
 FAMILIES: dict[str, Family] = {f.name: f for f in (CLASSIFIER, REGRESSOR, FORECASTER, GENERATOR)}
-# What evaluate may have drawn in a task folder, by any family: a run removes those its own family does not draw.
-PICTURES = tuple(sorted({picture.file for family in FAMILIES.values() for picture in family.pictures}))
+
+
+def pictures(task_name: str) -> tuple[str, ...]:
+    """What evaluate may have drawn in a task folder: the pictures of every family registered here and of the task's
+    own (one registered elsewhere, a test's, too), so that a run removes those its family does not draw."""
+    families = [*FAMILIES.values(), TASKS[task_name].family]
+    return tuple(sorted({picture.file for family in families for picture in family.pictures}))
 
 
 def family_of(task: Task, problem: str) -> Family:

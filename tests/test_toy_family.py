@@ -79,3 +79,5 @@ def test_a_family_defined_here_runs_through_every_stage(tmp_path, monkeypatch):
     assert "![each test image's error](errors.png)" in report and "| export | size KiB | latency ms | test RMSE |" \
         in report
     assert "confusion" not in report  # nothing of another family's
+    # Its picture is an output of evaluate like any registered family's: recorded, so a changed file is made again.
+    assert "errors.png" in json.loads((task_dir / "fingerprints.json").read_text())["evaluate"]["outputs"]

@@ -14,14 +14,16 @@ from a table share (its encoder's split and the TFLite files' feature vector).
 
 import dataclasses
 import os
-from typing import Callable, Protocol
+from typing import Protocol
 
+import keras
 import numpy as np
 
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import Inputs
 from pipelines.data.sources import DataSet
 from pipelines.initialization import initialize_by_layer
+from pipelines.shipping import Shipment
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,16 +71,71 @@ class Scorer(Protocol):
     def line(self) -> str: ...      # the same in one line
 
 
+# The hooks a family gives, each a documented signature (a family passes plain functions of that shape).
+
+
+class Compile(Protocol):
+    def __call__(self, model: keras.Model, config: RunConfig, steps_per_epoch: int = 0) -> None:
+        """Compiles `model` with the family's loss, metrics and optimizer (its schedule over `steps_per_epoch`)."""
+
+
+class Evaluate(Protocol):
+    def __call__(self, model: keras.Model, work: Workspace) -> dict:
+        """The test split's measures for metrics.json (the headline among them); draws the family's pictures."""
+
+
+class Ship(Protocol):
+    def __call__(self, model: keras.Model) -> Shipment:
+        """What export writes from the trained model and verify measures, within which limits (shipping.py)."""
+
+
+class Report(Protocol):
+    def __call__(self, metrics: dict) -> list[str]:
+        """report.md lines of the family's own (a forecaster's baselines table, a text model's quoted errors)."""
+
+
+class Callbacks(Protocol):
+    def __call__(self, work: Workspace) -> list:
+        """Keras callbacks the family adds (to training's fit, or to every tuning trial)."""
+
+
+class Initialize(Protocol):
+    def __call__(self, model: keras.Model, path: str) -> str:
+        """Loads what `path` (--init_from) holds into `model`; says what was loaded, for the log."""
+
+
+class Answer(Protocol):
+    def __call__(self, outputs: np.ndarray, label_names: tuple[str, ...], asked: Asked) -> dict[str, list]:
+        """A predictions file's columns by name, from outputs in the terms an app reads (Shipment's
+        to_tflite_outputs: a classifier's probabilities, a regressor's value in the label's units)."""
+
+
+class MakeScorer(Protocol):
+    def __call__(self, label_names: tuple[str, ...]) -> Scorer:
+        """A Scorer of predictions against new data's true labels."""
+
+
+class NeedsLabels(Protocol):
+    def __call__(self, config: RunConfig) -> bool:
+        """Whether the family's models learn from class labels (a folder without class subfolders serves a family
+        that needs none: a generator, unless conditional)."""
+
+
 def _none(*args) -> list:
     return []
 
 
+def _labels(config: RunConfig) -> bool:
+    return True
+
+
 @dataclasses.dataclass(frozen=True)
 class Family:
+    """A kind of problem: its hooks (each a Protocol above) and what it declares."""
     name: str
-    compile: Callable          # (model, RunConfig, steps_per_epoch=0) -> None
-    evaluate: Callable         # (model, Workspace) -> metrics for metrics.json; draws `pictures`
-    ship: Callable             # (trained model) -> shipping.Shipment: what export writes and verify measures
+    compile: Compile
+    evaluate: Evaluate
+    ship: Ship
     headline: str              # the metrics.json entry the run's summary shows
     objective: str             # what the tune stage optimizes unless --objective says otherwise …
     objective_direction: str   # … and whether it is minimized or maximized
@@ -87,22 +144,15 @@ class Family:
     export_columns: tuple[Column, ...]  # how verify's table judges each export
     pictures: tuple[Picture, ...] = ()  # what evaluate draws
     side_files: dict[str, str] = dataclasses.field(default_factory=dict)  # written beside the model: what each holds
-    report: Callable = _none            # (metrics) -> report.md lines of its own (a text model's quoted errors)
-    callbacks: Callable = _none         # (Workspace) -> extra Keras callbacks for the train stage's fit
-    tuning_callbacks: Callable = _none  # (Workspace) -> callbacks every trial needs (one that logs the objective)
-    initialize: Callable = initialize_by_layer  # (model, --init_from path) -> what was loaded, for the log
-    # Predicting on new data (pipelines/prediction.py), from outputs in the terms an app reads (Shipment's
-    # to_tflite_outputs: a classifier's probabilities, a regressor's value in the label's units):
-    # (outputs, label_names, Asked) -> a predictions file's columns by name; None: the family answers no inputs
-    # (a generator draws samples instead) …
-    answer: Callable | None = None
-    # … and (label_names) -> a Scorer, when the new data hold their true labels.
-    scorer: Callable | None = None
-    # TFLite variants its defaults leave out (beside a task's own), each with why: a default never fails verify.
+    report: Report = _none
+    callbacks: Callbacks = _none         # for the train stage's fit
+    tuning_callbacks: Callbacks = _none  # what every trial needs (one that logs the objective)
+    initialize: Initialize = initialize_by_layer
+    answer: Answer | None = None         # None: the family answers no inputs (a generator draws samples instead)
+    scorer: MakeScorer | None = None     # None: predictions are not scored
+    # TFLite variants its defaults leave out (beside a task's own), each with why.
     left_out: dict[str, str] = dataclasses.field(default_factory=dict)
-    # (RunConfig) -> whether its models learn from class labels: a folder without class subfolders serves a family
-    # that needs none (a generator, unless conditional).
-    needs_labels: Callable = lambda config: True
+    needs_labels: NeedsLabels = _labels
     generative: bool = False  # its models learn to draw their training images (folders.prepare's `generative`)
     # Unless --epochs is given, a small data set trains for at least this many optimizer steps: a task's epochs
     # are set for data sets of thousands of batches (docs/own-data.md, Small data).

@@ -12,7 +12,7 @@ from pipelines import exporters
 from pipelines.config import RunConfig
 from pipelines.data import new_data
 from pipelines.stages import evaluate, export, predict, report, train, tune, verify
-from pipelines.tasks import PICTURES
+from pipelines.tasks import pictures
 
 
 def _none(config) -> tuple[str, ...]:
@@ -73,7 +73,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("train", train.run, inputs=(), inputs_for=_sweep_result,
           outputs=(a.MODEL, a.HISTORY, a.CONFIG, a.CHECKPOINTS, a.LOGS),
           ignores=TUNING + EXPORT + PREDICT + ("max_test_examples",)),
-    Stage("evaluate", evaluate.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.METRICS, a.CURVES_PNG) + PICTURES,
+    Stage("evaluate", evaluate.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.METRICS, a.CURVES_PNG),
+          outputs_for=lambda config: pictures(config.task),
           ignores=TUNING + EXPORT + PREDICT),
     Stage("export", export.run, inputs=(a.MODEL, a.CONFIG), outputs=(a.SAVED_MODEL, a.LABELS),
           outputs_for=_export_files, ignores=TUNING + PREDICT + ("max_test_examples",)),

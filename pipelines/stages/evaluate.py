@@ -6,12 +6,13 @@ import os
 from pipelines import artifacts, evaluation
 from pipelines.context import Context
 from pipelines.flops import sustained
-from pipelines.tasks import PICTURES
+from pipelines.tasks import pictures
 
 
 def run(ctx: Context) -> str:
     model, family = ctx.trained_model(), ctx.family
-    for picture in (artifacts.CURVES_PNG, *PICTURES):  # each run draws its own; an earlier run's must not stay
+    # Each run draws its own: an earlier run's pictures must not stay.
+    for picture in (artifacts.CURVES_PNG, *pictures(ctx.config.task)):
         artifacts.remove(ctx.path(picture))
     family.compile(model, ctx.config)  # the family's own loss and metrics, as in training
     metrics = {"dataset": ctx.config.dataset, "num_test_examples": ctx.inputs.num_test, "family": family.name,
