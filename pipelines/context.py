@@ -22,9 +22,14 @@ from pipelines.tasks import TASKS, Task, family_of
 class StageResult:
     """What a stage made beyond its files, for the runner: its one-line summary, and the files of earlier stages it
     withdrew from what ships (verify's optional exports that missed their limits), which the runner records as
-    withdrawn so that the same command reuses the stages instead of making them again."""
+    withdrawn so that the same command reuses the stages instead of making them again; and what it resolved for
+    the stages after it, which the runner hands on in a new context."""
     line: str
     withdrawn: tuple[str, ...] = ()
+    # What train resolved, for the stages after it: the config it trained with (the sweep's hyperparameters, the
+    # epochs a small data set needs) and its inputs (more passes an epoch); None: as they were.
+    config: RunConfig | None = None
+    inputs: Inputs | None = None
 
 
 # Why a data setting may not apply, and what makes it apply: the settings of series, sequences, tables and images.
@@ -59,7 +64,7 @@ def check_settings_apply(c: RunConfig, request: Request) -> None:
 class Context:
     def __init__(self, config: RunConfig, task: Task, strategy: tf.distribute.Strategy | None = None,
                  cluster: Cluster | None = None):
-        self.config = config  # the train stage replaces it with the resolved one (the hyperparameters it used)
+        self.config = config  # after train, the one it resolved (StageResult.config: the runner hands it on)
         self.task = task
         # Where training runs (--distribute; pipelines/distribution.py), and this process's place in a
         # multi-worker job (None otherwise).
@@ -69,6 +74,20 @@ class Context:
         # content hashes of the artifacts it reads.
         self.stage_key, self.stage_settings, self.stage_inputs = "", {}, {}
         self.model_sha256 = ""
+
+    def replaced(self, config: RunConfig | None = None, inputs: Inputs | None = None) -> "Context":
+        """This context with another config or inputs (what a stage resolved), the data and what was learned from it
+        kept: they depend on the data settings, which no stage changes."""
+        other = Context(config or self.config, self.task, self.strategy, self.cluster)
+        other.stage_key, other.stage_settings, other.stage_inputs = self.stage_key, self.stage_settings, \
+            self.stage_inputs
+        other.model_sha256 = self.model_sha256
+        for name in ("data", "inputs", "learned_args"):  # functools.cached_property keeps them in __dict__
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        if inputs is not None:
+            other.__dict__["inputs"] = inputs
+        return other
 
     def path(self, artifact: str) -> str:
         """The path of a named artifact (see pipelines.artifacts) in this run's folder."""

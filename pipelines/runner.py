@@ -63,7 +63,7 @@ def _run_locked(config: RunConfig, strategy=None, cluster=None) -> list[StageRec
     ctx = Context(config, TASKS[config.task], strategy, cluster)
     summary = []
     for i, name in enumerate(config.stages, 1):
-        config = ctx.config  # train resolves the config (its hyperparameters) for the stages after it
+        config = ctx.config  # as train resolved it (its hyperparameters), for the stages after it
         header = f"── [{i}/{len(config.stages)}] {name} · task={config.task} dataset={config.dataset}"
         key, inputs = state.stage_key(config, name, records)
         outputs = STAGES[name].all_outputs(config)
@@ -74,6 +74,8 @@ def _run_locked(config: RunConfig, strategy=None, cluster=None) -> list[StageRec
         print(f"{header} ──", flush=True)
         start = time.perf_counter()
         result = _run_stage(ctx, name, key, inputs)
+        if result.config is not None or result.inputs is not None:  # what train resolved, for the stages after it
+            ctx = ctx.replaced(result.config, result.inputs)
         if result.withdrawn:  # what it read is now as it left it: its record says so, and so does the producer's
             state.withdraw(records, result.withdrawn)
             key, inputs = state.stage_key(config, name, records)

@@ -155,3 +155,15 @@ def test_each_export_target_is_named_in_its_record_and_its_flag_alone():
         naming = sorted(path for path in modules().values() if path.startswith("pipelines/")
                         and "/upstream/" not in path and target in open(os.path.join(ROOT, path)).read().lower())
         assert naming == ["pipelines/config.py", "pipelines/exporters.py", "pipelines/flags.py"], naming
+
+
+def test_no_stage_rewrites_the_context_it_is_given():
+    """A stage returns what it resolved (StageResult) for the runner to hand on; none assigns ctx.config or
+    ctx.inputs."""
+    for path in modules().values():
+        if path.startswith("pipelines/stages/"):
+            for node in ast.walk(ast.parse(open(os.path.join(ROOT, path)).read())):
+                if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                    assert not [t for t in targets if isinstance(t, ast.Attribute) and t.attr in ("config", "inputs")
+                                and isinstance(t.value, ast.Name) and t.value.id == "ctx"], path

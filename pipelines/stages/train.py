@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from models import backbones, pretrained
 from pipelines import artifacts, distribution, interrupts, numpy_trainer, precision, resume
-from pipelines.context import Context
+from pipelines.context import Context, StageResult
 from pipelines.errors import PipelineError
 from pipelines.flops import Throughput, sustained, train_flops_per_example
 from pipelines.health import DiskSpace, EpochCheckpoint, EpochLog, GradientNorm, StopOnDivergence
@@ -28,38 +28,39 @@ from pipelines.upstream import tensorflow as tf_internals
 CURVES = "curves.json"  # backup/<fingerprint>/curves.json: the finished epochs' logs
 
 
-def resolve_hyperparameters(ctx: Context) -> None:
+def resolve_hyperparameters(ctx: Context) -> Context:
     """With tune in this run, train with the sweep's best_hparams.json; say so when one is beside the model but
     not used (--hparams_file was already read into the config)."""
     config, best = ctx.config, ctx.path(artifacts.BEST_HPARAMS)
     if "tune" in config.stages:
         hparams, rate = ctx.task.read_hparams_file(best)
-        ctx.config = dataclasses.replace(config, hparams={**config.hparams, **hparams},
-                                         learning_rate=rate or config.learning_rate)
-        print(f"hyperparameters from {best}: {hparams}, learning_rate={ctx.config.learning_rate:g}")
-    elif config.hparams_file:
+        config = dataclasses.replace(config, hparams={**config.hparams, **hparams},
+                                     learning_rate=rate or config.learning_rate)
+        print(f"hyperparameters from {best}: {hparams}, learning_rate={config.learning_rate:g}")
+        return ctx.replaced(config=config)
+    if config.hparams_file:
         print(f"hyperparameters from {config.hparams_file}: {dict(config.hparams)}, "
               f"learning_rate={config.learning_rate:g}")
     elif os.path.exists(best):
         print(f"note: not training with the sweep's {best}: add --hparams_file={best}, or tune in the same run")
+    return ctx
 
 
-def resolve_epochs(ctx: Context) -> None:
+def resolve_epochs(ctx: Context) -> Context:
     """The task's epochs, or (--epochs not given) enough of them, or of passes over the train split an epoch (the
     family's choice), for the family's minimum of steps on a small data set."""
     config, steps, least = ctx.config, ctx.inputs.steps_per_epoch, ctx.family.min_train_steps
     if "epochs" in config.explicit or config.epochs * steps >= least:
-        return
+        return ctx
     more = math.ceil(least / steps)
     if ctx.family.repeat_small_data:
         passes = math.ceil(more / config.epochs)
         print(f"note: {ctx.inputs.num_train} train examples make {steps} step{'s' * (steps > 1)} a pass: each of "
               f"the {config.epochs} epochs makes {passes} passes, for at least {least} steps (--epochs sets it)")
-        ctx.inputs = ctx.inputs.repeated(passes)
-        return
+        return ctx.replaced(inputs=ctx.inputs.repeated(passes))
     print(f"note: {ctx.inputs.num_train} train examples make {steps} step{'s' * (steps > 1)} an epoch: training "
           f"{more} epochs instead of {config.epochs}, for at least {least} steps (--epochs sets it)")
-    ctx.config = dataclasses.replace(config, epochs=more)
+    return ctx.replaced(config=dataclasses.replace(config, epochs=more))
 
 
 def build(ctx: Context) -> keras.Model:
@@ -161,11 +162,14 @@ def fit(ctx: Context, model: keras.Model, watchers: list) -> None:
                                       "resume") from None
 
 
-def run(ctx: Context) -> str:
-    resolve_hyperparameters(ctx)
-    resolve_epochs(ctx)
-    if ctx.config.trainer == "numpy":
-        return _run_numpy(ctx)
+def run(ctx: Context) -> StageResult:
+    """Trains the model; returns, beside its summary, the config and inputs it resolved (StageResult)."""
+    ctx = resolve_epochs(resolve_hyperparameters(ctx))
+    line = _run_numpy(ctx) if ctx.config.trainer == "numpy" else _run_keras(ctx)
+    return StageResult(line, config=ctx.config, inputs=ctx.inputs)
+
+
+def _run_keras(ctx: Context) -> str:
     backup, resumed = resume.folder(ctx.path(artifacts.BACKUP), ctx.stage_key, ctx.stage_settings, ctx.config.force)
     if not resumed:  # the curves and checkpoints of an earlier model do not belong beside this one
         for folder in (artifacts.CHECKPOINTS, artifacts.LOGS):
