@@ -1,6 +1,6 @@
 """Convolutional classifier: Conv2D → BatchNorm → ReLU blocks with pooling, dropout, a dense head."""
 
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
 import keras
 from keras import layers
@@ -9,12 +9,13 @@ from models import BN_MOMENTUM, BuildError
 from models.sequence import Window
 
 # Training-only augmentations: none; a random horizontal flip; the flip and a random shift of up to 10%.
-AUGMENTATIONS = ("none", "flip", "flip_translate")
+Augment = Literal["none", "flip", "flip_translate"]  # its values are the --augment flag's
+AUGMENTATIONS = get_args(Augment)
 FEATURE_LAYER = "dense"  # the penultimate layer: what a model's features are read from (the GAN's measuring stick)
 
 
 def build_conv_classifier(input_shape: Sequence[int], num_classes: int, *, conv_filters: Sequence[int] = (24, 48, 96),
-                          dense_units: int = 128, dropout: float = 0.1, augment: str = "none",
+                          dense_units: int = 128, dropout: float = 0.1, augment: Augment = "none",
                           series_scale: dict | None = None) -> keras.Model:
     """Raw pixels → [augment] → rescale → per width in conv_filters: 3×3 conv, max-pool, BN, ReLU → dense → logits.
 

@@ -5,14 +5,15 @@ keeps a TensorList loop (`FlexTensorListReserve`), a Flex op the LiteRT interpre
 layer converts to builtin ops only. The same holds for SimpleRNN and GRU, so all three are unrolled.
 """
 
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
 import keras
 from keras import layers
 
 from models.sequence import Window
 
-CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+Cell = Literal["simple_rnn", "lstm", "gru"]  # its values are the --cell flag's
+CELLS = dict(zip(get_args(Cell), (layers.SimpleRNN, layers.LSTM, layers.GRU)))
 TOKEN_CLASSIFIER = "token_classifier"  # the text model's part from token ids, which is what ships to TFLite
 
 
@@ -28,7 +29,7 @@ def _recurrent_stack(x, *, cell: str, units: int, num_layers: int, bidirectional
     return x
 
 
-def build_recurrent_classifier(input_shape: Sequence[int], num_classes: int, *, cell: str = "gru",
+def build_recurrent_classifier(input_shape: Sequence[int], num_classes: int, *, cell: Cell = "gru",
                                rnn_units: int = 128, rnn_layers: int = 1, bidirectional: bool = False,
                                dropout: float = 0.0, vocabulary: Sequence[str] | None = None,
                                sequence_length: int = 200, embedding_dim: int = 64,

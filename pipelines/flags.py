@@ -20,16 +20,12 @@ from pipelines.data import folders, pipeline, sequences, sources, tables
 from pipelines.data.sources import DATASETS, SOURCES
 from pipelines.families.generator import DIFF_AUGMENT_BELOW
 from pipelines.stages import STAGE_ORDER
-from pipelines.stages.tune import TUNERS
-from models import numpy_mlp, pretrained
-from models.conv import AUGMENTATIONS
-from models.recurrent import CELLS
+from models import ARGUMENTS, MAX_WIDTH, pretrained
 from pipelines.tasks import TASKS
+from tuning.oracles import ORACLES
 
 
 D = run_config.DEFAULTS
-# The widest layer a flag may ask for: 784 × 16384 float32 weights are 51 MB; a typo of 100000000 would be 313 GB.
-MAX_WIDTH = 16384
 
 
 class _IntListParser(flags.ArgumentParser):
@@ -193,7 +189,8 @@ INIT_FROM = flags.DEFINE_string(
 TRAINER = flags.DEFINE_enum(
     "trainer", D["trainer"], ["keras", "numpy"], "Who trains the model: keras (its `fit`), or numpy: the dense "
     "task's network written in NumPy alone (models/numpy_mlp.py: forward and backward passes by hand, SGD with "
-    f"momentum, default --learning_rate {numpy_mlp.LEARNING_RATE:g}), then handed to Keras for evaluate, export "
+    f"momentum, default --learning_rate {TASKS['dense'].defaults('numpy')['learning_rate']:g}), then handed to Keras "
+    "for evaluate, export "
     "and verify.")
 DISTRIBUTE = flags.DEFINE_enum(
     "distribute", D["distribute"], list(distribution.MODES), "Where training runs: none (this process), mirrored "
@@ -215,7 +212,7 @@ DIFF_AUGMENT = flags.DEFINE_enum(
 
 
 # Tuning (the tune stage). Model flags given explicitly stay fixed while the rest of the space is searched.
-TUNER = flags.DEFINE_enum("tuner", D["tuner"], list(TUNERS), "KerasTuner search algorithm.")
+TUNER = flags.DEFINE_enum("tuner", D["tuner"], list(ORACLES), "KerasTuner search algorithm.")
 MAX_TRIALS = flags.DEFINE_integer("max_trials", D["max_trials"], "random and bayesian: trials to run.",
                                   lower_bound=1, upper_bound=10_000)
 TUNING_EPOCHS = flags.DEFINE_integer("tuning_epochs", D["tuning_epochs"], "Epochs per trial (hyperband: its "
@@ -268,43 +265,14 @@ def _hparam_help(name: str, help: str) -> str:
     return f"{help} Default: {', '.join(defaults)}."
 
 
-# Each model flag's help and bounds, by name; its type and default come from the builders' signatures (Task.hparams),
-# so a builder's argument is a flag without a line here (define_builder_flag), and these only add words and ranges.
-MODEL_FLAG_HELP = {
-    "hidden_units": ("dense: units of each hidden layer.", {}),
-    "dropout": ("Dropout rate.", dict(lower_bound=0.0, upper_bound=0.9)),
-    "conv_filters": ("conv: filters of each conv block; the number of entries is the depth.", {}),
-    "dense_units": ("conv: units of the dense head.", dict(lower_bound=1, upper_bound=MAX_WIDTH)),
-    "augment": ("conv: random changes to training images only (flip: horizontal; flip_translate: and a shift of up "
-                "to 10%).", dict(enum_values=list(AUGMENTATIONS))),
-    "cell": ("recurrent: the recurrent cell.", dict(enum_values=list(CELLS))),
-    "rnn_units": ("recurrent: units per recurrent layer.", dict(lower_bound=1, upper_bound=MAX_WIDTH)),
-    "rnn_layers": ("recurrent: stacked recurrent layers.", dict(lower_bound=1, upper_bound=8)),
-    "bidirectional": ("recurrent: read sequences both ways.", {}),
-    "sequence_length": ("recurrent and transformer, text data sets: tokens per text, padded or cut.",
-                        dict(lower_bound=1, upper_bound=2000)),
-    "patch_size": ("transformer, images: the side of the square patches an image is cut into (a token each).",
-                   dict(lower_bound=1, upper_bound=256)),
-    "encoder_layers": ("transformer: encoder layers.", dict(lower_bound=1, upper_bound=48)),
-    "attention_heads": ("transformer: heads of each self-attention; they share --model_width.",
-                        dict(lower_bound=1, upper_bound=64)),
-    "model_width": ("transformer: the width of every token's vector (the MLPs are twice as wide).",
-                    dict(lower_bound=1, upper_bound=MAX_WIDTH)),
-    "noise_dim": ("gan: size of the generator's noise input.", dict(lower_bound=1, upper_bound=4096)),
-    "generator_widths": ("gan: filters of each stride-2 transposed conv; the image side must divide by 2 ** (number "
-                         "of entries).", {}),
-    "discriminator_widths": ("gan: filters of each stride-2 conv of the discriminator.", {}),
-    "conditional": ("gan: class-conditional generator and discriminator (label as a second input).", {}),
-}
-
-
 def define_builder_flag(name: str, default, flag_values: flags.FlagValues = flags.FLAGS, help: str = "Builder "
-                        "argument.", bounds: dict | None = None):
+                        "argument.", bounds: dict | None = None, choices: tuple = ()):
     """The flag of a builder argument, typed by the builder's default (a bool, an int, a float, a list of ints, a
-    string or one of `enum_values`), unset unless given: "the builder's default"."""
+    string, or one of `choices`: the values of its Literal annotation), unset unless given: "the builder's
+    default"."""
     bounds, help = dict(bounds or {}), _hparam_help(name, help)
-    if "enum_values" in bounds:
-        return flags.DEFINE_enum(name, None, bounds["enum_values"], help, flag_values=flag_values)
+    if choices:
+        return flags.DEFINE_enum(name, None, list(choices), help, flag_values=flag_values)
     if isinstance(default, bool):
         return flags.DEFINE_bool(name, None, help, flag_values=flag_values)
     if isinstance(default, int):
@@ -321,8 +289,9 @@ HPARAM_FLAGS = {}
 for _task in TASKS.values():
     for _name, _default in _task.default_hparams.items():
         if _name not in HPARAM_FLAGS:
-            HPARAM_FLAGS[_name] = define_builder_flag(_name, _default, help=MODEL_FLAG_HELP.get(_name, (
-                "Builder argument.", {}))[0], bounds=MODEL_FLAG_HELP.get(_name, ("", {}))[1])
+            _help, _bounds = ARGUMENTS.get(_name, ("Builder argument.", {}))
+            HPARAM_FLAGS[_name] = define_builder_flag(_name, _default, help=_help, bounds=_bounds,
+                                                      choices=_task.hparam_choices(_name))
 
 
 def _finite(value) -> bool:

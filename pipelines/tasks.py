@@ -10,6 +10,7 @@ a task another family.
 import dataclasses
 import inspect
 import json
+import typing
 from typing import Any, Callable, Sequence
 
 import keras
@@ -134,6 +135,11 @@ class Task:
     def default_variants(self) -> tuple[str, ...]:
         """The TFLite variants a run exports and verifies unless --tflite_variants says otherwise."""
         return tuple(v for v in TFLITE_VARIANTS if v not in self.left_out)
+
+    def hparam_choices(self, name: str) -> tuple:
+        """The values a builder argument takes when its annotation is a Literal (--cell, --augment), else ()."""
+        annotation = inspect.signature(self.build_model).parameters[name].annotation
+        return typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else ()
 
     @property
     def default_hparams(self) -> dict[str, Any]:

@@ -72,3 +72,7 @@ class BayesianOptimizationOracle(_DefaultsFirst, kt.oracles.BayesianOptimization
 
 class HyperbandOracle(_DefaultsFirst, kt.oracles.HyperbandOracle):
     pass
+
+
+# --tuner's values: each search's oracle (pipelines/stages/tune.py pairs it with KerasTuner's tuner class).
+ORACLES = {"random": RandomSearchOracle, "hyperband": HyperbandOracle, "bayesian": BayesianOptimizationOracle}

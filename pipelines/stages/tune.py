@@ -36,9 +36,8 @@ from tuning.hypermodel import OPTIMIZER_STATE, TaskHyperModel, trial_hparams  # 
 from tuning.search_spaces import LEARNING_RATE  # noqa: E402
 
 # --tuner → KerasTuner's tuner class (how a trial trains) and our oracle for it (which trials, defaults first).
-TUNERS = {"random": (kt.RandomSearch, oracles.RandomSearchOracle),
-          "hyperband": (kt.Hyperband, oracles.HyperbandOracle),
-          "bayesian": (kt.BayesianOptimization, oracles.BayesianOptimizationOracle)}
+TUNERS = {name: (tuner, oracles.ORACLES[name]) for name, tuner in (
+    ("random", kt.RandomSearch), ("hyperband", kt.Hyperband), ("bayesian", kt.BayesianOptimization))}
 TIMINGS = "timings"  # <tuning dir>/timings/<trial id>.json: seconds and which tuner ran it
 SWEEP = "sweep.json"  # tuning/sweep.json: the settings the sweep in the folder was made with
 TUNER_ID = "KERASTUNER_TUNER_ID"
