@@ -1,12 +1,8 @@
 """The forecaster family: a series' next `horizon` values from a window of its past, judged on the test windows
 against the baselines any forecaster must beat, computed in the same run on the same windows.
 
-Baselines (each a [windows, horizon] forecast from what the window's end knows):
-- naive: the last value, repeated;
-- seasonal naive: the value one season before each step ahead (the last season, repeated);
-- drift: the last value plus the series' average step so far, times the steps ahead;
-- linear: a linear autoregression on the same windows as the network (every column of every step), fitted in
-  closed form (least squares) on the train windows.
+The baselines are pipelines/baselines.py's records (naive, seasonal naive, drift, a linear autoregression), each
+a [windows, horizon] forecast from what the window's end knows.
 
 Metrics, for the network and for each baseline (`baseline_<name>_<metric>`): MAE, RMSE, MAPE (when no true value
 is 0) and MASE, the MAE over the seasonal naive forecast's one-season-ahead MAE on the train periods (Hyndman and
@@ -18,7 +14,7 @@ import keras
 import numpy as np
 
 from models.sequence import FORECAST, WINDOW
-from pipelines import artifacts
+from pipelines import artifacts, baselines
 from pipelines.families import Asked, Family, Picture, Workspace
 from pipelines.families.regressor import ErrorScorer
 from pipelines.families.regressor import ERROR_COLUMNS, REGRESSOR_LIMITS, compile_regressor
@@ -26,52 +22,9 @@ from pipelines.metadata import TensorInfo
 from pipelines.shipping import Shipment
 
 FORECASTS_PNG = "forecasts.png"
-BASELINES = ("naive", "seasonal_naive", "drift", "linear")
-MAX_LINEAR_WINDOWS = 200_000  # the linear baseline is fitted on at most this many train windows (evenly spaced)
 
 # A forecast's steps are judged as a regressor's one value is (REGRESSOR_LIMITS), and it trains as one does.
 FORECASTER_LIMITS = REGRESSOR_LIMITS
-
-
-def windows(series, ends: np.ndarray) -> np.ndarray:
-    """The windows ending at `ends` ((series, last step) pairs), [n, window, columns]."""
-    w = series.window
-    return np.stack([series.values[i][t - w + 1:t + 1] for i, t in ends]) if len(ends) else \
-        np.zeros((0, w, len(series.columns)), np.float32)
-
-
-def targets(series, ends: np.ndarray) -> np.ndarray:
-    return np.stack([series.values[i][t + 1:t + 1 + series.horizon, 0] for i, t in ends]).astype(np.float64)
-
-
-def baselines(series, ends: np.ndarray) -> dict[str, np.ndarray]:
-    """Each baseline's forecasts for the windows ending at `ends`, [n, horizon]."""
-    steps = np.arange(1, series.horizon + 1)
-    m = series.season
-    forecasts = {name: [] for name in BASELINES[:3]}
-    for i, t in ends:
-        y = series.values[i][:, 0].astype(np.float64)
-        forecasts["naive"].append(np.full(series.horizon, y[t]))
-        back = t + steps - m * np.ceil(steps / m).astype(int)  # the same step of the last season known at t
-        forecasts["seasonal_naive"].append(y[np.maximum(back, 0)])
-        forecasts["drift"].append(y[t] + steps * ((y[t] - y[0]) / t if t else 0.0))
-    result = {name: np.array(f).reshape(len(ends), series.horizon) for name, f in forecasts.items()}
-    result["linear"] = linear_autoregression(series)(windows(series, ends))
-    return result
-
-
-def linear_autoregression(series):
-    """Least squares from a flattened window (and 1) to the next `horizon` values, fitted on the train windows."""
-    ends = series.ends["train"]
-    ends = ends[np.linspace(0, len(ends) - 1, min(len(ends), MAX_LINEAR_WINDOWS)).astype(int)]
-    scale = series.scale()
-    mean, std = np.array(scale["mean"]), np.array(scale["std"])
-
-    def design(x):
-        flat = ((x - mean) / std).reshape(len(x), -1)
-        return np.hstack([flat, np.ones((len(x), 1))])
-    weights, *_ = np.linalg.lstsq(design(windows(series, ends)), targets(series, ends), rcond=None)
-    return lambda x: design(x) @ weights
 
 
 def mase_scale(series) -> float:
@@ -97,7 +50,7 @@ def scores(predicted: np.ndarray, truth: np.ndarray, scale: float) -> dict[str, 
 def verdict(metrics: dict) -> str:
     """Which baseline the network beats, by how much, and the one it loses to, in one sentence."""
     mine = metrics["test_mae"]
-    theirs = {name: metrics[f"baseline_{name}_mae"] for name in BASELINES}
+    theirs = {b.name: metrics[f"baseline_{b.name}_mae"] for b in baselines.BASELINES}
     best = min(theirs, key=theirs.get)
     name = best.replace("_", " ")
     if mine < theirs[best]:
@@ -113,10 +66,10 @@ def evaluate_forecaster(model: keras.Model, work: Workspace) -> dict:
     series = work.data.series
     predicted = model.predict(work.inputs.test, verbose=0).astype(np.float64)
     ends = series.ends["test"][:len(predicted)]
-    truth = targets(series, ends)
+    truth = baselines.targets(series, ends)
     scale = mase_scale(series)
     metrics = {f"test_{name}": value for name, value in scores(predicted, truth, scale).items()}
-    forecasts = baselines(series, ends)
+    forecasts = baselines.forecasts(series, ends)
     for name, forecast in forecasts.items():
         metrics.update({f"baseline_{name}_{k}": v for k, v in scores(forecast, truth, scale).items()})
     metrics.update(verdict=verdict(metrics), season=series.season, window=series.window, horizon=series.horizon,
@@ -175,9 +128,10 @@ def ship_forecaster(model: keras.Model) -> Shipment:
 def report_verdict(metrics: dict) -> list[str]:
     if "verdict" not in metrics:
         return []
+    baseline_names = [b.name for b in baselines.BASELINES if f"baseline_{b.name}_mae" in metrics]
     rows = [("network", *(f"{metrics.get(f'test_{m}', float('nan')):.4g}" for m in ("mae", "rmse", "mase")))]
     rows += [(name.replace("_", " "), *(f"{metrics.get(f'baseline_{name}_{m}', float('nan')):.4g}"
-                                        for m in ("mae", "rmse", "mase"))) for name in BASELINES]
+                                        for m in ("mae", "rmse", "mase"))) for name in baseline_names]
     table = ["| forecast | MAE | RMSE | MASE |", "|---|---|---|---|", *(f"| {' | '.join(r)} |" for r in rows)]
     return [f"On {metrics['test_windows']} test windows (horizon {metrics['horizon']}, season {metrics['season']}): "
             f"{metrics['verdict']}.", "", *table, ""]

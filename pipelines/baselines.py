@@ -1,0 +1,86 @@
+"""The forecasts any forecaster must beat, each a record of one interface (darts' baselines are models like any
+other): `fit(series)` learns what it needs from the train periods and returns a forecaster, which gives, for the
+windows ending at `ends` ((series, last step) pairs), the next `horizon` values, [n, horizon], from what each
+window's end knows. The forecaster family scores every one on the network's test windows (families/forecaster.py);
+adding one (statsforecast's AutoETS, a median of seeds) is one record in BASELINES.
+
+- naive: the last value, repeated;
+- seasonal naive: the value one season before each step ahead (the last season, repeated);
+- drift: the last value plus the series' average step so far, times the steps ahead;
+- linear: a linear autoregression on the same windows as the network (every column of every step), fitted in closed
+  form (least squares) on the train windows.
+"""
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+MAX_LINEAR_WINDOWS = 200_000  # the linear baseline is fitted on at most this many train windows (evenly spaced)
+
+Forecast = Callable[[np.ndarray], np.ndarray]  # window ends [n, 2] → forecasts [n, horizon]
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    name: str                       # baseline_<name>_<metric> in metrics.json
+    fit: Callable[..., Forecast]    # (series: data/series.Series) → its forecaster
+
+
+def windows(series, ends: np.ndarray) -> np.ndarray:
+    """The windows ending at `ends` ((series, last step) pairs), [n, window, columns]."""
+    w = series.window
+    return np.stack([series.values[i][t - w + 1:t + 1] for i, t in ends]) if len(ends) else \
+        np.zeros((0, w, len(series.columns)), np.float32)
+
+
+def targets(series, ends: np.ndarray) -> np.ndarray:
+    """What followed each window: the label's next `horizon` values, [n, horizon]."""
+    return np.stack([series.values[i][t + 1:t + 1 + series.horizon, 0] for i, t in ends]).astype(np.float64)
+
+
+def _per_window(series, rule: Callable[[np.ndarray, int, np.ndarray], np.ndarray]) -> Forecast:
+    """A forecaster from a rule (the label up to and past the window's end, the end, the steps ahead) → forecast."""
+    steps = np.arange(1, series.horizon + 1)
+
+    def forecast(ends: np.ndarray) -> np.ndarray:
+        rows = [rule(series.values[i][:, 0].astype(np.float64), t, steps) for i, t in ends]
+        return np.array(rows).reshape(len(ends), series.horizon)
+    return forecast
+
+
+def naive(series) -> Forecast:
+    return _per_window(series, lambda y, t, steps: np.full(len(steps), y[t]))
+
+
+def seasonal_naive(series) -> Forecast:
+    m = series.season
+    # The same step of the last season known at t.
+    return _per_window(series, lambda y, t, steps: y[np.maximum(t + steps - m * np.ceil(steps / m).astype(int), 0)])
+
+
+def drift(series) -> Forecast:
+    return _per_window(series, lambda y, t, steps: y[t] + steps * ((y[t] - y[0]) / t if t else 0.0))
+
+
+def linear(series) -> Forecast:
+    """Least squares from a flattened window (and 1) to the next `horizon` values, fitted on the train windows."""
+    ends = series.ends["train"]
+    ends = ends[np.linspace(0, len(ends) - 1, min(len(ends), MAX_LINEAR_WINDOWS)).astype(int)]
+    scale = series.scale()
+    mean, std = np.array(scale["mean"]), np.array(scale["std"])
+
+    def design(x):
+        flat = ((x - mean) / std).reshape(len(x), -1)
+        return np.hstack([flat, np.ones((len(x), 1))])
+    weights, *_ = np.linalg.lstsq(design(windows(series, ends)), targets(series, ends), rcond=None)
+    return lambda ends: design(windows(series, ends)) @ weights
+
+
+BASELINES: tuple[Baseline, ...] = (Baseline("naive", naive), Baseline("seasonal_naive", seasonal_naive),
+                                   Baseline("drift", drift), Baseline("linear", linear))
+
+
+def forecasts(series, ends: np.ndarray) -> dict[str, np.ndarray]:
+    """Each baseline's forecasts for the windows ending at `ends`, [n, horizon], by name."""
+    return {baseline.name: baseline.fit(series)(ends) for baseline in BASELINES}
