@@ -8,7 +8,9 @@ adding one (statsforecast's AutoETS, a median of seeds) is one record in BASELIN
 - seasonal naive: the value one season before each step ahead (the last season, repeated);
 - drift: the last value plus the series' average step so far, times the steps ahead;
 - linear: a linear autoregression on the same windows as the network (every column of every step), fitted in closed
-  form (least squares) on the train windows.
+  form (least squares) on the train windows;
+- autoets, autoarima, autotheta: statsforecast's AutoETS, AutoARIMA and AutoTheta, what a forecaster compares with
+  first, each fitted on every series' train period and applied at each window's end (statsforecast_model).
 """
 
 import dataclasses
@@ -77,10 +79,40 @@ def linear(series) -> Forecast:
     return lambda ends: design(windows(series, ends)) @ weights
 
 
-BASELINES: tuple[Baseline, ...] = (Baseline("naive", naive), Baseline("seasonal_naive", seasonal_naive),
-                                   Baseline("drift", drift), Baseline("linear", linear))
+def statsforecast_model(model: str) -> Callable[..., Forecast]:
+    """statsforecast's `model` (AutoETS, AutoARIMA, AutoTheta: the field's reference implementations), fitted on each
+    series' train period alone, with its season; then, at each window's end, the fitted model applied to the history
+    up to it (`forward`: its parameters kept, its states run over the longer history), as a rolling origin."""
+    def fit(series) -> Forecast:
+        from statsforecast import models  # only a forecaster's evaluation needs it, and it takes a second to import
+        fitted = [getattr(models, model)(season_length=series.season).fit(values[:validation, 0].astype(np.float64))
+                  for values, (validation, _) in zip(series.values, series.periods)]
+
+        def forecast(ends: np.ndarray) -> np.ndarray:
+            rows = [fitted[i].forward(y=series.values[i][:t + 1, 0].astype(np.float64), h=series.horizon)["mean"]
+                    for i, t in ends]
+            return np.array(rows, np.float64).reshape(len(ends), series.horizon)
+        return forecast
+    return fit
+
+
+BASELINES: tuple[Baseline, ...] = (
+    Baseline("naive", naive), Baseline("seasonal_naive", seasonal_naive), Baseline("drift", drift),
+    Baseline("linear", linear), Baseline("autoets", statsforecast_model("AutoETS")),
+    Baseline("autoarima", statsforecast_model("AutoARIMA")), Baseline("autotheta", statsforecast_model("AutoTheta")))
 
 
 def forecasts(series, ends: np.ndarray) -> dict[str, np.ndarray]:
-    """Each baseline's forecasts for the windows ending at `ends`, [n, horizon], by name."""
-    return {baseline.name: baseline.fit(series)(ends) for baseline in BASELINES}
+    """Each baseline's forecasts for the windows ending at `ends`, [n, horizon], by name; one that cannot fit the
+    series (a season longer than a train period) is left out with a note."""
+    found = {}
+    for baseline in BASELINES:
+        try:
+            forecast = baseline.fit(series)(ends)
+        except Exception as e:  # statsforecast raises assorted errors for a series its model cannot fit
+            print(f"note: the {baseline.name} baseline cannot fit these series ({type(e).__name__}: "
+                  f"{str(e)[:120]}): left out of the comparison", flush=True)
+            continue
+        if np.all(np.isfinite(forecast)):
+            found[baseline.name] = forecast
+    return found

@@ -39,3 +39,26 @@ def test_the_linear_autoregression_learns_a_linear_recurrence(tmp_path):
         y.append(2 * np.cos(omega) * (y[-1] - 10) - (y[-2] - 10) + 10)  # y_t − 10 = 2cos ω (y_{t−1} − 10) − …
     found = errors(prepared(tmp_path, np.array(y), window=12, horizon=3))
     assert found["linear"] < 1e-3 and found["naive"] > 0.5 and found["seasonal_naive"] > 0.5
+
+
+def test_statsforecast_models_are_fitted_on_the_train_period_and_forecast_as_statsforecast_does(tmp_path):
+    from statsforecast.models import AutoETS
+    values = made.seasonal(240)
+    s = prepared(tmp_path, np.round(values, 3), horizon=12)
+    validation = s.periods[0][0]
+    train = s.values[0][:validation, 0].astype(np.float64)
+    end = np.array([[0, validation - 1]])  # a window ending where the train period ends: exactly its forecast
+    ours = baselines.statsforecast_model("AutoETS")(s)(end)
+    np.testing.assert_allclose(ours[0], AutoETS(season_length=12).fit(train).predict(h=12)["mean"], rtol=1e-9)
+    found = errors(s)
+    assert {"autoets", "autoarima", "autotheta"} <= set(found)
+    assert found["autoets"] < found["naive"]  # a trend and a season: the reference model sees both
+
+
+def test_a_model_that_cannot_fit_the_series_is_left_out_with_a_note(tmp_path, capsys, monkeypatch):
+    def broken(series):
+        raise ValueError("season longer than the series")
+    monkeypatch.setattr(baselines, "BASELINES", (*baselines.BASELINES[:1], baselines.Baseline("broken", broken)))
+    s = prepared(tmp_path, np.round(made.seasonal(120), 3))
+    assert set(baselines.forecasts(s, s.ends["test"])) == {"naive"}
+    assert "note: the broken baseline cannot fit these series (ValueError: season longer" in capsys.readouterr().out

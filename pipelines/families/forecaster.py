@@ -1,8 +1,9 @@
 """The forecaster family: a series' next `horizon` values from a window of its past, judged on the test windows
 against the baselines any forecaster must beat, computed in the same run on the same windows.
 
-The baselines are pipelines/baselines.py's records (naive, seasonal naive, drift, a linear autoregression), each
-a [windows, horizon] forecast from what the window's end knows.
+The baselines are pipelines/baselines.py's records (naive, seasonal naive, drift, a linear autoregression,
+statsforecast's AutoETS, AutoARIMA and AutoTheta), each a [windows, horizon] forecast from what the window's end
+knows.
 
 Metrics, for the network and for each baseline (`baseline_<name>_<metric>`): MAE, RMSE, MAPE (when no true value
 is 0) and MASE, the MAE over the seasonal naive forecast's one-season-ahead MAE on the train periods (Hyndman and
@@ -50,7 +51,8 @@ def scores(predicted: np.ndarray, truth: np.ndarray, scale: float) -> dict[str, 
 def verdict(metrics: dict) -> str:
     """Which baseline the network beats, by how much, and the one it loses to, in one sentence."""
     mine = metrics["test_mae"]
-    theirs = {b.name: metrics[f"baseline_{b.name}_mae"] for b in baselines.BASELINES}
+    theirs = {b.name: metrics[f"baseline_{b.name}_mae"] for b in baselines.BASELINES
+              if f"baseline_{b.name}_mae" in metrics}
     best = min(theirs, key=theirs.get)
     name = best.replace("_", " ")
     if mine < theirs[best]:
