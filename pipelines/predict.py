@@ -40,6 +40,10 @@ ID_COLUMN = flags.DEFINE_list("id_column", [], "Columns of the input CSV that na
 PROBABILITIES = flags.DEFINE_bool("probabilities", False, "A classifier: one column per class with its probability.")
 TOP_K = flags.DEFINE_integer("top_k", 1, "A classifier: the k likeliest classes, each with its probability.",
                              lower_bound=1)
+INTERVAL = flags.DEFINE_float(
+    "interval", None, "A forecaster: add <label>_<k>_lower and _upper for every step ahead k, covering this share of "
+    "what follows (split-conformal, from the validation windows' errors): 0.5, 0.8, 0.9 or 0.95.", lower_bound=0.01,
+    upper_bound=0.99)
 SUBMISSION = flags.DEFINE_bool("submission", False, "Write exactly two columns: the id column and the prediction "
                                "under the training label column's name (a Kaggle submission).")
 TEXT_COLUMN = flags.DEFINE_string("text_column", "text", "A text model given a CSV: the column of texts.")
@@ -73,7 +77,8 @@ def predict() -> prediction.Summary:
     predictor = prediction.open_run(MODEL_DIR.value, MODEL.value)
     if NUM_SAMPLES.value:
         return prediction.write_samples(predictor, output, NUM_SAMPLES.value, SEED.value, CLASS_NAME.value)
-    asked = Asked(predictor.header, TOP_K.value, PROBABILITIES.value)
+    asked = Asked(predictor.header, TOP_K.value, PROBABILITIES.value,
+                  predictor.interval(INTERVAL.value) if INTERVAL.value else ())
     if asked.top_k > 1 and SUBMISSION.value:
         raise PipelineError("--submission writes one prediction per row: drop --top_k")
     return prediction.predict_file(predictor, INPUT.value, output, asked,

@@ -54,6 +54,20 @@ class Predictor:
         """The answer column's name: a table's label column, else "label"."""
         return self.trained_on.get("label_column") or "label"
 
+    def interval(self, level: float) -> tuple[float, ...]:
+        """The half-widths, per step ahead, of the run's interval at `level` (evaluate measured them on the
+        validation windows), or one line when it has none."""
+        try:
+            widths = artifacts.read_json(os.path.join(self.folder, artifacts.METRICS)).get("interval_halfwidths")
+        except (OSError, ValueError, AttributeError):
+            widths = None
+        if not widths:
+            raise PipelineError(f"--interval: the model in {self.folder} has no intervals (a forecaster's evaluate "
+                                "stage measures them): run dlpipe --stages=evaluate for it")
+        if str(level) not in widths:
+            raise PipelineError(f"--interval={level:g}: the run measured intervals at {', '.join(widths)}: give one")
+        return tuple(widths[str(level)])
+
     def reads(self, id_columns: tuple[str, ...] = ()) -> Reads:
         """What the model reads, for data/new_data.py; `id_columns`: more columns to carry through (a table)."""
         reference = self.shipment.reference

@@ -55,10 +55,13 @@ class Column:
 @dataclasses.dataclass(frozen=True)
 class Asked:
     """What a predictions file shows (dlpipe-predict's flags): the answer column's header (a table's label column,
-    else "label"), how many of the likeliest classes, and whether every class's probability."""
+    else "label"), how many of the likeliest classes, whether every class's probability, and an interval's
+    half-widths."""
     header: str = "label"
     top_k: int = 1
     probabilities: bool = False
+    # A forecast's interval: per step ahead, the half-width around the forecast (Predictor.interval).
+    halfwidths: tuple[float, ...] = ()
 
 
 class Scorer(Protocol):

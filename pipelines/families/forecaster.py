@@ -23,6 +23,7 @@ from pipelines.metadata import TensorInfo
 from pipelines.shipping import Shipment
 
 FORECASTS_PNG = "forecasts.png"
+INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)  # the coverages dlpipe-predict --interval offers
 
 # A forecast's steps are judged as a regressor's one value is (REGRESSOR_LIMITS), and it trains as one does.
 FORECASTER_LIMITS = REGRESSOR_LIMITS
@@ -77,9 +78,27 @@ def evaluate_forecaster(model: keras.Model, work: Workspace) -> dict:
     metrics.update(verdict=verdict(metrics), season=series.season, window=series.window, horizon=series.horizon,
                    step=series.step, test_windows=len(ends),
                    test_mae_per_step=np.mean(np.abs(predicted - truth), axis=0).tolist())
+    metrics.update(intervals(model, work, predicted, truth))
     print(f"  {metrics['verdict']}", flush=True)
     plot_forecasts(series, ends, predicted, truth, forecasts, work.path(FORECASTS_PNG))
     return metrics
+
+
+def intervals(model: keras.Model, work: Workspace, predicted: np.ndarray, truth: np.ndarray) -> dict:
+    """Split-conformal intervals: per step ahead, the half-width that covers each level of the validation windows'
+    absolute errors (with the finite-sample correction, ceil((n + 1) level) of n), and how much of the test windows'
+    truth each covers. dlpipe-predict --interval reads the half-widths."""
+    errors = [np.abs(model.predict(x, verbose=0).astype(np.float64) - np.asarray(y, np.float64))
+              for x, y in work.inputs.validation.as_numpy_iterator()]
+    if not errors:
+        return {}
+    errors = np.sort(np.concatenate(errors), axis=0)
+    n, widths, coverage = len(errors), {}, {}
+    for level in INTERVAL_LEVELS:
+        rank = min(n, int(np.ceil((n + 1) * level))) - 1
+        widths[str(level)] = errors[rank].tolist()
+        coverage[str(level)] = float(np.mean(np.abs(predicted - truth) <= errors[rank]))
+    return {"interval_halfwidths": widths, "test_interval_coverage": coverage, "interval_validation_windows": n}
 
 
 def plot_forecasts(series, ends, predicted, truth, forecasts, path: str, shown: int = 3) -> None:
@@ -140,8 +159,14 @@ def report_verdict(metrics: dict) -> list[str]:
 
 
 def answer_forecasts(values: np.ndarray, names, asked: Asked) -> dict[str, list]:
-    """Each step ahead's forecast, one column per step."""
-    return {f"{asked.header}_{k + 1}": values[:, k].tolist() for k in range(values.shape[1])}
+    """Each step ahead's forecast, one column per step; with an interval, its lower and upper bounds after it."""
+    columns = {}
+    for k in range(values.shape[1]):
+        columns[f"{asked.header}_{k + 1}"] = values[:, k].tolist()
+        if asked.halfwidths:
+            columns[f"{asked.header}_{k + 1}_lower"] = (values[:, k] - asked.halfwidths[k]).tolist()
+            columns[f"{asked.header}_{k + 1}_upper"] = (values[:, k] + asked.halfwidths[k]).tolist()
+    return columns
 
 
 FORECASTER = Family(

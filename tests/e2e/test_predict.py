@@ -201,6 +201,12 @@ def test_an_output_that_cannot_be_written_is_one_line(titanic_run, tmp_path, out
     assert (tmp_path / "notes.txt").read_text() == "kept"
 
 
+def test_an_interval_from_a_model_that_has_none_is_one_line(titanic_run):
+    _, folder = titanic_run
+    with pytest.raises(PipelineError, match="--interval: the model in .* has no intervals"):
+        prediction.open_run(folder).interval(0.8)
+
+
 def test_the_output_is_never_the_input_nor_in_the_model_folder(titanic_run, tmp_path):
     check_output = prediction.check_output
     root, folder = titanic_run

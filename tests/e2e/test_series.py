@@ -75,6 +75,27 @@ def test_several_series_with_a_covariate_train_one_model_and_forecast_past_their
     assert np.allclose([float(r["units_7"]) for r in keras_rows], [float(r["units_7"]) for r in lite_rows], rtol=1e-4)
 
 
+def test_the_forecasts_come_with_intervals_that_cover_what_they_say(stores, tmp_path):
+    """Split-conformal: half-widths from the validation windows' errors, per step ahead; their coverage of the test
+    windows in metrics.json, and each step's bounds in dlpipe-predict's output with --interval."""
+    root, path = stores
+    metrics = metrics_of(root / "conv")
+    widths, coverage = metrics["interval_halfwidths"], metrics["test_interval_coverage"]
+    assert set(widths) == set(coverage) == {"0.5", "0.8", "0.9", "0.95"} and len(widths["0.8"]) == 7
+    assert all(a <= b for a, b in zip(widths["0.8"], widths["0.95"]))  # a wider interval for a higher level
+    assert 0.6 <= coverage["0.8"] <= 1.0 and coverage["0.5"] <= coverage["0.8"] <= coverage["0.95"]
+    predictor = prediction.open_run(str(root / "conv"))
+    asked = Asked("units", halfwidths=predictor.interval(0.8))
+    prediction.predict_file(predictor, path, str(tmp_path / "f.csv"), asked)
+    row = list(csv.DictReader(open(tmp_path / "f.csv")))[0]
+    assert list(row)[2:5] == ["units_1", "units_1_lower", "units_1_upper"]
+    k = 7
+    value, lower, upper = (float(row[f"units_{k}{end}"]) for end in ("", "_lower", "_upper"))
+    assert lower == pytest.approx(value - widths["0.8"][k - 1]) and upper == pytest.approx(value + widths["0.8"][k - 1])
+    with pytest.raises(Exception, match="--interval=0.7: the run measured intervals at 0.5, 0.8, 0.9, 0.95"):
+        predictor.interval(0.7)
+
+
 def test_a_series_for_prediction_without_the_trained_columns_is_one_line(stores, tmp_path):
     root, _ = stores
     short = made.write(tmp_path / "s.csv", ["date", "store", "units"], [(d, "store0", 1.0) for d in made.days(30)])
