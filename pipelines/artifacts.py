@@ -125,7 +125,7 @@ def user_output(path: str, flag: str = "--output") -> Iterator:
         raise PipelineError(f"{flag}={path} is a folder: give a file name in it, such as "
                             f"{os.path.join(path, 'predictions.csv')}")
     try:
-        if os.path.exists(real) and not stat.S_ISREG(os.stat(real).st_mode):
+        if not is_regular_or_new(real):
             with open(real, "w", newline="") as f:  # a device or a pipe: it cannot be replaced, only written
                 yield f
             return

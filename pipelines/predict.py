@@ -11,7 +11,6 @@ are this program's own (dlpipe's are in flags.py), as dlpipe-serve's are.
 """
 
 import os
-import signal
 import sys
 
 from pipelines import console
@@ -20,7 +19,7 @@ console.start_tensorflow()  # first: its start-up chatter is hidden only around 
 
 from absl import app, flags, logging  # noqa: E402
 
-from pipelines import artifacts, exporters, prediction  # noqa: E402
+from pipelines import artifacts, exporters, interrupts, prediction  # noqa: E402
 from pipelines.errors import PipelineError  # noqa: E402
 from pipelines.families import Asked  # noqa: E402
 
@@ -63,14 +62,6 @@ def _input_or_samples(values):
     return (values["input"] is None) != (values["num_samples"] is None)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is: the half-written output's temporary file is removed on the way out."""
-
-
-def _terminate(signum, frame):
-    raise Terminated()
-
-
 def predict() -> prediction.Summary:
     output = OUTPUT.value or ("samples" if NUM_SAMPLES.value else "predictions.csv")
     prediction.check_output(output, MODEL_DIR.value, INPUT.value)
@@ -87,7 +78,7 @@ def predict() -> prediction.Summary:
 
 
 def main(argv) -> None:
-    signal.signal(signal.SIGTERM, _terminate)
+    interrupts.install()  # SIGTERM as Ctrl-C: the half-written output's temporary file is removed on the way out
     if not flags.FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)
     try:
@@ -102,7 +93,7 @@ def main(argv) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt as e:
-        how, code = ("terminated (SIGTERM)", 143) if isinstance(e, Terminated) else ("interrupted", 130)
+        how, code = ("terminated (SIGTERM)", 143) if isinstance(e, interrupts.Terminated) else ("interrupted", 130)
         print(f"error: {how}; no predictions file was written (an earlier one is as it was)", file=sys.stderr)
         sys.exit(code)
     for failure in summary.failures:

@@ -104,6 +104,8 @@ def _recorded(folder: str, artifact: str) -> str:
 def _left_out(folder: str, artifact: str) -> None:
     """One line when verify left the file out of what ships, with its reason."""
     target = exporters.by_file(artifact)
+    if target is None:  # model.keras: train's, not an export
+        return
     try:
         row = artifacts.read_json(os.path.join(folder, artifacts.VERIFY))["exports"].get(target.name, {})
     except (OSError, ValueError, KeyError, TypeError, AttributeError):

@@ -187,16 +187,21 @@ def file_identity(stat: os.stat_result) -> str:
     return f"{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}\0{stat.st_ino}"
 
 
+def identity_of(path: str) -> str:
+    """A file's identity (file_identity), or, for one that cannot be looked at (a broken link), its error: reading
+    it later says what is wrong."""
+    try:
+        return file_identity(os.stat(path))
+    except OSError as e:
+        return f"unreadable {e.errno}"
+
+
 def content_hash(root: str) -> str:
     """A hash of the folder's files by path and identity (`file_identity`): a changed data set is another data set. A
     file that cannot be looked at (a broken link) counts by its name; reading it later says what is wrong."""
     digest = hashlib.sha256()
     for path in _walked(root):
-        try:
-            facts = file_identity(os.stat(path))
-        except OSError as e:
-            facts = f"unreadable {e.errno}"
-        digest.update(f"{os.path.relpath(path, root)}\0{facts}\n".encode())
+        digest.update(f"{os.path.relpath(path, root)}\0{identity_of(path)}\n".encode())
     return digest.hexdigest()
 
 

@@ -283,9 +283,5 @@ def content_hash(path: str) -> str | None:
         return None
     digest = hashlib.sha256()
     for name in matched:
-        try:
-            facts = folders.file_identity(os.stat(name))
-        except OSError as e:  # a broken link the glob matched: reading it names the problem
-            facts = f"unreadable {e.errno}"
-        digest.update(f"{name}\0{facts}\n".encode())
+        digest.update(f"{name}\0{folders.identity_of(name)}\n".encode())
     return digest.hexdigest()

@@ -331,7 +331,7 @@ def run(ctx: Context) -> StageResult:
     if failed:
         raise PipelineError(f"exports miss their limits: {', '.join(failed)} (see {ctx.path(artifacts.VERIFY_MD)})"
                             + ("; the float files must match Keras: report it as a bug" if any(
-                                name in ("savedmodel",) or not exporters.TARGETS[name].optional for name in failed)
+                                name == "savedmodel" or not exporters.TARGETS[name].optional for name in failed)
                                else "; drop the variant from --tflite_variants, or give none and the defaults leave "
                                     "out what misses"))
     undertrained_notes(rows, reference)
