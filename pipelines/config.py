@@ -10,7 +10,8 @@ import os
 from typing import Any, Mapping
 
 DEFAULT_STAGES = ("train", "evaluate", "export", "verify", "report")
-TFLITE_VARIANTS = ("float32", "dynamic_range", "float16", "int8")  # in the order they are exported and reported
+# In the order they are exported and reported.
+TFLITE_VARIANTS = ("float32", "dynamic_range", "float16", "int8", "int16x8")
 # Settings whose default is the task's (None here until `resolve`); a flag given on the command line wins.
 TASK_DEFAULTS = ("epochs", "batch_size", "learning_rate", "lr_schedule", "steps_per_execution", "tflite_variants")
 

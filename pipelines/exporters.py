@@ -73,6 +73,10 @@ def convert_tflite(saved_model_dir: str, variant: str, representative: list[dict
         converter.representative_dataset = lambda: iter(representative)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type, converter.inference_output_type = map(tf.as_dtype, int8_io)
+    if variant == "int16x8":  # float inputs and outputs, quantized inside
+        converter.representative_dataset = lambda: iter(representative)
+        int16x8 = tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8
+        converter.target_spec.supported_ops = [int16x8]
     try:
         with warnings.catch_warnings(), console.native_chatter_hidden():
             # The int8 converter's own use of tf.lite.Interpreter warns of itself.
@@ -87,7 +91,7 @@ def convert_tflite(saved_model_dir: str, variant: str, representative: list[dict
 
 
 def _tflite_target(variant: str, note: str) -> Target:
-    quantizable = variant == "int8"
+    quantizable = variant in ("int8", "int16x8")
 
     def write(job: Job) -> bytes:
         if quantizable:
@@ -174,6 +178,7 @@ _TFLITE_NOTES = {
     "dynamic_range": "int8 weights, float activations",
     "float16": "float16 weights, float32 compute",
     "int8": "int8 weights and activations; integer inputs and outputs, with their scale and zero point in the file",
+    "int16x8": "int8 weights, int16 activations; float inputs and outputs",
 }
 assert tuple(_TFLITE_NOTES) == TFLITE_VARIANTS  # config.py names the variants --tflite_variants takes
 ONNX = Target(name="onnx", file="model.onnx", note="the float model for ONNX Runtime", client="ONNX Runtime",

@@ -57,14 +57,21 @@ class Shipment:
     # The int8 file's input and output types: int8, or uint8 where an app feeds or shows bytes (pixels).
     int8_input: str = "int8"
     int8_output: str = "int8"
-    # Calibrate the int8 file with a black and a white image too, so its uint8 input reads raw bytes (scale 1,
-    # zero point 0) whatever the train split's brightest and darkest pixels.
-    calibrate_full_pixel_range: bool = False
+    # The calibration batch (train examples) → what the quantized files calibrate on: the inputs whose range
+    # every input an app feeds must fall in (a classifier adds a black and a white frame, so its uint8 input reads
+    # raw bytes; a forecaster adds its windows shifted up and down, so a level beyond the train period's fits).
+    widen_calibration: Callable[[Batch], Batch] = unchanged
 
     @property
     def packed_files(self) -> list[str]:
         """The side files the TFLite files carry inside (labels.txt, vocab.txt), by name: those `tensors` name."""
         return sorted({name for tensor in self.tensors.values() for name, _ in tensor.files})
+
+
+def with_full_pixel_range(batch: Batch) -> Batch:
+    """The batch with a black and a white image first: an int8 file calibrated on it reads raw bytes (scale 1, zero
+    point 0) whatever the train split's brightest and darkest pixels."""
+    return {name: np.concatenate([np.zeros_like(x[:1]), np.full_like(x[:1], 255), x]) for name, x in batch.items()}
 
 
 def with_probabilities(model: keras.Model) -> keras.Model:

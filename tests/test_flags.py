@@ -61,7 +61,10 @@ def test_flagfile_replays_a_saved_run(tmp_path):
 
 @pytest.mark.parametrize("task", sorted(TASKS))
 def test_tflite_variants_default_to_the_tasks_own_and_the_flag_overrides_them(task):
-    assert parse(f"--task={task}").tflite_variants == TASKS[task].default_variants
+    from pipelines.families.classifier import CLASSIFIER
+    family = TASKS[task].family or CLASSIFIER  # what the default data set (Fashion-MNIST) makes the task
+    assert parse(f"--task={task}").tflite_variants == TASKS[task].defaults("keras", family)["tflite_variants"]
+    assert "int16x8" not in parse(f"--task={task}").tflite_variants  # every family but forecasters': int8
     assert parse(f"--task={task}", "--tflite_variants=int8,float32").tflite_variants == ("float32", "int8")
 
 
@@ -98,7 +101,8 @@ def test_an_idx_dir_that_is_not_a_folder_is_named_instead_of_falling_back_to_a_d
         parse(f"--idx_dir={tmp_path}/typo")
 
 
-def test_a_recurrent_model_leaves_int8_out_of_its_default_variants_unless_asked():
-    assert "int8" not in parse("--task=recurrent").tflite_variants
-    assert "int8" not in parse("--task=recurrent", "--cell=lstm").tflite_variants
-    assert "int8" in parse("--task=recurrent", "--tflite_variants=float32,int8").tflite_variants
+def test_every_classifier_ships_int8_by_default_and_int16x8_only_when_asked():
+    for task in ("dense", "conv", "recurrent", "transformer"):
+        assert "int8" in parse(f"--task={task}").tflite_variants
+        assert "int16x8" not in parse(f"--task={task}").tflite_variants
+    assert "int16x8" in parse("--task=recurrent", "--tflite_variants=float32,int16x8").tflite_variants

@@ -39,6 +39,6 @@ def test_export_names_a_variant_the_defaults_left_out_only_when_the_defaults_cho
     def left_out(*flags):
         config = config_from_flags("--task=recurrent", *flags)
         return left_out_by_default(Context(config, TASKS["recurrent"]))
-    assert list(left_out()) == ["int8"] and left_out()["int8"].startswith("an unrolled RNN")
+    assert list(left_out()) == ["int16x8"] and left_out()["int16x8"].startswith("a classifier's int8 file holds")
     assert left_out("--tflite_variants=float32") == {}
-    assert "int8" not in config_from_flags("--task=recurrent").tflite_variants
+    assert "int16x8" not in config_from_flags("--task=recurrent").tflite_variants

@@ -31,6 +31,7 @@ REGRESSOR_LIMITS = {
     "float16": ("mean_diff_over_rmse", 0.1),
     "dynamic_range": ("mean_diff_over_rmse", 0.1),
     "int8": ("mean_diff_over_rmse", 0.1),
+    "int16x8": ("mean_diff_over_rmse", 0.1),
 }
 
 
@@ -135,4 +136,5 @@ REGRESSOR = Family(
     headline="test_rmse", objective="val_loss", objective_direction="min", loss_key="loss", gradient_norm=True,
     export_columns=ERROR_COLUMNS,
     pictures=(Picture(artifacts.PREDICTIONS_PNG, "predicted against true values, and residuals"),),
-    side_files={FEATURES_FILE: DESCRIPTION}, answer=answer_values, scorer=ErrorScorer)
+    side_files={FEATURES_FILE: DESCRIPTION}, answer=answer_values, scorer=ErrorScorer,
+    left_out={"int16x8": "a table's int8 file holds (diabetes: a mean difference of 0.011 of the test RMSE)"})

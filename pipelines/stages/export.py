@@ -47,8 +47,7 @@ def calibration_examples(ctx: Context, shipment: Shipment, count: int) -> list[d
     else:
         x = tf.nest.map_structure(lambda t: t.numpy(), ctx.inputs.first_train_batch(count)[0])
         batch = shipment.to_quantizable_inputs(as_batch(shipment.reference, x))
-    if shipment.calibrate_full_pixel_range:
-        batch = {name: np.concatenate([np.zeros_like(x[:1]), np.full_like(x[:1], 255), x]) for name, x in batch.items()}
+    batch = shipment.widen_calibration(batch)
     count = len(next(iter(batch.values())))
     return [{name: np.asarray(values[i:i + 1]) for name, values in batch.items()} for i in range(count)]
 

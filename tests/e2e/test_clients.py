@@ -108,3 +108,22 @@ def test_saved_model_snippet_names_the_classes_keras_does(exported):
 def test_onnxruntime_snippet_names_the_classes_the_model_does(exported):
     task_dir, paths = exported[:2]
     check(classify(sys.executable, "onnxruntime_classify.py", task_dir / "model.onnx", paths), "onnx", exported)
+
+
+def test_mediapipe_reads_the_recurrent_models_int8_file(mediapipe_python, tmp_path):
+    """A recurrent task's default variants include int8 (issue 39): MediaPipe's ImageClassifier takes the unrolled
+    GRU's full-integer file as it takes the dense and conv ones, and names the classes the file gives."""
+    runner.run(config_from_flags("--task=recurrent", "--rnn_units=32", "--epochs=2", "--max_train_examples=3000",
+                                 "--max_test_examples=500", f"--idx_dir={REAL_IDX_DIR}", f"--output_dir={tmp_path}",
+                                 "--tflite_variants=float32,int8", "--noonnx"))
+    model = tmp_path / "recurrent" / "model_int8.tflite"
+    images = idx.load_idx_split(REAL_IDX_DIR, "test")["image"][:40]
+    paths = []
+    for i, image in enumerate(images):
+        paths.append(str(tmp_path / f"{i:03d}.png"))
+        Image.fromarray(image[..., 0]).save(paths[-1])
+    names = (tmp_path / "recurrent" / "labels.txt").read_text().splitlines()
+    signature = Interpreter(model_path=str(model)).get_signature_runner()
+    rgb = np.repeat(images, 3, axis=-1)
+    own = [names[int(np.argmax(signature(image=rgb[i:i + 1])["probabilities"]))] for i in range(len(images))]
+    assert classify(mediapipe_python, "mediapipe_classify.py", model, paths) == own

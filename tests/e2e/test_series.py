@@ -157,3 +157,24 @@ def test_dlpipe_serve_answers_a_window_as_the_saved_model_does(stores):
     expected = saved(window=tf.constant(window))["forecast"].numpy()
     assert np.array(answer["predictions"]).shape == (2, 7) and "classifications" not in answer
     np.testing.assert_allclose(answer["predictions"], expected, rtol=1e-5)
+
+
+def test_the_default_forecaster_ships_an_int16x8_file_that_forecasts_a_trend_beyond_its_train_range(tmp_path):
+    """The test period of a trending series lies above every value the train period had: a file calibrated on
+    train windows alone clips it (its RMSE was 2.2× the float model's on AirPassengers)."""
+    from pipelines.exported import TFLiteModel
+    values = made.seasonal()
+    path = made.monthly_csv(tmp_path / "trend.csv", values)
+    records = runner.run(config_from_flags(f"--dataset={path}", "--time_column=month", "--label_column=passengers",
+                                           "--horizon=12", f"--output_dir={tmp_path}"))
+    exports = json.load(open(tmp_path / "dense" / artifacts.VERIFY))["exports"]
+    assert "int8" not in exports and exports["int16x8"]["passed"] and exports["int16x8"].get("shipped", True)
+    assert exports["int16x8"]["test_rmse"] < 1.1 * exports["keras"]["test_rmse"]
+    window = values[-24:].astype(np.float32)[None, :, None]
+    assert window.max() > values[:int(0.7 * len(values))].max() + 20  # beyond the train period's range
+    test_rmse = json.load(open(tmp_path / "dense" / artifacts.METRICS))["test_rmse"]
+    tflite = TFLiteModel(str(tmp_path / "dense" / "model_int16x8.tflite"))
+    forecast = tflite({"window": window})
+    reference = TFLiteModel(str(tmp_path / "dense" / "model.tflite"))({"window": window})
+    assert forecast.shape == (1, 12) and np.abs(forecast - reference).mean() < 0.1 * test_rmse
+    assert "verify" in [r.stage for r in records]
