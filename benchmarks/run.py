@@ -22,10 +22,12 @@
    folder's first pass against keras.utils.image_dataset_from_directory, and the bounded shuffle's accuracy.
 10. Predicting new data (benchmarks/predict.py): dlpipe-predict on 100,000 CSV rows and 2,000 PNG files against a
    plain Keras script doing the same (read, model.predict, write a CSV).
+11. Forecasts on real series (benchmarks/forecasts.py): dlpipe's defaults against statsforecast's AutoETS and
+   AutoARIMA and seasonal naive on nine monthly and quarterly series from the wheels; its own forecasts.md.
 
 Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.json and results.md.
 `python -m benchmarks.run train input` runs only the sections named (train, input, folder, numpy, distributed,
-serving, scale, predict).
+serving, scale, predict, forecasts).
 """
 
 import json
@@ -38,7 +40,7 @@ import time
 import keras
 import tensorflow as tf
 
-from benchmarks import distributed, predict, scale, serving
+from benchmarks import distributed, forecasts, predict, scale, serving
 from pipelines import artifacts, precision, runner
 from pipelines.context import Context
 from pipelines.data import idx, pipeline
@@ -281,7 +283,8 @@ def markdown(r: dict) -> str:
 
 
 def main(sections: list[str]) -> None:
-    wanted = set(sections) or {"train", "input", "folder", "numpy", "distributed", "serving", "scale", "predict"}
+    wanted = set(sections) or {"train", "input", "folder", "numpy", "distributed", "serving", "scale", "predict",
+                               "forecasts"}
     results = {"matmul_gflop_per_second": {"float32": matmul_peak(tf.float32),
                                            "bfloat16": matmul_peak(tf.bfloat16)}}
     if "train" in wanted:
@@ -304,6 +307,8 @@ def main(sections: list[str]) -> None:
         results["scale"] = scale.run()
     if "predict" in wanted:
         results["predict"] = predict.run()
+    if "forecasts" in wanted:
+        forecasts.main([])  # benchmarks/out/forecasts.md
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)

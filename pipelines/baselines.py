@@ -65,18 +65,26 @@ def drift(series) -> Forecast:
     return _per_window(series, lambda y, t, steps: y[t] + steps * ((y[t] - y[0]) / t if t else 0.0))
 
 
-def linear(series) -> Forecast:
-    """Least squares from a flattened window (and 1) to the next `horizon` values, fitted on the train windows."""
+def linear_weights(series) -> np.ndarray:
+    """Least squares from a window, standardised per column (series.scale()) and flattened, and 1 to the next
+    `horizon` values, fitted on (at most MAX_LINEAR_WINDOWS evenly spaced) train windows: [window · columns + 1,
+    horizon]. The forecaster family can ship it as a Dense layer (families/forecaster.py: linear_model)."""
     ends = series.ends["train"]
     ends = ends[np.linspace(0, len(ends) - 1, min(len(ends), MAX_LINEAR_WINDOWS)).astype(int)]
-    scale = series.scale()
-    mean, std = np.array(scale["mean"]), np.array(scale["std"])
+    weights, *_ = np.linalg.lstsq(_linear_design(series, windows(series, ends)), targets(series, ends), rcond=None)
+    return weights
 
-    def design(x):
-        flat = ((x - mean) / std).reshape(len(x), -1)
-        return np.hstack([flat, np.ones((len(x), 1))])
-    weights, *_ = np.linalg.lstsq(design(windows(series, ends)), targets(series, ends), rcond=None)
-    return lambda ends: design(windows(series, ends)) @ weights
+
+def _linear_design(series, x: np.ndarray) -> np.ndarray:
+    scale = series.scale()
+    flat = ((x - np.array(scale["mean"])) / np.array(scale["std"])).reshape(len(x), -1)
+    return np.hstack([flat, np.ones((len(x), 1))])
+
+
+def linear(series) -> Forecast:
+    """Least squares from a flattened window (and 1) to the next `horizon` values (linear_weights)."""
+    weights = linear_weights(series)
+    return lambda ends: _linear_design(series, windows(series, ends)) @ weights
 
 
 def statsforecast_model(model: str) -> Callable[..., Forecast]:

@@ -124,8 +124,18 @@ class NeedsLabels(Protocol):
         that needs none: a generator, unless conditional)."""
 
 
+class Choose(Protocol):
+    def __call__(self, trained: keras.Model, work: Workspace) -> tuple[keras.Model, dict]:
+        """What the run saves and ships, from the trained model (a forecaster: the candidate that forecasts the
+        validation windows best), and what was chosen and why (config.json's `chosen`)."""
+
+
 def _none(*args) -> list:
     return []
+
+
+def _trained(trained: keras.Model, work: Workspace) -> tuple[keras.Model, dict]:
+    return trained, {}
 
 
 def _labels(config: RunConfig) -> bool:
@@ -151,6 +161,7 @@ class Family:
     callbacks: Callbacks = _none         # for the train stage's fit
     tuning_callbacks: Callbacks = _none  # what every trial needs (one that logs the objective)
     initialize: Initialize = initialize_by_layer
+    choose: Choose = _trained
     answer: Answer | None = None         # None: the family answers no inputs (a generator draws samples instead)
     scorer: MakeScorer | None = None     # None: predictions are not scored
     # TFLite variants its defaults leave out (beside a task's own), each with why.

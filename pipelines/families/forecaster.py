@@ -13,8 +13,9 @@ says so when it loses (a random walk is best forecast by its last value: a netwo
 
 import keras
 import numpy as np
+from keras import layers
 
-from models.sequence import FORECAST, WINDOW
+from models.sequence import FORECAST, WINDOW, Standardize
 from pipelines import artifacts, baselines
 from pipelines.families import Asked, Family, Picture, Workspace
 from pipelines.families.regressor import ErrorScorer
@@ -27,6 +28,47 @@ INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)  # the coverages dlpipe-predict --interv
 
 # A forecast's steps are judged as a regressor's one value is (REGRESSOR_LIMITS), and it trains as one does.
 FORECASTER_LIMITS = REGRESSOR_LIMITS
+
+
+def linear_model(series, output: str = "linear_ar") -> keras.Model:
+    """The linear autoregression (baselines.linear_weights) as Keras layers: the window standardised, flattened,
+    and one Dense layer; it forecasts what the linear baseline does, from a raw window, in every exported file."""
+    scale = series.scale()
+    weights = baselines.linear_weights(series).astype(np.float32)
+    window = keras.Input(shape=(series.window, len(series.columns)), name=WINDOW)
+    x = Standardize(scale["mean"], scale["std"], name="linear_standardize", dtype="float32")(window)
+    x = layers.Flatten(name="linear_flatten", dtype="float32")(x)
+    dense = layers.Dense(series.horizon, name=output, dtype="float32")
+    forecast = dense(x)
+    dense.set_weights([weights[:-1], weights[-1]])
+    return keras.Model(window, forecast, name="linear_forecaster")
+
+
+def candidates(network: keras.Model, series) -> dict[str, keras.Model]:
+    """What the forecaster may ship, each a model from a raw window to the forecast: the trained network, the linear
+    autoregression, and their mean (a combination, which the M competitions found hard to beat)."""
+    linear = linear_model(series)
+    window = keras.Input(shape=network.inputs[0].shape[1:], name=WINDOW)
+    mean = layers.Average(name=FORECAST, dtype="float32")([network(window), linear(window)])
+    return {"network": network, "linear": linear_model(series, output=FORECAST),
+            "mean": keras.Model(window, mean, name=f"{network.name}_and_linear")}
+
+
+def choose(network: keras.Model, work: Workspace) -> tuple[keras.Model, dict]:
+    """The candidate whose forecasts of the validation windows have the smallest MAE (never the test period's), and
+    every candidate's validation MAE; the network itself when there is no validation window."""
+    batches = list(work.inputs.validation.as_numpy_iterator())
+    if not batches:
+        return network, {}
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches]).astype(np.float64)
+    models = candidates(network, work.data.series)
+    scored = {name: float(np.mean(np.abs(m.predict(x, verbose=0).astype(np.float64) - y)))
+              for name, m in models.items()}
+    chosen = min(scored, key=scored.get)
+    print(f"  ships the {chosen} forecaster: validation MAE " + ", ".join(
+        f"{name} {value:.4g}" for name, value in scored.items()) + f" on {len(x)} windows", flush=True)
+    return models[chosen], {"forecaster": chosen, "validation_mae": scored, "validation_windows": len(x)}
 
 
 def mase_scale(series) -> float:
@@ -79,6 +121,9 @@ def evaluate_forecaster(model: keras.Model, work: Workspace) -> dict:
                    step=series.step, test_windows=len(ends),
                    test_mae_per_step=np.mean(np.abs(predicted - truth), axis=0).tolist())
     metrics.update(intervals(model, work, predicted, truth))
+    chosen = artifacts.read_json(work.path(artifacts.CONFIG)).get("chosen") or {}
+    metrics.update({key: chosen[key] for key in ("forecaster", "validation_mae", "validation_windows")
+                    if key in chosen})
     print(f"  {metrics['verdict']}", flush=True)
     plot_forecasts(series, ends, predicted, truth, forecasts, work.path(FORECASTS_PNG))
     return metrics
@@ -171,8 +216,14 @@ def report_verdict(metrics: dict) -> list[str]:
     rows += [(name.replace("_", " "), *(f"{metrics.get(f'baseline_{name}_{m}', float('nan')):.4g}"
                                         for m in ("mae", "rmse", "mase"))) for name in baseline_names]
     table = ["| forecast | MAE | RMSE | MASE |", "|---|---|---|---|", *(f"| {' | '.join(r)} |" for r in rows)]
-    return [f"On {metrics['test_windows']} test windows (horizon {metrics['horizon']}, season {metrics['season']}): "
-            f"{metrics['verdict']}.", "", *table, ""]
+    lines = [f"On {metrics['test_windows']} test windows (horizon {metrics['horizon']}, season {metrics['season']}): "
+             f"{metrics['verdict']}.", "", *table, ""]
+    if "forecaster" in metrics:
+        scored = ", ".join(f"{name} {value:.4g}" for name, value in metrics["validation_mae"].items())
+        lines += [f"What ships (and is scored above as the network) is the {metrics['forecaster']} forecaster: the "
+                  f"candidate with the smallest MAE on the {metrics['validation_windows']} validation windows "
+                  f"({scored}; mean: the network's and the linear one's forecasts averaged).", ""]
+    return lines
 
 
 def answer_forecasts(values: np.ndarray, names, asked: Asked) -> dict[str, list]:
@@ -192,6 +243,6 @@ FORECASTER = Family(
     export_columns=ERROR_COLUMNS,
     pictures=(Picture(FORECASTS_PNG, "the test period's forecasts, and the error per step ahead against the "
                                      "baselines"),),
-    report=report_verdict, answer=answer_forecasts, scorer=ErrorScorer,
+    report=report_verdict, answer=answer_forecasts, scorer=ErrorScorer, choose=choose,
     left_out={"int8": "8-bit activations hold a window's raw values and the forecast too coarsely once they span "
                       "a trend's range (AirPassengers: test RMSE 1.33× the float model's); the int16x8 file ships"})

@@ -189,7 +189,9 @@ def _run_keras(ctx: Context) -> str:
 
 def save(ctx: Context, model: keras.Model, curves: dict[str, list[float]]) -> str:
     """model.keras, history.json, and config.json (what the model is: the settings train depends on, as
-    resolved, so the hyperparameters actually used); returns the summary line."""
+    resolved, so the hyperparameters actually used), the family's choice from the trained model what is saved;
+    returns the summary line."""
+    model, chosen = ctx.family.choose(model, ctx.workspace)
     weights = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in model.weights)
     artifacts.require_space(ctx.config.task_dir, 2 * weights, "saving the trained model")
     with artifacts.atomic_path(ctx.path(artifacts.MODEL)) as tmp:
@@ -197,7 +199,7 @@ def save(ctx: Context, model: keras.Model, curves: dict[str, list[float]]) -> st
     artifacts.write_json(ctx.path(artifacts.HISTORY), curves)
     trained = {name: getattr(ctx.config, name) for name in ctx.stage_settings}
     artifacts.write_json(ctx.path(artifacts.CONFIG), {**trained, "precision_reason": ctx.config.precision_reason,
-                                                      "trained_on": trained_on(ctx)})
+                                                      "trained_on": trained_on(ctx), "chosen": chosen})
     speed = curves.get("gflop_per_second", [])
     return " ".join([f"{name}={values[-1]:.4f}" for name, values in curves.items() if name.startswith("val_")]
                     + ([f"{sustained(speed):.0f} GFLOP/s"] if speed else []))

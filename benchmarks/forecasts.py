@@ -1,0 +1,94 @@
+"""Forecasts on real series against the field's tools (`python -m benchmarks.forecasts`; part of `make bench`).
+
+The panel is every monthly and quarterly series that ships inside wheels this project installs (statsforecast's
+AirPassengers; statsmodels' CO2 at Mauna Loa, El Niño sea temperatures and six quarterly US macro series), data
+nobody here wrote. Each runs as a user runs it: `dlpipe --dataset=series.csv --time_column=… --label_column=…
+--horizon=<a season>` with no other flag, through train and evaluate, and its metrics.json is read: the test
+windows' MAE of what dlpipe ships beside statsforecast's AutoETS and AutoARIMA and seasonal naive, fitted in the
+same run on the same train period and scored on the same windows (pipelines/baselines.py).
+
+The table is ratios of MAE (dlpipe over each; below 1, dlpipe is better) per series and their geometric mean.
+Results go to benchmarks/out/forecasts.json and forecasts.md.
+"""
+
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from benchmarks import config_of
+from pipelines import runner
+
+OUT = os.path.join(os.path.dirname(__file__), "out")
+BASELINES = ("autoets", "autoarima", "seasonal_naive", "linear")
+QUARTERLY = ("realgdp", "realcons", "realinv", "cpi", "m1", "unemp")
+
+
+def panel() -> dict[str, tuple[list[str], np.ndarray, int]]:
+    """name → (dates, values, horizon: one season)."""
+    import statsmodels.api as sm
+    from statsforecast.utils import AirPassengersDF
+    found = {"air_passengers": ([str(d)[:7] for d in AirPassengersDF["ds"]], AirPassengersDF["y"].to_numpy(), 12)}
+    co2 = sm.datasets.co2.load_pandas().data["co2"].resample("MS").mean().interpolate()
+    found["co2_monthly"] = ([str(d)[:7] for d in co2.index], co2.to_numpy(), 12)
+    elnino = sm.datasets.elnino.load_pandas().data
+    values = elnino.iloc[:, 1:].to_numpy().ravel()
+    dates = [f"{int(y)}-{m:02d}" for y in elnino["YEAR"] for m in range(1, 13)]
+    found["elnino"] = (dates, values, 12)
+    macro = sm.datasets.macrodata.load_pandas().data
+    dates = [f"{int(y)}-{3 * int(q) - 2:02d}-01" for y, q in zip(macro["year"], macro["quarter"])]
+    for column in QUARTERLY:
+        found[column] = (dates, macro[column].to_numpy(), 4)
+    return found
+
+
+def run_one(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int) -> dict:
+    path = os.path.join(folder, f"{name}.csv")
+    with open(path, "w") as f:
+        f.write("date,value\n" + "".join(f"{d},{v:.6g}\n" for d, v in zip(dates, values)))
+    runner.run(config_of(f"--dataset={path}", "--time_column=date", "--label_column=value", f"--horizon={horizon}",
+                         f"--output_dir={os.path.join(folder, name)}", "--stages=train,evaluate"))
+    task = next(d for d in os.listdir(os.path.join(folder, name)) if not d.startswith("."))
+    return json.load(open(os.path.join(folder, name, task, "metrics.json")))
+
+
+def main(names: list[str]) -> None:
+    series = panel()
+    rows = {}
+    with tempfile.TemporaryDirectory() as folder:
+        for name, (dates, values, horizon) in series.items():
+            if names and name not in names:
+                continue
+            m = run_one(folder, name, dates, values, horizon)
+            rows[name] = {"points": len(values), "horizon": horizon, "dlpipe": m["test_mae"],
+                          **{k: m.get(f"baseline_{k}_mae") for k in BASELINES},
+                          "coverage_80": m.get("test_interval_coverage", {}).get("0.8"),
+                          "chosen": m.get("forecaster", "network")}
+            print(name, rows[name], flush=True)
+    lines = ["| series | points | shipped | dlpipe MAE | / AutoETS | / AutoARIMA | / better of the two | "
+             "/ seasonal naive | 80% interval covers |", "|---|---|---|---|---|---|---|---|---|"]
+    ratios = {k: [] for k in ("autoets", "autoarima", "best", "seasonal_naive")}
+    for name, r in rows.items():
+        best = min(v for v in (r["autoets"], r["autoarima"]) if v is not None)
+        found = {"autoets": r["dlpipe"] / r["autoets"], "autoarima": r["dlpipe"] / r["autoarima"],
+                 "best": r["dlpipe"] / best, "seasonal_naive": r["dlpipe"] / r["seasonal_naive"]}
+        for k, v in found.items():
+            ratios[k].append(v)
+        coverage = f"{100 * r['coverage_80']:.0f}%" if r["coverage_80"] is not None else ""
+        lines.append(f"| {name} | {r['points']} | {r['chosen']} | {r['dlpipe']:.4g} | " + " | ".join(
+            f"{found[k]:.2f}" for k in ("autoets", "autoarima", "best", "seasonal_naive")) + f" | {coverage} |")
+    geometric = {k: float(np.exp(np.mean(np.log(v)))) for k, v in ratios.items() if v}
+    columns = ("autoets", "autoarima", "best", "seasonal_naive")
+    lines.append("| geometric mean | | | | " + " | ".join(f"{geometric[k]:.2f}" for k in columns) + " | |")
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "forecasts.json"), "w") as f:
+        json.dump({"series": rows, "geometric_mean": geometric}, f, indent=1)
+    with open(os.path.join(OUT, "forecasts.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
