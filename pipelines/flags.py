@@ -21,7 +21,7 @@ from pipelines.data.sources import DATASETS, SOURCES
 from pipelines.families.generator import DIFF_AUGMENT_BELOW
 from pipelines.stages import STAGE_ORDER
 from models import ARGUMENTS, MAX_WIDTH, pretrained
-from pipelines.tasks import TASKS
+from pipelines.tasks import FAMILIES, TASKS
 from tuning.oracles import ORACLES
 
 
@@ -232,8 +232,11 @@ HPARAMS_FILE = flags.DEFINE_string("hparams_file", D["hparams_file"], "Train wit
 # Export.
 TFLITE_VARIANTS = flags.DEFINE_list(
     "tflite_variants", D["tflite_variants"], "TFLite files to export and verify: float32 (model.tflite), "
-    "dynamic_range, float16, int8 (model_<variant>.tflite). Default: the task's, " + "; ".join(
-        f"{t.name} {','.join(t.default_variants)}" for t in TASKS.values()) + ".")
+    "dynamic_range, float16, int8, int16x8 (model_<variant>.tflite). Default: every variant but those the task and "
+    "the family its data make leave out: " + "; ".join(
+        f"{name} leaves out {','.join(left_out)}" for name, left_out in
+        [*((t.name, t.left_out) for t in TASKS.values()), *((f.name, f.left_out) for f in FAMILIES.values())]
+        if left_out) + " (one 8-bit file each: forecasters int16x8, the others int8).")
 ONNX = flags.DEFINE_bool("onnx", D["onnx"], "Also export model.onnx (the float model with model.tflite's inputs and "
                          "outputs, for ONNX Runtime on iOS, web and desktop) and verify it in onnxruntime.")
 REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(

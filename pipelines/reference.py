@@ -29,7 +29,7 @@ def task_table() -> str:
     rows = ["| task | learns | from | family | epochs, batch | learning rate, schedule | narrow type | TFLite |",
             "|---|---|---|---|---|---|---|---|"]
     for task in TASKS.values():
-        d = task.defaults("keras")
+        d = task.defaults("keras", task.family)  # on images (a series or a table: its family's 8-bit file)
         rows.append(f"| `{task.name}` | {task.summary} | {', '.join(task.modalities)} | {task.family.name} | "
                     f"{d['epochs']}, {d['batch_size']} | {d['learning_rate']:g}, {d['lr_schedule']} | "
                     f"{'where native' if task.mixed_precision else 'no'} | {', '.join(d['tflite_variants'])} |")
