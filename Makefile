@@ -10,6 +10,10 @@ STAMP := $(VENV)/.installed
 # has a venv of its own (the tests call it as a subprocess).
 MEDIAPIPE_VENV := .venv-mediapipe
 MEDIAPIPE_STAMP := $(MEDIAPIPE_VENV)/.installed
+# aeon, the reference MiniRocket and the UCR/UEA sets in its wheel, for benchmarks/sequences.py: its numba needs an
+# older NumPy than TensorFlow's, so it has a venv of its own too (only `make bench` builds it).
+AEON_VENV := .venv-aeon
+AEON_STAMP := $(AEON_VENV)/.installed
 IDX_DIR := /usr/share/datasets/fashion-mnist
 # The TFLite metadata code is generated from the published schema by flatc and kept in git, so a plain
 # `pip install .` needs no flatc; `make metadata` regenerates it, and a test checks the two agree (it needs flatc).
@@ -17,7 +21,7 @@ SCHEMA := pipelines/metadata/metadata_schema.fbs
 # Root runs apt-get directly; anyone else through sudo.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench docs setup data mediapipe flatc metadata clean
+.PHONY: run test bench docs setup data mediapipe aeon flatc metadata clean
 
 run: setup data
 	$(VENV)/bin/dlpipe --task=dense
@@ -25,7 +29,7 @@ run: setup data
 test: setup data mediapipe flatc
 	$(VENV)/bin/python -m pytest
 
-bench: setup data
+bench: setup data aeon
 	$(VENV)/bin/python -m benchmarks.run
 
 # docs/reference.md and README's task table, from the code (a test fails when they differ from it).
@@ -56,6 +60,14 @@ $(MEDIAPIPE_STAMP):
 	$(MEDIAPIPE_VENV)/bin/pip install --quiet mediapipe==0.10.21
 	touch $@
 
+aeon: $(AEON_STAMP)
+
+$(AEON_STAMP):
+	$(PYTHON) -m venv $(AEON_VENV)
+	$(AEON_VENV)/bin/pip install --quiet --upgrade pip
+	$(AEON_VENV)/bin/pip install --quiet aeon==1.6.0
+	touch $@
+
 # The offline default data: Debian's dataset-fashion-mnist, installed only when its files are not there.
 data:
 	@if [ -f $(IDX_DIR)/train-images-idx3-ubyte.gz ]; then :; \
@@ -64,4 +76,4 @@ data:
 	else echo "no apt-get: put Fashion-MNIST's four IDX .gz files in $(IDX_DIR) (see BUILD.md)"; fi
 
 clean:
-	rm -rf $(VENV) $(MEDIAPIPE_VENV) runs build dist *.egg-info
+	rm -rf $(VENV) $(MEDIAPIPE_VENV) $(AEON_VENV) runs build dist *.egg-info

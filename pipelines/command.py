@@ -14,7 +14,7 @@ from typing import Any, Callable
 from pipelines import artifacts, precision
 from pipelines import config as run_config
 from pipelines.config import RunConfig
-from pipelines.data import idx
+from pipelines.data import idx, sequences
 from pipelines.errors import PipelineError
 from pipelines.tasks import TASKS, family_of
 from models import pretrained
@@ -22,8 +22,27 @@ from models import pretrained
 Parse = Callable[[str, Any], Any]  # (flag name, value) → the value as that flag would take it, or ValueError
 
 
+# Without --task: the task a sequences file gets (the UCR/UEA archive's layout, or a long file of series to
+# classify), chosen by its accuracy against sktime's MiniRocket (docs/time-series.md); anything else gets --task's
+# default.
+SEQUENCES_TASK = "rocket"
+
+
+def chosen_task(values: dict[str, Any], explicit: set[str]) -> str:
+    """--task if given; else the sequence classifier for a file of sequences; else --task's default."""
+    if "task" in explicit:
+        return values["task"]
+    dataset = values["dataset"] or ""
+    long_sequences = values["time_column"] and values["series_id_column"] and (
+        values["problem"] == "classification" or (os.path.isfile(dataset) and
+                                                  sequences.has_class_labels(dataset, values["label_column"])))
+    archive = not values["time_column"] and values["dataset"] and sequences.is_archive_file(values["dataset"])
+    return SEQUENCES_TASK if long_sequences or archive else values["task"]
+
+
 def to_config(values: dict[str, Any], explicit: set[str], parse: Parse) -> RunConfig:
     """The RunConfig of the flags' `values`, those `explicit` given on the command line."""
+    values = {**values, "task": chosen_task(values, explicit)}
     task = TASKS[values["task"]]
     fields = {field.name: _typed(values[field.name]) for field in dataclasses.fields(RunConfig)
               if field.name not in run_config.DERIVED}

@@ -320,7 +320,8 @@ def _known_dataset(dataset):
 
 
 @flags.multi_flags_validator(["task", "dataset"], message="this --dataset does not fit this --task; " + "; ".join(
-    f"{t.name} takes {','.join(t.datasets)}" for t in TASKS.values()))
+    f"{t.name} takes {','.join(t.datasets) or 'files of ' + ' or '.join(t.modalities) + ' only'}"
+    for t in TASKS.values()))
 def _dataset_fits_task(values):
     return values["dataset"] not in DATASETS or values["dataset"] in TASKS[values["task"]].datasets
 

@@ -30,8 +30,10 @@ def task_table() -> str:
             "|---|---|---|---|---|---|---|---|"]
     for task in TASKS.values():
         d = task.defaults("keras", task.family)  # on images (a series or a table: its family's 8-bit file)
+        trained = (f"{d['epochs']}, {d['batch_size']} | {d['learning_rate']:g}, {d['lr_schedule']}" if not task.solve
+                   else "closed form | none")
         rows.append(f"| `{task.name}` | {task.summary} | {', '.join(task.modalities)} | {task.family.name} | "
-                    f"{d['epochs']}, {d['batch_size']} | {d['learning_rate']:g}, {d['lr_schedule']} | "
+                    f"{trained} | "
                     f"{'where native' if task.mixed_precision else 'no'} | {', '.join(d['tflite_variants'])} |")
     return "\n".join(rows)
 

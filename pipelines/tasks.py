@@ -10,6 +10,7 @@ a task another family.
 import dataclasses
 import inspect
 import json
+import itertools
 import typing
 from typing import Any, Callable, Sequence
 
@@ -23,6 +24,7 @@ from models.dense import build_dense_classifier
 from models.gan import build_gan
 from models.gan import depth as gan_depth
 from models.recurrent import adapt_vocabulary, build_recurrent_classifier
+from models import rocket
 from models.backbones import build_preset_image_classifier
 from models.pretrained import build_preset_text_classifier
 from models.transformer import build_transformer_classifier
@@ -49,7 +51,8 @@ class Task:
     build_model: Callable[..., keras.Model]
     # Keyword arguments of build_model, each also a flag of the same name: one name from flag to builder to tuner.
     hparams: tuple[str, ...]
-    search_space: Space  # hp → how tuning samples each of those arguments (tuning/search_spaces.py)
+    # hp → how tuning samples each of those arguments (tuning/search_spaces.py); None: nothing to tune by trials.
+    search_space: Space | None
     epochs: int
     batch_size: int
     learning_rate: float = 1e-3
@@ -73,6 +76,9 @@ class Task:
     # (image size) -> None, or a BuildError for a --image_size its model cannot take (the GAN draws squares that
     # halve down to a few pixels): checked before any image is read, so the size is named, not the pictures.
     image_size_check: Callable[[tuple[int, int]], Any] | None = None
+    # (model, inputs) -> what it fitted: the model fitted in closed form instead of by gradient steps (MiniRocket's
+    # biases and ridge head); None: trained by its trainer's `fit`.
+    solve: Callable[[keras.Model, Any], dict[str, float]] | None = None
 
     def check_image_size(self, image_size: tuple[int, int] | None) -> None:
         if image_size is not None and self.image_size_check is not None:
@@ -192,6 +198,16 @@ def text_vocabulary(train: tf.data.Dataset) -> dict[str, Any]:
     return {"vocabulary": adapt_vocabulary(train.map(lambda x, y: x))}
 
 
+def rocket_fit(model: keras.Model, inputs) -> dict[str, float]:
+    """MiniRocket's closed-form fit (models/rocket.py) on every labelled series but the test split's: the train
+    split and the validation split carved from it (its ridge penalty is chosen by leave-one-out instead)."""
+    labelled = itertools.chain(inputs.examples.batch(256).as_numpy_iterator(),
+                               inputs.validation.as_numpy_iterator())
+    return rocket.fit(model, labelled)
+
+
+ROCKET_8_BITS = ("8-bit weights or activations move convolution outputs across the biases its features count: on "
+                 "OSULeaf the {} file agreed with Keras on {} of test series (docs/time-series.md)")
 IMAGE_DATASETS = ("fashion_mnist", "mnist", "cifar10")
 # Every task's defaults were chosen by measurement: docs/tasks.md has the figures and what they were chosen over.
 TASKS: dict[str, Task] = {t.name: t for t in (
@@ -223,6 +239,13 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          modalities=("image", "text", "series"),
          left_out={"int16x8": "TFLite has no 16×8 kernel for one of its ops (NEG)"},
          from_preset=build_preset_text_classifier),
+    Task(name="rocket", summary="MiniRocket: fixed dilated kernels over a sequence, a ridge classifier on their "
+         "features", datasets=(), to_example=sequence_example, build_model=rocket.build_rocket_classifier,
+         hparams=("num_features",), search_space=None, epochs=1, batch_size=64, modalities=("series",),
+         solve=rocket_fit,
+         left_out={"dynamic_range": ROCKET_8_BITS.format("dynamic-range", "22%"),
+                   "int8": ROCKET_8_BITS.format("int8", "17%"),
+                   "int16x8": "TFLite has no 16×8 kernel for its normalisation's SQRT"}),
     Task(name="gan", summary="DCGAN that learns to generate the images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),

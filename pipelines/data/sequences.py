@@ -34,6 +34,7 @@ from pipelines.errors import PipelineError
 
 SCALINGS = ("train", "each")  # one mean and std from the train series, or each series by its own
 SPLIT_SEED = 0
+MIN_STEPS = 10  # a header-less file of numbers with more columns than this is an archive of series
 
 
 @dataclasses.dataclass(frozen=True)
@@ -55,6 +56,33 @@ class Sequences:
         std = values.std(axis=0)
         return {"mean": values.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist(), "classify": True,
                 "each": self.scaling == "each"}
+
+
+def is_archive_file(path: str) -> bool:
+    """Whether `path` is laid out as the UCR/UEA archive's files are: no header, every cell a number (or missing)
+    but at most one (a class name), more than MIN_STEPS cells a row. Given one without --task, dlpipe classifies
+    its rows as sequences."""
+    if not os.path.isfile(path) or not path.lower().endswith((".csv", ".tsv", ".txt")):
+        return False
+    try:
+        first = next(tables.read_rows(path), None)
+    except PipelineError:
+        return False
+    words = [cell for cell in first or () if not tables.is_number(cell) and cell.lower() not in tables.MISSING]
+    return bool(first) and len(first) > MIN_STEPS and len(words) <= 1
+
+
+def has_class_labels(path: str, label_column: str | None) -> bool:
+    """Whether a long file's first data row holds a word (a class, not a value to forecast) in `label_column`."""
+    try:
+        rows = tables.read_rows(path)
+        header, first = next(rows, None), next(rows, None)
+    except PipelineError:
+        return False
+    if not header or not first or label_column not in header or len(first) != len(header):
+        return False
+    cell = first[header.index(label_column)]
+    return not tables.is_number(cell) and cell.lower() not in tables.MISSING
 
 
 def _header(first: list[str], label_column: str | None) -> list[str] | None:

@@ -50,7 +50,7 @@ def resolve_epochs(ctx: Context) -> Context:
     """The task's epochs, or (--epochs not given) enough of them, or of passes over the train split an epoch (the
     family's choice), for the family's minimum of steps on a small data set."""
     config, steps, least = ctx.config, ctx.inputs.steps_per_epoch, ctx.family.min_train_steps
-    if "epochs" in config.explicit or config.epochs * steps >= least:
+    if "epochs" in config.explicit or config.epochs * steps >= least or ctx.task.solve:
         return ctx
     more = math.ceil(least / steps)
     if ctx.family.repeat_small_data:
@@ -165,7 +165,8 @@ def fit(ctx: Context, model: keras.Model, watchers: list) -> None:
 def run(ctx: Context) -> StageResult:
     """Trains the model; returns, beside its summary, the config and inputs it resolved (StageResult)."""
     ctx = resolve_epochs(resolve_hyperparameters(ctx))
-    line = _run_numpy(ctx) if ctx.config.trainer == "numpy" else _run_keras(ctx)
+    line = (_run_numpy(ctx) if ctx.config.trainer == "numpy" else _run_solved(ctx) if ctx.task.solve
+            else _run_keras(ctx))
     return StageResult(line, config=ctx.config, inputs=ctx.inputs)
 
 
@@ -222,6 +223,20 @@ def trained_on(ctx: Context) -> dict:
         described.update(label_column=data.sequences.label_column, steps=data.sequences.steps,
                          columns=list(data.sequences.columns), **data.sequences.layout)
     return described
+
+
+def _run_solved(ctx: Context) -> str:
+    """A task fitted in closed form (Task.solve: MiniRocket's biases and ridge head): no epochs, so no resume
+    state; history.json holds what the fit chose."""
+    for folder in (artifacts.CHECKPOINTS, artifacts.LOGS, artifacts.BACKUP):
+        artifacts.remove(ctx.path(folder))
+    keras.utils.set_random_seed(ctx.config.seed)
+    model = build(ctx)
+    print(f"{model.name}: fitted in closed form on {ctx.inputs.num_train} train and {ctx.inputs.num_validation} "
+          f"validation examples from {ctx.data.source}", flush=True)
+    fitted = ctx.task.solve(model, ctx.inputs)
+    print("  " + ", ".join(f"{name} {value:.4g}" for name, value in fitted.items()), flush=True)
+    return save(ctx, model, {name: [value] for name, value in fitted.items()})
 
 
 def _run_numpy(ctx: Context) -> str:

@@ -227,6 +227,9 @@ TENSORBOARD = "tensorboard"  # tuning/tensorboard/: the sweep in TensorBoard (`t
 
 
 def run(ctx: Context) -> str:
+    if ctx.task.search_space is None:
+        raise PipelineError(f"--task={ctx.task.name} has nothing to tune by trials (it is fitted in closed form and "
+                            "chooses its own regularization): drop tune from --stages")
     if not is_worker():  # the chief owns the folder; a worker joins the chief's sweep
         claim_sweep(ctx)  # before loading any data: a refused sweep costs nothing
     config, task, inputs = ctx.config, ctx.task, ctx.inputs

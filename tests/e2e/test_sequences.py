@@ -3,6 +3,7 @@ nearest-neighbour baseline, the exports' parity, dlpipe-predict on new rows with
 UCR-style header-less TSV with its own test file."""
 
 import csv
+import dataclasses
 import json
 import os
 
@@ -113,3 +114,36 @@ def test_a_long_file_of_recordings_trains_one_classifier_and_names_each_recordin
                                       str(tmp_path / "p.csv"), Asked("activity"))
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
     assert [r["recording"] for r in rows] == [f"rec{i:03d}" for i in range(9)] and summary.scores["examples"] == 9
+
+
+def test_without_a_task_an_archive_file_gets_minirocket_which_ships_and_verifies(tmp_path):
+    train = made.wide_csv(tmp_path / "Shapes_TRAIN.tsv", 120, header=False, sep="\t")
+    test = made.wide_csv(tmp_path / "Shapes_TEST.tsv", 60, seed=7, header=False, sep="\t")
+    records = runner.run(config_from_flags(f"--dataset={train}", "--label_column=0", f"--test_dataset={test}",
+                                           f"--output_dir={tmp_path}"))
+    assert [r.stage for r in records] == ["train", "evaluate", "export", "verify", "report"]
+    metrics = json.load(open(tmp_path / "rocket" / artifacts.METRICS))
+    assert metrics["test_accuracy"] >= 0.95 and metrics["test_accuracy"] >= metrics["baseline_1nn_accuracy"]
+    exports = json.load(open(tmp_path / "rocket" / artifacts.VERIFY))
+    assert exports["passed"] and {"savedmodel", "float32", "float16", "onnx"} <= set(exports["exports"])
+    assert exports["exports"]["float32"]["top1_agreement"] == 1.0
+    history = json.load(open(tmp_path / "rocket" / artifacts.HISTORY))
+    assert history["examples"] == [120] and history["features"] == [9996]  # train and validation, no epochs
+
+
+def test_without_a_task_a_long_file_of_labelled_recordings_gets_minirocket(tmp_path):
+    path = made.long_csv(tmp_path / "motions.csv", 60)
+    config = config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
+                               "--label_column=activity", f"--output_dir={tmp_path}")
+    assert config.task == "rocket"
+    runner.run(dataclasses.replace(config, stages=("train", "evaluate")))
+    assert json.load(open(tmp_path / "rocket" / artifacts.METRICS))["test_accuracy"] > 0.8
+    assert config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
+                             "--label_column=acc").task == "dense"  # a value to forecast
+
+
+def test_the_rocket_has_nothing_to_tune_and_says_so(tmp_path):
+    train = made.wide_csv(tmp_path / "s.tsv", 30, header=False, sep="\t")
+    assert_one_line_error(cli_in_process(f"--dataset={train}", "--label_column=0", "--stages=tune",
+                                         f"--output_dir={tmp_path}"),
+                          "--task=rocket has nothing to tune by trials", "drop tune from --stages")

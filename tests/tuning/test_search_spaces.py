@@ -12,15 +12,17 @@ from tuning.hypermodel import TaskHyperModel
 from tuning.search_spaces import sample
 
 SHAPES = {name: (28, 28, 1) for name in TASKS}
+# rocket has nothing to tune
+TUNED = sorted(name for name, task in TASKS.items() if task.search_space is not None)
 
 
-@pytest.mark.parametrize("task_name", sorted(TASKS))
+@pytest.mark.parametrize("task_name", TUNED)
 def test_every_space_names_only_its_builders_arguments(task_name):
     hparams = sample(TASKS[task_name].search_space, kt.HyperParameters())
     assert set(hparams) <= set(TASKS[task_name].hparams)
 
 
-@pytest.mark.parametrize("task_name", sorted(TASKS))
+@pytest.mark.parametrize("task_name", TUNED)
 def test_hypermodel_builds_the_tasks_own_model_compiled(task_name):
     config = config_from_flags(f"--task={task_name}")
     model = TaskHyperModel(TASKS[task_name], config, SHAPES[task_name], 10, fixed={}).build(kt.HyperParameters())
@@ -72,7 +74,7 @@ def test_a_trial_frees_the_graphs_of_the_trials_before_it():
     assert graphs[-1] <= graphs[0], graphs  # without the fix: grows by the train function's graphs every trial
 
 
-@pytest.mark.parametrize("task_name", sorted(TASKS))
+@pytest.mark.parametrize("task_name", TUNED)
 def test_every_space_defaults_to_its_builders_defaults(task_name):
     """The unflagged model is the space's default point: Bayesian search starts there, every oracle tries it."""
     hparams = sample(TASKS[task_name].search_space, kt.HyperParameters())

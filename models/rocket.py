@@ -1,0 +1,264 @@
+"""MiniRocket (Dempster, Schmidt and Webb, KDD 2021) in Keras: a series classifier whose features are fixed.
+
+    window [steps, channels] → z-normalised (models/sequence.py) → for each dilation d (up to 32, log-spaced up to
+    (steps − 1) / 8): the 84 kernels of length 9 whose weights are −1 but three 2s, dilated by d, each over a random
+    subset of the channels → for each kernel, the proportion of its outputs above each of its biases (PPV) →
+    about 10,000 features → Dense(classes), a ridge regression fitted in closed form
+
+Nothing is learned by gradient steps. The biases are quantiles of each kernel's output on a random train series
+(`fit_biases`, from a fixed seed); the head is scikit-learn's RidgeClassifierCV on the features scaled by their
+spread (its regularization chosen by leave-one-out cross-validation), folded into one Dense layer, with a
+temperature fitted on the validation split so that its softmax is a calibrated probability. The kernels alternate
+between zero padding and none, as the paper's do: a padded kernel's PPV is over every step, an unpadded one's over
+the steps its window fits. `tests/models/test_rocket.py` checks the features against a NumPy implementation of the
+paper's algorithm.
+
+Every op is a TFLite builtin (CONV_2D with dilation, GATHER, GREATER, CAST, MEAN), so the model ships like any
+other.
+"""
+
+import itertools
+from typing import Sequence
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from models import BuildError
+from models.sequence import Window
+
+KERNEL_LENGTH = 9
+# The 84 kernels: three of the nine positions weigh 2, the others −1 (so every kernel's weights sum to 0).
+TWOS = np.array(list(itertools.combinations(range(KERNEL_LENGTH), 3)))
+KERNELS = np.full((KERNEL_LENGTH, len(TWOS)), -1.0, np.float32)
+for _j, _positions in enumerate(TWOS):
+    KERNELS[_positions, _j] = 2.0
+# The series is rounded to multiples of this before the convolutions. A feature is a step function of a convolution
+# output; computed in a different order (another batch size, another runtime), a float sum moves by a rounding
+# error, and an output that close to its bias flips the feature (the float files then differed from Keras by up to
+# 2.5e-4 in a logit). On this grid every output is a sum of integer multiples of 2^-10 well within float32's 24
+# bits, exact in any order: every runtime computes the same features. (z-normalised values move by at most 5e-4.)
+GRID = 2.0 ** -10
+NUM_FEATURES = 10_000
+MAX_DILATIONS = 32
+SEED = 0
+
+
+def dilations(steps: int, num_features: int = NUM_FEATURES) -> tuple[np.ndarray, np.ndarray]:
+    """The dilations (log-spaced from 1 to (steps − 1) / 8, unique) and how many biases each kernel has at each:
+    about `num_features` / 84 per kernel in all, in proportion to how often a dilation came up before rounding."""
+    per_kernel = max(num_features // len(TWOS), 1)
+    count = min(per_kernel, MAX_DILATIONS)
+    exponent = np.log2(max((steps - 1) / (KERNEL_LENGTH - 1), 1.0))
+    found, times = np.unique(np.logspace(0, exponent, count, base=2).astype(np.int32), return_counts=True)
+    features = (times * (per_kernel / count)).astype(np.int32)
+    for i in range(per_kernel - int(features.sum())):
+        features[i % len(features)] += 1
+    return found, features
+
+
+def quantiles(n: int) -> np.ndarray:
+    """A low-discrepancy sequence in (0, 1): the fractional parts of k · golden ratio, k = 1 … n."""
+    return (np.arange(1, n + 1) * ((np.sqrt(5) + 1) / 2)) % 1
+
+
+def channel_masks(channels: int, count: int, seed: int = SEED) -> np.ndarray:
+    """[count, channels, 84]: which channels each kernel reads at each dilation (all of one channel's; for several,
+    a random subset of 1 … min(channels, 9), log-uniformly many, as MiniRocket's multivariate form draws them)."""
+    masks = np.zeros((count, channels, len(TWOS)), np.float32)
+    if channels == 1:
+        masks[:] = 1.0
+        return masks
+    rng = np.random.default_rng(seed)
+    exponent = np.log2(min(channels, KERNEL_LENGTH) + 1)
+    for d in range(count):
+        for j in range(len(TWOS)):
+            taken = int(2 ** rng.uniform(0, exponent))
+            masks[d, rng.choice(channels, max(1, min(taken, channels)), replace=False), j] = 1.0
+    return masks
+
+
+def padded(dilation_index: int, kernel_index: int) -> bool:
+    """Whether a kernel's PPV is over every step (zero padding) or only where its window fits: they alternate."""
+    return (dilation_index + kernel_index) % 2 == 0
+
+
+def on_grid(x):
+    """The series rounded to GRID (NumPy or a tensor)."""
+    return (np.round(x / GRID) if isinstance(x, np.ndarray) else ops.round(x / GRID)) * GRID
+
+
+def convolve(x: np.ndarray, dilation: int, mask: np.ndarray) -> np.ndarray:
+    """[steps, channels] → [steps, 84]: every kernel at `dilation` over its channels (`mask`), zero padding, on the
+    series rounded to GRID."""
+    steps = len(x)
+    x = on_grid(x.astype(np.float32)).astype(np.float64)
+    pad = (KERNEL_LENGTH - 1) * dilation // 2
+    wide = np.pad(x, ((pad, pad), (0, 0)))
+    shifted = np.stack([wide[k * dilation:k * dilation + steps] for k in range(KERNEL_LENGTH)])  # [9, steps, ch]
+    return np.einsum("ksc,kj,cj->sj", shifted, KERNELS, mask)
+
+
+def fit_biases(series: np.ndarray, steps: int, num_features: int = NUM_FEATURES, seed: int = SEED) -> list:
+    """Per dilation, [84, biases]: quantiles of each kernel's output on one random train series (the paper's
+    choice: biases that cut real outputs, in 0.0x s). `series`: [n, steps, channels], as the model's first layer
+    outputs them (z-normalised)."""
+    found, per = dilations(steps, num_features)
+    masks = channel_masks(series.shape[-1], len(found), seed)
+    rng = np.random.default_rng(seed)
+    q = quantiles(len(TWOS) * int(per.sum()))
+    biases, start = [], 0
+    for d, (dilation, count) in enumerate(zip(found, per)):
+        row = np.zeros((len(TWOS), count), np.float32)
+        for j in range(len(TWOS)):
+            output = convolve(series[rng.integers(len(series))], int(dilation), masks[d])[:, j]
+            row[j] = np.quantile(output, q[start:start + count])
+            start += count
+        biases.append(row)
+    return biases
+
+
+def features(series: np.ndarray, biases: list, num_features: int = NUM_FEATURES, seed: int = SEED) -> np.ndarray:
+    """The features in NumPy, as the paper computes them ([n, steps, channels] → [n, features]): the reference the
+    Keras layer is tested against."""
+    steps = series.shape[1]
+    found, per = dilations(steps, num_features)
+    masks = channel_masks(series.shape[-1], len(found), seed)
+    rows = []
+    for x in series:
+        row = []
+        for d, dilation in enumerate(found):
+            output = convolve(x, int(dilation), masks[d])
+            pad = (KERNEL_LENGTH - 1) * int(dilation) // 2
+            for j in range(len(TWOS)):
+                c = output[:, j] if padded(d, j) else output[pad:steps - pad, j]
+                row.extend((c[:, None] > biases[d][j][None, :]).mean(axis=0))
+        rows.append(row)
+    return np.asarray(rows, np.float32)
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class MiniRocket(layers.Layer):
+    """[batch, steps, channels] → [batch, features]: the PPV of every kernel, dilation and bias, in the order of
+    `features` (dilation, then kernel, then bias). The biases are weights set by `fit_biases` (not trained)."""
+
+    # Its outputs are step functions of the input: verify judges the float files' mean difference from Keras, as
+    # an input a rounding error from a step flips a feature (families/classifier.py).
+    step_function = True
+
+    def __init__(self, steps: int, channels: int, num_features: int = NUM_FEATURES, seed: int = SEED, **kwargs):
+        super().__init__(**kwargs)
+        self.steps, self.channels, self.num_features, self.seed = steps, channels, num_features, seed
+        self.dilations, self.per = dilations(steps, num_features)
+        self.masks = channel_masks(channels, len(self.dilations), seed)
+
+    def build(self, input_shape):
+        self.biases = [self.add_weight(shape=(len(TWOS), int(count)), initializer="zeros", trainable=False,
+                                       name=f"biases_{d}") for d, count in enumerate(self.per)]
+
+    @property
+    def feature_count(self) -> int:
+        return len(TWOS) * int(self.per.sum())
+
+    def call(self, x):
+        x = on_grid(x)
+        found = []
+        for d, dilation in enumerate(self.dilations):
+            dilation = int(dilation)
+            kernel = (KERNELS[:, None, :] * self.masks[d][None]).astype(np.float32)  # [9, channels, 84]
+            output = ops.conv(x, kernel, padding="same", dilation_rate=dilation)      # [batch, steps, 84]
+            pad = (KERNEL_LENGTH - 1) * dilation // 2
+            groups = []
+            for is_padded in (True, False):
+                chosen = [j for j in range(len(TWOS)) if padded(d, j) == is_padded]
+                part = ops.take(output if is_padded else output[:, pad:self.steps - pad], chosen, axis=2)
+                bias = ops.take(self.biases[d], chosen, axis=0)                         # [kernels, biases]
+                groups.append((chosen, ops.mean(ops.cast(part[..., None] > bias, "float32"), axis=1)))
+            order = np.argsort([j for chosen, _ in groups for j in chosen])  # back to kernel order
+            ppv = ops.take(ops.concatenate([g for _, g in groups], axis=1), order, axis=1)  # [batch, 84, biases]
+            found.append(ops.reshape(ppv, (-1, len(TWOS) * int(self.per[d]))))
+        return ops.concatenate(found, axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.feature_count)
+
+    def get_config(self):
+        return {**super().get_config(), "steps": self.steps, "channels": self.channels,
+                "num_features": self.num_features, "seed": self.seed}
+
+
+FEATURES = "minirocket"  # the features layer's name: what the closed-form fit reads
+
+
+def build_rocket_classifier(input_shape: Sequence[int], num_classes: int, *, num_features: int = NUM_FEATURES,
+                            series_scale: dict | None = None) -> keras.Model:
+    """A window of a sequence → logits. The biases and the head are zeros until `fit` sets them from the train
+    split."""
+    if series_scale is None or not series_scale.get("classify"):
+        raise BuildError("task", "rocket classifies sequences (a file of series with a class each); to forecast a "
+                         "series use --task=dense, conv or recurrent")
+    window = Window(input_shape, series_scale)
+    steps, channels = input_shape
+    found = MiniRocket(steps, channels, num_features, name=FEATURES, dtype="float32")(window.relative)
+    return window.output(found, num_classes, "minirocket_forecaster")
+
+
+ALPHAS = np.logspace(-3, 3, 10)  # the ridge penalties cross-validated (the paper's and sktime's)
+# The softmax's sharpness: from flat to 10 × a decision of ±1 (e^20 to 1). Not more: a feature is a step function,
+# and a convolution output within float rounding of its bias flips it between two correct computations (batch
+# sizes take different kernels); a larger scale would carry that flip to the logits past the float files' 1e-4.
+TEMPERATURES = np.logspace(-1, 1, 21)
+
+
+def fit(model: keras.Model, batches) -> dict:
+    """Sets the biases and the head of a built rocket model from labelled windows (`batches`: an iterable of
+    (window batch, label batch) NumPy pairs: every labelled series but the test split's); returns what was fitted.
+    Deterministic: no gradient steps, no validation split held back (the ridge penalty is chosen by leave-one-out
+    cross-validation, and the leave-one-out decisions fit the temperature)."""
+    from sklearn.linear_model import RidgeClassifierCV
+    rocket = model.get_layer(FEATURES)
+    windows, labels = _stacked(batches)
+    normalized = keras.Model(model.inputs, rocket.input).predict(windows, verbose=0)
+    rocket.set_weights(fit_biases(normalized, rocket.steps, rocket.num_features, rocket.seed))
+    found = keras.Model(model.inputs, rocket.output).predict(windows, verbose=0)
+    spread = found.std(axis=0)
+    spread = np.where(spread > 0, spread, 1.0)
+    ridge = RidgeClassifierCV(alphas=ALPHAS).fit(found / spread, labels)
+    head = model.layers[-1]
+    kernel = np.zeros((found.shape[1], head.units), np.float32)
+    bias = np.zeros(head.units, np.float32)
+    known = ridge.classes_.astype(int)
+    coef, intercept = np.atleast_2d(ridge.coef_), np.atleast_1d(ridge.intercept_)
+    # Leave-one-out decisions at the chosen penalty, [n, decisions] (with a scoring, cv_results_ holds them).
+    again = RidgeClassifierCV(alphas=[ridge.alpha_], scoring="accuracy", store_cv_results=True)
+    held_out = again.fit(found / spread, labels).cv_results_.reshape(len(labels), -1)
+    logits = np.zeros((len(labels), head.units))
+    if len(coef) == 1:  # two classes, one decision: positive for the second
+        known = known[1:]
+    kernel[:, known] = (coef / spread).T
+    bias[known] = intercept
+    logits[:, known] = held_out
+    temperature = _temperature(logits, labels)
+    head.set_weights([kernel * temperature, bias * temperature])
+    return {"alpha": float(ridge.alpha_), "temperature": temperature, "features": int(found.shape[1]),
+            "examples": int(len(labels)),
+            "train_accuracy": float(np.mean(np.argmax(found @ kernel + bias, 1) == labels)),
+            "leave_one_out_accuracy": float(np.mean(np.argmax(logits, 1) == labels))}
+
+
+def _stacked(batches) -> tuple[np.ndarray, np.ndarray]:
+    pairs = list(batches)
+    if not pairs:
+        return np.zeros((0,)), np.zeros((0,), np.int64)
+    return np.concatenate([x for x, _ in pairs]), np.concatenate([y for _, y in pairs]).astype(np.int64)
+
+
+def _temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The scale of the ridge decisions whose softmax has the smallest cross-entropy on held-out labels (a ridge
+    decision is not a log-probability: this makes its softmax one, without changing the argmax)."""
+    def loss(t):
+        z = t * logits
+        z = z - z.max(axis=1, keepdims=True)
+        log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return -np.mean(log_p[np.arange(len(labels)), labels])
+    return float(min(TEMPERATURES, key=loss))

@@ -1,0 +1,81 @@
+"""MiniRocket in Keras (models/rocket.py): its features against the paper's algorithm written here in plain NumPy
+loops, its dilations and biases as the paper sets them, and a deterministic closed-form fit that classifies."""
+
+import itertools
+
+import keras
+import numpy as np
+import pytest
+
+from models import rocket
+from tests import series as made
+
+
+def paper_features(x: np.ndarray, biases: list, dilations, per, masks) -> np.ndarray:
+    """Dempster et al. 2021's transform for one z-normalised series [steps, channels], loop by loop: each of the
+    84 kernels (−1 everywhere, 2 at three of nine positions) at each dilation, zero padding; the PPV over every
+    step for kernels with even (dilation index + kernel index), over the unpadded steps otherwise."""
+    steps = len(x)
+    x = np.round(x / rocket.GRID) * rocket.GRID  # the layer's grid (the paper's series are already on one)
+    out = []
+    for d, dilation in enumerate(dilations):
+        pad = 4 * dilation
+        for j, twos in enumerate(itertools.combinations(range(9), 3)):
+            weights = [2.0 if k in twos else -1.0 for k in range(9)]
+            c = np.zeros(steps)
+            for t in range(steps):
+                for k in range(9):
+                    at = t + (k - 4) * dilation
+                    if 0 <= at < steps:
+                        c[t] += weights[k] * x[at][masks[d][:, j] > 0].sum()
+            window = c if (d + j) % 2 == 0 else c[pad:steps - pad]
+            out += [np.mean(window > b) for b in biases[d][j][:per[d]]]
+    return np.array(out)
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_the_keras_features_are_the_papers(channels):
+    rng = np.random.default_rng(0)
+    train = rng.normal(size=(8, 40, channels)).astype(np.float32)
+    model = rocket.build_rocket_classifier((40, channels), 2, num_features=840,
+                                           series_scale={"classify": True, "each": True, "mean": [0.0] * channels,
+                                                         "std": [1.0] * channels})
+    layer = model.get_layer(rocket.FEATURES)
+    normalized = keras.Model(model.inputs, layer.input).predict(train, verbose=0)
+    layer.set_weights(rocket.fit_biases(normalized, 40, 840))
+    found = keras.Model(model.inputs, layer.output).predict(train[:3], verbose=0)
+    for i in range(3):
+        expected = paper_features(normalized[i], layer.get_weights(), layer.dilations, layer.per, layer.masks)
+        np.testing.assert_allclose(found[i], expected, atol=1e-6)
+    assert found.shape == (3, layer.feature_count) and layer.feature_count == 84 * 10
+
+
+def test_dilations_and_quantiles_follow_the_paper():
+    dilations, per = rocket.dilations(150)
+    assert dilations[0] == 1 and dilations[-1] <= (150 - 1) / 8 and np.all(np.diff(dilations) > 0)
+    assert per.sum() == 10_000 // 84  # 119 biases a kernel, 9,996 features
+    assert np.allclose(rocket.quantiles(3), [(k * (1 + 5 ** 0.5) / 2) % 1 for k in (1, 2, 3)])
+    assert rocket.dilations(12)[0].tolist() == [1]  # a short series: one dilation, every bias on it
+
+
+def test_the_fit_classifies_shapes_the_same_way_every_time():
+    values, labels = made.shapes(150, steps=60, seed=3)
+    classes = sorted(set(labels))
+    x = values[..., None].astype(np.float32)
+    y = np.array([classes.index(label) for label in labels])
+    weights = []
+    scale = {"classify": True, "each": True, "mean": [0.0], "std": [1.0]}
+    for _ in range(2):
+        model = rocket.build_rocket_classifier((60, 1), 3, series_scale=scale)
+        fitted = rocket.fit(model, [(x[:100], y[:100])])
+        weights.append(model.get_weights())
+        accuracy = np.mean(np.argmax(model.predict(x[100:], verbose=0), 1) == y[100:])
+        assert accuracy >= 0.9 and fitted["examples"] == 100 and fitted["alpha"] in rocket.ALPHAS
+    for a, b in zip(*weights):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_forecast_is_not_what_the_rocket_builds():
+    from models import BuildError
+    with pytest.raises(BuildError, match="rocket classifies sequences"):
+        rocket.build_rocket_classifier((24, 1), 12, series_scale={"mean": [0.0], "std": [1.0]})
