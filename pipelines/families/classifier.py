@@ -14,8 +14,8 @@ from pipelines.config import RunConfig
 from pipelines.data.pipeline import split_arrays
 from pipelines.exported import softmax
 from pipelines.families import Asked, Column, Family, Picture, Workspace
-from pipelines.families.tables import (DESCRIPTION, FEATURES_FILE, encode_table, is_table_model, table_parts,
-                                       table_shipment)
+from pipelines.families.tables import (DESCRIPTION, FEATURES_FILE, encode_table, gradient_boosting, is_table_model,
+                                       table_parts, table_shipment, table_verdict)
 from pipelines.metadata import LABELS, VOCABULARY, TensorInfo
 from pipelines.schedules import learning_rate
 from pipelines.shipping import (Shipment, as_rgb, with_full_pixel_range, with_probabilities, with_rgb_pixels,
@@ -139,16 +139,19 @@ def nearest_neighbour_baseline(inputs, test_labels: np.ndarray, each: bool) -> d
 
 
 def table_baselines(model: keras.Model, inputs, test_labels: np.ndarray) -> dict:
-    """What the network adds over the majority class and a logistic regression on the same encoded features (fitted
-    on at most BASELINE_ROWS train rows)."""
+    """What the network adds over the majority class, a logistic regression and gradient boosting on the same
+    encoded features (each fitted on at most BASELINE_ROWS train rows)."""
     from sklearn.linear_model import LogisticRegression
     encoder, _ = table_parts(model)
     train_x, train_y = split_arrays(inputs.train, limit=BASELINE_ROWS)
+    train_x = encode_table(encoder, train_x)
     majority = np.bincount(labels_of(inputs.train)).argmax()
-    logistic = LogisticRegression(max_iter=2000).fit(encode_table(encoder, train_x), train_y)
-    predicted = np.concatenate([logistic.predict(encode_table(encoder, x)) for x, _ in inputs.test.as_numpy_iterator()])
-    return {"baseline_majority_accuracy": float(np.mean(test_labels == majority)),
-            "baseline_logistic_accuracy": float(np.mean(predicted == test_labels)),
+    fitted = {"logistic": LogisticRegression(max_iter=2000).fit(train_x, train_y),
+              "gradient_boosting": gradient_boosting(train_x, train_y, classify=True)}
+    test_x = [encode_table(encoder, x) for x, _ in inputs.test.as_numpy_iterator()]
+    found = {f"baseline_{name}_accuracy": float(np.mean(np.concatenate([m.predict(x) for x in test_x]) == test_labels))
+             for name, m in fitted.items()}
+    return {"baseline_majority_accuracy": float(np.mean(test_labels == majority)), **found,
             "baseline_rows": len(train_y)}
 
 
@@ -161,10 +164,10 @@ def quoted_errors(texts: np.ndarray, labels: np.ndarray, probabilities: np.ndarr
 
 
 def report_errors(metrics: dict) -> list[str]:
-    """report.md's lines for a text model's quoted errors."""
-    lines = [f"- true {error['true']}, called {error['predicted']} ({error['probability']:.0%}): “{error['text']}”"
-             for error in metrics.get("misclassified", [])]
-    return lines + [""] if lines else []
+    """report.md's lines for a table's baselines and a text model's quoted errors."""
+    quoted = [f"- true {error['true']}, called {error['predicted']} ({error['probability']:.0%}): “{error['text']}”"
+              for error in metrics.get("misclassified", [])]
+    return table_verdict(metrics, "accuracy", higher_is_better=True) + (quoted + [""] if quoted else [])
 
 
 # What a classifier's TFLite files output, with labels.txt packed in.

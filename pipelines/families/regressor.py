@@ -14,12 +14,15 @@ from models.table import LabelScale
 from pipelines import artifacts, evaluation
 from pipelines.config import RunConfig
 from pipelines.families import Asked, Column, Family, Picture, Workspace
-from pipelines.families.tables import DESCRIPTION, FEATURES_FILE, encode_table, table_parts, table_shipment
+from pipelines.data.pipeline import split_arrays
+from pipelines.families.tables import (DESCRIPTION, FEATURES_FILE, encode_table, gradient_boosting, table_parts,
+                                       table_shipment, table_verdict)
 from pipelines.metadata import TensorInfo
 from pipelines.schedules import learning_rate
 from pipelines.shipping import Shipment
 
 OUTPUT = "value"
+BASELINE_ROWS = 100_000  # the gradient boosting baseline is fitted on at most this many train rows
 
 # Every export is judged against the Keras model's own test RMSE, a measure in the label's units that holds for any
 # level and scale (a difference relative to the largest output failed a quarterly series of small values by
@@ -67,6 +70,18 @@ def linear_baseline(encode, train, test) -> dict[str, float]:
     return scores(np.concatenate(predicted), np.concatenate(actual).astype(np.float64))
 
 
+def boosting_baseline(encoder, train, test) -> dict[str, float]:
+    """Gradient boosting (tables.gradient_boosting) on the encoded features of at most BASELINE_ROWS train rows."""
+    train_x, train_y = split_arrays(train, limit=BASELINE_ROWS)
+    model = gradient_boosting(encode_table(encoder, train_x), train_y.astype(np.float64), classify=False)
+    predicted, actual = zip(*((model.predict(encode_table(encoder, x)), y) for x, y in test.as_numpy_iterator()))
+    return scores(np.concatenate(predicted), np.concatenate(actual).astype(np.float64))
+
+
+def report_baselines(metrics: dict) -> list[str]:
+    return table_verdict(metrics, "rmse", higher_is_better=False)
+
+
 def evaluate_regressor(model: keras.Model, work: Workspace) -> dict:
     test = work.inputs.test
     test_y = np.concatenate([y for _, y in test.map(lambda x, y: (0, y)).as_numpy_iterator()])
@@ -75,6 +90,8 @@ def evaluate_regressor(model: keras.Model, work: Workspace) -> dict:
     encoder, _ = table_parts(model)
     baseline = linear_baseline(lambda x: encode_table(encoder, x), work.inputs.train, test)
     metrics.update({f"baseline_linear_{name}": value for name, value in baseline.items()})
+    metrics.update({f"baseline_gradient_boosting_{name}": value
+                    for name, value in boosting_baseline(encoder, work.inputs.train, test).items()})
     evaluation.plot_predictions(np.asarray(predicted), test_y, work.path(artifacts.PREDICTIONS_PNG))
     return metrics
 
@@ -136,5 +153,5 @@ REGRESSOR = Family(
     headline="test_rmse", objective="val_loss", objective_direction="min", loss_key="loss", gradient_norm=True,
     export_columns=ERROR_COLUMNS,
     pictures=(Picture(artifacts.PREDICTIONS_PNG, "predicted against true values, and residuals"),),
-    side_files={FEATURES_FILE: DESCRIPTION}, answer=answer_values, scorer=ErrorScorer,
+    side_files={FEATURES_FILE: DESCRIPTION}, answer=answer_values, scorer=ErrorScorer, report=report_baselines,
     left_out={"int16x8": "a table's int8 file holds (diabetes: a mean difference of 0.011 of the test RMSE)"})

@@ -50,3 +50,34 @@ def table_shipment(model: keras.Model, *, served: keras.Model, tflite_model: ker
                     tflite_model=tflite_model, to_tflite_inputs=to_features, to_quantizable_inputs=to_features,
                     side_files={FEATURES_FILE: json.dumps(description, indent=2)}, limits=limits, classes=classes,
                     from_tflite_outputs=from_tflite_outputs, tensors={"features": features, **outputs})
+
+
+# The models a table user compares with first, by how metrics.json names them (baseline_<name>_<metric>).
+TABLE_BASELINES = {"gradient_boosting": "gradient boosting (scikit-learn's HistGradientBoosting, its defaults)",
+                   "logistic": "logistic regression", "linear": "linear regression (least squares)",
+                   "majority": "the majority class"}
+
+
+def gradient_boosting(train_x: np.ndarray, train_y: np.ndarray, classify: bool, seed: int = 0):
+    """scikit-learn's HistGradientBoosting with its defaults (early stopping on its own held-out tenth above 10,000
+    rows), fitted on the encoded train features: what a Kaggler fits first."""
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+    model = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
+    return model(random_state=seed).fit(train_x, train_y)
+
+
+def table_verdict(metrics: dict, measure: str, higher_is_better: bool) -> list[str]:
+    """report.md's table of the network beside the table baselines on `measure` (accuracy, RMSE), and which won."""
+    found = {name: metrics[f"baseline_{name}_{measure}"] for name in TABLE_BASELINES
+             if f"baseline_{name}_{measure}" in metrics}
+    if not found or f"test_{measure}" not in metrics:
+        return []
+    mine, shown = metrics[f"test_{measure}"], {"rmse": "RMSE"}.get(measure, measure)
+    best = max(found, key=found.get) if higher_is_better else min(found, key=found.get)
+    wins = mine >= found[best] if higher_is_better else mine <= found[best]
+    words = (f"the network beats every baseline ({shown} {mine:.4g}; the best of them, {TABLE_BASELINES[best]}: "
+             f"{found[best]:.4g})" if wins else
+             f"{TABLE_BASELINES[best]} beats the network: {shown} {found[best]:.4g} against {mine:.4g}")
+    rows = [f"| network | {mine:.4g} |"] + [f"| {TABLE_BASELINES[name]} | {value:.4g} |"
+                                            for name, value in found.items()]
+    return [f"On the test rows, {words}.", "", f"| model | test {shown} |", "|---|---|", *rows, ""]

@@ -153,6 +153,9 @@ def test_a_csv_classification_reports_its_baselines_and_an_app_can_call_it(tmp_p
     assert metrics["table"]["dropped_rows_without_label"] == 12
     assert metrics["test_accuracy"] > metrics["baseline_majority_accuracy"]
     assert 0.5 < metrics["baseline_logistic_accuracy"] <= 1
+    assert 0.5 < metrics["baseline_gradient_boosting_accuracy"] <= 1
+    assert "| gradient boosting (scikit-learn's HistGradientBoosting, its defaults) |" in (
+        task_dir / "report.md").read_text()
     assert (task_dir / "labels.txt").read_text().splitlines() == ["0", "1"]
     features = json.loads((task_dir / "features.json").read_text())
     runner_ = Interpreter(model_path=str(task_dir / "model.tflite")).get_signature_runner()

@@ -59,6 +59,7 @@ def test_a_442_row_regression_table_verifies_by_value(tmp_path):
     metrics, exports, _ = default_run(tmp_path, tmp_path / "progression.csv", "--label_column=progression")
     assert metrics["num_test_examples"] == 88 and exports["passed"] and exports["judged_examples"] == 442
     assert metrics["test_rmse"] < 1.3 * metrics["baseline_linear_rmse"]
+    assert metrics["baseline_gradient_boosting_rmse"] > 0 and "baseline_gradient_boosting_r2" in metrics
 
 
 def test_a_folder_of_ten_images_a_class_verifies(tmp_path):
