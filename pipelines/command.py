@@ -23,7 +23,7 @@ Parse = Callable[[str, Any], Any]  # (flag name, value) → the value as that fl
 
 
 # Without --task: the task a sequences file gets (the UCR/UEA archive's layout, or a long file of series to
-# classify), chosen by its accuracy against sktime's MiniRocket (docs/time-series.md); anything else gets --task's
+# classify), chosen by its accuracy against aeon's MiniRocket (docs/time-series.md); anything else gets --task's
 # default.
 SEQUENCES_TASK = "rocket"
 
@@ -33,9 +33,8 @@ def chosen_task(values: dict[str, Any], explicit: set[str]) -> str:
     if "task" in explicit:
         return values["task"]
     dataset = values["dataset"] or ""
-    long_sequences = values["time_column"] and values["series_id_column"] and (
-        values["problem"] == "classification" or (os.path.isfile(dataset) and
-                                                  sequences.has_class_labels(dataset, values["label_column"])))
+    long_sequences = values["time_column"] and values["series_id_column"] and os.path.isfile(dataset) and (
+        sequences.is_long_classification(dataset, values["label_column"], values["problem"]))
     archive = not values["time_column"] and values["dataset"] and sequences.is_archive_file(values["dataset"])
     return SEQUENCES_TASK if long_sequences or archive else values["task"]
 

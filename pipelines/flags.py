@@ -68,7 +68,8 @@ FORCE = flags.DEFINE_bool("force", D["force"], "Re-run every stage, even those w
 DATASET = flags.DEFINE_string(
     "dataset", D["dataset"], f"A registered data set ({', '.join(DATASETS)}; each task accepts some of them), "
     "tfds:NAME for any TFDS set of images or texts with a class label, a folder of your own (one subfolder per "
-    "class of images or .txt files, optionally under train/ and test/), or a .csv table with --label_column.")
+    "class of images or .txt files, optionally under train/ and test/), or a table with --label_column: .csv, .tsv, "
+    ".parquet, .feather or .arrow (read a batch of rows at a time).")
 TEST_SPLIT = flags.DEFINE_float(
     "test_split", D["test_split"], "A folder without train/ and test/ (or a tfds: set without a test split): the "
     "share held out for testing.", lower_bound=0.05, upper_bound=0.5)
@@ -313,8 +314,8 @@ def _stages_in_order(stages):
         set(stages), key=STAGE_ORDER.index)
 
 
-@flags.validator("dataset", message=f"--dataset must be one of {', '.join(DATASETS)}, tfds:NAME, a folder or a .csv "
-                 "file that exists")
+@flags.validator("dataset", message=f"--dataset must be one of {', '.join(DATASETS)}, tfds:NAME, a folder or a .csv, "
+                 ".tsv, .parquet, .feather or .arrow file that exists")
 def _known_dataset(dataset):
     return sources.known(dataset)
 

@@ -72,19 +72,6 @@ def is_archive_file(path: str) -> bool:
     return bool(first) and len(first) > MIN_STEPS and len(words) <= 1
 
 
-def has_class_labels(path: str, label_column: str | None) -> bool:
-    """Whether a long file's first data row holds a word (a class, not a value to forecast) in `label_column`."""
-    try:
-        rows = tables.read_rows(path)
-        header, first = next(rows, None), next(rows, None)
-    except PipelineError:
-        return False
-    if not header or not first or label_column not in header or len(first) != len(header):
-        return False
-    cell = first[header.index(label_column)]
-    return not tables.is_number(cell) and cell.lower() not in tables.MISSING
-
-
 def _header(first: list[str], label_column: str | None) -> list[str] | None:
     """The header's names, or None when the first row is data: all numbers, or numbers and one word (a class
     name) that is not the label column's name."""

@@ -250,7 +250,7 @@ def reader_of(request: Request) -> Reader:
     found = next((reader for reader in READERS if reader.recognises(request)), None)
     if found is None:
         raise PipelineError(f"--dataset={request.name}: no reader recognises it: give {', '.join(DATASETS)}, "
-                            "tfds:NAME, a folder or a .csv or .tsv file")
+                            "tfds:NAME, a folder or a .csv, .tsv, .parquet, .feather or .arrow file")
     return found
 
 

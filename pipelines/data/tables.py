@@ -89,9 +89,14 @@ def input_names(columns) -> dict[str, str]:
     return names
 
 
+# Columnar files read as tables, series and sequences are: Parquet (what Hugging Face and most downloads store
+# tables in), Feather and Arrow IPC files.
+ARROW_FILES = (".parquet", ".feather", ".arrow")
+
+
 def is_table_dataset(dataset: str) -> bool:
-    """A .csv file (comma-separated) or a .tsv one (tab-separated, as the UCR archive's)."""
-    return dataset.lower().endswith((".csv", ".tsv"))
+    """A .csv file (comma-separated), a .tsv one (tab-separated, as the UCR archive's), or a columnar file."""
+    return dataset.lower().endswith((".csv", ".tsv", *ARROW_FILES))
 
 
 class CellError(ValueError):
@@ -129,6 +134,9 @@ def class_order(values: dict[str, float | None]) -> tuple[str, ...]:
 
 def read_rows(path: str):
     """Each non-blank row's cells, stripped, the header first; an unreadable file is one line."""
+    if path.lower().endswith(ARROW_FILES):
+        yield from _columnar_rows(path)
+        return
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
             for row in csv.reader(f, delimiter="\t" if path.lower().endswith(".tsv") else ","):
@@ -138,6 +146,51 @@ def read_rows(path: str):
         raise PipelineError(f"cannot read {path} (not UTF-8 at byte {e.start}): save it as UTF-8") from None
     except (OSError, csv.Error) as e:
         raise PipelineError(f"cannot read {path} ({e}): give a comma-separated file with a header row") from None
+
+
+COLUMNAR_BATCH = 65_536  # rows of a columnar file held at a time
+
+
+def _columnar_rows(path: str):
+    """A Parquet, Feather or Arrow file's rows as a CSV's cells, the header first, read a batch of rows at a time
+    (a Parquet row group is cut in COLUMNAR_BATCH rows): memory holds a batch, not the file. Every value is written
+    so that it reads back as itself: a float in its shortest exact form, a time in ISO 8601, a missing value empty;
+    a table, a series and a sequence file are then read by the same code whatever their format."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    try:
+        if path.lower().endswith(".parquet"):
+            source = pq.ParquetFile(path)
+            names, batches = source.schema_arrow.names, source.iter_batches(batch_size=COLUMNAR_BATCH)
+        else:
+            try:
+                reader = pa.ipc.open_file(path)
+                batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            except pa.ArrowInvalid:  # an Arrow stream rather than a file
+                reader = pa.ipc.open_stream(path)
+                batches = iter(reader)
+            names = reader.schema.names
+        yield list(names)
+        for batch in batches:
+            columns = [[_as_text(v) for v in column.to_pylist()] for column in batch.columns]
+            yield from (list(row) for row in zip(*columns))
+    except (OSError, pa.ArrowException) as e:
+        raise PipelineError(f"cannot read {path} ({str(e).splitlines()[0]}): give a Parquet, Feather or Arrow "
+                            "file of columns") from None
+
+
+def _as_text(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return repr(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return str(value).strip()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -253,6 +253,12 @@ def evaluate_gan(gan: GAN, work: Workspace) -> dict:
         if gan.conditional:
             labels = generator_inputs(gan, n, work.config.seed)["label"]
             metrics["conditional_label_accuracy"] = float(np.mean(predicted == labels))
+    metrics["coverage"] = image_quality.coverage(real["test"], real["train"], generated["trained"])
+    if metrics["coverage"]["collapsed"]:
+        c = metrics["coverage"]
+        print(f"warning: the samples collapse: diversity {c['diversity']:.2f} of the real pictures', recall "
+              f"{c['recall']:.2f} (real pictures {c['real_recall']:.2f}): the generator draws a few patterns; an "
+              "earlier epoch's samples (samples/) may be better, or fewer epochs, or --diff_augment=on", flush=True)
     samples = generate_pixels(gan.generator, image_quality.MEMORIZATION_SAMPLES, work.config.seed + 1)
     metrics["memorization"] = image_quality.memorization(samples, real["test"], lambda: (
         x for x, _ in work.inputs.examples.batch(1000).as_numpy_iterator()))
@@ -303,8 +309,18 @@ def report_distances(metrics: dict) -> list[str]:
         table.append(f"| {title} | {' | '.join(cells)} |")
     stick = metrics["feature_network"]["name"]
     copied = metrics["memorization"]
+    floor, kid = metrics["kid_train_vs_test"], metrics["kid"]
+    against_floor = (f" ({kid / floor:.0f}× the real pictures' {floor:.3g})" if floor > 0 else
+                     f" (the real pictures' {floor:.3g})")
+    c = metrics.get("coverage")
+    looks = [] if not c else [
+        f"Do the samples look like the pictures, all of them? At {c['side']}×{c['side']} pixels, {c['pictures']} "
+        f"each, k = {c['neighbours']}: precision {c['precision']:.3f}, recall {c['recall']:.3f}, diversity "
+        f"{c['diversity']:.3f}; held-out real pictures {c['real_precision']:.3f}, {c['real_recall']:.3f}, "
+        f"{c['real_diversity']:.3f}. " + ("**The samples collapse: a few patterns drawn again and again.**"
+                                          if c["collapsed"] else "No collapse seen."), ""]
     return [f"Distances on {metrics['frechet_examples']} test images, in the features of {stick} "
-            "(docs/gan.md): lower is closer.", "", *table, "",
+            f"(docs/gan.md): lower is closer. KID {kid:.3g}{against_floor}.", "", *table, "", *looks,
             f"Memorization: {copied['copied_fraction']:.1%} of {copied['generated_checked']} generated images stand "
             "as near one training image (against the next nearest) as only 5% of test images do (median distance "
             f"to the nearest training image {copied['median_nearest_train_distance_generated']:.3g}, the test "

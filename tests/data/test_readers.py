@@ -28,8 +28,9 @@ def test_each_kind_of_data_set_has_its_reader_and_its_settings(tmp_path, fake_id
     assert "horizon" in sources.settings_that_apply(sources.Request(str(table), time_column="a"))
     assert sources.settings_given_in_vain(sources.Request(str(table)), {"horizon", "label_column", "data_dir"}) == [
         "horizon"]
-    with pytest.raises(PipelineError, match="--dataset=x.parquet: no reader recognises it"):
-        sources.reader_of(sources.Request("x.parquet"))
+    assert reader("x.parquet") == reader("x.feather") == reader("x.arrow") == "table"
+    with pytest.raises(PipelineError, match="--dataset=x.xlsx: no reader recognises it"):
+        sources.reader_of(sources.Request("x.xlsx"))
     assert not sources.known(str(tmp_path / "missing.csv")) and sources.known(str(table))
 
 
@@ -67,3 +68,51 @@ def test_a_format_defined_here_is_read_fingerprinted_trained_on_and_reported(tmp
     with pytest.raises(PipelineError, match="--horizon does not apply to --dataset="):
         runner.run(config_from_flags("--task=dense", f"--dataset={path}", "--horizon=3", f"--output_dir={tmp_path}",
                                      "--stages=train"))
+
+
+def typed_table():
+    import datetime
+
+    import pyarrow as pa
+    rng = np.random.default_rng(0)
+    n = 300
+    return pa.table({
+        "age": pa.array([int(v) if i % 37 else None for i, v in enumerate(rng.integers(1, 80, n))], pa.int64()),
+        "fare": pa.array([float(v) for v in rng.lognormal(3, 1, n)], pa.float64()),
+        "sex": pa.array([["male", "female"][int(v)] for v in rng.integers(0, 2, n)]),
+        "member": pa.array([bool(v) for v in rng.integers(0, 2, n)]),
+        "joined": pa.array([datetime.date(2020, 1, 1) + datetime.timedelta(days=i) for i in range(n)]),
+        "survived": pa.array([int(v) for v in rng.integers(0, 2, n)], pa.int64())})
+
+
+def test_parquet_feather_and_arrow_files_read_as_the_same_rows_a_batch_at_a_time(tmp_path, monkeypatch):
+    import pyarrow.feather as feather
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
+
+    from pipelines.data import tables
+    table = typed_table()
+    pq.write_table(table, tmp_path / "t.parquet", row_group_size=64)
+    feather.write_feather(table, tmp_path / "t.feather", chunksize=50)
+    with ipc.new_stream(tmp_path / "t.arrow", table.schema) as stream:
+        stream.write_table(table, max_chunksize=70)
+    monkeypatch.setattr(tables, "COLUMNAR_BATCH", 40)  # a Parquet row group is read in pieces too
+    rows = [list(tables.read_rows(str(tmp_path / f"t.{kind}"))) for kind in ("parquet", "feather", "arrow")]
+    assert rows[0] == rows[1] == rows[2] and len(rows[0]) == 301
+    assert rows[0][0] == ["age", "fare", "sex", "member", "joined", "survived"]
+    assert rows[0][1][4] == "2020-01-01" and rows[0][1][3] in ("true", "false") and rows[0][38][0] == ""
+    fares = table.column("fare").to_pylist()
+    assert [float(r[1]) for r in rows[0][1:]] == fares  # every float reads back as itself
+
+
+def test_a_parquet_table_trains_and_reports_like_its_csv(tmp_path):
+    import pyarrow.parquet as pq
+    pq.write_table(typed_table(), tmp_path / "people.parquet", row_group_size=100)
+    runner.run(config_from_flags(f"--dataset={tmp_path / 'people.parquet'}", "--label_column=survived",
+                                 "--epochs=2", "--stages=train,evaluate", f"--output_dir={tmp_path}"))
+    metrics = json.loads((tmp_path / "dense" / "metrics.json").read_text())
+    assert metrics["num_test_examples"] == 60 and "baseline_gradient_boosting_accuracy" in metrics
+    with pytest.raises(PipelineError, match="cannot read .*broken.parquet"):
+        (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
+        runner.run(config_from_flags(f"--dataset={tmp_path / 'broken.parquet'}", "--label_column=survived",
+                                     f"--output_dir={tmp_path / 'b'}"))

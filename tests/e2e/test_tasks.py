@@ -137,6 +137,11 @@ def test_gan_trains_watches_measures_and_exports_a_uint8_generator(gan_run):
     # features and in the label-free ones.
     assert metrics["frechet_distance_train_vs_test"] < metrics["frechet_distance_untrained_generator"]
     assert metrics["label_free"]["kid_train_vs_test"] < metrics["label_free"]["kid_untrained_generator"]
+    # Whether the samples look like the pictures, all of them, beside what held-out real pictures score.
+    coverage = metrics["coverage"]
+    assert {"precision", "recall", "diversity", "real_recall", "collapsed"} <= set(coverage)
+    assert coverage["real_recall"] > coverage["recall"] or coverage["real_precision"] > coverage["precision"]
+    assert "Do the samples look like the pictures" in (task_dir / "report.md").read_text()
     assert report["parity_examples"] >= 256 and report["exports"]["float32"]["limit"] == ["max_abs_diff", 1.0]
     assert report["exports"]["onnx"]["passed"]  # the generator in ONNX Runtime, its noise in, pixels out
     assert all(report["exports"][variant]["passed"] for variant in GAN_VARIANTS)  # the task's default variants

@@ -69,3 +69,26 @@ def test_memorization_flags_a_generator_that_outputs_training_images_and_not_new
 def test_large_images_are_compared_shrunk_to_32_pixels_a_side():
     big = np.asarray(Image.new("RGB", (128, 128), (10, 200, 30)), np.float32)[None]
     assert image_quality._small(big).shape == (1, 32 * 32 * 3)
+
+
+def test_coverage_tells_real_pictures_from_a_collapse_and_from_noise(shapes):
+    train, test = shapes
+    real = image_quality.coverage(test, train[:200], train[200:400])  # new real pictures as the "samples"
+    # As the held-out real pictures score (0.78 and 0.75 on 200 pictures, k = 3), within noise.
+    assert abs(real["precision"] - real["real_precision"]) < 0.1 and abs(real["recall"] - real["real_recall"]) < 0.1
+    assert real["precision"] > 0.6 and real["recall"] > 0.6 and 0.8 < real["diversity"] < 1.25
+    assert not real["collapsed"] and real["pictures"] == 200
+    collapsed = image_quality.coverage(test, train[:200], np.repeat(train[:3], 67, axis=0))  # three pictures
+    assert collapsed["collapsed"] and collapsed["recall"] < 0.1 and collapsed["diversity"] < 0.9
+    plaid = np.tile(np.kron(np.indices((4, 4)).sum(0) % 2, np.ones((8, 8)))[..., None] * 255, (200, 1, 1, 3))
+    repeated = image_quality.coverage(test, train[:200], plaid)  # one pattern: no diversity at all
+    assert repeated["collapsed"] and repeated["diversity"] == pytest.approx(0, abs=1e-6)
+    noise = np.random.default_rng(3).uniform(0, 255, (200, 32, 32, 3))
+    assert image_quality.coverage(test, train[:200], noise)["precision"] < 0.1  # nothing like the pictures
+
+
+def test_precision_and_recall_follow_their_definition_on_points():
+    real = np.array([[0.0, 0], [1, 0], [0, 1], [1, 1]])
+    inside, outside = np.array([[0.5, 0.5]]), np.array([[5.0, 5.0]])
+    # Half the samples lie in the real manifold; the two samples' balls (each reaching the other) hold every real point.
+    assert image_quality.precision_recall(real, np.vstack([inside, outside]), k=1) == (0.5, 1.0)
