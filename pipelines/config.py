@@ -101,6 +101,7 @@ class RunConfig:
     # Export
     tflite_variants: tuple[str, ...] | None = None
     onnx: bool = True                          # also model.onnx, verified in onnxruntime
+    sagemaker: bool = False                    # also model.tar.gz, SageMaker's layout (pipelines/sagemaker.py)
     representative_examples: int = 200
     # Predict: the new data the predict stage labels (dlpipe-predict's --input), into <task dir>/predictions.csv.
     predict_input: str | None = None

@@ -189,7 +189,7 @@ TARGETS: dict[str, Target] = {t.name: t for t in (
     *(_tflite_target(variant, note) for variant, note in _TFLITE_NOTES.items()), ONNX)}
 # The RunConfig fields that choose the targets (and the int8 file's calibration): what the export stage's outputs
 # depend on beside the model.
-SETTINGS = ("tflite_variants", "onnx", "representative_examples")
+SETTINGS = ("tflite_variants", "onnx", "representative_examples", "sagemaker")
 
 
 def asked(config) -> tuple[Target, ...]:

@@ -240,6 +240,9 @@ TFLITE_VARIANTS = flags.DEFINE_list(
         if left_out) + " (one 8-bit file each: forecasters int16x8, the others int8).")
 ONNX = flags.DEFINE_bool("onnx", D["onnx"], "Also export model.onnx (the float model with model.tflite's inputs and "
                          "outputs, for ONNX Runtime on iOS, web and desktop) and verify it in onnxruntime.")
+SAGEMAKER = flags.DEFINE_bool("sagemaker", D["sagemaker"], "Also pack the SavedModel as model.tar.gz in the layout "
+                              "SageMaker's TensorFlow Serving container loads (1/saved_model.pb; docs/deploy.md), "
+                              "and verify it unpacked.")
 REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
     "representative_examples", D["representative_examples"], "int8: train examples that calibrate the quantization "
     "ranges.", lower_bound=1, upper_bound=10_000)

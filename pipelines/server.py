@@ -19,11 +19,19 @@ seconds (408), at most MAX_INSTANCES examples in either form, and the JSON parse
 loop, so /healthz answers while a large request is being worked on. A known path asked with the wrong method is 405
 with an Allow header.
 
+With --sagemaker it speaks SageMaker's inference contract instead, for one model (what SageMaker unpacked a run's
+model.tar.gz into, --model_dir; pipelines/sagemaker.py), on port 8080 unless --port says otherwise:
+
+    GET  /ping                       200 once the model is loaded
+    POST /invocations                a JSON body as :predict takes it, or text/csv: one example a row (a header row
+                                     naming the inputs when the model has several, as a table's columns)
+
 Its flags are this second program's own (dlpipe's are in flags.py): it shares no setting with a run.
 """
 
 import asyncio
 import base64
+import io
 import binascii
 import dataclasses
 import json
@@ -41,6 +49,11 @@ PORT = flags.DEFINE_integer("port", 8501, "Port to listen on (TF Serving's REST 
 HOST = flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; 0.0.0.0 for every interface.")
 OUTPUT_DIR = flags.DEFINE_string("output_dir", "runs", "The --output_dir of dlpipe runs: each <task>/saved_model "
                                  "in it is served as /v1/models/<task>.")
+SAGEMAKER = flags.DEFINE_bool("sagemaker", False, "Serve one model as SageMaker's containers do: GET /ping, POST "
+                              "/invocations (JSON or CSV), port 8080 unless --port is given; the model in --model_dir.")
+MODEL_DIR = flags.DEFINE_string("model_dir", "/opt/ml/model", "With --sagemaker: the folder model.tar.gz was unpacked "
+                                "into (SageMaker's /opt/ml/model), or a dlpipe task folder.")
+SAGEMAKER_PORT = 8080  # the port SageMaker sends requests to
 MAX_BODY_MB = flags.DEFINE_float("max_body_mb", 16.0, "The largest request body accepted, in MB (HTTP 413 past it).",
                                  lower_bound=0.001, upper_bound=4096)
 READ_TIMEOUT = flags.DEFINE_float("read_timeout", 30.0, "Seconds a client has to send a request's body (HTTP 408 "
@@ -83,27 +96,74 @@ class ServedModel:
         return all(s.dtype.name != "string" for s in self.inputs.values())
 
 
+def load_model(name: str, path: str, labels_path: str | None) -> ServedModel:
+    """One SavedModel's serving signature, and its class names when a labels file is given."""
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (registers the ops a KerasHub preset's tokenizer runs in its SavedModel)
+    function = tf.saved_model.load(path).signatures["serving_default"]
+    labels = open(labels_path).read().splitlines() if labels_path and os.path.isfile(labels_path) else None
+    return ServedModel(name, function, dict(function.structured_input_signature[1]),
+                       dict(function.structured_outputs), labels)
+
+
+def _unloadable(path: str, e: Exception) -> str:
+    first = (str(e).strip().splitlines() or [""])[0][:200]
+    return f"{path} cannot be loaded ({type(e).__name__}: {first}): run its export stage again"
+
+
 def load_models(output_dir: str) -> tuple[dict[str, ServedModel], dict[str, str]]:
     """The models that load, by name, and the ones that do not, with why: one damaged SavedModel must not take the
     others down."""
-    import tensorflow as tf
-    import tensorflow_text  # noqa: F401  (registers the ops a KerasHub preset's tokenizer runs in its SavedModel)
     models, damaged = {}, {}
     for name in sorted(os.listdir(output_dir)) if os.path.isdir(output_dir) else []:
         path = os.path.join(output_dir, name, "saved_model")
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             continue
         try:
-            function = tf.saved_model.load(path).signatures["serving_default"]
-            labels_path = os.path.join(output_dir, name, "labels.txt")
-            labels = open(labels_path).read().splitlines() if os.path.isfile(labels_path) else None
+            models[name] = load_model(name, path, os.path.join(output_dir, name, "labels.txt"))
         except Exception as e:  # TensorFlow raises many types for a damaged SavedModel
-            first = (str(e).strip().splitlines() or [""])[0][:200]
-            damaged[name] = f"{path} cannot be loaded ({type(e).__name__}: {first}): run its export stage again"
-            continue
-        models[name] = ServedModel(name, function, dict(function.structured_input_signature[1]),
-                                   dict(function.structured_outputs), labels)
+            damaged[name] = _unloadable(path, e)
     return models, damaged
+
+
+def csv_request(body: bytes, model: ServedModel) -> dict:
+    """A text/csv body as the JSON request it stands for: each row one example, its values in the order of the
+    input's elements (one input); with several inputs, a first row naming them (a table's columns) and each row's
+    cells under those names. Empty lines are skipped."""
+    import csv
+
+    import numpy as np
+    try:
+        rows = [row for row in csv.reader(io.StringIO(body.decode("utf-8-sig"))) if row]
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise BadRequest(f"the CSV body cannot be read ({e})") from None
+    if len(model.inputs) == 1:
+        (name, spec), = model.inputs.items()
+        shape = [d for d in spec.shape.as_list()[1:]]
+
+        def value(cell, i, j):
+            try:
+                return float(cell) if spec.dtype.is_floating else int(cell)
+            except ValueError:
+                raise BadRequest(f"CSV row {i}, cell {j}: {cell!r} is not a number") from None
+        instances = [np.reshape([value(c, i, j) for j, c in enumerate(row, 1)], shape).tolist()
+                     if None not in shape else [value(c, i, j) for j, c in enumerate(row, 1)]
+                     for i, row in enumerate(rows, 1)]
+        return {"instances": instances}
+    header, *data = rows or [[]]
+    unknown = sorted(set(header) - set(model.inputs))
+    if unknown or not data:
+        raise BadRequest(f"a CSV body for this model starts with a row naming its inputs ({', '.join(model.inputs)})"
+                         + (f": {', '.join(unknown)} are not among them" if unknown else ", then one row an example"))
+
+    def cell(name, text):
+        if model.inputs[name].dtype.name == "string":
+            return text
+        try:
+            return float(text)
+        except ValueError:
+            raise BadRequest(f"CSV column {name}: {text!r} is not a number") from None
+    return {"instances": [{name: cell(name, text) for name, text in zip(header, row)} for row in data]}
 
 
 def _decode_image(value: dict, spec, where: str):
@@ -400,7 +460,20 @@ class Routes:
         except BadRequest as e:
             return error(e.status, str(e))
 
-    async def post(self, name: str, verb: str, request):
+    def invoke(self, name: str, body: bytes, csv: bool) -> dict:
+        """SageMaker's /invocations: the one model on a JSON body as :predict takes it, or a CSV one."""
+        model = self.served(name)
+        return predict(model, *parse_request(csv_request(body, model) if csv else decode(body, model), model))
+
+    def ping(self):
+        return {"status": "ok", "model": next(iter(self.models))}
+
+    async def invocations(self, request):
+        csv = request.headers.get("content-type", "").split(";")[0].strip().lower() == "text/csv"
+        name = next(iter(self.models))
+        return await self.post(name, "invocations", request, lambda body: self.invoke(name, body, csv))
+
+    async def post(self, name: str, verb: str, request, answer=None):
         from fastapi.responses import JSONResponse, Response
         from starlette.concurrency import run_in_threadpool
         from starlette.requests import ClientDisconnect
@@ -409,7 +482,7 @@ class Routes:
         try:
             body = await read_body(request, self.max_body, self.read_timeout)
             # Parsing and the model run on a worker thread: the event loop keeps answering others meanwhile.
-            response = JSONResponse(await run_in_threadpool(self.answer, name, verb, body))
+            response = JSONResponse(await run_in_threadpool(answer or (lambda b: self.answer(name, verb, b)), body))
         except ClientDisconnect:  # the client left before sending its body: nobody to answer
             response = Response(status_code=499)
         except BadRequest as e:
@@ -448,7 +521,7 @@ def _http_error_message(request, e) -> str:
 
 
 def make_app(models: dict[str, ServedModel], damaged: dict[str, str] | None = None, max_body: int = 16 << 20,
-             read_timeout: float = 30.0):
+             read_timeout: float = 30.0, sagemaker: bool = False):
     """The FastAPI application over `models`; every error answer, FastAPI's own included, is {"error": ...}, and a
     known path asked with another method is 405 with the Allow header."""
     from fastapi import FastAPI, Request
@@ -475,6 +548,11 @@ def make_app(models: dict[str, ServedModel], damaged: dict[str, str] | None = No
     api.add_api_route("/v1/models/{name:model}/metadata", routes.metadata, methods=read)
     api.add_api_route("/healthz", routes.healthz, methods=read)
     api.add_api_route("/metrics", routes.prometheus, methods=read)
+    if sagemaker:  # SageMaker's container contract, for the one model served
+        async def invocations(request: Request):
+            return await routes.invocations(request)
+        api.add_api_route("/ping", routes.ping, methods=read)
+        api.add_api_route("/invocations", invocations, methods=["POST"])
     return api
 
 
@@ -494,11 +572,35 @@ def listen(host: str, port: int) -> socket.socket:
         sys.exit(1)
 
 
+def sagemaker_model(model_dir: str) -> dict[str, ServedModel]:
+    """The one model of --sagemaker, named "model" (SageMaker's name for it) under /v1/models/ too; one line and exit 1
+    when --model_dir holds none or it cannot be loaded."""
+    from pipelines import sagemaker
+    from pipelines.errors import PipelineError
+    try:
+        path, labels = sagemaker.saved_model_in(model_dir)
+    except PipelineError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+    try:
+        return {"model": load_model("model", path, labels)}
+    except Exception as e:  # TensorFlow raises many types for a damaged SavedModel
+        print(f"error: {_unloadable(path, e)}", file=sys.stderr)
+        sys.exit(1)
+
+
 def main(argv) -> None:
+    if SAGEMAKER.value and argv[1:] == ["serve"]:  # how SageMaker starts a container: `docker run <image> serve`
+        argv = argv[:1]
     if len(argv) > 1:
         print(f"error: unexpected arguments {' '.join(argv[1:])}: flags are written --name=value", file=sys.stderr)
         sys.exit(2)
-    models, damaged = load_models(OUTPUT_DIR.value)
+    if SAGEMAKER.value:
+        models, damaged = sagemaker_model(MODEL_DIR.value), {}
+        port = PORT.value if flags.FLAGS["port"].present else SAGEMAKER_PORT
+    else:
+        models, damaged = load_models(OUTPUT_DIR.value)
+        port = PORT.value
     for why in damaged.values():
         print(f"warning: {why}", file=sys.stderr, flush=True)
     if not models:
@@ -506,11 +608,12 @@ def main(argv) -> None:
               "<task>/saved_model is served)", file=sys.stderr)
         sys.exit(1)
     import uvicorn
-    sock = listen(HOST.value, PORT.value)
-    print(f"serving {', '.join(models)} from {OUTPUT_DIR.value} on http://{HOST.value}:{PORT.value}/v1/models/",
-          flush=True)
-    config = uvicorn.Config(make_app(models, damaged, int(MAX_BODY_MB.value * (1 << 20)), READ_TIMEOUT.value),
-                            log_level="warning")
+    sock = listen(HOST.value, port)
+    where = (f"{MODEL_DIR.value} on http://{HOST.value}:{port}/invocations" if SAGEMAKER.value else
+             f"{OUTPUT_DIR.value} on http://{HOST.value}:{port}/v1/models/")
+    print(f"serving {', '.join(models)} from {where}", flush=True)
+    config = uvicorn.Config(make_app(models, damaged, int(MAX_BODY_MB.value * (1 << 20)), READ_TIMEOUT.value,
+                                     sagemaker=SAGEMAKER.value), log_level="warning")
     uvicorn.Server(config).run(sockets=[sock])
 
 

@@ -227,7 +227,10 @@ def ship_classifier(model: keras.Model) -> Shipment:
     """What a classifier ships, by what it reads: a table's columns, text, or images."""
     if is_table_model(model):
         _, body = table_parts(model)
-        return table_shipment(model, served=model, tflite_model=with_probabilities(body),
+        # The SavedModel outputs `logits`, as every classifier's does (dlpipe-serve adds the label names to them).
+        served = keras.Model(model.inputs, keras.layers.Identity(name="logits")(model.outputs[0]),
+                             name=f"{model.name}_logits")
+        return table_shipment(model, served=served, tflite_model=with_probabilities(body),
                               quantizable=with_probabilities(body), limits=dict(CLASSIFIER_LIMITS), classes=True,
                               to_tflite_outputs=softmax, outputs=CLASS_OUTPUTS)
     if model.inputs[0].name == WINDOW:

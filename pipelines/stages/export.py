@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines import artifacts, exporters, metadata
+from pipelines import artifacts, exporters, metadata, sagemaker
 from pipelines.context import Context
 from pipelines.shipping import Shipment, as_batch
 
@@ -119,6 +119,11 @@ def run(ctx: Context) -> str:
     # Everything converted before anything is written: a failure leaves the previous files as they were.
     files = convert_all(ctx, shipment, model_info(ctx, shipment), packed)
     write_all(ctx, files, side_files)
+    if config.sagemaker:
+        with artifacts.atomic_path(ctx.path(sagemaker.ARCHIVE)) as tmp, open(tmp, "wb") as f:
+            f.write(sagemaker.archive(ctx.path(artifacts.SAVED_MODEL), side_files.get(artifacts.LABELS)))
+    else:  # an earlier run's archive is not this model
+        artifacts.remove(ctx.path(sagemaker.ARCHIVE))
     sizes = {target.name: len(files[target.file]) for target in exporters.asked(config)}
     left_out = left_out_by_default(ctx)
     for variant, why in left_out.items():

@@ -129,7 +129,7 @@ def exports_section(exports: dict | None, family: Family) -> list[str]:
     if exports is None:
         return lines + ["Not verified: run `--stages=export,verify`.", ""]
     verdict = "every export passed" if exports["passed"] else "**some exports missed their limits**"
-    order = ["keras", "savedmodel", *exporters.TARGETS]  # as verify measured them
+    order = ["keras", "savedmodel", "sagemaker", *exporters.TARGETS]  # as verify measured them
     rows = dict(sorted(exports["exports"].items(), key=lambda item: order.index(item[0])))
     judged = exports.get("judged_examples", exports["num_test_examples"])
     judged = (f"; agreement on {judged} inputs, the test split's and the rest from the validation and train splits"

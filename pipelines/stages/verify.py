@@ -20,7 +20,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from pipelines import artifacts, console, exporters
+from pipelines import artifacts, console, exporters, sagemaker
 from pipelines.context import Context, StageResult
 from pipelines.errors import PipelineError
 from pipelines.exported import Batch, in_chunks, keras_predict, softmax
@@ -248,7 +248,28 @@ def keras_and_saved_model(ctx: Context, shipment: Shipment, reference: Reference
     if reference.batches and not shipment.classes:
         rows["savedmodel"].update(over_rmse(np.abs(served - reference.outputs), reference))
     rows["savedmodel"]["passed"] = passes(rows["savedmodel"], shipment.limits["savedmodel"])
+    if ctx.config.sagemaker:
+        rows["sagemaker"] = sagemaker_row(ctx, shipment, reference, model_inputs)
     return rows
+
+
+def sagemaker_row(ctx: Context, shipment: Shipment, reference: Reference, model_inputs: Batch) -> dict:
+    """model.tar.gz unpacked as SageMaker unpacks it, its SavedModel found as the container finds it, and run: it
+    must equal Keras as the SavedModel does."""
+    scratch = artifacts.scratch_dir(ctx.config.task_dir)
+    try:
+        path, _ = sagemaker.saved_model_in(sagemaker.unpack(ctx.path(sagemaker.ARCHIVE), scratch))
+        serve_fn = tf.saved_model.load(path).signatures["serving_default"]
+        served = in_chunks(lambda part: only_value(serve_fn(**{k: tf.constant(v) for k, v in part.items()})).astype(
+            np.float64), model_inputs)
+    finally:
+        artifacts.remove(scratch)
+    row = measure(served, reference.outputs)
+    if reference.batches and not shipment.classes:
+        row.update(over_rmse(np.abs(served - reference.outputs), reference))
+    row.update(size_bytes=os.path.getsize(ctx.path(sagemaker.ARCHIVE)),
+               passed=passes(row, shipment.limits["savedmodel"]))
+    return row
 
 
 def exported_targets(ctx: Context) -> tuple[exporters.Target, ...]:
@@ -331,7 +352,8 @@ def run(ctx: Context) -> StageResult:
     if failed:
         raise PipelineError(f"exports miss their limits: {', '.join(failed)} (see {ctx.path(artifacts.VERIFY_MD)})"
                             + ("; the float files must match Keras: report it as a bug" if any(
-                                name == "savedmodel" or not exporters.TARGETS[name].optional for name in failed)
+                                name not in exporters.TARGETS or not exporters.TARGETS[name].optional
+                                for name in failed)
                                else "; drop the variant from --tflite_variants, or give none and the defaults leave "
                                     "out what misses"))
     undertrained_notes(rows, reference)
