@@ -67,7 +67,8 @@ FORCE = flags.DEFINE_bool("force", D["force"], "Re-run every stage, even those w
 # Data
 DATASET = flags.DEFINE_string(
     "dataset", D["dataset"], f"A registered data set ({', '.join(DATASETS)}; each task accepts some of them), "
-    "tfds:NAME for any TFDS set of images or texts with a class label, a folder of your own (one subfolder per "
+    "tfds:NAME for any TFDS set of images or texts with a class label, hf:<folder or name> for a Hugging Face "
+    "Datasets set (save_to_disk's folder, or a Hub name in the local cache), a folder of your own (one subfolder per "
     "class of images or .txt files, optionally under train/ and test/), or a table with --label_column: .csv, .tsv, "
     ".parquet, .feather or .arrow (read a batch of rows at a time).")
 TEST_SPLIT = flags.DEFINE_float(
@@ -317,8 +318,8 @@ def _stages_in_order(stages):
         set(stages), key=STAGE_ORDER.index)
 
 
-@flags.validator("dataset", message=f"--dataset must be one of {', '.join(DATASETS)}, tfds:NAME, a folder or a .csv, "
-                 ".tsv, .parquet, .feather or .arrow file that exists")
+@flags.validator("dataset", message=f"--dataset must be one of {', '.join(DATASETS)}, tfds:NAME, hf:<folder or name>, "
+                 "a folder or a .csv, .tsv, .parquet, .feather or .arrow file that exists")
 def _known_dataset(dataset):
     return sources.known(dataset)
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from pipelines.artifacts import file_sha256
 from pipelines.config import DEFAULTS
-from pipelines.data import folders, idx, sequences, tables
+from pipelines.data import folders, hugging_face, idx, sequences, tables
 from pipelines.data.sequences import Sequences
 from pipelines.data.series import Series, Windows, prepare as prepare_series
 from pipelines.errors import PipelineError
@@ -216,12 +216,24 @@ def _table(r: Request) -> DataSet:
     return load_table(r.name, naming=naming, problem=r.problem, test_split=r.test_split, cache_dir=r.prepared)
 
 
+def _hugging_face(r: Request) -> DataSet:
+    """A Hugging Face data set (hugging_face.py), written once into the cache as a folder or a table and read as
+    one: its own splits kept."""
+    path, kind, label = hugging_face.prepare(r.name, r.label_column, r.prepared)
+    if kind == "table":
+        return _table(dataclasses.replace(r, name=path, label_column=label))
+    return dataclasses.replace(_folder(dataclasses.replace(r, name=path)), name=r.name)
+
+
 def _tfds(r: Request) -> DataSet:
     return load_tfds(r.name, data_dir=r.data_dir, idx_dir=r.idx_dir, source=r.data_source, test_split=r.test_split,
                      image_size=r.image_size, color_mode=r.color_mode)
 
 
 READERS: tuple[Reader, ...] = (
+    Reader("hugging face", lambda r: hugging_face.is_hugging_face(r.name), _hugging_face,
+           frozenset({"test_split", "image_size", "color_mode", "label_column", "problem", "id_column",
+                      "ignore_columns", "keep_columns"}), hugging_face.fingerprint),
     Reader("folder", lambda r: folders.is_folder_dataset(r.name), _folder,
            frozenset({"test_split", "image_size", "color_mode"}), folders.content_hash),
     Reader("long sequences", lambda r: r.table and r.rows_as_sequences and bool(r.time_column) and (
@@ -250,14 +262,16 @@ def reader_of(request: Request) -> Reader:
     found = next((reader for reader in READERS if reader.recognises(request)), None)
     if found is None:
         raise PipelineError(f"--dataset={request.name}: no reader recognises it: give {', '.join(DATASETS)}, "
-                            "tfds:NAME, a folder or a .csv, .tsv, .parquet, .feather or .arrow file")
+                            "tfds:NAME, hf:<a save_to_disk folder or a cached Hub name>, a folder or a .csv, .tsv, "
+                            ".parquet, .feather or .arrow file")
     return found
 
 
 def known(name: str) -> bool:
     """Whether a reader reads `name`, and the file or folder it names exists (a registered name need not)."""
     recognised = any(reader.recognises(Request(name)) for reader in READERS)
-    return recognised and (name in DATASETS or name.startswith(TFDS_PREFIX) or os.path.exists(name))
+    return recognised and (name in DATASETS or name.startswith(TFDS_PREFIX) or hugging_face.is_hugging_face(name)
+                           or os.path.exists(name))
 
 
 def settings_that_apply(request: Request) -> frozenset[str]:

@@ -28,12 +28,19 @@ def offline_unless_reachable(preset: str):
     if not preset.startswith(HF_SCHEME):
         yield
         return
+    with hub_offline_unless_reachable():
+        yield
+
+
+@contextlib.contextmanager
+def hub_offline_unless_reachable():
+    """The hub's client in offline mode (the local cache alone) while the hub cannot be reached; yields the mode."""
     import huggingface_hub
     from huggingface_hub import constants
     require("huggingface_hub", huggingface_hub.__version__, TESTED, "huggingface_hub")
     saved = constants.HF_HUB_OFFLINE
     constants.HF_HUB_OFFLINE = saved or not _reachable(constants.ENDPOINT)
     try:
-        yield
+        yield constants.HF_HUB_OFFLINE
     finally:
         constants.HF_HUB_OFFLINE = saved

@@ -113,7 +113,7 @@ def test_onnxruntime_snippet_names_the_classes_the_model_does(exported):
 def test_mediapipe_reads_the_recurrent_models_int8_file(mediapipe_python, tmp_path):
     """A recurrent task's default variants include int8 (issue 39): MediaPipe's ImageClassifier takes the unrolled
     GRU's full-integer file as it takes the dense and conv ones, and names the classes the file gives."""
-    runner.run(config_from_flags("--task=recurrent", "--rnn_units=32", "--epochs=2", "--max_train_examples=3000",
+    runner.run(config_from_flags("--task=recurrent", "--rnn_units=16", "--epochs=2", "--max_train_examples=2000",
                                  "--max_test_examples=500", f"--idx_dir={REAL_IDX_DIR}", f"--output_dir={tmp_path}",
                                  "--tflite_variants=float32,int8", "--noonnx"))
     model = tmp_path / "recurrent" / "model_int8.tflite"

@@ -81,7 +81,7 @@ def test_a_folder_of_the_wrong_kind_for_the_task_is_one_line(reviews, tmp_path):
 def test_a_dataset_that_is_neither_a_name_nor_a_folder_is_one_line(tmp_path):
     from tests.conftest import parse_cli
     assert_one_line_error(parse_cli(f"--dataset={tmp_path}/nope"), "--dataset must be one of",
-                          "a folder or a .csv, .tsv, .parquet, .feather or .arrow file")
+                          "hf:<folder or name>, a folder or a .csv, .tsv, .parquet, .feather or .arrow file")
 
 
 def write_houses(path, rows=600, seed=0):
