@@ -112,8 +112,7 @@ def test_onnxruntime_snippet_names_the_classes_the_model_does(exported):
 
 @pytest.mark.parametrize("task, flags, agreement", [("recurrent", ("--rnn_units=16",), 1.0),
                                                     ("transformer", ("--model_width=16", "--encoder_layers=1"), 0.75)])
-def test_mediapipe_reads_the_recurrent_and_transformer_int8_files(mediapipe_python, tmp_path, task, flags,
-                                                                   agreement):
+def test_mediapipe_reads_the_recurrent_and_transformer_int8_files(mediapipe_python, tmp_path, task, flags, agreement):
     """The recurrent and transformer tasks' default variants include int8 (issue 39): MediaPipe's ImageClassifier
     takes the unrolled GRU's and the transformer's full-integer files as it takes the dense and conv ones, and names
     the classes the file gives."""
