@@ -52,7 +52,11 @@ def open_splits(name: str) -> dict:
 
 
 def fingerprint(name: str) -> str:
-    splits = open_splits(name)
+    return _fingerprint(open_splits(name))
+
+
+def _fingerprint(splits: dict) -> str:
+    """The splits' own fingerprints as one hash."""
     found = {split: upstream.fingerprint(data) for split, data in sorted(splits.items())}
     return hashlib.sha256(json.dumps(found).encode()).hexdigest()
 
@@ -91,7 +95,7 @@ def prepare(name: str, label_column: str | None, cache_dir: str) -> tuple[str, s
     features = next(iter(splits.values())).features
     label = _label_column(features, label_column)
     kind = kind_of(features, label)
-    root = os.path.join(cache_dir, f"hf-{fingerprint(name)[:16]}-{kind}")
+    root = os.path.join(cache_dir, f"hf-{_fingerprint(splits)[:16]}-{kind}")
     target = root if kind != "table" else os.path.join(root, "train.parquet")
     if os.path.exists(os.path.join(root, COMPLETE)):
         return target, kind, label

@@ -68,8 +68,7 @@ def is_archive_file(path: str) -> bool:
         first = next(tables.read_rows(path), None)
     except PipelineError:
         return False
-    words = [cell for cell in first or () if not tables.is_number(cell) and cell.lower() not in tables.MISSING]
-    return bool(first) and len(first) > MIN_STEPS and len(words) <= 1
+    return bool(first) and len(first) > MIN_STEPS and _header(first, None) is None
 
 
 def _header(first: list[str], label_column: str | None) -> list[str] | None:

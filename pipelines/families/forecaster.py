@@ -30,7 +30,7 @@ INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)  # the coverages dlpipe-predict --interv
 FORECASTER_LIMITS = REGRESSOR_LIMITS
 
 
-def linear_model(series, output: str = "linear_ar") -> keras.Model:
+def linear_model(series) -> keras.Model:
     """The linear autoregression (baselines.linear_weights) as Keras layers: the window standardised, flattened,
     and one Dense layer; it forecasts what the linear baseline does, from a raw window, in every exported file."""
     scale = series.scale()
@@ -38,7 +38,7 @@ def linear_model(series, output: str = "linear_ar") -> keras.Model:
     window = keras.Input(shape=(series.window, len(series.columns)), name=WINDOW)
     x = Standardize(scale["mean"], scale["std"], name="linear_standardize", dtype="float32")(window)
     x = layers.Flatten(name="linear_flatten", dtype="float32")(x)
-    dense = layers.Dense(series.horizon, name=output, dtype="float32")
+    dense = layers.Dense(series.horizon, name=FORECAST, dtype="float32")  # the exports' output name
     forecast = dense(x)
     dense.set_weights([weights[:-1], weights[-1]])
     return keras.Model(window, forecast, name="linear_forecaster")
@@ -47,10 +47,10 @@ def linear_model(series, output: str = "linear_ar") -> keras.Model:
 def candidates(network: keras.Model, series) -> dict[str, keras.Model]:
     """What the forecaster may ship, each a model from a raw window to the forecast: the trained network, the linear
     autoregression, and their mean (a combination, which the M competitions found hard to beat)."""
-    linear = linear_model(series)
+    linear = linear_model(series)  # one closed-form fit, shipped alone or inside the mean
     window = keras.Input(shape=network.inputs[0].shape[1:], name=WINDOW)
     mean = layers.Average(name=FORECAST, dtype="float32")([network(window), linear(window)])
-    return {"network": network, "linear": linear_model(series, output=FORECAST),
+    return {"network": network, "linear": linear,
             "mean": keras.Model(window, mean, name=f"{network.name}_and_linear")}
 
 

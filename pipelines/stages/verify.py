@@ -240,35 +240,30 @@ def keras_and_saved_model(ctx: Context, shipment: Shipment, reference: Reference
     if reference.batches:
         rows["keras"].update({"test_accuracy": reference.accuracy} if shipment.classes
                              else {"test_rmse": reference.rmse})
-    serve_fn = tf.saved_model.load(ctx.path(artifacts.SAVED_MODEL)).signatures["serving_default"]
     model_inputs = shipment.to_model_inputs(reference.parity)
-    served = in_chunks(lambda part: only_value(serve_fn(**{k: tf.constant(v) for k, v in part.items()})).astype(
-        np.float64), model_inputs)
-    rows["savedmodel"] = measure(served, reference.outputs)
-    if reference.batches and not shipment.classes:
-        rows["savedmodel"].update(over_rmse(np.abs(served - reference.outputs), reference))
-    rows["savedmodel"]["passed"] = passes(rows["savedmodel"], shipment.limits["savedmodel"])
+    rows["savedmodel"] = saved_model_row(ctx.path(artifacts.SAVED_MODEL), shipment, reference, model_inputs)
     if ctx.config.sagemaker:
-        rows["sagemaker"] = sagemaker_row(ctx, shipment, reference, model_inputs)
+        # model.tar.gz unpacked as SageMaker unpacks it, its SavedModel found as the container finds it: it must
+        # equal Keras as the SavedModel does.
+        scratch = artifacts.scratch_dir(ctx.config.task_dir)
+        try:
+            path, _ = sagemaker.saved_model_in(sagemaker.unpack(ctx.path(sagemaker.ARCHIVE), scratch))
+            rows["sagemaker"] = saved_model_row(path, shipment, reference, model_inputs)
+        finally:
+            artifacts.remove(scratch)
+        rows["sagemaker"]["size_bytes"] = os.path.getsize(ctx.path(sagemaker.ARCHIVE))
     return rows
 
 
-def sagemaker_row(ctx: Context, shipment: Shipment, reference: Reference, model_inputs: Batch) -> dict:
-    """model.tar.gz unpacked as SageMaker unpacks it, its SavedModel found as the container finds it, and run: it
-    must equal Keras as the SavedModel does."""
-    scratch = artifacts.scratch_dir(ctx.config.task_dir)
-    try:
-        path, _ = sagemaker.saved_model_in(sagemaker.unpack(ctx.path(sagemaker.ARCHIVE), scratch))
-        serve_fn = tf.saved_model.load(path).signatures["serving_default"]
-        served = in_chunks(lambda part: only_value(serve_fn(**{k: tf.constant(v) for k, v in part.items()})).astype(
-            np.float64), model_inputs)
-    finally:
-        artifacts.remove(scratch)
+def saved_model_row(path: str, shipment: Shipment, reference: Reference, model_inputs: Batch) -> dict:
+    """A SavedModel's serving signature run on the parity batch, against Keras, judged by the SavedModel's limit."""
+    serve_fn = tf.saved_model.load(path).signatures["serving_default"]
+    served = in_chunks(lambda part: only_value(serve_fn(**{k: tf.constant(v) for k, v in part.items()})).astype(
+        np.float64), model_inputs)
     row = measure(served, reference.outputs)
     if reference.batches and not shipment.classes:
         row.update(over_rmse(np.abs(served - reference.outputs), reference))
-    row.update(size_bytes=os.path.getsize(ctx.path(sagemaker.ARCHIVE)),
-               passed=passes(row, shipment.limits["savedmodel"]))
+    row["passed"] = passes(row, shipment.limits["savedmodel"])
     return row
 
 
