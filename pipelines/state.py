@@ -137,6 +137,13 @@ class Records:
         record = self.stages.get(name)
         return record is not None and record["key"] == key and self.hashes(outputs) == record.get("outputs")
 
+    def resolved(self, name: str, config: RunConfig) -> RunConfig:
+        """The config as a reused stage left it, for the stages after it: its recorded settings (what train resolved
+        when it ran: a sweep's hyperparameters, the epochs), or the stages after a reused train would be keyed, and
+        recorded, by settings the model was not trained with."""
+        recorded = self.stages[name]["settings"]
+        return dataclasses.replace(config, **from_record(recorded, recorded))
+
     def record(self, name: str, key: str, config: RunConfig, inputs: dict, outputs: tuple[str, ...]) -> list[str]:
         """Records a finished stage; removes what other stages made from the outputs it replaced, and returns
         the names of those stages."""
