@@ -1,4 +1,5 @@
-"""The runner: runs the stages of a config in order over one task folder, which it locks, and prints a summary.
+"""The runner: runs the stages of a config in order over one task folder, which it locks, and prints a summary
+(tracked in MLflow or W&B with --track: pipelines/tracking.py).
 
 Whether a stage is up to date, what it is keyed by and what a later stage adopts from the trained model is
 state.py's; what each stage does is its module's in stages/. A multi-worker job's other workers and a KerasTuner
@@ -15,7 +16,7 @@ import time
 import keras
 import tensorflow as tf
 
-from pipelines import artifacts, distribution, state
+from pipelines import artifacts, distribution, state, tracking
 from pipelines.config import RunConfig
 from pipelines.context import Context, StageResult
 from pipelines.errors import PipelineError
@@ -41,8 +42,8 @@ def run(config: RunConfig) -> list[StageRecord]:
         return _run_training_worker(config, strategy, cluster)
     state.check_inputs(config)
     _make_output_dir(config)
-    with artifacts.TaskLock(config.task_dir):
-        return _run_locked(state.adopt_trained_settings(config), strategy, cluster)
+    with artifacts.TaskLock(config.task_dir), tracking.tracked(config) as tracked:
+        return _run_locked(state.adopt_trained_settings(config), strategy, cluster, tracked)
 
 
 def _make_output_dir(config: RunConfig) -> None:
@@ -54,13 +55,14 @@ def _make_output_dir(config: RunConfig) -> None:
                             "choose a writable --output_dir") from None
 
 
-def _run_locked(config: RunConfig, strategy=None, cluster=None) -> list[StageRecord]:
+def _run_locked(config: RunConfig, strategy=None, cluster=None,
+                tracked: tracking.Tracking | None = None) -> list[StageRecord]:
     records = state.Records(config)
     state.check_unchanged(config, records.stages)
     # Seeded before any data pipeline is made: a shuffle's order depends on the global seed as well as its own,
     # and without this a process's first run shuffled differently from its later ones.
     keras.utils.set_random_seed(config.seed)
-    ctx = Context(config, TASKS[config.task], strategy, cluster)
+    ctx = Context(config, TASKS[config.task], strategy, cluster, tracked)
     summary = []
     for i, name in enumerate(config.stages, 1):
         config = ctx.config  # as train resolved it (its hyperparameters), for the stages after it
@@ -69,7 +71,8 @@ def _run_locked(config: RunConfig, strategy=None, cluster=None) -> list[StageRec
         outputs = STAGES[name].all_outputs(config)
         if not config.force and not STAGES[name].starts_over(config) and records.up_to_date(name, key, outputs):
             print(f"{header} · up to date, reused ──", flush=True)
-            summary.append(StageRecord(name, 0.0, "reused", outputs))
+            summary.append(StageRecord(name, 0.0, "reused", _existing(config, outputs)))
+            ctx = ctx.replaced(records.resolved(name, config))
             continue
         print(f"{header} ──", flush=True)
         start = time.perf_counter()
@@ -85,10 +88,15 @@ def _run_locked(config: RunConfig, strategy=None, cluster=None) -> list[StageRec
         if stale:
             print(f"removed the outputs of {', '.join(stale)}: they were made from the {name} outputs just replaced",
                   flush=True)
-        written = tuple(a for a in outputs if os.path.exists(os.path.join(config.task_dir, a)))
-        summary.append(StageRecord(name, time.perf_counter() - start, result.line, written))
+        summary.append(StageRecord(name, time.perf_counter() - start, result.line, _existing(config, outputs)))
+    ctx.tracking.finish(ctx.config, [a for record in summary for a in record.outputs])
     print(f"\nartifacts in {config.task_dir}/\n{format_summary(summary)}", flush=True)
     return summary
+
+
+def _existing(config: RunConfig, outputs: tuple[str, ...]) -> tuple[str, ...]:
+    """The outputs a stage wrote (a family makes only some of the pictures a stage declares)."""
+    return tuple(a for a in outputs if os.path.exists(os.path.join(config.task_dir, a)))
 
 
 def _run_stage(ctx: Context, name: str, key: str, inputs: dict) -> StageResult:
