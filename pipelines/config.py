@@ -103,6 +103,11 @@ class RunConfig:
     onnx: bool = True                          # also model.onnx, verified in onnxruntime
     sagemaker: bool = False                    # also model.tar.gz, SageMaker's layout (pipelines/sagemaker.py)
     representative_examples: int = 200
+    # Tracking (pipelines/tracking.py): mlflow or wandb, the MLflow server or store (None: MLflow's default), and
+    # the MLflow experiment or W&B project the run goes into.
+    track: str | None = None
+    tracking_uri: str | None = None
+    tracking_project: str = "dlpipe"
     # Predict: the new data the predict stage labels (dlpipe-predict's --input), into <task dir>/predictions.csv.
     predict_input: str | None = None
     # The flags given on the command line, by name: a later stage refuses one that contradicts the trained model.
@@ -127,9 +132,11 @@ class RunConfig:
 # says it ignores it (stages/__init__.py). --hparams_file is read into `hparams` and `learning_rate` when the
 # config is built, so its contents count, not its path; so does --init_from's file, by its hash.
 # Where training runs is not what it makes either: the global batch, and so every step, is the same on one process
-# or many (up to float rounding), so a multi-worker run's state may even be resumed by a single process.
+# or many (up to float rounding), so a multi-worker run's state may even be resumed by a single process. Nor is
+# where a run is tracked: the same command tracked elsewhere reuses its stages.
 NOT_IDENTITY = frozenset({"output_dir", "stages", "force", "fresh", "explicit", "hparams_file", "init_from",
-                          "distribute", "cpu_replicas", "cluster_timeout", "precision_reason", "cache_dir"})
+                          "distribute", "cpu_replicas", "cluster_timeout", "precision_reason", "cache_dir",
+                          "track", "tracking_uri", "tracking_project"})
 
 
 # Fields computed while the config is built, not flags of their own.

@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from pipelines import artifacts, trained
+from pipelines.tracking import Tracking
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import Inputs, make_input_pipeline
 from pipelines.data.sources import DATA_SETTINGS, DataSet, Request, load, settings_given_in_vain
@@ -63,13 +64,14 @@ def check_settings_apply(c: RunConfig, request: Request) -> None:
 
 class Context:
     def __init__(self, config: RunConfig, task: Task, strategy: tf.distribute.Strategy | None = None,
-                 cluster: Cluster | None = None):
+                 cluster: Cluster | None = None, tracking: Tracking | None = None):
         self.config = config  # after train, the one it resolved (StageResult.config: the runner hands it on)
         self.task = task
         # Where training runs (--distribute; pipelines/distribution.py), and this process's place in a
         # multi-worker job (None otherwise).
         self.strategy = strategy or tf.distribute.get_strategy()
         self.cluster = cluster
+        self.tracking = tracking or Tracking()  # --track's run (pipelines/tracking.py); untracked: does nothing
         # The running stage's fingerprint, the settings in it (what its resumable state is keyed by), and the
         # content hashes of the artifacts it reads.
         self.stage_key, self.stage_settings, self.stage_inputs = "", {}, {}
@@ -78,7 +80,7 @@ class Context:
     def replaced(self, config: RunConfig | None = None, inputs: Inputs | None = None) -> "Context":
         """This context with another config or inputs (what a stage resolved), the data and what was learned from it
         kept: they depend on the data settings, which no stage changes."""
-        other = Context(config or self.config, self.task, self.strategy, self.cluster)
+        other = Context(config or self.config, self.task, self.strategy, self.cluster, self.tracking)
         other.stage_key, other.stage_settings, other.stage_inputs = self.stage_key, self.stage_settings, \
             self.stage_inputs
         other.model_sha256 = self.model_sha256

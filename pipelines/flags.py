@@ -7,12 +7,13 @@ default is the task's (config.TASK_DEFAULTS) has None here, and its help lists e
 hyperparameters are the keyword names of the builders in models/ (Task.hparams), and their defaults the builders'.
 """
 
+import importlib.util
 import math
 import os
 
 from absl import flags
 
-from pipelines import command, console, distribution, precision
+from pipelines import command, console, distribution, precision, tracking
 from pipelines.config import TFLITE_VARIANTS as VARIANTS
 from pipelines import config as run_config
 from pipelines.config import RunConfig, show
@@ -247,6 +248,33 @@ SAGEMAKER = flags.DEFINE_bool("sagemaker", D["sagemaker"], "Also pack the SavedM
 REPRESENTATIVE_EXAMPLES = flags.DEFINE_integer(
     "representative_examples", D["representative_examples"], "int8: train examples that calibrate the quantization "
     "ranges.", lower_bound=1, upper_bound=10_000)
+
+# Tracking.
+TRACK = flags.DEFINE_enum(
+    "track", D["track"], list(tracking.TRACKERS), "Also track the run in MLflow or Weights & Biases "
+    "(pip install 'dlpipe[tracking]'): the settings, each epoch's curves, the test metrics, report.md and the exported "
+    "files, the SavedModel as a model, a sweep's trials as child runs. A tracker that fails warns once; the run goes "
+    "on.")
+TRACKING_URI = flags.DEFINE_string(
+    "tracking_uri", D["tracking_uri"], "--track=mlflow: the tracking server (http://host:port) or store (a folder, "
+    "sqlite:///file.db). Default: MLflow's own (MLFLOW_TRACKING_URI, else ./mlflow.db).")
+TRACKING_PROJECT = flags.DEFINE_string(
+    "tracking_project", D["tracking_project"], "The MLflow experiment or W&B project the run goes into.")
+
+
+@flags.validator("track")
+def _tracker_installed(name):
+    if name and importlib.util.find_spec(tracking.TRACKERS[name].package) is None:
+        raise flags.ValidationError(f"--track={name} needs the {tracking.TRACKERS[name].package} package: pip install "
+                                    "'dlpipe[tracking]'")
+    return True
+
+
+@flags.multi_flags_validator(["track", "tracking_uri"], message="--tracking_uri is where MLflow tracks: give "
+                             "--track=mlflow with it, or drop it")
+def _uri_is_mlflows(values):
+    return values["tracking_uri"] is None or values["track"] == "mlflow"
+
 
 # Predict.
 PREDICT_INPUT = flags.DEFINE_string(

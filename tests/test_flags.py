@@ -46,6 +46,9 @@ def test_builder_hyperparameters_come_from_their_flags():
     (["--task=transformer", "--patch_size=0"], "--patch_size"),
     (["--distribute=everywhere"], "--distribute"),
     (["--cluster_timeout=0"], "--cluster_timeout"),
+    (["--track=tensorboard"], "--track"),
+    (["--tracking_uri=http://127.0.0.1:5000"], "--tracking_uri is where MLflow tracks: give --track=mlflow"),
+    (["--track=wandb", "--tracking_uri=http://127.0.0.1:5000"], "give --track=mlflow with it"),
 ])
 def test_bad_values_are_rejected_at_parse_time(args, problem):
     with pytest.raises(flags.Error, match=problem):

@@ -135,6 +135,7 @@ def callbacks(ctx: Context, model: keras.Model, backup: str, health: StopOnDiver
         # After the backup: the checkpoint copies the weights file it just wrote (Keras' name for it).
         EpochCheckpoint(ctx.path(artifacts.CHECKPOINTS), health, state=os.path.join(backup, "latest.weights.h5")),
         keras.callbacks.TensorBoard(ctx.path(artifacts.LOGS)),
+        *ctx.tracking.callbacks(),  # --track: each epoch's logs in MLflow or W&B
         interrupts.AtStepEnd(),  # last: a Ctrl-C waits for the step to end and the epoch's backup to be written
     ]
 
