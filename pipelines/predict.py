@@ -26,7 +26,8 @@ from pipelines.families import Asked  # noqa: E402
 MODEL_DIR = flags.DEFINE_string("model_dir", None, "The task folder a dlpipe run wrote (runs/dense): its model and "
                                 "what it was trained on.")
 INPUT = flags.DEFINE_string(
-    "input", None, "The new examples: a CSV of rows (a table model; or texts, see --text_column), an image or .txt "
+    "input", None, "The new examples: a CSV, Parquet, Feather or Arrow file of rows (a table model or a series; a "
+    "CSV of texts, see --text_column), an image or .txt "
     "file, a folder (searched recursively; class subfolders named as the model's classes are scored), or a glob.")
 OUTPUT = flags.DEFINE_string("output", None, "The predictions CSV (default predictions.csv); with --num_samples, "
                              "the folder of PNG samples (default samples).")

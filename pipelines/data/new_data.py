@@ -177,11 +177,12 @@ class TextFiles:
 
 
 class TableFile:
-    """A CSV's rows, matched to the model's columns by name (tables.new_rows)."""
+    """A table's rows (CSV, TSV, Parquet, Feather or Arrow), matched to the model's columns by name
+    (tables.new_rows)."""
 
     def __init__(self, path: str, reads: Reads):
         if not os.path.isfile(path):
-            raise PipelineError(f"{path} is not a file: give the CSV of new rows")
+            raise PipelineError(f"{path} is not a file: give the CSV or Parquet file of new rows")
         self.path, self.reads, self.failures = path, reads, []
         self.keys = tuple(reads.table.ids)
         self.count = None

@@ -80,6 +80,20 @@ def test_every_shipped_model_gives_keras_labels_on_an_unlabeled_shuffled_csv(tit
         assert agreement >= (0.97 if "int8" in model else 1.0), model  # int8: its verify limit, 99% ± chance
 
 
+def test_a_parquet_file_of_new_rows_gives_the_csvs_predictions(titanic_run):
+    """The same new rows as a Parquet file with typed columns (numbers as numbers, a missing age as null)."""
+    import pyarrow.csv
+    import pyarrow.parquet
+    root, folder = titanic_run
+    new = unlabeled_csv(root)
+    parquet = root / "new.parquet"
+    pyarrow.parquet.write_table(pyarrow.csv.read_csv(new), parquet)
+    predictor = prediction.open_run(folder)
+    for path, output in ((new, root / "from_csv.csv"), (str(parquet), root / "from_parquet.csv")):
+        assert prediction.predict_file(predictor, path, str(output), Asked("Survived")).examples == 120
+    assert read_csv(root / "from_parquet.csv") == read_csv(root / "from_csv.csv")
+
+
 def test_a_labelled_csv_scores_what_evaluate_measured_on_the_same_rows(titanic_run):
     """The test split's rows, written back as a CSV with their labels: the accuracy dlpipe-predict prints is
     metrics.json's test_accuracy, the same rows through the same model."""
