@@ -47,7 +47,7 @@ def test_a_short_quarterly_series_of_small_values_ships_with_the_defaults(tmp_pa
                                            "--horizon=4", f"--output_dir={tmp_path}"))
     assert [r.stage for r in records] == ["train", "evaluate", "export", "verify", "report"]
     metrics = metrics_of(tmp_path / "dense")
-    assert metrics["season"] == 4 and metrics["forecaster"] in ("network", "linear", "mean")
+    assert metrics["season"] == 4 and metrics["forecaster"] in ("network", "linear", "arima", "mean")
     exports = json.load(open(tmp_path / "dense" / artifacts.VERIFY))
     assert exports["passed"] and all(exports["exports"][f]["passed"] for f in ("savedmodel", "float32", "onnx"))
     assert "validation windows" in (tmp_path / "dense" / artifacts.REPORT).read_text()

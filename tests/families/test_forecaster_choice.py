@@ -1,6 +1,7 @@
-"""The forecaster ships the candidate that forecasts the validation windows best (families/forecaster.py: choose):
-the linear autoregression as Keras layers forecasts exactly what the linear baseline does, and the choice is made
-on validation windows, never on the test period."""
+"""The forecaster ships the mean of its candidates (families/forecaster.py: choose), each written as Keras layers
+that forecast what its reference does: the linear autoregression the linear baseline's numbers, AutoARIMA
+statsforecast's own forecast from the same window; a candidate far worse on the validation windows (never the test
+period) is left out."""
 
 from types import SimpleNamespace
 
@@ -44,25 +45,60 @@ def test_the_linear_candidate_in_keras_forecasts_what_the_linear_baseline_does(t
     np.testing.assert_allclose(keras_forecast, baselines.linear(s)(ends), rtol=1e-4, atol=1e-3)
 
 
-def test_the_candidate_with_the_smallest_validation_error_ships(tmp_path, capsys):
+def test_the_mean_of_the_candidates_ships_and_one_far_worse_on_validation_is_left_out(tmp_path, capsys):
     s = prepared(tmp_path, recurrence(), window=12, horizon=3)
     network = flat_network(s)
     chosen, why = forecaster.choose(network, workspace(s))
-    assert why["forecaster"] == "linear" and why["validation_mae"]["linear"] < 1e-3
-    assert why["validation_mae"]["network"] > 5 and why["validation_windows"] == len(s.ends["validation"])
+    scored = why["validation_mae"]
+    assert scored["network"] > 5 and scored["linear"] < 1e-3 and why["validation_windows"] == len(s.ends["validation"])
+    assert "network" not in why["members"] and "linear" in why["members"]
+    assert all(scored[name] <= forecaster.GUARD * min(scored.values()) for name in why["members"])
     assert chosen.output_names == ["forecast"]  # what the exports' signature names
     ends = s.ends["test"]
-    np.testing.assert_allclose(chosen.predict(baselines.windows(s, ends).astype(np.float32), verbose=0),
-                               baselines.targets(s, ends), atol=1e-2)
-    mean = forecaster.candidates(network, s)["mean"]
     windows = baselines.windows(s, ends).astype(np.float32)
-    np.testing.assert_allclose(mean.predict(windows, verbose=0), chosen.predict(windows, verbose=0) / 2, rtol=1e-5)
-    assert "ships the linear forecaster" in capsys.readouterr().out
+    np.testing.assert_allclose(chosen.predict(windows, verbose=0), baselines.targets(s, ends), atol=1e-2)
+    models = forecaster.candidates(network, s)
+    mean = np.mean([models[name].predict(windows, verbose=0) for name in why["members"]], axis=0)
+    np.testing.assert_allclose(chosen.predict(windows, verbose=0), mean, rtol=1e-5, atol=1e-5)
+    assert f"ships the mean of {', '.join(why['members'])}" in capsys.readouterr().out
 
 
-def test_without_validation_windows_the_network_ships(tmp_path):
+def test_without_validation_windows_the_mean_of_every_candidate_ships(tmp_path):
     s = prepared(tmp_path, recurrence(), window=12, horizon=3)
     empty = SimpleNamespace(inputs=SimpleNamespace(validation=tf.data.Dataset.from_tensor_slices(
         (np.zeros((0, 12, 1), np.float32), np.zeros((0, 3), np.float32))).batch(8)), data=SimpleNamespace(series=s))
     network = flat_network(s)
-    assert forecaster.choose(network, empty) == (network, {})
+    chosen, why = forecaster.choose(network, empty)
+    models = forecaster.candidates(network, s)
+    assert why == {"forecaster": "mean", "members": list(models)}
+    windows = baselines.windows(s, s.ends["test"]).astype(np.float32)
+    np.testing.assert_allclose(chosen.predict(windows, verbose=0), np.mean(
+        [m.predict(windows, verbose=0) for m in models.values()], axis=0), rtol=1e-5, atol=1e-5)
+
+
+def test_autoarima_in_keras_forecasts_what_statsforecast_does_from_the_same_window(tmp_path):
+    """statsforecast's AutoARIMA, fitted on the train period, written as one Dense layer (baselines.window_weights):
+    from any window its forecast is statsforecast's own `forward` from that window."""
+    from statsforecast.models import AutoARIMA
+    from tests import series as made
+    s = prepared(tmp_path, made.seasonal(160), horizon=6)
+    model = forecaster.statistical_model(s, "AutoARIMA", "arima")
+    assert model is not None and model.output_names == ["forecast"]
+    validation = s.periods[0][0]
+    fitted = AutoARIMA(season_length=s.season).fit(s.values[0][:validation, 0].astype(np.float64))
+    ends = s.ends["test"][::5]
+    windows = baselines.windows(s, ends)
+    theirs = np.stack([fitted.forward(y=w[:, 0].astype(np.float64), h=s.horizon)["mean"] for w in windows])
+    np.testing.assert_allclose(model.predict(windows.astype(np.float32), verbose=0), theirs, rtol=1e-4,
+                               atol=1e-4 * np.std(s.values[0]))
+    assert "arima" in forecaster.candidates(flat_network(s), s)
+
+
+def test_a_model_that_is_not_affine_in_the_window_is_no_candidate(tmp_path):
+    """A multiplicative ETS (error and season scaled by the level) is not affine in its window; several series are
+    not one weight matrix."""
+    from tests import series as made
+    s = prepared(tmp_path, made.seasonal(160), horizon=6)
+    assert baselines.window_weights(s, "AutoETS", model="MNM") is None
+    assert baselines.window_weights(s, "AutoETS", model="ANA") is not None  # additive: affine
+    assert baselines.window_weights(SimpleNamespace(values=[s.values[0]] * 2), "AutoARIMA") is None
