@@ -21,7 +21,8 @@ def metrics_of(folder) -> dict:
 def test_the_recurrent_forecaster_beats_seasonal_naive_and_its_exports_forecast_as_keras_does(tmp_path):
     path = made.monthly_csv(tmp_path / "airline.csv", made.seasonal())
     records = runner.run(config_from_flags("--task=recurrent", f"--dataset={path}", "--time_column=month",
-                                           "--label_column=passengers", "--horizon=12", f"--output_dir={tmp_path}"))
+                                           "--label_column=passengers", "--horizon=12", "--epochs=4",
+                                           f"--output_dir={tmp_path}"))
     metrics = metrics_of(tmp_path / "recurrent")
     assert metrics["family"] == "forecaster" and metrics["season"] == 12 and metrics["window"] == 24
     assert metrics["test_mae"] < metrics["baseline_seasonal_naive_mae"] and metrics["test_mase"] < 1
