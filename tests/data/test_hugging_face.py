@@ -27,12 +27,15 @@ def image_set(folder, count: int = 90, seed: int = 0):
     return str(folder)
 
 
-def test_an_image_set_trains_with_its_own_splits_and_class_names(tmp_path):
+def test_an_image_set_trains_with_its_own_splits_and_class_names_and_verifies(tmp_path):
     path = image_set(tmp_path / "shapes")
     runner.run(config_from_flags("--task=conv", f"--dataset=hf:{path}", "--conv_filters=8,16", "--epochs=2",
-                                 "--stages=train,evaluate", f"--output_dir={tmp_path / 'runs'}"))
+                                 "--stages=train,evaluate,export,verify", "--tflite_variants=float32", "--noonnx",
+                                 f"--output_dir={tmp_path / 'runs'}"))
     metrics = json.loads((tmp_path / "runs" / "conv" / "metrics.json").read_text())
     assert metrics["labels"] == sorted(SHAPES) and metrics["num_test_examples"] == 30  # its test split
+    assert (tmp_path / "runs" / "conv" / "labels.txt").read_text().split() == sorted(SHAPES)
+    assert json.loads((tmp_path / "runs" / "conv" / "export_report.json").read_text())["passed"]
     assert sources.data_hash(f"hf:{path}") != sources.data_hash(f"hf:{image_set(tmp_path / 'other', seed=1)}")
 
 

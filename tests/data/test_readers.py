@@ -116,3 +116,25 @@ def test_a_parquet_table_trains_and_reports_like_its_csv(tmp_path):
         (tmp_path / "broken.parquet").write_bytes(b"PAR1 not really")
         runner.run(config_from_flags(f"--dataset={tmp_path / 'broken.parquet'}", "--label_column=survived",
                                      f"--output_dir={tmp_path / 'b'}"))
+
+
+def test_a_parquet_series_with_typed_times_reads_as_its_csv(tmp_path):
+    """A series as Parquet (a real date type, float values): the same steps, season and windows as its CSV."""
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipelines.data import series
+    from tests import series as made
+    values = np.round(made.seasonal(60), 3)
+    made.monthly_csv(tmp_path / "s.csv", values)
+    months = [datetime.date(1949 + i // 12, 1 + i % 12, 1) for i in range(60)]
+    pq.write_table(pa.table({"month": pa.array(months), "passengers": pa.array(values.tolist(), pa.float64())}),
+                   tmp_path / "s.parquet", row_group_size=16)
+    read = [series.prepare(str(tmp_path / f"s.{kind}"), time_column="month", label_column="passengers",
+                           series_id_column=None, window=None, horizon=3, season=None, test_split=0.2,
+                           validation_split=0.1) for kind in ("csv", "parquet")]
+    assert read[1].season == read[0].season == 12 and read[1].step == read[0].step
+    np.testing.assert_array_equal(read[1].values[0], read[0].values[0])
+    assert all(np.array_equal(read[1].ends[split], read[0].ends[split]) for split in ("train", "validation", "test"))
