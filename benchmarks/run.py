@@ -309,6 +309,7 @@ def main(sections: list[str]) -> None:
         results["predict"] = predict.run()
     if "forecasts" in wanted:
         forecasts.main([])  # benchmarks/out/forecasts.md
+        forecasts.main(["--holdout"])  # … and forecasts_holdout.md: each series' last season held out
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
