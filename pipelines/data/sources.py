@@ -243,7 +243,9 @@ READERS: tuple[Reader, ...] = (
     Reader("series", lambda r: r.table and bool(r.time_column), _series,
            frozenset({"test_split", "label_column", "ignore_columns", "time_column", "series_id_column", "horizon",
                       "window", "season"}), _table_file_hash),
-    Reader("wide sequences", lambda r: r.table and r.rows_as_sequences,
+    # A header-less file of numbers (the UCR/UEA archive's layout) is sequences to any task, dense too: read as a
+    # table, its first row would be taken for column names.
+    Reader("wide sequences", lambda r: r.table and (r.rows_as_sequences or sequences.is_archive_file(r.name)),
            lambda r: load_sequences(r.name, test_split=r.test_split, label_column=r.label_column,
                                     test_dataset=r.test_dataset, scaling=r.series_scaling),
            frozenset({"test_split", "label_column", "test_dataset", "series_scaling"}), _table_file_hash),

@@ -131,6 +131,16 @@ def test_without_a_task_an_archive_file_gets_minirocket_which_ships_and_verifies
     assert history["examples"] == [120] and history["features"] == [9996]  # train and validation, no epochs
 
 
+def test_dense_reads_a_header_less_archive_file_as_sequences_not_as_a_table(tmp_path):
+    """The first row is data, not column names: dense classifies each row as a sequence, as conv would."""
+    train = made.wide_csv(tmp_path / "Shapes_TRAIN.tsv", 80, header=False, sep="\t")
+    runner.run(config_from_flags("--task=dense", f"--dataset={train}", "--label_column=0", "--epochs=2",
+                                 "--stages=train,evaluate", f"--output_dir={tmp_path}"))
+    metrics = json.load(open(tmp_path / "dense" / artifacts.METRICS))
+    trained_on = json.load(open(tmp_path / "dense" / artifacts.CONFIG))["trained_on"]
+    assert trained_on["modality"] == "series" and metrics["num_test_examples"] == 16  # 80 rows, the first among them
+
+
 def test_without_a_task_a_long_file_of_labelled_recordings_gets_minirocket(tmp_path):
     path = made.long_csv(tmp_path / "motions.csv", 60)
     config = config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
