@@ -276,6 +276,12 @@ def _uri_is_mlflows(values):
     return values["tracking_uri"] is None or values["track"] == "mlflow"
 
 
+@flags.multi_flags_validator(["track", "tracking_project"], message="--tracking_project names where --track tracks: "
+                             "give --track=mlflow or --track=wandb with it, or drop it")
+def _project_needs_a_tracker(values):
+    return values["tracking_project"] == D["tracking_project"] or values["track"] is not None
+
+
 # Predict.
 PREDICT_INPUT = flags.DEFINE_string(
     "predict_input", D["predict_input"], "--stages=...,predict: the new examples the SavedModel labels into "

@@ -16,6 +16,8 @@ import os
 import re
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
@@ -26,9 +28,15 @@ import keras
 from pipelines import artifacts
 from pipelines.config import RunConfig
 
-# What a tracker records of the run: the settings, as given and as resolved; "explicit" only says how they came.
-UNTRACKED_SETTINGS = frozenset({"explicit"})
+# What a tracker records of the run: the settings, as given and as resolved; "explicit" only says how they came, and
+# a tracking URI may hold credentials (http://user:password@host).
+UNTRACKED_SETTINGS = frozenset({"explicit", "tracking_uri"})
 HEALTH_TIMEOUT = 5.0  # seconds an MLflow server has to answer before the run goes on untracked
+# MLflow's client retries a failed request 7 times with backoff, 120 s each (about 4 minutes): a server that dies
+# mid-run would hold training that long before tracking gives up. Unless the user set them: 2 retries, 10 s.
+MLFLOW_PATIENCE = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+                   # The client prints each run's URL as it ends (every trial's too): the line below says where.
+                   "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
 
 
 class TrackedRun(Protocol):
@@ -49,8 +57,16 @@ class Tracker:
     start: Callable[[RunConfig], TrackedRun]
 
 
+def _without_password(uri: str) -> str:
+    """The URI as it may be printed: a password in it replaced by ***."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.password is None:
+        return uri
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+
+
 def _key(name: str) -> str:
-    """A metric or param name both trackers take: letters, digits, _ - . / and spaces."""
+    """A metric or param name MLflow takes: letters, digits, _ - . / and spaces."""
     return re.sub(r"[^\w\-./ ]", "_", name)
 
 
@@ -62,20 +78,23 @@ class MLflowRun:
 
     def __init__(self, config: RunConfig):
         import mlflow
-        # The client prints each run's URL as it ends (every trial's too): the one line below says where the run is.
-        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         uri = config.tracking_uri or mlflow.get_tracking_uri()
         if uri.startswith(("http://", "https://")):  # the client would retry for minutes: ask once, briefly
             try:
                 urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=HEALTH_TIMEOUT).close()
+            except urllib.error.HTTPError:  # it answered (an auth proxy, a server without /health): go on
+                pass
             except (OSError, ValueError) as e:
-                raise ConnectionError(f"{uri} does not answer ({getattr(e, 'reason', e)}): start the server or fix "
-                                      "--tracking_uri") from None
+                raise ConnectionError(f"{_without_password(uri)} does not answer ({getattr(e, 'reason', e)}): start "
+                                      "the server or fix --tracking_uri") from None
+        for name, value in MLFLOW_PATIENCE.items():  # read by the client at each request
+            os.environ.setdefault(name, value)
         self.client = mlflow.MlflowClient(uri)
         found = self.client.get_experiment_by_name(config.tracking_project)
         self.experiment = found.experiment_id if found else self.client.create_experiment(config.tracking_project)
         self.run_id = self.client.create_run(self.experiment, run_name=config.task, tags=_tags(config)).info.run_id
-        print(f"  tracked in MLflow at {uri}: experiment {config.tracking_project}, run {self.run_id}", flush=True)
+        print(f"  tracked in MLflow at {_without_password(uri)}: experiment {config.tracking_project}, run "
+              f"{self.run_id}", flush=True)
 
     def _log(self, run_id: str, params: dict[str, str] | None = None, metrics: dict[str, float] | None = None,
              step: int = 0) -> None:
@@ -187,8 +206,10 @@ class WandbRun:
     def trial(self, name, params, metrics, completed):
         run = self.wandb.init(project=self.project, name=name, job_type="trial", group=self.run.group,
                               reinit="create_new", config=params, settings=self.wandb.Settings(**self.QUIET))
-        run.summary.update(metrics)
-        run.finish(exit_code=0 if completed else 1)
+        try:
+            run.summary.update(metrics)
+        finally:
+            run.finish(exit_code=0 if completed else 1)
 
     def end(self, failed):
         self.run.finish(exit_code=1 if failed else 0)
@@ -221,15 +242,18 @@ def finite_numbers(values: dict) -> dict[str, float]:
             if isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)}
 
 
+ENDING = "ending the run"
+
+
 class Tracking:
-    """The run's tracker, guarded: each call that fails prints one warning and ends tracking for the run, which goes
-    on. Without --track, every call does nothing."""
+    """The run's tracker, guarded: a call that fails prints one warning, marks the tracked run failed where it still
+    can, and ends tracking; the run goes on. Without --track, every call does nothing."""
 
     def __init__(self, config: RunConfig | None = None):
         self.tracker = TRACKERS[config.track] if config is not None and config.track else None
         self.run: TrackedRun | None = None
         self.logged: dict[str, str] = {}
-        self.epochs_logged = False
+        self.epochs: set[int] = set()  # the epochs logged as they ended
         if self.tracker:
             self.run = self._call("starting the run", lambda: self.tracker.start(config), starting=True)
             self.params(config)
@@ -243,7 +267,10 @@ class Tracking:
             first = (str(e).strip().splitlines() or [""])[0][:300]
             print(f"warning: {self.tracker.name} tracking failed {doing} ({type(e).__name__}: {first}); the run goes "
                   "on untracked", file=sys.stderr, flush=True)
-            self.run = None
+            run, self.run = self.run, None
+            if run is not None and doing != ENDING:  # marked failed where it can be, not left running
+                with contextlib.suppress(Exception):
+                    run.end(True)
             return None
 
     def params(self, config: RunConfig) -> None:
@@ -263,7 +290,7 @@ class Tracking:
         return [EpochMetrics(self)] if self.run is not None else []
 
     def epoch(self, epoch: int, logs: dict) -> None:
-        self.epochs_logged = True
+        self.epochs.add(epoch)
         self._call(f"logging epoch {epoch + 1}", lambda: self.run.metrics(finite_numbers(logs), epoch))
 
     def finish(self, config: RunConfig, outputs: list[str]) -> None:
@@ -274,19 +301,23 @@ class Tracking:
         self.params(config)
         task_dir = config.task_dir
         found = {name for name in outputs if os.path.exists(os.path.join(task_dir, name))}
-        if not self.epochs_logged and artifacts.HISTORY in found:
-            for epoch, logs in enumerate(_epochs(artifacts.read_json(os.path.join(task_dir, artifacts.HISTORY)))):
-                self.epoch(epoch, logs)
+        if artifacts.HISTORY in found:  # what was not logged as it ended: a reused train's, a resumed one's start
+            self._call("reading history.json", lambda: self._history(os.path.join(task_dir, artifacts.HISTORY)))
         if artifacts.METRICS in found:
-            test = finite_numbers(artifacts.read_json(os.path.join(task_dir, artifacts.METRICS)))
-            self._call("logging the test metrics", lambda: self.run.metrics(test, None))
+            self._call("logging the test metrics", lambda: self.run.metrics(
+                finite_numbers(artifacts.read_json(os.path.join(task_dir, artifacts.METRICS))), None))
         if artifacts.TRIALS_CSV in found:
-            self._trials(os.path.join(task_dir, artifacts.TRIALS_CSV))
+            self._call("reading trials.csv", lambda: self._trials(os.path.join(task_dir, artifacts.TRIALS_CSV)))
         files = sorted(os.path.join(task_dir, name) for name in found
                        if os.path.isfile(os.path.join(task_dir, name)))
         self._call("logging the files", lambda: self.run.files(files))
         if artifacts.SAVED_MODEL in found:
             self._call("logging the model", lambda: self.run.model(os.path.join(task_dir, artifacts.SAVED_MODEL)))
+
+    def _history(self, path: str) -> None:
+        for epoch, logs in enumerate(_epochs(artifacts.read_json(path))):
+            if epoch not in self.epochs:
+                self.epoch(epoch, logs)
 
     def _trials(self, path: str) -> None:
         import csv
@@ -298,7 +329,7 @@ class Tracking:
                     f"trial {row['trial_id']}", params, scores, row["status"] == "COMPLETED"))
 
     def end(self, failed: bool) -> None:
-        self._call("ending the run", lambda: self.run.end(failed))
+        self._call(ENDING, lambda: self.run.end(failed))
         self.run = None
 
 

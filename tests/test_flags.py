@@ -49,6 +49,7 @@ def test_builder_hyperparameters_come_from_their_flags():
     (["--track=tensorboard"], "--track"),
     (["--tracking_uri=http://127.0.0.1:5000"], "--tracking_uri is where MLflow tracks: give --track=mlflow"),
     (["--track=wandb", "--tracking_uri=http://127.0.0.1:5000"], "give --track=mlflow with it"),
+    (["--tracking_project=fashion"], "--tracking_project names where --track tracks"),
 ])
 def test_bad_values_are_rejected_at_parse_time(args, problem):
     with pytest.raises(flags.Error, match=problem):

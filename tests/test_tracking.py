@@ -3,6 +3,7 @@ logs and when, and a tracker's failure turned into one warning while the run goe
 real MLflow server and an offline W&B run, are in tests/e2e/test_tracking.py."""
 
 import json
+import os
 import time
 
 import pytest
@@ -135,8 +136,33 @@ def test_a_failing_tracker_warns_once_and_the_run_goes_on_untracked(recorder, mo
     assert len(warnings) == 1 and warnings[0].startswith("warning: mlflow tracking failed")
     assert "the run goes on untracked" in warnings[0] and "second line" not in warnings[0]
     assert tracked.run is None
-    if fail_on == "metrics":  # nothing after the failure, not even the end
-        assert [c[0] for c in recorder[0].calls] == ["params"]
+    if fail_on == "metrics":  # nothing after the failure but the tracked run marked failed
+        assert recorder[0].calls[1:] == [("end", True)] and recorder[0].calls[0][0] == "params"
+
+
+def test_epochs_a_resumed_train_logged_before_its_restart_come_from_history(recorder, tmp_path):
+    config = config_from_flags("--track=mlflow", f"--output_dir={tmp_path}")
+    (tmp_path / config.task).mkdir()
+    artifacts.write_json(str(tmp_path / config.task / artifacts.HISTORY), {"loss": [0.9, 0.7, 0.5]})
+    tracked = Tracking(config)
+    tracked.epoch(2, {"loss": 0.5})  # the epoch this process trained; 0 and 1 were trained before the restart
+    tracked.finish(config, [artifacts.HISTORY])
+    assert sorted(c[2] for c in recorder[0].calls if c[0] == "metrics") == [0, 1, 2]
+
+
+def test_a_damaged_history_is_one_warning_not_a_failed_run(recorder, tmp_path, capsys):
+    config = config_from_flags("--track=mlflow", f"--output_dir={tmp_path}")
+    (tmp_path / config.task).mkdir()
+    (tmp_path / config.task / artifacts.HISTORY).write_text("{not json")
+    Tracking(config).finish(config, [artifacts.HISTORY])
+    assert "tracking failed reading history.json" in capsys.readouterr().err
+    assert recorder[0].calls[-1] == ("end", True)
+
+
+def test_settings_leave_out_the_tracking_uri_which_may_hold_a_password():
+    config = config_from_flags("--track=mlflow", "--tracking_uri=http://me:secret@127.0.0.1:1")
+    assert "tracking_uri" not in tracking.settings(config)
+    assert tracking._without_password("http://me:secret@host:5000/x") == "http://me:***@host:5000/x"
 
 
 def test_a_stage_that_raises_ends_the_tracked_run_as_failed(recorder):
@@ -147,12 +173,14 @@ def test_a_stage_that_raises_ends_the_tracked_run_as_failed(recorder):
 
 
 def test_an_mlflow_server_that_does_not_answer_is_one_warning_within_seconds(capsys, monkeypatch):
-    monkeypatch.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # what MLflowRun sets: restored after
+    for name in tracking.MLFLOW_PATIENCE:
+        monkeypatch.delenv(name, raising=False)
     port, = free_ports()
     start = time.perf_counter()
     tracked = Tracking(config_from_flags("--track=mlflow", f"--tracking_uri=http://127.0.0.1:{port}"))
     assert tracked.run is None and time.perf_counter() - start < 10 + tracking.HEALTH_TIMEOUT
     warning, = capsys.readouterr().err.strip().splitlines()
+    assert not any(name in os.environ for name in tracking.MLFLOW_PATIENCE)  # nothing set: no server, no client
     assert f"127.0.0.1:{port} does not answer" in warning and "start the server or fix --tracking_uri" in warning
 
 

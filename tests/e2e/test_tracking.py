@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import artifacts, runner
+from pipelines import artifacts, runner, tracking
 from tests.conftest import config_from_flags
 from tests.e2e.test_sagemaker import people_csv
 from tests.loopback import free_ports
@@ -66,7 +66,8 @@ def tracked(tmp_path_factory):
         env.setenv("WANDB_MODE", "offline")
         env.setenv("WANDB_DIR", str(root))
         env.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-        env.setenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+        for name, value in tracking.MLFLOW_PATIENCE.items():  # what MLflowRun sets, restored after
+            env.setenv(name, value)
         runner.run(config_from_flags(*flags, "--track=wandb"))  # while the server starts
         ready()
         summary = runner.run(config_from_flags(*flags, "--track=mlflow", f"--tracking_uri={url}"))
