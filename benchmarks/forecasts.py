@@ -17,6 +17,7 @@ the same season. One forecast per series: noisier than the test windows above, b
 go to forecasts_holdout.json and .md.
 """
 
+import csv
 import json
 import os
 import sys
@@ -50,14 +51,27 @@ def panel() -> dict[str, tuple[list[str], np.ndarray, int]]:
     return found
 
 
-def run_one(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int) -> dict:
+def write_series(folder: str, name: str, dates: list[str], values: np.ndarray) -> tuple[str, np.ndarray]:
+    """The series as the CSV a user has, and its values as they read back from it (what every model is fitted on)."""
     path = os.path.join(folder, f"{name}.csv")
+    written = [f"{v:.6g}" for v in values]
     with open(path, "w") as f:
-        f.write("date,value\n" + "".join(f"{d},{v:.6g}\n" for d, v in zip(dates, values)))
-    runner.run(config_of(f"--dataset={path}", "--time_column=date", "--label_column=value", f"--horizon={horizon}",
-                         f"--output_dir={os.path.join(folder, name)}", "--stages=train,evaluate"))
-    task = next(d for d in os.listdir(os.path.join(folder, name)) if not d.startswith("."))
-    return json.load(open(os.path.join(folder, name, task, "metrics.json")))
+        f.write("date,value\n" + "".join(f"{d},{v}\n" for d, v in zip(dates, written)))
+    return path, np.array([float(v) for v in written])
+
+
+def run_dlpipe(folder: str, name: str, path: str, horizon: int, *flags: str) -> str:
+    """dlpipe's defaults on the series' file, through `flags`' stages; its task folder."""
+    config = config_of(f"--dataset={path}", "--time_column=date", "--label_column=value", f"--horizon={horizon}",
+                       f"--output_dir={os.path.join(folder, name)}", *flags)
+    runner.run(config)
+    return config.task_dir
+
+
+def run_one(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int) -> dict:
+    path, _ = write_series(folder, name, dates, values)
+    task_dir = run_dlpipe(folder, name, path, horizon, "--stages=train,evaluate")
+    return json.load(open(os.path.join(task_dir, "metrics.json")))
 
 
 def holdout_one(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int) -> dict:
@@ -67,28 +81,21 @@ def holdout_one(folder: str, name: str, dates: list[str], values: np.ndarray, ho
 
     from pipelines import prediction
     from pipelines.families import Asked
-    known, truth = values[:-horizon], values[-horizon:].astype(np.float64)
-    path = os.path.join(folder, f"{name}.csv")
-    with open(path, "w") as f:
-        f.write("date,value\n" + "".join(f"{d},{v:.6g}\n" for d, v in zip(dates, known)))
-    output = os.path.join(folder, name)
-    runner.run(config_of(f"--dataset={path}", "--time_column=date", "--label_column=value", f"--horizon={horizon}",
-                         f"--output_dir={output}", "--stages=train,evaluate,export", "--tflite_variants=float32",
-                         "--noonnx"))
-    task = next(d for d in os.listdir(output) if not d.startswith(".") and d != "cache")
-    predictor = prediction.open_run(os.path.join(output, task))
+    path, known = write_series(folder, name, dates[:-horizon], values[:-horizon])
+    truth = values[-horizon:].astype(np.float64)
+    task_dir = run_dlpipe(folder, name, path, horizon, "--stages=train,evaluate,export", "--tflite_variants=float32",
+                          "--noonnx")
+    predictor = prediction.open_run(task_dir)
     answer = os.path.join(folder, f"{name}_forecast.csv")
     prediction.predict_file(predictor, path, answer, Asked("value", halfwidths=predictor.interval(0.8)))
-    with open(answer) as f:
-        row = dict(zip(*[line.strip().split(",") for line in f.readlines()[:2]]))
-    mine = np.array([float(row[f"value_{k}"]) for k in range(1, horizon + 1)])
-    lower = np.array([float(row[f"value_{k}_lower"]) for k in range(1, horizon + 1)])
-    upper = np.array([float(row[f"value_{k}_upper"]) for k in range(1, horizon + 1)])
-    y = known.astype(np.float64)
-    theirs = {model.lower(): np.asarray(getattr(models, model)(season_length=horizon).fit(y).predict(h=horizon)[
+    with open(answer, newline="") as f:
+        row = next(csv.DictReader(f))
+    mine, lower, upper = (np.array([float(row[f"value_{k}{end}"]) for k in range(1, horizon + 1)])
+                          for end in ("", "_lower", "_upper"))
+    theirs = {model.lower(): np.asarray(getattr(models, model)(season_length=horizon).fit(known).predict(h=horizon)[
         "mean"]) for model in ("AutoETS", "AutoARIMA")}
-    theirs["seasonal_naive"] = y[-horizon:]
-    metrics = json.load(open(os.path.join(output, task, "metrics.json")))
+    theirs["seasonal_naive"] = known[-horizon:]
+    metrics = json.load(open(os.path.join(task_dir, "metrics.json")))
     return {"points": len(known), "horizon": horizon, "dlpipe": float(np.mean(np.abs(mine - truth))),
             **{k: float(np.mean(np.abs(v - truth))) for k, v in theirs.items()},
             "coverage_80": float(np.mean((lower <= truth) & (truth <= upper))),

@@ -87,13 +87,18 @@ def linear(series) -> Forecast:
     return lambda ends: _linear_design(series, windows(series, ends)) @ weights
 
 
+def fit_statsforecast(model_name: str, series, values: np.ndarray, **options):
+    """statsforecast's `model_name` with the series' season (and `options`), fitted on `values`."""
+    from statsforecast import models  # only a forecaster needs it, and it takes a second to import
+    return getattr(models, model_name)(season_length=series.season, **options).fit(values)
+
+
 def statsforecast_model(model: str) -> Callable[..., Forecast]:
     """statsforecast's `model` (AutoETS, AutoARIMA, AutoTheta: the field's reference implementations), fitted on each
     series' train period alone, with its season; then, at each window's end, the fitted model applied to the history
     up to it (`forward`: its parameters kept, its states run over the longer history), as a rolling origin."""
     def fit(series) -> Forecast:
-        from statsforecast import models  # only a forecaster's evaluation needs it, and it takes a second to import
-        fitted = [getattr(models, model)(season_length=series.season).fit(values[:validation, 0].astype(np.float64))
+        fitted = [fit_statsforecast(model, series, values[:validation, 0].astype(np.float64))
                   for values, (validation, _) in zip(series.values, series.periods)]
 
         def forecast(ends: np.ndarray) -> np.ndarray:
@@ -114,11 +119,10 @@ def window_weights(series, model_name: str, **options) -> tuple[np.ndarray, np.n
     hold several series (one weight matrix cannot be each one's model)."""
     if len(series.values) != 1:
         return None
-    from statsforecast import models
     values, (validation, _) = series.values[0][:, 0].astype(np.float64), series.periods[0]
     w, spread = series.window, float(np.std(values[:validation])) or 1.0
     try:
-        fitted = getattr(models, model_name)(season_length=series.season, **options).fit(values[:validation])
+        fitted = fit_statsforecast(model_name, series, values[:validation], **options)
 
         def forecast(window):
             return np.asarray(fitted.forward(y=window, h=series.horizon)["mean"], np.float64)

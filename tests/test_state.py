@@ -143,6 +143,19 @@ def test_later_stages_alone_use_the_trained_models_settings(tmp_path):
     assert config["hparams"]["hidden_units"] == [24] and config["max_train_examples"] == 500
 
 
+def test_a_reused_train_hands_on_the_settings_it_resolved_so_later_stages_keep_their_keys(tmp_path):
+    """Train resolves settings (a sweep's hyperparameters, a small set's epochs) and records them; reused, it hands
+    the recorded ones on, or the stages after it would be keyed by the defaults and made again."""
+    given = config_from_flags(f"--output_dir={tmp_path}", "--epochs=2")
+    resolved = dataclasses.replace(given, epochs=7, learning_rate=0.0123, hparams={**given.hparams, "dropout": 0.3})
+    os.makedirs(given.task_dir)
+    records = state.Records(given)
+    records.record("train", "key", resolved, {}, ())
+    handed_on = state.Records(given).resolved("train", given)
+    assert (handed_on.epochs, handed_on.learning_rate, handed_on.hparams["dropout"]) == (7, 0.0123, 0.3)
+    assert state.settings(handed_on, "evaluate") == state.settings(resolved, "evaluate")
+
+
 def test_a_flag_that_contradicts_the_trained_model_is_one_line(tmp_path):
     run(tmp_path, "--epochs=1", "--stages=train")
     with pytest.raises(PipelineError, match=r"trained with --hidden_units=16, not 32: drop --hidden_units"):

@@ -109,11 +109,12 @@ def choose(network: keras.Model, work: Workspace) -> tuple[keras.Model, dict]:
     def mae(model):
         return float(np.mean(np.abs(model.predict(x, verbose=0).astype(np.float64) - y)))
     scored = {name: mae(m) for name, m in models.items()}
-    best = min(scored.values())
-    members = [name for name, value in scored.items() if value <= GUARD * best]
+    finite = {name: value for name, value in scored.items() if np.isfinite(value)}  # a NaN forecast fails the guard
+    members = [name for name, value in finite.items() if value <= GUARD * min(finite.values())] or list(models)
     model = combined({name: models[name] for name in members})
     shipped = mae(model)
-    print(f"  ships the mean of {', '.join(members)} (validation MAE {shipped:.4g}): " + ", ".join(
+    what = f"the mean of {', '.join(members)}" if len(members) > 1 else f"the {members[0]} forecaster alone"
+    print(f"  ships {what} (validation MAE {shipped:.4g}): " + ", ".join(
         f"{name} {value:.4g}" for name, value in scored.items()) + f" on {len(x)} windows", flush=True)
     return model, {"forecaster": "mean" if len(members) > 1 else members[0], "members": members,
                    "validation_mae": {**scored, "shipped": shipped}, "validation_windows": len(x)}
@@ -267,13 +268,17 @@ def report_verdict(metrics: dict) -> list[str]:
     lines = [f"On {metrics['test_windows']} test windows (horizon {metrics['horizon']}, season {metrics['season']}): "
              f"{metrics['verdict']}.", "", *table, ""]
     if "forecaster" in metrics:
-        scored = ", ".join(f"{name} {value:.4g}" for name, value in metrics.get("validation_mae", {}).items())
         members = metrics.get("members", [metrics["forecaster"]])
-        lines += [f"What ships (and is scored above as the network) is the mean of {', '.join(members)}: each "
-                  f"forecaster scored on the {metrics.get('validation_windows', 0)} validation windows ({scored}), "
-                  f"one over {GUARD:g}× the best one's MAE left out (linear: the closed-form autoregression; arima: "
-                  "statsforecast's AutoARIMA fitted on the train period, forecasting from the window as one Dense "
-                  "layer).", ""]
+        what = f"the mean of {', '.join(members)}" if len(members) > 1 else f"the {members[0]} forecaster alone"
+        if metrics.get("validation_windows"):
+            scored = ", ".join(f"{name} {value:.4g}" for name, value in metrics["validation_mae"].items())
+            why = (f"each forecaster scored on the {metrics['validation_windows']} validation windows ({scored}), one "
+                   f"over {GUARD:g}× the best one's MAE left out")
+        else:
+            why = "no validation window to score them on"
+        lines += [f"What ships (and is scored above as the network) is {what}: {why} (linear: the closed-form "
+                  "autoregression; arima: statsforecast's AutoARIMA fitted on the train period, forecasting from the "
+                  "window as one Dense layer).", ""]
     return lines
 
 
