@@ -82,6 +82,9 @@ class ServedModel:
     inputs: dict[str, object]          # input name → tf.TensorSpec
     outputs: dict[str, object]         # output name → tf.TensorSpec
     labels: list[str] | None           # a classifier's class names (labels.txt), in output order
+    # A forecaster's intervals: coverage level → per step ahead, the half-width around the forecast (its run's
+    # metrics.json, measured on the validation windows: what dlpipe-predict --interval adds).
+    intervals: dict[str, list[float]] | None = None
 
     def metadata(self) -> dict:
         def spec(s):
@@ -96,14 +99,26 @@ class ServedModel:
         return all(s.dtype.name != "string" for s in self.inputs.values())
 
 
-def load_model(name: str, path: str, labels_path: str | None) -> ServedModel:
-    """One SavedModel's serving signature, and its class names when a labels file is given."""
+def load_model(name: str, path: str, labels_path: str | None, metrics_path: str | None = None) -> ServedModel:
+    """One SavedModel's serving signature, and its class names when a labels file is given, and a forecaster's
+    intervals when its run's metrics.json has them."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the ops a KerasHub preset's tokenizer runs in its SavedModel)
     function = tf.saved_model.load(path).signatures["serving_default"]
     labels = open(labels_path).read().splitlines() if labels_path and os.path.isfile(labels_path) else None
     return ServedModel(name, function, dict(function.structured_input_signature[1]),
-                       dict(function.structured_outputs), labels)
+                       dict(function.structured_outputs), labels, _intervals(metrics_path))
+
+
+def _intervals(metrics_path: str | None) -> dict[str, list[float]] | None:
+    """metrics.json's interval half-widths, by level; None when there are none (or the file cannot be read: the
+    forecasts are served without bounds)."""
+    try:
+        with open(metrics_path) as f:
+            widths = json.load(f).get("interval_halfwidths")
+    except (TypeError, OSError, ValueError, AttributeError):
+        return None
+    return widths if isinstance(widths, dict) and widths else None
 
 
 def _unloadable(path: str, e: Exception) -> str:
@@ -120,7 +135,8 @@ def load_models(output_dir: str) -> tuple[dict[str, ServedModel], dict[str, str]
         if not os.path.isfile(os.path.join(path, "saved_model.pb")):
             continue
         try:
-            models[name] = load_model(name, path, os.path.join(output_dir, name, "labels.txt"))
+            models[name] = load_model(name, path, os.path.join(output_dir, name, "labels.txt"),
+                                      os.path.join(output_dir, name, "metrics.json"))
         except Exception as e:  # TensorFlow raises many types for a damaged SavedModel
             damaged[name] = _unloadable(path, e)
     return models, damaged
@@ -297,7 +313,8 @@ def decode(body: bytes, model: ServedModel):
 
 def predict(model: ServedModel, arrays: dict, rows: bool) -> dict:
     """TF Serving's answer ("predictions" per example, or "outputs" by name); a classifier's adds each example's
-    label and probabilities by class name."""
+    label and probabilities by class name, a forecaster's each example's interval bounds at every level its run
+    measured."""
     import numpy as np
 
     from pipelines.exported import softmax
@@ -310,6 +327,11 @@ def predict(model: ServedModel, arrays: dict, rows: bool) -> dict:
     else:
         answer = {"outputs": {n: v.tolist() for n, v in outputs.items()} if len(outputs) > 1
                   else next(iter(outputs.values())).tolist()}
+    forecast = outputs.get("forecast")
+    if model.intervals and forecast is not None and forecast.ndim == 2:
+        answer["intervals"] = [{level: {"lower": (f - np.asarray(widths)).tolist(), "upper": (f + np.asarray(
+            widths)).tolist()} for level, widths in model.intervals.items() if len(widths) == len(f)}
+            for f in forecast]
     logits = outputs.get("logits")
     if model.labels and logits is not None and logits.ndim == 2 and logits.shape[1] == len(model.labels):
         probabilities = softmax(logits)

@@ -45,7 +45,7 @@ def runs(tmp_path_factory):
     series = made.monthly_csv(root / "monthly.csv", made.seasonal(120))
     runner.run(config_from_flags(f"--dataset={series}", "--time_column=month", "--label_column=passengers",
                                  "--horizon=3", "--sagemaker", "--tflite_variants=float32", "--noonnx",
-                                 "--stages=train,export", f"--output_dir={root / 'series'}"))
+                                 "--stages=train,evaluate,export", f"--output_dir={root / 'series'}"))
     return root
 
 
@@ -76,6 +76,22 @@ def test_the_server_answers_the_container_contract_as_the_saved_model_does(runs,
         np.testing.assert_allclose(answer["predictions"][0], expected.numpy()[0], rtol=1e-4)
         status, answer = post(f"{base}/invocations", b"1,2,x\n", "text/csv")
         assert status == 400 and "is not a number" in answer["error"]
+
+
+def test_dlpipe_serve_answers_a_forecast_with_its_intervals(runs):
+    """A forecaster's run measured its intervals (metrics.json): dlpipe-serve adds each example's bounds at every
+    level, the forecast ± the half-widths dlpipe-predict --interval uses."""
+    window = made.seasonal(120)[-24:]
+    widths = json.loads((runs / "series" / "dense" / "metrics.json").read_text())["interval_halfwidths"]
+    with serving(runs / "series") as base:
+        status, answer = post(f"{base}/v1/models/dense:predict",
+                              json.dumps({"instances": [window[:, None].tolist()] * 2}).encode(), "application/json")
+    assert status == 200 and len(answer["intervals"]) == 2 and set(answer["intervals"][0]) == set(widths) == {
+        "0.5", "0.8", "0.9", "0.95"}
+    forecast = np.array(answer["predictions"][0])
+    for level, bounds in answer["intervals"][0].items():
+        np.testing.assert_allclose(bounds["lower"], forecast - widths[level], rtol=1e-6)
+        np.testing.assert_allclose(bounds["upper"], forecast + widths[level], rtol=1e-6)
 
 
 def test_a_table_takes_csv_rows_under_a_header_naming_its_columns(runs, tmp_path):
