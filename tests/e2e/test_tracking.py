@@ -8,10 +8,7 @@ import csv
 import glob
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.parse
 import urllib.request
 
@@ -22,37 +19,21 @@ import tensorflow as tf
 from pipelines import artifacts, runner, tracking
 from tests.conftest import config_from_flags
 from tests.e2e.test_sagemaker import people_csv
-from tests.loopback import free_ports
+from tests.loopback import answering, free_ports
 
 
 @contextlib.contextmanager
-def mlflow_server(root, timeout: float = 120):
+def mlflow_server(root):
     """`mlflow server` on a free port of 127.0.0.1 (SQLite store, artifacts proxied into `root`), started at once;
     yields its URL and a function that waits until it answers."""
     port, = free_ports()
     url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile("w+") as log:
-        process = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--host", "127.0.0.1",
-             "--port", str(port), "--workers", "1", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
-             "--artifacts-destination", str(root / "artifacts")], stdout=log, stderr=subprocess.STDOUT)
-
-        def ready():
-            deadline = time.time() + timeout
-            while True:
-                try:
-                    urllib.request.urlopen(f"{url}/health", timeout=1).close()
-                    return
-                except OSError:
-                    if process.poll() is not None or time.time() > deadline:
-                        log.seek(0)
-                        raise RuntimeError(f"mlflow server did not start:\n{log.read()}") from None
-                    time.sleep(0.2)
-        try:
-            yield url, ready
-        finally:
-            process.terminate()
-            process.wait(30)
+    with answering([os.path.join(os.path.dirname(sys.executable), "mlflow"), "server", "--host", "127.0.0.1",
+                    "--port", str(port), "--workers", "1", "--backend-store-uri", f"sqlite:///{root}/mlflow.db",
+                    "--artifacts-destination", str(root / "artifacts")], f"{url}/health", "mlflow server",
+                   # Its job runner (eight more processes, each importing mlflow) serves features not used here.
+                   env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}) as ready:
+        yield url, ready
 
 
 @pytest.fixture(scope="module")
