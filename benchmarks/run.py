@@ -24,10 +24,14 @@
    plain Keras script doing the same (read, model.predict, write a CSV).
 11. Forecasts on real series (benchmarks/forecasts.py): dlpipe's defaults against statsforecast's AutoETS and
    AutoARIMA and seasonal naive on nine monthly and quarterly series from the wheels; its own forecasts.md.
+12. Tables on real data (benchmarks/tables.py): dlpipe's defaults against HistGradientBoosting and a linear model on
+   eight tables from the wheels, each split 75/25; its own tables.md.
+13. Sequences (benchmarks/sequences.py): the UCR/UEA sets in aeon's wheel against aeon's MiniRocket (in .venv-aeon,
+   which `make bench` builds); its own sequences.md.
 
 Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.json and results.md.
 `python -m benchmarks.run train input` runs only the sections named (train, input, folder, numpy, distributed,
-serving, scale, predict, forecasts).
+serving, scale, predict, forecasts, tables, sequences).
 """
 
 import json
@@ -40,7 +44,7 @@ import time
 import keras
 import tensorflow as tf
 
-from benchmarks import distributed, forecasts, predict, scale, serving
+from benchmarks import distributed, forecasts, predict, scale, sequences, serving, tables
 from pipelines import artifacts, precision, runner
 from pipelines.context import Context
 from pipelines.data import idx, pipeline
@@ -284,7 +288,7 @@ def markdown(r: dict) -> str:
 
 def main(sections: list[str]) -> None:
     wanted = set(sections) or {"train", "input", "folder", "numpy", "distributed", "serving", "scale", "predict",
-                               "forecasts"}
+                               "forecasts", "tables", "sequences"}
     results = {"matmul_gflop_per_second": {"float32": matmul_peak(tf.float32),
                                            "bfloat16": matmul_peak(tf.bfloat16)}}
     if "train" in wanted:
@@ -310,6 +314,10 @@ def main(sections: list[str]) -> None:
     if "forecasts" in wanted:
         forecasts.main([])  # benchmarks/out/forecasts.md
         forecasts.main(["--holdout"])  # … and forecasts_holdout.md: each series' last season held out
+    if "tables" in wanted:
+        tables.main([])  # benchmarks/out/tables.md
+    if "sequences" in wanted:
+        sequences.main([])  # benchmarks/out/sequences.md
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
