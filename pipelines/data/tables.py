@@ -75,9 +75,17 @@ class Table:
         return rows
 
 
+# The names a table model's own operations take beside its inputs (models/dense.py's encoder, body and label scale;
+# the outputs the families' served models name): a column named so gets an input name of its own, or Keras refuses
+# the model at export ("the name 'value' is used 2 times"). tests/data/test_tables.py builds both families' models
+# from such columns.
+RESERVED = frozenset({"table_encoder", "table_body", "label_scale", "value", "logits", "probabilities"})
+
+
 def input_names(columns) -> dict[str, str]:
-    """Each column's input name: letters, digits and _ (a serving signature's keys), unique, in column order."""
-    names, taken = {}, set()
+    """Each column's input name: letters, digits and _ (a serving signature's keys), unique, in column order, none
+    of the RESERVED names."""
+    names, taken = {}, set(RESERVED)
     for column in columns:
         name = re.sub(r"[^0-9A-Za-z_]+", "_", column).strip("_") or "column"
         name = f"c_{name}" if name[0].isdigit() else name

@@ -124,3 +124,27 @@ def test_named_columns_that_cannot_be_are_one_line(tmp_path, naming, message):
     path = write(tmp_path / "t.csv", ["a", "b", "y"], [[i % 3, i % 4, i % 2] for i in range(30)])
     with pytest.raises(PipelineError, match=message):
         read_table(path, "y", "auto", 0.2, **naming)
+
+
+@pytest.mark.parametrize("label", ["kind", "amount"])  # a classifier's model, a regressor's
+def test_columns_named_as_the_models_own_operations_train_and_export(tmp_path, label):
+    """A column called value, logits or table_encoder (a price table's "value" is common) once made Keras refuse
+    the model at export: the name was the served output's, or the encoder's."""
+    import json
+
+    from pipelines import runner
+    from tests.conftest import config_from_flags
+    rng = np.random.default_rng(0)
+    columns = sorted(tables.RESERVED)
+    lines = [",".join([*columns, "kind", "amount"])]
+    for _ in range(120):
+        row = rng.normal(size=len(columns))
+        lines.append(",".join([*(f"{v:.4f}" for v in row), "up" if row[0] > 0 else "down", f"{row.sum():.4f}"]))
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    runner.run(config_from_flags(f"--dataset={tmp_path / 't.csv'}", f"--label_column={label}", "--epochs=1",
+                                 "--stages=train,export", "--tflite_variants=float32", "--noonnx",
+                                 f"--output_dir={tmp_path}"))
+    trained_on = json.loads((tmp_path / "dense" / "config.json").read_text())["trained_on"]
+    inputs = [name for _, name in trained_on["columns"]]
+    assert len(inputs) == len(columns) + 1 and not set(inputs) & tables.RESERVED
+    assert (tmp_path / "dense" / "model.tflite").exists()
