@@ -103,23 +103,32 @@ def holdout_one(folder: str, name: str, dates: list[str], values: np.ndarray, ho
 
 
 def main(names: list[str]) -> None:
-    if "--holdout" in names:
-        return holdout([n for n in names if n != "--holdout"])
-    series = panel()
+    holdout = "--holdout" in names
+    names = [n for n in names if n != "--holdout"]
     rows = {}
     with tempfile.TemporaryDirectory() as folder:
-        for name, (dates, values, horizon) in series.items():
-            if names and name not in names:
-                continue
-            m = run_one(folder, name, dates, values, horizon)
-            rows[name] = {"points": len(values), "horizon": horizon, "dlpipe": m["test_mae"],
-                          **{k: m.get(f"baseline_{k}_mae") for k in BASELINES},
-                          "coverage_80": m.get("test_interval_coverage", {}).get("0.8"),
-                          "chosen": m.get("forecaster", "network")}
-            print(name, rows[name], flush=True)
+        for name, (dates, values, horizon) in panel().items():
+            if not names or name in names:
+                rows[name] = (holdout_one if holdout else test_windows_row)(folder, name, dates, values, horizon)
+                print(name, rows[name], flush=True)
+    report(rows, "forecasts_holdout" if holdout else "forecasts")
+
+
+def test_windows_row(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int) -> dict:
+    """dlpipe's test-window MAE beside its baselines' from the same run (run_one's metrics.json)."""
+    m = run_one(folder, name, dates, values, horizon)
+    return {"points": len(values), "horizon": horizon, "dlpipe": m["test_mae"],
+            **{k: m.get(f"baseline_{k}_mae") for k in BASELINES},
+            "coverage_80": m.get("test_interval_coverage", {}).get("0.8"), "chosen": m.get("forecaster", "network")}
+
+
+def report(rows: dict[str, dict], stem: str) -> None:
+    """The rows as a ratio table (dlpipe's MAE over each reference's), their geometric means and the interval's mean
+    coverage, into benchmarks/out/<stem>.json and .md."""
     lines = ["| series | points | shipped | dlpipe MAE | / AutoETS | / AutoARIMA | / better of the two | "
              "/ seasonal naive | 80% interval covers |", "|---|---|---|---|---|---|---|---|---|"]
-    ratios = {k: [] for k in ("autoets", "autoarima", "best", "seasonal_naive")}
+    columns = ("autoets", "autoarima", "best", "seasonal_naive")
+    ratios = {k: [] for k in columns}
     for name, r in rows.items():
         best = min(v for v in (r["autoets"], r["autoarima"]) if v is not None)
         found = {"autoets": r["dlpipe"] / r["autoets"], "autoarima": r["dlpipe"] / r["autoarima"],
@@ -128,46 +137,16 @@ def main(names: list[str]) -> None:
             ratios[k].append(v)
         coverage = f"{100 * r['coverage_80']:.0f}%" if r["coverage_80"] is not None else ""
         lines.append(f"| {name} | {r['points']} | {r['chosen']} | {r['dlpipe']:.4g} | " + " | ".join(
-            f"{found[k]:.2f}" for k in ("autoets", "autoarima", "best", "seasonal_naive")) + f" | {coverage} |")
+            f"{found[k]:.2f}" for k in columns) + f" | {coverage} |")
     geometric = {k: float(np.exp(np.mean(np.log(v)))) for k, v in ratios.items() if v}
-    columns = ("autoets", "autoarima", "best", "seasonal_naive")
-    lines.append("| geometric mean | | | | " + " | ".join(f"{geometric[k]:.2f}" for k in columns) + " | |")
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "forecasts.json"), "w") as f:
-        json.dump({"series": rows, "geometric_mean": geometric}, f, indent=1)
-    with open(os.path.join(OUT, "forecasts.md"), "w") as f:
-        f.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
-
-
-def holdout(names: list[str]) -> None:
-    series = panel()
-    rows = {}
-    with tempfile.TemporaryDirectory() as folder:
-        for name, (dates, values, horizon) in series.items():
-            if not names or name in names:
-                rows[name] = holdout_one(folder, name, dates, values, horizon)
-                print(name, rows[name], flush=True)
-    lines = ["| series | points | shipped | dlpipe MAE | / AutoETS | / AutoARIMA | / better of the two | "
-             "/ seasonal naive | 80% interval covers |", "|---|---|---|---|---|---|---|---|---|"]
-    columns = ("autoets", "autoarima", "best", "seasonal_naive")
-    ratios = {k: [] for k in columns}
-    for name, r in rows.items():
-        found = {"autoets": r["dlpipe"] / r["autoets"], "autoarima": r["dlpipe"] / r["autoarima"],
-                 "best": r["dlpipe"] / min(r["autoets"], r["autoarima"]),
-                 "seasonal_naive": r["dlpipe"] / r["seasonal_naive"]}
-        for k, v in found.items():
-            ratios[k].append(v)
-        lines.append(f"| {name} | {r['points']} | {r['chosen']} | {r['dlpipe']:.4g} | " + " | ".join(
-            f"{found[k]:.2f}" for k in columns) + f" | {100 * r['coverage_80']:.0f}% |")
-    geometric = {k: float(np.exp(np.mean(np.log(v)))) for k, v in ratios.items() if v}
-    coverage = float(np.mean([r["coverage_80"] for r in rows.values()]))
+    covered = [r["coverage_80"] for r in rows.values() if r["coverage_80"] is not None]
+    coverage = float(np.mean(covered)) if covered else None
     lines.append("| geometric mean | | | | " + " | ".join(f"{geometric[k]:.2f}" for k in columns)
-                 + f" | {100 * coverage:.0f}% (mean) |")
+                 + (f" | {100 * coverage:.0f}% (mean) |" if coverage is not None else " | |"))
     os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "forecasts_holdout.json"), "w") as f:
+    with open(os.path.join(OUT, f"{stem}.json"), "w") as f:
         json.dump({"series": rows, "geometric_mean": geometric, "coverage_80": coverage}, f, indent=1)
-    with open(os.path.join(OUT, "forecasts_holdout.md"), "w") as f:
+    with open(os.path.join(OUT, f"{stem}.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
