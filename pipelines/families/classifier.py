@@ -1,5 +1,7 @@
 """The classifier family: cross-entropy training, evaluation per class, and what a classifier ships."""
 
+import functools
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -14,15 +16,15 @@ from pipelines.config import RunConfig
 from pipelines.data.pipeline import split_arrays
 from pipelines.exported import softmax
 from pipelines.families import Asked, Column, Family, Picture, Workspace
-from pipelines.families.tables import (DESCRIPTION, FEATURES_FILE, encode_table, gradient_boosting, is_table_model,
-                                       table_parts, table_shipment, table_verdict)
+from pipelines.families.tables import (BASELINE_ROWS, DESCRIPTION, FEATURES_FILE, choose_members, chosen, encode_table,
+                                       gradient_boosting, is_table_model, logistic, table_parts, table_shipment,
+                                       table_verdict)
 from pipelines.metadata import LABELS, VOCABULARY, TensorInfo
 from pipelines.schedules import learning_rate
 from pipelines.shipping import (Shipment, as_rgb, with_full_pixel_range, with_probabilities, with_rgb_pixels,
                                 with_uint8_pixels)
 
 VOCABULARY_FILE = "vocab.txt"
-BASELINE_ROWS = 100_000  # a table's logistic baseline is fitted on at most this many train rows
 NEIGHBOUR_ROWS = 20_000  # a sequence classifier's nearest-neighbour baseline searches at most this many train series
 QUOTED_ERRORS = 10       # a text model's surest test errors, quoted in metrics.json and report.md
 
@@ -113,7 +115,7 @@ def evaluate_classifier(model: keras.Model, work: Workspace) -> dict:
         worst = worst[:QUOTED_ERRORS]
         metrics["misclassified"] = quoted_errors(inputs_at(test, worst), labels[worst], probabilities[worst], names)
     if is_table_model(model):
-        metrics.update(table_baselines(model, work.inputs, labels))
+        metrics.update(table_baselines(model, work.inputs, labels), **chosen(work))
     if work.data.sequences is not None:  # the series' scaling read as it was set, not recomputed from the data
         metrics.update(nearest_neighbour_baseline(work.inputs, labels, each=work.data.sequences.scaling == "each"))
     return metrics
@@ -141,12 +143,11 @@ def nearest_neighbour_baseline(inputs, test_labels: np.ndarray, each: bool) -> d
 def table_baselines(model: keras.Model, inputs, test_labels: np.ndarray) -> dict:
     """What the network adds over the majority class, a logistic regression and gradient boosting on the same
     encoded features (each fitted on at most BASELINE_ROWS train rows)."""
-    from sklearn.linear_model import LogisticRegression
     encoder, _ = table_parts(model)
     train_x, train_y = split_arrays(inputs.train, limit=BASELINE_ROWS)
     train_x = encode_table(encoder, train_x)
     majority = np.bincount(labels_of(inputs.train)).argmax()
-    fitted = {"logistic": LogisticRegression(max_iter=2000).fit(train_x, train_y),
+    fitted = {"logistic": logistic(train_x, train_y),
               "gradient_boosting": gradient_boosting(train_x, train_y, classify=True)}
     test_x = [encode_table(encoder, x) for x, _ in inputs.test.as_numpy_iterator()]
     found = {f"baseline_{name}_accuracy": float(np.mean(np.concatenate([m.predict(x) for x in test_x]) == test_labels))
@@ -309,6 +310,6 @@ CLASSIFIER = Family(
     pictures=(Picture(artifacts.CONFUSION_PNG, "the confusion matrix"),
               Picture(artifacts.MISCLASSIFIED_PNG, "the test errors the model was surest of")),
     side_files={VOCABULARY_FILE: "line i is token id i", FEATURES_FILE: DESCRIPTION}, report=report_errors,
-    answer=answer_classes, scorer=AccuracyScorer,
+    answer=answer_classes, scorer=AccuracyScorer, choose=functools.partial(choose_members, classify=True),
     left_out={"int16x8": "a classifier's int8 file holds (99% top-1 agreement, a quarter of float32's size) and runs "
                          "on integer accelerators; int16 activations run LiteRT's slower kernels"})

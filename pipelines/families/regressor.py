@@ -6,6 +6,8 @@ first lesson's model. Exports are judged on their values: float files by their l
 the outputs' scale, quantized ones by their mean difference against the Keras model's own test RMSE.
 """
 
+import functools
+
 import keras
 import numpy as np
 from keras import layers
@@ -15,14 +17,13 @@ from pipelines import artifacts, evaluation
 from pipelines.config import RunConfig
 from pipelines.families import Asked, Column, Family, Picture, Workspace
 from pipelines.data.pipeline import split_arrays
-from pipelines.families.tables import (DESCRIPTION, FEATURES_FILE, encode_table, gradient_boosting, table_parts,
-                                       table_shipment, table_verdict)
+from pipelines.families.tables import (BASELINE_ROWS, DESCRIPTION, FEATURES_FILE, choose_members, chosen, encode_table,
+                                       gradient_boosting, table_parts, table_shipment, table_verdict)
 from pipelines.metadata import TensorInfo
 from pipelines.schedules import learning_rate
 from pipelines.shipping import Shipment
 
 OUTPUT = "value"
-BASELINE_ROWS = 100_000  # the gradient boosting baseline is fitted on at most this many train rows
 
 # Every export is judged against the Keras model's own test RMSE, a measure in the label's units that holds for any
 # level and scale (a difference relative to the largest output failed a quarterly series of small values by
@@ -92,6 +93,7 @@ def evaluate_regressor(model: keras.Model, work: Workspace) -> dict:
     metrics.update({f"baseline_linear_{name}": value for name, value in baseline.items()})
     metrics.update({f"baseline_gradient_boosting_{name}": value
                     for name, value in boosting_baseline(encoder, work.inputs.train, test).items()})
+    metrics.update(chosen(work))
     evaluation.plot_predictions(np.asarray(predicted), test_y, work.path(artifacts.PREDICTIONS_PNG))
     return metrics
 
@@ -154,4 +156,5 @@ REGRESSOR = Family(
     export_columns=ERROR_COLUMNS,
     pictures=(Picture(artifacts.PREDICTIONS_PNG, "predicted against true values, and residuals"),),
     side_files={FEATURES_FILE: DESCRIPTION}, answer=answer_values, scorer=ErrorScorer, report=report_baselines,
+    choose=functools.partial(choose_members, classify=False),
     left_out={"int16x8": "a table's int8 file holds (diabetes: a mean difference of 0.011 of the test RMSE)"})

@@ -8,9 +8,12 @@ import json
 import keras
 import numpy as np
 import tensorflow as tf
+from keras import layers
 
 from models.dense import TABLE_BODY
-from models.table import TableEncoder
+from models.table import LabelScale, TableEncoder
+from pipelines import artifacts
+from pipelines.data.pipeline import split_arrays
 from pipelines.metadata import TensorInfo
 from pipelines.shipping import Shipment, unchanged
 
@@ -80,4 +83,135 @@ def table_verdict(metrics: dict, measure: str, higher_is_better: bool) -> list[s
              f"{TABLE_BASELINES[best]} beats the network: {shown} {found[best]:.4g} against {mine:.4g}")
     rows = [f"| network | {mine:.4g} |"] + [f"| {TABLE_BASELINES[name]} | {value:.4g} |"
                                             for name, value in found.items()]
-    return [f"On the test rows, {words}.", "", f"| model | test {shown} |", "|---|---|", *rows, ""]
+    lines = [f"On the test rows, {words}.", "", f"| model | test {shown} |", "|---|---|", *rows, ""]
+    if "table_model" in metrics:
+        what = {"mean": "the mean of the trained network and a linear model (the logistic or least-squares "
+                        "baseline's fit) on the same feature vector",
+                "network": "the trained network alone", "linear": "the linear model alone"}[metrics["table_model"]]
+        scored = ", ".join(f"{name} {value:.4g}" for name, value in metrics.get("validation_loss", {}).items())
+        lines += [f"What ships (and is scored above as the network) is {what}" + (
+            f": validation loss {scored}; a member no better than the constant forecast is left out." if scored
+            else "."), ""]
+    return lines
+
+
+def chosen(work) -> dict:
+    """What the train stage chose to ship (choose_members), from config.json, for metrics.json."""
+    found = artifacts.read_json(work.path(artifacts.CONFIG)).get("chosen") or {}
+    return {key: found[key] for key in ("table_model", "members", "validation_loss", "validation_rows")
+            if key in found}
+
+
+BASELINE_ROWS = 100_000  # the table baselines and the linear member are fitted on at most this many train rows
+
+
+def logistic(train_x: np.ndarray, train_y: np.ndarray):
+    """A logistic regression (scikit-learn's, L2 with C=1) on the encoded features: the logistic baseline, and the
+    linear member of what a table classifier ships."""
+    from sklearn.linear_model import LogisticRegression
+    return LogisticRegression(max_iter=2000).fit(train_x, train_y)
+
+
+def logistic_weights(fitted, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted logistic regression as a Dense layer's kernel [features, classes] and bias: its decision per class
+    (two classes: one decision, the second class's logit, the first's 0); a class it never saw gets a logit of
+    UNSEEN_LOGIT."""
+    coef, intercept = np.atleast_2d(fitted.coef_), np.atleast_1d(fitted.intercept_)
+    known = fitted.classes_.astype(int)
+    if len(coef) == 1:
+        known, unseen = known[1:], [c for c in range(classes) if c not in fitted.classes_.astype(int)]
+    else:
+        unseen = [c for c in range(classes) if c not in known]
+    kernel = np.zeros((coef.shape[1], classes), np.float32)
+    bias = np.zeros(classes, np.float32)
+    kernel[:, known], bias[known] = coef.T, intercept
+    bias[unseen] = UNSEEN_LOGIT
+    return kernel, bias
+
+
+UNSEEN_LOGIT = -30.0  # a class absent from the train rows: the linear member gives it a probability of e^-30
+
+
+def least_squares(design: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ordinary least squares with an intercept on [rows, features]: kernel [features, 1] and bias [1]."""
+    rows = np.hstack([design.astype(np.float64), np.ones((len(design), 1))])
+    weights, *_ = np.linalg.lstsq(rows, targets.astype(np.float64).reshape(-1), rcond=None)
+    return weights[:-1, None].astype(np.float32), weights[-1:].astype(np.float32)
+
+
+def label_scale(model: keras.Model) -> tuple[float, float]:
+    """A table regressor's label mean and std (its LabelScale layer); (0, 1) for a model without one."""
+    scale = next((layer for layer in model.layers if isinstance(layer, LabelScale)), None)
+    return (scale.mean, scale.std) if scale else (0.0, 1.0)
+
+
+def member_bodies(body: keras.Model, kernel: np.ndarray, bias: np.ndarray) -> dict[str, keras.Model]:
+    """The bodies a table model may ship, each from the feature vector: the trained network, the linear model
+    (`kernel`, `bias`), and the mean of the two's outputs (logits for a classifier, whose mean is the normalised
+    geometric mean of the two probabilities; the standardised value for a regressor): one graph holding both."""
+    linear = layers.Dense(kernel.shape[1], name="linear", dtype="float32")
+    decision = linear(body.input)
+    linear.set_weights([kernel, bias])
+    mean = layers.Average(name="mean_of_members", dtype="float32")([body.output, decision])
+    return {"network": body, "linear": keras.Model(body.input, decision, name=TABLE_BODY),
+            "mean": keras.Model(body.input, mean, name=TABLE_BODY)}
+
+
+def with_body(model: keras.Model, body: keras.Model) -> keras.Model:
+    """The table model with another body on its encoder's feature vector (the label scaling kept)."""
+    encoder, trained = table_parts(model)
+    if body is trained:
+        return model
+    outputs = body(encoder(model.input))
+    scale = next((layer for layer in model.layers if isinstance(layer, LabelScale)), None)
+    return keras.Model(model.input, scale(outputs) if scale else outputs, name=model.name)
+
+
+def choose_members(model: keras.Model, work, classify: bool) -> tuple[keras.Model, dict]:
+    """What a table model ships: the mean of the trained network and a linear model fitted on the same encoded train
+    rows (the logistic baseline; least squares on the standardised label), each scored on the validation rows (log
+    loss; mean squared error of the standardised label). A member that does no better there than the constant
+    forecast (the train rows' class frequencies; their mean) is left out: a guard against a broken member, not a
+    choice between good ones, which a small table's few validation rows cannot make (docs/own-data.md, Tables: the
+    mean won on the benchmark panel over both members and over choosing by validation). Any other model ships as
+    trained."""
+    if not is_table_model(model):
+        return model, {}
+    encoder, body = table_parts(model)
+    mean, std = label_scale(model)
+    train_x, train_y = split_arrays(work.inputs.train, limit=BASELINE_ROWS)
+    train_x = encode_table(encoder, train_x)
+    classes = int(body.outputs[0].shape[-1])
+    if classify:
+        kernel, bias = logistic_weights(logistic(train_x, train_y), classes)
+    else:
+        kernel, bias = least_squares(train_x, (train_y.astype(np.float64) - mean) / std)
+    bodies = member_bodies(body, kernel, bias)
+    batches = list(work.inputs.validation.as_numpy_iterator())
+    if not batches:
+        return with_body(model, bodies["mean"]), {"table_model": "mean", "members": ["network", "linear"]}
+    x = encode_table(encoder, {name: np.concatenate([b[0][name] for b in batches]) for name in batches[0][0]})
+    y = np.concatenate([b[1] for b in batches])
+    outputs = {name: np.asarray(b.predict(x, verbose=0), np.float64) for name, b in bodies.items()}
+    if classify:
+        frequencies = np.bincount(train_y.astype(int), minlength=classes) + 1.0  # add-one: no class has 0
+        outputs["constant"] = np.broadcast_to(np.log(frequencies / frequencies.sum()), (len(y), classes))
+        loss = {name: log_loss(logits, y) for name, logits in outputs.items()}
+    else:
+        target = (y.astype(np.float64).reshape(-1, 1) - mean) / std
+        outputs["constant"] = np.zeros_like(target)  # the train mean, standardised
+        loss = {name: float(np.mean((value.reshape(-1, 1) - target) ** 2)) for name, value in outputs.items()}
+    members = [name for name in ("network", "linear") if loss[name] < loss["constant"]] or ["network"]
+    shipped = "mean" if len(members) == 2 else members[0]
+    what = "the mean of the network and the linear model" if shipped == "mean" else f"the {shipped} model alone"
+    print(f"  ships {what} (validation loss on {len(y)} rows: " + ", ".join(
+        f"{name} {value:.4g}" for name, value in loss.items()) + ")", flush=True)
+    return with_body(model, bodies[shipped]), {"table_model": shipped, "members": members, "validation_loss": loss,
+                                               "validation_rows": len(y)}
+
+
+def log_loss(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The mean cross-entropy of softmax(logits) against integer labels."""
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-np.mean(log_p[np.arange(len(labels)), labels.astype(int)]))
