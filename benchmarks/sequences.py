@@ -4,8 +4,10 @@ The UCR/UEA sets that ship in aeon's wheel (univariate and multivariate), with t
 user's files by benchmarks/aeon_minirocket.py in aeon's own venv (`make aeon`), which also scores aeon's
 MiniRocket and 1-NN on them. dlpipe runs on each file as a user runs it, with no --task: `dlpipe
 --dataset=<name>_TRAIN.tsv --test_dataset=<name>_TEST.tsv --label_column=0` (a long file: `--series_id_column=id
---time_column=t --label_column=label`), train and evaluate. Reported: test accuracy of
-each, and the seconds of dlpipe's train + evaluate stages against MiniRocket's fit + predict on the same 2 cores.
+--time_column=t --label_column=label`), train and evaluate, then export and verify. Reported: test accuracy of
+each, the seconds of dlpipe's train + evaluate stages against MiniRocket's fit + predict on the same 2 cores, and
+the 8-bit files' top-1 agreement with Keras on the test series (dynamic range / int8; "left out" when verify left
+one out of what ships for missing its 0.99).
 Results go to benchmarks/out/sequences.json and sequences.md.
 """
 
@@ -17,7 +19,7 @@ import tempfile
 import time
 
 from benchmarks import config_of
-from pipelines import runner
+from pipelines import artifacts, runner
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
 AEON_PYTHON = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv-aeon", "bin",
@@ -36,11 +38,15 @@ def run_dlpipe(folder: str, name: str, entry: dict) -> tuple[dict, float]:
               ["--series_id_column=id", "--time_column=t", "--label_column=label"])
     output = os.path.join(folder, "runs", name)
     start = time.perf_counter()
-    runner.run(config_of(f"--dataset={train}", f"--test_dataset={test}", *layout, f"--output_dir={output}",
-                         "--stages=train,evaluate"))
+    flags = (f"--dataset={train}", f"--test_dataset={test}", *layout, f"--output_dir={output}")
+    runner.run(config_of(*flags, "--stages=train,evaluate"))
     seconds = time.perf_counter() - start
+    runner.run(config_of(*flags, "--stages=train,evaluate,export,verify"))  # train and evaluate reused
     task = next(d for d in os.listdir(output) if not d.startswith("."))
-    return {**json.load(open(os.path.join(output, task, "metrics.json"))), "task": task}, seconds
+    exports = json.load(open(os.path.join(output, task, artifacts.VERIFY)))["exports"]
+    bits = {variant: ("left out" if exports[variant].get("left_out") else f"{exports[variant]['top1_agreement']:.3f}")
+            if variant in exports else "none" for variant in ("dynamic_range", "int8")}
+    return {**json.load(open(os.path.join(output, task, "metrics.json"))), "task": task, "bits": bits}, seconds
 
 
 def main(names: list[str]) -> None:
@@ -53,17 +59,18 @@ def main(names: list[str]) -> None:
             metrics, seconds = run_dlpipe(folder, name, entry)
             rows[name] = {**{k: entry[k] for k in ("channels", "steps", "train", "test", "minirocket", "one_nn",
                                                    "minirocket_seconds")},
-                          "dlpipe": metrics["test_accuracy"], "task": metrics["task"], "dlpipe_seconds": seconds}
+                          "dlpipe": metrics["test_accuracy"], "task": metrics["task"], "dlpipe_seconds": seconds,
+                          "agreement_8_bits": metrics["bits"]}
             print(name, rows[name], flush=True)
     lines = ["| set | channels × steps | train / test | dlpipe (task) | MiniRocket (aeon) | 1-NN | dlpipe s | "
-             "MiniRocket s |", "|---|---|---|---|---|---|---|---|"]
+             "MiniRocket s | 8 bits agree (dynamic range / int8) |", "|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         lines.append(f"| {name} | {r['channels']} × {r['steps']} | {r['train']} / {r['test']} | {r['dlpipe']:.3f} "
                      f"({r['task']}) | {r['minirocket']:.3f} | {r['one_nn']:.3f} | {r['dlpipe_seconds']:.1f} | "
-                     f"{r['minirocket_seconds']:.1f} |")
+                     f"{r['minirocket_seconds']:.1f} | {' / '.join(r['agreement_8_bits'].values())} |")
     if rows:
         mean = {k: sum(r[k] for r in rows.values()) / len(rows) for k in ("dlpipe", "minirocket", "one_nn")}
-        lines.append(f"| mean | | | {mean['dlpipe']:.3f} | {mean['minirocket']:.3f} | {mean['one_nn']:.3f} | | |")
+        lines.append(f"| mean | | | {mean['dlpipe']:.3f} | {mean['minirocket']:.3f} | {mean['one_nn']:.3f} | | | |")
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "sequences.json"), "w") as f:
         json.dump(rows, f, indent=1)

@@ -3,18 +3,21 @@
     window [steps, channels] → z-normalised (models/sequence.py) → for each dilation d (up to 32, log-spaced up to
     (steps − 1) / 8): the 84 kernels of length 9 whose weights are −1 but three 2s, dilated by d, each over a random
     subset of the channels → for each kernel, the proportion of its outputs above each of its biases (PPV) →
-    about 10,000 features → Dense(classes), a ridge regression fitted in closed form
+    about 10,000 features → a ridge regression fitted in closed form, as two Dense layers added (`split_kernel`)
 
 Nothing is learned by gradient steps. The biases are quantiles of each kernel's output on a random train series
 (`fit_biases`, from a fixed seed); the head is scikit-learn's RidgeClassifierCV on the features scaled by their
-spread (its regularization chosen by leave-one-out cross-validation), folded into one Dense layer, with a
-temperature fitted on the validation split so that its softmax is a calibrated probability. The kernels alternate
-between zero padding and none, as the paper's do: a padded kernel's PPV is over every step, an unpadded one's over
-the steps its window fits. `tests/models/test_rocket.py` checks the features against a NumPy implementation of the
-paper's algorithm.
+spread (its regularization chosen by leave-one-out cross-validation), folded into the head, with a temperature
+fitted on the leave-one-out decisions so that its softmax is a calibrated probability. The head is two Dense layers
+whose kernels add up to the ridge's: the first holds it rounded to 8 bits per class, the second what that rounding
+left. A ridge over 10,000 features has large weights that cancel, and one 8-bit kernel rounds the small ones away
+(OSULeaf: the dynamic-range file agreed with Keras on 38% of test series); two hold it to about 16 bits (100%). The
+kernels alternate between zero padding and none, as the paper's do: a padded kernel's PPV is over every step, an
+unpadded one's over the steps its window fits. `tests/models/test_rocket.py` checks the features against a NumPy
+implementation of the paper's algorithm.
 
 Every op is a TFLite builtin (CONV_2D with dilation, GATHER, GREATER, CAST, MEAN), so the model ships like any
-other.
+other; the int8 file computes it without the grid (MiniRocket.int8_config).
 """
 
 import itertools
@@ -146,9 +149,11 @@ class MiniRocket(layers.Layer):
     # an input a rounding error from a step flips a feature (families/classifier.py).
     step_function = True
 
-    def __init__(self, steps: int, channels: int, num_features: int = NUM_FEATURES, seed: int = SEED, **kwargs):
+    def __init__(self, steps: int, channels: int, num_features: int = NUM_FEATURES, seed: int = SEED,
+                 grid: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.steps, self.channels, self.num_features, self.seed = steps, channels, num_features, seed
+        self.grid = grid  # the series rounded to GRID first (on_grid)
         self.dilations, self.per = dilations(steps, num_features)
         self.masks = channel_masks(channels, len(self.dilations), seed)
 
@@ -160,8 +165,16 @@ class MiniRocket(layers.Layer):
     def feature_count(self) -> int:
         return len(TWOS) * int(self.per.sum())
 
+    def int8_config(self) -> dict:
+        """How the int8 file computes it (pipelines/shipping.py: for_int8): without GRID, which an 8-bit series is
+        coarser than, and which TFLite has no int8 ROUND for: computed in float between a dequantize and a quantize,
+        it left the tensors around it mis-scaled (every value 0 or the largest: OSULeaf's int8 file agreed with Keras
+        on 17% of test series; without the grid, 94%)."""
+        return {"grid": False}
+
     def call(self, x):
-        x = on_grid(x)
+        if self.grid:
+            x = on_grid(x)
         found = []
         for d, dilation in enumerate(self.dilations):
             dilation = int(dilation)
@@ -184,10 +197,11 @@ class MiniRocket(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "steps": self.steps, "channels": self.channels,
-                "num_features": self.num_features, "seed": self.seed}
+                "num_features": self.num_features, "seed": self.seed, "grid": self.grid}
 
 
 FEATURES = "minirocket"  # the features layer's name: what the closed-form fit reads
+HEAD, HEAD_REST = "head", "head_rest"  # the two Dense layers whose kernels add up to the ridge's (split_kernel)
 
 
 def build_rocket_classifier(input_shape: Sequence[int], num_classes: int, *, num_features: int = NUM_FEATURES,
@@ -200,7 +214,20 @@ def build_rocket_classifier(input_shape: Sequence[int], num_classes: int, *, num
     window = Window(input_shape, series_scale)
     steps, channels = input_shape
     found = MiniRocket(steps, channels, num_features, name=FEATURES, dtype="float32")(window.relative)
-    return window.output(found, num_classes, "minirocket_forecaster")
+    head = layers.Dense(num_classes, name=HEAD, dtype="float32")(found)
+    rest = layers.Dense(num_classes, use_bias=False, name=HEAD_REST, dtype="float32")(found)
+    logits = layers.Add(name="logits", dtype="float32")([head, rest])
+    return keras.Model(window.inputs, logits, name="minirocket_sequence_classifier")
+
+
+def split_kernel(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """[features, classes] → the kernel rounded to 8 bits per class (127 steps of its largest weight, symmetric, as
+    a quantized Dense layer's per-channel weights are: exact in 8 bits) and what that rounding left (at most half a
+    step, which 8 bits hold to 1/254 of it): they add up to `kernel`."""
+    step = np.abs(kernel).max(axis=0, keepdims=True) / 127
+    step = np.where(step > 0, step, 1.0)
+    coarse = (np.round(kernel / step) * step).astype(kernel.dtype)
+    return coarse, kernel - coarse
 
 
 ALPHAS = np.logspace(-3, 3, 10)  # the ridge penalties cross-validated (the paper's and sktime's)
@@ -224,7 +251,7 @@ def fit(model: keras.Model, batches) -> dict:
     spread = found.std(axis=0)
     spread = np.where(spread > 0, spread, 1.0)
     ridge = RidgeClassifierCV(alphas=ALPHAS).fit(found / spread, labels)
-    head = model.layers[-1]
+    head = model.get_layer(HEAD)
     kernel = np.zeros((found.shape[1], head.units), np.float32)
     bias = np.zeros(head.units, np.float32)
     known = ridge.classes_.astype(int)
@@ -239,7 +266,9 @@ def fit(model: keras.Model, batches) -> dict:
     bias[known] = intercept
     logits[:, known] = held_out
     temperature = _temperature(logits, labels)
-    head.set_weights([kernel * temperature, bias * temperature])
+    coarse, rest = split_kernel(kernel * temperature)
+    head.set_weights([coarse, bias * temperature])
+    model.get_layer(HEAD_REST).set_weights([rest])
     return {"alpha": float(ridge.alpha_), "temperature": temperature, "features": int(found.shape[1]),
             "examples": int(len(labels)),
             "train_accuracy": float(np.mean(np.argmax(found @ kernel + bias, 1) == labels)),

@@ -85,6 +85,20 @@ def with_probabilities(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs, probabilities, name=f"{model.name}_probabilities")
 
 
+def for_int8(model: keras.Model) -> keras.Model:
+    """`model` as its int8 file computes it: each layer that says how it differs there (`int8_config()`, a change to
+    its config) rebuilt with that change and its weights kept; a model without such a layer is itself."""
+    if not any(hasattr(layer, "int8_config") for layer in model.layers):
+        return model
+
+    def rebuilt(layer):
+        config = {**layer.get_config(), **(layer.int8_config() if hasattr(layer, "int8_config") else {})}
+        return layer.__class__.from_config(config)
+    copy = keras.models.clone_model(model, clone_function=rebuilt)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 # ITU-R BT.601 luma, as Pillow's convert("L") computes it: how a folder's colour files become a grayscale data
 # set's training images (pipelines/data/folders.py), so a camera frame reaches a grayscale model the same way.
 LUMA = (0.299, 0.587, 0.114)

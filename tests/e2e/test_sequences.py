@@ -125,8 +125,11 @@ def test_without_a_task_an_archive_file_gets_minirocket_which_ships_and_verifies
     metrics = json.load(open(tmp_path / "rocket" / artifacts.METRICS))
     assert metrics["test_accuracy"] >= 0.95 and metrics["test_accuracy"] >= metrics["baseline_1nn_accuracy"]
     exports = json.load(open(tmp_path / "rocket" / artifacts.VERIFY))
-    assert exports["passed"] and {"savedmodel", "float32", "float16", "onnx"} <= set(exports["exports"])
+    assert exports["passed"] and {"savedmodel", "float32", "dynamic_range", "float16", "int8", "onnx"} <= set(
+        exports["exports"])
     assert exports["exports"]["float32"]["top1_agreement"] == 1.0
+    assert min(exports["exports"][bits]["top1_agreement"] for bits in ("dynamic_range", "int8")) >= 0.99
+    assert not any(row.get("left_out") for row in exports["exports"].values())  # every file ships
     history = json.load(open(tmp_path / "rocket" / artifacts.HISTORY))
     assert history["examples"] == [120] and history["features"] == [9996]  # train and validation, no epochs
 

@@ -79,3 +79,30 @@ def test_a_forecast_is_not_what_the_rocket_builds():
     from models import BuildError
     with pytest.raises(BuildError, match="rocket classifies sequences"):
         rocket.build_rocket_classifier((24, 1), 12, series_scale={"mean": [0.0], "std": [1.0]})
+
+
+def test_the_head_is_split_into_two_kernels_each_held_by_8_bits_that_add_up_to_the_ridges():
+    kernel = np.random.default_rng(0).normal(size=(500, 3)) * np.logspace(-4, 1, 500)[:, None]  # weights that span
+    coarse, rest = rocket.split_kernel(kernel)
+    np.testing.assert_array_equal(coarse + rest, kernel)
+    step = np.abs(coarse).max(axis=0) / 127  # per class, 8-bit symmetric steps of its largest weight: exact
+    np.testing.assert_allclose(coarse / step, np.round(coarse / step), atol=1e-6)
+    one_kernel = np.round(kernel / (np.abs(kernel).max(0) / 127)) * (np.abs(kernel).max(0) / 127)
+    step = np.abs(rest).max(axis=0) / 127
+    two_kernels = coarse + np.round(rest / step) * step
+    assert np.abs(two_kernels - kernel).max() < np.abs(one_kernel - kernel).max() / 100
+
+
+def test_the_int8_form_drops_the_grid_and_keeps_every_weight():
+    from pipelines.shipping import for_int8
+    values, labels = made.shapes(60, steps=40, seed=3)
+    classes = sorted(set(labels))
+    x = values[..., None].astype(np.float32)
+    model = rocket.build_rocket_classifier((40, 1), 3, series_scale={"classify": True, "each": True})
+    rocket.fit(model, [(x, np.array([classes.index(label) for label in labels]))])
+    int8 = for_int8(model)
+    assert model.get_layer(rocket.FEATURES).grid and not int8.get_layer(rocket.FEATURES).grid
+    for a, b in zip(model.get_weights(), int8.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Off the grid by at most 2^-11 a value, the features move only where an output sits within that of a bias.
+    assert np.mean(np.argmax(model.predict(x, verbose=0), 1) == np.argmax(int8.predict(x, verbose=0), 1)) >= 0.95
