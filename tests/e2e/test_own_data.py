@@ -11,8 +11,7 @@ from PIL import Image
 
 from pipelines import runner
 from pipelines.data import idx
-from tests.conftest import (REAL_IDX_DIR, assert_one_line_error, cli_in_process, config_from_flags,
-                            run_cli, write_reviews)
+from tests.conftest import REAL_IDX_DIR, assert_one_line_error, cli_in_process, config_from_flags, write_reviews
 
 CLASSES = ("T-shirt-top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -74,7 +73,7 @@ def test_a_text_folder_learns_a_vocabulary_and_ships_token_ids(reviews, tmp_path
 
 
 def test_a_folder_of_the_wrong_kind_for_the_task_is_one_line(reviews, tmp_path):
-    result = run_cli("--task=conv", f"--dataset={reviews}", f"--output_dir={tmp_path}", "--stages=train")
+    result = cli_in_process("--task=conv", f"--dataset={reviews}", f"--output_dir={tmp_path}", "--stages=train")
     assert_one_line_error(result, f"{reviews} holds text examples, and --task=conv learns from image")
 
 
