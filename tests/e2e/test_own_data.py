@@ -36,7 +36,7 @@ def reviews(tmp_path_factory):
 
 
 def test_an_image_folder_trains_exports_and_verifies_with_its_folder_names(photos, tmp_path):
-    args = ("--task=dense", f"--dataset={photos}", "--epochs=2", "--tflite_variants=float32,int8",
+    args = ("--task=dense", f"--dataset={photos}", "--epochs=2", "--tflite_variants=float32,int8", "--noonnx",
             f"--output_dir={tmp_path}")
     runner.run(config_from_flags(*args))
     task_dir = tmp_path / "dense"
@@ -133,7 +133,7 @@ def test_a_csv_regression_reports_its_linear_baseline_and_an_app_can_call_it(tmp
     import tensorflow as tf
     houses = write_houses(tmp_path / "houses.csv")
     runner.run(config_from_flags("--task=dense", f"--dataset={houses}", "--label_column=price", "--epochs=30",
-                                 f"--output_dir={tmp_path}"))
+                                 "--tflite_variants=float32,int8", "--noonnx", f"--output_dir={tmp_path}"))
     task_dir = tmp_path / "dense"
     metrics = json.loads((task_dir / "metrics.json").read_text())
     assert metrics["table"]["problem"] == "regression" and metrics["num_test_examples"] == 120
@@ -165,7 +165,8 @@ def test_a_csv_classification_reports_its_baselines_and_an_app_can_call_it(tmp_p
         lines.append(f"{pclass},{sex},{age:.0f},{survived if i % 50 else ''}")
     (tmp_path / "titanic.csv").write_text("\n".join(lines) + "\n")
     runner.run(config_from_flags("--task=dense", f"--dataset={tmp_path / 'titanic.csv'}", "--label_column=Survived",
-                                 "--epochs=15", "--tflite_variants=float32,int8", f"--output_dir={tmp_path}"))
+                                 "--epochs=15", "--tflite_variants=float32,int8", "--noonnx",
+                                 f"--output_dir={tmp_path}"))
     task_dir = tmp_path / "dense"
     metrics = json.loads((task_dir / "metrics.json").read_text())
     assert metrics["table"]["dropped_rows_without_label"] == 12
