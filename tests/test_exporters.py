@@ -51,7 +51,7 @@ def test_a_target_defined_here_is_exported_verified_and_reported(tmp_path, monke
 def test_a_default_run_leaves_out_an_optional_file_that_misses_its_limit_and_ships_the_rest(
         tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(classifier.CLASSIFIER_LIMITS, "int8", ("max_abs_diff", 0.0))  # no int8 file meets it
-    flags = (*SMALL, f"--output_dir={tmp_path}")
+    flags = (*SMALL, f"--output_dir={tmp_path}", "--stages=train,export,verify,report")  # the default variants
     records = results(runner.run(config_from_flags(*flags)))
     task_dir = tmp_path / "dense"
     assert records["verify"].endswith("3 exports passed, 1 left out")

@@ -4,6 +4,7 @@ stale files. Small in-process runs on offline Fashion-MNIST."""
 import dataclasses
 import json
 import os
+import shutil
 
 import pytest
 
@@ -25,6 +26,27 @@ def run(tmp_path, *flags):
 
 def results(records):
     return {r.stage: r.result for r in records}
+
+
+TRAINED = ("--epochs=1", "--stages=train,evaluate,export")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One SMALL run trained, evaluated and exported (TRAINED), for the tests that start from a trained folder."""
+    output_dir = tmp_path_factory.mktemp("trained")
+    run(output_dir, *TRAINED)
+    # The guard that keeps the tests' "train is not reused" from passing vacuously: a run on a copy (another
+    # --output_dir, which is not part of the run's identity) reuses the copied model.
+    guard = tmp_path_factory.mktemp("guard")
+    shutil.copytree(output_dir / "dense", guard / "dense")
+    assert results(run(guard, "--epochs=1", "--stages=train"))["train"] == "reused"
+    return output_dir / "dense"
+
+
+def copy_of(trained, tmp_path):
+    """tmp_path as a folder the TRAINED run left, as if run there."""
+    shutil.copytree(trained, tmp_path / "dense")
 
 
 # Fingerprints
@@ -52,8 +74,8 @@ def test_a_changed_flag_changes_the_fingerprint_of_the_stages_it_reaches(flag, s
     assert changed == stages
 
 
-def test_a_truncated_model_is_neither_reused_nor_exported(tmp_path):
-    run(tmp_path, "--epochs=1", "--stages=train")
+def test_a_truncated_model_is_neither_reused_nor_exported(trained, tmp_path):
+    copy_of(trained, tmp_path)
     model = tmp_path / "dense" / "model.keras"
     model.write_bytes(model.read_bytes()[:1000])
     with pytest.raises(PipelineError, match="model.keras in .* is not the one stage train wrote .* --stages=train"):
@@ -61,11 +83,12 @@ def test_a_truncated_model_is_neither_reused_nor_exported(tmp_path):
     assert results(run(tmp_path, "--epochs=1", "--stages=train"))["train"] != "reused"
 
 
-def test_a_model_swapped_after_the_check_is_not_exported_and_the_good_saved_model_stays(tmp_path, monkeypatch):
+def test_a_model_swapped_after_the_check_is_not_exported_and_the_good_saved_model_stays(
+        trained, tmp_path, monkeypatch):
     """Export hashes the bytes it loads: a model.keras replaced between the runner's check and the stage's load
     (another run, a user's copy) is refused instead of exported over the good saved_model."""
     run(tmp_path / "other", "--epochs=1", "--stages=train", "--hidden_units=8")
-    run(tmp_path, "--epochs=1", "--stages=train,export")
+    copy_of(trained, tmp_path)
     task_dir = tmp_path / "dense"
     before = artifacts.content_hash(task_dir / "saved_model")
     original = state.Records.hashes
@@ -81,23 +104,24 @@ def test_a_model_swapped_after_the_check_is_not_exported_and_the_good_saved_mode
     assert artifacts.content_hash(task_dir / "saved_model") == before
 
 
-def test_a_file_deleted_from_the_saved_model_is_named_before_verify(tmp_path):
-    run(tmp_path, "--epochs=1", "--stages=train,export")
+def test_a_file_deleted_from_the_saved_model_is_named_before_verify(trained, tmp_path):
+    copy_of(trained, tmp_path)
     os.remove(tmp_path / "dense" / "saved_model" / "fingerprint.pb")
     with pytest.raises(PipelineError, match="saved_model in .* is not the one stage export wrote"):
         run(tmp_path, "--epochs=1", "--stages=verify")
     assert results(run(tmp_path, "--epochs=1", "--stages=export,verify"))["export"] != "reused"
 
 
-def test_a_deleted_variant_file_is_exported_again_instead_of_looping(tmp_path):
-    run(tmp_path, "--epochs=1", "--stages=train,export", "--tflite_variants=float32,float16")
+def test_a_deleted_variant_file_is_exported_again_instead_of_looping(trained, tmp_path):
+    copy_of(trained, tmp_path)
+    run(tmp_path, "--epochs=1", "--stages=export", "--tflite_variants=float32,float16")
     os.remove(tmp_path / "dense" / "model_float16.tflite")
     done = run(tmp_path, "--epochs=1", "--stages=export,verify", "--tflite_variants=float32,float16")
     assert results(done)["export"] != "reused" and (tmp_path / "dense" / "model_float16.tflite").exists()
 
 
-def test_a_damaged_fingerprints_file_reruns_the_stages_instead_of_failing(tmp_path, capsys):
-    run(tmp_path, "--epochs=1", "--stages=train")
+def test_a_damaged_fingerprints_file_reruns_the_stages_instead_of_failing(trained, tmp_path, capsys):
+    copy_of(trained, tmp_path)
     (tmp_path / "dense" / "fingerprints.json").write_text("{not json")
     assert results(run(tmp_path, "--epochs=1", "--stages=train"))["train"] != "reused"
     assert "fingerprints.json is damaged: every stage runs again" in capsys.readouterr().out
@@ -106,14 +130,15 @@ def test_a_damaged_fingerprints_file_reruns_the_stages_instead_of_failing(tmp_pa
 # Stale files
 
 
-def test_fewer_variants_leave_no_file_of_the_old_ones(tmp_path):
-    run(tmp_path, "--epochs=1", "--stages=train,export", "--tflite_variants=float32,float16,dynamic_range")
+def test_fewer_variants_leave_no_file_of_the_old_ones(trained, tmp_path):
+    copy_of(trained, tmp_path)
+    run(tmp_path, "--epochs=1", "--stages=export", "--tflite_variants=float32,float16,dynamic_range")
     run(tmp_path, "--epochs=1", "--stages=export")
     assert sorted(p.name for p in (tmp_path / "dense").glob("*.tflite")) == ["model.tflite"]
 
 
-def test_retraining_removes_what_later_stages_made_from_the_old_model(tmp_path, capsys):
-    run(tmp_path, "--epochs=1", "--stages=train,evaluate,export")
+def test_retraining_removes_what_later_stages_made_from_the_old_model(trained, tmp_path, capsys):
+    copy_of(trained, tmp_path)
     run(tmp_path, "--epochs=2", "--stages=train")
     task_dir = tmp_path / "dense"
     assert not (task_dir / "metrics.json").exists() and not (task_dir / "model.tflite").exists()
@@ -122,9 +147,9 @@ def test_retraining_removes_what_later_stages_made_from_the_old_model(tmp_path, 
     assert sorted(os.listdir(task_dir / "checkpoints")) == ["epoch_001.weights.h5", "epoch_002.weights.h5"]
 
 
-def test_a_killed_runs_temporary_files_are_cleared_by_the_next(tmp_path):
+def test_a_killed_runs_temporary_files_are_cleared_by_the_next(trained, tmp_path):
+    copy_of(trained, tmp_path)
     task_dir = tmp_path / "dense"
-    task_dir.mkdir()
     (task_dir / ".model.tmp-99999-abcdef12.keras").write_bytes(b"half")
     os.makedirs(task_dir / ".scratch.tmp-99999-abcdef12" / "int8")
     run(tmp_path, "--epochs=1", "--stages=train")
@@ -156,8 +181,8 @@ def test_a_reused_train_hands_on_the_settings_it_resolved_so_later_stages_keep_t
     assert state.settings(handed_on, "evaluate") == state.settings(resolved, "evaluate")
 
 
-def test_a_flag_that_contradicts_the_trained_model_is_one_line(tmp_path):
-    run(tmp_path, "--epochs=1", "--stages=train")
+def test_a_flag_that_contradicts_the_trained_model_is_one_line(trained, tmp_path):
+    copy_of(trained, tmp_path)
     with pytest.raises(PipelineError, match=r"trained with --hidden_units=16, not 32: drop --hidden_units"):
         runner.run(config_from_flags(*SMALL[:-1], "--hidden_units=32", f"--output_dir={tmp_path}",
                                      "--stages=export"))

@@ -1,8 +1,8 @@
 """Bad input at the command line: one `error:` line naming the problem and the fix, a non-zero exit, no traceback.
 
 Most go through the console script's own functions in this process (parse_cli: flag parsing; cli_in_process:
-parsing, then main); the ones that need a process of their own (a stray argument, Ctrl-C, a second run in a locked
-folder, an --idx_dir typo's timing) and one flag error run `python -m pipelines` as a user would.
+parsing, then main); the ones that need a process of their own (Ctrl-C and SIGTERM) and one flag error run
+`python -m pipelines` as a user would.
 """
 
 import os
@@ -44,7 +44,7 @@ def test_a_flag_value_rejected_at_parse_time(args, fragments):
 
 
 def test_stray_argument():
-    assert_one_line_error(run_cli("epochs=3"), "epochs=3", "--name=value")
+    assert_one_line_error(cli_in_process("epochs=3"), "epochs=3", "--name=value")
 
 
 def test_export_with_no_trained_model(tmp_path):
@@ -130,7 +130,7 @@ def test_inputs_that_once_ended_in_a_traceback(tmp_path, args, fragments):
 
 def test_an_idx_dir_typo_is_named_at_once_instead_of_a_download(tmp_path):
     start = time.perf_counter()
-    result = run_cli(f"--output_dir={tmp_path}", f"--idx_dir={tmp_path}/fashon-mnist", "--stages=train")
+    result = cli_in_process(f"--output_dir={tmp_path}", f"--idx_dir={tmp_path}/fashon-mnist", "--stages=train")
     assert_one_line_error(result, f"--idx_dir={tmp_path}/fashon-mnist is not a folder")
     assert time.perf_counter() - start < 60  # no download attempt (it took 3½ minutes)
 
@@ -138,8 +138,8 @@ def test_an_idx_dir_typo_is_named_at_once_instead_of_a_download(tmp_path):
 def test_a_second_run_in_the_same_folder_fails_at_once_naming_the_first(tmp_path):
     from pipelines.artifacts import TaskLock
     (tmp_path / "dense").mkdir()
-    with TaskLock(str(tmp_path / "dense")):  # this test process is the first run
-        result = run_cli(f"--output_dir={tmp_path}", *QUICK)
+    with TaskLock(str(tmp_path / "dense")):  # this test process is the first run; flock locks conflict in one process
+        result = cli_in_process(f"--output_dir={tmp_path}", *QUICK)
     assert_one_line_error(result, "is in use by another dlpipe run", f"pid {os.getpid()}", "--output_dir")
     assert not (tmp_path / "dense" / "model.keras").exists()
 

@@ -135,7 +135,7 @@ def test_summary_table_names_every_stage(run_dir):
 def test_a_later_stage_alone_reuses_the_trained_model(run_dir):
     task_dir, _ = run_dir
     trained = (task_dir / "model.keras").stat().st_mtime_ns
-    result = run_cli(*QUICK, f"--output_dir={task_dir.parent}", "--stages=export,verify")
+    result = cli_in_process(*QUICK, f"--output_dir={task_dir.parent}", "--stages=export,verify")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (task_dir / "model.keras").stat().st_mtime_ns == trained
     assert "[1/2] export" in result.stdout and load(task_dir / "export_report.json")["passed"]
@@ -147,8 +147,8 @@ def test_quantized_variants_are_measured_and_a_miss_fails_the_stage_in_one_line(
     from pipelines.stages.verify import allowed_misses
     task_dir, _ = run_dir
     float32 = (task_dir / "model.tflite").read_bytes()
-    result = run_cli(*QUICK[:-1], f"--output_dir={task_dir.parent}", "--stages=export,verify",
-                     "--tflite_variants=float32,dynamic_range,int8")
+    result = cli_in_process(*QUICK[:-1], f"--output_dir={task_dir.parent}", "--stages=export,verify",
+                            "--tflite_variants=float32,dynamic_range,int8")
     exports = load(task_dir / "export_report.json")["exports"]
     assert exports["int8"]["size_bytes"] <= 0.3 * exports["float32"]["size_bytes"]
     # Camera bytes as they come: uint8 with scale 1 and zero point 0.

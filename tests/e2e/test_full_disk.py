@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from pipelines import artifacts
-from tests.conftest import REAL_IDX_DIR, assert_one_line_error, run_cli
+from tests.conftest import REAL_IDX_DIR, assert_one_line_error, cli_in_process, run_cli
 
 QUICK = ("--task=dense", "--max_train_examples=600", "--max_test_examples=200", "--epochs=1", "--noonnx",
          f"--idx_dir={REAL_IDX_DIR}", "--tflite_variants=float32")
@@ -39,9 +39,10 @@ def test_training_on_a_disk_too_small_for_its_backups_is_one_line(small_disk):
 
 
 def test_export_on_a_full_disk_is_one_line_and_the_earlier_export_stays(small_disk):
-    assert run_cli(*QUICK, "--hidden_units=16", f"--output_dir={small_disk}", "--stages=train,export").returncode == 0
+    setup = cli_in_process(*QUICK, "--hidden_units=16", f"--output_dir={small_disk}", "--stages=train,export")
+    assert setup.returncode == 0, setup.stderr[-2000:]
     saved = artifacts.content_hash(str(small_disk / "dense" / "saved_model"))
     fill(small_disk, leave_mb=2)
-    result = run_cli(*QUICK, "--hidden_units=16", f"--output_dir={small_disk}", "--stages=export", "--force")
+    result = cli_in_process(*QUICK, "--hidden_units=16", f"--output_dir={small_disk}", "--stages=export", "--force")
     assert_one_line_error(result, f"the disk holding {small_disk}/dense is full", "exporting the model")
     assert artifacts.content_hash(str(small_disk / "dense" / "saved_model")) == saved

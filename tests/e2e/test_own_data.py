@@ -9,10 +9,10 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
-from pipelines import runner
+from pipelines import metadata, runner
 from pipelines.data import idx
-from tests.conftest import (REAL_IDX_DIR, assert_one_line_error, cli_in_process, config_from_flags,
-                            run_cli, write_reviews)
+from pipelines.metadata.generated.metadata_schema_generated import AssociatedFileType
+from tests.conftest import REAL_IDX_DIR, assert_one_line_error, cli_in_process, config_from_flags, write_reviews
 
 CLASSES = ("T-shirt-top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
@@ -36,7 +36,7 @@ def reviews(tmp_path_factory):
 
 
 def test_an_image_folder_trains_exports_and_verifies_with_its_folder_names(photos, tmp_path):
-    args = ("--task=dense", f"--dataset={photos}", "--epochs=2", "--tflite_variants=float32,int8",
+    args = ("--task=dense", f"--dataset={photos}", "--epochs=2", "--tflite_variants=float32,int8", "--noonnx",
             f"--output_dir={tmp_path}")
     runner.run(config_from_flags(*args))
     task_dir = tmp_path / "dense"
@@ -57,24 +57,42 @@ def test_an_image_folder_trains_exports_and_verifies_with_its_folder_names(photo
 
 
 def test_a_text_folder_learns_a_vocabulary_and_ships_token_ids(reviews, tmp_path):
+    """Also what any text model ships: a SavedModel that takes strings, a TFLite file that takes token ids with
+    the vocabulary packed beside (builtin ops only), ONNX on the token ids."""
+    import tensorflow as tf
     runner.run(config_from_flags("--task=recurrent", f"--dataset={reviews}", "--epochs=3", "--rnn_units=16",
-                                 "--sequence_length=12", "--test_split=0.4", "--tflite_variants=float32",
+                                 "--sequence_length=12", "--test_split=0.4", "--tflite_variants=float32", "--onnx",
                                  f"--output_dir={tmp_path}"))
     task_dir = tmp_path / "recurrent"
     metrics = json.loads((task_dir / "metrics.json").read_text())
     assert metrics["num_test_examples"] == 120 and metrics["test_accuracy"] > 0.8  # the signal words decide
     vocabulary = (task_dir / "vocab.txt").read_text().split("\n")
     assert {"great", "dull"} <= set(vocabulary)
+    assert vocabulary[:2] == ["", "[UNK]"] and len(vocabulary) > 10
     assert (task_dir / "labels.txt").read_text().splitlines() == ["negative", "positive"]
+    assert b"Flex" not in (task_dir / "model.tflite").read_bytes()  # Flex ops are custom ops named Flex…
     detail = Interpreter(model_path=str(task_dir / "model.tflite")).get_input_details()[0]
-    assert tuple(detail["shape"][1:]) == (12,)
+    assert tuple(detail["shape_signature"][1:]) == (12,) and detail["dtype"] == np.int64
+    serve = tf.saved_model.load(str(task_dir / "saved_model")).signatures["serving_default"]
+    (logits,) = serve(text=tf.constant(["a fine film", "dull"])).values()
+    assert logits.shape == (2, 2)
+    report = json.loads((task_dir / "export_report.json").read_text())
+    assert report["passed"] and report["exports"]["savedmodel"]["max_abs_diff"] <= 1e-4
+    assert report["exports"]["onnx"]["max_abs_diff"] <= 1e-4  # the token-id model in ONNX Runtime
+    # The TFLite file carries the vocabulary an app tokenizes with, and the label names.
+    info, packed = metadata.read_metadata((task_dir / "model.tflite").read_bytes())
+    assert packed == {"vocab.txt": (task_dir / "vocab.txt").read_bytes(),
+                      "labels.txt": (task_dir / "labels.txt").read_bytes()}
+    (tokens,) = info.subgraphMetadata[0].inputTensorMetadata
+    assert tokens.name == b"token_ids" and tokens.associatedFiles[0].type == AssociatedFileType.VOCABULARY
+    assert info.minParserVersion == b"1.0.1"
     for error in metrics["misclassified"]:  # text errors are quoted, not drawn
         assert error["true"] != error["predicted"] and error["text"]
     assert not (task_dir / "misclassified.png").exists() and (task_dir / "confusion_matrix.png").exists()
 
 
 def test_a_folder_of_the_wrong_kind_for_the_task_is_one_line(reviews, tmp_path):
-    result = run_cli("--task=conv", f"--dataset={reviews}", f"--output_dir={tmp_path}", "--stages=train")
+    result = cli_in_process("--task=conv", f"--dataset={reviews}", f"--output_dir={tmp_path}", "--stages=train")
     assert_one_line_error(result, f"{reviews} holds text examples, and --task=conv learns from image")
 
 
@@ -115,7 +133,7 @@ def test_a_csv_regression_reports_its_linear_baseline_and_an_app_can_call_it(tmp
     import tensorflow as tf
     houses = write_houses(tmp_path / "houses.csv")
     runner.run(config_from_flags("--task=dense", f"--dataset={houses}", "--label_column=price", "--epochs=30",
-                                 f"--output_dir={tmp_path}"))
+                                 "--tflite_variants=float32,int8", "--noonnx", f"--output_dir={tmp_path}"))
     task_dir = tmp_path / "dense"
     metrics = json.loads((task_dir / "metrics.json").read_text())
     assert metrics["table"]["problem"] == "regression" and metrics["num_test_examples"] == 120
@@ -147,7 +165,8 @@ def test_a_csv_classification_reports_its_baselines_and_an_app_can_call_it(tmp_p
         lines.append(f"{pclass},{sex},{age:.0f},{survived if i % 50 else ''}")
     (tmp_path / "titanic.csv").write_text("\n".join(lines) + "\n")
     runner.run(config_from_flags("--task=dense", f"--dataset={tmp_path / 'titanic.csv'}", "--label_column=Survived",
-                                 "--epochs=15", "--tflite_variants=float32,int8", f"--output_dir={tmp_path}"))
+                                 "--epochs=15", "--tflite_variants=float32,int8", "--noonnx",
+                                 f"--output_dir={tmp_path}"))
     task_dir = tmp_path / "dense"
     metrics = json.loads((task_dir / "metrics.json").read_text())
     assert metrics["table"]["dropped_rows_without_label"] == 12
@@ -175,8 +194,16 @@ def test_the_transformer_learns_a_text_folder(reviews, tmp_path):
                                  "--encoder_layers=1", "--attention_heads=2", "--sequence_length=12",
                                  "--test_split=0.4", "--tflite_variants=float32", "--noonnx", "--learning_rate=3e-3",
                                  f"--output_dir={tmp_path}"))
-    metrics = json.loads((tmp_path / "transformer" / "metrics.json").read_text())
+    task_dir = tmp_path / "transformer"
+    metrics = json.loads((task_dir / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.8  # the signal words decide
+    # Text through the vocabulary path: token ids in, builtin ops only, the string SavedModel agrees.
+    assert b"Flex" not in (task_dir / "model.tflite").read_bytes()  # Flex ops are custom ops named Flex…
+    detail = Interpreter(model_path=str(task_dir / "model.tflite")).get_input_details()[0]
+    assert tuple(detail["shape_signature"][1:]) == (12,) and detail["dtype"] == np.int64
+    assert (task_dir / "vocab.txt").read_text().split("\n")[:2] == ["", "[UNK]"]
+    report = json.loads((task_dir / "export_report.json").read_text())
+    assert report["passed"] and report["exports"]["savedmodel"]["max_abs_diff"] <= 1e-4
 
 
 def test_a_conv_run_fine_tuned_on_another_data_set_keeps_its_body_and_rebuilds_its_head(tmp_path, capsys):

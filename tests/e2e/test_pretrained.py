@@ -12,7 +12,7 @@ from ai_edge_litert.interpreter import Interpreter
 
 from pipelines import metadata, runner
 from tests.loopback import serving
-from tests.conftest import (assert_one_line_error, cli_in_process, config_from_flags, run_cli, write_reviews,
+from tests.conftest import (assert_one_line_error, cli_in_process, config_from_flags, write_reviews,
                             write_tiny_preset)
 from tests.e2e.test_server import call
 
@@ -74,8 +74,8 @@ def test_dlpipe_serve_answers_text_with_label_names(fine_tuned):
 
 def test_a_preset_name_offline_is_one_line_that_says_it_needs_the_network(tmp_path):
     write_reviews(tmp_path / "reviews", per_class=5)
-    result = run_cli("--task=transformer", "--init_from=bert_tiny_en_uncased", f"--dataset={tmp_path / 'reviews'}",
-                     f"--output_dir={tmp_path / 'runs'}", "--stages=train", timeout=300)
+    result = cli_in_process("--task=transformer", "--init_from=bert_tiny_en_uncased",
+                            f"--dataset={tmp_path / 'reviews'}", f"--output_dir={tmp_path / 'runs'}", "--stages=train")
     assert_one_line_error(result, "--init_from=bert_tiny_en_uncased", "network access")
 
 

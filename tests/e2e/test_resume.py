@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, cli_in_process
 
 
 def test_killed_training_resumes_from_the_last_completed_epoch_and_a_changed_command_starts_over(tmp_path):
@@ -34,7 +34,7 @@ def test_killed_training_resumes_from_the_last_completed_epoch_and_a_changed_com
     # The same folder, as the kill left it, re-run with another learning rate: the old state is not continued.
     changed_dir = tmp_path / "changed"
     shutil.copytree(tmp_path / "dense", changed_dir / "dense")
-    changed = run_cli(*args[:-1], "--epochs=2", "--learning_rate=0.002", f"--output_dir={changed_dir}")
+    changed = cli_in_process(*args[:-1], "--epochs=2", "--learning_rate=0.002", f"--output_dir={changed_dir}")
     assert changed.returncode == 0, changed.stderr[-2000:]
     assert "starting training over: the interrupted run in" in changed.stdout
     assert "--epochs 4 → 2, --learning_rate 0.003 → 0.002" in changed.stdout
@@ -42,7 +42,7 @@ def test_killed_training_resumes_from_the_last_completed_epoch_and_a_changed_com
     assert sorted(p.name for p in (changed_dir / "dense" / "checkpoints").iterdir()) == [
         "epoch_001.weights.h5", "epoch_002.weights.h5"]  # the killed run's epochs are gone with its state
 
-    result = run_cli(*args)
+    result = cli_in_process(*args)  # Keras' "Epoch n/N" lines land in the captured stdout
     assert result.returncode == 0, result.stderr[-2000:]
     assert "resuming the interrupted training after epoch" in result.stdout
     epochs_run = [int(n) for n in re.findall(r"^Epoch (\d+)/4", result.stdout, flags=re.M)]

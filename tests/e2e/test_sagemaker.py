@@ -44,7 +44,7 @@ def runs(tmp_path_factory):
                                  f"--output_dir={root / 'table'}"))
     series = made.monthly_csv(root / "monthly.csv", made.seasonal(120))
     runner.run(config_from_flags(f"--dataset={series}", "--time_column=month", "--label_column=passengers",
-                                 "--horizon=3", "--sagemaker", "--tflite_variants=float32", "--noonnx",
+                                 "--horizon=3", "--epochs=3", "--sagemaker", "--tflite_variants=float32", "--noonnx",
                                  "--stages=train,evaluate,export", f"--output_dir={root / 'series'}"))
     return root
 

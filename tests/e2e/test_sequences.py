@@ -103,7 +103,8 @@ def test_a_long_file_of_recordings_trains_one_classifier_and_names_each_recordin
     path = made.long_csv(tmp_path / "motions.csv", 90)
     runner.run(config_from_flags("--task=conv", f"--dataset={path}", "--series_id_column=recording",
                                  "--time_column=t", "--label_column=activity", "--conv_filters=8,16",
-                                 "--tflite_variants=float32", "--noonnx", f"--output_dir={tmp_path}"))
+                                 "--tflite_variants=float32", "--noonnx", "--batch_size=8", "--epochs=12",
+                                 "--stages=train,evaluate,export", f"--output_dir={tmp_path}"))
     metrics = json.load(open(tmp_path / "conv" / artifacts.METRICS))
     assert metrics["family"] == "classifier" and metrics["labels"] == sorted(made.SHAPES)
     assert metrics["test_accuracy"] > 0.6 and metrics["num_test_examples"] == 18

@@ -1,6 +1,8 @@
 """Every task × data set runs train → evaluate → export → verify through the same runner.
 
-Fashion-MNIST is the real offline data (a subset); mnist, cifar10 and imdb_reviews are TFDS' mock examples.
+Fashion-MNIST is the real offline data (a subset); mnist and cifar10 are TFDS' mock examples. What the text models
+ship (strings in the SavedModel, token ids and the vocabulary in TFLite) is checked on a text folder in
+test_own_data; imdb_reviews' loading in tests/data/test_sources.
 """
 
 import json
@@ -12,7 +14,6 @@ import tensorflow_datasets as tfds
 from ai_edge_litert.interpreter import Interpreter
 
 from pipelines import metadata, runner
-from pipelines.metadata.generated.metadata_schema_generated import AssociatedFileType
 from pipelines.stages.verify import UNDERTRAINED_CLEAR_FRACTION, passes
 from pipelines.tasks import TASKS
 from tests.conftest import config_from_flags
@@ -86,28 +87,6 @@ def test_conv_on_offline_fashion_mnist_exports_without_augmentation(tmp_path):
         interpreter.invoke()
         answers.append(interpreter.get_tensor(out["index"]).copy())
     np.testing.assert_array_equal(*answers)
-
-
-def test_text_saved_model_takes_strings_and_tflite_takes_token_ids_with_the_vocabulary_beside(tmp_path):
-    import tensorflow as tf
-    task_dir, report = run_pipeline(tmp_path, "--task=recurrent", "--dataset=imdb_reviews", "--rnn_units=16",
-                                    "--sequence_length=8", "--onnx", mock=True)
-    assert_builtin_ops_only(task_dir)
-    assert tflite_input(task_dir) == ((8,), np.int64)
-    vocabulary = (task_dir / "vocab.txt").read_text().split("\n")
-    assert vocabulary[:2] == ["", "[UNK]"] and len(vocabulary) > 10
-    serve = tf.saved_model.load(str(task_dir / "saved_model")).signatures["serving_default"]
-    (logits,) = serve(text=tf.constant(["a fine film", "dull"])).values()
-    assert logits.shape == (2, 2)
-    assert report["exports"]["savedmodel"]["max_abs_diff"] <= 1e-4
-    assert report["exports"]["onnx"]["max_abs_diff"] <= 1e-4  # the token-id model in ONNX Runtime
-    # The TFLite file carries the vocabulary an app tokenizes with, and the label names.
-    info, packed = metadata.read_metadata((task_dir / "model.tflite").read_bytes())
-    assert packed == {"vocab.txt": (task_dir / "vocab.txt").read_bytes(),
-                      "labels.txt": (task_dir / "labels.txt").read_bytes()}
-    (tokens,) = info.subgraphMetadata[0].inputTensorMetadata
-    assert tokens.name == b"token_ids" and tokens.associatedFiles[0].type == AssociatedFileType.VOCABULARY
-    assert info.minParserVersion == b"1.0.1"
 
 
 GAN = ("--task=gan", "--epochs=2", "--onnx", "--generator_widths=32,16", "--discriminator_widths=16,32",
@@ -200,15 +179,6 @@ def test_the_transformer_on_image_patches_converts_to_builtin_ops_and_onnx(tmp_p
     assert_builtin_ops_only(task_dir)  # attention, layer norm and GELU without Flex
     assert tflite_input(task_dir) == ((28, 28, 3), np.uint8)
     assert report["exports"]["float16"]["passed"] and report["exports"]["onnx"]["max_abs_diff"] <= 1e-4
-
-
-def test_the_transformer_reads_text_through_the_vocabulary_path(tmp_path):
-    task_dir, report = run_pipeline(tmp_path, "--task=transformer", "--dataset=imdb_reviews", "--model_width=16",
-                                    "--encoder_layers=1", "--attention_heads=2", "--sequence_length=8", mock=True)
-    assert_builtin_ops_only(task_dir)
-    assert tflite_input(task_dir) == ((8,), np.int64)
-    assert (task_dir / "vocab.txt").read_text().split("\n")[:2] == ["", "[UNK]"]
-    assert report["exports"]["savedmodel"]["max_abs_diff"] <= 1e-4
 
 
 def test_a_patch_size_the_image_cannot_take_is_one_line(tmp_path):
