@@ -28,15 +28,19 @@ Parse = Callable[[str, Any], Any]  # (flag name, value) → the value as that fl
 SEQUENCES_TASK = "rocket"
 
 
+def _long_classification(values: dict[str, Any]) -> bool:
+    """Whether the data are a long file of recordings, each with a class (sequences.is_long_classification)."""
+    dataset = values["dataset"] or ""
+    return bool(values["time_column"] and values["series_id_column"] and os.path.isfile(dataset) and (
+        sequences.is_long_classification(dataset, values["label_column"], values["problem"])))
+
+
 def chosen_task(values: dict[str, Any], explicit: set[str]) -> str:
     """--task if given; else the sequence classifier for a file of sequences; else --task's default."""
     if "task" in explicit:
         return values["task"]
-    dataset = values["dataset"] or ""
-    long_sequences = values["time_column"] and values["series_id_column"] and os.path.isfile(dataset) and (
-        sequences.is_long_classification(dataset, values["label_column"], values["problem"]))
     archive = not values["time_column"] and values["dataset"] and sequences.is_archive_file(values["dataset"])
-    return SEQUENCES_TASK if long_sequences or archive else values["task"]
+    return SEQUENCES_TASK if _long_classification(values) or archive else values["task"]
 
 
 def to_config(values: dict[str, Any], explicit: set[str], parse: Parse) -> RunConfig:
@@ -46,9 +50,9 @@ def to_config(values: dict[str, Any], explicit: set[str], parse: Parse) -> RunCo
     fields = {field.name: _typed(values[field.name]) for field in dataclasses.fields(RunConfig)
               if field.name not in run_config.DERIVED}
     hparams = {name: _or(values[name], default) for name, default in task.default_hparams.items()}
-    # A time column makes the data a series to forecast (unless its series are classified): the one family known
-    # before the data are read.
-    forecast = values["time_column"] and values["problem"] != "classification"
+    # A time column makes the data a series to forecast unless its series are classified (--problem, or a long file
+    # whose label is a word): the one family known before the data are read, whose defaults leave out its variants.
+    forecast = values["time_column"] and values["problem"] != "classification" and not _long_classification(values)
     defaults = task.defaults(values["trainer"], family_of(task, "forecast" if forecast else ""))
     if values["hparams_file"]:
         hparams, fields["learning_rate"] = _with_hparams_file(

@@ -149,7 +149,9 @@ def test_without_a_task_a_long_file_of_labelled_recordings_gets_minirocket(tmp_p
     path = made.long_csv(tmp_path / "motions.csv", 60)
     config = config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
                                "--label_column=activity", f"--output_dir={tmp_path}")
-    assert config.task == "rocket"
+    assert config.task == "rocket" and "int8" in config.tflite_variants  # a classifier's 8-bit file, not a forecaster's
+    assert "int8" in config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
+                                       "--label_column=activity", "--task=conv").tflite_variants
     runner.run(dataclasses.replace(config, stages=("train", "evaluate")))
     assert json.load(open(tmp_path / "rocket" / artifacts.METRICS))["test_accuracy"] > 0.8
     assert config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
