@@ -77,16 +77,17 @@ def wide_csv(path, count: int, steps: int = 60, seed: int = 3, header: bool = Tr
     return str(path)
 
 
-def long_csv(path, count: int, seed: int = 5) -> str:
+def long_csv(path, count: int, seed: int = 5, second_scale: float = 1.0) -> str:
     """Recordings of two channels and 40–60 steps, one row per step: the first channel's shape is the class, the
-    second a random walk; ids and times as a logger writes them."""
+    second a random walk (times `second_scale`: a sensor in other units); ids and times as a logger writes them."""
     rng = np.random.default_rng(seed)
     rows = []
     for r in range(count):
         steps = int(rng.integers(40, 61))
         values, labels = shapes(r % 3 + 1, steps, seed=seed * 1000 + r)  # the last one is of class r % 3
-        drift = np.cumsum(rng.normal(0, 0.1, steps))
-        rows += [(f"rec{r:03d}", t, labels[-1], round(values[-1][t], 4), round(drift[t], 4)) for t in range(steps)]
+        drift = np.cumsum(rng.normal(0, 0.1, steps)) * second_scale
+        second = [round(v, 4) if second_scale == 1 else float(f"{v:.4g}") for v in drift]  # 4 digits of each
+        rows += [(f"rec{r:03d}", t, labels[-1], round(values[-1][t], 4), second[t]) for t in range(steps)]
     return write(path, ["recording", "t", "activity", "acc", "gyro"], rows)
 
 

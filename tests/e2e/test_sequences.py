@@ -158,6 +158,19 @@ def test_without_a_task_a_long_file_of_labelled_recordings_gets_minirocket(tmp_p
                              "--label_column=acc").task == "dense"  # a value to forecast
 
 
+def test_an_8_bit_file_its_client_cannot_run_is_left_out_with_the_clients_words_and_the_rest_ships(tmp_path):
+    """A second channel 10⁴ times smaller than the first: int8 holds both channels' deviations in one scale, the
+    small one's is its zero point, and LiteRT's int8 DIV refuses to divide by it (aeon's BasicMotions did this)."""
+    path = made.long_csv(tmp_path / "motions.csv", 60, second_scale=1e-4)
+    records = runner.run(config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
+                                           "--label_column=activity", "--stages=train,export,verify", "--noonnx",
+                                           f"--output_dir={tmp_path}"))
+    exports = json.load(open(tmp_path / "rocket" / artifacts.VERIFY))["exports"]
+    assert exports["int8"]["left_out"].startswith("LiteRT could not run it (") and "DIV" in exports["int8"]["left_out"]
+    assert not os.path.exists(tmp_path / "rocket" / "model_int8.tflite") and records[-1].stage == "verify"
+    assert all(exports[name]["passed"] for name in ("float32", "dynamic_range", "float16"))
+
+
 def test_the_rocket_has_nothing_to_tune_and_says_so(tmp_path):
     train = made.wide_csv(tmp_path / "s.tsv", 30, header=False, sep="\t")
     assert_one_line_error(cli_in_process(f"--dataset={train}", "--label_column=0", "--stages=tune",
