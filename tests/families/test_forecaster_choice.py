@@ -113,3 +113,18 @@ def test_a_model_that_is_not_affine_in_the_window_is_no_candidate(tmp_path):
     assert baselines.window_weights(s, "AutoETS", model="MNM") is None
     assert baselines.window_weights(s, "AutoETS", model="ANA") is not None  # additive: affine
     assert baselines.window_weights(SimpleNamespace(values=[s.values[0]] * 2), "AutoARIMA") is None
+
+
+def test_intervals_are_judged_on_validation_widths_and_shipped_from_every_held_out_window():
+    """Errors 1 … 9 on nine validation windows and 10 … 19 on ten test windows (the flat network forecasts 0): the
+    80% width judged is the 8th of the nine (ceil(10 · 0.8) = 8), which covers none of the test errors; the width
+    shipped is the 16th of all nineteen (ceil(20 · 0.8) = 16), a test error."""
+    s = SimpleNamespace(window=3, columns=("y",), horizon=2)
+    targets = np.repeat(np.arange(1.0, 10.0)[:, None], 2, axis=1).astype(np.float32)
+    work = SimpleNamespace(inputs=SimpleNamespace(validation=tf.data.Dataset.from_tensor_slices(
+        (np.zeros((9, 3, 1), np.float32), targets)).batch(4)))
+    truth = np.repeat(np.arange(10.0, 20.0)[:, None], 2, axis=1)
+    found = forecaster.intervals(flat_network(s), work, np.zeros_like(truth), truth)
+    assert found["test_interval_coverage"]["0.8"] == 0.0 and found["interval_validation_windows"] == 9
+    assert found["interval_halfwidths"]["0.8"] == [16.0, 16.0] and found["interval_windows"] == 19
+    assert found["interval_halfwidths"]["0.95"] == [19.0, 19.0]  # ceil(20 · 0.95) = 19: the largest
