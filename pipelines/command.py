@@ -35,6 +35,9 @@ def _long_classification(values: dict[str, Any]) -> bool:
         sequences.is_long_classification(dataset, values["label_column"], values["problem"])))
 
 
+TASK_CHOOSING = ("task", "dataset", "time_column", "series_id_column", "label_column", "problem")  # chosen_task reads
+
+
 def chosen_task(values: dict[str, Any], explicit: set[str]) -> str:
     """--task if given; else the sequence classifier for a file of sequences; else --task's default."""
     if "task" in explicit:

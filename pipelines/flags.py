@@ -373,8 +373,10 @@ def _height_and_width(size):
 @flags.multi_flags_validator(["task", *HPARAM_FLAGS], message="a model flag given does not apply to this --task; "
                              + "; ".join(f"{t.name} takes --{', --'.join(t.hparams)}" for t in TASKS.values()))
 def _hparams_fit_task(values):
-    return all(value is None or name in TASKS[values["task"]].hparams
-               for name, value in values.items() if name != "task")
+    # The task the run will have: without --task, the data may choose it (a file of sequences: the rocket).
+    chosen = command.chosen_task({name: flags.FLAGS[name].value for name in command.TASK_CHOOSING},
+                                 {"task"} if flags.FLAGS["task"].present else set())
+    return all(value is None or name in TASKS[chosen].hparams for name, value in values.items() if name != "task")
 
 
 @flags.validator("init_from")

@@ -164,6 +164,7 @@ def test_an_8_bit_file_its_client_cannot_run_is_left_out_with_the_clients_words_
     path = made.long_csv(tmp_path / "motions.csv", 60, second_scale=1e-4)
     records = runner.run(config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
                                            "--label_column=activity", "--stages=train,export,verify", "--noonnx",
+                                           "--num_features=840",  # a rocket flag, the task chosen by the data
                                            f"--output_dir={tmp_path}"))
     exports = json.load(open(tmp_path / "rocket" / artifacts.VERIFY))["exports"]
     assert exports["int8"]["left_out"].startswith("LiteRT could not run it (") and "DIV" in exports["int8"]["left_out"]
