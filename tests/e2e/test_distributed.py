@@ -100,7 +100,7 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(tmp_path, photos,
 
 def test_a_killed_worker_fails_the_job_cleanly_and_the_same_command_resumes(tmp_path):
     out = tmp_path / "out"
-    args = ["--task=dense", "--max_train_examples=4000", "--batch_size=32", "--hidden_units=16", "--epochs=4",
+    args = ["--task=dense", "--max_train_examples=2000", "--batch_size=32", "--hidden_units=16", "--epochs=4",
             "--stages=train", "--distribute=multi_worker", f"--output_dir={out}"]
     ports = free_ports(2)
     processes = start_workers(args, tmp_path, ports)
