@@ -126,8 +126,9 @@ class NeedsLabels(Protocol):
 
 class Choose(Protocol):
     def __call__(self, trained: keras.Model, work: Workspace) -> tuple[keras.Model, dict]:
-        """What the run saves and ships, from the trained model (a forecaster: the candidate that forecasts the
-        validation windows best), and what was chosen and why (config.json's `chosen`)."""
+        """What the run saves and ships, from the trained model (a forecaster: the mean of its candidates; a table
+        model: the mean of its network and the linear model), and what was chosen and why (config.json's
+        `chosen`)."""
 
 
 def _none(*args) -> list:
