@@ -13,7 +13,7 @@ import time
 import pytest
 
 from pipelines import runner
-from tests.conftest import ROOT, cli_in_process, config_from_flags, free_ports
+from tests.conftest import ROOT, config_from_flags, free_ports, run_cli
 
 SMALL = ("--task=dense", "--max_train_examples=1000", "--max_test_examples=200", "--tuning_epochs=1",
          "--tuner=random", "--batch_size=64")
@@ -167,7 +167,7 @@ def test_killed_sweep_resumes_without_redoing_finished_trials(tmp_path):
     assert not (tmp_path / "dense" / "trials.csv").exists()  # killed before the sweep ended
     finished = first.stat().st_mtime_ns
 
-    result = cli_in_process(*args)  # the resume needs no process of its own: the killed one did
+    result = run_cli(*args, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     table = rows(tmp_path / "dense")
     assert len(table) == 3 and all(r["status"] == "COMPLETED" for r in table)
