@@ -19,6 +19,7 @@ from typing import Protocol
 import keras
 import numpy as np
 
+from pipelines import artifacts
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import Inputs
 from pipelines.data.sources import DataSet
@@ -36,6 +37,12 @@ class Workspace:
 
     def path(self, name: str) -> str:
         return os.path.join(self.folder, name)
+
+    def chosen(self, *keys: str) -> dict:
+        """What the train stage's choose hook recorded (config.json's `chosen`), the entries `keys` name: what
+        evaluate adds to metrics.json."""
+        found = artifacts.read_json(self.path(artifacts.CONFIG)).get("chosen") or {}
+        return {key: found[key] for key in keys if key in found}
 
 
 @dataclasses.dataclass(frozen=True)

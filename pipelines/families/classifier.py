@@ -16,7 +16,7 @@ from pipelines.config import RunConfig
 from pipelines.data.pipeline import split_arrays
 from pipelines.exported import softmax
 from pipelines.families import Asked, Column, Family, Picture, Workspace
-from pipelines.families.tables import (BASELINE_ROWS, DESCRIPTION, FEATURES_FILE, choose_members, chosen, encode_table,
+from pipelines.families.tables import (BASELINE_ROWS, DESCRIPTION, FEATURES_FILE, CHOICE, choose_members, encode_table,
                                        gradient_boosting, is_table_model, logistic, table_parts, table_shipment,
                                        table_verdict)
 from pipelines.metadata import LABELS, VOCABULARY, TensorInfo
@@ -120,7 +120,7 @@ def evaluate_classifier(model: keras.Model, work: Workspace) -> dict:
         worst = worst[:QUOTED_ERRORS]
         metrics["misclassified"] = quoted_errors(inputs_at(test, worst), labels[worst], probabilities[worst], names)
     if is_table_model(model):
-        metrics.update(table_baselines(model, work.inputs, labels), **chosen(work))
+        metrics.update(table_baselines(model, work.inputs, labels), **work.chosen(*CHOICE))
     if work.data.sequences is not None:  # the series' scaling read as it was set, not recomputed from the data
         metrics.update(nearest_neighbour_baseline(work.inputs, labels, each=work.data.sequences.scaling == "each"))
     return metrics

@@ -170,9 +170,7 @@ def evaluate_forecaster(model: keras.Model, work: Workspace) -> dict:
                    step=series.step, test_windows=len(ends),
                    test_mae_per_step=np.mean(np.abs(predicted - truth), axis=0).tolist())
     metrics.update(intervals(model, work, predicted, truth))
-    chosen = artifacts.read_json(work.path(artifacts.CONFIG)).get("chosen") or {}
-    metrics.update({key: chosen[key] for key in ("forecaster", "members", "validation_mae", "validation_windows")
-                    if key in chosen})
+    metrics.update(work.chosen("forecaster", "members", "validation_mae", "validation_windows"))
     print(f"  {metrics['verdict']}", flush=True)
     plot_forecasts(series, ends, predicted, truth, forecasts, work.path(FORECASTS_PNG))
     return metrics

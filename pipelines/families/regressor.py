@@ -12,13 +12,13 @@ import keras
 import numpy as np
 from keras import layers
 
-from models.table import LabelScale
 from pipelines import artifacts, evaluation
 from pipelines.config import RunConfig
 from pipelines.families import Asked, Column, Family, Picture, Workspace
 from pipelines.data.pipeline import split_arrays
-from pipelines.families.tables import (BASELINE_ROWS, DESCRIPTION, FEATURES_FILE, choose_members, chosen, encode_table,
-                                       gradient_boosting, table_parts, table_shipment, table_verdict)
+from pipelines.families.tables import (BASELINE_ROWS, DESCRIPTION, FEATURES_FILE, CHOICE, choose_members, encode_table,
+                                       gradient_boosting, label_scale, least_squares, table_parts, table_shipment,
+                                       table_verdict, with_intercept)
 from pipelines.metadata import TensorInfo
 from pipelines.schedules import learning_rate
 from pipelines.shipping import Shipment
@@ -56,18 +56,10 @@ def scores(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
 
 
 def linear_baseline(encode, train, test) -> dict[str, float]:
-    """Ordinary least squares with an intercept on the encoded train features, scored on the test split: both
-    batched splits streamed, the fit from the normal equations (XᵀX and Xᵀy summed batch by batch in float64)."""
-    def design(x):
-        features = np.asarray(encode(x), np.float64)
-        return np.hstack([features, np.ones((len(features), 1))])
-    gram = moment = None
-    for x, y in train.as_numpy_iterator():
-        rows = design(x)
-        gram = rows.T @ rows + (0 if gram is None else gram)
-        moment = rows.T @ y.astype(np.float64).reshape(-1) + (0 if moment is None else moment)
-    weights, *_ = np.linalg.lstsq(gram, moment, rcond=None)
-    predicted, actual = zip(*((design(x) @ weights, y) for x, y in test.as_numpy_iterator()))
+    """Ordinary least squares with an intercept on the encoded train features (tables.least_squares, streamed),
+    scored on the test split, streamed."""
+    weights = least_squares(encode, train)
+    predicted, actual = zip(*((with_intercept(encode(x)) @ weights, y) for x, y in test.as_numpy_iterator()))
     return scores(np.concatenate(predicted), np.concatenate(actual).astype(np.float64))
 
 
@@ -93,7 +85,7 @@ def evaluate_regressor(model: keras.Model, work: Workspace) -> dict:
     metrics.update({f"baseline_linear_{name}": value for name, value in baseline.items()})
     metrics.update({f"baseline_gradient_boosting_{name}": value
                     for name, value in boosting_baseline(encoder, work.inputs.train, test).items()})
-    metrics.update(chosen(work))
+    metrics.update(work.chosen(*CHOICE))
     evaluation.plot_predictions(np.asarray(predicted), test_y, work.path(artifacts.PREDICTIONS_PNG))
     return metrics
 
@@ -104,8 +96,7 @@ def ship_regressor(model: keras.Model) -> Shipment:
     def named(m: keras.Model) -> keras.Model:
         return keras.Model(m.inputs, layers.Identity(name=OUTPUT)(m.outputs[0]), name=f"{m.name}_{OUTPUT}")
     _, body = table_parts(model)
-    scale = next((layer for layer in model.layers if isinstance(layer, LabelScale)), None)
-    mean, std = (scale.mean, scale.std) if scale else (0.0, 1.0)
+    mean, std = label_scale(model)
     return table_shipment(model, served=named(model), tflite_model=named(body), quantizable=named(body),
                           limits=REGRESSOR_LIMITS, classes=False, from_tflite_outputs=lambda v: v * std + mean,
                           outputs={OUTPUT: TensorInfo(f"the predicted value, standardised: value · {std:.6g} + "

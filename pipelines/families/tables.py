@@ -12,7 +12,6 @@ from keras import layers
 
 from models.dense import TABLE_BODY
 from models.table import LabelScale, TableEncoder
-from pipelines import artifacts
 from pipelines.data.pipeline import split_arrays
 from pipelines.metadata import TensorInfo
 from pipelines.shipping import Shipment, unchanged
@@ -95,11 +94,7 @@ def table_verdict(metrics: dict, measure: str, higher_is_better: bool) -> list[s
     return lines
 
 
-def chosen(work) -> dict:
-    """What the train stage chose to ship (choose_members), from config.json, for metrics.json."""
-    found = artifacts.read_json(work.path(artifacts.CONFIG)).get("chosen") or {}
-    return {key: found[key] for key in ("table_model", "members", "validation_loss", "validation_rows")
-            if key in found}
+CHOICE = ("table_model", "members", "validation_loss", "validation_rows")  # what choose_members records
 
 
 BASELINE_ROWS = 100_000  # the table baselines and the linear member are fitted on at most this many train rows
@@ -117,11 +112,9 @@ def logistic_weights(fitted, classes: int) -> tuple[np.ndarray, np.ndarray]:
     (two classes: one decision, the second class's logit, the first's 0); a class it never saw gets a logit of
     UNSEEN_LOGIT."""
     coef, intercept = np.atleast_2d(fitted.coef_), np.atleast_1d(fitted.intercept_)
-    known = fitted.classes_.astype(int)
-    if len(coef) == 1:
-        known, unseen = known[1:], [c for c in range(classes) if c not in fitted.classes_.astype(int)]
-    else:
-        unseen = [c for c in range(classes) if c not in known]
+    seen = fitted.classes_.astype(int)
+    known = seen[1:] if len(coef) == 1 else seen  # two classes: the one decision is the second's logit
+    unseen = [c for c in range(classes) if c not in seen]
     kernel = np.zeros((coef.shape[1], classes), np.float32)
     bias = np.zeros(classes, np.float32)
     kernel[:, known], bias[known] = coef.T, intercept
@@ -132,16 +125,32 @@ def logistic_weights(fitted, classes: int) -> tuple[np.ndarray, np.ndarray]:
 UNSEEN_LOGIT = -30.0  # a class absent from the train rows: the linear member gives it a probability of e^-30
 
 
-def least_squares(design: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Ordinary least squares with an intercept on [rows, features]: kernel [features, 1] and bias [1]."""
-    rows = np.hstack([design.astype(np.float64), np.ones((len(design), 1))])
-    weights, *_ = np.linalg.lstsq(rows, targets.astype(np.float64).reshape(-1), rcond=None)
-    return weights[:-1, None].astype(np.float32), weights[-1:].astype(np.float32)
+def with_intercept(features) -> np.ndarray:
+    """[rows, features] → [rows, features + 1] in float64, the last column 1."""
+    features = np.asarray(features, np.float64)
+    return np.hstack([features, np.ones((len(features), 1))])
+
+
+def least_squares(encode, train) -> np.ndarray:
+    """Ordinary least squares with an intercept on the encoded features of a batched split, streamed: the normal
+    equations (XᵀX and Xᵀy summed batch by batch in float64). Weights [features + 1], the intercept last: the linear
+    baseline, and the linear member of what a table regressor ships."""
+    gram = moment = None
+    for x, y in train.as_numpy_iterator():
+        rows = with_intercept(encode(x))
+        gram = rows.T @ rows + (0 if gram is None else gram)
+        moment = rows.T @ y.astype(np.float64).reshape(-1) + (0 if moment is None else moment)
+    return np.linalg.lstsq(gram, moment, rcond=None)[0]
+
+
+def label_scaling(model: keras.Model) -> LabelScale | None:
+    """A table regressor's LabelScale layer (None for a model without one)."""
+    return next((layer for layer in model.layers if isinstance(layer, LabelScale)), None)
 
 
 def label_scale(model: keras.Model) -> tuple[float, float]:
     """A table regressor's label mean and std (its LabelScale layer); (0, 1) for a model without one."""
-    scale = next((layer for layer in model.layers if isinstance(layer, LabelScale)), None)
+    scale = label_scaling(model)
     return (scale.mean, scale.std) if scale else (0.0, 1.0)
 
 
@@ -163,55 +172,57 @@ def with_body(model: keras.Model, body: keras.Model) -> keras.Model:
     if body is trained:
         return model
     outputs = body(encoder(model.input))
-    scale = next((layer for layer in model.layers if isinstance(layer, LabelScale)), None)
+    scale = label_scaling(model)
     return keras.Model(model.input, scale(outputs) if scale else outputs, name=model.name)
 
 
 def choose_members(model: keras.Model, work, classify: bool) -> tuple[keras.Model, dict]:
     """What a table model ships: the mean of the trained network and a linear model fitted on the same encoded train
-    rows (the logistic baseline; least squares on the standardised label), each scored on the validation rows (log
-    loss; mean squared error of the standardised label). A member that does no better there than the constant
-    forecast (the train rows' class frequencies; their mean) is left out: a guard against a broken member, not a
-    choice between good ones, which a small table's few validation rows cannot make (docs/own-data.md, Tables: the
-    mean won on the benchmark panel over both members and over choosing by validation). Any other model ships as
-    trained."""
+    rows (the logistic baseline, on at most BASELINE_ROWS; least squares on the standardised label, the linear
+    baseline's fit), each scored on the validation rows, streamed (log loss; squared error of the standardised
+    label). A member that does no better there than the constant forecast (the train rows' class frequencies; their
+    mean) is left out: a guard against a broken member, not a choice between good ones, which a small table's few
+    validation rows cannot make (docs/own-data.md, Tables: the mean won on the benchmark panel over both members and
+    over choosing by validation). Any other model ships as trained."""
     if not is_table_model(model):
         return model, {}
     encoder, body = table_parts(model)
     mean, std = label_scale(model)
-    train_x, train_y = split_arrays(work.inputs.train, limit=BASELINE_ROWS)
-    train_x = encode_table(encoder, train_x)
     classes = int(body.outputs[0].shape[-1])
     if classify:
-        kernel, bias = logistic_weights(logistic(train_x, train_y), classes)
-    else:
-        kernel, bias = least_squares(train_x, (train_y.astype(np.float64) - mean) / std)
-    bodies = member_bodies(body, kernel, bias)
-    batches = list(work.inputs.validation.as_numpy_iterator())
-    if not batches:
-        return with_body(model, bodies["mean"]), {"table_model": "mean", "members": ["network", "linear"]}
-    x = encode_table(encoder, {name: np.concatenate([b[0][name] for b in batches]) for name in batches[0][0]})
-    y = np.concatenate([b[1] for b in batches])
-    outputs = {name: np.asarray(b.predict(x, verbose=0), np.float64) for name, b in bodies.items()}
-    if classify:
+        train_x, train_y = split_arrays(work.inputs.train, limit=BASELINE_ROWS)
+        kernel, bias = logistic_weights(logistic(encode_table(encoder, train_x), train_y), classes)
         frequencies = np.bincount(train_y.astype(int), minlength=classes) + 1.0  # add-one: no class has 0
-        outputs["constant"] = np.broadcast_to(np.log(frequencies / frequencies.sum()), (len(y), classes))
-        loss = {name: log_loss(logits, y) for name, logits in outputs.items()}
+        constant = np.log(frequencies / frequencies.sum())
     else:
-        target = (y.astype(np.float64).reshape(-1, 1) - mean) / std
-        outputs["constant"] = np.zeros_like(target)  # the train mean, standardised
-        loss = {name: float(np.mean((value.reshape(-1, 1) - target) ** 2)) for name, value in outputs.items()}
+        weights = least_squares(lambda x: encode_table(encoder, x), work.inputs.train)  # in the label's units
+        kernel = (weights[:-1, None] / std).astype(np.float32)
+        bias = np.array([(weights[-1] - mean) / std], np.float32)
+        constant = np.zeros(1)  # the train mean, standardised
+    bodies = member_bodies(body, kernel, bias)
+    totals, rows = dict.fromkeys([*bodies, "constant"], 0.0), 0
+    for x, y in work.inputs.validation.as_numpy_iterator():
+        encoded = encode_table(encoder, x)
+        outputs = {name: np.asarray(b.predict_on_batch(encoded), np.float64) for name, b in bodies.items()}
+        outputs["constant"] = np.broadcast_to(constant, (len(y), len(constant)))
+        target = y.astype(int) if classify else (y.astype(np.float64).reshape(-1, 1) - mean) / std
+        for name, value in outputs.items():
+            totals[name] += float(np.sum(cross_entropy(value, target) if classify else (value - target) ** 2))
+        rows += len(y)
+    if not rows:
+        return with_body(model, bodies["mean"]), {"table_model": "mean", "members": ["network", "linear"]}
+    loss = {name: total / rows for name, total in totals.items()}
     members = [name for name in ("network", "linear") if loss[name] < loss["constant"]] or ["network"]
     shipped = "mean" if len(members) == 2 else members[0]
     what = "the mean of the network and the linear model" if shipped == "mean" else f"the {shipped} model alone"
-    print(f"  ships {what} (validation loss on {len(y)} rows: " + ", ".join(
+    print(f"  ships {what} (validation loss on {rows} rows: " + ", ".join(
         f"{name} {value:.4g}" for name, value in loss.items()) + ")", flush=True)
     return with_body(model, bodies[shipped]), {"table_model": shipped, "members": members, "validation_loss": loss,
-                                               "validation_rows": len(y)}
+                                               "validation_rows": rows}
 
 
-def log_loss(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The mean cross-entropy of softmax(logits) against integer labels."""
+def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each row's cross-entropy of softmax(logits) against its integer label."""
     z = logits - logits.max(axis=1, keepdims=True)
     log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return float(-np.mean(log_p[np.arange(len(labels)), labels.astype(int)]))
+    return -log_p[np.arange(len(labels)), labels]
