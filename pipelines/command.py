@@ -38,24 +38,28 @@ def _long_classification(values: dict[str, Any]) -> bool:
 TASK_CHOOSING = ("task", "dataset", "time_column", "series_id_column", "label_column", "problem")  # chosen_task reads
 
 
-def chosen_task(values: dict[str, Any], explicit: set[str]) -> str:
-    """--task if given; else the sequence classifier for a file of sequences; else --task's default."""
+def chosen_task(values: dict[str, Any], explicit: set[str], long_classification: bool | None = None) -> str:
+    """--task if given; else the sequence classifier for a file of sequences; else --task's default.
+    `long_classification`: _long_classification(values), when the caller has it already (it reads the file)."""
     if "task" in explicit:
         return values["task"]
+    if long_classification is None:
+        long_classification = _long_classification(values)
     archive = not values["time_column"] and values["dataset"] and sequences.is_archive_file(values["dataset"])
-    return SEQUENCES_TASK if _long_classification(values) or archive else values["task"]
+    return SEQUENCES_TASK if long_classification or archive else values["task"]
 
 
 def to_config(values: dict[str, Any], explicit: set[str], parse: Parse) -> RunConfig:
     """The RunConfig of the flags' `values`, those `explicit` given on the command line."""
-    values = {**values, "task": chosen_task(values, explicit)}
+    long_classification = _long_classification(values)
+    values = {**values, "task": chosen_task(values, explicit, long_classification)}
     task = TASKS[values["task"]]
     fields = {field.name: _typed(values[field.name]) for field in dataclasses.fields(RunConfig)
               if field.name not in run_config.DERIVED}
     hparams = {name: _or(values[name], default) for name, default in task.default_hparams.items()}
     # A time column makes the data a series to forecast unless its series are classified (--problem, or a long file
     # whose label is a word): the one family known before the data are read, whose defaults leave out its variants.
-    forecast = values["time_column"] and values["problem"] != "classification" and not _long_classification(values)
+    forecast = values["time_column"] and values["problem"] != "classification" and not long_classification
     defaults = task.defaults(values["trainer"], family_of(task, "forecast" if forecast else ""))
     if values["hparams_file"]:
         hparams, fields["learning_rate"] = _with_hparams_file(

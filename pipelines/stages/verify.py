@@ -302,11 +302,10 @@ def left_out_lines(rows: dict) -> list[str]:
             if row.get("left_out")]
 
 
-def failed_to_run(target: exporters.Target, shipment: Shipment, error: Exception) -> dict:
+def failed_to_run(target: exporters.Target, error: Exception) -> dict:
     """The row of an export its client could not run: it fails, and says why in the client's words."""
     words = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
-    return {"limit": list(shipment.limits.get(target.limit, ("", 0.0))), "passed": False, "passed_limit": False,
-            "error": f"{target.client} could not run it ({words})"}
+    return {"passed": False, "passed_limit": False, "error": f"{target.client} could not run it ({words})"}
 
 
 def miss(row: dict) -> str:
@@ -352,7 +351,7 @@ def run(ctx: Context) -> StageResult:
                 rows[target.name] = measure_export(ctx.path(target.file), target, shipment, reference, packed,
                                                    ctx.data.label_names)
         except RuntimeError as e:  # the client's kernels refuse the file (LiteRT: "Node number 6 (DIV) failed")
-            rows[target.name] = failed_to_run(target, shipment, e)
+            rows[target.name] = failed_to_run(target, e)
     withdrawn = leave_out(ctx, rows)
     print(write_reports(ctx, rows, reference))
     failed = [name for name, r in rows.items() if not r["passed"] and r.get("shipped", True)]
