@@ -19,7 +19,7 @@ from pipelines import config as run_config
 from pipelines.config import RunConfig, show
 from pipelines.data import folders, pipeline, sequences, sources, tables
 from pipelines.data.sources import DATASETS, SOURCES
-from pipelines.families.generator import DIFF_AUGMENT_BELOW
+from pipelines.families.generator import DIFF_AUGMENT_BELOW, MIN_TRAIN_STEPS
 from pipelines.stages import STAGE_ORDER
 from models import ARGUMENTS, MAX_WIDTH, pretrained
 from pipelines.tasks import FAMILIES, TASKS
@@ -152,6 +152,11 @@ def _each_task(name: str) -> str:
 # Training. The TASK_DEFAULTS among them default to the task's own.
 EPOCHS = flags.DEFINE_integer("epochs", D["epochs"], f"Training epochs; default: {_each_task('epochs')}.",
                               lower_bound=1, upper_bound=10_000)
+PASSES_PER_EPOCH = flags.DEFINE_integer(
+    "passes_per_epoch", D["passes_per_epoch"], "Passes over the train split an epoch makes; 0: one, except for a "
+    f"gan on a small data set: enough that the task's epochs make {MIN_TRAIN_STEPS:,} steps (--epochs counts those "
+    "epochs).",
+    lower_bound=0, upper_bound=10_000)
 BATCH_SIZE = flags.DEFINE_integer("batch_size", D["batch_size"], "Examples per batch; default: "
                                   f"{_each_task('batch_size')}.", lower_bound=1, upper_bound=65_536)
 LEARNING_RATE = flags.DEFINE_float(
@@ -163,8 +168,7 @@ LR_SCHEDULE = flags.DEFINE_enum(
     f"fifth; constant keeps it. Default: {_each_task('lr_schedule')}.")
 LABEL_SMOOTHING = flags.DEFINE_float(
     "label_smoothing", D["label_smoothing"], "Classifiers: weight moved from the true class's target to all classes "
-    "alike (bounds the logits, which float16 and int8 exports need); gan: one-sided smoothing of the "
-    "discriminator's real targets. 0 turns it off.", lower_bound=0.0, upper_bound=0.5)
+    "alike (bounds the logits, which float16 and int8 exports need). 0 turns it off.", lower_bound=0.0, upper_bound=0.5)
 STEPS_PER_EXECUTION = flags.DEFINE_integer(
     "steps_per_execution", D["steps_per_execution"], "Training steps TensorFlow runs per call from Python (fewer "
     "per-step costs; callbacks and the divergence check see every Nth step); default: "

@@ -47,17 +47,28 @@ def resolve_hyperparameters(ctx: Context) -> Context:
 
 
 def resolve_epochs(ctx: Context) -> Context:
-    """The task's epochs, or (--epochs not given) enough of them, or of passes over the train split an epoch (the
-    family's choice), for the family's minimum of steps on a small data set."""
+    """The epochs and the passes over the train split an epoch makes: --passes_per_epoch if given; else, on a data
+    set too small for the family's minimum of steps, more epochs (--epochs not given), or, for a family that
+    repeats small data, more passes an epoch. Those passes are the data set's and the task's (its default epochs
+    reach the minimum), whatever --epochs says: --epochs=15 then trains 1.5 times the default's steps, not 15
+    passes."""
     config, steps, least = ctx.config, ctx.inputs.steps_per_epoch, ctx.family.min_train_steps
-    if "epochs" in config.explicit or config.epochs * steps >= least or ctx.task.solve:
+    if ctx.task.solve:
+        return ctx
+    if config.passes_per_epoch:
+        return ctx.replaced(inputs=ctx.inputs.repeated(config.passes_per_epoch))
+    if ctx.family.repeat_small_data:
+        passes = math.ceil(least / (steps * ctx.task.epochs))
+        if passes <= 1:
+            return ctx
+        print(f"note: {ctx.inputs.num_train} train examples make {steps} step{'s' * (steps > 1)} a pass: an epoch "
+              f"makes {passes} passes, so the task's {ctx.task.epochs} epochs make at least {least} steps "
+              f"(--passes_per_epoch sets it); this run trains {config.epochs} epochs, {config.epochs * passes * steps} "
+              "steps", flush=True)
+        return ctx.replaced(inputs=ctx.inputs.repeated(passes))
+    if "epochs" in config.explicit or config.epochs * steps >= least:
         return ctx
     more = math.ceil(least / steps)
-    if ctx.family.repeat_small_data:
-        passes = math.ceil(more / config.epochs)
-        print(f"note: {ctx.inputs.num_train} train examples make {steps} step{'s' * (steps > 1)} a pass: each of "
-              f"the {config.epochs} epochs makes {passes} passes, for at least {least} steps (--epochs sets it)")
-        return ctx.replaced(inputs=ctx.inputs.repeated(passes))
     print(f"note: {ctx.inputs.num_train} train examples make {steps} step{'s' * (steps > 1)} an epoch: training "
           f"{more} epochs instead of {config.epochs}, for at least {least} steps (--epochs sets it)")
     return ctx.replaced(config=dataclasses.replace(config, epochs=more))

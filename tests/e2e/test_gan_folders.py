@@ -14,7 +14,8 @@ from pipelines.errors import PipelineError
 from tests.conftest import assert_one_line_error, cli_in_process, config_from_flags
 from tests.pictures import write_pictures
 
-SMALL = ("--task=gan", "--noise_dim=16", "--generator_widths=32,16", "--discriminator_widths=16,32", "--noonnx")
+SMALL = ("--task=gan", "--passes_per_epoch=1", "--noise_dim=16", "--generator_widths=32,16",
+         "--discriminator_widths=16,32", "--noonnx")
 
 
 @pytest.fixture(scope="module")

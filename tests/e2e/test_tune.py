@@ -216,9 +216,9 @@ def test_chief_and_two_workers_share_the_trials_and_only_the_chief_trains(tmp_pa
 
 def test_gan_sweep_minimizes_the_frechet_distance_and_trains_the_best_generator(tmp_path):
     import keras
-    runner.run(config_from_flags("--task=gan", "--max_train_examples=320", "--max_test_examples=200",
-                                 "--tuning_epochs=1", "--tuner=random", "--max_trials=2", "--epochs=1",
-                                 f"--output_dir={tmp_path}", "--stages=tune,train"))
+    runner.run(config_from_flags("--task=gan", "--passes_per_epoch=1", "--max_train_examples=320",
+                                 "--max_test_examples=200", "--tuning_epochs=1", "--tuner=random", "--max_trials=2",
+                                 "--epochs=1", f"--output_dir={tmp_path}", "--stages=tune,train"))
     task_dir = tmp_path / "gan"
     table = rows(task_dir)
     assert len(table) == 2 and all(float(r["objective"]) > 0 for r in table)
