@@ -28,10 +28,12 @@
    eight tables from the wheels, each split 75/25; its own tables.md.
 13. Sequences (benchmarks/sequences.py): the UCR/UEA sets in aeon's wheel against aeon's MiniRocket (in .venv-aeon,
    which `make bench` builds); its own sequences.md.
+14. The GAN on photos (benchmarks/gan.py): crops of the photographs in the wheels, the defaults and --epochs=15,
+   judged by a k-NN precision, recall and diversity of its own; its own gan.md.
 
 Ratios above 1 mean the package is slower. Results go to benchmarks/out/results.json and results.md.
 `python -m benchmarks.run train input` runs only the sections named (train, input, folder, numpy, distributed,
-serving, scale, predict, forecasts, tables, sequences).
+serving, scale, predict, forecasts, tables, sequences, gan).
 """
 
 import json
@@ -44,7 +46,7 @@ import time
 import keras
 import tensorflow as tf
 
-from benchmarks import distributed, forecasts, predict, scale, sequences, serving, tables
+from benchmarks import distributed, forecasts, gan, predict, scale, sequences, serving, tables
 from pipelines import artifacts, precision, runner
 from pipelines.context import Context
 from pipelines.data import idx, pipeline
@@ -288,7 +290,7 @@ def markdown(r: dict) -> str:
 
 def main(sections: list[str]) -> None:
     wanted = set(sections) or {"train", "input", "folder", "numpy", "distributed", "serving", "scale", "predict",
-                               "forecasts", "tables", "sequences"}
+                               "forecasts", "tables", "sequences", "gan"}
     results = {"matmul_gflop_per_second": {"float32": matmul_peak(tf.float32),
                                            "bfloat16": matmul_peak(tf.bfloat16)}}
     if "train" in wanted:
@@ -318,6 +320,8 @@ def main(sections: list[str]) -> None:
         tables.main([])  # benchmarks/out/tables.md
     if "sequences" in wanted:
         sequences.main([])  # benchmarks/out/sequences.md
+    if "gan" in wanted:
+        gan.main([])  # benchmarks/out/gan.md
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
