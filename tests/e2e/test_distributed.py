@@ -140,8 +140,7 @@ def test_the_gan_trains_under_mirrored_on_two_logical_cpus(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "2 replicas of 32 examples (--distribute=mirrored)" in result.stdout
     history = json.loads((tmp_path / "gan" / "history.json").read_text())
-    # Sound numbers: the hinge loss of the discriminator is 0 or more, the generator's is a score about 0.
-    assert all(0 <= loss < 10 for loss in history["d_loss"]) and all(abs(loss) < 10 for loss in history["g_loss"])
+    assert all(0 < loss < 10 for loss in history["d_loss"] + history["g_loss"])
     assert (tmp_path / "gan" / "model.keras").exists()
 
 
