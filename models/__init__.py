@@ -40,9 +40,8 @@ ARGUMENTS = {
     "model_width": ("transformer: the width of every token's vector (the MLPs are twice as wide).",
                     dict(lower_bound=1, upper_bound=MAX_WIDTH)),
     "noise_dim": ("gan: size of the generator's noise input.", dict(lower_bound=1, upper_bound=4096)),
-    "generator_widths": ("gan: filters of the generator's last doubling blocks (resize, 3×3 conv); a larger image's "
-                         "first blocks double them.", {}),
-    "discriminator_widths": ("gan: filters of the discriminator's first stride-2 convs; a larger image's last blocks "
-                             "double them.", {}),
+    "generator_widths": ("gan: filters of each stride-2 transposed conv; the image side must divide by 2 ** (number "
+                         "of entries).", {}),
+    "discriminator_widths": ("gan: filters of each stride-2 conv of the discriminator.", {}),
     "conditional": ("gan: class-conditional generator and discriminator (label as a second input).", {}),
 }

@@ -1,15 +1,6 @@
-"""The GAN: a generator (noise → resize-and-convolve blocks → image in [-1, 1]), a discriminator (spectrally
-normalized strided convs → score), and the Keras model that trains them with its own `train_step` (the keras-io
-GAN pattern), so `fit`, callbacks, checkpoints, TensorBoard and BackupAndRestore work as for any other model.
-
-The recipe (docs/gan.md has what each piece bought, measured on photos):
-- the generator doubles its side by bilinear resizing then a 3×3 convolution (Odena et al. 2016): a
-  stride-2 transposed convolution overlaps its kernel unevenly and draws a checkerboard;
-- the discriminator's layers are spectrally normalized (Miyato et al. 2018) and it is trained on the hinge loss,
-  which keep it from outrunning the generator;
-- what is sampled, measured and shipped is `ema_generator`, an exponential moving average of the generator's
-  weights (Yazıcı et al. 2019; StyleGAN's Gs): the trained generator's weights circle the equilibrium, their
-  average sits nearer it.
+"""DCGAN: a generator (noise → transposed convs → image in [-1, 1]), a discriminator (strided convs → logit),
+and the Keras model that trains them with its own `train_step` (the keras-io DCGAN pattern), so `fit`, callbacks,
+checkpoints, TensorBoard and BackupAndRestore work as for any other model.
 
 Their depth follows the image: one stride-2 block per doubling of the side from a 4–7 pixel start (28 → 7, 32 → 4,
 64 → 4, 128 → 4), the widths given for the last blocks of the generator and the first of the discriminator,
@@ -29,7 +20,6 @@ from models import BN_MOMENTUM, BuildError
 
 
 WIDEST = 256  # the widest block a larger image's extra depth adds
-EMA_DECAY = 0.999  # the generator's weights' moving average: about the last thousand steps
 START = (4, 7)  # the side (in pixels) the generator starts from and the discriminator ends at
 
 
@@ -61,9 +51,9 @@ def _widths(widths: Sequence[int], blocks: int, flag: str, first: bool) -> tuple
     return widths
 
 
-def build_generator(noise_dim: int, image_shape: Sequence[int], *, widths: Sequence[int] = (32, 16),
+def build_generator(noise_dim: int, image_shape: Sequence[int], *, widths: Sequence[int] = (128, 64),
                     num_classes: int | None = None) -> keras.Model:
-    """noise [noise_dim] (+ label) → dense → per block: 2× bilinear resize, 3×3 conv → tanh image.
+    """noise [noise_dim] (+ label) → dense → one stride-2 transposed conv per block → tanh image.
 
     `widths` are the last blocks' filters; a larger image's first blocks double them (the module's rule).
     """
@@ -81,19 +71,16 @@ def build_generator(noise_dim: int, image_shape: Sequence[int], *, widths: Seque
     x = layers.LeakyReLU(0.2, name="project_relu")(x)
     x = layers.Reshape((height // scale, width // scale, widths[0]), name="reshape")(x)
     for i, filters in enumerate(widths):
-        # Bilinear: a resize op of static shape (nearest, a tf.repeat, loses the shape, and the TFLite converter
-        # cannot lower a convolution of unknown shape to a builtin op).
-        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"up{i}")(x)
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"up{i}_conv")(x)
+        x = layers.Conv2DTranspose(filters, 4, strides=2, padding="same", use_bias=False, name=f"up{i}")(x)
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"up{i}_bn")(x)
         x = layers.LeakyReLU(0.2, name=f"up{i}_relu")(x)
-    image = layers.Conv2D(channels, 3, padding="same", activation="tanh", name="image")(x)
+    image = layers.Conv2D(channels, 5, padding="same", activation="tanh", name="image")(x)
     return keras.Model([noise, label] if label is not None else noise, image, name="generator")
 
 
-def build_discriminator(image_shape: Sequence[int], *, widths: Sequence[int] = (32, 64),
-                        num_classes: int | None = None) -> keras.Model:
-    """image in [-1, 1] (+ label as an extra channel) → one spectrally normalized stride-2 conv per block → score.
+def build_discriminator(image_shape: Sequence[int], *, widths: Sequence[int] = (64, 128),
+                        num_classes: int | None = None, dropout: float = 0.3) -> keras.Model:
+    """image in [-1, 1] (+ label as an extra channel) → one stride-2 conv per block → real/fake logit.
 
     `widths` are the first blocks' filters; a larger image's last blocks double them."""
     height, width, _ = image_shape
@@ -105,11 +92,12 @@ def build_discriminator(image_shape: Sequence[int], *, widths: Sequence[int] = (
         plane = layers.Embedding(num_classes, height * width, name="label_embedding")(label)
         x = layers.Concatenate(name="image_and_label")([image, layers.Reshape((height, width, 1))(plane)])
     for i, filters in enumerate(widths):
-        x = layers.SpectralNormalization(layers.Conv2D(filters, 4, strides=2, padding="same"), name=f"down{i}")(x)
+        x = layers.Conv2D(filters, 4, strides=2, padding="same", name=f"down{i}")(x)
         x = layers.LeakyReLU(0.2, name=f"down{i}_relu")(x)
+        x = layers.Dropout(dropout, name=f"down{i}_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
-    score = layers.SpectralNormalization(layers.Dense(1), name="score")(x)
-    return keras.Model([image, label] if label is not None else image, score, name="discriminator")
+    logit = layers.Dense(1, name="logit")(x)
+    return keras.Model([image, label] if label is not None else image, logit, name="discriminator")
 
 
 def diff_augment(images, seed: keras.random.SeedGenerator, translation: float = 0.125, cutout: float = 0.5):
@@ -152,20 +140,15 @@ def to_pixels(images):
 
 @keras.saving.register_keras_serializable(package="dlpipe")
 class GAN(keras.Model):
-    """Trains `generator` against `discriminator` on batches of (raw pixels 0..255, label), and keeps
-    `ema_generator`: the moving average of the generator's weights (`ema` is its decay), what draws."""
+    """Trains `generator` against `discriminator` on batches of (raw pixels 0..255, label)."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, noise_dim: int,
-                 num_classes: int | None = None, ema: float = EMA_DECAY, **kwargs):
+                 num_classes: int | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.noise_dim = noise_dim
         self.num_classes = num_classes
-        self.ema = ema
-        # Its weights start as the generator's (a loaded model's then take the saved averages).
-        self.ema_generator = keras.models.clone_model(generator)
-        self.ema_generator.set_weights(generator.get_weights())
         self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
         self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
         self.seed_generator = keras.random.SeedGenerator(1337)
@@ -178,7 +161,7 @@ class GAN(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "noise_dim": self.noise_dim, "num_classes": self.num_classes,
-                "ema": self.ema, "generator": keras.saving.serialize_keras_object(self.generator),
+                "generator": keras.saving.serialize_keras_object(self.generator),
                 "discriminator": keras.saving.serialize_keras_object(self.discriminator)}
 
     @classmethod
@@ -188,7 +171,8 @@ class GAN(keras.Model):
             config[name] = keras.saving.deserialize_keras_object(config[name])
         return cls(**config)
 
-    def compile(self, g_optimizer, d_optimizer, **kwargs):
+    def compile(self, g_optimizer, d_optimizer, label_smoothing: float = 0.1, **kwargs):
+        """`label_smoothing`: the discriminator's real targets are 1 - label_smoothing (one-sided)."""
         super().compile(**kwargs)
         self.g_optimizer = g_optimizer
         self.d_optimizer = d_optimizer
@@ -196,39 +180,33 @@ class GAN(keras.Model):
         # create its variables inside one replica's graph, which tf.distribute cannot run.
         g_optimizer.build(self.generator.trainable_variables)
         d_optimizer.build(self.discriminator.trainable_variables)
+        self.label_smoothing = label_smoothing
+        self.loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
 
     @property
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker]
 
     def call(self, inputs, training=False):
-        return self.ema_generator(inputs, training=training)
+        return self.generator(inputs, training=training)
 
     def _with_label(self, x, labels):
         return [x, labels] if self.conditional else x
 
     def _gan_losses(self, real_images, labels, training):
-        """The hinge loss (Lim & Ye 2017; SAGAN): the discriminator pushes real scores above 1 and generated ones
-        below -1, and stops pushing past them; the generator raises its images' scores."""
         batch = ops.shape(real_images)[0]
         noise = keras.random.normal((batch, self.noise_dim), seed=self.seed_generator)
         fake = self.generator(self._with_label(noise, labels), training=training)
         if training and self.augment:  # both alike, so the discriminator cannot tell them by it
             real_images, fake = (diff_augment(real_images, self.seed_generator),
                                  diff_augment(fake, self.seed_generator))
-        real_scores, fake_scores = (ops.cast(self.discriminator(self._with_label(x, labels), training=training),
-                                             "float32") for x in (real_images, fake))
-        d_loss = ops.mean(ops.relu(1.0 - real_scores)) + ops.mean(ops.relu(1.0 + fake_scores))
-        g_loss = -ops.mean(fake_scores)
+        real_logits = self.discriminator(self._with_label(real_images, labels), training=training)
+        fake_logits = self.discriminator(self._with_label(fake, labels), training=training)
+        # One-sided label smoothing: real targets 1 - smoothing keep the discriminator from overconfidence.
+        d_loss = (self.loss_fn(ops.ones_like(real_logits) * (1.0 - self.label_smoothing), real_logits)
+                  + self.loss_fn(ops.zeros_like(fake_logits), fake_logits))
+        g_loss = self.loss_fn(ops.ones_like(fake_logits), fake_logits)
         return d_loss, g_loss
-
-    def _update_ema(self):
-        """ema_generator ← decay · itself + (1 − decay) · generator, every weight (batch-norm statistics too); the
-        decay warms up as (1 + step) / (10 + step) so the first steps' random weights fade quickly."""
-        step = ops.cast(self.g_optimizer.iterations, "float32")
-        decay = ops.minimum(self.ema, (1.0 + step) / (10.0 + step))
-        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-            average.assign(decay * average + (1.0 - decay) * ops.cast(weight, average.dtype))
 
     def train_step(self, data):
         pixels, labels = data
@@ -244,7 +222,6 @@ class GAN(keras.Model):
         d_vars, g_vars = self.discriminator.trainable_weights, self.generator.trainable_weights
         self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
         self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
-        self._update_ema()
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)
         return {m.name: m.result() for m in self.metrics}
@@ -258,9 +235,9 @@ class GAN(keras.Model):
 
 
 def build_gan(image_shape: Sequence[int], num_classes: int, *, noise_dim: int = 64,
-              generator_widths: Sequence[int] = (32, 16), discriminator_widths: Sequence[int] = (32, 64),
+              generator_widths: Sequence[int] = (64, 32), discriminator_widths: Sequence[int] = (64, 128),
               conditional: bool = False) -> GAN:
-    """The task's builder: a GAN for images of `image_shape`, class-conditional when `conditional`."""
+    """The task's builder: a DCGAN for images of `image_shape`, class-conditional when `conditional`."""
     classes = num_classes if conditional else None
     return GAN(build_generator(noise_dim, image_shape, widths=generator_widths, num_classes=classes),
                build_discriminator(image_shape, widths=discriminator_widths, num_classes=classes),

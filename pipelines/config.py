@@ -68,7 +68,7 @@ class RunConfig:
     epochs: int | None = None
     batch_size: int | None = None
     learning_rate: float | None = None
-    discriminator_learning_rate: float | None = None  # gan only; None: 4 × learning_rate (compile_gan)
+    discriminator_learning_rate: float | None = None  # gan only; None: learning_rate
     diff_augment: str = "auto"                 # gan only: on, off, or auto (on for small data sets)
     passes_per_epoch: int = 0                  # passes over the train split an epoch; 0: the family's rule
     lr_schedule: str | None = None             # cosine, one_cycle or constant (schedules.py)

@@ -19,7 +19,7 @@ from pipelines import config as run_config
 from pipelines.config import RunConfig, show
 from pipelines.data import folders, pipeline, sequences, sources, tables
 from pipelines.data.sources import DATASETS, SOURCES
-from pipelines.families.generator import DIFF_AUGMENT_BELOW, DISCRIMINATOR_RATE, MIN_TRAIN_STEPS
+from pipelines.families.generator import DIFF_AUGMENT_BELOW, MIN_TRAIN_STEPS
 from pipelines.stages import STAGE_ORDER
 from models import ARGUMENTS, MAX_WIDTH, pretrained
 from pipelines.tasks import FAMILIES, TASKS
@@ -212,7 +212,7 @@ CLUSTER_TIMEOUT = flags.DEFINE_float(
     "TF_CONFIG to join before failing, naming the missing ones.", lower_bound=1.0, upper_bound=86_400.0)
 DISCRIMINATOR_LEARNING_RATE = flags.DEFINE_float(
     "discriminator_learning_rate", D["discriminator_learning_rate"], "gan: the discriminator's learning rate; "
-    f"default: {DISCRIMINATOR_RATE} × --learning_rate (the two time-scale rule).", lower_bound=1e-7, upper_bound=10.0)
+    "default: --learning_rate.", lower_bound=1e-7, upper_bound=10.0)
 DIFF_AUGMENT = flags.DEFINE_enum(
     "diff_augment", D["diff_augment"], ["auto", "on", "off"], "gan: DiffAugment (colour, translation, cutout of "
     f"real and generated images before the discriminator); auto: on below {DIFF_AUGMENT_BELOW:,} train images.")

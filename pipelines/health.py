@@ -23,7 +23,7 @@ class StopOnDivergence(keras.callbacks.Callback):
 
     def __init__(self, loss_key: str = "loss"):
         super().__init__()
-        self.loss_key = loss_key  # the training log to watch (a family's own: the GAN's discriminator loss)
+        self.loss_key = loss_key  # the training log to watch (a family's own: the GAN's generator loss)
         self.epoch, self.first, self.last_finite, self.failure = 0, None, None, None
 
     def on_epoch_begin(self, epoch, logs=None):

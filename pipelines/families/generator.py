@@ -52,21 +52,17 @@ DIFF_AUGMENT_BELOW = 1_000
 # Unless --epochs is given, a GAN trains for at least this many steps (a folder of 600 images is 10 batches an
 # epoch: the task's 10 epochs would leave noise; docs/gan.md).
 MIN_TRAIN_STEPS = 2_000
-# The two time-scale update rule (Heusel et al. 2017; SAGAN, Zhang et al. 2019): the discriminator learns this many
-# times faster than the generator unless --discriminator_learning_rate says.
-DISCRIMINATOR_RATE = 4
 
 
 def compile_gan(gan: GAN, config: RunConfig, steps_per_epoch: int = 0) -> None:
-    # Adam with beta_1 = 0 and beta_2 = 0.9 (SAGAN's, for spectral normalization and the hinge loss), at constant
-    # rates (no --lr_schedule), the discriminator's DISCRIMINATOR_RATE times the generator's unless given.
+    # DCGAN's Adam settings (beta_1 = 0.5) for both nets, at constant rates (no --lr_schedule).
     # In float16 each is wrapped for loss scaling, as Keras' own compile wraps a model's one optimizer.
     def adam(rate):
-        optimizer = keras.optimizers.Adam(rate, beta_1=0.0, beta_2=0.9, global_clipnorm=config.clip_norm)
+        optimizer = keras.optimizers.Adam(rate, beta_1=0.5, global_clipnorm=config.clip_norm)
         return keras.optimizers.LossScaleOptimizer(optimizer) if config.precision == "float16" else optimizer
     gan.compile(g_optimizer=adam(config.learning_rate),
-                d_optimizer=adam(config.discriminator_learning_rate or DISCRIMINATOR_RATE * config.learning_rate),
-                steps_per_execution=config.steps_per_execution)
+                d_optimizer=adam(config.discriminator_learning_rate or config.learning_rate),
+                label_smoothing=config.label_smoothing, steps_per_execution=config.steps_per_execution)
 
 
 def generator_inputs(gan_or_generator, count: int, seed: int, label: int | None = None) -> dict[str, np.ndarray]:
@@ -114,7 +110,7 @@ class SampleGrid(keras.callbacks.Callback):
         os.makedirs(self.folder, exist_ok=True)
         path = os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png")
         with artifacts.atomic_path(path) as tmp, open(tmp, "wb") as f:
-            f.write(grid_png(generate_pixels(self.model.ema_generator, GRID * GRID, self.seed), GRID))
+            f.write(grid_png(generate_pixels(self.model.generator, GRID * GRID, self.seed), GRID))
 
 
 class SmallDataAugment(keras.callbacks.Callback):
@@ -151,7 +147,7 @@ class FrechetDistance(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:  # History and KerasTuner read the same dict after this callback
             return
-        generated = generate_pixels(self.model.ema_generator, len(self.real_features), self.seed)
+        generated = generate_pixels(self.model.generator, len(self.real_features), self.seed)
         logs[FRECHET_OBJECTIVE] = frechet_distance(self.embed(generated), self.real_features)
 
 
@@ -242,8 +238,8 @@ def evaluate_gan(gan: GAN, work: Workspace) -> dict:
     real = {"test": real_pixels(work.inputs.test), "train": real_pixels(work.inputs.train)}
     n = len(real["test"])
     keras.utils.set_random_seed(work.config.seed)
-    untrained = keras.models.clone_model(gan.ema_generator)  # the generator's architecture, fresh weights
-    generated = {"trained": generate_pixels(gan.ema_generator, n, work.config.seed),
+    untrained = keras.models.clone_model(gan.generator)  # the trained generator's architecture, fresh weights
+    generated = {"trained": generate_pixels(gan.generator, n, work.config.seed),
                  "untrained_generator": generate_pixels(untrained, n, 0)}
     metrics = {**distances(embed, real, generated), "frechet_examples": n, **{
         k: v for k, v in stick.items() if k != "classifier"}}
@@ -263,7 +259,7 @@ def evaluate_gan(gan: GAN, work: Workspace) -> dict:
         print(f"warning: the samples collapse: diversity {c['diversity']:.2f} of the real pictures', recall "
               f"{c['recall']:.2f} (real pictures {c['real_recall']:.2f}): the generator draws a few patterns; an "
               "earlier epoch's samples (samples/) may be better, or fewer epochs, or --diff_augment=on", flush=True)
-    samples = generate_pixels(gan.ema_generator, image_quality.MEMORIZATION_SAMPLES, work.config.seed + 1)
+    samples = generate_pixels(gan.generator, image_quality.MEMORIZATION_SAMPLES, work.config.seed + 1)
     metrics["memorization"] = image_quality.memorization(samples, real["test"], lambda: (
         x for x, _ in work.inputs.examples.batch(1000).as_numpy_iterator()))
     if metrics["memorization"]["memorizing"]:
@@ -291,7 +287,7 @@ def draw_pictures(gan: GAN, work: Workspace) -> None:
     batch = {k: v.reshape(rows, 2, *v.shape[1:]) for k, v in ends.items()}
     noise = (batch["noise"][:, :1] * (1 - weights) + batch["noise"][:, 1:] * weights).reshape(rows * steps, -1)
     inputs = {"noise": noise, **({"label": np.repeat(batch["label"][:, 0], steps)} if "label" in batch else {})}
-    images = gan.ema_generator.predict(inputs if len(inputs) > 1 else noise, batch_size=250, verbose=0)
+    images = gan.generator.predict(inputs if len(inputs) > 1 else noise, batch_size=250, verbose=0)
     with artifacts.atomic_path(work.path(INTERPOLATION_PNG)) as tmp, open(tmp, "wb") as f:
         f.write(grid_png(to_pixels(images), rows))
 
@@ -346,7 +342,7 @@ GENERATOR_LIMITS = {
 
 
 def ship_generator(gan: GAN) -> Shipment:
-    pixel_generator = build_pixel_generator(gan.ema_generator)
+    pixel_generator = build_pixel_generator(gan.generator)
     height, width, channels = pixel_generator.outputs[0].shape[1:]
     tensors = {
         "noise": TensorInfo(f"{gan.noise_dim} values drawn from a standard normal distribution: one image per draw"),
@@ -356,7 +352,7 @@ def ship_generator(gan: GAN) -> Shipment:
     if gan.conditional:
         tensors["label"] = TensorInfo(f"the class to draw, 0 to {gan.num_classes - 1}; the packed {artifacts.LABELS} "
                                       "names them", files=((artifacts.LABELS, LABELS),))
-    return Shipment(model=pixel_generator, quantizable=build_pixel_generator(gan.ema_generator, rounded=False),
+    return Shipment(model=pixel_generator, quantizable=build_pixel_generator(gan.generator, rounded=False),
                     reference=pixel_generator, int8_output="uint8",
                     sample_inputs=lambda count, seed=7, label=None: generator_inputs(gan, count, seed, label),
                     limits=GENERATOR_LIMITS,
@@ -364,11 +360,9 @@ def ship_generator(gan: GAN) -> Shipment:
 
 
 # Losses say which net is winning, not how good the images are: the family is judged and tuned on the distance.
-# The divergence watch reads the discriminator's hinge loss, 0 or more and about 2 at the start; the generator's is
-# a score that crosses zero, so its first value cannot scale a limit.
 GENERATOR = Family(
     name="generator", compile=compile_gan, evaluate=evaluate_gan, ship=ship_generator, headline="frechet_distance",
-    objective=FRECHET_OBJECTIVE, objective_direction="min", loss_key="d_loss", gradient_norm=False,
+    objective=FRECHET_OBJECTIVE, objective_direction="min", loss_key="g_loss", gradient_norm=False,
     export_columns=(Column("mean abs diff", "mean_abs_diff", "{:.3g}"),
                     Column("max abs diff", "max_abs_diff", "{:.3g}")),
     side_files={SAMPLES: "the generator's samples per epoch", FEATURE_CLASSIFIERS: "the GAN's measuring sticks"},

@@ -85,34 +85,3 @@ def test_the_family_turns_diff_augment_on_below_its_threshold_or_as_told(setting
     switch.set_model(gan)
     switch.on_train_begin()
     assert gan.augment is on
-
-
-def test_the_moving_average_after_one_step_weighs_the_new_weights_by_the_warm_up():
-    gan = build_gan((28, 28, 1), 10, noise_dim=8, generator_widths=(8, 4), discriminator_widths=(4, 8))
-    gan.compile(g_optimizer=keras.optimizers.Adam(1e-2), d_optimizer=keras.optimizers.Adam(1e-2))
-    before = [w.numpy().copy() for w in gan.generator.weights]
-    np.testing.assert_array_equal(before[0], gan.ema_generator.weights[0].numpy())  # it starts as the generator
-    pixels = np.random.default_rng(0).uniform(0, 255, (8, 28, 28, 1)).astype("float32")
-    gan.fit(pixels, np.zeros(8, np.int64), batch_size=8, epochs=1, verbose=0)  # one step
-    decay = min(gan.ema, 2 / 11)  # (1 + step) / (10 + step) at step 1
-    for old, new, average in zip(before, gan.generator.weights, gan.ema_generator.weights):
-        np.testing.assert_allclose(average.numpy(), decay * old + (1 - decay) * new.numpy(), rtol=1e-5, atol=1e-6)
-    assert any(not np.allclose(a, b.numpy()) for a, b in zip(before, gan.generator.trainable_weights))
-
-
-def test_the_moving_average_is_what_draws_saves_and_ships(tmp_path):
-    from pipelines.families.generator import ship_generator
-    gan = build_gan((28, 28, 1), 10, noise_dim=8, generator_widths=(8, 4), discriminator_widths=(4, 8))
-    gan.compile(g_optimizer=keras.optimizers.Adam(1e-2), d_optimizer=keras.optimizers.Adam(1e-2))
-    pixels = np.random.default_rng(0).uniform(0, 255, (32, 28, 28, 1)).astype("float32")
-    gan.fit(pixels, np.zeros(32, np.int64), batch_size=8, epochs=3, verbose=0)
-    noise = np.random.default_rng(1).standard_normal((4, 8)).astype("float32")
-    average, last = np.asarray(gan.ema_generator(noise)), np.asarray(gan.generator(noise))
-    assert np.abs(average - last).max() > 1e-3  # they differ, so the checks below can tell them apart
-    np.testing.assert_allclose(gan(noise), average, atol=1e-6)
-    expected = np.clip(np.round((average + 1) * 127.5), 0, 255)
-    assert np.abs(np.asarray(ship_generator(gan).model(noise), np.float32) - expected).max() <= 1  # a .5 may round
-    gan.save(tmp_path / "gan.keras")
-    loaded = keras.models.load_model(tmp_path / "gan.keras", compile=False)
-    np.testing.assert_allclose(loaded.ema_generator(noise), average, atol=1e-6)
-    np.testing.assert_allclose(loaded.generator(noise), last, atol=1e-6)
