@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks import config_of
-from pipelines import prediction, runner
+from pipelines import artifacts, prediction, runner
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
 SIDE, CROPS, JUDGED, NEIGHBOURS, JUDGE_SIDE = 64, 800, 224, 3, 16
@@ -94,7 +94,7 @@ def run(name: str, pictures: np.ndarray, work: str, *flags: str) -> dict:
     predictor = prediction.open_run(os.path.join(output, "gan"), "model.tflite")
     prediction.write_samples(predictor, drawn, JUDGED, seed=11, class_name=None)
     samples = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in sorted(glob.glob(f"{drawn}/sample_*.png"))])
-    metrics = json.load(open(os.path.join(output, "gan", "metrics.json")))
+    metrics = artifacts.read_json(os.path.join(output, "gan", artifacts.METRICS))
     return {"folder": name, "flags": " ".join(flags) or "(defaults)", "minutes": round(minutes, 1),
             **judge(pictures, samples), "package_coverage": metrics.get("coverage", {}),
             "grid": os.path.join(drawn, "grid.png")}

@@ -168,7 +168,8 @@ LR_SCHEDULE = flags.DEFINE_enum(
     f"fifth; constant keeps it. Default: {_each_task('lr_schedule')}.")
 LABEL_SMOOTHING = flags.DEFINE_float(
     "label_smoothing", D["label_smoothing"], "Classifiers: weight moved from the true class's target to all classes "
-    "alike (bounds the logits, which float16 and int8 exports need). 0 turns it off.", lower_bound=0.0, upper_bound=0.5)
+    "alike (bounds the logits, which float16 and int8 exports need); gan: one-sided smoothing of the "
+    "discriminator's real targets. 0 turns it off.", lower_bound=0.0, upper_bound=0.5)
 STEPS_PER_EXECUTION = flags.DEFINE_integer(
     "steps_per_execution", D["steps_per_execution"], "Training steps TensorFlow runs per call from Python (fewer "
     "per-step costs; callbacks and the divergence check see every Nth step); default: "
