@@ -30,6 +30,7 @@ test: setup data mediapipe flatc
 	$(VENV)/bin/python -m pytest
 
 bench: setup data aeon
+	$(VENV)/bin/pip install --quiet -e '.[bench]'
 	$(VENV)/bin/python -m benchmarks.run
 
 # docs/reference.md and README's task table, from the code (a test fails when they differ from it).

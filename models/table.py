@@ -132,3 +132,14 @@ class LabelScale(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mean": self.mean, "std": self.std}
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class MeanOfProbabilities(layers.Layer):
+    """Several classifiers' logits → the logits of the mean of their probabilities: log(mean(softmax(z_i)))."""
+
+    def call(self, inputs):
+        return ops.log(ops.mean(ops.stack([ops.softmax(z) for z in inputs]), axis=0))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
