@@ -16,6 +16,7 @@ from models.trees import TreeEnsemble, tree_arrays, tree_ensemble
 from pipelines.data.pipeline import split_arrays
 from pipelines.metadata import TensorInfo
 from pipelines.shipping import Shipment, unchanged
+from pipelines.upstream import sklearn as upstream_sklearn
 
 FEATURES_FILE = "features.json"  # a table model's feature vector: what the TFLite files take, and how to build it
 DESCRIPTION = "how a row becomes the TFLite files' feature vector"
@@ -160,13 +161,12 @@ def boosted_trees(fitted, classes: int | None) -> TreeEnsemble:
     (two classes: one score, the second class's logit, the first's 0; a class it never saw: UNSEEN_LOGIT), a
     regressor's value (`classes` None). Each threshold is rounded down to float32, so a float32 feature goes the way
     it goes in scikit-learn's float64 comparison."""
-    iterations = fitted._predictors  # scikit-learn's own: per boosting iteration, one tree per score column
+    iterations, baseline = upstream_sklearn.boosted_trees(fitted)
     seen = fitted.classes_.astype(int) if classes else np.zeros(1, int)
     columns = seen[1:] if classes and len(iterations[0]) == 1 else seen
     trees = []
     for iteration in iterations:
-        for k, predictor in enumerate(iteration):
-            nodes = predictor.nodes
+        for k, nodes in enumerate(iteration):
             if np.any(nodes["is_categorical"]):
                 raise ValueError("a categorical split: the trees are fitted on the encoded (numeric) features")
             thresholds = nodes["num_threshold"].astype(np.float32)
@@ -175,7 +175,7 @@ def boosted_trees(fitted, classes: int | None) -> TreeEnsemble:
             trees.append((int(columns[k]), list(zip(nodes["feature_idx"], thresholds, nodes["left"],
                                                     nodes["right"], nodes["is_leaf"], nodes["value"]))))
     bias = np.full(classes or 1, UNSEEN_LOGIT if classes else 0.0, np.float32)
-    bias[columns] = np.asarray(fitted._baseline_prediction, np.float64).reshape(-1)
+    bias[columns] = baseline
     if classes and len(columns) < len(seen):
         bias[seen[0]] = 0.0  # two classes: the first's logit is 0
     return tree_ensemble(tree_arrays(trees, classes or 1), bias)
@@ -230,6 +230,30 @@ def choose_members(model: keras.Model, work, classify: bool) -> tuple[keras.Mode
     if not is_table_model(model):
         return model, {}
     encoder, body = table_parts(model)
+    members, constant = fitted_members(model, work, classify)
+    bodies = member_bodies(body, members, classify)
+    names = list(bodies)[:-1]  # the members, without their mean
+    loss, worse, rows = validation_scores(model, bodies, constant, work.inputs.validation, classify)
+    if not rows:
+        return with_body(model, bodies["mean"]), {"table_model": "mean", "members": names}
+    chosen = [name for name in names if not worse_than_constant(*worse[name], rows)] or ["network"]
+    if len(chosen) == 1:
+        shipped, body = chosen[0], bodies[chosen[0]]
+    else:
+        shipped = "mean"
+        body = bodies["mean"] if chosen == names else member_bodies(body, members, classify, chosen)["mean"]
+    what = f"the mean of {', '.join(chosen)}" if shipped == "mean" else f"the {shipped} model alone"
+    print(f"  ships {what} (validation loss on {rows} rows: " + ", ".join(
+        f"{name} {value:.4g}" for name, value in loss.items()) + ")", flush=True)
+    return with_body(model, body), {"table_model": shipped, "members": chosen, "validation_loss": loss,
+                                    "validation_rows": rows}
+
+
+def fitted_members(model: keras.Model, work, classify: bool) -> tuple[dict[str, layers.Layer], np.ndarray]:
+    """The members fitted beside a table model's network, as layers on its feature vector (the linear model; a
+    classifier's trees), and the constant forecast's output (the train rows' add-one class frequencies as logits;
+    the standardised train mean, 0)."""
+    encoder, body = table_parts(model)
     mean, std = label_scale(model)
     classes = int(body.outputs[0].shape[-1])
     if classify:
@@ -244,18 +268,24 @@ def choose_members(model: keras.Model, work, classify: bool) -> tuple[keras.Mode
         weights = least_squares(lambda x: encode_table(encoder, x), work.inputs.train)  # in the label's units
         kernel = (weights[:-1, None] / std).astype(np.float32)
         bias = np.array([(weights[-1] - mean) / std], np.float32)
-        constant = np.zeros(1)  # the train mean, standardised
-        trees = {}
+        constant, trees = np.zeros(1), {}
     linear = layers.Dense(kernel.shape[1], name="linear", dtype="float32")
     linear.build((None, kernel.shape[0]))
     linear.set_weights([kernel, bias])
-    members = {"linear": linear, **trees}
-    bodies = member_bodies(body, members, classify)
-    names = list(bodies)[:-1]  # the members, without their mean
+    return {"linear": linear, **trees}, constant
+
+
+def validation_scores(model: keras.Model, bodies: dict[str, keras.Model], constant: np.ndarray,
+                      validation, classify: bool) -> tuple[dict[str, float], dict[str, np.ndarray], int]:
+    """Each body's and the constant forecast's loss on the validation rows, streamed (log loss; squared error of
+    the standardised label); per member, the sum and the sum of squares of its rows' loss minus the constant's
+    (for worse_than_constant); and the rows."""
+    encoder, _ = table_parts(model)
+    mean, std = label_scale(model)
+    names = [name for name in bodies if name != "mean"]
     totals, rows = dict.fromkeys([*bodies, "constant"], 0.0), 0
-    # per member: the sum and the sum of squares of its rows' loss minus the constant forecast's
     worse = {name: np.zeros(2) for name in names}
-    for x, y in work.inputs.validation.as_numpy_iterator():
+    for x, y in validation.as_numpy_iterator():
         encoded = encode_table(encoder, x)
         outputs = {name: np.asarray(b.predict_on_batch(encoded), np.float64) for name, b in bodies.items()}
         outputs["constant"] = np.broadcast_to(constant, (len(y), len(constant)))
@@ -268,20 +298,7 @@ def choose_members(model: keras.Model, work, classify: bool) -> tuple[keras.Mode
             excess = losses[name] - losses["constant"]
             worse[name] += [np.sum(excess), np.sum(excess ** 2)]
         rows += len(y)
-    if not rows:
-        return with_body(model, bodies["mean"]), {"table_model": "mean", "members": names}
-    loss = {name: total / rows for name, total in totals.items()}
-    chosen = [name for name in names if not worse_than_constant(*worse[name], rows)] or ["network"]
-    if len(chosen) == 1:
-        shipped, body = chosen[0], bodies[chosen[0]]
-    else:
-        shipped = "mean"
-        body = bodies["mean"] if chosen == names else member_bodies(body, members, classify, chosen)["mean"]
-    what = f"the mean of {', '.join(chosen)}" if shipped == "mean" else f"the {shipped} model alone"
-    print(f"  ships {what} (validation loss on {rows} rows: " + ", ".join(
-        f"{name} {value:.4g}" for name, value in loss.items()) + ")", flush=True)
-    return with_body(model, body), {"table_model": shipped, "members": chosen, "validation_loss": loss,
-                                    "validation_rows": rows}
+    return {name: total / max(rows, 1) for name, total in totals.items()}, worse, rows
 
 
 def worse_than_constant(excess: float, squares: float, rows: int) -> bool:

@@ -1,5 +1,6 @@
-"""The upstream internals dlpipe uses, fenced: one module per upstream (tensorflow, keras, keras_tuner, tfds), each
-the only place its private API is touched, each with the version it was written and tested against.
+"""The upstream internals dlpipe uses, fenced: one module per upstream (tensorflow, keras, keras_tuner, tfds, datasets,
+huggingface_hub, sklearn), each the only place its private API is touched, each with the version it was written and
+tested against.
 
 A private API can change in any release. `require(name, installed, tested)` makes a changed upstream one line
 naming the version to install instead of a traceback deep in a run, and tests/upstream/ fails when an upstream
