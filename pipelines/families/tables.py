@@ -156,22 +156,20 @@ def label_scale(model: keras.Model) -> tuple[float, float]:
     return (scale.mean, scale.std) if scale else (0.0, 1.0)
 
 
-def boosted_trees(fitted, classes: int | None) -> TreeEnsemble:
-    """scikit-learn's fitted HistGradientBoosting as a TreeEnsemble layer of its raw score: a classifier's logits
-    (two classes: one score, the second class's logit, the first's 0; a class it never saw: UNSEEN_LOGIT), a
-    regressor's value (`classes` None). Each threshold is rounded down to float32, so a float32 feature goes the way
-    it goes in scikit-learn's float64 comparison."""
+def boosted_trees(fitted, classes: int | None, train: np.ndarray) -> TreeEnsemble:
+    """scikit-learn's HistGradientBoosting, fitted on the float32 feature vectors `train`, as a TreeEnsemble layer of
+    its raw score: a classifier's logits (two classes: one score, the second class's logit, the first's 0; a class it
+    never saw: UNSEEN_LOGIT), a regressor's value (`classes` None). Thresholds as `split_thresholds` places them."""
     iterations, baseline = upstream_sklearn.boosted_trees(fitted)
     seen = fitted.classes_.astype(int) if classes else np.zeros(1, int)
     columns = seen[1:] if classes and len(iterations[0]) == 1 else seen
+    values = {}  # per feature a split uses: its distinct train values, sorted
     trees = []
     for iteration in iterations:
         for k, nodes in enumerate(iteration):
             if np.any(nodes["is_categorical"]):
                 raise ValueError("a categorical split: the trees are fitted on the encoded (numeric) features")
-            thresholds = nodes["num_threshold"].astype(np.float32)
-            above = thresholds.astype(np.float64) > nodes["num_threshold"]
-            thresholds[above] = np.nextafter(thresholds[above], np.float32(-np.inf))
+            thresholds = split_thresholds(nodes, train, values)
             trees.append((int(columns[k]), list(zip(nodes["feature_idx"], thresholds, nodes["left"],
                                                     nodes["right"], nodes["is_leaf"], nodes["value"]))))
     bias = np.full(classes or 1, UNSEEN_LOGIT if classes else 0.0, np.float32)
@@ -179,6 +177,36 @@ def boosted_trees(fitted, classes: int | None) -> TreeEnsemble:
     if classes and len(columns) < len(seen):
         bias[seen[0]] = 0.0  # two classes: the first's logit is 0
     return tree_ensemble(tree_arrays(trees, classes or 1), bias)
+
+
+# How far above a train value a split that sits on it moves, in the feature vector's units (a numeric column's
+# standard deviations): over any rounding of another computation of a feature (a compiled graph's differed from
+# eager TensorFlow's by up to 4.8e-7 on the credit card table), under any difference between two rows' values.
+SPLIT_MARGIN = 4e-6
+
+
+def split_thresholds(nodes: np.ndarray, train: np.ndarray, values: dict[int, np.ndarray]) -> np.ndarray:
+    """A tree's thresholds in float32: each rounded down from scikit-learn's float64 one, so a float32 feature goes
+    the way it goes in scikit-learn's comparison; and one that sits on a train value (scikit-learn's threshold is a
+    quantile of the train values, often one of them: a heavy-tailed column's 0 that many rows share) moved up by
+    SPLIT_MARGIN, or half the way to the next train value if that is nearer. Every train row goes the way it goes in
+    scikit-learn, and one whose feature is computed a rounding away (an app's arithmetic, a compiled graph's) keeps
+    its leaf. `values` caches each feature's distinct train values."""
+    thresholds = nodes["num_threshold"].astype(np.float32)
+    above = thresholds.astype(np.float64) > nodes["num_threshold"]
+    thresholds[above] = np.nextafter(thresholds[above], np.float32(-np.inf))
+    for n in np.flatnonzero(~nodes["is_leaf"].astype(bool)):
+        feature = int(nodes["feature_idx"][n])
+        if feature not in values:
+            values[feature] = np.unique(train[:, feature].astype(np.float32))
+        distinct = values[feature]
+        at = np.searchsorted(distinct, thresholds[n])
+        if at < len(distinct) and distinct[at] == thresholds[n]:
+            gap = distinct[at + 1] - distinct[at] if at + 1 < len(distinct) else np.float32(np.inf)
+            moved = distinct[at] + min(gap / np.float32(2), np.float32(SPLIT_MARGIN))
+            if distinct[at] < moved < distinct[at] + gap:  # not two neighbouring floats
+                thresholds[n] = moved
+    return thresholds
 
 
 def member_bodies(body: keras.Model, members: dict[str, keras.layers.Layer], classify: bool,
@@ -262,7 +290,7 @@ def fitted_members(model: keras.Model, work, classify: bool) -> tuple[dict[str, 
         kernel, bias = logistic_weights(logistic(encoded, train_y), classes)
         frequencies = np.bincount(train_y.astype(int), minlength=classes) + 1.0  # add-one: no class has 0
         constant = np.log(frequencies / frequencies.sum())
-        trees = ({"trees": boosted_trees(gradient_boosting(encoded, train_y, classify=True), classes)}
+        trees = ({"trees": boosted_trees(gradient_boosting(encoded, train_y, classify=True), classes, encoded)}
                  if classes <= MAX_TREE_CLASSES else {})
     else:
         weights = least_squares(lambda x: encode_table(encoder, x), work.inputs.train)  # in the label's units

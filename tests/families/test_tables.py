@@ -154,7 +154,7 @@ def test_gradient_boosted_trees_as_tensor_operations_score_as_scikit_learn_does(
              "a regressor": (np.sin(3 * x[:, 0]) + x[:, 4] * x[:, 1], None)}
     for what, (y, classes) in cases.items():
         fitted = _boosted(x, y, classes is not None)
-        layer = boosted_trees(fitted, classes)
+        layer = boosted_trees(fitted, classes, x)
         scores = np.asarray(layer(new))
         if classes is None:
             np.testing.assert_allclose(scores[:, 0], fitted.predict(new), atol=1e-4, err_msg=what)
@@ -169,6 +169,22 @@ def test_gradient_boosted_trees_as_tensor_operations_score_as_scikit_learn_does(
     model.save(tmp_path / "trees.keras")  # its arrays are weights: saved and loaded with the model
     np.testing.assert_allclose(keras.models.load_model(tmp_path / "trees.keras").predict(new, verbose=0),
                                model.predict(new, verbose=0))
+
+
+def test_a_split_at_a_value_many_train_rows_share_moves_so_a_rounding_of_any_train_value_keeps_its_leaf():
+    rng = np.random.default_rng(4)
+    spending = np.where(rng.random(800) < 0.6, 0.0, rng.lognormal(3, 1.5, 800))  # most rows spend nothing
+    x = np.stack([(spending - spending.mean()) / spending.std(), rng.normal(size=800)], 1).astype(np.float32)
+    y = (spending > 30).astype(int) ^ (rng.random(800) < 0.1)
+    fitted = _boosted(x, y, True)
+    layer = boosted_trees(fitted, 2, x)
+    at_a_value = [n for trees in tables.upstream_sklearn.boosted_trees(fitted)[0] for n in trees[0]
+                  if not n["is_leaf"] and np.float32(n["num_threshold"]) in set(x[:, n["feature_idx"]])]
+    assert at_a_value  # scikit-learn's own thresholds sit on train values (the zeros' quantile)
+    scores = np.asarray(layer(x))
+    np.testing.assert_allclose(_softmax(scores)[:, 1], fitted.predict_proba(x)[:, 1], atol=1e-5)
+    for direction in (np.inf, -np.inf):  # every feature one float away: the arithmetic of another computation
+        np.testing.assert_allclose(np.asarray(layer(np.nextafter(x, np.float32(direction)))), scores, atol=1e-6)
 
 
 def test_a_tree_with_one_leaf_and_padded_trees_add_their_values():
