@@ -22,6 +22,20 @@ def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, num_classes: int
     return counts
 
 
+def balanced_accuracy(counts: np.ndarray) -> float:
+    """The mean over the classes the test split holds of each one's recall (confusion matrix rows: true classes)."""
+    totals = counts.sum(1)
+    return float(np.mean(np.diag(counts)[totals > 0] / totals[totals > 0]))
+
+
+def balanced_weights(labels: np.ndarray, classes: int) -> dict[int, float]:
+    """Each class's weight n / (k × its count), over the k classes the labels hold (scikit-learn's "balanced"): the
+    weighted examples of every class add up to the same. A class without examples weighs 1 (it never occurs)."""
+    counts = np.bincount(labels, minlength=classes)
+    present = int(np.count_nonzero(counts))
+    return {c: float(len(labels) / (present * counts[c])) if counts[c] else 1.0 for c in range(classes)}
+
+
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
     """The 95% interval of a proportion measured as successes / trials (Wilson's score interval, sound at 0, 1 and
     on few trials): what an accuracy measured on 30 test examples can and cannot say."""

@@ -19,6 +19,7 @@ from pipelines import config as run_config
 from pipelines.config import RunConfig, show
 from pipelines.data import folders, pipeline, sequences, sources, tables
 from pipelines.data.sources import DATASETS, SOURCES
+from pipelines.families.classifier import CLASS_WEIGHTS
 from pipelines.families.generator import DIFF_AUGMENT_BELOW, MIN_TRAIN_STEPS
 from pipelines.stages import STAGE_ORDER
 from models import ARGUMENTS, MAX_WIDTH, pretrained
@@ -170,6 +171,12 @@ LABEL_SMOOTHING = flags.DEFINE_float(
     "label_smoothing", D["label_smoothing"], "Classifiers: weight moved from the true class's target to all classes "
     "alike (bounds the logits, which float16 and int8 exports need); gan: one-sided smoothing of the "
     "discriminator's real targets. 0 turns it off.", lower_bound=0.0, upper_bound=0.5)
+CLASS_WEIGHT = flags.DEFINE_enum(
+    "class_weight", D["class_weight"], list(CLASS_WEIGHTS), "Classifiers: balanced weighs each train example by "
+    "n / (classes × its class's count), so a rare class weighs as much as a common one in the loss (Keras' "
+    "class_weight; a table's linear model and trees are fitted balanced too). More of a rare class is found, "
+    "at some accuracy: metrics.json's test_balanced_accuracy and per_class recall show it. none: every example "
+    "alike.")
 STEPS_PER_EXECUTION = flags.DEFINE_integer(
     "steps_per_execution", D["steps_per_execution"], "Training steps TensorFlow runs per call from Python (fewer "
     "per-step costs; callbacks and the divergence check see every Nth step); default: "

@@ -72,3 +72,15 @@ def test_a_thousand_classes_draw_a_picture_of_bounded_size(tmp_path):
     width, height = Image.open(tmp_path / "cm.png").size
     assert width < 5000 and height < 3000
     assert (evaluation.wilson_interval(0, 0), evaluation.wilson_interval(5, 5)[1]) == ((0.0, 1.0), 1.0)
+
+
+def test_balanced_weights_make_every_class_weigh_the_same_and_an_absent_class_weighs_one():
+    labels = np.array([0] * 90 + [1] * 10)
+    weights = evaluation.balanced_weights(labels, 3)
+    assert weights == pytest.approx({0: 100 / (2 * 90), 1: 100 / (2 * 10), 2: 1.0})
+    assert weights[0] * 90 == pytest.approx(weights[1] * 10)  # each class's examples add up to the same
+
+
+def test_balanced_accuracy_is_the_mean_recall_of_the_classes_the_test_split_holds():
+    counts = np.array([[90, 0, 0], [8, 2, 0], [0, 0, 0]])  # true class by row; class 2 never occurs
+    assert evaluation.balanced_accuracy(counts) == pytest.approx((1.0 + 0.2) / 2)

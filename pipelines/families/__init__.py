@@ -23,6 +23,7 @@ from pipelines import artifacts
 from pipelines.config import RunConfig
 from pipelines.data.pipeline import Inputs
 from pipelines.data.sources import DataSet
+from pipelines.errors import PipelineError
 from pipelines.initialization import initialize_by_layer
 from pipelines.shipping import Shipment
 
@@ -109,6 +110,12 @@ class Callbacks(Protocol):
         """Keras callbacks the family adds (to training's fit, or to every tuning trial)."""
 
 
+class FitOptions(Protocol):
+    def __call__(self, work: Workspace) -> dict:
+        """Keyword arguments the family adds to Keras' fit, in training and in every tuning trial (a classifier's
+        class weights)."""
+
+
 class Initialize(Protocol):
     def __call__(self, model: keras.Model, path: str) -> str:
         """Loads what `path` (--init_from) holds into `model`; says what was loaded, for the log."""
@@ -142,6 +149,13 @@ def _none(*args) -> list:
     return []
 
 
+def _no_options(work: Workspace) -> dict:
+    if work.config.class_weight != "none":
+        raise PipelineError(f"--class_weight={work.config.class_weight} weighs the classes of a classifier, and "
+                            "this run's model is not one: leave the flag out")
+    return {}
+
+
 def _trained(trained: keras.Model, work: Workspace) -> tuple[keras.Model, dict]:
     return trained, {}
 
@@ -168,6 +182,7 @@ class Family:
     report: Report = _none
     callbacks: Callbacks = _none         # for the train stage's fit
     tuning_callbacks: Callbacks = _none  # what every trial needs (one that logs the objective)
+    fit_options: FitOptions = _no_options  # more of fit's arguments, in training and tuning
     initialize: Initialize = initialize_by_layer
     choose: Choose = _trained
     answer: Answer | None = None         # None: the family answers no inputs (a generator draws samples instead)

@@ -96,6 +96,16 @@ def labels_of(split: tf.data.Dataset) -> np.ndarray:
     return np.concatenate([y for _, y in split.map(lambda x, y: (0, y)).as_numpy_iterator()]).astype(np.int64)
 
 
+CLASS_WEIGHTS = ("none", "balanced")  # --class_weight
+
+
+def class_weights(work: Workspace) -> dict:
+    """fit's class_weight for --class_weight=balanced, from the train split's labels (one pass over them)."""
+    if work.config.class_weight == "none":
+        return {}
+    return {"class_weight": evaluation.balanced_weights(labels_of(work.inputs.train), len(work.data.label_names))}
+
+
 def evaluate_classifier(model: keras.Model, work: Workspace) -> dict:
     """Loss and accuracy on the test split, each class's precision, recall and F1, the confusion matrix (also
     drawn), and the surest errors: drawn for images, quoted for text. The split is streamed: what is held is its
@@ -109,6 +119,7 @@ def evaluate_classifier(model: keras.Model, work: Workspace) -> dict:
     metrics = {"test_loss": float(model.compute_loss(y=labels, y_pred=logits, training=False)),
                "test_accuracy": float(np.trace(counts) / counts.sum()),
                "test_accuracy_interval": evaluation.wilson_interval(int(np.trace(counts)), int(counts.sum())),
+               "test_balanced_accuracy": evaluation.balanced_accuracy(counts),
                "per_class": evaluation.per_class(counts, names),
                "labels": list(names), "confusion_matrix": counts.tolist()}  # row and column i: labels[i]
     evaluation.plot_confusion_matrix(counts, names, work.path(artifacts.CONFUSION_PNG))
@@ -316,5 +327,6 @@ CLASSIFIER = Family(
               Picture(artifacts.MISCLASSIFIED_PNG, "the test errors the model was surest of")),
     side_files={VOCABULARY_FILE: "line i is token id i", FEATURES_FILE: DESCRIPTION}, report=report_errors,
     answer=answer_classes, scorer=AccuracyScorer, choose=functools.partial(choose_members, classify=True),
+    fit_options=class_weights,
     left_out={"int16x8": "a classifier's int8 file holds (99% top-1 agreement, a quarter of float32's size) and runs "
                          "on integer accelerators; int16 activations run LiteRT's slower kernels"})

@@ -13,6 +13,7 @@ from keras import layers
 from models.dense import TABLE_BODY
 from models.table import LabelScale, MeanOfProbabilities, TableEncoder
 from models.trees import TreeEnsemble, tree_arrays, tree_ensemble
+from pipelines import evaluation
 from pipelines.data.pipeline import split_arrays
 from pipelines.metadata import TensorInfo
 from pipelines.shipping import Shipment, unchanged
@@ -62,12 +63,16 @@ TABLE_BASELINES = {"gradient_boosting": "gradient boosting (scikit-learn's HistG
                    "majority": "the majority class"}
 
 
-def gradient_boosting(train_x: np.ndarray, train_y: np.ndarray, classify: bool, seed: int = 0):
+def gradient_boosting(train_x: np.ndarray, train_y: np.ndarray, classify: bool, seed: int = 0,
+                      balanced: bool = False):
     """scikit-learn's HistGradientBoosting with its defaults (early stopping on its own held-out tenth above 10,000
-    rows), fitted on the encoded train features: what a Kaggler fits first."""
+    rows), fitted on the encoded train features: what a Kaggler fits first; `balanced`: each class weighted by its
+    rarity (--class_weight)."""
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
-    model = HistGradientBoostingClassifier if classify else HistGradientBoostingRegressor
-    return model(random_state=seed).fit(train_x, train_y)
+    if not classify:
+        return HistGradientBoostingRegressor(random_state=seed).fit(train_x, train_y)
+    return HistGradientBoostingClassifier(random_state=seed, class_weight="balanced" if balanced else None).fit(
+        train_x, train_y)
 
 
 def table_verdict(metrics: dict, measure: str, higher_is_better: bool) -> list[str]:
@@ -102,11 +107,11 @@ CHOICE = ("table_model", "members", "validation_loss", "validation_rows")  # wha
 BASELINE_ROWS = 100_000  # the table baselines and the linear member are fitted on at most this many train rows
 
 
-def logistic(train_x: np.ndarray, train_y: np.ndarray):
+def logistic(train_x: np.ndarray, train_y: np.ndarray, balanced: bool = False):
     """A logistic regression (scikit-learn's, L2 with C=1) on the encoded features: the logistic baseline, and the
-    linear member of what a table classifier ships."""
+    linear member of what a table classifier ships; `balanced`: each class weighted by its rarity."""
     from sklearn.linear_model import LogisticRegression
-    return LogisticRegression(max_iter=2000).fit(train_x, train_y)
+    return LogisticRegression(max_iter=2000, class_weight="balanced" if balanced else None).fit(train_x, train_y)
 
 
 def logistic_weights(fitted, classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -258,10 +263,10 @@ def choose_members(model: keras.Model, work, classify: bool) -> tuple[keras.Mode
     if not is_table_model(model):
         return model, {}
     encoder, body = table_parts(model)
-    members, constant = fitted_members(model, work, classify)
+    members, constant, weights = fitted_members(model, work, classify)
     bodies = member_bodies(body, members, classify)
     names = list(bodies)[:-1]  # the members, without their mean
-    loss, worse, rows = validation_scores(model, bodies, constant, work.inputs.validation, classify)
+    loss, worse, rows = validation_scores(model, bodies, constant, weights, work.inputs.validation, classify)
     if not rows:
         return with_body(model, bodies["mean"]), {"table_model": "mean", "members": names}
     chosen = [name for name in names if not worse_than_constant(*worse[name], rows)] or ["network"]
@@ -279,35 +284,41 @@ def choose_members(model: keras.Model, work, classify: bool) -> tuple[keras.Mode
 
 def fitted_members(model: keras.Model, work, classify: bool) -> tuple[dict[str, layers.Layer], np.ndarray]:
     """The members fitted beside a table model's network, as layers on its feature vector (the linear model; a
-    classifier's trees), and the constant forecast's output (the train rows' add-one class frequencies as logits;
-    the standardised train mean, 0)."""
+    classifier's trees), the constant forecast's output (the train rows' add-one class frequencies as logits; the
+    standardised train mean, 0), and each class's weight in the losses that judge them (--class_weight=balanced:
+    the balanced weights, and the constant forecast is then every class alike; else None)."""
     encoder, body = table_parts(model)
     mean, std = label_scale(model)
     classes = int(body.outputs[0].shape[-1])
     if classify:
         train_x, train_y = split_arrays(work.inputs.train, limit=BASELINE_ROWS)
         encoded = encode_table(encoder, train_x)
-        kernel, bias = logistic_weights(logistic(encoded, train_y), classes)
+        balanced = work.config.class_weight == "balanced"  # the members weigh classes as the network did
+        kernel, bias = logistic_weights(logistic(encoded, train_y, balanced), classes)
         frequencies = np.bincount(train_y.astype(int), minlength=classes) + 1.0  # add-one: no class has 0
         constant = np.log(frequencies / frequencies.sum())
-        trees = ({"trees": boosted_trees(gradient_boosting(encoded, train_y, classify=True), classes, encoded)}
-                 if classes <= MAX_TREE_CLASSES else {})
+        weights = evaluation.balanced_weights(train_y.astype(int), classes) if balanced else None
+        if balanced:
+            constant = np.full(classes, -np.log(classes))
+        trees = ({"trees": boosted_trees(gradient_boosting(encoded, train_y, True, balanced=balanced), classes,
+                                         encoded)} if classes <= MAX_TREE_CLASSES else {})
     else:
         weights = least_squares(lambda x: encode_table(encoder, x), work.inputs.train)  # in the label's units
         kernel = (weights[:-1, None] / std).astype(np.float32)
         bias = np.array([(weights[-1] - mean) / std], np.float32)
-        constant, trees = np.zeros(1), {}
+        constant, trees, weights = np.zeros(1), {}, None
     linear = layers.Dense(kernel.shape[1], name="linear", dtype="float32")
     linear.build((None, kernel.shape[0]))
     linear.set_weights([kernel, bias])
-    return {"linear": linear, **trees}, constant
+    return {"linear": linear, **trees}, constant, weights
 
 
 def validation_scores(model: keras.Model, bodies: dict[str, keras.Model], constant: np.ndarray,
-                      validation, classify: bool) -> tuple[dict[str, float], dict[str, np.ndarray], int]:
-    """Each body's and the constant forecast's loss on the validation rows, streamed (log loss; squared error of
-    the standardised label); per member, the sum and the sum of squares of its rows' loss minus the constant's
-    (for worse_than_constant); and the rows."""
+                      weights: dict[int, float] | None, validation,
+                      classify: bool) -> tuple[dict[str, float], dict[str, np.ndarray], int]:
+    """Each body's and the constant forecast's loss on the validation rows, streamed (log loss, each row weighted
+    by its class's weight when there are `weights`; squared error of the standardised label); per member, the sum
+    and the sum of squares of its rows' loss minus the constant's (for worse_than_constant); and the rows."""
     encoder, _ = table_parts(model)
     mean, std = label_scale(model)
     names = [name for name in bodies if name != "mean"]
@@ -318,7 +329,8 @@ def validation_scores(model: keras.Model, bodies: dict[str, keras.Model], consta
         outputs = {name: np.asarray(b.predict_on_batch(encoded), np.float64) for name, b in bodies.items()}
         outputs["constant"] = np.broadcast_to(constant, (len(y), len(constant)))
         target = y.astype(int) if classify else (y.astype(np.float64).reshape(-1, 1) - mean) / std
-        losses = {name: (cross_entropy(value, target) if classify else (value - target) ** 2).reshape(-1)
+        weight = np.array([weights[int(c)] for c in y]) if weights else 1.0
+        losses = {name: weight * (cross_entropy(value, target) if classify else (value - target) ** 2).reshape(-1)
                   for name, value in outputs.items()}
         for name, value in losses.items():
             totals[name] += float(np.sum(value))

@@ -163,8 +163,8 @@ def fit(ctx: Context, model: keras.Model, watchers: list) -> None:
     mended = distribution.keras_multi_worker_fixes() if ctx.cluster else contextlib.nullcontext()
     try:
         with tf_internals.op_determinism(config.deterministic), mended, interrupts.at_step_ends():
-            model.fit(**data, epochs=config.epochs, callbacks=watchers, shuffle=False,
-                      verbose=1 if sys.stdout.isatty() else 2)
+            model.fit(**data, **ctx.family.fit_options(ctx.workspace), epochs=config.epochs, callbacks=watchers,
+                      shuffle=False, verbose=1 if sys.stdout.isatty() else 2)
     except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError) as e:
         if not ctx.cluster:
             raise
@@ -177,6 +177,11 @@ def fit(ctx: Context, model: keras.Model, watchers: list) -> None:
 def run(ctx: Context) -> StageResult:
     """Trains the model; returns, beside its summary, the config and inputs it resolved (StageResult)."""
     ctx = resolve_epochs(resolve_hyperparameters(ctx))
+    options = ctx.family.fit_options(ctx.workspace) if ctx.config.trainer == "numpy" or ctx.task.solve else {}
+    if options:  # each named as the flag that asks for it
+        how = "--trainer=numpy" if ctx.config.trainer == "numpy" else f"--task={ctx.task.name} (fitted in closed form)"
+        raise PipelineError(f"{how} does not train with Keras' fit, which --{', --'.join(options)} sets: leave "
+                            f"{'it' if len(options) == 1 else 'them'} out")
     line = (_run_numpy(ctx) if ctx.config.trainer == "numpy" else _run_solved(ctx) if ctx.task.solve
             else _run_keras(ctx))
     return StageResult(line, config=ctx.config, inputs=ctx.inputs)

@@ -245,7 +245,8 @@ def run(ctx: Context) -> str:
                  keras.callbacks.TensorBoard(os.path.join(ctx.path(artifacts.TUNING), TENSORBOARD))]
     try:
         tuner.search(inputs.train, validation_data=inputs.validation, epochs=config.tuning_epochs,
-                     callbacks=callbacks, shuffle=False, verbose=2 if not sys.stdout.isatty() else 1)
+                     callbacks=callbacks, shuffle=False, verbose=2 if not sys.stdout.isatty() else 1,
+                     **ctx.family.fit_options(ctx.workspace))
     except kt.errors.FatalError as e:
         raise PipelineError(str(e)) from None
     except RuntimeError as e:  # KerasTuner gives up after 3 failed trials in a row; its message has a traceback

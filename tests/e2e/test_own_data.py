@@ -183,6 +183,43 @@ def test_a_csv_classification_reports_its_baselines_and_an_app_can_call_it(tmp_p
     assert logits[0].argmax() == 1 and logits[1, 1] < logits[0, 1]  # the signal: women in first class survive
 
 
+def _write_rare_class_table(path, rows: int = 900) -> None:
+    """Two numbers; the rare class (about 8%) where their noisy sum is large: a model for accuracy calls few of it."""
+    rng = np.random.default_rng(5)
+    lines = ["a,b,outcome"]
+    for _ in range(rows):
+        a, b = rng.normal(size=2)
+        lines.append(f"{a:.4f},{b:.4f},{'rare' if a + b + rng.normal(0, 0.8) > 2.2 else 'common'}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_balanced_class_weights_find_more_of_a_rare_class_and_the_run_reports_its_balanced_accuracy(tmp_path):
+    _write_rare_class_table(tmp_path / "rare.csv")
+    found = {}
+    for weighting in ("none", "balanced"):
+        runner.run(config_from_flags("--task=dense", f"--dataset={tmp_path / 'rare.csv'}", "--label_column=outcome",
+                                     f"--class_weight={weighting}", "--epochs=10", "--stages=train,evaluate",
+                                     f"--output_dir={tmp_path / weighting}"))
+        task_dir = tmp_path / weighting / "dense"
+        found[weighting] = json.loads((task_dir / "metrics.json").read_text())
+        assert json.loads((task_dir / "config.json").read_text())["class_weight"] == weighting
+    recall = {weighting: metrics["per_class"]["rare"]["recall"] for weighting, metrics in found.items()}
+    assert recall["balanced"] >= recall["none"] + 0.15, recall
+    assert found["balanced"]["test_balanced_accuracy"] > found["none"]["test_balanced_accuracy"]
+    assert found["balanced"]["members"] == ["network", "linear", "trees"]  # weighed alike: none left out
+
+
+def test_class_weights_on_a_model_that_is_no_classifier_or_not_fitted_by_keras_is_one_line(tmp_path):
+    houses = write_houses(tmp_path / "houses.csv", rows=60)
+    result = cli_in_process(f"--dataset={houses}", "--label_column=price", "--class_weight=balanced",
+                            f"--output_dir={tmp_path}", "--stages=train")
+    assert_one_line_error(result, "--class_weight=balanced weighs the classes of a classifier", "leave the flag out")
+    _write_rare_class_table(tmp_path / "rare.csv", rows=200)
+    result = cli_in_process("--task=dense", f"--dataset={tmp_path / 'rare.csv'}", "--label_column=outcome",
+                            "--trainer=numpy", "--class_weight=balanced", f"--output_dir={tmp_path}", "--stages=train")
+    assert_one_line_error(result, "--trainer=numpy does not train with Keras' fit, which --class_weight sets")
+
+
 def test_a_csv_without_its_label_column_is_one_line_listing_the_columns(tmp_path):
     houses = write_houses(tmp_path / "houses.csv", rows=20)
     result = cli_in_process(f"--dataset={houses}", f"--output_dir={tmp_path}", "--stages=train")

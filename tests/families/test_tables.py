@@ -65,7 +65,7 @@ def _work(classify: bool):
     model.compile(keras.optimizers.Adam(0.03), loss)
     model.fit(split(0, 300), epochs=10, verbose=0)  # a network that learned something
     inputs = types.SimpleNamespace(train=split(0, 300), validation=split(300, 400))
-    return model, types.SimpleNamespace(inputs=inputs)
+    return model, types.SimpleNamespace(inputs=inputs, config=types.SimpleNamespace(class_weight="none"))
 
 
 def test_a_logistic_regression_is_one_dense_layer_with_its_probabilities_and_an_unseen_class_improbable():
