@@ -262,7 +262,7 @@ def choose_members(model: keras.Model, work, classify: bool) -> tuple[keras.Mode
     them 1.00x against 0.95x without). Any other model ships as trained."""
     if not is_table_model(model):
         return model, {}
-    encoder, body = table_parts(model)
+    _, body = table_parts(model)
     members, constant, weights = fitted_members(model, work, classify)
     bodies = member_bodies(body, members, classify)
     names = list(bodies)[:-1]  # the members, without their mean
@@ -282,11 +282,13 @@ def choose_members(model: keras.Model, work, classify: bool) -> tuple[keras.Mode
                                     "validation_rows": rows}
 
 
-def fitted_members(model: keras.Model, work, classify: bool) -> tuple[dict[str, layers.Layer], np.ndarray]:
+def fitted_members(model: keras.Model, work,
+                   classify: bool) -> tuple[dict[str, layers.Layer], np.ndarray, np.ndarray | None]:
     """The members fitted beside a table model's network, as layers on its feature vector (the linear model; a
     classifier's trees), the constant forecast's output (the train rows' add-one class frequencies as logits; the
-    standardised train mean, 0), and each class's weight in the losses that judge them (--class_weight=balanced:
-    the balanced weights, and the constant forecast is then every class alike; else None)."""
+    standardised train mean, 0), and each class's weight in the losses that judge them, by class index
+    (--class_weight=balanced: the balanced weights, and the constant forecast is then every class alike; else
+    None)."""
     encoder, body = table_parts(model)
     mean, std = label_scale(model)
     classes = int(body.outputs[0].shape[-1])
@@ -296,16 +298,15 @@ def fitted_members(model: keras.Model, work, classify: bool) -> tuple[dict[str, 
         balanced = work.config.class_weight == "balanced"  # the members weigh classes as the network did
         kernel, bias = logistic_weights(logistic(encoded, train_y, balanced), classes)
         frequencies = np.bincount(train_y.astype(int), minlength=classes) + 1.0  # add-one: no class has 0
-        constant = np.log(frequencies / frequencies.sum())
-        weights = evaluation.balanced_weights(train_y.astype(int), classes) if balanced else None
-        if balanced:
-            constant = np.full(classes, -np.log(classes))
+        constant = np.full(classes, -np.log(classes)) if balanced else np.log(frequencies / frequencies.sum())
+        weights = (np.array(list(evaluation.balanced_weights(train_y.astype(int), classes).values())) if balanced
+                   else None)
         trees = ({"trees": boosted_trees(gradient_boosting(encoded, train_y, True, balanced=balanced), classes,
                                          encoded)} if classes <= MAX_TREE_CLASSES else {})
     else:
-        weights = least_squares(lambda x: encode_table(encoder, x), work.inputs.train)  # in the label's units
-        kernel = (weights[:-1, None] / std).astype(np.float32)
-        bias = np.array([(weights[-1] - mean) / std], np.float32)
+        solution = least_squares(lambda x: encode_table(encoder, x), work.inputs.train)  # in the label's units
+        kernel = (solution[:-1, None] / std).astype(np.float32)
+        bias = np.array([(solution[-1] - mean) / std], np.float32)
         constant, trees, weights = np.zeros(1), {}, None
     linear = layers.Dense(kernel.shape[1], name="linear", dtype="float32")
     linear.build((None, kernel.shape[0]))
@@ -314,7 +315,7 @@ def fitted_members(model: keras.Model, work, classify: bool) -> tuple[dict[str, 
 
 
 def validation_scores(model: keras.Model, bodies: dict[str, keras.Model], constant: np.ndarray,
-                      weights: dict[int, float] | None, validation,
+                      weights: np.ndarray | None, validation,
                       classify: bool) -> tuple[dict[str, float], dict[str, np.ndarray], int]:
     """Each body's and the constant forecast's loss on the validation rows, streamed (log loss, each row weighted
     by its class's weight when there are `weights`; squared error of the standardised label); per member, the sum
@@ -329,7 +330,7 @@ def validation_scores(model: keras.Model, bodies: dict[str, keras.Model], consta
         outputs = {name: np.asarray(b.predict_on_batch(encoded), np.float64) for name, b in bodies.items()}
         outputs["constant"] = np.broadcast_to(constant, (len(y), len(constant)))
         target = y.astype(int) if classify else (y.astype(np.float64).reshape(-1, 1) - mean) / std
-        weight = np.array([weights[int(c)] for c in y]) if weights else 1.0
+        weight = weights[y.astype(int)] if weights is not None else 1.0
         losses = {name: weight * (cross_entropy(value, target) if classify else (value - target) ** 2).reshape(-1)
                   for name, value in outputs.items()}
         for name, value in losses.items():
