@@ -109,24 +109,27 @@ def statsforecast_model(model: str) -> Callable[..., Forecast]:
     return fit
 
 
-def window_weights(series, model_name: str, **options) -> tuple[np.ndarray, np.ndarray] | None:
-    """statsforecast's `model_name` (with `options`) fitted on the train period of the one series, as the affine map
-    it is from the last `window` values of the label to their forecast (AR, ARIMA, additive ETS: linear in their
-    history once their parameters are fitted): weights [window, horizon] and bias [horizon], read off its forecasts
-    from the last train window and from that window with each step moved by one standard deviation (not from zeros:
-    statsforecast forecasts a constant window as that constant), and checked on the first train window. None when
+def window_weights(series, model_name: str, every_row: bool = False,
+                   **options) -> tuple[np.ndarray, np.ndarray] | None:
+    """statsforecast's `model_name` (with `options`) fitted on the train period of the one series (`every_row`: on all
+    of it), as the affine map it is from the last `window` values of the label to their forecast (AR, ARIMA, additive
+    ETS: linear in their history once their parameters are fitted): weights [window, horizon] and bias [horizon], read
+    off its forecasts from the last window it was fitted on and from that window with each step moved by one standard
+    deviation (not from zeros: statsforecast forecasts a constant window as that constant), and checked on the first
+    window. None when
     the map is not affine (a multiplicative model), the model cannot forecast from a window this short, or the data
     hold several series (one weight matrix cannot be each one's model)."""
     if len(series.values) != 1:
         return None
     values, (validation, _) = series.values[0][:, 0].astype(np.float64), series.periods[0]
-    w, spread = series.window, float(np.std(values[:validation])) or 1.0
+    rows = len(values) if every_row else validation
+    w, spread = series.window, float(np.std(values[:rows])) or 1.0
     try:
-        fitted = fit_statsforecast(model_name, series, values[:validation], **options)
+        fitted = fit_statsforecast(model_name, series, values[:rows], **options)
 
         def forecast(window):
             return np.asarray(fitted.forward(y=window, h=series.horizon)["mean"], np.float64)
-        last, first = values[validation - w:validation], values[:w]
+        last, first = values[rows - w:rows], values[:w]
         base = forecast(last)
         weights = np.stack([(forecast(last + spread * unit) - base) / spread for unit in np.eye(w)])
         bias = base - last @ weights

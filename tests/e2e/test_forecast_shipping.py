@@ -50,4 +50,7 @@ def test_a_short_quarterly_series_of_small_values_ships_with_the_defaults(tmp_pa
     assert metrics["season"] == 4 and metrics["forecaster"] in ("network", "linear", "arima", "mean")
     exports = json.load(open(tmp_path / "dense" / artifacts.VERIFY))
     assert exports["passed"] and all(exports["exports"][f]["passed"] for f in ("savedmodel", "float32", "onnx"))
-    assert "validation windows" in (tmp_path / "dense" / artifacts.REPORT).read_text()
+    report = (tmp_path / "dense" / artifacts.REPORT).read_text()
+    assert "validation windows" in report
+    assert metrics["refit"] == (["arima"] if "arima" in metrics["members"] else [])  # AutoARIMA ships refit
+    assert ("arima ships fitted on every row of the file" in report) == bool(metrics["refit"])

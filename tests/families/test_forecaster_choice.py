@@ -81,7 +81,8 @@ def test_without_validation_windows_the_mean_of_every_candidate_ships(tmp_path):
     network = flat_network(s)
     chosen, why = forecaster.choose(network, empty)
     models = forecaster.candidates(network, s)
-    assert why == {"forecaster": "mean", "members": list(models)}
+    assert why == {"forecaster": "mean", "members": list(models), "refit": ["arima"]}
+    models.update(forecaster.refitted(list(models), s))
     windows = baselines.windows(s, s.ends["test"]).astype(np.float32)
     np.testing.assert_allclose(chosen.predict(windows, verbose=0), np.mean(
         [m.predict(windows, verbose=0) for m in models.values()], axis=0), rtol=1e-5, atol=1e-5)
@@ -103,6 +104,34 @@ def test_autoarima_in_keras_forecasts_what_statsforecast_does_from_the_same_wind
     np.testing.assert_allclose(model.predict(windows.astype(np.float32), verbose=0), theirs, rtol=1e-4,
                                atol=1e-4 * np.std(s.values[0]))
     assert "arima" in forecaster.candidates(flat_network(s), s)
+
+
+def test_a_chosen_arima_ships_refit_on_every_row_and_is_judged_fitted_on_the_train_period(tmp_path):
+    """AutoARIMA ships fitted on every row of the file, as statsforecast's user fits it: from any window it forecasts
+    what statsforecast's own fit on every row does. Evaluate judges the mean with it fitted on the train period again
+    (as_scored): the forecasts choose scored on validation, the test windows unseen by every member."""
+    from statsforecast.models import AutoARIMA
+    from tests import series as made
+    shifted = made.seasonal(160)
+    shifted[-40:] += 40  # a new level in the test period: a fit on every row sees it
+    s = prepared(tmp_path, shifted, horizon=6)
+    network = flat_network(s)
+    chosen, why = forecaster.choose(network, workspace(s))
+    assert why["members"] == ["linear", "arima"] and why["refit"] == ["arima"]  # the flat network left out
+    windows = baselines.windows(s, s.ends["test"][::5])
+    every_row = AutoARIMA(season_length=s.season).fit(s.values[0][:, 0].astype(np.float64))
+    theirs = np.stack([every_row.forward(y=w[:, 0].astype(np.float64), h=s.horizon)["mean"] for w in windows])
+    x, spread = windows.astype(np.float32), np.std(s.values[0][:, 0])
+    shipped = chosen.get_layer("arima_forecaster").predict(x, verbose=0)
+    np.testing.assert_allclose(shipped, theirs, rtol=1e-4, atol=1e-4 * spread)
+    models = forecaster.candidates(network, s)
+    assert np.max(np.abs(models["arima"].predict(x, verbose=0) - shipped)) > 1e-2 * spread  # another fit: not it
+    work = SimpleNamespace(data=SimpleNamespace(series=s), chosen=lambda *keys: {k: why[k] for k in keys})
+    scored = forecaster.as_scored(chosen, work).predict(x, verbose=0)
+    mean = np.mean([models[name].predict(x, verbose=0) for name in why["members"]], axis=0)
+    np.testing.assert_allclose(scored, mean, rtol=1e-5, atol=1e-5 * spread)
+    unchanged = SimpleNamespace(data=work.data, chosen=lambda *keys: {"members": why["members"], "refit": []})
+    assert forecaster.as_scored(chosen, unchanged) is chosen
 
 
 def test_a_model_that_is_not_affine_in_the_window_is_no_candidate(tmp_path):
