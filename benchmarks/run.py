@@ -23,7 +23,7 @@
 10. Predicting new data (benchmarks/predict.py): dlpipe-predict on 100,000 CSV rows and 2,000 PNG files against a
    plain Keras script doing the same (read, model.predict, write a CSV).
 11. Forecasts on real series (benchmarks/forecasts.py): dlpipe's defaults against statsforecast's AutoETS and
-   AutoARIMA and seasonal naive on nine monthly and quarterly series from the wheels; its own forecasts.md.
+   AutoARIMA and seasonal naive on 28 monthly and quarterly series from the wheels; its own forecasts.md.
 12. Tables on real data (benchmarks/tables.py): dlpipe's defaults against HistGradientBoosting and a linear model on
    eight tables from the wheels, each split 75/25; its own tables.md.
 13. Sequences (benchmarks/sequences.py): the UCR/UEA sets in aeon's wheel against aeon's MiniRocket (in .venv-aeon,
