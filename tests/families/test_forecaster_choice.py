@@ -127,7 +127,8 @@ def test_a_chosen_arima_ships_refit_on_every_row_and_is_judged_fitted_on_the_tra
     models = forecaster.candidates(network, s)
     assert np.max(np.abs(models["arima"].predict(x, verbose=0) - shipped)) > 1e-2 * spread  # another fit: not it
     work = SimpleNamespace(data=SimpleNamespace(series=s), chosen=lambda *keys: {k: why[k] for k in keys})
-    scored = forecaster.as_scored(chosen, work).predict(x, verbose=0)
+    chosen.save(tmp_path / "model.keras")  # evaluate reads it back: its members in the order choose named them
+    scored = forecaster.as_scored(keras.models.load_model(tmp_path / "model.keras"), work).predict(x, verbose=0)
     mean = np.mean([models[name].predict(x, verbose=0) for name in why["members"]], axis=0)
     np.testing.assert_allclose(scored, mean, rtol=1e-5, atol=1e-5 * spread)
     unchanged = SimpleNamespace(data=work.data, chosen=lambda *keys: {"members": why["members"], "refit": []})
