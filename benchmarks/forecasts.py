@@ -28,7 +28,7 @@ import tempfile
 import numpy as np
 
 from benchmarks import config_of
-from pipelines import runner
+from pipelines import artifacts, runner
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
 BASELINES = ("autoets", "autoarima", "seasonal_naive", "linear")
@@ -121,7 +121,20 @@ def holdout_one(folder: str, name: str, dates: list[str], values: np.ndarray, ho
     return {"points": len(known), "horizon": horizon, "dlpipe": float(np.mean(np.abs(mine - truth))),
             **{k: float(np.mean(np.abs(v - truth))) for k, v in theirs.items()},
             "coverage_80": float(np.mean((lower <= truth) & (truth <= upper))),
-            "chosen": "+".join(metrics.get("members", [metrics.get("forecaster", "network")]))}
+            "chosen": "+".join(metrics.get("members", [metrics.get("forecaster", "network")])),
+            "members": members_alone(task_dir, metrics, known, truth)}
+
+
+def members_alone(task_dir: str, metrics: dict, known: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """Each shipped member's MAE alone, from the same last window (the shipped mean's sub-models, in the order of
+    metrics.json's members): what each brings to the mean."""
+    import keras
+    model = keras.models.load_model(os.path.join(task_dir, artifacts.MODEL), compile=False)
+    members = metrics.get("members", [metrics.get("forecaster", "network")])
+    parts = [model] if len(members) == 1 else [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    window = known[-model.inputs[0].shape[1]:].reshape(1, -1, 1).astype(np.float32)
+    return {name: float(np.mean(np.abs(part.predict(window, verbose=0)[0] - truth)))
+            for name, part in zip(members, parts)}
 
 
 def main(names: list[str]) -> None:
@@ -142,6 +155,18 @@ def test_windows_row(folder: str, name: str, dates: list[str], values: np.ndarra
     return {"points": len(values), "horizon": horizon, "dlpipe": m["test_mae"],
             **{k: m.get(f"baseline_{k}_mae") for k in BASELINES},
             "coverage_80": m.get("test_interval_coverage", {}).get("0.8"), "chosen": m.get("forecaster", "network")}
+
+
+def alone(rows: dict[str, dict]) -> list[str]:
+    """Each member's MAE alone over AutoETS' and AutoARIMA's (geometric means over the series that shipped it)."""
+    names = sorted({name for r in rows.values() for name in r.get("members", {})})
+    lines = []
+    for name in names:
+        shipped = [r for r in rows.values() if name in r.get("members", {})]
+        ratios = [[r["members"][name] / r[k] for r in shipped] for k in ("autoets", "autoarima")]
+        lines.append(f"| {name} alone ({len(shipped)} series) | | | | " + " | ".join(
+            f"{float(np.exp(np.mean(np.log(v)))):.2f}" for v in ratios) + " | | | |")
+    return lines
 
 
 def report(rows: dict[str, dict], stem: str) -> None:
@@ -165,6 +190,7 @@ def report(rows: dict[str, dict], stem: str) -> None:
     coverage = float(np.mean(covered)) if covered else None
     lines.append("| geometric mean | | | | " + " | ".join(f"{geometric[k]:.2f}" for k in columns)
                  + (f" | {100 * coverage:.0f}% (mean) |" if coverage is not None else " | |"))
+    lines += alone(rows)
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, f"{stem}.json"), "w") as f:
         json.dump({"series": rows, "geometric_mean": geometric, "coverage_80": coverage}, f, indent=1)
