@@ -20,6 +20,7 @@ from pipelines.config import RunConfig, show
 from pipelines.data import folders, pipeline, sequences, sources, tables
 from pipelines.data.sources import DATASETS, SOURCES
 from pipelines.families.classifier import CLASS_WEIGHTS
+from pipelines.families.forecaster import FORECASTERS
 from pipelines.families.generator import DIFF_AUGMENT_BELOW, MIN_TRAIN_STEPS
 from pipelines.stages import STAGE_ORDER
 from models import ARGUMENTS, MAX_WIDTH, pretrained
@@ -109,6 +110,11 @@ TEST_DATASET = flags.DEFINE_string(
     "test_dataset", D["test_dataset"], "A CSV or TSV of sequences to classify (one series per row, or one step per "
     "row with --series_id_column and --time_column): the test file of the same layout, as a benchmark splits it. "
     "Default: --test_split of the series.")
+FORECASTER = flags.DEFINE_enum(
+    "forecaster", D["forecaster"], list(FORECASTERS), "A time series: what ships. arima: statsforecast's AutoARIMA "
+    "refit on every row, alone, for one series without covariates (validation may still leave it out), else the "
+    "mean; mean: the mean of the network, the linear autoregression and AutoARIMA (those validation keeps); auto: "
+    "arima without --task, mean with one. Measured on 28 real series' last seasons (docs/time-series.md).")
 SERIES_SCALING = flags.DEFINE_enum(
     "series_scaling", D["series_scaling"], list(sequences.SCALINGS), "Sequences to classify: scale each series by "
     "its own mean and standard deviation (each: z-normalised, as the UCR archive's are), or every series by the "

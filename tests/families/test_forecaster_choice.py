@@ -22,11 +22,12 @@ def recurrence(steps: int = 240) -> np.ndarray:
     return np.array(y)
 
 
-def workspace(s, split: str = "validation"):
+def workspace(s, split: str = "validation", rule: str = "mean"):
     ends = s.ends[split]
     batches = tf.data.Dataset.from_tensor_slices((baselines.windows(s, ends).astype(np.float32),
                                                   baselines.targets(s, ends).astype(np.float32))).batch(8)
-    return SimpleNamespace(inputs=SimpleNamespace(validation=batches), data=SimpleNamespace(series=s))
+    return SimpleNamespace(inputs=SimpleNamespace(validation=batches), data=SimpleNamespace(series=s),
+                           config=SimpleNamespace(forecaster=rule))
 
 
 def flat_network(s) -> keras.Model:
@@ -77,11 +78,12 @@ def test_a_network_whose_forecasts_are_not_numbers_is_left_out(tmp_path):
 def test_without_validation_windows_the_mean_of_every_candidate_ships(tmp_path):
     s = prepared(tmp_path, recurrence(), window=12, horizon=3)
     empty = SimpleNamespace(inputs=SimpleNamespace(validation=tf.data.Dataset.from_tensor_slices(
-        (np.zeros((0, 12, 1), np.float32), np.zeros((0, 3), np.float32))).batch(8)), data=SimpleNamespace(series=s))
+        (np.zeros((0, 12, 1), np.float32), np.zeros((0, 3), np.float32))).batch(8)), data=SimpleNamespace(series=s),
+        config=SimpleNamespace(forecaster="mean"))
     network = flat_network(s)
     chosen, why = forecaster.choose(network, empty)
     models = forecaster.candidates(network, s)
-    assert why == {"forecaster": "mean", "members": list(models), "refit": ["arima"]}
+    assert why == {"forecaster": "mean", "members": list(models), "refit": ["arima"], "rule": "mean"}
     models.update(forecaster.refitted(list(models), s))
     windows = baselines.windows(s, s.ends["test"]).astype(np.float32)
     np.testing.assert_allclose(chosen.predict(windows, verbose=0), np.mean(
@@ -133,6 +135,26 @@ def test_a_chosen_arima_ships_refit_on_every_row_and_is_judged_fitted_on_the_tra
     np.testing.assert_allclose(scored, mean, rtol=1e-5, atol=1e-5 * spread)
     unchanged = SimpleNamespace(data=work.data, chosen=lambda *keys: {"members": why["members"], "refit": []})
     assert forecaster.as_scored(chosen, unchanged) is chosen
+
+
+def test_forecaster_arima_ships_the_refit_autoarima_alone_for_one_series_without_covariates(tmp_path):
+    """--forecaster=arima (auto's choice without --task): AutoARIMA alone when validation keeps it, refit on every
+    row; the network and the linear AR are still scored. With a covariate, which its weights cannot read, the mean
+    of the candidates ships."""
+    from tests import series as made
+    s = prepared(tmp_path, made.seasonal(160), horizon=6)
+    chosen, why = forecaster.choose(flat_network(s), workspace(s, rule="arima"))
+    assert why["forecaster"] == "arima" and why["members"] == ["arima"] and why["refit"] == ["arima"]
+    assert set(why["validation_mae"]) == {"network", "linear", "arima", "shipped"} and why["rule"] == "arima"
+    windows = baselines.windows(s, s.ends["test"][::5]).astype(np.float32)
+    refit = forecaster.refitted(["arima"], s)["arima"]
+    np.testing.assert_allclose(chosen.predict(windows, verbose=0), refit.predict(windows, verbose=0), rtol=1e-6)
+    lines = "\n".join(forecaster.report_choice({**why, "forecaster_rule": "arima", "validation_windows": 0}))
+    assert "the arima forecaster alone" in lines and "--forecaster=arima" in lines
+    covariate = SimpleNamespace(**{**vars(s), "columns": (*s.columns, "price")})
+    assert forecaster.by_rule(["network", "linear", "arima"], "arima", covariate) == ["network", "linear", "arima"]
+    assert forecaster.by_rule(["network", "linear"], "arima", s) == ["network", "linear"]  # validation left it out
+    assert forecaster.by_rule(["network", "linear", "arima"], "mean", s) == ["network", "linear", "arima"]
 
 
 def test_a_model_that_is_not_affine_in_the_window_is_no_candidate(tmp_path):
