@@ -90,13 +90,13 @@ def run_dlpipe(folder: str, name: str, path: str, horizon: int, *flags: str) -> 
     return config.task_dir
 
 
-def run_one(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int) -> dict:
+def run_one(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int, *flags: str) -> dict:
     path, _ = write_series(folder, name, dates, values)
-    task_dir = run_dlpipe(folder, name, path, horizon, "--stages=train,evaluate")
+    task_dir = run_dlpipe(folder, name, path, horizon, "--stages=train,evaluate", *flags)
     return json.load(open(os.path.join(task_dir, "metrics.json")))
 
 
-def holdout_one(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int) -> dict:
+def holdout_one(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int, *flags: str) -> dict:
     """dlpipe trained on all but the last season, its forecast of that season (and 80% interval) from the file's end,
     beside AutoETS', AutoARIMA's and seasonal naive's from the same rows."""
     from statsforecast import models
@@ -106,7 +106,7 @@ def holdout_one(folder: str, name: str, dates: list[str], values: np.ndarray, ho
     path, known = write_series(folder, name, dates[:-horizon], values[:-horizon])
     truth = values[-horizon:].astype(np.float64)
     task_dir = run_dlpipe(folder, name, path, horizon, "--stages=train,evaluate,export", "--tflite_variants=float32",
-                          "--noonnx")
+                          "--noonnx", *flags)
     predictor = prediction.open_run(task_dir)
     answer = os.path.join(folder, f"{name}_forecast.csv")
     prediction.predict_file(predictor, path, answer, Asked("value", halfwidths=predictor.interval(0.8)))
@@ -137,21 +137,27 @@ def members_alone(task_dir: str, metrics: dict, known: np.ndarray, truth: np.nda
             for name, part in zip(members, parts)}
 
 
-def main(names: list[str]) -> None:
-    holdout = "--holdout" in names
-    names = [n for n in names if n != "--holdout"]
+def main(args: list[str]) -> None:
+    """`args`: series names (none: all), --holdout, and any other --flag, given to every dlpipe run (for example
+    --forecaster=mean); a run with flags writes its results under a name that says so."""
+    holdout = "--holdout" in args
+    flags = tuple(a for a in args if a.startswith("--") and a != "--holdout")
+    names = [a for a in args if not a.startswith("--")]
     rows = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, (dates, values, horizon) in panel().items():
             if not names or name in names:
-                rows[name] = (holdout_one if holdout else test_windows_row)(folder, name, dates, values, horizon)
+                row = holdout_one if holdout else test_windows_row
+                rows[name] = row(folder, name, dates, values, horizon, *flags)
                 print(name, rows[name], flush=True)
-    report(rows, "forecasts_holdout" if holdout else "forecasts")
+    suffix = "".join("_" + f.lstrip("-").replace("=", "_") for f in flags)
+    report(rows, ("forecasts_holdout" if holdout else "forecasts") + suffix)
 
 
-def test_windows_row(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int) -> dict:
+def test_windows_row(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int,
+                     *flags: str) -> dict:
     """dlpipe's test-window MAE beside its baselines' from the same run (run_one's metrics.json)."""
-    m = run_one(folder, name, dates, values, horizon)
+    m = run_one(folder, name, dates, values, horizon, *flags)
     return {"points": len(values), "horizon": horizon, "dlpipe": m["test_mae"],
             **{k: m.get(f"baseline_{k}_mae") for k in BASELINES},
             "coverage_80": m.get("test_interval_coverage", {}).get("0.8"), "chosen": m.get("forecaster", "network")}
