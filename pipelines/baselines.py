@@ -116,9 +116,8 @@ def window_weights(series, model_name: str, every_row: bool = False,
     ETS: linear in their history once their parameters are fitted): weights [window, horizon] and bias [horizon], read
     off its forecasts from the last window it was fitted on and from that window with each step moved by one standard
     deviation (not from zeros: statsforecast forecasts a constant window as that constant), and checked on the first
-    window. None when
-    the map is not affine (a multiplicative model), the model cannot forecast from a window this short, or the data
-    hold several series (one weight matrix cannot be each one's model)."""
+    window. None when the map is not affine (a multiplicative model), the model cannot forecast from a window this
+    short, or the data hold several series (one weight matrix cannot be each one's model)."""
     if len(series.values) != 1:
         return None
     values, (validation, _) = series.values[0][:, 0].astype(np.float64), series.periods[0]
