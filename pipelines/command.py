@@ -61,7 +61,6 @@ def to_config(values: dict[str, Any], explicit: set[str], parse: Parse) -> RunCo
     # whose label is a word): the one family known before the data are read, whose defaults leave out its variants.
     forecast = values["time_column"] and values["problem"] != "classification" and not long_classification
     defaults = task.defaults(values["trainer"], family_of(task, "forecast" if forecast else ""))
-    fields["forecaster"] = _forecaster(values["forecaster"], explicit, bool(forecast))
     if values["hparams_file"]:
         hparams, fields["learning_rate"] = _with_hparams_file(
             values, explicit, parse, task, hparams, _or(values["learning_rate"], defaults["learning_rate"]))
@@ -80,14 +79,6 @@ def to_config(values: dict[str, Any], explicit: set[str], parse: Parse) -> RunCo
         "explicit": tuple(sorted(explicit)), "precision_reason": reason,
         "init_from_sha256": init_from and (artifacts.content_hash(init_from) or pretrained.preset_hash(init_from))},
         defaults)
-
-
-def _forecaster(value: str, explicit: set[str], forecast: bool) -> str:
-    """--forecaster as a forecast runs it: auto is arima without --task, and mean with one (the network the user
-    named ships, in the mean); a run that forecasts nothing keeps it as given."""
-    if value != "auto" or not forecast:
-        return value
-    return "mean" if "task" in explicit else "arima"
 
 
 def _typed(value):

@@ -111,10 +111,9 @@ TEST_DATASET = flags.DEFINE_string(
     "row with --series_id_column and --time_column): the test file of the same layout, as a benchmark splits it. "
     "Default: --test_split of the series.")
 FORECASTER = flags.DEFINE_enum(
-    "forecaster", D["forecaster"], list(FORECASTERS), "A time series: what ships. arima: statsforecast's AutoARIMA "
-    "refit on every row, alone, for one series without covariates (validation may still leave it out), else the "
-    "mean; mean: the mean of the network, the linear autoregression and AutoARIMA (those validation keeps); auto: "
-    "arima without --task, mean with one. Measured on 28 real series' last seasons (docs/time-series.md).")
+    "forecaster", D["forecaster"], list(FORECASTERS), "A time series: what ships. mean: the mean of the network, the "
+    "linear autoregression and AutoARIMA refit on every row (those validation keeps); arima: that AutoARIMA alone, "
+    "for one series without covariates (validation may still leave it out), else the mean (docs/time-series.md).")
 SERIES_SCALING = flags.DEFINE_enum(
     "series_scaling", D["series_scaling"], list(sequences.SCALINGS), "Sequences to classify: scale each series by "
     "its own mean and standard deviation (each: z-normalised, as the UCR archive's are), or every series by the "

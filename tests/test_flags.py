@@ -112,14 +112,10 @@ def test_every_classifier_ships_int8_by_default_and_int16x8_only_when_asked():
     assert "int16x8" in parse("--task=recurrent", "--tflite_variants=float32,int16x8").tflite_variants
 
 
-def test_forecaster_auto_ships_arima_without_task_and_the_mean_with_one(tmp_path):
-    """--forecaster=auto: a series forecast without --task ships the refit AutoARIMA alone (measured best), one with
-    --task its network in the mean; a run that forecasts nothing keeps auto. What was resolved is the config's."""
+def test_a_forecaster_ships_the_mean_unless_asked_for_arima_alone(tmp_path):
+    """--forecaster: the mean of the candidates by default, with or without --task; arima when asked."""
     from tests import series as made
     path = made.monthly_csv(tmp_path / "monthly.csv", made.seasonal(60))
     series = (f"--dataset={path}", "--time_column=month", "--label_column=passengers", "--horizon=3")
-    assert parse(*series).forecaster == "arima"
-    assert parse(*series, "--task=recurrent").forecaster == "mean"
-    assert parse(*series, "--task=dense", "--forecaster=arima").forecaster == "arima"
-    assert parse(*series, "--forecaster=mean").forecaster == "mean"
-    assert parse("--task=dense").forecaster == "auto"
+    assert parse(*series).forecaster == parse(*series, "--task=recurrent").forecaster == "mean"
+    assert parse(*series, "--forecaster=arima").forecaster == "arima"

@@ -138,9 +138,8 @@ def test_a_chosen_arima_ships_refit_on_every_row_and_is_judged_fitted_on_the_tra
 
 
 def test_forecaster_arima_ships_the_refit_autoarima_alone_for_one_series_without_covariates(tmp_path):
-    """--forecaster=arima (auto's choice without --task): AutoARIMA alone when validation keeps it, refit on every
-    row; the network and the linear AR are still scored. With a covariate, which its weights cannot read, the mean
-    of the candidates ships."""
+    """--forecaster=arima: AutoARIMA alone when validation keeps it, refit on every row; the network and the linear
+    AR are still scored. With a covariate, which its weights cannot read, the mean of the candidates ships."""
     from tests import series as made
     s = prepared(tmp_path, made.seasonal(160), horizon=6)
     chosen, why = forecaster.choose(flat_network(s), workspace(s, rule="arima"))
