@@ -61,6 +61,10 @@ def to_config(values: dict[str, Any], explicit: set[str], parse: Parse) -> RunCo
     # whose label is a word): the one family known before the data are read, whose defaults leave out its variants.
     forecast = values["time_column"] and values["problem"] != "classification" and not long_classification
     defaults = task.defaults(values["trainer"], family_of(task, "forecast" if forecast else ""))
+    if "forecaster" in explicit and not forecast:
+        raise PipelineError(f"--forecaster={values['forecaster']} says what a forecaster ships, and --dataset="
+                            f"{values['dataset']} is no series to forecast here: give --time_column too, or leave "
+                            "the flag out")
     if values["hparams_file"]:
         hparams, fields["learning_rate"] = _with_hparams_file(
             values, explicit, parse, task, hparams, _or(values["learning_rate"], defaults["learning_rate"]))

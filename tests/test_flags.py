@@ -119,3 +119,6 @@ def test_a_forecaster_ships_the_mean_unless_asked_for_arima_alone(tmp_path):
     series = (f"--dataset={path}", "--time_column=month", "--label_column=passengers", "--horizon=3")
     assert parse(*series).forecaster == parse(*series, "--task=recurrent").forecaster == "mean"
     assert parse(*series, "--forecaster=arima").forecaster == "arima"
+    from pipelines.errors import PipelineError
+    with pytest.raises(PipelineError, match="--forecaster=arima says what a forecaster ships.*give --time_column"):
+        parse(f"--dataset={path}", "--label_column=passengers", "--forecaster=arima")
