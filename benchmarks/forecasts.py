@@ -17,6 +17,11 @@ defaults on the rest (train, evaluate, export), and `dlpipe-predict --interval=0
 file's end; AutoETS and AutoARIMA are fitted on the same rows (all of them, as a statsforecast user fits) and forecast
 the same season. One forecast per series: noisier than the test windows above, but the user's own protocol. Results
 go to forecasts_holdout.json and .md.
+
+`--rolling` repeats that protocol at every horizon-th window end of each series' test period (not in `make bench`;
+15 min): dlpipe trains once, and at each end its shipped AutoARIMA is refit on every row up to it, as are AutoETS and
+AutoARIMA. Many forecasts per series, each as the user would get it had the file ended there. Results go to
+forecasts_rolling.json and .md.
 """
 
 import csv
@@ -125,33 +130,72 @@ def holdout_one(folder: str, name: str, dates: list[str], values: np.ndarray, ho
             "members": members_alone(task_dir, metrics, known, truth)}
 
 
+def rolling_one(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int, *flags: str) -> dict:
+    """dlpipe trained once with its defaults (and `flags`); then at every horizon-th window end of the series' test
+    period, what it ships when the file ends there: its members' mean from the window, AutoARIMA's fitted on every row
+    up to that end (statsforecast's `forward` from the window, which the shipped Dense layer equals:
+    tests/families/test_forecaster_choice.py). Beside it AutoETS and AutoARIMA fitted on the same rows, forecasting
+    from all of them, and seasonal naive: each one's MAE over those ends."""
+    import keras
+    from statsforecast import models
+
+    from pipelines.data import series as read
+    path, y = write_series(folder, name, dates, values)
+    task_dir = run_dlpipe(folder, name, path, horizon, "--stages=train", *flags)
+    config = artifacts.read_json(os.path.join(task_dir, artifacts.CONFIG))
+    members = sub_models(keras.models.load_model(os.path.join(task_dir, artifacts.MODEL), compile=False),
+                         config["chosen"]["members"])
+    series = read.prepare(path, time_column="date", label_column="value", series_id_column=None, window=None,
+                          horizon=horizon, season=None, test_split=config["test_split"],
+                          validation_split=config["validation_split"])
+    errors = {k: [] for k in ("dlpipe", "autoets", "autoarima", "seasonal_naive")}
+    for t in series.ends["test"][::horizon, 1]:
+        known, truth, window = y[:t + 1], y[t + 1:t + 1 + horizon], y[t + 1 - series.window:t + 1]
+        arima = models.AutoARIMA(season_length=horizon).fit(known)
+        mine = [arima.forward(y=window, h=horizon)["mean"] if member == "arima" else
+                model.predict(window[None, :, None].astype(np.float32), verbose=0)[0]
+                for member, model in members.items()]
+        found = {"dlpipe": np.mean(mine, axis=0), "autoarima": arima.predict(h=horizon)["mean"],
+                 "autoets": models.AutoETS(season_length=horizon).fit(known).predict(h=horizon)["mean"],
+                 "seasonal_naive": known[-horizon:]}
+        for k, forecast in found.items():
+            errors[k].append(float(np.mean(np.abs(np.asarray(forecast) - truth))))
+    return {"points": len(y), "horizon": horizon, **{k: float(np.mean(v)) for k, v in errors.items()},
+            "coverage_80": None, "chosen": "+".join(members), "ends": len(errors["dlpipe"])}
+
+
+def sub_models(model, members: list[str]) -> dict:
+    """The shipped model's members by name (the mean's sub-models, in the order metrics.json names them)."""
+    import keras
+    parts = [model] if len(members) == 1 else [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return dict(zip(members, parts))
+
+
 def members_alone(task_dir: str, metrics: dict, known: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Each shipped member's MAE alone, from the same last window (the shipped mean's sub-models, in the order of
     metrics.json's members): what each brings to the mean."""
     import keras
     model = keras.models.load_model(os.path.join(task_dir, artifacts.MODEL), compile=False)
-    members = metrics.get("members", [metrics.get("forecaster", "network")])
-    parts = [model] if len(members) == 1 else [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    members = sub_models(model, metrics.get("members", [metrics.get("forecaster", "network")]))
     window = known[-model.inputs[0].shape[1]:].reshape(1, -1, 1).astype(np.float32)
-    return {name: float(np.mean(np.abs(part.predict(window, verbose=0)[0] - truth)))
-            for name, part in zip(members, parts)}
+    return {name: float(np.mean(np.abs(part.predict(window, verbose=0)[0] - truth))) for name, part in members.items()}
 
 
 def main(args: list[str]) -> None:
-    """`args`: series names (none: all), --holdout, and any other --flag, given to every dlpipe run (for example
-    --forecaster=mean); a run with flags writes its results under a name that says so."""
-    holdout = "--holdout" in args
-    flags = tuple(a for a in args if a.startswith("--") and a != "--holdout")
+    """`args`: series names (none: all), --holdout or --rolling (the test windows' scores otherwise), and any other
+    --flag, given to every dlpipe run (for example --forecaster=arima); a run with flags writes its results under a
+    name that says so."""
+    modes = {"--holdout": (holdout_one, "forecasts_holdout"), "--rolling": (rolling_one, "forecasts_rolling")}
+    row, stem = next((modes[a] for a in args if a in modes), (test_windows_row, "forecasts"))
+    flags = tuple(a for a in args if a.startswith("--") and a not in modes)
     names = [a for a in args if not a.startswith("--")]
     rows = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, (dates, values, horizon) in panel().items():
             if not names or name in names:
-                row = holdout_one if holdout else test_windows_row
                 rows[name] = row(folder, name, dates, values, horizon, *flags)
                 print(name, rows[name], flush=True)
-    suffix = "".join("_" + f.lstrip("-").replace("=", "_") for f in flags)
-    report(rows, ("forecasts_holdout" if holdout else "forecasts") + suffix)
+    report(rows, stem + "".join("_" + f.lstrip("-").replace("=", "_") for f in flags))
 
 
 def test_windows_row(folder: str, name: str, dates: list[str], values: np.ndarray, horizon: int,
