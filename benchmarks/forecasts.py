@@ -19,7 +19,7 @@ the same season. One forecast per series: noisier than the test windows above, b
 go to forecasts_holdout.json and .md.
 
 `--rolling` repeats that protocol at every horizon-th window end of each series' test period (not in `make bench`;
-15 min): dlpipe trains once, and at each end its shipped AutoARIMA is refit on every row up to it, as are AutoETS and
+12 min): dlpipe trains once, and at each end its shipped AutoARIMA is refit on every row up to it, as are AutoETS and
 AutoARIMA. Many forecasts per series, each as the user would get it had the file ended there. Results go to
 forecasts_rolling.json and .md.
 """
