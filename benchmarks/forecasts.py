@@ -34,6 +34,7 @@ import numpy as np
 
 from benchmarks import config_of
 from pipelines import artifacts, runner
+from pipelines.families import forecaster
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
 BASELINES = ("autoets", "autoarima", "seasonal_naive", "linear")
@@ -143,8 +144,8 @@ def rolling_one(folder: str, name: str, dates: list[str], values: np.ndarray, ho
     path, y = write_series(folder, name, dates, values)
     task_dir = run_dlpipe(folder, name, path, horizon, "--stages=train", *flags)
     config = artifacts.read_json(os.path.join(task_dir, artifacts.CONFIG))
-    members = sub_models(keras.models.load_model(os.path.join(task_dir, artifacts.MODEL), compile=False),
-                         config["chosen"]["members"])
+    model = keras.models.load_model(os.path.join(task_dir, artifacts.MODEL), compile=False)
+    members = forecaster.members_of(model, config["chosen"]["members"])
     series = read.prepare(path, time_column="date", label_column="value", series_id_column=None, window=None,
                           horizon=horizon, season=None, test_split=config["test_split"],
                           validation_split=config["validation_split"])
@@ -153,8 +154,8 @@ def rolling_one(folder: str, name: str, dates: list[str], values: np.ndarray, ho
         known, truth, window = y[:t + 1], y[t + 1:t + 1 + horizon], y[t + 1 - series.window:t + 1]
         arima = models.AutoARIMA(season_length=horizon).fit(known)
         mine = [arima.forward(y=window, h=horizon)["mean"] if member == "arima" else
-                model.predict(window[None, :, None].astype(np.float32), verbose=0)[0]
-                for member, model in members.items()]
+                part.predict(window[None, :, None].astype(np.float32), verbose=0)[0]
+                for member, part in members.items()]
         found = {"dlpipe": np.mean(mine, axis=0), "autoarima": arima.predict(h=horizon)["mean"],
                  "autoets": models.AutoETS(season_length=horizon).fit(known).predict(h=horizon)["mean"],
                  "seasonal_naive": known[-horizon:]}
@@ -164,19 +165,12 @@ def rolling_one(folder: str, name: str, dates: list[str], values: np.ndarray, ho
             "coverage_80": None, "chosen": "+".join(members), "ends": len(errors["dlpipe"])}
 
 
-def sub_models(model, members: list[str]) -> dict:
-    """The shipped model's members by name (the mean's sub-models, in the order metrics.json names them)."""
-    import keras
-    parts = [model] if len(members) == 1 else [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return dict(zip(members, parts))
-
-
 def members_alone(task_dir: str, metrics: dict, known: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Each shipped member's MAE alone, from the same last window (the shipped mean's sub-models, in the order of
     metrics.json's members): what each brings to the mean."""
     import keras
     model = keras.models.load_model(os.path.join(task_dir, artifacts.MODEL), compile=False)
-    members = sub_models(model, metrics.get("members", [metrics.get("forecaster", "network")]))
+    members = forecaster.members_of(model, metrics.get("members", [metrics.get("forecaster", "network")]))
     window = known[-model.inputs[0].shape[1]:].reshape(1, -1, 1).astype(np.float32)
     return {name: float(np.mean(np.abs(part.predict(window, verbose=0)[0] - truth))) for name, part in members.items()}
 

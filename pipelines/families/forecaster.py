@@ -111,6 +111,13 @@ def combined(models: dict[str, keras.Model]) -> keras.Model:
     return keras.Model(window, mean, name="mean_of_" + "_".join(models))
 
 
+def members_of(model: keras.Model, members: list[str]) -> dict[str, keras.Model]:
+    """The shipped model's members by name: the mean's sub-models in the order `members` (config.json's `chosen`)
+    names them, or the model itself when it is one member alone."""
+    parts = [model] if len(members) == 1 else [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return dict(zip(members, parts))
+
+
 def refitted(members: list[str], series) -> dict[str, keras.Model]:
     """The chosen statistical members fitted on every row of the file (STATISTICAL), to ship; one that cannot be is
     shipped as it was scored."""
@@ -151,12 +158,17 @@ def choose(network: keras.Model, work: Workspace) -> tuple[keras.Model, dict]:
     members = by_rule(members, rule, series)
     mean = mae(combined({name: models[name] for name in members}))
     model, refit = shipped(models, members, series)
-    what = f"the mean of {', '.join(members)}" if len(members) > 1 else f"the {members[0]} forecaster alone"
+    what = described(members)
     print(f"  ships {what} (validation MAE {mean:.4g}): " + ", ".join(
         f"{name} {value:.4g}" for name, value in scored.items()) + f" on {len(x)} windows"
         + (f"; {', '.join(refit)} refit on every row" if refit else ""), flush=True)
     return model, {"forecaster": "mean" if len(members) > 1 else members[0], "members": members, "refit": refit,
                    "rule": rule, "validation_mae": {**scored, "shipped": mean}, "validation_windows": len(x)}
+
+
+def described(members: list[str]) -> str:
+    """What ships, in words: the mean of the members, or one alone (the run's line and report.md say it alike)."""
+    return f"the mean of {', '.join(members)}" if len(members) > 1 else f"the {members[0]} forecaster alone"
 
 
 def by_rule(members: list[str], rule: str, series) -> list[str]:
@@ -174,9 +186,7 @@ def as_scored(model: keras.Model, work: Workspace) -> keras.Model:
     chosen = work.chosen("members", "refit")
     if not chosen.get("refit"):
         return model
-    members = chosen["members"]
-    parts = [model] if len(members) == 1 else [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    models = dict(zip(members, parts))
+    models = members_of(model, chosen["members"])
     for name in chosen["refit"]:
         models[name] = statistical_model(work.data.series, STATISTICAL[name], name)
     return combined(models)
@@ -347,7 +357,7 @@ def report_choice(metrics: dict) -> list[str]:
     if "forecaster" not in metrics:
         return []
     members = metrics.get("members", [metrics["forecaster"]])
-    what = f"the mean of {', '.join(members)}" if len(members) > 1 else f"the {members[0]} forecaster alone"
+    what = described(members)
     if metrics.get("validation_windows"):
         scored = ", ".join(f"{name} {value:.4g}" for name, value in metrics["validation_mae"].items())
         why = (f"each forecaster scored on the {metrics['validation_windows']} validation windows ({scored}), one "
