@@ -93,16 +93,70 @@ def test_the_head_is_split_into_two_kernels_each_held_by_8_bits_that_add_up_to_t
     assert np.abs(two_kernels - kernel).max() < np.abs(one_kernel - kernel).max() / 100
 
 
-def test_the_int8_form_drops_the_grid_and_keeps_every_weight():
-    from pipelines.shipping import for_int8
-    values, labels = made.shapes(60, steps=40, seed=3)
+def _fitted_shapes(steps: int = 40, num_features: int = rocket.NUM_FEATURES):
+    values, labels = made.shapes(60, steps=steps, seed=3)
     classes = sorted(set(labels))
     x = values[..., None].astype(np.float32)
-    model = rocket.build_rocket_classifier((40, 1), 3, series_scale={"classify": True, "each": True})
+    model = rocket.build_rocket_classifier((steps, 1), 3, num_features=num_features,
+                                           series_scale={"classify": True, "each": True})
     rocket.fit(model, [(x, np.array([classes.index(label) for label in labels]))])
+    return model, x
+
+
+def test_the_int8_form_drops_the_grid_saturates_and_keeps_every_weight():
+    from pipelines.shipping import for_int8
+    model, x = _fitted_shapes()
     int8 = for_int8(model)
-    assert model.get_layer(rocket.FEATURES).grid and not int8.get_layer(rocket.FEATURES).grid
+    layer, int8_layer = model.get_layer(rocket.FEATURES), int8.get_layer(rocket.FEATURES)
+    assert layer.grid and not layer.saturate and int8_layer.saturate and not int8_layer.grid
     for a, b in zip(model.get_weights(), int8.get_weights()):
         np.testing.assert_array_equal(a, b)
     # Off the grid by at most 2^-11 a value, the features move only where an output sits within that of a bias.
     assert np.mean(np.argmax(model.predict(x, verbose=0), 1) == np.argmax(int8.predict(x, verbose=0), 1)) >= 0.95
+    # Saturated, the same features as the plain form without the grid (in float, a sign flips only within
+    # float rounding of a bias).
+    plain = rocket.MiniRocket.from_config({**layer.get_config(), "grid": False})
+    plain.build(None)
+    plain.set_weights(layer.get_weights())
+    normalized = keras.Model(model.inputs, layer.input).predict(x, verbose=0)
+    assert np.mean(plain(normalized).numpy() != int8_layer(normalized).numpy()) < 1e-4
+
+
+def test_the_int8_forms_kernels_are_exact_in_8_bits_per_channel():
+    """A quantized convolution's weights are 127 symmetric steps of each output channel's largest: with the zero
+    channel's weight, −1 and 2 are whole steps (−63, 126), so the 8-bit kernels still sum to zero."""
+    model, _ = _fitted_shapes()
+    layer = model.get_layer(rocket.FEATURES)
+    for d in range(len(layer.dilations)):
+        kernel = layer._saturated_kernel(d)  # [9, channels + 1, 84 · biases]
+        steps = kernel / (np.abs(kernel).max(axis=(0, 1)) / 127)
+        np.testing.assert_allclose(steps, np.round(steps), atol=1e-4)
+        np.testing.assert_allclose(kernel[:, :-1].sum(axis=(0, 1)), 0, atol=1e-3)
+
+
+def test_the_int8_file_holds_which_side_of_its_bias_each_output_is_better_than_the_plain_form(tmp_path):
+    """Each form of the features alone converted to an int8 file as export does, fed series that 8 bits hold
+    exactly (multiples of 1/32 from −4 to 127/32, the calibrated range): the saturated form's features are the
+    paper's within one 8-bit step of their mean (1/255), where the plain form's 8-bit outputs and biases move them
+    more."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from pipelines.exporters import convert_tflite
+    x = np.random.default_rng(0).integers(-128, 128, (40, 40, 1)).astype(np.float32) / 32
+    x[0, :2, 0] = -4.0, 127 / 32
+    config = {"steps": 40, "channels": 1, "num_features": 840, "grid": False}
+    # Biases halfway between two of the outputs' values (multiples of 1/32): no output is within rounding of one.
+    biases = [np.round(b * 32) / 32 + 1 / 64 for b in rocket.fit_biases(x, 40, 840)]
+    largest = {}
+    for form in ("plain", "saturated"):
+        window = keras.Input((40, 1), name="window")
+        layer = rocket.MiniRocket(**config, saturate=form == "saturated", name=rocket.FEATURES)
+        model = keras.Model(window, layer(window))
+        layer.set_weights(biases)
+        model.export(str(tmp_path / form), verbose=False)
+        representative = [{"window": x[i:i + 1]} for i in range(len(x))]
+        runner = Interpreter(model_content=convert_tflite(str(tmp_path / form), "int8", representative,
+                                                          ("float32", "float32"))).get_signature_runner()
+        found = np.concatenate([next(iter(runner(window=x[i:i + 1]).values())) for i in range(len(x))])
+        largest[form] = np.abs(found - rocket.features(x, biases, 840)).max()
+    assert largest["saturated"] <= 1 / 255 + 1e-6 < largest["plain"] / 2, largest
