@@ -45,7 +45,7 @@ GRID = 2.0 ** -10
 NUM_FEATURES = 10_000
 MAX_DILATIONS = 32
 # The int8 form's scale of a convolution output's distance from its bias before it is clipped to [−1, 1]
-# (MiniRocket._above_saturated): a sign 8 bits get wrong only within 1/(255 · this) of the bias.
+# (MiniRocket._saturated): a sign 8 bits get wrong only within 1/(255 · this) of the bias.
 SATURATION = 1000.0
 SEED = 0
 
@@ -176,7 +176,7 @@ class MiniRocket(layers.Layer):
         float between a dequantize and a quantize, it left the tensors around it mis-scaled (every value 0 or the
         largest: OSULeaf's int8 file agreed with Keras on 17% of test series; without the grid, 94%).
 
-        Saturated (`_above_saturated`): 8 bits then hold which side of each bias a convolution output is, where they
+        Saturated (`_saturated`): 8 bits then hold which side of each bias a convolution output is, where they
         held the outputs and the biases each to 1/255 of their range (test-series agreement with Keras: ArrowHead
         94% → 99.5%, OSULeaf 95% → 99.8%, ACSF1 25% → 74%, which its raw series in 8 bits allow at best)."""
         return {"grid": False, "saturate": True}
@@ -186,13 +186,16 @@ class MiniRocket(layers.Layer):
             x = on_grid(x)
         found = []
         for d, dilation in enumerate(self.dilations):
-            above = (self._above_saturated if self.saturate else self._above)(x, d)  # [batch, steps, 84, biases]
+            # A feature is the share of steps at which output > threshold: [batch, steps, 84, 1 or biases] against
+            # [84, biases or 1].
+            output, threshold = (self._saturated if self.saturate else self._plain)(x, d)
             pad = (KERNEL_LENGTH - 1) * int(dilation) // 2
             groups = []
             for is_padded in (True, False):
                 chosen = [j for j in range(len(TWOS)) if padded(d, j) == is_padded]
-                part = ops.take(above if is_padded else above[:, pad:self.steps - pad], chosen, axis=2)
-                groups.append((chosen, ops.mean(part, axis=1)))
+                part = ops.take(output if is_padded else output[:, pad:self.steps - pad], chosen, axis=2)
+                above = ops.cast(part > ops.take(threshold, chosen, axis=0), "float32")
+                groups.append((chosen, ops.mean(above, axis=1)))
             order = np.argsort([j for chosen, _ in groups for j in chosen])  # back to kernel order
             ppv = ops.take(ops.concatenate([g for _, g in groups], axis=1), order, axis=1)  # [batch, 84, biases]
             found.append(ops.reshape(ppv, (-1, len(TWOS) * int(self.per[d]))))
@@ -201,10 +204,10 @@ class MiniRocket(layers.Layer):
     def _kernel(self, d: int) -> np.ndarray:
         return (KERNELS[:, None, :] * self.masks[d][None]).astype(np.float32)  # [9, channels, 84]
 
-    def _above(self, x, d: int):
-        """1 where a kernel's output at dilation `d` exceeds a bias, else 0: [batch, steps, 84, biases]."""
+    def _plain(self, x, d: int):
+        """Every kernel's output at dilation `d`, [batch, steps, 84, 1], and its biases, [84, biases]."""
         output = ops.conv(x, self._kernel(d), padding="same", dilation_rate=int(self.dilations[d]))
-        return ops.cast(output[..., None] > self.biases[d], "float32")
+        return output[..., None], self.biases[d]
 
     def _saturated_kernel(self, d: int) -> np.ndarray:
         """[9, channels + 1, 84 · biases]: each kernel once for each of its biases, and the zero channel's weight."""
@@ -213,12 +216,12 @@ class MiniRocket(layers.Layer):
         exact[0] = 127 / 63
         return np.concatenate([kernel, exact], axis=1)
 
-    def _above_saturated(self, x, d: int):
-        """`_above` as 8 bits compute it well: one convolution output a bias (its kernel repeated), the bias
-        subtracted inside it, the difference × SATURATION clipped to [−1, 1], so that an 8-bit output's sign is
-        wrong only within 1/(255 · SATURATION) of the bias. A zero channel whose weight is 127/63 of the others'
-        unit makes each kernel's 8-bit scale 1/63: −1 and 2 are then exact (−63, 126; with 127 steps of 2, −1 is
-        −63.5, and the rounded kernels no longer sum to zero)."""
+    def _saturated(self, x, d: int):
+        """`_plain` as 8 bits compute it well: one convolution output a bias (its kernel repeated), the bias
+        subtracted inside it, the difference × SATURATION clipped to [−1, 1], [batch, steps, 84, biases], against 0:
+        an 8-bit output's sign is then wrong only within 1/(255 · SATURATION) of the bias. A zero channel whose
+        weight is 127/63 of the others' unit makes each kernel's 8-bit scale 1/63: −1 and 2 are then exact (−63,
+        126; with 127 steps of 2, −1 is −63.5, and the rounded kernels no longer sum to zero)."""
         count = int(self.per[d])
         dilation, pad = int(self.dilations[d]), (KERNEL_LENGTH - 1) * int(self.dilations[d]) // 2
         wide = ops.pad(x, ((0, 0), (pad, pad), (0, 1)))                      # the zero channel last
@@ -228,7 +231,7 @@ class MiniRocket(layers.Layer):
         kernel = self._saturated_kernel(d)
         output = ops.conv(taps, SATURATION * kernel.reshape(1, -1, kernel.shape[-1]))
         difference = ops.clip(output - SATURATION * ops.reshape(self.biases[d], (-1,)), -1.0, 1.0)
-        return ops.reshape(ops.cast(difference > 0, "float32"), (-1, self.steps, len(TWOS), count))
+        return ops.reshape(difference, (-1, self.steps, len(TWOS), count)), np.zeros((len(TWOS), 1), np.float32)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.feature_count)
