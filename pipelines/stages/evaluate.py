@@ -20,7 +20,8 @@ def run(ctx: Context) -> str:
     trained = artifacts.read_json(ctx.path(artifacts.CONFIG))
     metrics.update(precision=trained.get("precision"), precision_reason=trained.get("precision_reason"))
     history = artifacts.read_json(ctx.path(artifacts.HISTORY)) if os.path.exists(ctx.path(artifacts.HISTORY)) else {}
-    evaluation.plot_training_curves(history, ctx.path(artifacts.CURVES_PNG))
+    if not ctx.task.solve:  # a closed-form fit has no epochs: its history holds what it chose, one value each
+        evaluation.plot_training_curves(history, ctx.path(artifacts.CURVES_PNG))
     if "grad_norm" in history:
         metrics["train_grad_norm_per_epoch"] = history["grad_norm"]
     if history.get("gflop_per_second"):  # training's speed, in the epochs after the first

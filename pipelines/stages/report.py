@@ -72,7 +72,10 @@ def training(ctx: Context, trained: dict | None, history: dict | None) -> list[s
         settings = {**hparams, **{k: v for k, v in trained.items()
                                   if not isinstance(v, (dict, list)) and v is not None and k not in ignored}}
         lines += table(("setting", "value"), sorted(settings.items())) + [""]
-    if history:
+    if history and ctx.task.solve:
+        lines += ["Fitted in closed form, no epochs: " + ", ".join(
+            f"{name} {values[-1]:.4g}" for name, values in history.items() if values), ""]
+    elif history:
         finals = {name: values[-1] for name, values in history.items() if values}
         lines += [f"{len(next(iter(history.values())))} epochs; last: " + ", ".join(
             f"{name} {value:.4g}" for name, value in finals.items() if "loss" in name or "accuracy" in name), ""]

@@ -133,6 +133,9 @@ def test_without_a_task_an_archive_file_gets_minirocket_which_ships_and_verifies
     assert not any(row.get("left_out") for row in exports["exports"].values())  # every file ships
     history = json.load(open(tmp_path / "rocket" / artifacts.HISTORY))
     assert history["examples"] == [120] and history["features"] == [9996]  # train and validation, no epochs
+    assert not (tmp_path / "rocket" / artifacts.CURVES_PNG).exists()  # no curves to draw
+    report = open(tmp_path / "rocket" / artifacts.REPORT).read()
+    assert "Fitted in closed form, no epochs: alpha " in report and "epochs; last" not in report
 
 
 def test_dense_reads_a_header_less_archive_file_as_sequences_not_as_a_table(tmp_path):
