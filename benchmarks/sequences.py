@@ -34,8 +34,8 @@ def reference(folder: str) -> dict:
 
 def run_dlpipe(folder: str, name: str, entry: dict) -> tuple[dict, float]:
     train, test = entry["files"]["TRAIN"], entry["files"]["TEST"]
-    layout = (["--label_column=0"] if train.endswith(".tsv") else
-              ["--series_id_column=id", "--time_column=t", "--label_column=label"])
+    layout = (["--label_column=0"] if train.endswith(".tsv") else  # a long file's classes may be numbers
+              ["--series_id_column=id", "--time_column=t", "--label_column=label", "--problem=classification"])
     output = os.path.join(folder, "runs", name)
     start = time.perf_counter()
     flags = (f"--dataset={train}", f"--test_dataset={test}", *layout, f"--output_dir={output}")
@@ -44,8 +44,11 @@ def run_dlpipe(folder: str, name: str, entry: dict) -> tuple[dict, float]:
     runner.run(config_of(*flags, "--stages=train,evaluate,export,verify"))  # train and evaluate reused
     task = next(d for d in os.listdir(output) if not d.startswith("."))
     exports = json.load(open(os.path.join(output, task, artifacts.VERIFY)))["exports"]
-    bits = {variant: ("left out" if exports[variant].get("left_out") else f"{exports[variant]['top1_agreement']:.3f}")
-            if variant in exports else "none" for variant in ("dynamic_range", "int8")}
+
+    def bits(row: dict) -> str:
+        agreement = f"{row['top1_agreement']:.3f}" if "top1_agreement" in row else ""
+        return ", ".join(filter(None, (agreement, "left out" if row.get("left_out") else "")))
+    bits = {variant: bits(exports[variant]) if variant in exports else "none" for variant in ("dynamic_range", "int8")}
     return {**json.load(open(os.path.join(output, task, "metrics.json"))), "task": task, "bits": bits}, seconds
 
 

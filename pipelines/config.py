@@ -13,7 +13,8 @@ DEFAULT_STAGES = ("train", "evaluate", "export", "verify", "report")
 # In the order they are exported and reported.
 TFLITE_VARIANTS = ("float32", "dynamic_range", "float16", "int8", "int16x8")
 # Settings whose default is the task's (None here until `resolve`); a flag given on the command line wins.
-TASK_DEFAULTS = ("epochs", "batch_size", "learning_rate", "lr_schedule", "steps_per_execution", "tflite_variants")
+TASK_DEFAULTS = ("epochs", "batch_size", "learning_rate", "lr_schedule", "steps_per_execution", "tflite_variants",
+                 "series_scaling")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +61,7 @@ class RunConfig:
     # test_split of its series), and how the model scales a series: each by its own mean and standard deviation
     # (measured: as good or better on every set tried, docs/time-series.md), or all by the train series'.
     test_dataset: str | None = None
-    series_scaling: str = "each"
+    series_scaling: str | None = None          # each or train; the task's (Task.series_scaling)
     # Input: which splits are held in memory (auto: those that fit memory_budget_mb, 0 = an eighth of the machine's
     # memory), the shuffle buffer of a split read from disk (0: data/pipeline.py's SHUFFLE_BUFFER), and where
     # folders and tables are prepared once (empty: <output_dir>/cache).

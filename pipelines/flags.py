@@ -31,6 +31,11 @@ from tuning.oracles import ORACLES
 D = run_config.DEFAULTS
 
 
+def _each_task(name: str) -> str:
+    """A task-default flag's help: each task's value (Task.defaults, the one source)."""
+    return ", ".join(f"{t.name} {show(t.defaults('keras')[name])}" for t in TASKS.values())
+
+
 class _IntListParser(flags.ArgumentParser):
     """Parses "256,128" into (256, 128); every entry must be an integer from 1 to MAX_WIDTH."""
     syntactic_help = f"a comma-separated list of integers from 1 to {MAX_WIDTH}"
@@ -117,7 +122,7 @@ FORECASTER = flags.DEFINE_enum(
 SERIES_SCALING = flags.DEFINE_enum(
     "series_scaling", D["series_scaling"], list(sequences.SCALINGS), "Sequences to classify: scale each series by "
     "its own mean and standard deviation (each: z-normalised, as the UCR archive's are), or every series by the "
-    "train series' (train: when a series' level tells its class).")
+    f"train series' (train: a series' level and spread may tell its class). Default: {_each_task('series_scaling')}.")
 COLOR_MODE = flags.DEFINE_enum(
     "color_mode", D["color_mode"], list(folders.COLOR_MODES), "Images: grayscale or rgb; auto: a folder's grayscale "
     "when every image is, a tfds: set's own.")
@@ -148,11 +153,6 @@ SHUFFLE_BUFFER = flags.DEFINE_integer(
 CACHE_DIR = flags.DEFINE_string(
     "cache_dir", D["cache_dir"], "Where a folder's images or a CSV's rows are prepared once (decoded, parsed) for "
     "every later epoch, run and task; empty: <output_dir>/cache.")
-
-
-def _each_task(name: str) -> str:
-    """A task-default flag's help: each task's value (Task.defaults, the one source)."""
-    return ", ".join(f"{t.name} {show(t.defaults('keras')[name])}" for t in TASKS.values())
 
 
 # Training. The TASK_DEFAULTS among them default to the task's own.

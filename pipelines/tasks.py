@@ -79,6 +79,8 @@ class Task:
     # (model, inputs) -> what it fitted: the model fitted in closed form instead of by gradient steps (MiniRocket's
     # biases and ridge head); None: trained by its trainer's `fit`.
     solve: Callable[[keras.Model, Any], dict[str, float]] | None = None
+    # Sequences to classify: each series z-normalised by itself, or all by the train series' (--series_scaling).
+    series_scaling: str = "each"
 
     def check_image_size(self, image_size: tuple[int, int] | None) -> None:
         if image_size is not None and self.image_size_check is not None:
@@ -130,7 +132,7 @@ class Task:
         variants = tuple(v for v in self.default_variants if v not in (family.left_out if family else {}))
         return {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": rate,
                 "lr_schedule": self.lr_schedule, "steps_per_execution": self.steps_per_execution,
-                "tflite_variants": variants}
+                "tflite_variants": variants, "series_scaling": self.series_scaling}
 
     @property
     def rows_as_sequences(self) -> bool:
@@ -240,8 +242,8 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task(name="rocket", summary="MiniRocket: fixed dilated kernels over a sequence, a ridge classifier on their "
          "features", datasets=(), to_example=sequence_example, build_model=rocket.build_rocket_classifier,
          hparams=("num_features",), search_space=None, epochs=1, batch_size=64, modalities=("series",),
-         solve=rocket_fit,
-         left_out={"int16x8": "TFLite has no 16×8 kernel for its normalisation's SQRT"}),
+         solve=rocket_fit, series_scaling="train",
+         left_out={"int16x8": "TFLite has no 16×8 kernel for --series_scaling=each's SQRT"}),
     Task(name="gan", summary="DCGAN that learns to generate the images", datasets=IMAGE_DATASETS,
          to_example=image_example, build_model=build_gan,
          hparams=("noise_dim", "generator_widths", "discriminator_widths", "conditional"),

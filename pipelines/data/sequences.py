@@ -16,11 +16,12 @@ sorted by label). The whole file is read into memory: 10,000 series of 1,000 ste
 
 A long file has one row per step: `--series_id_column` names each series, `--time_column` orders its steps, the
 label is constant within a series, and every other numeric column is one of its channels (multivariate). Series of
-different lengths are padded at their end with their last step, to the longest; the model reads that length
-(not masked: a flat tail is what the network sees, and learns to see).
+different lengths are padded at their end with their last step, to the longest of the train and test files; the
+model reads that length (not masked: a flat tail is what the network sees, and learns to see).
 
 Scaling lives in the model (models/sequence.py): each series z-normalised by its own mean and standard deviation
-(`--series_scaling=each`, the default; the UCR archive's data already are), or all by the train series'.
+(`--series_scaling=each`; the UCR archive's data already are), or all by the train series' (the task says which
+is its default: Task.series_scaling).
 """
 
 import dataclasses
@@ -168,7 +169,7 @@ def _test_file(path: str, test_dataset: str, label_column: str | None, steps: in
     if not os.path.isfile(test_dataset):
         raise PipelineError(f"--test_dataset={test_dataset}: no such file")
     values, labels, test_header = read_wide(test_dataset, label_column)
-    if values.shape[1] != steps:
+    if values.shape[1] != steps and (header or test_header):
         raise PipelineError(f"--test_dataset={test_dataset} holds series of {values.shape[1]} steps, and {path} of "
                             f"{steps}: give a test file of the train file's layout")
     if header and test_header and test_header != header:
@@ -178,6 +179,16 @@ def _test_file(path: str, test_dataset: str, label_column: str | None, steps: in
     return values, labels
 
 
+def _one_length(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The train and test series [n, steps, columns] padded to the longer file's steps, each with its last step
+    (a test file's longest series may be longer than the train file's: the archive's JapaneseVowels, 26 and 29)."""
+    steps = max(train.shape[1], test.shape[1])
+
+    def padded(values):
+        return np.concatenate([values, np.repeat(values[:, -1:], steps - values.shape[1], axis=1)], axis=1)
+    return padded(train), padded(test)
+
+
 def prepare(path: str, *, label_column: str | None, test_dataset: str | None, test_split: float,
             scaling: str = "each") -> Sequences:
     """The series of a wide file at `path` (and of `test_dataset`), checked and split."""
@@ -185,8 +196,11 @@ def prepare(path: str, *, label_column: str | None, test_dataset: str | None, te
     test = None
     if test_dataset:
         test = _test_file(path, test_dataset, label_column, values.shape[1], header)
-        test = test[0][..., None], test[1]
-    return _split(path, values[..., None], labels, test, test_dataset, test_split,
+        values, test_values = _one_length(values[..., None], test[0][..., None])
+        test = test_values, test[1]
+    else:
+        values = values[..., None]
+    return _split(path, values, labels, test, test_dataset, test_split,
                   label_column=label_column or "", scaling=scaling)
 
 
@@ -300,10 +314,11 @@ def prepare_long(path: str, *, label_column: str | None, layout: dict, test_data
         if not os.path.isfile(test_dataset):
             raise PipelineError(f"--test_dataset={test_dataset}: no such file")
         test_values, test_labels, _, _ = read_long(test_dataset, layout=layout, label_column=label_column,
-                                                   numeric=numeric, steps=values.shape[1])
+                                                   numeric=numeric)
         if test_labels is None:
             raise PipelineError(f"--test_dataset={test_dataset} has no column {label_column!r}: a test file holds "
                                 "its series' labels")
+        values, test_values = _one_length(values, test_values)
         test = test_values, test_labels
     return _split(path, values, labels, test, test_dataset, test_split, label_column=label_column,
                   scaling=scaling, columns=tuple(numeric), layout=dict(layout))

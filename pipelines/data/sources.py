@@ -154,7 +154,7 @@ class Request:
     season: int | None = DEFAULTS["season"]
     validation_split: float = DEFAULTS["validation_split"]
     test_dataset: str | None = DEFAULTS["test_dataset"]
-    series_scaling: str = DEFAULTS["series_scaling"]
+    series_scaling: str = "each"  # a run's is its task's (Task.series_scaling)
     cache_dir: str | None = None  # where folders and tables are prepared (RunConfig.data_cache_dir)
     rows_as_sequences: bool = False
     labeled: bool = True
@@ -238,8 +238,8 @@ READERS: tuple[Reader, ...] = (
            frozenset({"test_split", "image_size", "color_mode"}), folders.content_hash),
     Reader("long sequences", lambda r: r.table and r.rows_as_sequences and bool(r.time_column) and (
         r.problem == "classification" or sequences.is_long_classification(r.name, r.label_column, r.problem)),
-        _long_sequences, frozenset({"test_split", "label_column", "ignore_columns", "time_column", "series_id_column",
-                                    "test_dataset", "series_scaling"}), _table_file_hash),
+        _long_sequences, frozenset({"test_split", "label_column", "problem", "ignore_columns", "time_column",
+                                    "series_id_column", "test_dataset", "series_scaling"}), _table_file_hash),
     Reader("series", lambda r: r.table and bool(r.time_column), _series,
            frozenset({"test_split", "label_column", "ignore_columns", "time_column", "series_id_column", "horizon",
                       "window", "season"}), _table_file_hash),

@@ -165,6 +165,20 @@ def test_new_long_series_are_read_in_the_trained_columns_and_may_not_outgrow_the
         sequences.read_long(path, layout=LAYOUT, label_column="activity", numeric=["acc", "temp"], steps=4)
 
 
+def test_a_test_file_with_longer_series_pads_both_files_to_its_length(tmp_path):
+    """The archive's official splits: JapaneseVowels' longest test series (29 steps) outgrows its train series
+    (26). Both files are read at the longer length, each shorter series ending in its last step."""
+    train = write(tmp_path / "train.csv", "recording,t,activity,acc\na,0,walk,1\na,1,walk,2\nb,0,run,5\n")
+    test = write(tmp_path / "test.csv", "recording,t,activity,acc\nc,0,run,7\nc,1,run,8\nc,2,run,9\n")
+    read = sequences.prepare_long(train, label_column="activity", layout=LAYOUT, test_dataset=test, test_split=0.5)
+    assert read.steps == 3 and read.test[0][:, :, 0].tolist() == [[7, 8, 9]]
+    assert sorted(read.train[0][:, :, 0].tolist()) == [[1, 2, 2], [5, 5, 5]]
+    wide_train = write(tmp_path / "train.tsv", "walk\t1\t2\t3\nrun\t4\t5\tNaN\n")
+    wide_test = write(tmp_path / "test.tsv", "run\t6\t7\t8\t9\n")
+    read = sequences.prepare(wide_train, label_column="0", test_dataset=wide_test, test_split=0.5)
+    assert read.steps == 4 and sorted(read.train[0][:, :, 0].tolist()) == [[1, 2, 3, 3], [4, 5, 5, 5]]
+
+
 def test_infinite_and_numeric_class_names_are_ordered_as_tables_order_them(tmp_path):
     path = write(tmp_path / "classes.csv", "label,a,b\n10,1,2\n2,2,1\n1,0,0\n")
     assert sequences.prepare(path, label_column="label", test_dataset=None, test_split=0.34).label_names == (

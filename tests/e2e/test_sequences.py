@@ -161,12 +161,30 @@ def test_without_a_task_a_long_file_of_labelled_recordings_gets_minirocket(tmp_p
                              "--label_column=acc").task == "dense"  # a value to forecast
 
 
+def test_a_long_file_whose_classes_are_numbers_is_classified_when_the_problem_says_so(tmp_path):
+    """The archive's long files number their classes (1, 2, …): a value to forecast, unless --problem says they
+    are classes, as the docs tell (the flag was once refused as not applying to such a file)."""
+    words = csv.reader(open(made.long_csv(tmp_path / "words.csv", 30)))
+    header, rows = next(words), list(words)
+    names = sorted({row[2] for row in rows})
+    made.write(tmp_path / "motions.csv", header, [[*row[:2], names.index(row[2]) + 1, *row[3:]] for row in rows])
+    flags = (f"--dataset={tmp_path / 'motions.csv'}", "--series_id_column=recording", "--time_column=t",
+             "--label_column=activity")
+    assert config_from_flags(*flags).task == "dense"
+    config = config_from_flags(*flags, "--problem=classification", f"--output_dir={tmp_path}")
+    assert config.task == "rocket"
+    runner.run(dataclasses.replace(config, stages=("train",)))
+    assert json.load(open(tmp_path / "rocket" / artifacts.CONFIG))["trained_on"]["label_names"] == ["1", "2", "3"]
+
+
 def test_an_8_bit_file_its_client_cannot_run_is_left_out_with_the_clients_words_and_the_rest_ships(tmp_path):
     """A second channel 10⁴ times smaller than the first: int8 holds both channels' deviations in one scale, the
-    small one's is its zero point, and LiteRT's int8 DIV refuses to divide by it (aeon's BasicMotions did this)."""
+    small one's is its zero point, and LiteRT's int8 DIV refuses to divide by it (aeon's BasicMotions did this,
+    each series z-normalised by itself: --series_scaling=each)."""
     path = made.long_csv(tmp_path / "motions.csv", 60, second_scale=1e-4)
     records = runner.run(config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
                                            "--label_column=activity", "--stages=train,export,verify", "--noonnx",
+                                           "--series_scaling=each",
                                            "--num_features=840",  # a rocket flag, the task chosen by the data
                                            f"--output_dir={tmp_path}"))
     exports = json.load(open(tmp_path / "rocket" / artifacts.VERIFY))["exports"]
