@@ -127,11 +127,13 @@ def test_the_kernels_are_exact_in_8_bits_per_channel(channels):
     """A quantized convolution's weights are 127 symmetric steps of each output channel's largest: with the zero
     channel's weight, −1 and 2 are whole steps (−63, 126), so the 8-bit kernels still sum to zero (the dynamic-range
     file's, the int8 file's)."""
-    layer = rocket.MiniRocket(40, channels, 840)
+    layer, int8 = rocket.MiniRocket(40, channels, 840), rocket.MiniRocket(40, channels, 840, saturate=True)
+    assert layer.zero_channel == (channels > 1) and int8.zero_channel  # a univariate kernel stays float (756)
     for d in range(len(layer.dilations)):
-        steps = layer._kernel(d) / (np.abs(layer._kernel(d)).max(axis=(0, 1)) / 127)
-        np.testing.assert_allclose(steps, np.round(steps), atol=1e-4)
-        kernel = layer._kernel(d, int(layer.per[d]))  # [9, channels + 1, 84 · biases]: the int8 form's
+        if layer.zero_channel:
+            steps = layer._kernel(d) / (np.abs(layer._kernel(d)).max(axis=(0, 1)) / 127)
+            np.testing.assert_allclose(steps, np.round(steps), atol=1e-4)
+        kernel = int8._kernel(d, int(int8.per[d]))  # [9, channels + 1, 84 · biases]: the int8 form's
         steps = kernel / (np.abs(kernel).max(axis=(0, 1)) / 127)
         np.testing.assert_allclose(steps, np.round(steps), atol=1e-4)
         np.testing.assert_allclose(kernel[:, :-1].sum(axis=(0, 1)), 0, atol=1e-3)
