@@ -45,10 +45,11 @@ def run_dlpipe(folder: str, name: str, entry: dict) -> tuple[dict, float]:
     task = next(d for d in os.listdir(output) if not d.startswith("."))
     exports = json.load(open(os.path.join(output, task, artifacts.VERIFY)))["exports"]
 
-    def bits(row: dict) -> str:
-        agreement = f"{row['top1_agreement']:.3f}" if "top1_agreement" in row else ""
-        return ", ".join(filter(None, (agreement, "left out" if row.get("left_out") else "")))
-    bits = {variant: bits(exports[variant]) if variant in exports else "none" for variant in ("dynamic_range", "int8")}
+    def agreement(row: dict) -> str:
+        measured = f"{row['top1_agreement']:.3f}" if "top1_agreement" in row else ""
+        return ", ".join(filter(None, (measured, "left out" if row.get("left_out") else "")))
+    bits = {variant: agreement(exports[variant]) if variant in exports else "none"
+            for variant in ("dynamic_range", "int8")}
     return {**json.load(open(os.path.join(output, task, "metrics.json"))), "task": task, "bits": bits}, seconds
 
 

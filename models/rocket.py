@@ -17,8 +17,8 @@ kernels alternate between zero padding and none, as the paper's do: a padded ker
 unpadded one's over the steps its window fits. `tests/models/test_rocket.py` checks the features against a NumPy
 implementation of the paper's algorithm.
 
-Every op is a TFLite builtin (CONV_2D with dilation, GATHER, GREATER, CAST, MEAN), so the model ships like any
-other; the int8 file computes it without the grid, each bias inside its convolution (MiniRocket.int8_config).
+Every op is a TFLite builtin (CONV_2D with dilation, STRIDED_SLICE, GREATER, CAST, MEAN, PACK), so the model ships
+like any other; the int8 file computes it without the grid, each bias inside its convolution (MiniRocket.int8_config).
 """
 
 import itertools

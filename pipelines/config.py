@@ -58,10 +58,10 @@ class RunConfig:
     # without covariates), else the mean.
     forecaster: str = "mean"
     # Sequences to classify (data/sequences.py): the official test file of the train file's layout (None: the
-    # test_split of its series), and how the model scales a series: each by its own mean and standard deviation
-    # (measured: as good or better on every set tried, docs/time-series.md), or all by the train series'.
+    # test_split of its series), and how the model scales a series: each by its own mean and standard deviation, or
+    # all by the train series' (the task's default, Task.series_scaling, as measured in docs/time-series.md).
     test_dataset: str | None = None
-    series_scaling: str | None = None          # each or train; the task's (Task.series_scaling)
+    series_scaling: str | None = None
     # Input: which splits are held in memory (auto: those that fit memory_budget_mb, 0 = an eighth of the machine's
     # memory), the shuffle buffer of a split read from disk (0: data/pipeline.py's SHUFFLE_BUFFER), and where
     # folders and tables are prepared once (empty: <output_dir>/cache).

@@ -179,14 +179,17 @@ def _test_file(path: str, test_dataset: str, label_column: str | None, steps: in
     return values, labels
 
 
+def _with_last_step(values: np.ndarray, steps: int) -> np.ndarray:
+    """Series ([steps, columns], or [n, steps, columns]) padded at their end to `steps` with their last step."""
+    tail = np.repeat(values[..., -1:, :], steps - values.shape[-2], axis=-2)
+    return np.concatenate([values, tail], axis=-2)
+
+
 def _one_length(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The train and test series [n, steps, columns] padded to the longer file's steps, each with its last step
     (a test file's longest series may be longer than the train file's: the archive's JapaneseVowels, 26 and 29)."""
     steps = max(train.shape[1], test.shape[1])
-
-    def padded(values):
-        return np.concatenate([values, np.repeat(values[:, -1:], steps - values.shape[1], axis=1)], axis=1)
-    return padded(train), padded(test)
+    return _with_last_step(train, steps), _with_last_step(test, steps)
 
 
 def prepare(path: str, *, label_column: str | None, test_dataset: str | None, test_split: float,
@@ -301,7 +304,7 @@ def read_long(path: str, *, layout: dict, label_column: str | None, ignored=(), 
     if too_long:
         raise PipelineError(f"{path}: series {too_long[0][0]!r} has {too_long[0][1]} steps, and the model reads at "
                             f"most {longest}: give series of at most that many steps")
-    padded = np.stack([np.concatenate([v, np.repeat(v[-1:], longest - len(v), axis=0)]) for _, v, _ in found])
+    padded = np.stack([_with_last_step(v, longest) for _, v, _ in found])
     return padded, [label for *_, label in found] if labelled else None, [name for name, *_ in found], numeric
 
 
