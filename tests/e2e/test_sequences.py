@@ -153,8 +153,12 @@ def test_without_a_task_a_long_file_of_labelled_recordings_gets_minirocket(tmp_p
     config = config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
                                "--label_column=activity", f"--output_dir={tmp_path}")
     assert config.task == "rocket" and "int8" in config.tflite_variants  # a classifier's 8-bit file, not a forecaster's
-    assert "int8" in config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
-                                       "--label_column=activity", "--task=conv").tflite_variants
+    conv = config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
+                             "--label_column=activity", "--task=conv")
+    assert "int8" in conv.tflite_variants
+    # Each task's scaling: the rocket's features compare values with biases from the train series (train), the
+    # networks see each series z-normalised (each).
+    assert config.series_scaling == "train" and conv.series_scaling == "each"
     runner.run(dataclasses.replace(config, stages=("train", "evaluate")))
     assert json.load(open(tmp_path / "rocket" / artifacts.METRICS))["test_accuracy"] > 0.8
     assert config_from_flags(f"--dataset={path}", "--series_id_column=recording", "--time_column=t",
