@@ -115,7 +115,7 @@ def holdout_one(folder: str, name: str, dates: list[str], values: np.ndarray, ho
                           "--noonnx", *flags)
     predictor = prediction.open_run(task_dir)
     answer = os.path.join(folder, f"{name}_forecast.csv")
-    prediction.predict_file(predictor, path, answer, Asked("value", halfwidths=predictor.interval(0.8)))
+    prediction.predict_file(predictor, path, answer, Asked("value", interval=predictor.interval(0.8)))
     with open(answer, newline="") as f:
         row = next(csv.DictReader(f))
     mine, lower, upper = (np.array([float(row[f"value_{k}{end}"]) for k in range(1, horizon + 1)])

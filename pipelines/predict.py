@@ -70,7 +70,7 @@ def predict() -> prediction.Summary:
     if NUM_SAMPLES.value:
         return prediction.write_samples(predictor, output, NUM_SAMPLES.value, SEED.value, CLASS_NAME.value)
     asked = Asked(predictor.header, TOP_K.value, PROBABILITIES.value,
-                  predictor.interval(INTERVAL.value) if INTERVAL.value else ())
+                  predictor.interval(INTERVAL.value) if INTERVAL.value else None)
     if asked.top_k > 1 and SUBMISSION.value:
         raise PipelineError("--submission writes one prediction per row: drop --top_k")
     return prediction.predict_file(predictor, INPUT.value, output, asked,

@@ -19,6 +19,7 @@ from typing import Callable
 
 import numpy as np
 
+from models.sequence import WINDOW
 from pipelines import artifacts, console, exporters, trained
 from pipelines.config import RunConfig, from_record
 from pipelines.data.new_data import Reads, open_new_data
@@ -26,6 +27,7 @@ from pipelines.data.tables import NewColumns
 from pipelines.errors import PipelineError
 from pipelines.exported import Batch, keras_predict
 from pipelines.families import Asked, Family
+from pipelines.families.forecaster import Intervals
 from pipelines.shipping import Shipment
 
 SAVED_MODEL = artifacts.SAVED_MODEL
@@ -54,19 +56,20 @@ class Predictor:
         """The answer column's name: a table's label column, else "label"."""
         return self.trained_on.get("label_column") or "label"
 
-    def interval(self, level: float) -> tuple[float, ...]:
-        """The half-widths, per step ahead, of the run's interval at `level` (evaluate measured them on the
-        validation windows), or one line when it has none."""
+    def interval(self, level: float) -> Callable[[Batch], np.ndarray]:
+        """The run's interval at `level`: from a batch of windows, each one's half-widths per step ahead (evaluate
+        measured them on the held-out windows, forecaster.Intervals); one line when it has none."""
         try:
-            widths = artifacts.read_json(os.path.join(self.folder, artifacts.METRICS)).get("interval_halfwidths")
-        except (OSError, ValueError, AttributeError):
-            widths = None
-        if not widths:
+            found = Intervals.from_metrics(artifacts.read_json(os.path.join(self.folder, artifacts.METRICS)))
+        except (OSError, ValueError):
+            found = None
+        if found is None:
             raise PipelineError(f"--interval: the model in {self.folder} has no intervals (a forecaster's evaluate "
                                 "stage measures them): run dlpipe --stages=evaluate for it")
-        if str(level) not in widths:
-            raise PipelineError(f"--interval={level:g}: the run measured intervals at {', '.join(widths)}: give one")
-        return tuple(widths[str(level)])
+        if str(level) not in found.multiples:
+            raise PipelineError(f"--interval={level:g}: the run measured intervals at {', '.join(found.multiples)}: "
+                                "give one")
+        return lambda batch: found.halfwidths(batch[WINDOW], str(level))
 
     def reads(self, id_columns: tuple[str, ...] = ()) -> Reads:
         """What the model reads, for data/new_data.py; `id_columns`: more columns to carry through (a table)."""
@@ -258,7 +261,7 @@ def predict_file(predictor: Predictor, input_path: str, output: str, asked: Aske
         writer = csv.writer(f)
         for keys, inputs, truth in data.batches(batch_size):
             outputs = predictor.call(inputs)
-            columns = family.answer(outputs, predictor.label_names, asked)
+            columns = family.answer(outputs, predictor.label_names, asked.for_batch(inputs))
             if submission:
                 keys, columns = _submission(keys, columns, asked, predictor.folder)
             if not progress.done:

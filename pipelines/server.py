@@ -82,9 +82,9 @@ class ServedModel:
     inputs: dict[str, object]          # input name → tf.TensorSpec
     outputs: dict[str, object]         # output name → tf.TensorSpec
     labels: list[str] | None           # a classifier's class names (labels.txt), in output order
-    # A forecaster's intervals: coverage level → per step ahead, the half-width around the forecast (its run's
-    # metrics.json, measured on the validation windows: what dlpipe-predict --interval adds).
-    intervals: dict[str, list[float]] | None = None
+    # A forecaster's intervals (its run's metrics.json, measured on the held-out windows: what dlpipe-predict
+    # --interval adds), as forecaster.Intervals.
+    intervals: object | None = None
 
     def metadata(self) -> dict:
         def spec(s):
@@ -110,15 +110,15 @@ def load_model(name: str, path: str, labels_path: str | None, metrics_path: str 
                        dict(function.structured_outputs), labels, _intervals(metrics_path))
 
 
-def _intervals(metrics_path: str | None) -> dict[str, list[float]] | None:
-    """metrics.json's interval half-widths, by level; None when there are none (or the file cannot be read: the
+def _intervals(metrics_path: str | None):
+    """metrics.json's intervals (forecaster.Intervals); None when there are none (or the file cannot be read: the
     forecasts are served without bounds)."""
+    from pipelines.families.forecaster import Intervals
     try:
         with open(metrics_path) as f:
-            widths = json.load(f).get("interval_halfwidths")
-    except (TypeError, OSError, ValueError, AttributeError):
+            return Intervals.from_metrics(json.load(f))
+    except (TypeError, OSError, ValueError):
         return None
-    return widths if isinstance(widths, dict) and widths else None
 
 
 def _unloadable(path: str, e: Exception) -> str:
@@ -327,11 +327,11 @@ def predict(model: ServedModel, arrays: dict, rows: bool) -> dict:
     else:
         answer = {"outputs": {n: v.tolist() for n, v in outputs.items()} if len(outputs) > 1
                   else next(iter(outputs.values())).tolist()}
-    forecast = outputs.get("forecast")
-    if model.intervals and forecast is not None and forecast.ndim == 2:
-        answer["intervals"] = [{level: {"lower": (f - np.asarray(widths)).tolist(), "upper": (f + np.asarray(
-            widths)).tolist()} for level, widths in model.intervals.items() if len(widths) == len(f)}
-            for f in forecast]
+    forecast, window = outputs.get("forecast"), arrays.get("window")
+    if model.intervals and forecast is not None and forecast.ndim == 2 and window is not None:
+        widths = {level: model.intervals.halfwidths(np.asarray(window), level) for level in model.intervals.multiples}
+        answer["intervals"] = [{level: {"lower": (f - w[i]).tolist(), "upper": (f + w[i]).tolist()}
+                                for level, w in widths.items() if w.shape[1] == len(f)} for i, f in enumerate(forecast)]
     logits = outputs.get("logits")
     if model.labels and logits is not None and logits.ndim == 2 and logits.shape[1] == len(model.labels):
         probabilities = softmax(logits)

@@ -14,7 +14,7 @@ from a table share (its encoder's split and the TFLite files' feature vector).
 
 import dataclasses
 import os
-from typing import Protocol
+from typing import Callable, Protocol
 
 import keras
 import numpy as np
@@ -63,13 +63,19 @@ class Column:
 @dataclasses.dataclass(frozen=True)
 class Asked:
     """What a predictions file shows (dlpipe-predict's flags): the answer column's header (a table's label column,
-    else "label"), how many of the likeliest classes, whether every class's probability, and an interval's
-    half-widths."""
+    else "label"), how many of the likeliest classes, whether every class's probability, and a forecast's
+    interval."""
     header: str = "label"
     top_k: int = 1
     probabilities: bool = False
-    # A forecast's interval: per step ahead, the half-width around the forecast (Predictor.interval).
-    halfwidths: tuple[float, ...] = ()
+    # A forecast's interval: the half-widths [examples, steps ahead] around each forecast of a batch, from the batch's
+    # inputs (Predictor.interval); for_batch fills `halfwidths` with them.
+    interval: Callable[[dict], np.ndarray] | None = None
+    halfwidths: np.ndarray | None = None
+
+    def for_batch(self, inputs: dict) -> "Asked":
+        """What to show for one batch of inputs: with an interval, its half-widths for them."""
+        return self if self.interval is None else dataclasses.replace(self, halfwidths=self.interval(inputs))
 
 
 class Scorer(Protocol):

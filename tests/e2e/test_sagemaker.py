@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from pipelines import runner, sagemaker
+from pipelines.families import forecaster
 from tests import series as made
 from tests.conftest import assert_one_line_error, config_from_flags
 from tests.loopback import serving
@@ -80,18 +81,24 @@ def test_the_server_answers_the_container_contract_as_the_saved_model_does(runs,
 
 def test_dlpipe_serve_answers_a_forecast_with_its_intervals(runs):
     """A forecaster's run measured its intervals (metrics.json): dlpipe-serve adds each example's bounds at every
-    level, the forecast ± the half-widths dlpipe-predict --interval uses."""
+    level, the forecast ± the half-widths dlpipe-predict --interval uses, as wide as each window is spread (the
+    second window is the first stretched threefold about its mean)."""
     window = made.seasonal(120)[-24:]
-    widths = json.loads((runs / "series" / "dense" / "metrics.json").read_text())["interval_halfwidths"]
+    windows = np.stack([window, 3 * window - 2 * window.mean()])
+    intervals = forecaster.Intervals.from_metrics(json.loads((runs / "series" / "dense" / "metrics.json").read_text()))
     with serving(runs / "series") as base:
         status, answer = post(f"{base}/v1/models/dense:predict",
-                              json.dumps({"instances": [window[:, None].tolist()] * 2}).encode(), "application/json")
-    assert status == 200 and len(answer["intervals"]) == 2 and set(answer["intervals"][0]) == set(widths) == {
-        "0.5", "0.8", "0.9", "0.95"}
-    forecast = np.array(answer["predictions"][0])
-    for level, bounds in answer["intervals"][0].items():
-        np.testing.assert_allclose(bounds["lower"], forecast - widths[level], rtol=1e-6)
-        np.testing.assert_allclose(bounds["upper"], forecast + widths[level], rtol=1e-6)
+                              json.dumps({"instances": windows[..., None].tolist()}).encode(), "application/json")
+    assert status == 200 and len(answer["intervals"]) == 2 and set(answer["intervals"][0]) == set(
+        intervals.multiples) == {"0.5", "0.8", "0.9", "0.95"}
+    for i, forecast in enumerate(np.array(answer["predictions"])):
+        for level, bounds in answer["intervals"][i].items():
+            widths = intervals.halfwidths(windows, level)[i]
+            np.testing.assert_allclose(bounds["lower"], forecast - widths, rtol=1e-5)
+            np.testing.assert_allclose(bounds["upper"], forecast + widths, rtol=1e-5)
+    first, second = (np.subtract(answer["intervals"][i]["0.8"]["upper"], answer["intervals"][i]["0.8"]["lower"])
+                     for i in range(2))
+    np.testing.assert_allclose(second, 3 * first, rtol=1e-4)
 
 
 def test_a_table_takes_csv_rows_under_a_header_naming_its_columns(runs, tmp_path):

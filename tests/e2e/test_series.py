@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipelines import artifacts, prediction, runner
-from pipelines.families import Asked
+from pipelines.families import Asked, forecaster
 from tests import series as made
 from tests.conftest import assert_one_line_error, cli_in_process, config_from_flags
 
@@ -81,18 +81,23 @@ def test_the_forecasts_come_with_intervals_that_cover_what_they_say(stores, tmp_
     windows in metrics.json, and each step's bounds in dlpipe-predict's output with --interval."""
     root, path = stores
     metrics = metrics_of(root / "conv")
-    widths, coverage = metrics["interval_halfwidths"], metrics["test_interval_coverage"]
-    assert set(widths) == set(coverage) == {"0.5", "0.8", "0.9", "0.95"} and len(widths["0.8"]) == 7
-    assert all(a <= b for a, b in zip(widths["0.8"], widths["0.95"]))  # a wider interval for a higher level
+    intervals, coverage = forecaster.Intervals.from_metrics(metrics), metrics["test_interval_coverage"]
+    multiples = intervals.multiples
+    assert set(multiples) == set(coverage) == {"0.5", "0.8", "0.9", "0.95"} and len(multiples["0.8"]) == 7
+    assert all(a <= b for a, b in zip(multiples["0.8"], multiples["0.95"]))  # a wider interval for a higher level
     assert 0.6 <= coverage["0.8"] <= 1.0 and coverage["0.5"] <= coverage["0.8"] <= coverage["0.95"]
     predictor = prediction.open_run(str(root / "conv"))
-    asked = Asked("units", halfwidths=predictor.interval(0.8))
+    asked = Asked("units", interval=predictor.interval(0.8))
     prediction.predict_file(predictor, path, str(tmp_path / "f.csv"), asked)
-    row = list(csv.DictReader(open(tmp_path / "f.csv")))[0]
-    assert list(row)[2:5] == ["units_1", "units_1_lower", "units_1_upper"]
+    rows = list(csv.DictReader(open(tmp_path / "f.csv")))
+    assert list(rows[0])[2:5] == ["units_1", "units_1_lower", "units_1_upper"]
     k = 7
-    value, lower, upper = (float(row[f"units_{k}{end}"]) for end in ("", "_lower", "_upper"))
-    assert lower == pytest.approx(value - widths["0.8"][k - 1]) and upper == pytest.approx(value + widths["0.8"][k - 1])
+    table = list(csv.DictReader(open(path)))
+    for r in rows:  # each store's last window: its own spread times the step's multiple
+        units = np.array([float(t["units"]) for t in table if t["store"] == r["store"]])[-intervals.steps:]
+        width = max(float(np.std(units)), intervals.floor) * multiples["0.8"][k - 1]
+        value, lower, upper = (float(r[f"units_{k}{end}"]) for end in ("", "_lower", "_upper"))
+        assert lower == pytest.approx(value - width, rel=1e-4) and upper == pytest.approx(value + width, rel=1e-4)
     with pytest.raises(Exception, match="--interval=0.7: the run measured intervals at 0.5, 0.8, 0.9, 0.95"):
         predictor.interval(0.7)
 

@@ -7,6 +7,7 @@ from types import SimpleNamespace
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from pipelines import baselines
@@ -166,16 +167,41 @@ def test_a_model_that_is_not_affine_in_the_window_is_no_candidate(tmp_path):
     assert baselines.window_weights(SimpleNamespace(values=[s.values[0]] * 2), "AutoARIMA") is None
 
 
-def test_intervals_are_judged_on_validation_widths_and_shipped_from_every_held_out_window():
-    """Errors 1 … 9 on nine validation windows and 10 … 19 on ten test windows (the flat network forecasts 0): the
-    80% width judged is the 8th of the nine (ceil(10 · 0.8) = 8), which covers none of the test errors; the width
-    shipped is the 16th of all nineteen (ceil(20 · 0.8) = 16), a test error."""
-    s = SimpleNamespace(window=3, columns=("y",), horizon=2)
-    targets = np.repeat(np.arange(1.0, 10.0)[:, None], 2, axis=1).astype(np.float32)
-    work = SimpleNamespace(inputs=SimpleNamespace(validation=tf.data.Dataset.from_tensor_slices(
-        (np.zeros((9, 3, 1), np.float32), targets)).batch(4)))
-    truth = np.repeat(np.arange(10.0, 20.0)[:, None], 2, axis=1)
+def windows_spread_by(spreads) -> np.ndarray:
+    """Two-step windows [-a, a] of one column: each one's spread (standard deviation) is its a."""
+    a = np.asarray(spreads, np.float32)
+    return np.stack([-a, a], axis=1)[..., None]
+
+
+def test_intervals_are_scaled_by_the_window_judged_on_validation_and_shipped_from_every_held_out_window():
+    """The flat network forecasts 0. Nine validation windows of spreads 1 … 9 miss by twice their spread; ten test
+    windows of spreads 10 … 19 by 1.5 times theirs. The multiple judged is 2 at every level (the validation errors
+    over their spreads), which covers every test error; the multiple shipped at 80% is the 16th of all nineteen
+    (ceil(20 · 0.8) = 16: nine 1.5s, then 2s), at 50% the 10th (1.5). A window's half-width is its spread times the
+    multiple; a flat one's spread is the floor, a tenth of the validation windows' median spread (5)."""
+    s = SimpleNamespace(window=2, columns=("y",), horizon=2, season=1)
+    spreads, tested = np.arange(1.0, 10.0), np.arange(10.0, 20.0)
+    errors = np.repeat(2 * spreads[:, None], 2, axis=1).astype(np.float32)
+    truth = np.repeat(1.5 * tested[:, None], 2, axis=1)
+    work = SimpleNamespace(data=SimpleNamespace(series=s), inputs=SimpleNamespace(
+        validation=tf.data.Dataset.from_tensor_slices((windows_spread_by(spreads), errors)).batch(4),
+        test=tf.data.Dataset.from_tensor_slices((windows_spread_by(tested), truth)).batch(4)))
     found = forecaster.intervals(flat_network(s), work, np.zeros_like(truth), truth)
-    assert found["test_interval_coverage"]["0.8"] == 0.0 and found["interval_validation_windows"] == 9
-    assert found["interval_halfwidths"]["0.8"] == [16.0, 16.0] and found["interval_windows"] == 19
-    assert found["interval_halfwidths"]["0.95"] == [19.0, 19.0]  # ceil(20 · 0.95) = 19: the largest
+    assert found["test_interval_coverage"] == {"0.5": 1.0, "0.8": 1.0, "0.9": 1.0, "0.95": 1.0}
+    assert found["interval_validation_windows"] == 9 and found["interval_windows"] == 19
+    shipped = forecaster.Intervals.from_metrics(found)
+    assert shipped.multiples["0.8"] == [2.0, 2.0] and shipped.multiples["0.5"] == [1.5, 1.5]
+    assert shipped.floor == pytest.approx(0.5) and shipped.steps == 2
+    np.testing.assert_allclose(shipped.halfwidths(windows_spread_by([4.0, 0.0]), "0.8"), [[8.0, 8.0], [1.0, 1.0]])
+
+
+def test_the_window_spread_is_the_last_two_seasons_and_intervals_read_back_or_are_none():
+    """A season of 4 in a window of 12: the spread is over the last 8 steps (a step before them changes nothing);
+    metrics.json without intervals (or damaged) has none."""
+    steps = forecaster.spread_steps(SimpleNamespace(window=12, season=4))
+    assert steps == 8 and forecaster.spread_steps(SimpleNamespace(window=6, season=4)) == 6
+    assert forecaster.spread_steps(SimpleNamespace(window=6, season=1)) == 6
+    window = np.r_[np.full(4, 100.0), np.tile([1.0, -1.0], 4)][None]
+    assert forecaster.Intervals.spread_of(window, steps, 0.0) == pytest.approx([1.0])
+    assert forecaster.Intervals.from_metrics({}) is None
+    assert forecaster.Intervals.from_metrics({"interval": {"multiples": {"0.8": ["x"]}}}) is None
