@@ -13,7 +13,8 @@ HistGradientBoosting (its defaults) and a logistic / ridge regression on one-hot
 on the same train rows and scored on the same test rows, in this process.
 
 Reported: test accuracy (classification) or RMSE (regression) of each, the difference (accuracy) or ratio (RMSE)
-against the better baseline, and their mean / geometric mean. Results go to benchmarks/out/tables.json and tables.md.
+against the better baseline, and their mean / geometric mean; for the classifiers, each one's test log loss too, and
+dlpipe's over the better baseline's (geometric mean). Results go to benchmarks/out/tables.json and tables.md.
 """
 
 import csv
@@ -122,7 +123,16 @@ def baselines(header: list[str], train: list[list], test: list[list], label: str
         predicted = model.fit(x[0], y[0]).predict(x[1])
         scores[name] = (float(np.mean(predicted == y[1])) if classify else
                         float(np.sqrt(np.mean((predicted - y[1]) ** 2))))
+        if classify:
+            scores[f"{name}_log_loss"] = log_loss(model.predict_proba(x[1]), list(model.classes_), list(y[1]))
     return scores
+
+
+def log_loss(probabilities: np.ndarray, classes: list, truth: list) -> float:
+    """The mean of -log p(true class); a class the model never saw has p = 1e-15."""
+    column = {c: i for i, c in enumerate(classes)}
+    true = [probabilities[r, column[t]] if t in column else 0.0 for r, t in enumerate(truth)]
+    return float(np.mean(-np.log(np.clip(true, 1e-15, 1.0))))
 
 
 def run_one(folder: str, name: str, header: list[str], rows: list[list], label: str, classify: bool) -> dict:
@@ -138,8 +148,11 @@ def run_one(folder: str, name: str, header: list[str], rows: list[list], label: 
     summary = prediction.predict_file(prediction.open_run(config.task_dir), test_path,
                                       os.path.join(folder, f"{name}_predictions.csv"), Asked(label))
     measure = "accuracy" if classify else "rmse"
-    return {"rows": len(rows), "measure": measure, "dlpipe": float(summary.scores[measure]),
-            **baselines(header, train, test, label, classify)}
+    found = {"rows": len(rows), "measure": measure, "dlpipe": float(summary.scores[measure]),
+             **baselines(header, train, test, label, classify)}
+    if classify:
+        found["dlpipe_log_loss"] = summary.scores["log_loss"]
+    return found
 
 
 def main(names: list[str]) -> None:
@@ -169,12 +182,30 @@ def main(names: list[str]) -> None:
         lines.append(f"| mean, classification | | | | | | {summary['mean_accuracy_difference']:+.3f} |")
     if ratios:
         lines.append(f"| geometric mean, regression | | | | | | {summary['geometric_mean_rmse_ratio']:.3f}× |")
+    lines += log_loss_table(rows, summary)
     os.makedirs(OUT, exist_ok=True)
     with open(os.path.join(OUT, "tables.json"), "w") as f:
         json.dump({"tables": rows, **summary}, f, indent=1)
     with open(os.path.join(OUT, "tables.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines))
+
+
+def log_loss_table(rows: dict[str, dict], summary: dict) -> list[str]:
+    """The classification tables' test log loss (how sure each model is where it is right or wrong), dlpipe's over the
+    better baseline's; their geometric mean into `summary`."""
+    shown = {name: r for name, r in rows.items() if r.get("dlpipe_log_loss") is not None}
+    if not shown:
+        return []
+    lines = ["", "| table | dlpipe log loss | gradient boosting | linear | against the better |",
+             "|---|---|---|---|---|"]
+    ratios = []
+    for name, r in shown.items():
+        ratios.append(r["dlpipe_log_loss"] / min(r["gradient_boosting_log_loss"], r["linear_log_loss"]))
+        lines.append(f"| {name} | {r['dlpipe_log_loss']:.4f} | {r['gradient_boosting_log_loss']:.4f} | "
+                     f"{r['linear_log_loss']:.4f} | {ratios[-1]:.3f}× |")
+    summary["geometric_mean_log_loss_ratio"] = float(np.exp(np.mean(np.log(ratios))))
+    return lines + [f"| geometric mean | | | | {summary['geometric_mean_log_loss_ratio']:.3f}× |"]
 
 
 if __name__ == "__main__":

@@ -120,6 +120,7 @@ def evaluate_classifier(model: keras.Model, work: Workspace) -> dict:
                "test_accuracy": float(np.trace(counts) / counts.sum()),
                "test_accuracy_interval": evaluation.wilson_interval(int(np.trace(counts)), int(counts.sum())),
                "test_balanced_accuracy": evaluation.balanced_accuracy(counts),
+               "test_log_loss": log_loss(probabilities, np.arange(len(names)), labels),
                "per_class": evaluation.per_class(counts, names),
                "labels": list(names), "confusion_matrix": counts.tolist()}  # row and column i: labels[i]
     evaluation.plot_confusion_matrix(counts, names, work.path(artifacts.CONFUSION_PNG))
@@ -162,14 +163,29 @@ def table_baselines(model: keras.Model, inputs, test_labels: np.ndarray) -> dict
     encoder, _ = table_parts(model)
     train_x, train_y = split_arrays(inputs.train, limit=BASELINE_ROWS)
     train_x = encode_table(encoder, train_x)
-    majority = np.bincount(labels_of(inputs.train)).argmax()
+    counts = np.bincount(labels_of(inputs.train))
+    majority = counts.argmax()
     fitted = {"logistic": logistic(train_x, train_y),
               "gradient_boosting": gradient_boosting(train_x, train_y, classify=True)}
     test_x = [encode_table(encoder, x) for x, _ in inputs.test.as_numpy_iterator()]
-    found = {f"baseline_{name}_accuracy": float(np.mean(np.concatenate([m.predict(x) for x in test_x]) == test_labels))
-             for name, m in fitted.items()}
-    return {"baseline_majority_accuracy": float(np.mean(test_labels == majority)), **found,
+    found = {}
+    for name, m in fitted.items():
+        probabilities = np.concatenate([m.predict_proba(x) for x in test_x])
+        found[f"baseline_{name}_accuracy"] = float(np.mean(m.classes_[probabilities.argmax(-1)] == test_labels))
+        found[f"baseline_{name}_log_loss"] = log_loss(probabilities, m.classes_, test_labels)
+    frequencies = counts / counts.sum()  # the majority's probabilities: the train rows' class frequencies
+    return {"baseline_majority_accuracy": float(np.mean(test_labels == majority)),
+            "baseline_majority_log_loss": log_loss(frequencies[None].repeat(len(test_labels), 0),
+                                                   np.arange(len(counts)), test_labels), **found,
             "baseline_rows": len(train_y)}
+
+
+def log_loss(probabilities: np.ndarray, classes: np.ndarray, labels: np.ndarray) -> float:
+    """The mean of -log p(true class) over the rows: `probabilities` [rows, len(classes)] of the classes a model
+    learned, in `classes`' order (a class it never saw has p = 1e-15)."""
+    column = {int(c): i for i, c in enumerate(classes)}
+    true = np.array([probabilities[r, column[int(y)]] if int(y) in column else 0.0 for r, y in enumerate(labels)])
+    return float(np.mean(-np.log(np.clip(true, 1e-15, 1.0))))
 
 
 def quoted_errors(texts: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, names) -> list[dict]:
@@ -284,26 +300,32 @@ def answer_classes(probabilities: np.ndarray, names, asked: Asked) -> dict[str, 
 
 
 class AccuracyScorer:
-    """Top-1 accuracy against true class names; a name the model never learned counts as an error, and is named."""
+    """Top-1 accuracy against true class names (a name the model never learned counts as an error, and is named), and
+    the log loss over the examples of the classes it learned."""
 
     def __init__(self, names):
         self.index, self.names = {name: i for i, name in enumerate(names)}, tuple(names)
         self.right = self.total = 0
+        self.surprise = 0.0  # the sum of -log p(true class) over the examples of a learned class
         self.unknown: dict[str, int] = {}
 
     def add(self, probabilities: np.ndarray, truth: list) -> None:
         predicted = probabilities.argmax(-1)
-        for guess, true in zip(predicted, truth):
+        for p, guess, true in zip(probabilities, predicted, truth):
             if true is None:
                 continue
             self.total += 1
             if true not in self.index:
                 self.unknown[true] = self.unknown.get(true, 0) + 1
-            self.right += int(self.index.get(true) == guess)
+                continue
+            self.right += int(self.index[true] == guess)
+            self.surprise -= float(np.log(np.clip(p[self.index[true]], 1e-15, 1.0)))
 
     def result(self) -> dict:
+        learned = self.total - sum(self.unknown.values())
         result = {"examples": self.total, "accuracy": self.right / self.total if self.total else None,
-                  "accuracy_interval": evaluation.wilson_interval(self.right, self.total)}
+                  "accuracy_interval": evaluation.wilson_interval(self.right, self.total),
+                  "log_loss": self.surprise / learned if learned else None}
         if self.unknown:
             result["labels_not_learned"] = self.unknown
         return result

@@ -87,9 +87,14 @@ def table_verdict(metrics: dict, measure: str, higher_is_better: bool) -> list[s
     words = (f"the network beats every baseline ({shown} {mine:.4g}; the best of them, {TABLE_BASELINES[best]}: "
              f"{found[best]:.4g})" if wins else
              f"{TABLE_BASELINES[best]} beats the network: {shown} {found[best]:.4g} against {mine:.4g}")
-    rows = [f"| network | {mine:.4g} |"] + [f"| {TABLE_BASELINES[name]} | {value:.4g} |"
-                                            for name, value in found.items()]
-    lines = [f"On the test rows, {words}.", "", f"| model | test {shown} |", "|---|---|", *rows, ""]
+    # A classifier's log loss beside (how sure it is where it is right or wrong), when the run measured it.
+    losses = {"network": metrics.get("test_log_loss"), **{n: metrics.get(f"baseline_{n}_log_loss") for n in found}}
+    extra = losses["network"] is not None
+    rows = [f"| {TABLE_BASELINES.get(name, name)} | {value:.4g} |" + (
+        f" {losses[name]:.4g} |" if losses[name] is not None else " |") * extra
+        for name, value in {"network": mine, **found}.items()]
+    header = f"| model | test {shown} |" + (" test log loss |" if extra else "")
+    lines = [f"On the test rows, {words}.", "", header, "|---|---|" + ("---|" if extra else ""), *rows, ""]
     if "table_model" in metrics:
         members = [MEMBERS.get(name, name) for name in metrics.get("members", [metrics["table_model"]])]
         what = (f"the mean of {', '.join(members[:-1])} and {members[-1]}, on the same feature vector"

@@ -112,6 +112,8 @@ def test_a_labelled_csv_scores_what_evaluate_measured_on_the_same_rows(titanic_r
     metrics = artifacts.read_json(os.path.join(folder, artifacts.METRICS))
     assert summary.scores["examples"] == metrics["num_test_examples"] == len(rows)
     assert summary.scores["accuracy"] == pytest.approx(metrics["test_accuracy"], abs=1e-9)
+    assert summary.scores["log_loss"] == pytest.approx(metrics["test_log_loss"], rel=1e-4)  # evaluate's, again
+    assert metrics["baseline_majority_log_loss"] > metrics["test_log_loss"]
     assert json.load(open(root / "scored.scores.json"))["accuracy"] == summary.scores["accuracy"]
     assert summary.score_line.startswith(f"accuracy {metrics['test_accuracy']:.4f} on {len(rows)} labelled")
 

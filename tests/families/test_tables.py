@@ -127,6 +127,16 @@ def test_a_member_no_better_than_the_constant_forecast_is_left_out():
     np.testing.assert_allclose(_softmax(shipped.predict(x, verbose=0)), expected, atol=1e-5)  # no network in it
 
 
+def test_the_report_puts_a_classifiers_log_loss_beside_the_baselines():
+    metrics = {"test_accuracy": 0.9, "baseline_gradient_boosting_accuracy": 0.88, "baseline_logistic_accuracy": 0.8,
+               "test_log_loss": 0.25, "baseline_gradient_boosting_log_loss": 0.3, "baseline_logistic_log_loss": 0.4}
+    lines = table_verdict(metrics, "accuracy", higher_is_better=True)
+    assert "| model | test accuracy | test log loss |" in lines and "| network | 0.9 | 0.25 |" in lines
+    assert "| logistic regression | 0.8 | 0.4 |" in lines
+    metrics["baseline_majority_accuracy"] = 0.6  # a baseline without a log loss: its cell is empty
+    assert "| the majority class | 0.6 | |" in table_verdict(metrics, "accuracy", higher_is_better=True)
+
+
 def test_a_member_is_left_out_when_worse_than_the_constant_beyond_the_noise_of_the_validation_rows():
     rng = np.random.default_rng(0)
     unlucky = rng.normal(0.05, 0.8, 32)  # a little worse on 32 rows, within their noise: kept
