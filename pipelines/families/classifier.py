@@ -310,16 +310,20 @@ class AccuracyScorer:
         self.unknown: dict[str, int] = {}
 
     def add(self, probabilities: np.ndarray, truth: list) -> None:
-        predicted = probabilities.argmax(-1)
-        for p, guess, true in zip(probabilities, predicted, truth):
+        rows, classes = [], []  # the examples of a learned class, and its index
+        for row, true in enumerate(truth):
             if true is None:
                 continue
             self.total += 1
             if true not in self.index:
                 self.unknown[true] = self.unknown.get(true, 0) + 1
                 continue
-            self.right += int(self.index[true] == guess)
-            self.surprise -= float(np.log(np.clip(p[self.index[true]], 1e-15, 1.0)))
+            rows.append(row)
+            classes.append(self.index[true])
+        if rows:
+            chosen = np.asarray(probabilities)[rows]
+            self.right += int(np.sum(chosen.argmax(-1) == np.array(classes)))
+            self.surprise -= float(np.sum(np.log(np.clip(chosen[np.arange(len(rows)), classes], 1e-15, 1.0))))
 
     def result(self) -> dict:
         learned = self.total - sum(self.unknown.values())
