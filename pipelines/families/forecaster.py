@@ -265,15 +265,17 @@ def intervals(model: keras.Model, work: Workspace, predicted: np.ndarray, truth:
         return {}
     errors = np.concatenate([np.abs(model.predict(x, verbose=0).astype(np.float64) - np.asarray(y, np.float64))
                              for x, y in batches])
-    windows = np.concatenate([_windows(x) for x, _ in batches])
-    tested = np.concatenate([_windows(x) for x, _ in work.inputs.test.as_numpy_iterator()])[:len(predicted)]
     steps = spread_steps(work.data.series)
-    floor = SPREAD_FLOOR * float(np.median(Intervals.spread_of(windows, steps, 0.0))) or 1.0
-    judged = Intervals.fitted(errors, windows, steps, floor)
-    shipped = Intervals.fitted(np.concatenate([errors, np.abs(predicted - truth)]),
-                               np.concatenate([windows, tested]), steps, floor)
-    coverage = {level: float(np.mean(np.abs(predicted - truth) <= judged.halfwidths(tested, level)))
-                for level in judged.multiples}
+    spreads = np.concatenate([Intervals.spread_of(_windows(x), steps, 0.0) for x, _ in batches])
+    tested = np.concatenate([Intervals.spread_of(_windows(x), steps, 0.0)
+                             for x, _ in work.inputs.test.as_numpy_iterator()])[:len(predicted)]
+    floor = SPREAD_FLOOR * float(np.median(spreads)) or 1.0
+    spreads, tested = np.maximum(spreads, floor), np.maximum(tested, floor)
+    judged = Intervals.fitted(errors, spreads, steps, floor)
+    shipped = Intervals.fitted(np.concatenate([errors, np.abs(predicted - truth)]), np.concatenate([spreads, tested]),
+                               steps, floor)
+    coverage = {level: float(np.mean(np.abs(predicted - truth) <= tested[:, None] * np.asarray(multiples)))
+                for level, multiples in judged.multiples.items()}
     return {"interval": shipped.as_metrics(), "test_interval_coverage": coverage,
             "interval_validation_windows": len(errors), "interval_windows": len(errors) + len(predicted)}
 
@@ -315,10 +317,10 @@ class Intervals:
         return np.maximum(np.std(label[:, -steps:], axis=1), floor)
 
     @classmethod
-    def fitted(cls, errors: np.ndarray, windows: np.ndarray, steps: int, floor: float) -> "Intervals":
+    def fitted(cls, errors: np.ndarray, spreads: np.ndarray, steps: int, floor: float) -> "Intervals":
         """The multiples that cover each of INTERVAL_LEVELS of the absolute errors [n, horizon] over their windows'
-        spreads."""
-        scaled = errors / cls.spread_of(windows, steps, floor)[:, None]
+        spreads [n] (floored)."""
+        scaled = errors / spreads[:, None]
         return cls({str(level): quantile_of(scaled, level).tolist() for level in INTERVAL_LEVELS}, steps, floor)
 
     def halfwidths(self, windows: np.ndarray, level: str) -> np.ndarray:
