@@ -201,7 +201,7 @@ def log_loss_table(rows: dict[str, dict], summary: dict) -> list[str]:
              "|---|---|---|---|---|"]
     ratios = []
     for name, r in shown.items():
-        ratios.append(r["dlpipe_log_loss"] / min(r["gradient_boosting_log_loss"], r["linear_log_loss"]))
+        ratios.append(r["dlpipe_log_loss"] / max(min(r["gradient_boosting_log_loss"], r["linear_log_loss"]), 1e-15))
         lines.append(f"| {name} | {r['dlpipe_log_loss']:.4f} | {r['gradient_boosting_log_loss']:.4f} | "
                      f"{r['linear_log_loss']:.4f} | {ratios[-1]:.3f}× |")
     summary["geometric_mean_log_loss_ratio"] = float(np.exp(np.mean(np.log(ratios))))

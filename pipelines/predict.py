@@ -42,7 +42,8 @@ TOP_K = flags.DEFINE_integer("top_k", 1, "A classifier: the k likeliest classes,
                              lower_bound=1)
 INTERVAL = flags.DEFINE_float(
     "interval", None, "A forecaster: add <label>_<k>_lower and _upper for every step ahead k, covering this share of "
-    "what follows (split-conformal, from the validation windows' errors): 0.5, 0.8, 0.9 or 0.95.", lower_bound=0.01,
+    "what follows (split-conformal: the held-out windows' errors, as wide as each window is spread): 0.5, 0.8, "
+    "0.9 or 0.95.", lower_bound=0.01,
     upper_bound=0.99)
 SUBMISSION = flags.DEFINE_bool("submission", False, "Write exactly two columns: the id column and the prediction "
                                "under the training label column's name (a Kaggle submission).")

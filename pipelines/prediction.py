@@ -19,7 +19,6 @@ from typing import Callable
 
 import numpy as np
 
-from models.sequence import WINDOW
 from pipelines import artifacts, console, exporters, trained
 from pipelines.config import RunConfig, from_record
 from pipelines.data.new_data import Reads, open_new_data
@@ -27,7 +26,6 @@ from pipelines.data.tables import NewColumns
 from pipelines.errors import PipelineError
 from pipelines.exported import Batch, keras_predict
 from pipelines.families import Asked, Family
-from pipelines.families.forecaster import Intervals
 from pipelines.shipping import Shipment
 
 SAVED_MODEL = artifacts.SAVED_MODEL
@@ -58,18 +56,19 @@ class Predictor:
 
     def interval(self, level: float) -> Callable[[Batch], np.ndarray]:
         """The run's interval at `level`: from a batch of windows, each one's half-widths per step ahead (evaluate
-        measured them on the held-out windows, forecaster.Intervals); one line when it has none."""
+        measured them on the held-out windows: Family.intervals); one line when it has none."""
         try:
-            found = Intervals.from_metrics(artifacts.read_json(os.path.join(self.folder, artifacts.METRICS)))
+            metrics = artifacts.read_json(os.path.join(self.folder, artifacts.METRICS))
         except (OSError, ValueError):
-            found = None
+            metrics = {}
+        found = self.family.intervals(metrics) if self.family.intervals else None
         if found is None:
             raise PipelineError(f"--interval: the model in {self.folder} has no intervals (a forecaster's evaluate "
                                 "stage measures them): run dlpipe --stages=evaluate for it")
         if str(level) not in found.multiples:
             raise PipelineError(f"--interval={level:g}: the run measured intervals at {', '.join(found.multiples)}: "
                                 "give one")
-        return lambda batch: found.halfwidths(batch[WINDOW], str(level))
+        return lambda batch: found.halfwidths(batch, str(level))
 
     def reads(self, id_columns: tuple[str, ...] = ()) -> Reads:
         """What the model reads, for data/new_data.py; `id_columns`: more columns to carry through (a table)."""

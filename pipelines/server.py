@@ -113,11 +113,12 @@ def load_model(name: str, path: str, labels_path: str | None, metrics_path: str 
 def _intervals(metrics_path: str | None):
     """metrics.json's intervals (forecaster.Intervals); None when there are none (or the file cannot be read: the
     forecasts are served without bounds)."""
-    from pipelines.families.forecaster import Intervals
+    from pipelines.errors import PipelineError
+    from pipelines.families.forecaster import FORECASTER
     try:
         with open(metrics_path) as f:
-            return Intervals.from_metrics(json.load(f))
-    except (TypeError, OSError, ValueError):
+            return FORECASTER.intervals(json.load(f))
+    except (TypeError, OSError, ValueError, PipelineError):
         return None
 
 
@@ -327,9 +328,10 @@ def predict(model: ServedModel, arrays: dict, rows: bool) -> dict:
     else:
         answer = {"outputs": {n: v.tolist() for n, v in outputs.items()} if len(outputs) > 1
                   else next(iter(outputs.values())).tolist()}
-    forecast, window = outputs.get("forecast"), arrays.get("window")
-    if model.intervals and forecast is not None and forecast.ndim == 2 and window is not None:
-        widths = {level: model.intervals.halfwidths(np.asarray(window), level) for level in model.intervals.multiples}
+    forecast = outputs.get("forecast")
+    if model.intervals and forecast is not None and forecast.ndim == 2:
+        inputs = {name: np.asarray(value) for name, value in arrays.items()}
+        widths = {level: model.intervals.halfwidths(inputs, level) for level in model.intervals.multiples}
         answer["intervals"] = [{level: {"lower": (f - w[i]).tolist(), "upper": (f + w[i]).tolist()}
                                 for level, w in widths.items() if w.shape[1] == len(f)} for i, f in enumerate(forecast)]
     logits = outputs.get("logits")

@@ -14,7 +14,7 @@ from a table share (its encoder's split and the TFLite files' feature vector).
 
 import dataclasses
 import os
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 import keras
 import numpy as np
@@ -193,6 +193,9 @@ class Family:
     choose: Choose = _trained
     answer: Answer | None = None         # None: the family answers no inputs (a generator draws samples instead)
     scorer: MakeScorer | None = None     # None: predictions are not scored
+    # metrics.json → the run's prediction intervals (`multiples` by level, `halfwidths(batch, level)`), or None;
+    # None: the family has none (a forecaster's are forecaster.Intervals).
+    intervals: Callable[[dict], Any] | None = None
     # TFLite variants its defaults leave out (beside a task's own), each with why.
     left_out: dict[str, str] = dataclasses.field(default_factory=dict)
     needs_labels: NeedsLabels = _labels

@@ -300,13 +300,13 @@ def answer_classes(probabilities: np.ndarray, names, asked: Asked) -> dict[str, 
 
 
 class AccuracyScorer:
-    """Top-1 accuracy against true class names (a name the model never learned counts as an error, and is named), and
-    the log loss over the examples of the classes it learned."""
+    """Top-1 accuracy against true class names and the log loss (a name the model never learned counts as an error,
+    at p = 1e-15, and is named)."""
 
     def __init__(self, names):
         self.index, self.names = {name: i for i, name in enumerate(names)}, tuple(names)
         self.right = self.total = 0
-        self.surprise = 0.0  # the sum of -log p(true class) over the examples of a learned class
+        self.surprise = 0.0  # the sum of -log p(true class) over the labelled examples
         self.unknown: dict[str, int] = {}
 
     def add(self, probabilities: np.ndarray, truth: list) -> None:
@@ -315,8 +315,9 @@ class AccuracyScorer:
             if true is None:
                 continue
             self.total += 1
-            if true not in self.index:
+            if true not in self.index:  # an error, and p = 1e-15 to the log loss (as metrics.json's log_loss)
                 self.unknown[true] = self.unknown.get(true, 0) + 1
+                self.surprise -= float(np.log(1e-15))
                 continue
             rows.append(row)
             classes.append(self.index[true])
@@ -326,10 +327,9 @@ class AccuracyScorer:
             self.surprise -= float(np.sum(np.log(np.clip(chosen[np.arange(len(rows)), classes], 1e-15, 1.0))))
 
     def result(self) -> dict:
-        learned = self.total - sum(self.unknown.values())
         result = {"examples": self.total, "accuracy": self.right / self.total if self.total else None,
                   "accuracy_interval": evaluation.wilson_interval(self.right, self.total),
-                  "log_loss": self.surprise / learned if learned else None}
+                  "log_loss": self.surprise / self.total if self.total else None}
         if self.unknown:
             result["labels_not_learned"] = self.unknown
         return result

@@ -19,6 +19,7 @@ from keras import layers
 
 from models.sequence import FORECAST, WINDOW, Standardize
 from pipelines import artifacts, baselines
+from pipelines.errors import PipelineError
 from pipelines.families import Asked, Family, Picture, Workspace
 from pipelines.families.regressor import ErrorScorer
 from pipelines.families.regressor import ERROR_COLUMNS, REGRESSOR_LIMITS, compile_regressor
@@ -269,7 +270,8 @@ def intervals(model: keras.Model, work: Workspace, predicted: np.ndarray, truth:
     spreads = np.concatenate([Intervals.spread_of(_windows(x), steps, 0.0) for x, _ in batches])
     tested = np.concatenate([Intervals.spread_of(_windows(x), steps, 0.0)
                              for x, _ in work.inputs.test.as_numpy_iterator()])[:len(predicted)]
-    floor = SPREAD_FLOOR * float(np.median(spreads)) or 1.0
+    moving = spreads[spreads > 0]  # a flat window's spread is 0: the floor comes from the others
+    floor = SPREAD_FLOOR * float(np.median(moving)) if len(moving) else 1.0
     spreads, tested = np.maximum(spreads, floor), np.maximum(tested, floor)
     judged = Intervals.fitted(errors, spreads, steps, floor)
     shipped = Intervals.fitted(np.concatenate([errors, np.abs(predicted - truth)]), np.concatenate([spreads, tested]),
@@ -280,8 +282,8 @@ def intervals(model: keras.Model, work: Workspace, predicted: np.ndarray, truth:
             "interval_validation_windows": len(errors), "interval_windows": len(errors) + len(predicted)}
 
 
-# A window's spread is at least this share of the calibration windows' median spread (a flat window would otherwise
-# get an interval of no width).
+# A window's spread is at least this share of the median spread of the calibration windows that are not flat (a
+# flat window would otherwise get an interval of no width).
 SPREAD_FLOOR = 0.1
 
 
@@ -323,16 +325,22 @@ class Intervals:
         scaled = errors / spreads[:, None]
         return cls({str(level): quantile_of(scaled, level).tolist() for level in INTERVAL_LEVELS}, steps, floor)
 
-    def halfwidths(self, windows: np.ndarray, level: str) -> np.ndarray:
-        """Per window, per step ahead, the half-width [n, horizon] at `level`."""
-        return self.spread_of(windows, self.steps, self.floor)[:, None] * np.asarray(self.multiples[level])[None]
+    def halfwidths(self, windows, level: str) -> np.ndarray:
+        """Per window, per step ahead, the half-width [n, horizon] at `level`; `windows` raw [n, steps, columns] or
+        a batch of inputs by name."""
+        spreads = self.spread_of(_windows(windows), self.steps, self.floor)
+        return spreads[:, None] * np.asarray(self.multiples[level])[None]
 
     def as_metrics(self) -> dict:
         return {"multiples": self.multiples, "spread_steps": self.steps, "spread_floor": self.floor}
 
     @classmethod
     def from_metrics(cls, metrics: dict) -> "Intervals | None":
-        """metrics.json's intervals; None when it has none (a run evaluated before they were scaled has none)."""
+        """metrics.json's intervals; None when it has none. A run evaluated before they were scaled (its
+        `interval_halfwidths` in the label's units) is one line naming the fix."""
+        if isinstance(metrics, dict) and "interval_halfwidths" in metrics and "interval" not in metrics:
+            raise PipelineError("its intervals were measured before they scaled with each window's spread: run dlpipe "
+                                "--stages=evaluate --force for it")
         found = metrics.get("interval") if isinstance(metrics, dict) else None
         try:
             return cls({str(k): [float(w) for w in v] for k, v in found["multiples"].items()},
@@ -461,6 +469,6 @@ FORECASTER = Family(
     export_columns=ERROR_COLUMNS,
     pictures=(Picture(FORECASTS_PNG, "the test period's forecasts, and the error per step ahead against the "
                                      "baselines"),),
-    report=report_verdict, answer=answer_forecasts, scorer=ErrorScorer, choose=choose,
+    report=report_verdict, answer=answer_forecasts, scorer=ErrorScorer, choose=choose, intervals=Intervals.from_metrics,
     left_out={"int8": "8-bit activations hold a window's raw values and the forecast too coarsely once they span "
                       "a trend's range (AirPassengers: test RMSE 1.33× the float model's); the int16x8 file ships"})

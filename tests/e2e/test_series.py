@@ -77,8 +77,9 @@ def test_several_series_with_a_covariate_train_one_model_and_forecast_past_their
 
 
 def test_the_forecasts_come_with_intervals_that_cover_what_they_say(stores, tmp_path):
-    """Split-conformal: half-widths from the validation windows' errors, per step ahead; their coverage of the test
-    windows in metrics.json, and each step's bounds in dlpipe-predict's output with --interval."""
+    """Split-conformal: per step ahead, multiples of a window's spread from the held-out windows' errors; their
+    coverage of the test windows in metrics.json (multiples from validation alone), and each step's bounds in
+    dlpipe-predict's output with --interval."""
     root, path = stores
     metrics = metrics_of(root / "conv")
     intervals, coverage = forecaster.Intervals.from_metrics(metrics), metrics["test_interval_coverage"]

@@ -74,13 +74,13 @@ def test_the_sequence_baseline_is_1nn_on_the_train_series_scaled_as_the_model_sc
         "baseline_1nn_accuracy": pytest.approx(expected), "baseline_rows": 30}
 
 
-def test_the_scorer_counts_an_unlearned_label_as_an_error_and_takes_the_log_loss_over_the_learned_ones():
-    """Three labelled rows (one of a class the model never learned) and one without a label: accuracy 1 of 3, the
-    log loss over the two learned rows, -(log 0.8 + log 0.3) / 2."""
+def test_the_scorer_counts_an_unlearned_label_as_an_error_in_its_accuracy_and_its_log_loss():
+    """Three labelled rows (one of a class the model never learned, p = 1e-15) and one without a label: accuracy 1
+    of 3, the log loss -(log 0.8 + log 0.3 + log 1e-15) / 3."""
     scorer = classifier.AccuracyScorer(["cat", "dog"])
     scorer.add(np.array([[0.8, 0.2], [0.7, 0.3], [0.5, 0.5], [0.1, 0.9]]), ["cat", "dog", None, "bird"])
     result = scorer.result()
     assert result["examples"] == 3 and result["accuracy"] == pytest.approx(1 / 3)
-    assert result["log_loss"] == pytest.approx(-(np.log(0.8) + np.log(0.3)) / 2)
+    assert result["log_loss"] == pytest.approx(-(np.log(0.8) + np.log(0.3) + np.log(1e-15)) / 3)
     assert result["labels_not_learned"] == {"bird": 1} and "1 have a label the model never learned (bird)" in (
         scorer.line())

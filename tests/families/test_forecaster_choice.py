@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 
 from pipelines import baselines
+from pipelines.errors import PipelineError
 from pipelines.families import forecaster
 from tests.test_baselines import prepared
 
@@ -177,8 +178,8 @@ def test_intervals_are_scaled_by_the_window_judged_on_validation_and_shipped_fro
     """The flat network forecasts 0. Nine validation windows of spreads 1 … 9 miss by twice their spread; ten test
     windows of spreads 10 … 19 by 1.5 times theirs. The multiple judged is 2 at every level (the validation errors
     over their spreads), which covers every test error; the multiple shipped at 80% is the 16th of all nineteen
-    (ceil(20 · 0.8) = 16: nine 1.5s, then 2s), at 50% the 10th (1.5). A window's half-width is its spread times the
-    multiple; a flat one's spread is the floor, a tenth of the validation windows' median spread (5)."""
+    (ceil(20 · 0.8) = 16: ten 1.5s, then nine 2s), at 50% the 10th (1.5). A window's half-width is its spread times
+    the multiple; a flat one's spread is the floor, a tenth of the validation windows' median spread (5)."""
     s = SimpleNamespace(window=2, columns=("y",), horizon=2, season=1)
     spreads, tested = np.arange(1.0, 10.0), np.arange(10.0, 20.0)
     errors = np.repeat(2 * spreads[:, None], 2, axis=1).astype(np.float32)
@@ -205,3 +206,19 @@ def test_the_window_spread_is_the_last_two_seasons_and_intervals_read_back_or_ar
     assert forecaster.Intervals.spread_of(window, steps, 0.0) == pytest.approx([1.0])
     assert forecaster.Intervals.from_metrics({}) is None
     assert forecaster.Intervals.from_metrics({"interval": {"multiples": {"0.8": ["x"]}}}) is None
+    with pytest.raises(PipelineError, match="before they scaled with each window's spread: run dlpipe "
+                                            "--stages=evaluate --force"):
+        forecaster.Intervals.from_metrics({"interval_halfwidths": {"0.8": [1.0]}})  # an older run's
+
+
+def test_flat_windows_take_the_floor_from_the_windows_that_move():
+    """Six flat validation windows of nine: the floor is a tenth of the median spread of the three others (2, 4, 6),
+    not of all nine (0)."""
+    s = SimpleNamespace(window=2, columns=("y",), horizon=1, season=1)
+    spreads = np.array([0.0] * 6 + [2.0, 4.0, 6.0])
+    work = SimpleNamespace(data=SimpleNamespace(series=s), inputs=SimpleNamespace(
+        validation=tf.data.Dataset.from_tensor_slices((windows_spread_by(spreads), np.ones((9, 1), np.float32))),
+        test=tf.data.Dataset.from_tensor_slices((windows_spread_by([1.0]), np.ones((1, 1), np.float32)))))
+    work.inputs.validation, work.inputs.test = work.inputs.validation.batch(4), work.inputs.test.batch(4)
+    found = forecaster.intervals(flat_network(s), work, np.zeros((1, 1)), np.ones((1, 1)))
+    assert forecaster.Intervals.from_metrics(found).floor == pytest.approx(0.4)
