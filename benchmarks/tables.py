@@ -27,6 +27,7 @@ import numpy as np
 
 from benchmarks import config_of
 from pipelines import runner
+from pipelines.families import classifier
 
 OUT = os.path.join(os.path.dirname(__file__), "out")
 
@@ -124,15 +125,9 @@ def baselines(header: list[str], train: list[list], test: list[list], label: str
         scores[name] = (float(np.mean(predicted == y[1])) if classify else
                         float(np.sqrt(np.mean((predicted - y[1]) ** 2))))
         if classify:
-            scores[f"{name}_log_loss"] = log_loss(model.predict_proba(x[1]), list(model.classes_), list(y[1]))
+            scores[f"{name}_log_loss"] = classifier.log_loss(model.predict_proba(x[1]), list(model.classes_),
+                                                             list(y[1]))
     return scores
-
-
-def log_loss(probabilities: np.ndarray, classes: list, truth: list) -> float:
-    """The mean of -log p(true class); a class the model never saw has p = 1e-15."""
-    column = {c: i for i, c in enumerate(classes)}
-    true = [probabilities[r, column[t]] if t in column else 0.0 for r, t in enumerate(truth)]
-    return float(np.mean(-np.log(np.clip(true, 1e-15, 1.0))))
 
 
 def run_one(folder: str, name: str, header: list[str], rows: list[list], label: str, classify: bool) -> dict:

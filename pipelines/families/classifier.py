@@ -180,12 +180,15 @@ def table_baselines(model: keras.Model, inputs, test_labels: np.ndarray) -> dict
             "baseline_rows": len(train_y)}
 
 
-def log_loss(probabilities: np.ndarray, classes: np.ndarray, labels: np.ndarray) -> float:
+LEAST_PROBABILITY = 1e-15  # a log loss's floor: what a class the model never learned, or a zero, counts as
+
+
+def log_loss(probabilities: np.ndarray, classes, labels) -> float:
     """The mean of -log p(true class) over the rows: `probabilities` [rows, len(classes)] of the classes a model
-    learned, in `classes`' order (a class it never saw has p = 1e-15)."""
-    column = {int(c): i for i, c in enumerate(classes)}
-    true = np.array([probabilities[r, column[int(y)]] if int(y) in column else 0.0 for r, y in enumerate(labels)])
-    return float(np.mean(-np.log(np.clip(true, 1e-15, 1.0))))
+    learned, in `classes`' order (indices or names; a class it never saw has LEAST_PROBABILITY)."""
+    column = {c: i for i, c in enumerate(classes)}
+    true = np.array([probabilities[r, column[y]] if y in column else 0.0 for r, y in enumerate(labels)])
+    return float(np.mean(-np.log(np.clip(true, LEAST_PROBABILITY, 1.0))))
 
 
 def quoted_errors(texts: np.ndarray, labels: np.ndarray, probabilities: np.ndarray, names) -> list[dict]:
@@ -301,7 +304,7 @@ def answer_classes(probabilities: np.ndarray, names, asked: Asked) -> dict[str, 
 
 class AccuracyScorer:
     """Top-1 accuracy against true class names and the log loss (a name the model never learned counts as an error,
-    at p = 1e-15, and is named)."""
+    at LEAST_PROBABILITY, and is named)."""
 
     def __init__(self, names):
         self.index, self.names = {name: i for i, name in enumerate(names)}, tuple(names)
@@ -315,16 +318,17 @@ class AccuracyScorer:
             if true is None:
                 continue
             self.total += 1
-            if true not in self.index:  # an error, and p = 1e-15 to the log loss (as metrics.json's log_loss)
+            if true not in self.index:  # an error, and LEAST_PROBABILITY to the log loss (as log_loss counts it)
                 self.unknown[true] = self.unknown.get(true, 0) + 1
-                self.surprise -= float(np.log(1e-15))
+                self.surprise -= float(np.log(LEAST_PROBABILITY))
                 continue
             rows.append(row)
             classes.append(self.index[true])
         if rows:
             chosen = np.asarray(probabilities)[rows]
             self.right += int(np.sum(chosen.argmax(-1) == np.array(classes)))
-            self.surprise -= float(np.sum(np.log(np.clip(chosen[np.arange(len(rows)), classes], 1e-15, 1.0))))
+            self.surprise -= float(np.sum(np.log(np.clip(chosen[np.arange(len(rows)), classes], LEAST_PROBABILITY,
+                                                         1.0))))
 
     def result(self) -> dict:
         result = {"examples": self.total, "accuracy": self.right / self.total if self.total else None,
