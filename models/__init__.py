@@ -40,8 +40,14 @@ ARGUMENTS = {
     "model_width": ("transformer: the width of every token's vector (the MLPs are twice as wide).",
                     dict(lower_bound=1, upper_bound=MAX_WIDTH)),
     "noise_dim": ("gan: size of the generator's noise input.", dict(lower_bound=1, upper_bound=4096)),
-    "generator_widths": ("gan: filters of each stride-2 transposed conv; the image side must divide by 2 ** (number "
-                         "of entries).", {}),
-    "discriminator_widths": ("gan: filters of each stride-2 conv of the discriminator.", {}),
+    "generator_widths": ("gan: filters of the generator's last doubling blocks (nearest upsampling, 3×3 conv); a "
+                         "larger image's first blocks double them.", {}),
+    "discriminator_widths": ("gan: filters of the discriminator's first stride-2 convs; a larger image's last blocks "
+                             "double them.", {}),
+    "r1": ("gan: weight of the R1 penalty on the discriminator's gradient at the real images (0 turns it off).",
+           dict(lower_bound=0.0)),
+    "truncation": ("gan: what draws (grids, distances, the shipped generator) is fed its noise times this; 1 draws "
+                   "from all the generator learned, less from its middle, where pictures are most like the real "
+                   "ones.", dict(lower_bound=0.0, upper_bound=1.0)),
     "conditional": ("gan: class-conditional generator and discriminator (label as a second input).", {}),
 }

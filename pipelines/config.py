@@ -77,7 +77,7 @@ class RunConfig:
     diff_augment: str = "auto"                 # gan only: on, off, or auto (on for small data sets)
     passes_per_epoch: int = 0                  # passes over the train split an epoch; 0: the family's rule
     lr_schedule: str | None = None             # cosine, one_cycle or constant (schedules.py)
-    label_smoothing: float = 0.1               # classifiers: of the cross-entropy targets; gan: of real targets
+    label_smoothing: float = 0.1               # classifiers: of the cross-entropy targets
     class_weight: str = "none"                 # classifiers: balanced weighs a class's examples by its rarity
     clip_norm: float | None = None             # clip the global gradient norm to this; None: no clipping
     steps_per_execution: int | None = None     # train steps per call into TensorFlow

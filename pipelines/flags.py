@@ -174,8 +174,8 @@ LR_SCHEDULE = flags.DEFINE_enum(
     f"fifth; constant keeps it. Default: {_each_task('lr_schedule')}.")
 LABEL_SMOOTHING = flags.DEFINE_float(
     "label_smoothing", D["label_smoothing"], "Classifiers: weight moved from the true class's target to all classes "
-    "alike (bounds the logits, which float16 and int8 exports need); gan: one-sided smoothing of the "
-    "discriminator's real targets. 0 turns it off.", lower_bound=0.0, upper_bound=0.5)
+    "alike (bounds the logits, which float16 and int8 exports need). 0 turns it off. (The GAN's "
+    "discriminator is held back by --r1 instead.)", lower_bound=0.0, upper_bound=0.5)
 CLASS_WEIGHT = flags.DEFINE_enum(
     "class_weight", D["class_weight"], list(CLASS_WEIGHTS), "Classifiers: balanced weighs each train example by "
     "n / (classes × its class's count), so a rare class weighs as much as a common one in the loss (Keras' "

@@ -18,6 +18,7 @@ from typing import Callable
 
 import keras
 import numpy as np
+from keras import layers
 import tensorflow as tf
 from PIL import Image
 
@@ -55,14 +56,14 @@ MIN_TRAIN_STEPS = 2_000
 
 
 def compile_gan(gan: GAN, config: RunConfig, steps_per_epoch: int = 0) -> None:
-    # DCGAN's Adam settings (beta_1 = 0.5) for both nets, at constant rates (no --lr_schedule).
+    # Adam with beta_1 = 0.5 (DCGAN's) and beta_2 = 0.99 for both nets, at constant rates (no --lr_schedule).
     # In float16 each is wrapped for loss scaling, as Keras' own compile wraps a model's one optimizer.
     def adam(rate):
-        optimizer = keras.optimizers.Adam(rate, beta_1=0.5, global_clipnorm=config.clip_norm)
+        optimizer = keras.optimizers.Adam(rate, beta_1=0.5, beta_2=0.99, global_clipnorm=config.clip_norm)
         return keras.optimizers.LossScaleOptimizer(optimizer) if config.precision == "float16" else optimizer
     gan.compile(g_optimizer=adam(config.learning_rate),
                 d_optimizer=adam(config.discriminator_learning_rate or config.learning_rate),
-                label_smoothing=config.label_smoothing, steps_per_execution=config.steps_per_execution)
+                steps_per_execution=config.steps_per_execution)
 
 
 def generator_inputs(gan_or_generator, count: int, seed: int, label: int | None = None) -> dict[str, np.ndarray]:
@@ -71,12 +72,22 @@ def generator_inputs(gan_or_generator, count: int, seed: int, label: int | None 
     noise_dim = generator.get_layer("noise").output.shape[-1]
     batch = {"noise": np.random.default_rng(seed).standard_normal((count, noise_dim)).astype(np.float32)}
     if "label" in [t.name for t in generator.inputs]:
-        classes = generator.get_layer("label_embedding").input_dim
+        classes = _label_embedding(generator).input_dim
         batch["label"] = np.full(count, label, np.int32) if label is not None else \
             (np.arange(count) % classes).astype(np.int32)
     elif label is not None:
         raise PipelineError("this GAN was trained without --conditional: it draws no chosen class; drop --class_name")
     return batch
+
+
+def _label_embedding(model: keras.Model) -> layers.Embedding | None:
+    """A conditional generator's label embedding, inside it or inside a model it holds (the sampler)."""
+    for layer in model.layers:
+        found = layer if layer.name == "label_embedding" else (
+            _label_embedding(layer) if isinstance(layer, keras.Model) else None)
+        if found is not None:
+            return found
+    return None
 
 
 def generate_pixels(generator: keras.Model, count: int, seed: int) -> np.ndarray:
@@ -110,7 +121,7 @@ class SampleGrid(keras.callbacks.Callback):
         os.makedirs(self.folder, exist_ok=True)
         path = os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png")
         with artifacts.atomic_path(path) as tmp, open(tmp, "wb") as f:
-            f.write(grid_png(generate_pixels(self.model.generator, GRID * GRID, self.seed), GRID))
+            f.write(grid_png(generate_pixels(self.model.sampler, GRID * GRID, self.seed), GRID))
 
 
 class SmallDataAugment(keras.callbacks.Callback):
@@ -147,7 +158,7 @@ class FrechetDistance(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:  # History and KerasTuner read the same dict after this callback
             return
-        generated = generate_pixels(self.model.generator, len(self.real_features), self.seed)
+        generated = generate_pixels(self.model.sampler, len(self.real_features), self.seed)
         logs[FRECHET_OBJECTIVE] = frechet_distance(self.embed(generated), self.real_features)
 
 
@@ -238,8 +249,8 @@ def evaluate_gan(gan: GAN, work: Workspace) -> dict:
     real = {"test": real_pixels(work.inputs.test), "train": real_pixels(work.inputs.train)}
     n = len(real["test"])
     keras.utils.set_random_seed(work.config.seed)
-    untrained = keras.models.clone_model(gan.generator)  # the trained generator's architecture, fresh weights
-    generated = {"trained": generate_pixels(gan.generator, n, work.config.seed),
+    untrained = keras.models.clone_model(gan.sampler)  # the generator's architecture, fresh weights
+    generated = {"trained": generate_pixels(gan.sampler, n, work.config.seed),
                  "untrained_generator": generate_pixels(untrained, n, 0)}
     metrics = {**distances(embed, real, generated), "frechet_examples": n, **{
         k: v for k, v in stick.items() if k != "classifier"}}
@@ -259,7 +270,7 @@ def evaluate_gan(gan: GAN, work: Workspace) -> dict:
         print(f"warning: the samples collapse: diversity {c['diversity']:.2f} of the real pictures', recall "
               f"{c['recall']:.2f} (real pictures {c['real_recall']:.2f}): the generator draws a few patterns; an "
               "earlier epoch's samples (samples/) may be better, or fewer epochs, or --diff_augment=on", flush=True)
-    samples = generate_pixels(gan.generator, image_quality.MEMORIZATION_SAMPLES, work.config.seed + 1)
+    samples = generate_pixels(gan.sampler, image_quality.MEMORIZATION_SAMPLES, work.config.seed + 1)
     metrics["memorization"] = image_quality.memorization(samples, real["test"], lambda: (
         x for x, _ in work.inputs.examples.batch(1000).as_numpy_iterator()))
     if metrics["memorization"]["memorizing"]:
@@ -287,7 +298,7 @@ def draw_pictures(gan: GAN, work: Workspace) -> None:
     batch = {k: v.reshape(rows, 2, *v.shape[1:]) for k, v in ends.items()}
     noise = (batch["noise"][:, :1] * (1 - weights) + batch["noise"][:, 1:] * weights).reshape(rows * steps, -1)
     inputs = {"noise": noise, **({"label": np.repeat(batch["label"][:, 0], steps)} if "label" in batch else {})}
-    images = gan.generator.predict(inputs if len(inputs) > 1 else noise, batch_size=250, verbose=0)
+    images = gan.sampler.predict(inputs if len(inputs) > 1 else noise, batch_size=250, verbose=0)
     with artifacts.atomic_path(work.path(INTERPOLATION_PNG)) as tmp, open(tmp, "wb") as f:
         f.write(grid_png(to_pixels(images), rows))
 
@@ -342,7 +353,7 @@ GENERATOR_LIMITS = {
 
 
 def ship_generator(gan: GAN) -> Shipment:
-    pixel_generator = build_pixel_generator(gan.generator)
+    pixel_generator = build_pixel_generator(gan.sampler)
     height, width, channels = pixel_generator.outputs[0].shape[1:]
     tensors = {
         "noise": TensorInfo(f"{gan.noise_dim} values drawn from a standard normal distribution: one image per draw"),
@@ -352,7 +363,7 @@ def ship_generator(gan: GAN) -> Shipment:
     if gan.conditional:
         tensors["label"] = TensorInfo(f"the class to draw, 0 to {gan.num_classes - 1}; the packed {artifacts.LABELS} "
                                       "names them", files=((artifacts.LABELS, LABELS),))
-    return Shipment(model=pixel_generator, quantizable=build_pixel_generator(gan.generator, rounded=False),
+    return Shipment(model=pixel_generator, quantizable=build_pixel_generator(gan.sampler, rounded=False),
                     reference=pixel_generator, int8_output="uint8",
                     sample_inputs=lambda count, seed=7, label=None: generator_inputs(gan, count, seed, label),
                     limits=GENERATOR_LIMITS,

@@ -138,7 +138,7 @@ def test_the_gan_trains_under_mirrored_on_two_logical_cpus(tmp_path):
          "--cpu_replicas=2", "--stages=train", f"--output_dir={tmp_path}"],
         cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 replicas of 32 examples (--distribute=mirrored)" in result.stdout
+    assert "2 replicas of 16 examples (--distribute=mirrored)" in result.stdout
     history = json.loads((tmp_path / "gan" / "history.json").read_text())
     assert all(0 < loss < 10 for loss in history["d_loss"] + history["g_loss"])
     assert (tmp_path / "gan" / "model.keras").exists()

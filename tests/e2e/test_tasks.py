@@ -126,7 +126,7 @@ def test_gan_trains_watches_measures_and_exports_a_uint8_generator(gan_run):
     assert all(report["exports"][variant]["passed"] for variant in GAN_VARIANTS)  # the task's default variants
 
     runner = Interpreter(model_path=str(task_dir / "model.tflite")).get_signature_runner()
-    (pixels,) = runner(noise=np.zeros((2, 64), np.float32)).values()
+    (pixels,) = runner(noise=np.zeros((2, *runner.get_input_details()["noise"]["shape"][1:]), np.float32)).values()
     assert pixels.dtype == np.uint8 and pixels.shape == (2, 28, 28, 1)
     info, packed = metadata.read_metadata((task_dir / "model.tflite").read_bytes())
     assert [t.name for t in info.subgraphMetadata[0].outputTensorMetadata] == [b"pixels"] and packed == {}

@@ -227,7 +227,7 @@ def test_gan_sweep_minimizes_the_frechet_distance_and_trains_the_best_generator(
     assert best["score"] == min(float(r["objective"]) for r in table)  # a distance: lower is better
     gan = keras.models.load_model(task_dir / "model.keras", compile=False)
     assert gan.noise_dim == best["hparams"]["noise_dim"]
-    assert [gan.generator.get_layer(f"up{i}").filters for i in range(2)] == best["hparams"]["generator_widths"]
+    assert [gan.generator.get_layer(f"up{i}_conv").filters for i in range(2)] == best["hparams"]["generator_widths"]
 
 
 def test_every_trial_is_in_tensorboards_hparams_dashboard(sweep):
