@@ -46,8 +46,5 @@ ARGUMENTS = {
                              "double them.", {}),
     "r1": ("gan: weight of the R1 penalty on the discriminator's gradient at the real images (0 turns it off).",
            dict(lower_bound=0.0)),
-    "truncation": ("gan: what draws (grids, distances, the shipped generator) is fed its noise times this; 1 draws "
-                   "from all the generator learned, less from its middle, where pictures are most like the real "
-                   "ones.", dict(lower_bound=0.0, upper_bound=1.0)),
     "conditional": ("gan: class-conditional generator and discriminator (label as a second input).", {}),
 }

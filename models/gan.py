@@ -12,8 +12,7 @@ The recipe, measured on photos (docs/gan.md has what each piece bought):
   keeps the discriminator from outrunning the generator without weakening its layers;
 - what is sampled, measured and shipped is `ema_generator`, an exponential moving average of the generator's
   weights (Yazıcı et al. 2019; StyleGAN's Gs): the trained generator's weights circle the equilibrium, their average
-  sits nearer it; fed its noise times TRUNCATION (the truncation trick, Brock et al. 2019), it draws from the middle
-  of what it learned, where the pictures are most like the real ones, and less from its edges.
+  sits nearer it.
 
 Their depth follows the image: one doubling block per doubling of the side from a 4–7 pixel start (28 → 7, 32 → 4,
 64 → 4, 128 → 4), the widths given for the last blocks of the generator and the first of the discriminator,
@@ -34,7 +33,6 @@ from models import BN_MOMENTUM, BuildError
 
 WIDEST = 256  # the widest block a larger image's extra depth adds
 EMA_DECAY = 0.999  # the generator's weights' moving average: about the last thousand steps
-TRUNCATION = 0.7  # what draws is fed its noise times this (GAN.sampler)
 COARSE = 4  # the discriminator's second scale: the image averaged over COARSE × COARSE pixels
 START = (4, 7)  # the side (in pixels) the generator starts from and the discriminator ends at
 
@@ -180,18 +178,17 @@ def to_pixels(images):
 @keras.saving.register_keras_serializable(package="dlpipe")
 class GAN(keras.Model):
     """Trains `generator` against `discriminator` on batches of (raw pixels 0..255, label), with an R1 penalty of
-    weight `r1`, and keeps `ema_generator`: the moving average of the generator's weights (`ema` is its decay).
-    What draws is `sampler`: the average, fed its noise times `truncation`."""
+    weight `r1`, and keeps `ema_generator`: the moving average of the generator's weights (`ema` is its decay),
+    what draws."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, noise_dim: int,
-                 num_classes: int | None = None, r1: float = 1.0, ema: float = EMA_DECAY,
-                 truncation: float = TRUNCATION, **kwargs):
+                 num_classes: int | None = None, r1: float = 1.0, ema: float = EMA_DECAY, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
         self.noise_dim = noise_dim
         self.num_classes = num_classes
-        self.r1, self.ema, self.truncation = r1, ema, truncation
+        self.r1, self.ema = r1, ema
         # Its weights start as the generator's (a loaded model's then take the saved averages).
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())
@@ -207,8 +204,7 @@ class GAN(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "noise_dim": self.noise_dim, "num_classes": self.num_classes,
-                "r1": self.r1, "ema": self.ema, "truncation": self.truncation,
-                "generator": keras.saving.serialize_keras_object(self.generator),
+                "r1": self.r1, "ema": self.ema, "generator": keras.saving.serialize_keras_object(self.generator),
                 "discriminator": keras.saving.serialize_keras_object(self.discriminator)}
 
     @classmethod
@@ -231,17 +227,8 @@ class GAN(keras.Model):
     def metrics(self):
         return [self.d_loss_tracker, self.g_loss_tracker]
 
-    @property
-    def sampler(self) -> keras.Model:
-        """What draws (the grids, the distances, the shipped file): `ema_generator` with its noise input scaled by
-        `truncation` (a generator taking the same inputs)."""
-        inputs = [keras.Input(shape=t.shape[1:], dtype=t.dtype, name=t.name) for t in self.ema_generator.inputs]
-        noise = layers.Rescaling(self.truncation, name="truncation")(inputs[0])
-        images = self.ema_generator([noise, *inputs[1:]] if len(inputs) > 1 else noise, training=False)
-        return keras.Model(inputs if len(inputs) > 1 else inputs[0], images, name="sampler")
-
     def call(self, inputs, training=False):
-        return self.sampler(inputs)
+        return self.ema_generator(inputs, training=training)
 
     def _with_label(self, x, labels):
         return [x, labels] if self.conditional else x
@@ -306,12 +293,12 @@ class GAN(keras.Model):
 
 def build_gan(image_shape: Sequence[int], num_classes: int, *, noise_dim: int = 128,
               generator_widths: Sequence[int] = (32, 16), discriminator_widths: Sequence[int] = (32, 64),
-              r1: float = 1.0, truncation: float = TRUNCATION, conditional: bool = False) -> GAN:
+              r1: float = 1.0, conditional: bool = False) -> GAN:
     """The task's builder: a GAN for images of `image_shape`, class-conditional when `conditional`."""
     classes = num_classes if conditional else None
     return GAN(build_generator(noise_dim, image_shape, widths=generator_widths, num_classes=classes),
                build_discriminator(image_shape, widths=discriminator_widths, num_classes=classes),
-               noise_dim=noise_dim, num_classes=classes, r1=r1, truncation=truncation, name="gan")
+               noise_dim=noise_dim, num_classes=classes, r1=r1, name="gan")
 
 
 def build_pixel_generator(generator: keras.Model, rounded: bool = True) -> keras.Model:

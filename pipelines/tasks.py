@@ -246,7 +246,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          left_out={"int16x8": "TFLite has no 16×8 kernel for --series_scaling=each's SQRT"}),
     Task(name="gan", summary="GAN that learns to draw the images (upsampling generator, two-scale discriminator, "
          "R1, weights' average)", datasets=IMAGE_DATASETS, to_example=image_example, build_model=build_gan,
-         hparams=("noise_dim", "generator_widths", "discriminator_widths", "r1", "truncation", "conditional"),
+         hparams=("noise_dim", "generator_widths", "discriminator_widths", "r1", "conditional"),
          search_space=search_spaces.gan, epochs=10, batch_size=32, learning_rate=2e-4, lr_schedule="constant",
          family=GENERATOR, image_size_check=gan_depth),
 )}

@@ -18,7 +18,6 @@ from typing import Callable
 
 import keras
 import numpy as np
-from keras import layers
 import tensorflow as tf
 from PIL import Image
 
@@ -72,22 +71,12 @@ def generator_inputs(gan_or_generator, count: int, seed: int, label: int | None 
     noise_dim = generator.get_layer("noise").output.shape[-1]
     batch = {"noise": np.random.default_rng(seed).standard_normal((count, noise_dim)).astype(np.float32)}
     if "label" in [t.name for t in generator.inputs]:
-        classes = _label_embedding(generator).input_dim
+        classes = generator.get_layer("label_embedding").input_dim
         batch["label"] = np.full(count, label, np.int32) if label is not None else \
             (np.arange(count) % classes).astype(np.int32)
     elif label is not None:
         raise PipelineError("this GAN was trained without --conditional: it draws no chosen class; drop --class_name")
     return batch
-
-
-def _label_embedding(model: keras.Model) -> layers.Embedding | None:
-    """A conditional generator's label embedding, inside it or inside a model it holds (the sampler)."""
-    for layer in model.layers:
-        found = layer if layer.name == "label_embedding" else (
-            _label_embedding(layer) if isinstance(layer, keras.Model) else None)
-        if found is not None:
-            return found
-    return None
 
 
 def generate_pixels(generator: keras.Model, count: int, seed: int) -> np.ndarray:
@@ -121,7 +110,7 @@ class SampleGrid(keras.callbacks.Callback):
         os.makedirs(self.folder, exist_ok=True)
         path = os.path.join(self.folder, f"epoch_{epoch + 1:03d}.png")
         with artifacts.atomic_path(path) as tmp, open(tmp, "wb") as f:
-            f.write(grid_png(generate_pixels(self.model.sampler, GRID * GRID, self.seed), GRID))
+            f.write(grid_png(generate_pixels(self.model.ema_generator, GRID * GRID, self.seed), GRID))
 
 
 class SmallDataAugment(keras.callbacks.Callback):
@@ -158,7 +147,7 @@ class FrechetDistance(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:  # History and KerasTuner read the same dict after this callback
             return
-        generated = generate_pixels(self.model.sampler, len(self.real_features), self.seed)
+        generated = generate_pixels(self.model.ema_generator, len(self.real_features), self.seed)
         logs[FRECHET_OBJECTIVE] = frechet_distance(self.embed(generated), self.real_features)
 
 
@@ -249,8 +238,8 @@ def evaluate_gan(gan: GAN, work: Workspace) -> dict:
     real = {"test": real_pixels(work.inputs.test), "train": real_pixels(work.inputs.train)}
     n = len(real["test"])
     keras.utils.set_random_seed(work.config.seed)
-    untrained = keras.models.clone_model(gan.sampler)  # the generator's architecture, fresh weights
-    generated = {"trained": generate_pixels(gan.sampler, n, work.config.seed),
+    untrained = keras.models.clone_model(gan.ema_generator)  # the generator's architecture, fresh weights
+    generated = {"trained": generate_pixels(gan.ema_generator, n, work.config.seed),
                  "untrained_generator": generate_pixels(untrained, n, 0)}
     metrics = {**distances(embed, real, generated), "frechet_examples": n, **{
         k: v for k, v in stick.items() if k != "classifier"}}
@@ -270,7 +259,7 @@ def evaluate_gan(gan: GAN, work: Workspace) -> dict:
         print(f"warning: the samples collapse: diversity {c['diversity']:.2f} of the real pictures', recall "
               f"{c['recall']:.2f} (real pictures {c['real_recall']:.2f}): the generator draws a few patterns; an "
               "earlier epoch's samples (samples/) may be better, or fewer epochs, or --diff_augment=on", flush=True)
-    samples = generate_pixels(gan.sampler, image_quality.MEMORIZATION_SAMPLES, work.config.seed + 1)
+    samples = generate_pixels(gan.ema_generator, image_quality.MEMORIZATION_SAMPLES, work.config.seed + 1)
     metrics["memorization"] = image_quality.memorization(samples, real["test"], lambda: (
         x for x, _ in work.inputs.examples.batch(1000).as_numpy_iterator()))
     if metrics["memorization"]["memorizing"]:
@@ -298,7 +287,7 @@ def draw_pictures(gan: GAN, work: Workspace) -> None:
     batch = {k: v.reshape(rows, 2, *v.shape[1:]) for k, v in ends.items()}
     noise = (batch["noise"][:, :1] * (1 - weights) + batch["noise"][:, 1:] * weights).reshape(rows * steps, -1)
     inputs = {"noise": noise, **({"label": np.repeat(batch["label"][:, 0], steps)} if "label" in batch else {})}
-    images = gan.sampler.predict(inputs if len(inputs) > 1 else noise, batch_size=250, verbose=0)
+    images = gan.ema_generator.predict(inputs if len(inputs) > 1 else noise, batch_size=250, verbose=0)
     with artifacts.atomic_path(work.path(INTERPOLATION_PNG)) as tmp, open(tmp, "wb") as f:
         f.write(grid_png(to_pixels(images), rows))
 
@@ -353,7 +342,7 @@ GENERATOR_LIMITS = {
 
 
 def ship_generator(gan: GAN) -> Shipment:
-    pixel_generator = build_pixel_generator(gan.sampler)
+    pixel_generator = build_pixel_generator(gan.ema_generator)
     height, width, channels = pixel_generator.outputs[0].shape[1:]
     tensors = {
         "noise": TensorInfo(f"{gan.noise_dim} values drawn from a standard normal distribution: one image per draw"),
@@ -363,7 +352,7 @@ def ship_generator(gan: GAN) -> Shipment:
     if gan.conditional:
         tensors["label"] = TensorInfo(f"the class to draw, 0 to {gan.num_classes - 1}; the packed {artifacts.LABELS} "
                                       "names them", files=((artifacts.LABELS, LABELS),))
-    return Shipment(model=pixel_generator, quantizable=build_pixel_generator(gan.sampler, rounded=False),
+    return Shipment(model=pixel_generator, quantizable=build_pixel_generator(gan.ema_generator, rounded=False),
                     reference=pixel_generator, int8_output="uint8",
                     sample_inputs=lambda count, seed=7, label=None: generator_inputs(gan, count, seed, label),
                     limits=GENERATOR_LIMITS,
