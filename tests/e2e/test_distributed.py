@@ -134,11 +134,11 @@ def test_a_killed_worker_fails_the_job_cleanly_and_the_same_command_resumes(tmp_
 def test_the_gan_trains_under_mirrored_on_two_logical_cpus(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "pipelines", "--task=gan", *SMALL[:2], "--epochs=1", "--passes_per_epoch=1",
-         "--generator_widths=16,8", "--discriminator_widths=8,16", "--noise_dim=8", "--distribute=mirrored",
-         "--cpu_replicas=2", "--stages=train", f"--output_dir={tmp_path}"],
+         "--batch_size=64", "--generator_widths=16,8", "--discriminator_widths=8,16", "--noise_dim=8",
+         "--distribute=mirrored", "--cpu_replicas=2", "--stages=train", f"--output_dir={tmp_path}"],
         cwd=ROOT, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "2 replicas of 16 examples (--distribute=mirrored)" in result.stdout
+    assert "2 replicas of 32 examples (--distribute=mirrored)" in result.stdout
     history = json.loads((tmp_path / "gan" / "history.json").read_text())
     assert all(0 < loss < 10 for loss in history["d_loss"] + history["g_loss"])
     assert (tmp_path / "gan" / "model.keras").exists()

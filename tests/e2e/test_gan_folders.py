@@ -14,7 +14,7 @@ from pipelines.errors import PipelineError
 from tests.conftest import assert_one_line_error, cli_in_process, config_from_flags
 from tests.pictures import write_pictures
 
-SMALL = ("--task=gan", "--passes_per_epoch=1", "--noise_dim=16", "--generator_widths=32,16",
+SMALL = ("--task=gan", "--passes_per_epoch=1", "--batch_size=64", "--noise_dim=16", "--generator_widths=32,16",
          "--discriminator_widths=16,32", "--noonnx")
 
 

@@ -347,7 +347,7 @@ def test_an_image_that_cannot_be_read_is_named_and_the_others_are_predicted(phot
 
 
 def test_a_conditional_gan_draws_samples_of_a_chosen_class(tmp_path):
-    runner.run(config_from_flags("--task=gan", "--passes_per_epoch=1", "--max_train_examples=256",
+    runner.run(config_from_flags("--task=gan", "--passes_per_epoch=1", "--batch_size=64", "--max_train_examples=256",
                                  "--max_test_examples=64", "--epochs=1", "--conditional", "--generator_widths=16,8",
                                  "--discriminator_widths=8,16", f"--output_dir={tmp_path}", "--stages=train,export",
                                  "--tflite_variants=float32", "--noonnx"))

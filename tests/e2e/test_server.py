@@ -46,7 +46,7 @@ def server(tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("runs")
     series = made.monthly_csv(output_dir / "monthly.csv", made.seasonal(120))
     for flags in (("--task=dense", "--hidden_units=16"),
-                  ("--task=gan", "--passes_per_epoch=1", "--noise_dim=8", "--generator_widths=16,8",
+                  ("--task=gan", "--passes_per_epoch=1", "--batch_size=64", "--noise_dim=8", "--generator_widths=16,8",
                    "--discriminator_widths=8,16"),
                   ("--task=conv", f"--dataset={series}", "--time_column=month", "--label_column=passengers",
                    "--horizon=3", "--conv_filters=8,16", "--dense_units=16")):

@@ -89,7 +89,7 @@ def test_conv_on_offline_fashion_mnist_exports_without_augmentation(tmp_path):
     np.testing.assert_array_equal(*answers)
 
 
-GAN = ("--task=gan", "--epochs=2", "--passes_per_epoch=1", "--onnx", "--generator_widths=32,16",
+GAN = ("--task=gan", "--epochs=2", "--passes_per_epoch=1", "--batch_size=64", "--onnx", "--generator_widths=32,16",
        "--discriminator_widths=16,32", "--tflite_variants=" + ",".join(GAN_VARIANTS))
 
 

@@ -216,7 +216,7 @@ def test_chief_and_two_workers_share_the_trials_and_only_the_chief_trains(tmp_pa
 
 def test_gan_sweep_minimizes_the_frechet_distance_and_trains_the_best_generator(tmp_path):
     import keras
-    runner.run(config_from_flags("--task=gan", "--passes_per_epoch=1", "--max_train_examples=320",
+    runner.run(config_from_flags("--task=gan", "--passes_per_epoch=1", "--batch_size=64", "--max_train_examples=320",
                                  "--max_test_examples=200", "--tuning_epochs=1", "--tuner=random", "--max_trials=2",
                                  "--epochs=1", f"--output_dir={tmp_path}", "--stages=tune,train"))
     task_dir = tmp_path / "gan"
