@@ -125,9 +125,15 @@ def _checked(folder: str, artifact: str) -> None:
                             f"--stages={'train' if artifact == artifacts.MODEL else 'export'} again")
 
 
+def recorded_family(record: dict, task: str) -> Family:
+    """The family of the model a run's config.json (`record`) describes: the one it was trained as (a dense task's
+    table is a classifier or a regressor, its series a forecaster), else its task's."""
+    from pipelines.tasks import FAMILIES, TASKS
+    return FAMILIES.get((record.get("trained_on") or {}).get("family")) or TASKS[task].family
+
+
 def open_run(folder: str, model_name: str = SAVED_MODEL) -> Predictor:
     """The run in `folder` (a task folder a dlpipe run wrote) with `model_name` ready to call."""
-    from pipelines.tasks import FAMILIES, TASKS
     config_path = os.path.join(folder, artifacts.CONFIG)
     if not os.path.isfile(config_path):
         raise PipelineError(f"{folder} is not a trained run's folder (no {artifacts.CONFIG}): give the task folder a "
@@ -138,7 +144,7 @@ def open_run(folder: str, model_name: str = SAVED_MODEL) -> Predictor:
     except (OSError, ValueError, TypeError) as e:
         raise PipelineError(f"{config_path} is damaged ({type(e).__name__}): run --stages=train again") from None
     trained_on = record.get("trained_on") or {}
-    family = FAMILIES.get(trained_on.get("family")) or TASKS[config.task].family
+    family = recorded_family(record, config.task)
     model, _ = trained.load(os.path.join(folder, artifacts.MODEL), _recorded(folder, artifacts.MODEL))
     shipment = family.ship(model)
     if model_name not in (artifacts.MODEL, SAVED_MODEL) and exporters.by_file(model_name) is None:

@@ -99,26 +99,33 @@ class ServedModel:
         return all(s.dtype.name != "string" for s in self.inputs.values())
 
 
-def load_model(name: str, path: str, labels_path: str | None, metrics_path: str | None = None) -> ServedModel:
-    """One SavedModel's serving signature, and its class names when a labels file is given, and a forecaster's
-    intervals when its run's metrics.json has them."""
+def load_model(name: str, path: str, labels_path: str | None, run_folder: str | None = None) -> ServedModel:
+    """One SavedModel's serving signature, and its class names when a labels file is given, and its intervals when
+    `run_folder` (the dlpipe run that exported it) measured them."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (registers the ops a KerasHub preset's tokenizer runs in its SavedModel)
     function = tf.saved_model.load(path).signatures["serving_default"]
     labels = open(labels_path).read().splitlines() if labels_path and os.path.isfile(labels_path) else None
     return ServedModel(name, function, dict(function.structured_input_signature[1]),
-                       dict(function.structured_outputs), labels, _intervals(metrics_path))
+                       dict(function.structured_outputs), labels, _intervals(run_folder))
 
 
-def _intervals(metrics_path: str | None):
-    """metrics.json's intervals (forecaster.Intervals); None when there are none (or the file cannot be read: the
-    forecasts are served without bounds)."""
+def _intervals(run_folder: str | None):
+    """The intervals the run's family reads from its metrics.json (Family.intervals: a forecaster's); None when
+    its family has none, the run measured none, or its files cannot be read: the answers are served without
+    bounds."""
+    from pipelines import artifacts
     from pipelines.errors import PipelineError
-    from pipelines.families.forecaster import FORECASTER
+    from pipelines.prediction import recorded_family
+    if run_folder is None:
+        return None
     try:
-        with open(metrics_path) as f:
-            return FORECASTER.intervals(json.load(f))
-    except (TypeError, OSError, ValueError, PipelineError):
+        record = artifacts.read_json(os.path.join(run_folder, artifacts.CONFIG))
+        family = recorded_family(record, record["task"])
+        if family.intervals is None:
+            return None
+        return family.intervals(artifacts.read_json(os.path.join(run_folder, artifacts.METRICS)))
+    except (KeyError, TypeError, OSError, ValueError, PipelineError):
         return None
 
 
@@ -137,7 +144,7 @@ def load_models(output_dir: str) -> tuple[dict[str, ServedModel], dict[str, str]
             continue
         try:
             models[name] = load_model(name, path, os.path.join(output_dir, name, "labels.txt"),
-                                      os.path.join(output_dir, name, "metrics.json"))
+                                      os.path.join(output_dir, name))
         except Exception as e:  # TensorFlow raises many types for a damaged SavedModel
             damaged[name] = _unloadable(path, e)
     return models, damaged

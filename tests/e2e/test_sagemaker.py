@@ -101,6 +101,16 @@ def test_dlpipe_serve_answers_a_forecast_with_its_intervals(runs):
     np.testing.assert_allclose(second, 3 * first, rtol=1e-4)
 
 
+def test_a_model_whose_family_measures_no_intervals_is_served_without_them(runs):
+    """The intervals come from the family each run's config.json records: the table's (a classifier) has none, so
+    its answers carry no bounds, while the forecaster's above do."""
+    with serving(runs / "table") as base:
+        status, answer = post(f"{base}/v1/models/dense:predict",
+                              json.dumps({"instances": [{"age": 30.0, "fare": 12.5, "sex": "female"}]}).encode(),
+                              "application/json")
+    assert status == 200 and len(answer["predictions"]) == 1 and "intervals" not in answer
+
+
 def test_a_table_takes_csv_rows_under_a_header_naming_its_columns(runs, tmp_path):
     task_dir = runs / "table" / "dense"
     unpacked = sagemaker.unpack(str(task_dir / sagemaker.ARCHIVE), str(tmp_path / "model"))
