@@ -39,7 +39,7 @@ class RunConfig:
     color_mode: str = "auto"
     # A CSV data set: the column to predict, whether to classify or regress it (auto: from its values), the id
     # columns (carried to predictions, never features), columns to ignore, and columns kept as features although
-    # they look like an ID or free text (data/tables.py).
+    # they look like an ID or codes (data/tables.py).
     label_column: str | None = None
     problem: str = "auto"
     id_column: tuple[str, ...] = ()

@@ -129,7 +129,7 @@ class Context:
     @functools.cached_property
     def learned_args(self) -> dict:
         """Builder arguments the task learns from the training inputs (a text vocabulary), computed once."""
-        return {**self.data.builder_args, **(self.task.adapt(self.inputs.train) if self.task.adapt else {})}
+        return {**self.data.builder_args, **(self.task.adapt(self.inputs.train, self.data) if self.task.adapt else {})}
 
     @functools.cached_property
     def inputs(self) -> Inputs:

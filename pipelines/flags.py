@@ -96,8 +96,9 @@ ID_COLUMN = flags.DEFINE_list(
 IGNORE_COLUMNS = flags.DEFINE_list("ignore_columns", list(D["ignore_columns"]), "A CSV data set: columns that are "
                                    "not features.")
 KEEP_COLUMNS = flags.DEFINE_list(
-    "keep_columns", list(D["keep_columns"]), "A CSV data set: columns kept as features although they look like an "
-    "ID or free text (nearly one distinct value per row), which are otherwise left out with a note.")
+    "keep_columns", list(D["keep_columns"]), "A CSV data set: columns kept as features (as categories) although they "
+    "look like an ID or codes (nearly one distinct value per row, no shared word), which are otherwise left out with a "
+    "note.")
 TIME_COLUMN = flags.DEFINE_string(
     "time_column", D["time_column"], "A CSV time series: the column that orders its rows (ISO dates or numbers); "
     "--label_column is then forecast --horizon steps ahead from --window steps of every numeric column.")

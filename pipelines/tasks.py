@@ -62,9 +62,10 @@ class Task:
     # accuracy.
     mixed_precision: bool = False
     modalities: tuple[str, ...] = ("image",)  # the kinds of example it learns from: image, text, table, series
-    # Builder arguments learned from the training split's (input, label) batches (a text vocabulary, a table's
-    # column encoding); None when there are none.
-    adapt: Callable[[tf.data.Dataset], dict[str, Any]] | None = None
+    # Builder arguments learned from the training split's (input, label) batches and what reading the data found
+    # (its DataSet: which of a table's columns are text): a text vocabulary, a table's column encoding; None when
+    # there are none.
+    adapt: Callable[[tf.data.Dataset, Any], dict[str, Any]] | None = None
     family: Family = CLASSIFIER
     trainers: tuple[str, ...] = ("keras",)   # --trainer values it takes (numpy: its network written in NumPy)
     # TFLite variants a run leaves out unless --tflite_variants asks for them, each with its reason
@@ -177,12 +178,13 @@ def preset_modality(builder: Callable[..., keras.Model]) -> str:
     return "image" if builder is build_preset_image_classifier else "text"
 
 
-def table_columns(train: tf.data.Dataset) -> dict[str, Any]:
+def table_columns(train: tf.data.Dataset, data) -> dict[str, Any]:
     """A table's column encoding, and a numeric label's mean and spread (the model predicts in that scale and
     outputs real values), learned on the training split only (models/table.py), in one streamed pass."""
     if not isinstance(train.element_spec[0], dict):
         return {}
-    columns, labels = ColumnStats(), ColumnStats()
+    text = [data.table.inputs[column] for column in data.table.text] if data.table is not None else []
+    columns, labels = ColumnStats(text), ColumnStats()
     for x, y in train.as_numpy_iterator():
         columns.add(x)
         labels.add({"label": y.astype(np.float64)} if y.dtype.kind == "f" else {})
@@ -193,7 +195,7 @@ def table_columns(train: tf.data.Dataset) -> dict[str, Any]:
     return learned
 
 
-def text_vocabulary(train: tf.data.Dataset) -> dict[str, Any]:
+def text_vocabulary(train: tf.data.Dataset, data) -> dict[str, Any]:
     """Adapted on the training split only, so validation and test words stay unseen."""
     if train.element_spec[0].dtype != tf.string:
         return {}

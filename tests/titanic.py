@@ -1,6 +1,7 @@
 """A passenger table shaped like Kaggle's Titanic training file, made up here (the tests use no downloaded data):
 a row-number id, a label, numeric and categorical columns with missing cells, and three columns of nearly one
-distinct value per row (a name, a ticket, a cabin) that a model must not learn from. Survival follows sex, class
+distinct value per row: a name and a cabin, which share words (a title, a surname, a deck's letter) and are read as
+text, and a ticket, whose only word is in every row, which a model must not learn from. Survival follows sex, class
 and age, as in the real file, with noise."""
 
 import csv

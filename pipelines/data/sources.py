@@ -98,6 +98,7 @@ class DataSet:
                           "columns": self.table.usage(), "id_columns": list(self.table.ids),
                           "numeric_columns": list(self.table.numeric),
                           "categorical_columns": list(self.table.categorical),
+                          "text_columns": list(self.table.text),
                           "input_names": self.table.inputs}}
 
     @property

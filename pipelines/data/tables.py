@@ -15,10 +15,12 @@ one name are refused: each means the file is not read as it was meant.
 Columns a model must not learn from are left out of the features, each with its reason (the report lists every
 column and how it was used): the id columns (`--id_column`: kept aside and carried through to predictions), the
 ignored ones, a column empty or of one value in every row, and a column of (nearly) one distinct value per row:
-whole numbers each different and close together (a row number, an ID), or words mostly different (names,
-tickets, free text: one-hot they let a model memorize rows and say nothing of a new row). The distinct values are
-counted on a column's first DISTINCT_SAMPLE cells, so the check's memory is bounded. `--keep_columns` keeps a
-column the rules would leave out.
+whole numbers each different and close together (a row number, an ID), or words mostly different (tickets, codes:
+one-hot they let a model memorize rows and say nothing of a new row). Words mostly different whose cells share
+words (names with their titles, descriptions) are text: the model learns from its frequent words
+(models/table.py), never from the whole cell. The distinct values and the words are counted on a column's first
+DISTINCT_SAMPLE cells, so the check's memory is bounded. `--keep_columns` keeps a column the rules would leave out,
+as categories.
 
 The problem: classification when the label holds words, or at most MAX_INTEGER_CLASSES distinct integers;
 regression otherwise; `problem` overrides. The test split is `test_split` of the rows (of each class, for
@@ -34,6 +36,7 @@ import re
 
 import numpy as np
 
+from models.table import WORD_MAX_SHARE, WORD_MIN_SHARE, WordCounts
 from pipelines.data import cache
 from pipelines.errors import PipelineError
 
@@ -42,10 +45,10 @@ MAX_INTEGER_CLASSES = 20
 MAX_CLASSES = 10_000  # more distinct label values than this are not classes: the label is regressed or refused
 PROBLEMS = ("auto", "classification", "regression")
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-READER_VERSION = 3  # bump when the rules above change: it is part of every prepared table's cache key
+READER_VERSION = 4  # bump when the rules above change: it is part of every prepared table's cache key
 DISTINCT_SAMPLE = 2000     # a column's distinct values are counted on this many of its first filled cells
 MIN_DISTINCT_ROWS = 20     # … and only judged once it has this many filled cells
-TEXT_DISTINCT_SHARE = 0.5  # words: at least this share of the sampled cells different is free text or an ID
+TEXT_DISTINCT_SHARE = 0.5  # words: at least this share of the sampled cells different is text, an ID or codes
 ID_SPAN = 1.5              # whole numbers: all different and spanning at most this many times the rows is an ID
 ID_REASON = "an ID (a different whole number in every row)"
 
@@ -58,6 +61,7 @@ class Table:
     label_names: tuple[str, ...]              # the classes, sorted; () for regression
     numeric: tuple[str, ...]                  # the numeric feature columns, in file order
     categorical: tuple[str, ...]
+    text: tuple[str, ...]                     # the text columns: their frequent words are features
     dropped_rows: int                         # rows without a label
     missing: dict[str, int]                   # column → missing cells
     inputs: dict[str, str]                    # column → its input name in the model and the serving signature
@@ -69,7 +73,8 @@ class Table:
         """The label, each feature with its kind, then each column left out with why."""
         rows = [{"column": self.label_column, "use": f"label ({self.problem})"}]
         for column in self.inputs:
-            kind = "numeric" if column in self.numeric else f"category with {self.categories.get(column, '?')} values"
+            kind = "numeric" if column in self.numeric else "text: its frequent words" if column in self.text else \
+                f"category with {self.categories.get(column, '?')} values"
             rows.append({"column": column, "use": kind})
         rows += [{"column": column, "use": f"left out: {why}"} for column, why in self.left_out.items()]
         return rows
@@ -261,10 +266,11 @@ class _Column:
     """What the first pass learns of one feature column."""
     filled: int = 0
     missing: int = 0
-    words: int = 0
+    named: int = 0             # cells that are not numbers
     first_word: tuple[int, str] | None = None
     bad: tuple[int, str] | None = None  # the first cell `number` refused
-    sample: set = dataclasses.field(default_factory=set)  # hashes of the first DISTINCT_SAMPLE filled cells
+    sample: set = dataclasses.field(default_factory=set)  # hashes of the first DISTINCT_SAMPLE filled cells …
+    words: WordCounts = dataclasses.field(default_factory=WordCounts)  # … and in how many of them each word is
     first: str | None = None   # the first filled cell, and whether any other differs from it
     varies: bool = False
     whole: bool = True         # every number is a whole number …
@@ -278,6 +284,7 @@ class _Column:
         self.filled += 1
         if self.filled <= DISTINCT_SAMPLE:
             self.sample.add(hash(text))  # bounded: a hash, however long the text
+            self.words.add(text)
         if self.first is None:
             self.first = text
         elif not self.varies and text != self.first:
@@ -288,7 +295,7 @@ class _Column:
             self.bad = self.bad or (row, str(e))
             return
         if value is None:
-            self.words += 1
+            self.named += 1
             self.first_word = self.first_word or (row, text)
         else:
             self.whole = self.whole and value == int(value)
@@ -299,8 +306,15 @@ class _Column:
         counted = len(self.sample)
         return f"{counted:,}" + ("" if self.filled <= DISTINCT_SAMPLE else f" in its first {DISTINCT_SAMPLE:,} rows")
 
+    def mostly_different(self) -> bool:
+        """Whether the sampled cells are mostly each different (once enough are filled to tell)."""
+        sampled = min(self.filled, DISTINCT_SAMPLE)
+        return sampled >= MIN_DISTINCT_ROWS and len(self.sample) >= TEXT_DISTINCT_SHARE * sampled
+
     def why_not_a_feature(self, kind: str) -> str | None:
-        """Why a model should not learn from this column (an ID, free text, nothing to learn), or None."""
+        """Why a model should not learn from this column (an ID, codes, nothing to learn), or None."""
+        if kind == "text":
+            return None
         if not self.filled:
             return "empty in every row"
         if not self.varies:
@@ -314,21 +328,23 @@ class _Column:
                     self.high - self.low + 1 <= ID_SPAN * self.filled:
                 return ID_REASON
             return None
-        if distinct >= TEXT_DISTINCT_SHARE * sampled:
-            return (f"free text or an ID ({distinct:,} different values in {sampled:,} rows): one-hot, it would let "
-                    "the model memorize rows")
+        if self.mostly_different():
+            return (f"an ID or codes ({distinct:,} different values in {sampled:,} rows, and no word in "
+                    f"{WORD_MIN_SHARE:.0%}–{WORD_MAX_SHARE:.0%} of them): one-hot, it would let the model memorize "
+                    "rows")
         return None
 
     def kind(self, path: str, name: str) -> str:
-        if self.filled and not self.words:
+        """numeric, categorical or text (cells mostly different that share frequent words)."""
+        if self.filled and not self.named:
             if self.bad:
                 raise PipelineError(f"{path}, column {name!r}, data row {self.bad[0]}: {self.bad[1]}")
             return "numeric"
-        if self.filled and self.words <= 0.05 * self.filled:  # a number column with a stray word: a typo
+        if self.filled and self.named <= 0.05 * self.filled:  # a number column with a stray word: a typo
             row, word = self.first_word
             raise PipelineError(f"{path}, column {name!r}, data row {row}: {word!r} is not a number, and the "
                                 "column's other cells are: fix it, or empty it for a missing value")
-        return "categorical"
+        return "text" if self.mostly_different() and self.words.frequent() else "categorical"
 
 
 @dataclasses.dataclass
@@ -466,19 +482,24 @@ def prepare(path: str, *, naming: Naming, problem: str, test_split: float, cache
         info = {"problem": chosen, "label_column": label_column, "label_names": list(label_names),
                 "numeric": [c for c in scan.features if kinds[c] == "numeric"],
                 "categorical": [c for c in scan.features if kinds[c] == "categorical"],
+                "text": [c for c in scan.features if kinds[c] == "text"],
                 "dropped_rows": scan.dropped, "missing": {c: scan.columns[c].missing for c in scan.features},
                 "inputs": inputs, "left_out": left_out,
                 "ids": [c for c in scan.header
                         if c in naming.ids or left_out.get(c, "").startswith(ID_REASON)],
-                "categories": {c: scan.columns[c].distinct() for c in scan.features if kinds[c] == "categorical"}}
+                "categories": {c: scan.columns[c].distinct() for c in scan.features if kinds[c] == "categorical"},
+                "distinct": {c: scan.columns[c].distinct() for c in scan.features if kinds[c] == "text"}}
         return ("train", "test"), info
     splits, info = cache.prepared(cache_dir, f"table-{key.hexdigest()[:24]}", write, f"the table {path}")
     table = Table(info["problem"], info["label_column"], tuple(info["label_names"]), tuple(info["numeric"]),
-                  tuple(info["categorical"]), info["dropped_rows"], info["missing"], info["inputs"],
-                  info["left_out"], tuple(info["ids"]), info["categories"])
+                  tuple(info["categorical"]), tuple(info["text"]), info["dropped_rows"], info["missing"],
+                  info["inputs"], info["left_out"], tuple(info["ids"]), info["categories"])
     for column, why in table.left_out.items():
         if column not in naming.ids and column not in naming.ignored:
             print(f"note: {path}: column {column!r} is left out of the features: {why}", flush=True)
+    for column in table.text:
+        print(f"note: {path}: column {column!r} is text ({info['distinct'][column]} different values): the model "
+              "learns from its frequent words", flush=True)
     return table, splits
 
 
@@ -492,7 +513,7 @@ def _data_rows(path: str):
 class NewColumns:
     """What a trained model reads of a table, to read new rows for it: each feature's CSV column with its input
     name and kind, the id columns to carry through, and the label column (scored when the new rows have it)."""
-    features: dict[str, tuple[str, str]]  # CSV column → (input name, "numeric" or "categorical")
+    features: dict[str, tuple[str, str]]  # CSV column → (input name, "numeric", or a string column's kind)
     ids: tuple[str, ...]
     label_column: str | None
 

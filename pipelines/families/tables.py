@@ -47,7 +47,8 @@ def table_shipment(model: keras.Model, *, served: keras.Model, tflite_model: ker
     description = {"tflite_input": "features", "vector_size": int(body.inputs[0].shape[-1]),
                    "how": "in column order: numeric → (value - mean) / std, a missing value → mean (0 after "
                           "scaling); categorical → a one-hot block of 1 + len(categories), entry 0 for a missing "
-                          "or unseen category, entry 1 + i for categories[i]",
+                          "or unseen category, entry 1 + i for categories[i]; text → a block of len(words), entry i "
+                          "1 when the cell holds words[i] (a word: a run of letters, lower-cased)",
                    "columns": encoder.columns, **({"output": output} if output else {})}
     features = TensorInfo(f"the encoded feature vector ({description['vector_size']} values): {FEATURES_FILE} beside "
                           "this file says how to build it from a row's columns")

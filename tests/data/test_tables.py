@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from models.dense import build_dense_classifier
-from models.table import describe_columns
+from models.table import TableEncoder, cell_words, describe_columns
 from pipelines.data import sources, tables
 from pipelines.errors import PipelineError
 
@@ -94,18 +94,51 @@ def test_ids_free_text_and_constant_columns_are_left_out_with_why_and_kept_when_
     table, splits = read_table(path, "y", "auto", 0.2)
     assert table.numeric == ("n",) and table.categorical == ("group",) and table.ids == ("id",)
     assert table.left_out["id"].startswith("an ID (a different whole number in every row)")
-    assert table.left_out["name"].startswith("free text or an ID (60 different values in 60 rows)")
+    assert table.left_out["name"].startswith("an ID or codes (60 different values in 60 rows, and no word in 1%–99%")
     assert "ticket" in table.left_out and "--keep_columns=ticket keeps it" in table.left_out["ticket"]
     assert table.left_out["same"].startswith("the same value ('x')") and table.left_out["empty"] == \
         "empty in every row; --keep_columns=empty keeps it"
     assert set(splits["train"]) == {"group", "n", "label"}
     uses = {row["column"]: row["use"] for row in table.usage()}
     assert uses["group"] == "category with 3 values" and uses["y"] == "label (classification)"
-    assert uses["name"].startswith("left out: free text")
+    assert uses["name"].startswith("left out: an ID or codes")
     # Named by the user: an id column (carried, not a feature), an ignored one, one kept although it looks like text.
     table, splits = read_table(path, "y", "auto", 0.2, ids=("ticket",), ignored=("group",), kept=("name",))
     assert table.ids == ("id", "ticket") and table.categorical == ("name",) and "group" not in splits["train"]
     assert table.left_out["ticket"].startswith("the id column (--id_column)")
+
+
+def test_a_column_of_names_with_titles_is_text_whose_frequent_words_are_features(tmp_path):
+    """Kaggle's Name column: every cell different, its titles shared. Read as text, not left out; encoded as the
+    words in at least 1% (and 5) of the train rows, a cell's other words (its own name) as nothing."""
+    import tensorflow as tf
+    titles = ["Mr", "Mrs", "Miss", "Master"]
+    rows = [[f"Surname{i} {titles[i % 4]}. Given{i}", i % 3, i % 2] for i in range(80)]
+    table, splits = read_table(write(tmp_path / "t.csv", ["Name", "n", "y"], rows), "y", "auto", 0.25)
+    assert table.text == ("Name",) and table.categorical == () and "Name" not in table.left_out
+    assert {row["column"]: row["use"] for row in table.usage()}["Name"] == "text: its frequent words"
+    (column, _) = describe_columns({name: splits["train"][name] for name in ("Name", "n")}, text=["Name"])
+    assert column == {"input": "Name", "kind": "text", "words": ["master", "miss", "mr", "mrs"]}
+    encoder = TableEncoder([column])
+    cells = ["Allen, Mr. William", "MISS LAINA / Mrs", "", "Master's 3rd", "Zola"]
+    vectors = np.asarray(encoder({"Name": tf.constant(cells)}))
+    np.testing.assert_array_equal(vectors, [[0, 0, 1, 0], [0, 1, 0, 1], [0, 0, 0, 0], [1, 0, 0, 0], [0, 0, 0, 0]])
+    # What an app does with features.json: the same words in Python (cell_words), letters of any script.
+    np.testing.assert_array_equal(vectors, [[float(w in cell_words(c)) for w in column["words"]] for c in cells])
+    accented = describe_columns({"t": np.array(["Åsa Öberg"] * 60 + [""] * 600, object)}, text=["t"])[0]
+    assert accented["words"] == ["åsa", "öberg"]
+    np.testing.assert_array_equal(np.asarray(TableEncoder([accented])({"t": tf.constant(["ÅSA", "öberg-x"])})),
+                                  [[1, 0], [0, 1]])
+
+
+def test_word_counts_stay_bounded_and_keep_frequent_words(monkeypatch):
+    import models.table
+    monkeypatch.setattr(models.table, "MAX_COUNTED_WORDS", 100)
+    counts = models.table.WordCounts()
+    for i in range(1000):  # a thousand different names, every tenth row a title
+        counts.add(f"name{chr(97 + i % 26)}{chr(97 + i // 26 % 26)}{chr(97 + i // 676)}" + (" sir" if i % 10 else ""))
+        assert len(counts.counts) <= 101
+    assert counts.frequent() == ["sir"] and counts.rows == 1000
 
 
 def test_a_column_of_few_repeated_numbers_or_floats_is_a_feature_not_an_id(tmp_path):

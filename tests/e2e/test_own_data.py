@@ -3,6 +3,7 @@ real Fashion-MNIST) and a folder of .txt files with a known signal."""
 
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -122,6 +123,9 @@ def app_vector(features: dict, row: dict) -> np.ndarray:
         value = row[column["input"]]
         if column["kind"] == "numeric":
             vector.append(0.0 if value is None else (value - column["mean"]) / column["std"])
+        elif column["kind"] == "text":  # its words: runs of letters, lower-cased
+            words = set(re.findall(r"[^\W\d_]+", value.lower()))
+            vector.extend(float(word in words) for word in column["words"])
         else:
             block = [0.0] * (1 + len(column["categories"]))
             block[1 + column["categories"].index(value) if value in column["categories"] else 0] = 1.0
@@ -158,11 +162,12 @@ def test_a_csv_regression_reports_its_linear_baseline_and_an_app_can_call_it(tmp
 
 def test_a_csv_classification_reports_its_baselines_and_an_app_can_call_it(tmp_path):
     rng = np.random.default_rng(1)
-    lines = ["Pclass,Sex,Age,Survived"]
+    lines = ["Name,Pclass,Sex,Age,Survived"]
     for i in range(600):
         pclass, sex, age = int(rng.integers(1, 4)), rng.choice(["male", "female"]), rng.uniform(1, 70)
-        survived = int(1.5 * (sex == "female") - 0.8 * (pclass - 2) + rng.normal(0, 0.5) > 0)
-        lines.append(f"{pclass},{sex},{age:.0f},{survived if i % 50 else ''}")
+        title = ("Mrs" if age > 25 else "Miss") if sex == "female" else ("Master" if age < 12 else "Mr")
+        survived = int(1.5 * (sex == "female" or title == "Master") - 0.8 * (pclass - 2) + rng.normal(0, 0.5) > 0)
+        lines.append(f"Surname{i} {title}. Given{i},{pclass},{sex},{age:.0f},{survived if i % 50 else ''}")
     (tmp_path / "titanic.csv").write_text("\n".join(lines) + "\n")
     runner.run(config_from_flags("--task=dense", f"--dataset={tmp_path / 'titanic.csv'}", "--label_column=Survived",
                                  "--epochs=15", "--tflite_variants=float32,int8", "--noonnx",
@@ -178,9 +183,16 @@ def test_a_csv_classification_reports_its_baselines_and_an_app_can_call_it(tmp_p
     assert (task_dir / "labels.txt").read_text().splitlines() == ["0", "1"]
     features = json.loads((task_dir / "features.json").read_text())
     runner_ = Interpreter(model_path=str(task_dir / "model.tflite")).get_signature_runner()
-    woman, man = ({"Pclass": 1.0, "Sex": s, "Age": 30.0} for s in ("female", "male"))
+    assert metrics["table"]["text_columns"] == ["Name"]  # every name different: its words are features
+    assert {"master", "miss", "mr", "mrs"} <= set(features["columns"][0]["words"])
+    woman, man = ({"Name": f"Hope, {title}. Ann", "Pclass": 1.0, "Sex": sex, "Age": 30.0}
+                  for sex, title in (("female", "Mrs"), ("male", "Mr")))
     (logits,) = runner_(features=np.vstack([app_vector(features, woman), app_vector(features, man)])).values()
     assert logits[0].argmax() == 1 and logits[1, 1] < logits[0, 1]  # the signal: women in first class survive
+    import tensorflow as tf
+    serve = tf.saved_model.load(str(task_dir / "saved_model")).signatures["serving_default"]
+    (served,) = serve(**{k: tf.constant([v, man[k]]) for k, v in woman.items()}).values()  # raw columns, by name
+    np.testing.assert_allclose(tf.nn.softmax(served).numpy(), logits, atol=1e-5)  # the file's are probabilities
 
 
 def _write_rare_class_table(path, rows: int = 900) -> None:

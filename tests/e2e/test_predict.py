@@ -50,15 +50,16 @@ def unlabeled_csv(root, count=120) -> str:
     return titanic.write(root / "new.csv", rows, columns)
 
 
-def test_ids_and_free_text_are_left_out_of_the_features_and_the_report_says_so(titanic_run):
+def test_ids_and_codes_are_left_out_of_the_features_text_is_read_as_words_and_the_report_says_so(titanic_run):
     _, folder = titanic_run
     trained_on = artifacts.read_json(os.path.join(folder, artifacts.CONFIG))["trained_on"]
-    assert [column for column, _ in trained_on["columns"]] == ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare",
-                                                               "Embarked"]
+    assert [column for column, _ in trained_on["columns"]] == ["Pclass", "Name", "Sex", "Age", "SibSp", "Parch",
+                                                               "Fare", "Cabin", "Embarked"]
     assert trained_on["id_columns"] == ["PassengerId"]
     report = open(os.path.join(folder, artifacts.REPORT)).read()
     assert "| PassengerId | left out: an ID (a different whole number in every row)" in report
-    assert "| Name | left out: free text or an ID (891 different values in 891 rows)" in report
+    assert "| Ticket | left out: an ID or codes (891 different values in 891 rows, and no word" in report
+    assert "| Name | text: its frequent words |" in report and "| Cabin | text: its frequent words |" in report
     assert "| Sex | category with 2 values |" in report and "| Fare | numeric |" in report
 
 
@@ -131,7 +132,8 @@ def test_a_submission_is_exactly_the_id_and_the_label(titanic_run):
 
 @pytest.mark.parametrize("write,message", [
     (lambda p: p.write_text("PassengerId,Pclass\n1,3\n"),
-     "has no columns 'Sex', 'Age', 'SibSp', 'Parch', 'Fare', 'Embarked', which the model reads: its columns are"),
+     "has no columns 'Name', 'Sex', 'Age', 'SibSp', 'Parch', 'Fare', 'Cabin', 'Embarked', which the model reads: "
+     "its columns are"),
     (lambda p: p.write_text(""), "is empty: give a CSV with a header row"),
     (lambda p: titanic.write(p, [dict(r, Age="old" if i == 3 else r["Age"]) for i, r in enumerate(
         titanic.passengers(8))]), "column 'Age', data row 4: 'old' is not a number, and the model learned the column "
@@ -173,7 +175,7 @@ def test_the_command_writes_predictions_and_a_bad_column_is_one_line(titanic_run
     assert "120 predictions in" in done.stdout and "note: " in done.stdout and "Boarded" in done.stdout
     assert list(read_csv(output)[0]) == ["PassengerId", "Survived", "probability", "probability_0", "probability_1"]
     (root / "wrong.csv").write_text("Sex,Age\nmale,3\n")
-    assert_one_line_error(predict(f"--input={root / 'wrong.csv'}"), "has no columns 'Pclass', 'SibSp'",
+    assert_one_line_error(predict(f"--input={root / 'wrong.csv'}"), "has no columns 'Pclass', 'Name', 'SibSp'",
                           "which the model reads")
     assert_one_line_error(predict("--num_samples=1", "--seed=-5"), "flag --seed=-5", "not an integer in the range")
 
