@@ -27,6 +27,9 @@ class StageResult:
     the stages after it, which the runner hands on in a new context."""
     line: str
     withdrawn: tuple[str, ...] = ()
+    # Artifacts of earlier stages it read beyond its declared inputs (export: a forecaster's metrics.json, whose
+    # intervals its files carry): recorded among its inputs, so that a stage which replaces them makes it stale.
+    read: tuple[str, ...] = ()
     # What train resolved, for the stages after it: the config it trained with (the sweep's hyperparameters, the
     # epochs a small data set needs) and its inputs (more passes an epoch); None: as they were.
     config: RunConfig | None = None

@@ -26,6 +26,27 @@ def in_chunks(run, batch: Batch) -> np.ndarray:
                            for begin in range(0, count, CHUNK)]) if count else run(batch)
 
 
+# Outputs a file may give beside its answer, by name: a forecast's interval bounds (forecaster.with_bounds). Every
+# client returns the answer (its one other output); `named` returns every output by name.
+BESIDE = ("lower", "upper")
+
+
+def answer_of(outputs: dict):
+    """The answer among outputs by name: the only one, or the one not BESIDE it."""
+    if len(outputs) == 1:
+        return next(iter(outputs.values()))
+    (value,) = [value for name, value in outputs.items() if name not in BESIDE]
+    return value
+
+
+def named_in_chunks(run, batch: Batch) -> dict[str, np.ndarray]:
+    """run(part) → outputs by name, on CHUNK examples at a time, each output joined."""
+    count = len(next(iter(batch.values())))
+    parts = [run({name: value[begin:begin + CHUNK] for name, value in batch.items()})
+             for begin in range(0, max(count, 1), CHUNK)]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
 def softmax(logits: np.ndarray) -> np.ndarray:
     """Probabilities from logits, along the last axis (what a classifier's files output, and dlpipe-serve answers)."""
     shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
@@ -39,11 +60,19 @@ def keras_predict(model, batch: Batch) -> np.ndarray:
     return model.predict(tf.data.Dataset.from_tensor_slices(inputs).batch(CHUNK), verbose=0).astype(np.float64)
 
 
+def keras_named(model, batch: Batch) -> dict[str, np.ndarray]:
+    """A Keras model of outputs by name (a forecaster with its bounds) on a batch: each output by name."""
+    outputs = model.predict(batch if len(batch) > 1 else next(iter(batch.values())), batch_size=CHUNK, verbose=0)
+    return {name: np.asarray(value, np.float64) for name, value in outputs.items()}
+
+
 class ExportedModel(Protocol):
     inputs: dict    # input name → what the file says of it
     outputs: list   # output names
 
-    def __call__(self, batch: Batch) -> np.ndarray: ...
+    def __call__(self, batch: Batch) -> np.ndarray: ...  # the answer (answer_of)
+
+    def named(self, batch: Batch) -> dict[str, np.ndarray]: ...  # every output by name
 
     def input_quantization(self) -> dict: ...
 
@@ -66,9 +95,12 @@ class TFLiteModel:
         return (scale, zero_point) if detail["dtype"] in (np.int8, np.uint8) and scale else (0.0, 0)
 
     def __call__(self, batch: Batch) -> np.ndarray:
-        return in_chunks(self._run, batch)
+        return in_chunks(lambda part: answer_of(self._run(part)), batch)
 
-    def _run(self, batch: Batch) -> np.ndarray:
+    def named(self, batch: Batch) -> dict[str, np.ndarray]:
+        return named_in_chunks(self._run, batch)
+
+    def _run(self, batch: Batch) -> dict[str, np.ndarray]:
         feed = {}
         for name, value in batch.items():
             scale, zero_point = self._scale(self.inputs[name])
@@ -76,9 +108,11 @@ class TFLiteModel:
                 info = np.iinfo(self.inputs[name]["dtype"])
                 value = np.clip(np.round(value / scale + zero_point), info.min, info.max)
             feed[name] = np.asarray(value).astype(self.inputs[name]["dtype"])
-        (name, value), = self.runner(**feed).items()
-        scale, zero_point = self._scale(self._output_details[name])
-        return (value.astype(np.float64) - zero_point) * scale if scale else value.astype(np.float64)
+        outputs = {}
+        for name, value in self.runner(**feed).items():
+            scale, zero_point = self._scale(self._output_details[name])
+            outputs[name] = (value.astype(np.float64) - zero_point) * scale if scale else value.astype(np.float64)
+        return outputs
 
     def input_quantization(self) -> dict:
         return {name: {"dtype": np.dtype(d["dtype"]).name, "scale": float(d["quantization"][0]),

@@ -17,7 +17,7 @@ from typing import Callable
 from pipelines import console, metadata
 from pipelines.config import TFLITE_VARIANTS
 from pipelines.errors import PipelineError
-from pipelines.exported import ExportedModel, TFLiteModel, in_chunks
+from pipelines.exported import ExportedModel, TFLiteModel, answer_of, in_chunks, named_in_chunks
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,13 +155,16 @@ class OnnxModel:
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, batch):
-        return in_chunks(self._run, batch)
+        return in_chunks(lambda part: answer_of(self._run(part)), batch)
+
+    def named(self, batch):
+        return named_in_chunks(self._run, batch)
 
     def _run(self, batch):
         import numpy as np
-        (value,) = self.session.run(None, {name: np.asarray(batch[name]).astype(dtype)
-                                           for name, dtype in self.inputs.items()})
-        return value.astype(np.float64)
+        values = self.session.run(None, {name: np.asarray(batch[name]).astype(dtype)
+                                         for name, dtype in self.inputs.items()})
+        return {name: value.astype(np.float64) for name, value in zip(self.outputs, values)}
 
     def input_quantization(self) -> dict:
         return {}  # the float model: nothing is quantized

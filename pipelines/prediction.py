@@ -24,7 +24,7 @@ from pipelines.config import RunConfig, from_record
 from pipelines.data.new_data import Reads, open_new_data
 from pipelines.data.tables import NewColumns
 from pipelines.errors import PipelineError
-from pipelines.exported import Batch, keras_predict
+from pipelines.exported import Batch, answer_of, keras_predict
 from pipelines.families import Asked, Family
 from pipelines.shipping import Shipment
 
@@ -171,7 +171,7 @@ def _caller(folder: str, model_name: str, shipment: Shipment) -> Callable[[Batch
 
         def saved_model(batch):
             inputs = shipment.to_model_inputs(batch)
-            (value,) = function(**{name: tf.constant(v) for name, v in inputs.items()}).values()
+            value = answer_of(function(**{name: tf.constant(v) for name, v in inputs.items()}))
             return shipment.to_tflite_outputs(np.asarray(value).astype(np.float64))
         return saved_model
     target = exporters.by_file(model_name)

@@ -82,6 +82,7 @@ def _run_locked(config: RunConfig, strategy=None, cluster=None,
         if result.withdrawn:  # what it read is now as it left it: its record says so, and so does the producer's
             state.withdraw(records, result.withdrawn)
             key, inputs = state.stage_key(config, name, records)
+        inputs = {**inputs, **records.hashes(result.read)}
         # Recorded only now: a failed stage leaves its outputs as they were (atomic writes), and any it did replace
         # no longer match their recorded hashes, so they are never reused by mistake.
         stale = [s for s in records.record(name, key, ctx.config, inputs, outputs) if s not in config.stages[i:]]

@@ -61,6 +61,9 @@ class Shipment:
     # every input an app feeds must fall in (a classifier adds a black and a white frame, so its uint8 input reads
     # raw bytes; a forecaster adds its windows shifted up and down, so a level beyond the train period's fits).
     widen_calibration: Callable[[Batch], Batch] = unchanged
+    # The run's artifacts beside the model that it was made from (a forecaster's metrics.json, whose intervals its
+    # files carry): export records them among its inputs, so that a new evaluation makes its files stale.
+    made_from: tuple[str, ...] = ()
 
     @property
     def packed_files(self) -> list[str]:

@@ -102,8 +102,10 @@ class Evaluate(Protocol):
 
 
 class Ship(Protocol):
-    def __call__(self, model: keras.Model) -> Shipment:
-        """What export writes from the trained model and verify measures, within which limits (shipping.py)."""
+    def __call__(self, model: keras.Model, work: Workspace | None = None) -> Shipment:
+        """What export writes from the trained model and verify measures, within which limits (shipping.py); with
+        the run's Workspace, what its other artifacts add (a forecaster's interval bounds, from metrics.json), else
+        the model's own (dlpipe-predict reads a run's files without its data)."""
 
 
 class Report(Protocol):

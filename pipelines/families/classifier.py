@@ -259,7 +259,7 @@ def text_shipment(model: keras.Model, tokenize) -> Shipment:
                     tensors={"token_ids": tokens, **CLASS_OUTPUTS})
 
 
-def ship_classifier(model: keras.Model) -> Shipment:
+def ship_classifier(model: keras.Model, work: Workspace | None = None) -> Shipment:
     """What a classifier ships, by what it reads: a table's columns, text, or images."""
     if is_table_model(model):
         _, body = table_parts(model)

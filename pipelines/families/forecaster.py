@@ -12,6 +12,7 @@ says so when it loses (a random walk is best forecast by its last value: a netwo
 """
 
 import dataclasses
+import os
 
 import keras
 import numpy as np
@@ -20,6 +21,7 @@ from keras import layers
 from models.sequence import FORECAST, WINDOW, Standardize
 from pipelines import artifacts, baselines
 from pipelines.errors import PipelineError
+from pipelines.exported import BESIDE
 from pipelines.families import Asked, Family, Picture, Workspace
 from pipelines.families.regressor import ErrorScorer
 from pipelines.families.regressor import ERROR_COLUMNS, REGRESSOR_LIMITS, compile_regressor
@@ -28,6 +30,7 @@ from pipelines.shipping import Shipment
 
 FORECASTS_PNG = "forecasts.png"
 INTERVAL_LEVELS = (0.5, 0.8, 0.9, 0.95)  # the coverages dlpipe-predict --interval offers
+LOWER, UPPER = BESIDE  # the exported files' interval bounds, beside the forecast (with_bounds)
 
 # A forecast's steps are judged as a regressor's one value is (REGRESSOR_LIMITS), and it trains as one does.
 FORECASTER_LIMITS = REGRESSOR_LIMITS
@@ -407,15 +410,48 @@ def with_shifted_levels(batch: dict) -> dict:
     return {name: np.concatenate([x, *(x + shift * column for shift in LEVEL_SHIFTS)])}
 
 
-def ship_forecaster(model: keras.Model) -> Shipment:
-    """A window of raw values in, the next values out, the same in every file (the scaling is in the model)."""
+def with_bounds(model: keras.Model, intervals: "Intervals") -> keras.Model:
+    """The forecaster with its interval's bounds beside the forecast, computed in the graph from the window as
+    dlpipe-predict computes them (Intervals.halfwidths): `lower` and `upper` [batch, levels, horizon], the forecast
+    minus and plus the window's spread times each level's multiples, levels in increasing order."""
+    from keras import ops
+    levels = sorted(intervals.multiples, key=float)
+    multiples = np.array([intervals.multiples[level] for level in levels], np.float32)  # [levels, horizon]
+    window = keras.Input(model.inputs[0].shape[1:], name=WINDOW)
+    forecast = model(window)
+    spread = ops.maximum(ops.std(window[:, -intervals.steps:, 0], axis=1), intervals.floor)
+    half = spread[:, None, None] * multiples[None]
+    return keras.Model(window, {FORECAST: layers.Identity(name=FORECAST)(forecast),
+                                LOWER: layers.Identity(name=LOWER)(forecast[:, None, :] - half),
+                                UPPER: layers.Identity(name=UPPER)(forecast[:, None, :] + half)},
+                       name=f"{model.name}_with_bounds")
+
+
+def ship_forecaster(model: keras.Model, work: Workspace | None = None) -> Shipment:
+    """A window of raw values in, the next values out, the same in every file (the scaling is in the model); with
+    the run's intervals (metrics.json, when evaluate measured them), their bounds beside the forecast in the
+    SavedModel and the float files (with_bounds). The int16x8 file forecasts alone: 16-bit kernels have no square
+    root for the window's spread."""
     steps, columns = model.inputs[0].shape[1:]
     horizon = model.outputs[0].shape[-1]
     tensors = {WINDOW: TensorInfo(f"{steps} steps × {columns} columns of raw values, oldest step first (the label "
                                   "first, then the covariates; config.json's trained_on names them)"),
                FORECAST: TensorInfo(f"the label's next {horizon} values, in its own units")}
-    return Shipment(model=model, quantizable=model, reference=model, limits=dict(FORECASTER_LIMITS), classes=False,
-                    tensors=tensors, widen_calibration=with_shifted_levels)
+    found = None
+    if work is not None and os.path.exists(work.path(artifacts.METRICS)):
+        found = Intervals.from_metrics(artifacts.read_json(work.path(artifacts.METRICS)))
+    served = model
+    if found is not None:
+        served = with_bounds(model, found)
+        levels = ", ".join(sorted(found.multiples, key=float))
+        for name, sign in ((LOWER, "minus"), (UPPER, "plus")):
+            tensors[name] = TensorInfo(
+                f"[levels, {horizon}]: the forecast {sign} its interval's half-width at each level ({levels}): the "
+                f"window's spread (the standard deviation of its label's last {found.steps} steps, at least "
+                f"{found.floor:.6g}) times the multiples metrics.json's interval holds, calibrated on held-out windows")
+    return Shipment(model=served, quantizable=model, reference=model, limits=dict(FORECASTER_LIMITS), classes=False,
+                    tensors=tensors, widen_calibration=with_shifted_levels,
+                    made_from=(artifacts.METRICS,) if work is not None else ())
 
 
 def report_verdict(metrics: dict) -> list[str]:

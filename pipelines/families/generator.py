@@ -341,7 +341,7 @@ GENERATOR_LIMITS = {
 }
 
 
-def ship_generator(gan: GAN) -> Shipment:
+def ship_generator(gan: GAN, work: Workspace | None = None) -> Shipment:
     pixel_generator = build_pixel_generator(gan.ema_generator)
     height, width, channels = pixel_generator.outputs[0].shape[1:]
     tensors = {

@@ -90,7 +90,7 @@ def evaluate_regressor(model: keras.Model, work: Workspace) -> dict:
     return metrics
 
 
-def ship_regressor(model: keras.Model) -> Shipment:
+def ship_regressor(model: keras.Model, work: Workspace | None = None) -> Shipment:
     """A table regressor: the SavedModel takes the raw columns and outputs `value` in the label's units; the TFLite
     files take the feature vector and output it standardised (`value` · std + mean, both in features.json)."""
     def named(m: keras.Model) -> keras.Model:

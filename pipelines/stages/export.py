@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import artifacts, exporters, metadata, sagemaker
-from pipelines.context import Context
+from pipelines.context import Context, StageResult
 from pipelines.shipping import Shipment, as_batch
 
 
@@ -29,6 +29,8 @@ def export_saved_model(model: keras.Model, path: str) -> None:
         if isinstance(model.input, dict):  # a table's columns, by name
             args = [dict(zip([t.name for t in model.inputs], args))]
         outputs = model(list(args) if len(args) > 1 else args[0], training=False)
+        if isinstance(outputs, dict):  # by name already (a forecast and its bounds)
+            return outputs
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         return dict(zip(model.output_names, outputs))
 
@@ -105,12 +107,12 @@ def write_all(ctx: Context, files: dict[str, bytes], side_files: dict[str, str])
         artifacts.write_text(ctx.path(name), text)
 
 
-def run(ctx: Context) -> str:
+def run(ctx: Context) -> StageResult:
     config = ctx.config
     # The SavedModel, a scratch SavedModel or two and the targets' files: each about the model's size.
     artifacts.require_space(config.task_dir, (3 + len(exporters.asked(config))) * os.path.getsize(
         ctx.path(artifacts.MODEL)), "exporting the model")
-    shipment = ctx.family.ship(ctx.trained_model())
+    shipment = ctx.family.ship(ctx.trained_model(), ctx.workspace)
     export_saved_model(shipment.model, ctx.path(artifacts.SAVED_MODEL))
     side_files = dict(shipment.side_files)
     if ctx.data.label_names:  # a classifier's; a regressor has none
@@ -129,5 +131,5 @@ def run(ctx: Context) -> str:
     for variant, why in left_out.items():
         print(f"note: {variant} is left out of --task={config.task}'s default variants: {why}; "
               f"--tflite_variants=...,{variant} exports it")
-    return " ".join([f"{name}={size / 1024:.0f}KiB" for name, size in sizes.items()]
-                    + [f"({variant} left out)" for variant in left_out])
+    return StageResult(" ".join([f"{name}={size / 1024:.0f}KiB" for name, size in sizes.items()]
+                                + [f"({variant} left out)" for variant in left_out]), read=shipment.made_from)

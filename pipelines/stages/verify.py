@@ -23,7 +23,7 @@ import tensorflow as tf
 from pipelines import artifacts, console, exporters, sagemaker
 from pipelines.context import Context, StageResult
 from pipelines.errors import PipelineError
-from pipelines.exported import Batch, in_chunks, keras_predict, softmax
+from pipelines.exported import BESIDE, Batch, answer_of, keras_named, keras_predict, named_in_chunks, softmax
 from pipelines.families import Column
 from pipelines.shipping import Shipment, as_batch
 
@@ -34,11 +34,6 @@ LATENCY_RUNS, WARMUP_RUNS = 100, 10
 # near-ties are noise, not a broken export.
 CLEAR_MARGIN = 0.1
 UNDERTRAINED_CLEAR_FRACTION = 0.8
-
-
-def only_value(outputs: dict) -> np.ndarray:
-    (value,) = outputs.values()
-    return np.asarray(value)
 
 
 def median_ms(call, runs: int) -> float:
@@ -89,6 +84,8 @@ class Reference:
     labels: np.ndarray | None = None   # the test examples' labels: the first len(labels) judged inputs
     classes: np.ndarray | None = None  # the Keras model's class for each judged input
     clear: np.ndarray | None = None    # whether the Keras model's top class leads by CLEAR_MARGIN or more
+    # The served model's outputs beside its answer (exported.BESIDE: a forecast's bounds) for the parity inputs.
+    beside: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     @property
     def tested(self) -> int:
@@ -136,11 +133,31 @@ def keras_reference(shipment: Shipment, inputs) -> Reference:
     all_outputs = np.concatenate([keras_predict(shipment.reference, b) for b in batches])
     outputs = all_outputs[:len(next(iter(parity.values())))]  # the parity batch is the judged inputs' start
     if not shipment.classes:
-        return Reference(parity, outputs, batches, all_outputs, labels)
+        return Reference(parity, outputs, batches, all_outputs, labels, beside=beside_outputs(shipment, parity))
     probabilities = softmax(all_outputs)
     top2 = np.sort(probabilities, axis=-1)[:, -2:]
     return Reference(parity, outputs, batches, all_outputs, labels, np.argmax(probabilities, -1),
                      clear=top2[:, 1] - top2[:, 0] >= CLEAR_MARGIN)
+
+
+def beside_outputs(shipment: Shipment, parity: Batch) -> dict[str, np.ndarray]:
+    """What the served model (Shipment.model) outputs beside its answer for the parity inputs, by name; {} when it
+    outputs only its answer."""
+    names = [name for name in shipment.model.output_names if name in BESIDE]
+    if not names:
+        return {}
+    outputs = keras_named(shipment.model, shipment.to_model_inputs(parity))
+    return {name: outputs[name] for name in names}
+
+
+def measure_beside(row: dict, outputs: dict[str, np.ndarray], reference: Reference) -> None:
+    """A file's outputs beside its answer against the Keras model's, in units of its test error (`beside` in the
+    row, judged by the same limit as the answer); a file without them (the int16x8 forecaster) is not judged on
+    them."""
+    found = [name for name in reference.beside if name in outputs]
+    if found:
+        differences = np.concatenate([np.abs(outputs[name] - reference.beside[name]).ravel() for name in found])
+        row["beside"] = {"outputs": found, **over_rmse(differences, reference)}
 
 
 def rmse(outputs: np.ndarray, labels: np.ndarray) -> float:
@@ -199,7 +216,7 @@ def judge(row: dict, limit: tuple[str, float], reference: Reference, metadata_pr
     """Whether the export meets its limit (for an undertrained classifier, on the examples it is clear about:
     misses on near-ties are rounding noise) and carries sound metadata."""
     row["limit"] = list(limit)
-    row["passed"] = passes(row, limit)
+    row["passed"] = passes(row, limit) and ("beside" not in row or passes(row["beside"], limit))
     if not row["passed"] and limit[0] == "top1_agreement" and reference.undertrained:
         clear = int(reference.clear.sum())
         row["passed"] = not clear or passes({"top1_agreement": row["top1_agreement_clear"],
@@ -221,6 +238,8 @@ def measure_export(path: str, target: exporters.Target, shipment: Shipment, refe
         return shipment.from_tflite_outputs(model(to_inputs(batch)))
     row = measure(outputs(reference.parity), shipment.to_tflite_outputs(reference.outputs))
     measure_values(row, shipment, reference, outputs, names)
+    if reference.beside:
+        measure_beside(row, model.named(to_inputs(reference.parity)), reference)
     one = to_inputs(first(reference.parity, 1))
     row.update(size_bytes=os.path.getsize(path), latency_ms=median_ms(lambda: model(one), LATENCY_RUNS),
                inputs=model.input_quantization())
@@ -258,12 +277,15 @@ def keras_and_saved_model(ctx: Context, shipment: Shipment, reference: Reference
 def saved_model_row(path: str, shipment: Shipment, reference: Reference, model_inputs: Batch) -> dict:
     """A SavedModel's serving signature run on the parity batch, against Keras, judged by the SavedModel's limit."""
     serve_fn = tf.saved_model.load(path).signatures["serving_default"]
-    served = in_chunks(lambda part: only_value(serve_fn(**{k: tf.constant(v) for k, v in part.items()})).astype(
-        np.float64), model_inputs)
+    outputs = named_in_chunks(lambda part: {name: np.asarray(value, np.float64) for name, value in serve_fn(
+        **{k: tf.constant(v) for k, v in part.items()}).items()}, model_inputs)
+    served = answer_of(outputs)
     row = measure(served, reference.outputs)
     if reference.batches and not shipment.classes:
         row.update(over_rmse(np.abs(served - reference.outputs), reference))
-    row["passed"] = passes(row, shipment.limits["savedmodel"])
+    measure_beside(row, outputs, reference)
+    limit = shipment.limits["savedmodel"]
+    row["passed"] = passes(row, limit) and ("beside" not in row or passes(row["beside"], limit))
     return row
 
 
@@ -336,7 +358,7 @@ def leave_out(ctx: Context, rows: dict) -> tuple[str, ...]:
 
 
 def run(ctx: Context) -> StageResult:
-    shipment = ctx.family.ship(ctx.trained_model())
+    shipment = ctx.family.ship(ctx.trained_model(), ctx.workspace)
     targets = exported_targets(ctx)
     reference = keras_reference(shipment, ctx.inputs)
     rows = keras_and_saved_model(ctx, shipment, reference)

@@ -63,18 +63,20 @@ def test_the_server_answers_the_container_contract_as_the_saved_model_does(runs,
     unpacked = sagemaker.unpack(str(runs / "series" / "dense" / sagemaker.ARCHIVE), str(tmp_path / "opt_ml_model"))
     window = made.seasonal(120)[-24:]
     serve = tf.saved_model.load(str(runs / "series" / "dense" / "saved_model")).signatures["serving_default"]
-    (expected,) = serve(window=tf.constant(window[None, :, None], tf.float32)).values()
+    expected = serve(window=tf.constant(window[None, :, None], tf.float32))
+    assert set(expected) == {"forecast", "lower", "upper"}  # the archive's SavedModel carries the intervals
     with serving(tmp_path, "--sagemaker", f"--model_dir={unpacked}") as base:
         with urllib.request.urlopen(f"{base}/ping", timeout=10) as response:
             assert response.status == 200
         status, answer = post(f"{base}/invocations", json.dumps({"instances": [window[:, None].tolist()]}).encode(),
                               "application/json")
         assert status == 200
-        np.testing.assert_allclose(answer["predictions"][0], expected.numpy()[0], rtol=1e-5)
+        for name, value in expected.items():  # TF Serving's rows: each output by name
+            np.testing.assert_allclose(answer["predictions"][0][name], value.numpy()[0], rtol=1e-5)
         status, answer = post(f"{base}/invocations", (",".join(f"{v:.6f}" for v in window) + "\n").encode(),
                               "text/csv")
         assert status == 200
-        np.testing.assert_allclose(answer["predictions"][0], expected.numpy()[0], rtol=1e-4)
+        np.testing.assert_allclose(answer["predictions"][0]["forecast"], expected["forecast"].numpy()[0], rtol=1e-4)
         status, answer = post(f"{base}/invocations", b"1,2,x\n", "text/csv")
         assert status == 400 and "is not a number" in answer["error"]
 
@@ -91,11 +93,14 @@ def test_dlpipe_serve_answers_a_forecast_with_its_intervals(runs):
                               json.dumps({"instances": windows[..., None].tolist()}).encode(), "application/json")
     assert status == 200 and len(answer["intervals"]) == 2 and set(answer["intervals"][0]) == set(
         intervals.multiples) == {"0.5", "0.8", "0.9", "0.95"}
-    for i, forecast in enumerate(np.array(answer["predictions"])):
-        for level, bounds in answer["intervals"][i].items():
+    for i, served in enumerate(answer["predictions"]):  # the SavedModel's forecast and bounds, levels in order
+        forecast = np.array(served["forecast"])
+        for j, (level, bounds) in enumerate(sorted(answer["intervals"][i].items(), key=lambda item: float(item[0]))):
             widths = intervals.halfwidths(windows, level)[i]
             np.testing.assert_allclose(bounds["lower"], forecast - widths, rtol=1e-5)
             np.testing.assert_allclose(bounds["upper"], forecast + widths, rtol=1e-5)
+            np.testing.assert_allclose(served["lower"][j], bounds["lower"], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(served["upper"][j], bounds["upper"], rtol=1e-5, atol=1e-5)
     first, second = (np.subtract(answer["intervals"][i]["0.8"]["upper"], answer["intervals"][i]["0.8"]["lower"])
                      for i in range(2))
     np.testing.assert_allclose(second, 3 * first, rtol=1e-4)

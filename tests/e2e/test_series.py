@@ -161,6 +161,8 @@ def test_dlpipe_serve_answers_a_window_as_the_saved_model_does(stores):
         status, answer = call(f"{base}/v1/models/conv:predict", {"instances": window.tolist()})
     assert status == 200, answer
     saved = tf.saved_model.load(str(root / "conv" / "saved_model")).signatures["serving_default"]
-    expected = saved(window=tf.constant(window))["forecast"].numpy()
-    assert np.array(answer["predictions"]).shape == (2, 7) and "classifications" not in answer
-    np.testing.assert_allclose(answer["predictions"], expected, rtol=1e-5)
+    expected = {name: value.numpy() for name, value in saved(window=tf.constant(window)).items()}
+    assert set(expected) == {"forecast", "lower", "upper"} and "classifications" not in answer  # TF Serving's rows
+    for name, value in expected.items():
+        np.testing.assert_allclose([row[name] for row in answer["predictions"]], value, rtol=1e-5, atol=1e-6)
+    assert np.array(answer["predictions"][0]["forecast"]).shape == (7,)
