@@ -42,7 +42,7 @@ def evaluate_brightness(model: keras.Model, work: Workspace) -> dict:
     return {"test_mae": float(errors.mean())}
 
 
-def ship_brightness(model: keras.Model) -> Shipment:
+def ship_brightness(model: keras.Model, work=None) -> Shipment:
     limits = {"savedmodel": ("max_abs_diff", 1e-4), "float": ("max_abs_diff", 1e-4),
               "float16": ("max_abs_diff", 1e-2)}
     return Shipment(model=model, quantizable=model, reference=model, limits=limits, classes=False,

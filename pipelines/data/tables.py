@@ -67,7 +67,7 @@ class Table:
     inputs: dict[str, str]                    # column → its input name in the model and the serving signature
     left_out: dict[str, str] = dataclasses.field(default_factory=dict)  # column → why it is not a feature
     ids: tuple[str, ...] = ()                 # the id columns (given or found), carried through to predictions
-    categories: dict[str, str] = dataclasses.field(default_factory=dict)  # categorical column → distinct values
+    categories: dict[str, str] = dataclasses.field(default_factory=dict)  # string column → distinct values
 
     def usage(self) -> list[dict[str, str]]:
         """The label, each feature with its kind, then each column left out with why."""
@@ -487,20 +487,24 @@ def prepare(path: str, *, naming: Naming, problem: str, test_split: float, cache
                 "inputs": inputs, "left_out": left_out,
                 "ids": [c for c in scan.header
                         if c in naming.ids or left_out.get(c, "").startswith(ID_REASON)],
-                "categories": {c: scan.columns[c].distinct() for c in scan.features if kinds[c] == "categorical"},
-                "distinct": {c: scan.columns[c].distinct() for c in scan.features if kinds[c] == "text"}}
+                "categories": {c: scan.columns[c].distinct() for c in scan.features if kinds[c] != "numeric"}}
         return ("train", "test"), info
     splits, info = cache.prepared(cache_dir, f"table-{key.hexdigest()[:24]}", write, f"the table {path}")
     table = Table(info["problem"], info["label_column"], tuple(info["label_names"]), tuple(info["numeric"]),
                   tuple(info["categorical"]), tuple(info["text"]), info["dropped_rows"], info["missing"],
                   info["inputs"], info["left_out"], tuple(info["ids"]), info["categories"])
+    _say_columns(path, table, naming)
+    return table, splits
+
+
+def _say_columns(path: str, table: Table, naming: Naming) -> None:
+    """A note for each column the rules left out, with why, and for each text column."""
     for column, why in table.left_out.items():
         if column not in naming.ids and column not in naming.ignored:
             print(f"note: {path}: column {column!r} is left out of the features: {why}", flush=True)
     for column in table.text:
-        print(f"note: {path}: column {column!r} is text ({info['distinct'][column]} different values): the model "
+        print(f"note: {path}: column {column!r} is text ({table.categories[column]} different values): the model "
               "learns from its frequent words", flush=True)
-    return table, splits
 
 
 def _data_rows(path: str):
