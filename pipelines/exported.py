@@ -53,17 +53,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def keras_predict(model, batch: Batch) -> np.ndarray:
-    """The Keras model itself on a batch, as the reference the exported files are held to."""
+def _keras_outputs(model, batch: Batch):
+    """Keras' predict on a batch, CHUNK examples at a time: its output, or its outputs by name."""
     import tensorflow as tf  # through tf.data: Keras' predict cannot take NumPy string (object) arrays, text inputs
     inputs = batch if len(batch) > 1 else next(iter(batch.values()))
-    return model.predict(tf.data.Dataset.from_tensor_slices(inputs).batch(CHUNK), verbose=0).astype(np.float64)
+    return model.predict(tf.data.Dataset.from_tensor_slices(inputs).batch(CHUNK), verbose=0)
+
+
+def keras_predict(model, batch: Batch) -> np.ndarray:
+    """The Keras model itself on a batch, as the reference the exported files are held to."""
+    return _keras_outputs(model, batch).astype(np.float64)
 
 
 def keras_named(model, batch: Batch) -> dict[str, np.ndarray]:
     """A Keras model of outputs by name (a forecaster with its bounds) on a batch: each output by name."""
-    outputs = model.predict(batch if len(batch) > 1 else next(iter(batch.values())), batch_size=CHUNK, verbose=0)
-    return {name: np.asarray(value, np.float64) for name, value in outputs.items()}
+    return {name: np.asarray(value, np.float64) for name, value in _keras_outputs(model, batch).items()}
 
 
 class ExportedModel(Protocol):

@@ -328,6 +328,11 @@ class Intervals:
         scaled = errors / spreads[:, None]
         return cls({str(level): quantile_of(scaled, level).tolist() for level in INTERVAL_LEVELS}, steps, floor)
 
+    @property
+    def levels(self) -> list[str]:
+        """The levels, in increasing order (the order of the exported files' bounds)."""
+        return sorted(self.multiples, key=float)
+
     def halfwidths(self, windows, level: str) -> np.ndarray:
         """Per window, per step ahead, the half-width [n, horizon] at `level`; `windows` raw [n, steps, columns] or
         a batch of inputs by name."""
@@ -415,8 +420,7 @@ def with_bounds(model: keras.Model, intervals: "Intervals") -> keras.Model:
     dlpipe-predict computes them (Intervals.halfwidths): `lower` and `upper` [batch, levels, horizon], the forecast
     minus and plus the window's spread times each level's multiples, levels in increasing order."""
     from keras import ops
-    levels = sorted(intervals.multiples, key=float)
-    multiples = np.array([intervals.multiples[level] for level in levels], np.float32)  # [levels, horizon]
+    multiples = np.array([intervals.multiples[level] for level in intervals.levels], np.float32)  # [levels, horizon]
     window = keras.Input(model.inputs[0].shape[1:], name=WINDOW)
     forecast = model(window)
     spread = ops.maximum(ops.std(window[:, -intervals.steps:, 0], axis=1), intervals.floor)
@@ -443,7 +447,7 @@ def ship_forecaster(model: keras.Model, work: Workspace | None = None) -> Shipme
     served = model
     if found is not None:
         served = with_bounds(model, found)
-        levels = ", ".join(sorted(found.multiples, key=float))
+        levels = ", ".join(found.levels)
         for name, sign in ((LOWER, "minus"), (UPPER, "plus")):
             tensors[name] = TensorInfo(
                 f"[levels, {horizon}]: the forecast {sign} its interval's half-width at each level ({levels}): the "

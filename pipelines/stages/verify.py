@@ -212,11 +212,16 @@ def measure_values(row: dict, shipment: Shipment, reference: Reference, outputs,
             row["per_class_accuracy_change"] = per_class_change(predicted[:tested], reference, names)
 
 
+def meets(row: dict, limit: tuple[str, float]) -> bool:
+    """Whether a row's measures, and those of its outputs beside the answer (`beside`), are within `limit`."""
+    return passes(row, limit) and ("beside" not in row or passes(row["beside"], limit))
+
+
 def judge(row: dict, limit: tuple[str, float], reference: Reference, metadata_problem: str | None) -> None:
     """Whether the export meets its limit (for an undertrained classifier, on the examples it is clear about:
     misses on near-ties are rounding noise) and carries sound metadata."""
     row["limit"] = list(limit)
-    row["passed"] = passes(row, limit) and ("beside" not in row or passes(row["beside"], limit))
+    row["passed"] = meets(row, limit)
     if not row["passed"] and limit[0] == "top1_agreement" and reference.undertrained:
         clear = int(reference.clear.sum())
         row["passed"] = not clear or passes({"top1_agreement": row["top1_agreement_clear"],
@@ -284,8 +289,7 @@ def saved_model_row(path: str, shipment: Shipment, reference: Reference, model_i
     if reference.batches and not shipment.classes:
         row.update(over_rmse(np.abs(served - reference.outputs), reference))
     measure_beside(row, outputs, reference)
-    limit = shipment.limits["savedmodel"]
-    row["passed"] = passes(row, limit) and ("beside" not in row or passes(row["beside"], limit))
+    row["passed"] = meets(row, shipment.limits["savedmodel"])
     return row
 
 
