@@ -1,6 +1,8 @@
 """MiniRocket (Dempster, Schmidt and Webb, KDD 2021) in Keras: a series classifier whose features are fixed.
 
-    window [steps, channels] → scaled (models/sequence.py, --series_scaling) → for each dilation d (up to 32,
+    window [steps, channels] → on its lattice (`lattice`: the raw values in 8-bit steps of the train range, what
+    the int8 file's input holds; with --series_scaling=each, each series standardised by itself, models/sequence.py)
+    → for each dilation d (up to 32,
     log-spaced up to (steps − 1) / 8): the 84 kernels of length 9 whose weights are −1 but three 2s, dilated by d,
     each over a random subset of the channels → for each kernel, the proportion of its outputs above each of its
     biases (PPV) → about 10,000 features → a ridge regression fitted in closed form, as two Dense layers added
@@ -22,6 +24,7 @@ like any other; the int8 file computes it without the grid, each bias inside its
 """
 
 import itertools
+import math
 from typing import Sequence
 
 import keras
@@ -29,7 +32,7 @@ import numpy as np
 from keras import layers, ops
 
 from models import BuildError
-from models.sequence import Window
+from models.sequence import WINDOW, Window
 
 KERNEL_LENGTH = 9
 # The 84 kernels: three of the nine positions weigh 2, the others −1 (so every kernel's weights sum to 0).
@@ -48,6 +51,10 @@ MAX_DILATIONS = 32
 # The int8 form's scale of a convolution output's distance from its bias before it is clipped to [−1, 1]
 # (MiniRocket._saturated): a sign 8 bits get wrong only within 1/(255 · this) of the bias.
 SATURATION = 1000.0
+# On the lattice (`lattice`) an output is an integer number of units and a bias half-way between two: the difference
+# is at least half a unit, so twice it in units is saturated already (and a convolution's requantization stays
+# within the 256 XNNPACK's int8 kernels take: 1000 there made LiteRT refuse the file).
+LATTICE_SATURATION = 2.0
 # The kernels' order in a convolution's outputs: the even ones, then the odd ones, whose PPVs alternate between every
 # step and the unpadded ones (`padded`): contiguous halves. Taken by stride 2 instead, LiteRT's float32 file took
 # twice as long (ArrowHead: 8.4 ms a series against 4.3).
@@ -94,6 +101,21 @@ def channel_masks(channels: int, count: int, seed: int = SEED) -> np.ndarray:
 def padded(dilation_index: int, kernel_index: int) -> bool:
     """Whether a kernel's PPV is over every step (zero padding) or only where its window fits: they alternate."""
     return (dilation_index + kernel_index) % 2 == 0
+
+
+def lattice(low: float, high: float) -> tuple[float, int]:
+    """The 8-bit lattice a series is classified on, from its train values' range: (unit, zero point), so that
+    int8 values q = round(x / unit) + zero point hold every train value (and 0, which TFLite's int8 tensors hold
+    exactly), as the int8 file's input holds them. The unit's reciprocal, which a series is multiplied by
+    (`MiniRocket.in_units`), has 11 significant bits: exact in a float16 file's constants too, so every file rounds
+    a value to the same integer (a converter makes a division by the unit a product with its reciprocal, which
+    float16 held to 1/2048: 3 values in 1,000 rounded the other way). A power of two would be exact either way but
+    coarser by up to 2× (ACSF1: 0.84 test accuracy, against 0.89 on the finest lattice)."""
+    low, high = min(float(low), 0.0), max(float(high), 0.0)
+    span = (high - low) / 254 or 1.0  # 254: an integer zero point then exists that keeps both ends
+    exponent = math.floor(math.log2(1 / span)) - 10
+    reciprocal = math.ldexp(math.floor(math.ldexp(1 / span, -exponent)), exponent)  # rounded down: a wider unit
+    return 1 / reciprocal, math.ceil(-128 - low * reciprocal)
 
 
 def on_grid(x):
@@ -160,11 +182,16 @@ class MiniRocket(layers.Layer):
     step_function = True
 
     def __init__(self, steps: int, channels: int, num_features: int = NUM_FEATURES, seed: int = SEED,
-                 grid: bool = True, saturate: bool = False, **kwargs):
+                 grid: bool = True, saturate: bool = False, unit: float = 0.0, zero_point: int = 0,
+                 center: float = 0.0, **kwargs):
         super().__init__(**kwargs)
         self.steps, self.channels, self.num_features, self.seed = steps, channels, num_features, seed
-        self.grid = grid  # the series rounded to GRID first (on_grid)
+        self.grid = grid  # the series rounded first: to GRID, or to the lattice
         self.saturate = saturate  # each bias inside its convolution, the difference saturated (the int8 form)
+        # The lattice (`lattice`): a raw series is computed on in units of `unit`, rounded as the int8 file's input
+        # rounds it and `center` (the train mean in units, where zero padding lies) subtracted. 0: the series comes
+        # scaled, on GRID.
+        self.unit, self.zero_point, self.center = float(unit), int(zero_point), float(center)
         self.dilations, self.per = dilations(steps, num_features)
         self.masks = channel_masks(channels, len(self.dilations), seed)
 
@@ -185,14 +212,14 @@ class MiniRocket(layers.Layer):
 
         Saturated (`_saturated`): 8 bits then hold which side of each bias a convolution output is, where they
         held the outputs and the biases each to 1/255 of their range (test-series agreement with Keras: ArrowHead
-        94% → 99.5%, OSULeaf 95% → 99.8%, ACSF1 25% → 74%, which its raw series in 8 bits allow at best)."""
+        94% → 99.5%, OSULeaf 95% → 99.8%, ACSF1 25% → 74%, which its series scaled in float and rounded to 8 bits
+        by the int8 file alone allowed at best). On the lattice the model computes on the series as the int8
+        file's input holds it: ACSF1 100%."""
         return {"grid": False, "saturate": True}
 
     def call(self, x):
         if self.grid:
-            x = on_grid(x)
-        if self.zero_channel:
-            x = ops.pad(x, ((0, 0), (0, 0), (0, 1)))  # last (`_kernel`)
+            x = self.in_units(x) if self.unit else on_grid(x)
         found = []
         for d, dilation in enumerate(self.dilations):
             # A feature is the share of steps at which output > threshold: [batch, steps, 84, 1 or biases], the
@@ -232,31 +259,66 @@ class MiniRocket(layers.Layer):
 
     def _plain(self, x, d: int):
         """Every kernel's output at dilation `d`, [batch, steps, 84, 1], and its biases, [84, biases]."""
+        if self.zero_channel:
+            x = ops.pad(x, ((0, 0), (0, 0), (0, 1)))  # last (`_kernel`)
         output = ops.conv(x, self._kernel(d), padding="same", dilation_rate=int(self.dilations[d]))
         return output[..., None], self.biases[d]
 
     def _saturated(self, x, d: int):
         """`_plain` as 8 bits compute it well: one convolution output a bias (its kernel repeated), the bias
         subtracted inside it, the difference × SATURATION clipped to [−1, 1], [batch, steps, 84, biases], against 0:
-        an 8-bit output's sign is then wrong only within 1/(255 · SATURATION) of the bias."""
+        an 8-bit output's sign is then wrong only within 1/(255 · SATURATION) of the bias.
+
+        On the lattice, `x` is the raw series, which the int8 file's input has rounded to it: the unit is in the
+        kernels and the padding is the center, so that no op between the input and the convolution rounds again
+        (its output is the plain form's on the rounded series, in units)."""
         count = int(self.per[d])
         dilation, pad = int(self.dilations[d]), (KERNEL_LENGTH - 1) * int(self.dilations[d]) // 2
-        wide = ops.pad(x, ((0, 0), (pad, pad), (0, 0)))
+        unit = self.unit or 1.0
+        wide = ops.pad(x, ((0, 0), (pad, pad), (0, 0)), constant_values=self.center * unit)
+        if self.zero_channel:
+            wide = ops.pad(wide, ((0, 0), (0, 0), (0, 1)))  # last (`_kernel`)
         # The nine taps side by side, one 1-step convolution over them: a dilated one is lowered to other ops
         # (SPACE_TO_BATCH_ND …) that leave the bias outside it, in 8 bits.
         taps = ops.concatenate([wide[:, k * dilation:k * dilation + self.steps] for k in range(KERNEL_LENGTH)], -1)
         kernel = self._kernel(d, count)
-        output = ops.conv(taps, SATURATION * kernel.reshape(1, -1, kernel.shape[-1]))
+        saturation = LATTICE_SATURATION if self.unit else SATURATION
+        output = ops.conv(taps, (saturation / unit) * kernel.reshape(1, -1, kernel.shape[-1]))
         biases = ops.concatenate([self.biases[d][0::2], self.biases[d][1::2]], axis=0)  # EVEN_FIRST
-        difference = ops.clip(output - SATURATION * ops.reshape(biases, (-1,)), -1.0, 1.0)
+        difference = ops.clip(output - saturation * ops.reshape(biases, (-1,)), -1.0, 1.0)
         return ops.reshape(difference, (-1, self.steps, len(TWOS), count)), np.zeros((len(TWOS), 1), np.float32)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.feature_count)
 
+    @property
+    def _unit_range(self) -> tuple[int, int]:
+        return -128 - self.zero_point, 127 - self.zero_point
+
+    def in_units(self, x):
+        """A raw series on the lattice, in units (integers) less the center: as the int8 file's input rounds and
+        clips it (NumPy or a tensor)."""
+        reciprocal = np.float32(1 / self.unit)  # 11 significant bits (`lattice`)
+        if isinstance(x, np.ndarray):
+            return np.clip(np.round(x.astype(np.float32) * reciprocal), *self._unit_range) - self.center
+        return ops.clip(ops.round(x * reciprocal), *self._unit_range) - self.center
+
+    @property
+    def input_range(self) -> tuple[float, float] | None:
+        """The raw values the lattice's ends stand for: what the int8 file's input is calibrated on, so that its
+        scale and zero point are the lattice's (None off the lattice)."""
+        return tuple(float(np.float32(end * self.unit)) for end in self._unit_range) if self.unit else None
+
+    def snapped(self, biases: list) -> list:
+        """On the lattice every output is an integer: a bias moved to the half-integer below the next one changes
+        no feature and is half a unit from every output, so that no runtime's rounding flips one (and an int8
+        file's bias, in 63rds of a unit, is on the same side of every output)."""
+        return [np.floor(b) + 0.5 for b in biases] if self.unit else biases
+
     def get_config(self):
         return {**super().get_config(), "steps": self.steps, "channels": self.channels,
-                "num_features": self.num_features, "seed": self.seed, "grid": self.grid, "saturate": self.saturate}
+                "num_features": self.num_features, "seed": self.seed, "grid": self.grid, "saturate": self.saturate,
+                "unit": self.unit, "zero_point": self.zero_point, "center": self.center}
 
 
 FEATURES = "minirocket"  # the features layer's name: what the closed-form fit reads
@@ -270,13 +332,19 @@ def build_rocket_classifier(input_shape: Sequence[int], num_classes: int, *, num
     if series_scale is None or not series_scale.get("classify"):
         raise BuildError("task", "rocket classifies sequences (a file of series with a class each); to forecast a "
                          "series use --task=dense, conv or recurrent")
-    window = Window(input_shape, series_scale)
     steps, channels = input_shape
-    found = MiniRocket(steps, channels, num_features, name=FEATURES, dtype="float32")(window.relative)
+    if series_scale.get("each"):  # each series standardised by itself, then on GRID
+        window = Window(input_shape, series_scale)
+        inputs, series, on = window.inputs, window.relative, {}
+    else:  # the raw series on its train values' lattice (`lattice`)
+        inputs = series = keras.Input(shape=tuple(input_shape), name=WINDOW)
+        unit, zero_point = lattice(series_scale["low"], series_scale["high"])
+        on = {"unit": unit, "zero_point": zero_point, "center": round(float(np.mean(series_scale["mean"])) / unit)}
+    found = MiniRocket(steps, channels, num_features, name=FEATURES, dtype="float32", **on)(series)
     head = layers.Dense(num_classes, name=HEAD, dtype="float32")(found)
     rest = layers.Dense(num_classes, use_bias=False, name=HEAD_REST, dtype="float32")(found)
     logits = layers.Add(name="logits", dtype="float32")([head, rest])
-    return keras.Model(window.inputs, logits, name="minirocket_sequence_classifier")
+    return keras.Model(inputs, logits, name="minirocket_sequence_classifier")
 
 
 def split_kernel(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -304,8 +372,9 @@ def fit(model: keras.Model, batches) -> dict:
     from sklearn.linear_model import RidgeClassifierCV
     rocket = model.get_layer(FEATURES)
     windows, labels = _stacked(batches)
-    normalized = _predicted(keras.Model(model.inputs, rocket.input), windows)
-    rocket.set_weights(fit_biases(normalized, rocket.steps, rocket.num_features, rocket.seed))
+    series = _predicted(keras.Model(model.inputs, rocket.input), windows)
+    series = rocket.in_units(series) if rocket.unit else series
+    rocket.set_weights(rocket.snapped(fit_biases(series, rocket.steps, rocket.num_features, rocket.seed)))
     found = _predicted(keras.Model(model.inputs, rocket.output), windows)
     spread = found.std(axis=0)
     spread = np.where(spread > 0, spread, 1.0)

@@ -77,6 +77,19 @@ def with_full_pixel_range(batch: Batch) -> Batch:
     return {name: np.concatenate([np.zeros_like(x[:1]), np.full_like(x[:1], 255), x]) for name, x in batch.items()}
 
 
+def with_range(low: float, high: float) -> Callable[[Batch], Batch]:
+    """The batch with one example first whose values span [low, high] exactly (a series' first two values; the rest
+    0): an int8 file calibrated on it takes inputs on the lattice a model computes on (models/rocket.py)."""
+    def widened(batch: Batch) -> Batch:
+        found = {}
+        for name, x in batch.items():
+            edge = np.zeros_like(x[:1])
+            edge.reshape(-1)[:2] = low, high
+            found[name] = np.concatenate([edge, x])
+        return found
+    return widened
+
+
 def with_probabilities(model: keras.Model) -> keras.Model:
     """`model` ending in a softmax named `probabilities`: what a classifier's TFLite files output.
 

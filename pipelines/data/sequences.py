@@ -52,11 +52,12 @@ class Sequences:
 
     def scale(self) -> dict:
         """The model's input scaling (models/sequence.py): each column's mean and standard deviation over the
-        train series."""
+        train series, and the range of all their values (MiniRocket's lattice, models/rocket.py)."""
         values = self.train[0].reshape(-1, self.train[0].shape[-1])
         std = values.std(axis=0)
         return {"mean": values.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist(), "classify": True,
-                "each": self.scaling == "each"}
+                "each": self.scaling == "each", "low": float(values.min(initial=0.0)),
+                "high": float(values.max(initial=0.0))}
 
 
 def is_archive_file(path: str) -> bool:

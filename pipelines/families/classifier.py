@@ -21,8 +21,8 @@ from pipelines.families.tables import (BASELINE_ROWS, DESCRIPTION, FEATURES_FILE
                                        table_verdict)
 from pipelines.metadata import LABELS, VOCABULARY, TensorInfo
 from pipelines.schedules import learning_rate
-from pipelines.shipping import (Shipment, as_rgb, for_int8, with_full_pixel_range, with_probabilities, with_rgb_pixels,
-                                with_uint8_pixels)
+from pipelines.shipping import (Shipment, as_rgb, for_int8, unchanged, with_full_pixel_range, with_probabilities,
+                                with_range, with_rgb_pixels, with_uint8_pixels)
 
 VOCABULARY_FILE = "vocab.txt"
 NEIGHBOUR_ROWS = 20_000  # a sequence classifier's nearest-neighbour baseline searches at most this many train series
@@ -284,9 +284,10 @@ def series_shipment(model: keras.Model) -> Shipment:
         # Features that are step functions (MiniRocket's): an input a rounding error from a step flips one, in any
         # two correct computations, so the float files match Keras on average, not at every output.
         limits.update(savedmodel=STEP_FUNCTION_LIMIT, float=STEP_FUNCTION_LIMIT)
+    ranges = [layer.input_range for layer in model.layers if getattr(layer, "input_range", None)]
     return Shipment(model=model, reference=model, to_tflite_outputs=softmax, tflite_model=with_probabilities(model),
                     quantizable=with_probabilities(for_int8(model)), tensors={WINDOW: window, **CLASS_OUTPUTS},
-                    limits=limits)
+                    limits=limits, widen_calibration=with_range(*ranges[0]) if ranges else unchanged)
 
 
 def answer_classes(probabilities: np.ndarray, names, asked: Asked) -> dict[str, list]:

@@ -33,16 +33,21 @@ def paper_features(x: np.ndarray, biases: list, dilations, per, masks) -> np.nda
     return np.array(out)
 
 
-@pytest.mark.parametrize("channels", [1, 3])
-def test_the_keras_features_are_the_papers(channels):
+@pytest.mark.parametrize("channels,each", [(1, True), (3, True), (1, False), (3, False)])
+def test_the_keras_features_are_the_papers(channels, each):
+    """Each series standardised by itself (on GRID), or the raw series on its lattice (in units, the biases
+    snapped to half-units): the paper's features of the series the layer reads."""
     rng = np.random.default_rng(0)
-    train = rng.normal(size=(8, 40, channels)).astype(np.float32)
+    train = (rng.normal(size=(8, 40, channels)) * 3 + 5).astype(np.float32)
     model = rocket.build_rocket_classifier((40, channels), 2, num_features=840,
-                                           series_scale={"classify": True, "each": True, "mean": [0.0] * channels,
-                                                         "std": [1.0] * channels})
+                                           series_scale={"classify": True, "each": each, "mean": [5.0] * channels,
+                                                         "std": [3.0] * channels, "low": float(train.min()),
+                                                         "high": float(train.max())})
     layer = model.get_layer(rocket.FEATURES)
     normalized = keras.Model(model.inputs, layer.input).predict(train, verbose=0)
-    layer.set_weights(rocket.fit_biases(normalized, 40, 840))
+    normalized = layer.in_units(normalized) if layer.unit else normalized
+    assert bool(layer.unit) == (not each) and (each or np.array_equal(normalized, np.round(normalized)))
+    layer.set_weights(layer.snapped(rocket.fit_biases(normalized, 40, 840)))
     found = keras.Model(model.inputs, layer.output).predict(train[:3], verbose=0)
     for i in range(3):
         expected = paper_features(normalized[i], layer.get_weights(), layer.dilations, layer.per, layer.masks)
@@ -165,3 +170,58 @@ def test_the_int8_file_holds_which_side_of_its_bias_each_output_is_better_than_t
         found = np.concatenate([next(iter(runner(window=x[i:i + 1]).values())) for i in range(len(x))])
         largest[form] = np.abs(found - rocket.features(x, biases, 840)).max()
     assert largest["saturated"] <= 1 / 255 + 1e-6 < largest["plain"] / 2, largest
+
+
+@pytest.mark.parametrize("low,high", [(-1.35, 12.43), (0.0, 1e6), (-3e-3, 1e-3), (5.0, 9.0), (0.0, 0.0)])
+def test_the_lattice_holds_the_train_range_in_8_bits_and_its_reciprocal_in_float16(low, high):
+    unit, zero_point = rocket.lattice(low, high)
+    reciprocal = np.float32(1 / unit)
+    assert float(np.float16(reciprocal)) == float(reciprocal) == 1 / unit  # what every file multiplies by
+    assert -128 <= zero_point <= 127 and isinstance(zero_point, int)
+    low, high = min(low, 0.0), max(high, 0.0)
+    assert (-128 - zero_point) * unit <= low and (127 - zero_point) * unit >= high
+    assert high == low or (high - low) / unit > 253  # the finest: every 8-bit level but one or two used
+
+
+def test_on_its_lattice_every_file_computes_the_features_keras_does(tmp_path):
+    """Spikes over long quiet stretches, as ACSF1's appliances draw power: one 8-bit scale for every series rounds
+    the quiet stretches' detail away, which the features of series scaled in float (and rounded only by the int8
+    file's input) depend on (ACSF1's int8 file agreed with Keras on 74–80% of test series). On the lattice the
+    model computes on what the int8 file's input holds: its calibrated scale and zero point are the lattice's, an
+    app's quantization of a raw series is the layer's rounding, and the int8 file's features are Keras' within one
+    8-bit step of their mean (1/255); the float16 file's are Keras' (its reciprocal is float16's: every
+    comparison the same)."""
+    from pipelines.exported import TFLiteModel
+    from pipelines.exporters import convert_tflite
+    from pipelines.shipping import for_int8, with_range
+    rng = np.random.default_rng(0)
+    x = (rng.normal(size=(40, 60, 1)) * 0.05 + 1.7).astype(np.float32)
+    x[::3, 20:26] += 9.0
+    unit, zero_point = rocket.lattice(x.min(), x.max())
+    window = keras.Input((60, 1), name="window")
+    layer = rocket.MiniRocket(60, 1, 840, unit=unit, zero_point=zero_point, center=round(float(x.mean()) / unit),
+                              name=rocket.FEATURES)
+    model = keras.Model(window, layer(window))
+    layer.set_weights(layer.snapped(rocket.fit_biases(layer.in_units(x), 60, 840)))
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_array_equal(expected, rocket.features(layer.in_units(x), layer.get_weights(), 840))
+    model.export(str(tmp_path / "plain"), verbose=False)
+    int8 = for_int8(model)
+    int8.export(str(tmp_path / "int8"), verbose=False)
+    widened = with_range(*layer.input_range)({"window": x})["window"]
+    assert widened[0].min() == layer.input_range[0] and widened[0].max() == layer.input_range[1]
+    files = {"float16": convert_tflite(str(tmp_path / "plain"), "float16"),
+             "int8": convert_tflite(str(tmp_path / "int8"), "int8", [{"window": w[None]} for w in widened],
+                                    ("int8", "float32"))}
+    found = {}
+    for name, flatbuffer in files.items():
+        (tmp_path / f"{name}.tflite").write_bytes(flatbuffer)
+        client = TFLiteModel(str(tmp_path / f"{name}.tflite"))
+        found[name] = client({"window": x})
+    scale, zero = client.inputs["window"]["quantization"]
+    assert zero == zero_point and abs(scale / unit - 1) < 1e-6
+    np.testing.assert_allclose(found["float16"], expected, atol=1e-6)  # the same counts (a mean's rounding apart)
+    assert np.abs(found["int8"] - expected).max() <= 1 / 255 + 1e-6
+    # Off the lattice (the series rounded by the int8 file alone), its features would move by far more.
+    off = rocket.features((x - x.mean()) / unit, layer.get_weights(), 840)
+    assert np.abs(off - expected).max() > 10 / 255
