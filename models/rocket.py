@@ -220,6 +220,8 @@ class MiniRocket(layers.Layer):
     def call(self, x):
         if self.grid:
             x = self.in_units(x) if self.unit else on_grid(x)
+        if self.zero_channel and not self.saturate:  # (the saturated form pads its steps first, with the center)
+            x = ops.pad(x, ((0, 0), (0, 0), (0, 1)))  # last (`_kernel`)
         found = []
         for d, dilation in enumerate(self.dilations):
             # A feature is the share of steps at which output > threshold: [batch, steps, 84, 1 or biases], the
@@ -259,8 +261,6 @@ class MiniRocket(layers.Layer):
 
     def _plain(self, x, d: int):
         """Every kernel's output at dilation `d`, [batch, steps, 84, 1], and its biases, [84, biases]."""
-        if self.zero_channel:
-            x = ops.pad(x, ((0, 0), (0, 0), (0, 1)))  # last (`_kernel`)
         output = ops.conv(x, self._kernel(d), padding="same", dilation_rate=int(self.dilations[d]))
         return output[..., None], self.biases[d]
 
