@@ -6,8 +6,8 @@ MiniRocket and 1-NN on them. dlpipe runs on each file as a user runs it, with no
 --dataset=<name>_TRAIN.tsv --test_dataset=<name>_TEST.tsv --label_column=0` (a long file: `--series_id_column=id
 --time_column=t --label_column=label`), train and evaluate, then export and verify. Reported: test accuracy of
 each, the seconds of dlpipe's train + evaluate stages against MiniRocket's fit + predict on the same 2 cores, and
-the 8-bit files' top-1 agreement with Keras on the test series (dynamic range / int8; "left out" when verify left
-one out of what ships for missing its 0.99).
+the 8-bit files' top-1 agreement with Keras on the test series (dynamic range / int8, then float16's; "left out"
+when verify left one out of what ships for missing its limit).
 Results go to benchmarks/out/sequences.json and sequences.md.
 """
 
@@ -54,7 +54,7 @@ def run_dlpipe(folder: str, name: str, entry: dict) -> tuple[dict, float]:
         measured = f"{row['top1_agreement']:.3f}" if "top1_agreement" in row else ""
         return ", ".join(filter(None, (measured, "left out" if row.get("left_out") else "")))
     bits = {variant: agreement(exports[variant]) if variant in exports else "none"
-            for variant in ("dynamic_range", "int8")}
+            for variant in ("dynamic_range", "int8", "float16")}
     return {**json.load(open(os.path.join(output, task, "metrics.json"))), "task": task, "bits": bits}, seconds
 
 
@@ -72,7 +72,7 @@ def main(names: list[str]) -> None:
                           "agreement_8_bits": metrics["bits"]}
             print(name, rows[name], flush=True)
     lines = ["| set | channels × steps | train / test | dlpipe (task) | MiniRocket (aeon) | 1-NN | FCN (published) | "
-             "dlpipe s | MiniRocket s | 8 bits agree (dynamic range / int8) |",
+             "dlpipe s | MiniRocket s | agree with Keras (dynamic range / int8 / float16) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         fcn = f"{PUBLISHED_FCN[name]:.3f}" if name in PUBLISHED_FCN else "—"
