@@ -46,7 +46,8 @@ def test_the_keras_features_are_the_papers(channels, each):
     layer = model.get_layer(rocket.FEATURES)
     normalized = keras.Model(model.inputs, layer.input).predict(train, verbose=0)
     normalized = layer.in_units(normalized) if layer.unit else normalized
-    assert bool(layer.unit) == (not each) and (each or np.array_equal(normalized, np.round(normalized)))
+    on_lattice = not each and channels == 1  # several channels keep a scale each
+    assert bool(layer.unit) == on_lattice and (not on_lattice or np.array_equal(normalized, np.round(normalized)))
     layer.set_weights(layer.snapped(rocket.fit_biases(normalized, 40, 840)))
     found = keras.Model(model.inputs, layer.output).predict(train[:3], verbose=0)
     for i in range(3):
@@ -175,12 +176,15 @@ def test_the_int8_file_holds_which_side_of_its_bias_each_output_is_better_than_t
 @pytest.mark.parametrize("low,high", [(-1.35, 12.43), (0.0, 1e6), (-3e-3, 1e-3), (5.0, 9.0), (0.0, 0.0)])
 def test_the_lattice_holds_the_train_range_in_8_bits_and_its_reciprocal_in_float16(low, high):
     unit, zero_point = rocket.lattice(low, high)
-    reciprocal = np.float32(1 / unit)
-    assert float(np.float16(reciprocal)) == float(reciprocal) == 1 / unit  # what every file multiplies by
+    reciprocal = np.float32(1 / unit)  # what every file multiplies by
+    assert float(np.float16(reciprocal)) == float(reciprocal) and abs(float(reciprocal) * unit - 1) < 1e-12
     assert -128 <= zero_point <= 127 and isinstance(zero_point, int)
     low, high = min(low, 0.0), max(high, 0.0)
     assert (-128 - zero_point) * unit <= low and (127 - zero_point) * unit >= high
     assert high == low or (high - low) / unit > 253  # the finest: every 8-bit level but one or two used
+    # An integer-valued series: at most one of the lattice's integers lands half-way between two units.
+    integers = np.arange(np.ceil((-128 - zero_point) * unit), np.floor((127 - zero_point) * unit) + 1)
+    assert np.sum((integers * float(reciprocal)) % 1 == 0.5) <= 1
 
 
 def test_on_its_lattice_every_file_computes_the_features_keras_does(tmp_path):
