@@ -123,8 +123,8 @@ FORECASTER = flags.DEFINE_enum(
 SERIES_SCALING = flags.DEFINE_enum(
     "series_scaling", D["series_scaling"], list(sequences.SCALINGS), "Sequences to classify: scale each series by "
     "its own mean and standard deviation (each: z-normalised, as the UCR archive's are), or every series by the "
-    "train series' (train: a series' level and spread may tell its class; the rocket's: the raw series in 8-bit steps "
-    f"of the train range, as its int8 file reads it). Default: {_each_task('series_scaling')}.")
+    "train series' (train: a series' level and spread may tell its class; the rocket's, for one channel: the raw "
+    f"series in 8-bit steps of the train range, as its int8 file reads it). Default: {_each_task('series_scaling')}.")
 COLOR_MODE = flags.DEFINE_enum(
     "color_mode", D["color_mode"], list(folders.COLOR_MODES), "Images: grayscale or rgb; auto: a folder's grayscale "
     "when every image is, a tfds: set's own.")
