@@ -381,8 +381,8 @@ def fit(model: keras.Model, batches) -> dict:
     from sklearn.linear_model import RidgeClassifierCV
     rocket = model.get_layer(FEATURES)
     windows, labels = _stacked(batches)
-    series = _predicted(keras.Model(model.inputs, rocket.input), windows)
-    series = rocket.in_units(series) if rocket.unit else series
+    # On the lattice the layer reads the model's input itself (build_rocket_classifier): no pass to compute it.
+    series = rocket.in_units(windows) if rocket.unit else _predicted(keras.Model(model.inputs, rocket.input), windows)
     rocket.set_weights(rocket.snapped(fit_biases(series, rocket.steps, rocket.num_features, rocket.seed)))
     found = _predicted(keras.Model(model.inputs, rocket.output), windows)
     spread = found.std(axis=0)
