@@ -16,8 +16,10 @@ whose kernels add up to the ridge's: the first holds it rounded to 8 bits per cl
 left. A ridge over 10,000 features has large weights that cancel, and one 8-bit kernel rounds the small ones away
 (OSULeaf: the dynamic-range file agreed with Keras on 38% of test series); two hold it to about 16 bits (100%). The
 kernels alternate between zero padding and none, as the paper's do: a padded kernel's PPV is over every step, an
-unpadded one's over the steps its window fits. `tests/models/test_rocket.py` checks the features against a NumPy
-implementation of the paper's algorithm.
+unpadded one's over the steps its window fits. Series of different lengths (NaN past their end, on the lattice:
+`masked`) are each computed on as a series of their own length: zero padding (the center) past its end, and each
+PPV over its own steps; the int8 file reads its lowest code there. `tests/models/test_rocket.py` checks the
+features against a NumPy implementation of the paper's algorithm.
 
 Every op is a TFLite builtin (CONV_2D with dilation, STRIDED_SLICE, GREATER, CAST, MEAN, PACK), so the model ships
 like any other; the int8 file computes it without the grid, each bias inside its convolution (MiniRocket.int8_config).
@@ -103,7 +105,7 @@ def padded(dilation_index: int, kernel_index: int) -> bool:
     return (dilation_index + kernel_index) % 2 == 0
 
 
-def lattice(low: float, high: float) -> tuple[float, int]:
+def lattice(low: float, high: float, missing: bool = False) -> tuple[float, int]:
     """The 8-bit lattice a series is classified on, from its train values' range: (unit, zero point), so that
     int8 values q = round(x / unit) + zero point hold every train value (and 0, which TFLite's int8 tensors hold
     exactly), as the int8 file's input holds them. The unit's reciprocal, which a series is multiplied by
@@ -111,16 +113,20 @@ def lattice(low: float, high: float) -> tuple[float, int]:
     from 0.004 to 4·10⁶, within float16's normal numbers; beyond, verify judges that file), so every file rounds
     a value to the same integer (a converter makes a division by the unit a product with its reciprocal, which
     float16 held to 1/2048: 3 values in 1,000 rounded the other way). A power of two would be exact either way but
-    coarser by up to 2× (ACSF1: 0.84 test accuracy, against 0.89 on the finest lattice)."""
+    coarser by up to 2× (ACSF1: 0.84 test accuracy, against 0.89 on the finest lattice).
+
+    `missing`: the series have different lengths, and the lowest code, −128, is kept for the steps past a
+    series' end (`MiniRocket.masked`): the train values then take 254 codes, −127 to 127."""
     low, high = min(float(low), 0.0), max(float(high), 0.0)
-    span = (high - low) / 254 or 1.0  # 254: an integer zero point then exists that keeps both ends
+    lowest = -127 if missing else -128
+    span = (high - low) / (126 - lowest) or 1.0  # then an integer zero point exists that keeps both ends
     exponent = math.floor(math.log2(1 / span)) - 10
     mantissa = math.floor(math.ldexp(1 / span, -exponent))  # rounded down: a wider unit
     # Odd: an integer-valued series then lands half-way between two units at most once in 2^(10 − log2 reciprocal)
     # values (0.84375 = 27/32 put one in 32 there), where the int8 file's input, whose scale is the unit to 1e-7,
     # may round it either way.
     reciprocal = math.ldexp(mantissa - (1 - mantissa % 2), exponent)
-    return 1 / reciprocal, math.ceil(-128 - low * reciprocal)
+    return 1 / reciprocal, math.ceil(lowest - low * reciprocal)
 
 
 def on_grid(x):
@@ -139,40 +145,48 @@ def convolve(x: np.ndarray, dilation: int, mask: np.ndarray) -> np.ndarray:
     return np.einsum("ksc,kj,cj->sj", shifted, KERNELS, mask)
 
 
-def fit_biases(series: np.ndarray, steps: int, num_features: int = NUM_FEATURES, seed: int = SEED) -> list:
+def fit_biases(series: np.ndarray, steps: int, num_features: int = NUM_FEATURES, seed: int = SEED,
+               valid: np.ndarray | None = None) -> list:
     """Per dilation, [84, biases]: quantiles of each kernel's output on one random train series (the paper's
-    choice: biases that cut real outputs, in 0.0x s). `series`: [n, steps, channels], as the model's first layer
-    outputs them (z-normalised)."""
+    choice: biases that cut real outputs, in 0.0x s), over its own steps (`valid` [n, steps]: which steps of
+    `series` hold values, the rest 0; None: all). `series`: [n, steps, channels], as the features layer computes on
+    them (z-normalised, or in units)."""
     found, per = dilations(steps, num_features)
     masks = channel_masks(series.shape[-1], len(found), seed)
+    valid = np.ones(series.shape[:2], bool) if valid is None else valid
     rng = np.random.default_rng(seed)
     q = quantiles(len(TWOS) * int(per.sum()))
     biases, start = [], 0
     for d, (dilation, count) in enumerate(zip(found, per)):
         row = np.zeros((len(TWOS), count), np.float32)
         for j in range(len(TWOS)):
-            output = convolve(series[rng.integers(len(series))], int(dilation), masks[d])[:, j]
+            i = rng.integers(len(series))
+            output = convolve(series[i], int(dilation), masks[d])[valid[i], j]
             row[j] = np.quantile(output, q[start:start + count])
             start += count
         biases.append(row)
     return biases
 
 
-def features(series: np.ndarray, biases: list, num_features: int = NUM_FEATURES, seed: int = SEED) -> np.ndarray:
+def features(series: np.ndarray, biases: list, num_features: int = NUM_FEATURES, seed: int = SEED,
+             valid: np.ndarray | None = None) -> np.ndarray:
     """The features in NumPy, as the paper computes them ([n, steps, channels] → [n, features]): the reference the
-    Keras layer is tested against."""
+    Keras layer is tested against. A series shorter than `steps` (`valid` [n, steps]: its steps, a prefix; the
+    rest of `series` 0) is computed on as a series of its own length: a padded kernel's PPV over its steps, an
+    unpadded one's over the steps its window fits in them (none: 0)."""
     steps = series.shape[1]
     found, per = dilations(steps, num_features)
     masks = channel_masks(series.shape[-1], len(found), seed)
+    lengths = np.full(len(series), steps) if valid is None else valid.sum(axis=1)
     rows = []
-    for x in series:
+    for x, length in zip(series, lengths):
         row = []
         for d, dilation in enumerate(found):
             output = convolve(x, int(dilation), masks[d])
             pad = (KERNEL_LENGTH - 1) * int(dilation) // 2
             for j in range(len(TWOS)):
-                c = output[:, j] if padded(d, j) else output[pad:steps - pad, j]
-                row.extend((c[:, None] > biases[d][j][None, :]).mean(axis=0))
+                c = output[:length, j] if padded(d, j) else output[pad:max(length - pad, pad), j]
+                row.extend((c[:, None] > biases[d][j][None, :]).mean(axis=0) if len(c) else np.zeros(len(biases[d][j])))
         rows.append(row)
     return np.asarray(rows, np.float32)
 
@@ -188,7 +202,7 @@ class MiniRocket(layers.Layer):
 
     def __init__(self, steps: int, channels: int, num_features: int = NUM_FEATURES, seed: int = SEED,
                  grid: bool = True, saturate: bool = False, unit: float = 0.0, zero_point: int = 0,
-                 center: float = 0.0, **kwargs):
+                 center: float = 0.0, masked: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.steps, self.channels, self.num_features, self.seed = steps, channels, num_features, seed
         self.grid = grid  # the series rounded first: to GRID, or to the lattice
@@ -197,6 +211,11 @@ class MiniRocket(layers.Layer):
         # rounds it and `center` (the train mean in units, where zero padding lies) subtracted. 0: the series comes
         # scaled, on GRID.
         self.unit, self.zero_point, self.center = float(unit), int(zero_point), float(center)
+        # Series of different lengths, padded past their end with missing values (NaN; in the int8 file, its
+        # lowest code): each computed on as a series of its own length (`features`), on the lattice only.
+        self.masked = bool(masked)
+        if self.masked and not (self.unit and channels == 1):
+            raise ValueError("MiniRocket masks the steps past a series' end on the lattice only (one channel)")
         self.dilations, self.per = dilations(steps, num_features)
         self.masks = channel_masks(channels, len(self.dilations), seed)
 
@@ -223,8 +242,11 @@ class MiniRocket(layers.Layer):
         return {"grid": False, "saturate": True}
 
     def call(self, x):
+        valid = self.valid_steps(x) if self.masked else None
         if self.grid:
             x = self.in_units(x) if self.unit else on_grid(x)
+        elif self.masked:  # the saturated form: the raw series, its missing steps at the center (zero padding)
+            x = self._centered_past_end(x)
         if self.zero_channel and not self.saturate:  # (the saturated form pads its steps first, with the center)
             x = ops.pad(x, ((0, 0), (0, 0), (0, 1)))  # last (`_kernel`)
         found = []
@@ -237,7 +259,9 @@ class MiniRocket(layers.Layer):
             for first in (0, 1):  # the even kernels, then the odd ones: padded or not alternate (`padded`)
                 part = output[:, :, first * half:(first + 1) * half]
                 part = part if padded(d, first) else part[:, pad:self.steps - pad]
-                shares.append(ops.mean(ops.cast(part > threshold[first::2], "float32"), axis=1))  # [batch, 42, …]
+                above = ops.cast(part > threshold[first::2], "float32")  # [batch, steps, 42, …]
+                shares.append(ops.mean(above, axis=1) if valid is None else
+                              self._share(above, valid if padded(d, first) else valid[:, 2 * pad:]))
             ppv = ops.stack(shares, axis=2)  # [batch, 42, 2, biases]: kernel 2i, then 2i + 1
             found.append(ops.reshape(ppv, (-1, len(TWOS) * int(self.per[d]))))
         return ops.concatenate(found, axis=-1)
@@ -281,38 +305,80 @@ class MiniRocket(layers.Layer):
         dilation, pad = int(self.dilations[d]), (KERNEL_LENGTH - 1) * int(self.dilations[d]) // 2
         unit = self.unit or 1.0
         wide = ops.pad(x, ((0, 0), (pad, pad), (0, 0)), constant_values=self.center * unit)
+        steps = self.steps + self.masked
+        if self.masked:
+            # One step more, whose output is dropped, holding the missing code's value: every tensor from the input
+            # to the convolution, which the int8 file gives one scale (the last one's, from calibration), then
+            # holds it, and that scale stays the unit (without it, the code read as the lowest value).
+            wide = ops.pad(wide, ((0, 0), (0, 1), (0, 0)), constant_values=self.input_range[0])
         if self.zero_channel:
             wide = ops.pad(wide, ((0, 0), (0, 0), (0, 1)))  # last (`_kernel`)
         # The nine taps side by side, one 1-step convolution over them: a dilated one is lowered to other ops
         # (SPACE_TO_BATCH_ND …) that leave the bias outside it, in 8 bits.
-        taps = ops.concatenate([wide[:, k * dilation:k * dilation + self.steps] for k in range(KERNEL_LENGTH)], -1)
+        taps = ops.concatenate([wide[:, k * dilation:k * dilation + steps] for k in range(KERNEL_LENGTH)], -1)
         kernel = self._kernel(d, count)
         saturation = LATTICE_SATURATION if self.unit else SATURATION
         output = ops.conv(taps, (saturation / unit) * kernel.reshape(1, -1, kernel.shape[-1]))
         biases = ops.concatenate([self.biases[d][0::2], self.biases[d][1::2]], axis=0)  # EVEN_FIRST
-        difference = ops.clip(output - saturation * ops.reshape(biases, (-1,)), -1.0, 1.0)
+        difference = ops.clip(output - saturation * ops.reshape(biases, (-1,)), -1.0, 1.0)[:, :self.steps]
         return ops.reshape(difference, (-1, self.steps, len(TWOS), count)), np.zeros((len(TWOS), 1), np.float32)
+
+    def _centered_past_end(self, x):
+        """The raw series with the center (where zero padding lies) past its end."""
+        return ops.where(self._present(x), x, self.center * self.unit)
+
+    def _share(self, above, valid):
+        """The share of a series' own steps (`valid` [batch, steps'], 0 or 1) at which an output is above its bias:
+        0 where none is (a series shorter than an unpadded kernel's window)."""
+        valid = valid[:, :, None, None]
+        return ops.mean(above * valid, axis=1) / ops.maximum(ops.mean(valid, axis=1), 1.0 / self.steps)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.feature_count)
 
     @property
     def _unit_range(self) -> tuple[int, int]:
-        return -128 - self.zero_point, 127 - self.zero_point
+        """The units a value is clipped to: the int8 codes, less the lowest where it marks a missing step."""
+        return -128 + self.masked - self.zero_point, 127 - self.zero_point
 
     def in_units(self, x):
         """A raw series on the lattice, in units (integers) less the center: as the int8 file's input rounds and
-        clips it (NumPy or a tensor)."""
+        clips it (NumPy or a tensor); 0 past a series' end (`masked`). NaN is replaced before any arithmetic, by a
+        select on x ≠ x: tf2onnx makes other selects of floats products, and NaN · 0 is NaN."""
         reciprocal = np.float32(1 / self.unit)  # 11 significant bits (`lattice`)
         if isinstance(x, np.ndarray):
-            return np.clip(np.round(x.astype(np.float32) * reciprocal), *self._unit_range) - self.center
-        return ops.clip(ops.round(x * reciprocal), *self._unit_range) - self.center
+            with np.errstate(invalid="ignore"):
+                present = self._present(x.astype(np.float32)) if self.masked else True
+            x = np.where(present, x, self.input_range[0]).astype(np.float32)
+            return np.where(present, np.clip(np.round(x * reciprocal), *self._unit_range) - self.center, 0.0)
+        present = self._present(x) if self.masked else None
+        if self.masked:
+            x = ops.where(ops.not_equal(x, x), self.input_range[0], x)
+        found = ops.clip(ops.round(x * reciprocal), *self._unit_range) - self.center
+        return ops.where(present, found, 0.0) if self.masked else found
+
+    def valid_steps(self, x):
+        """[batch, steps]: whether a step holds a value (1) or lies past its series' end (0): NaN, or below the
+        lattice by more than half a unit (the int8 file's lowest code, −128), as a masked layer reads them (NumPy:
+        booleans; a tensor: 0 or 1)."""
+        if isinstance(x, np.ndarray):
+            with np.errstate(invalid="ignore"):
+                return self._present(x)[..., 0]
+        return ops.cast(self._present(x), "float32")[..., 0]
+
+    def _present(self, x):
+        """[batch, steps, 1] booleans (`valid_steps`; of the one channel): above half-way between the lowest code
+        and the next, half a unit from any value the lattice holds. Compared raw and kept in the series' shape:
+        LiteRT aborted on a slice of booleans, and on a comparison of the series in units (whose int8 scale is
+        then exactly 1)."""
+        return x > np.float32((-127.5 - self.zero_point) * self.unit)
 
     @property
     def input_range(self) -> tuple[float, float] | None:
-        """The raw values the lattice's ends stand for: what the int8 file's input is calibrated on, so that its
-        scale and zero point are the lattice's (None off the lattice)."""
-        return tuple(float(np.float32(end * self.unit)) for end in self._unit_range) if self.unit else None
+        """The raw values the lattice's ends (its codes −128 and 127) stand for: what the int8 file's input is
+        calibrated on, so that its scale and zero point are the lattice's (None off the lattice)."""
+        ends = (-128 - self.zero_point, 127 - self.zero_point)
+        return tuple(float(np.float32(end * self.unit)) for end in ends) if self.unit else None
 
     def snapped(self, biases: list) -> list:
         """On the lattice every output is an integer: a bias moved to the half-integer below the next one changes
@@ -325,7 +391,7 @@ class MiniRocket(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "steps": self.steps, "channels": self.channels,
                 "num_features": self.num_features, "seed": self.seed, "grid": self.grid, "saturate": self.saturate,
-                "unit": self.unit, "zero_point": self.zero_point, "center": self.center}
+                "unit": self.unit, "zero_point": self.zero_point, "center": self.center, "masked": self.masked}
 
 
 FEATURES = "minirocket"  # the features layer's name: what the closed-form fit reads
@@ -340,6 +406,8 @@ def build_rocket_classifier(input_shape: Sequence[int], num_classes: int, *, num
         raise BuildError("task", "rocket classifies sequences (a file of series with a class each); to forecast a "
                          "series use --task=dense, conv or recurrent")
     steps, channels = input_shape
+    if (series_scale.get("each") or channels > 1) and series_scale.get("masked"):
+        raise ValueError("series padded with missing values are read on the lattice only: one channel, one scale")
     if series_scale.get("each") or channels > 1:
         # Each series standardised by itself, or each channel by the train series' (one lattice would round a
         # channel 10³ times smaller than another to 0), then on GRID.
@@ -347,8 +415,10 @@ def build_rocket_classifier(input_shape: Sequence[int], num_classes: int, *, num
         inputs, series, on = window.inputs, window.relative, {}
     else:  # one channel: the raw series on its train values' lattice (`lattice`)
         inputs = series = keras.Input(shape=tuple(input_shape), name=WINDOW)
-        unit, zero_point = lattice(series_scale["low"], series_scale["high"])
-        on = {"unit": unit, "zero_point": zero_point, "center": round(float(np.mean(series_scale["mean"])) / unit)}
+        masked = bool(series_scale.get("masked"))  # padded past each series' end with NaN (data/sequences.py)
+        unit, zero_point = lattice(series_scale["low"], series_scale["high"], missing=masked)
+        on = {"unit": unit, "zero_point": zero_point, "center": round(float(np.mean(series_scale["mean"])) / unit),
+              "masked": masked}
     found = MiniRocket(steps, channels, num_features, name=FEATURES, dtype="float32", **on)(series)
     head = layers.Dense(num_classes, name=HEAD, dtype="float32")(found)
     rest = layers.Dense(num_classes, use_bias=False, name=HEAD_REST, dtype="float32")(found)
@@ -383,7 +453,8 @@ def fit(model: keras.Model, batches) -> dict:
     windows, labels = _stacked(batches)
     # On the lattice the layer reads the model's input itself (build_rocket_classifier): no pass to compute it.
     series = rocket.in_units(windows) if rocket.unit else _predicted(keras.Model(model.inputs, rocket.input), windows)
-    rocket.set_weights(rocket.snapped(fit_biases(series, rocket.steps, rocket.num_features, rocket.seed)))
+    valid = rocket.valid_steps(windows) if rocket.masked else None
+    rocket.set_weights(rocket.snapped(fit_biases(series, rocket.steps, rocket.num_features, rocket.seed, valid)))
     found = _predicted(keras.Model(model.inputs, rocket.output), windows)
     spread = found.std(axis=0)
     spread = np.where(spread > 0, spread, 1.0)

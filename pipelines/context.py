@@ -53,7 +53,7 @@ def data_request(c: RunConfig, task: Task) -> Request:
     return Request(c.dataset, **{name: getattr(c, name) for name in DATA_SETTINGS},
                    validation_split=c.validation_split, cache_dir=c.data_cache_dir,
                    rows_as_sequences=task.rows_as_sequences, labeled=task.family.needs_labels(c),
-                   generative=task.family.generative)
+                   generative=task.family.generative, padding=task.padding)
 
 
 def check_settings_apply(c: RunConfig, request: Request) -> None:

@@ -82,6 +82,9 @@ class Task:
     solve: Callable[[keras.Model, Any], dict[str, float]] | None = None
     # Sequences to classify: each series z-normalised by itself, or all by the train series' (--series_scaling).
     series_scaling: str = "each"
+    # What it reads past a shorter sequence's end (data/sequences.py, PADDINGS): the last step repeated, or the
+    # missing values, which its model masks.
+    padding: str = "last"
 
     def check_image_size(self, image_size: tuple[int, int] | None) -> None:
         if image_size is not None and self.image_size_check is not None:
@@ -244,7 +247,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task(name="rocket", summary="MiniRocket: fixed dilated kernels over a sequence, a ridge classifier on their "
          "features", datasets=(), to_example=sequence_example, build_model=rocket.build_rocket_classifier,
          hparams=("num_features",), search_space=None, epochs=1, batch_size=64, modalities=("series",),
-         solve=rocket_fit, series_scaling="train",
+         solve=rocket_fit, series_scaling="train", padding="missing",
          left_out={"int16x8": "TFLite has no 16×8 kernel for --series_scaling=each's SQRT"}),
     Task(name="gan", summary="GAN that learns to draw the images (upsampling generator, two-scale discriminator, "
          "R1, weights' average)", datasets=IMAGE_DATASETS, to_example=image_example, build_model=build_gan,

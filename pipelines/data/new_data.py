@@ -232,9 +232,10 @@ class WideFile:
     def batches(self, size: int) -> Iterator[NewBatch]:
         s = self.reads.series
         values, labels, _ = sequences.read_wide(self.path, s["label_column"], s["steps"])
+        values = sequences.padded(values[..., None], s.get("padding", "last"))
         for begin in range(0, len(values), size):
             rows = list(range(begin + 1, min(begin + size, len(values)) + 1))
-            yield ({"row": rows}, {self.reads.input_name: values[begin:begin + size, :, None]},
+            yield ({"row": rows}, {self.reads.input_name: values[begin:begin + size]},
                    labels[begin:begin + size] if labels else None)
 
 
@@ -253,6 +254,7 @@ class LongFile:
         layout = {k: s[k] for k in ("series_id_column", "time_column")}
         values, labels, ids, _ = sequences.read_long(self.path, layout=layout, label_column=s["label_column"],
                                                      numeric=s["columns"], steps=s["steps"])
+        values = sequences.padded(values, s.get("padding", "last"))
         for begin in range(0, len(values), size):
             yield ({self.keys[0]: ids[begin:begin + size]}, {self.reads.input_name: values[begin:begin + size]},
                    labels[begin:begin + size] if labels else None)

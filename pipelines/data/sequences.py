@@ -8,7 +8,7 @@ A sequence task (conv, recurrent, transformer) given a CSV or TSV without a time
 cells, in column order, as one univariate series; a task that reads tables (dense) reads the same file as a table.
 A file whose first row is all numbers (or missing cells) has no header: its columns are then named by position, 0
 first. A shorter series is padded at its row's end with missing cells (NaN, as the UCR archive's variable-length
-sets are): it takes its last value there, as a long file's shorter series do.
+sets are), as a long file's shorter series are (`padded` says what the model reads there).
 `--test_dataset` gives the test file of the same layout (a benchmark's official split); otherwise the rows are
 split by a fixed random permutation (`test_split` of them to test). The train rows are kept in that shuffled order,
 so the validation split the input pipeline carves from their end holds every class (archive files are often
@@ -16,8 +16,11 @@ sorted by label). The whole file is read into memory: 10,000 series of 1,000 ste
 
 A long file has one row per step: `--series_id_column` names each series, `--time_column` orders its steps, the
 label is constant within a series, and every other numeric column is one of its channels (multivariate). Series of
-different lengths are padded at their end with their last step, to the longest of the train and test files; the
-model reads that length (not masked: a flat tail is what the network sees, and learns to see).
+different lengths are padded at their end to the longest of the train and test files. What a model reads past a
+series' end is its task's choice (Task.padding): the series' last step repeated (a flat tail, which a network sees
+and learns to see), or the missing values themselves (NaN), which MiniRocket masks: it computes on each series'
+own steps (models/rocket.py). The missing values are kept where the series have one channel on one scale (the
+int8 file's input then keeps its lowest code for them) and some series are shorter; otherwise the tail is flat.
 
 Scaling lives in the model (models/sequence.py): each series z-normalised by its own mean and standard deviation
 (`--series_scaling=each`; the UCR archive's data already are), or all by the train series' (the task says which
@@ -34,6 +37,7 @@ from pipelines.data import series, tables
 from pipelines.errors import PipelineError
 
 SCALINGS = ("train", "each")  # one mean and std from the train series, or each series by its own
+PADDINGS = ("last", "missing")  # past a shorter series' end: its last step repeated, or NaN (`padded`)
 SPLIT_SEED = 0
 MIN_STEPS = 10  # a header-less file of numbers with more columns than this is an archive of series
 
@@ -49,15 +53,17 @@ class Sequences:
     scaling: str = "each"
     columns: tuple[str, ...] = ("value",)  # a long file's numeric columns, in the model's order
     layout: dict = dataclasses.field(default_factory=dict)  # a long file's id and time columns
+    padding: str = "last"  # what the series hold past their end (PADDINGS)
 
     def scale(self) -> dict:
         """The model's input scaling (models/sequence.py): each column's mean and standard deviation over the
         train series, and the range of all their values (MiniRocket's lattice, models/rocket.py)."""
         values = self.train[0].reshape(-1, self.train[0].shape[-1])
+        values = values[~np.isnan(values).any(axis=1)]  # the steps past a series' end hold none
         std = values.std(axis=0)
         return {"mean": values.mean(axis=0).tolist(), "std": np.where(std > 0, std, 1.0).tolist(), "classify": True,
                 "each": self.scaling == "each", "low": float(values.min(initial=0.0)),
-                "high": float(values.max(initial=0.0))}
+                "high": float(values.max(initial=0.0)), "masked": self.padding == "missing"}
 
 
 def is_archive_file(path: str) -> bool:
@@ -128,7 +134,7 @@ def read_wide(path: str, label_column: str | None,
 
 def _padded(cells: list[tuple[str, str]], path: str, row: int) -> list[float]:
     """A wide row's values; missing cells at its end (NaN, empty: how the UCR archive pads its shorter series)
-    take its last value, as a long file's shorter series are padded."""
+    stay NaN, as a long file's shorter series are padded (`padded`)."""
     filled = len(cells)
     while filled and cells[filled - 1][1].strip().lower() in tables.MISSING:
         filled -= 1
@@ -136,7 +142,7 @@ def _padded(cells: list[tuple[str, str]], path: str, row: int) -> list[float]:
         raise PipelineError(f"{path}, data row {row}: {filled} value{'s' * (filled != 1)} before its padding: a "
                             "series needs steps")
     values = [_cell(path, row, column, text) for column, text in cells[:filled]]
-    return values + [values[-1]] * (len(cells) - filled)
+    return values + [np.nan] * (len(cells) - filled)
 
 
 def _cell(path: str, row: int, column: str, text: str) -> float:
@@ -180,22 +186,43 @@ def _test_file(path: str, test_dataset: str, label_column: str | None, steps: in
     return values, labels
 
 
-def _with_last_step(values: np.ndarray, steps: int) -> np.ndarray:
-    """Series ([steps, columns], or [n, steps, columns]) padded at their end to `steps` with their last step."""
-    tail = np.repeat(values[..., -1:, :], steps - values.shape[-2], axis=-2)
+def _with_missing(values: np.ndarray, steps: int) -> np.ndarray:
+    """Series ([steps, columns], or [n, steps, columns]) padded at their end to `steps` with NaN."""
+    tail = np.full((*values.shape[:-2], steps - values.shape[-2], values.shape[-1]), np.nan, values.dtype)
     return np.concatenate([values, tail], axis=-2)
 
 
 def _one_length(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The train and test series [n, steps, columns] padded to the longer file's steps, each with its last step
-    (a test file's longest series may be longer than the train file's: the archive's JapaneseVowels, 26 and 29)."""
+    """The train and test series [n, steps, columns] padded to the longer file's steps with NaN (a test file's
+    longest series may be longer than the train file's: the archive's JapaneseVowels, 26 and 29)."""
     steps = max(train.shape[1], test.shape[1])
-    return _with_last_step(train, steps), _with_last_step(test, steps)
+    return _with_missing(train, steps), _with_missing(test, steps)
+
+
+def padding_of(asked: str, scaling: str, *series: np.ndarray) -> str:
+    """What series padded with NaN hold past their end for a task that asks `asked` (PADDINGS): the missing values
+    where there are some and the series have one channel on one scale (the train series'), otherwise the last
+    step."""
+    shorter = any(np.isnan(x).any() for x in series)
+    one = all(x.shape[-1] == 1 for x in series) and scaling == "train"
+    return "missing" if asked == "missing" and shorter and one else "last"
+
+
+def padded(values: np.ndarray, padding: str) -> np.ndarray:
+    """Series [n, steps, columns] padded past their end with NaN, as a model reads them (`padding_of`): as they
+    are, or with their last step repeated there (a flat tail)."""
+    if padding == "missing" or not np.isnan(values).any():
+        return values
+    held = ~np.isnan(values).any(axis=-1)  # [n, steps]
+    lengths = np.where(held.any(axis=1), held.shape[1] - np.argmax(held[:, ::-1], axis=1), 1)
+    last = np.take_along_axis(values, (lengths - 1)[:, None, None], axis=1)  # [n, 1, columns]
+    return np.where(np.arange(values.shape[1])[None, :, None] < lengths[:, None, None], values, last)
 
 
 def prepare(path: str, *, label_column: str | None, test_dataset: str | None, test_split: float,
-            scaling: str = "each") -> Sequences:
-    """The series of a wide file at `path` (and of `test_dataset`), checked and split."""
+            scaling: str = "each", padding: str = "last") -> Sequences:
+    """The series of a wide file at `path` (and of `test_dataset`), checked and split; `padding`: what the task
+    reads past a shorter series' end (PADDINGS)."""
     values, labels, header = read_wide(path, label_column)
     test = None
     if test_dataset:
@@ -204,13 +231,17 @@ def prepare(path: str, *, label_column: str | None, test_dataset: str | None, te
         test = test_values, test[1]
     else:
         values = values[..., None]
-    return _split(path, values, labels, test, test_dataset, test_split,
+    return _split(path, values, labels, test, test_dataset, test_split, padding,
                   label_column=label_column or "", scaling=scaling)
 
 
 def _split(path: str, values: np.ndarray, labels: list[str], test, test_dataset: str | None, test_split: float,
-           **fields) -> Sequences:
-    """Train and test (the test file's, or `test_split` of the series by a fixed permutation), the classes named."""
+           padding: str, **fields) -> Sequences:
+    """Train and test (the test file's, or `test_split` of the series by a fixed permutation), the classes named,
+    padded as the task reads them (`padding_of`)."""
+    padding = padding_of(padding, fields["scaling"], values, *([] if test is None else [test[0]]))
+    values = padded(values, padding)
+    test = None if test is None else (padded(test[0], padding), test[1])
     order = np.random.default_rng(SPLIT_SEED).permutation(len(values))  # the train rows' order: classes mixed
     if test is not None:
         train_idx, (test_values, test_labels) = order, test
@@ -230,7 +261,7 @@ def _split(path: str, values: np.ndarray, labels: list[str], test, test_dataset:
     def split(series: np.ndarray, classes: list[str]):
         return series, np.array([index[name] for name in classes], np.int64)
     return Sequences(steps=values.shape[1], train=split(values[train_idx], [labels[i] for i in train_idx]),
-                     test=split(test_values, test_labels), label_names=names, **fields)
+                     test=split(test_values, test_labels), label_names=names, padding=padding, **fields)
 
 
 def is_long_classification(path: str, label_column: str | None, problem: str) -> bool:
@@ -274,7 +305,7 @@ def _long_columns(path: str, header: list[str], layout: dict, label_column: str 
 def read_long(path: str, *, layout: dict, label_column: str | None, ignored=(), numeric=None, steps: int | None = None):
     """A long file's series: one row per step, `layout`'s series_id_column naming each series and time_column
     ordering its steps, a label constant within a series. Returns the values [n, steps, columns] (shorter series
-    padded at their end with their last step, to the longest or to the model's `steps`), the labels (None when the
+    padded at their end with NaN, to the longest or to the model's `steps`: `padded`), the labels (None when the
     file has no label column and `numeric` names the trained model's columns), the ids and the numeric columns."""
     lines = tables.read_rows(path)
     header = next(lines, None) or []
@@ -305,12 +336,12 @@ def read_long(path: str, *, layout: dict, label_column: str | None, ignored=(), 
     if too_long:
         raise PipelineError(f"{path}: series {too_long[0][0]!r} has {too_long[0][1]} steps, and the model reads at "
                             f"most {longest}: give series of at most that many steps")
-    padded = np.stack([_with_last_step(v, longest) for _, v, _ in found])
-    return padded, [label for *_, label in found] if labelled else None, [name for name, *_ in found], numeric
+    values = np.stack([_with_missing(v, longest) for _, v, _ in found])
+    return values, [label for *_, label in found] if labelled else None, [name for name, *_ in found], numeric
 
 
 def prepare_long(path: str, *, label_column: str | None, layout: dict, test_dataset: str | None, test_split: float,
-                 ignore_columns=(), scaling: str = "each") -> Sequences:
+                 ignore_columns=(), scaling: str = "each", padding: str = "last") -> Sequences:
     """The series of a long file at `path` (and of `test_dataset`), checked, padded to one length and split."""
     values, labels, _, numeric = read_long(path, layout=layout, label_column=label_column, ignored=ignore_columns)
     test = None
@@ -324,7 +355,7 @@ def prepare_long(path: str, *, label_column: str | None, layout: dict, test_data
                                 "its series' labels")
         values, test_values = _one_length(values, test_values)
         test = test_values, test_labels
-    return _split(path, values, labels, test, test_dataset, test_split, label_column=label_column,
+    return _split(path, values, labels, test, test_dataset, test_split, padding, label_column=label_column,
                   scaling=scaling, columns=tuple(numeric), layout=dict(layout))
 
 

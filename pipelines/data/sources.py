@@ -158,6 +158,7 @@ class Request:
     series_scaling: str = "each"  # a run's is its task's (Task.series_scaling)
     cache_dir: str | None = None  # where folders and tables are prepared (RunConfig.data_cache_dir)
     rows_as_sequences: bool = False
+    padding: str = "last"  # what a task reads past a shorter sequence's end (Task.padding, sequences.PADDINGS)
     labeled: bool = True
     generative: bool = False
 
@@ -190,7 +191,8 @@ def _long_sequences(r: Request) -> DataSet:
     """One row per step of series to classify (sequences.py)."""
     return load_sequences(r.name, long=True, test_split=r.test_split, label_column=r.label_column,
                           layout={"series_id_column": r.series_id_column, "time_column": r.time_column},
-                          ignore_columns=r.ignore_columns, test_dataset=r.test_dataset, scaling=r.series_scaling)
+                          ignore_columns=r.ignore_columns, test_dataset=r.test_dataset, scaling=r.series_scaling,
+                          padding=r.padding)
 
 
 def _series(r: Request) -> DataSet:
@@ -248,7 +250,7 @@ READERS: tuple[Reader, ...] = (
     # table, its first row would be taken for column names.
     Reader("wide sequences", lambda r: r.table and (r.rows_as_sequences or sequences.is_archive_file(r.name)),
            lambda r: load_sequences(r.name, test_split=r.test_split, label_column=r.label_column,
-                                    test_dataset=r.test_dataset, scaling=r.series_scaling),
+                                    test_dataset=r.test_dataset, scaling=r.series_scaling, padding=r.padding),
            frozenset({"test_split", "label_column", "test_dataset", "series_scaling"}), _table_file_hash),
     Reader("table", lambda r: r.table, _table,
            frozenset({"test_split", "label_column", "problem", "id_column", "ignore_columns", "keep_columns"}),

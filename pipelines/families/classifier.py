@@ -13,6 +13,7 @@ from models.recurrent import TOKEN_CLASSIFIER
 from models.sequence import WINDOW
 from pipelines import artifacts, evaluation
 from pipelines.config import RunConfig
+from pipelines.data import sequences
 from pipelines.data.pipeline import split_arrays
 from pipelines.exported import softmax
 from pipelines.families import Asked, Column, Family, Picture, Workspace
@@ -142,7 +143,7 @@ def nearest_neighbour_baseline(inputs, test_labels: np.ndarray, each: bool) -> d
     """The 1-nearest-neighbour classifier (Euclidean) on the same series, the time-series classification
     literature's reference point (each series z-normalised first when the model does so)."""
     def scaled(x):
-        x = x.reshape(len(x), -1).astype(np.float64)
+        x = sequences.padded(x, "last").reshape(len(x), -1).astype(np.float64)  # past a series' end: its last step
         if each:
             x = (x - x.mean(1, keepdims=True)) / np.maximum(x.std(1, keepdims=True), 1e-6)
         return x
@@ -278,7 +279,10 @@ def ship_classifier(model: keras.Model, work: Workspace | None = None) -> Shipme
 def series_shipment(model: keras.Model) -> Shipment:
     """A series of raw values in (scaled inside the model), the class probabilities out in every file."""
     steps, columns = model.inputs[0].shape[1:]
-    window = TensorInfo(f"a series of {steps} steps × {columns} column of raw values, oldest step first")
+    # A layer that masks the steps past a shorter series' end (MiniRocket's, models/rocket.py) reads them as NaN.
+    missing = any(getattr(layer, "masked", False) for layer in model.layers)
+    window = TensorInfo(f"a series of {steps} steps × {columns} column of raw values, oldest step first" + (
+        "; past a shorter series' end NaN (an int8 input: its lowest code, -128)" if missing else ""))
     limits = dict(CLASSIFIER_LIMITS)
     if any(getattr(layer, "step_function", False) for layer in model.layers):
         # Features that are step functions (MiniRocket's): an input a rounding error from a step flips one, in any

@@ -238,7 +238,8 @@ def trained_on(ctx: Context) -> dict:
                          window=data.series.window, horizon=data.series.horizon, step=data.series.step)
     if data.sequences is not None:
         described.update(label_column=data.sequences.label_column, steps=data.sequences.steps,
-                         columns=list(data.sequences.columns), **data.sequences.layout)
+                         columns=list(data.sequences.columns), padding=data.sequences.padding,
+                         **data.sequences.layout)
     return described
 
 

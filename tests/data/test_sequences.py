@@ -90,9 +90,39 @@ def test_a_variable_length_archive_file_pads_each_series_end_with_its_last_value
     read = sequences.prepare(path, label_column="0", test_dataset=None, test_split=0.25)
     rows = sorted(map(tuple, np.concatenate([read.train[0], read.test[0]])[..., 0].astype(float).round(2).tolist()))
     assert read.steps == 4 and rows == [(0.1, 0.2, 0.3, 0.3), (0.5, 0.7, 0.7, 0.7), (1, 2, 3, 4), (4, 3, 2, 1)]
+    assert read.padding == "last" and not read.scale()["masked"]
     inside = write(tmp_path / "hole.tsv", "1\t0.5\tNaN\t0.7\n2\t1\t2\t3\n")
     with pytest.raises(PipelineError, match=r"data row 1, column '2': a value is missing: .*only at its end"):
         sequences.prepare(inside, label_column="0", test_dataset=None, test_split=0.5)
+
+
+def test_a_task_that_masks_reads_missing_values_past_a_series_end_where_it_can(tmp_path):
+    """MiniRocket computes on each series' own steps (Task.padding "missing"): its series keep NaN past their end
+    where they have one channel on the train series' scale and some are shorter; the train range and mean ignore
+    the missing steps. Several channels, each series by its own scale, or one length: the last step, as before."""
+    path = write(tmp_path / "var.tsv", "1\t0.5\t0.7\tNaN\tNaN\n2\t1\t2\t3\t9\n1\t0.1\t0.2\t0.3\tNaN\n"
+                                       "2\t4\t3\t2\t1\n")
+    read = sequences.prepare(path, label_column="0", test_dataset=None, test_split=0.25, scaling="train",
+                             padding="missing")
+    values = np.concatenate([read.train[0], read.test[0]])[..., 0]
+    assert read.padding == "missing" and read.scale()["masked"] and np.isnan(values).sum() == 3
+    held = values[~np.isnan(values)]
+    scale = read.scale()
+    train = read.train[0][~np.isnan(read.train[0])]
+    assert scale["low"] == min(train.min(), 0) and scale["high"] == train.max() <= held.max()
+    np.testing.assert_allclose(scale["mean"], [train.mean()], rtol=1e-6)
+    for settings in ({"scaling": "each", "padding": "missing"}, {"scaling": "train", "padding": "last"}):
+        read = sequences.prepare(path, label_column="0", test_dataset=None, test_split=0.25, **settings)
+        assert read.padding == "last" and not np.isnan(read.train[0]).any()
+    long = write(tmp_path / "long.csv", "recording,t,activity,acc,gyro\na,0,walk,1,10\na,1,walk,2,20\n"
+                 "b,0,run,5,50\n")
+    read = sequences.prepare_long(long, label_column="activity", layout=LAYOUT, test_dataset=None, test_split=0.5,
+                                  scaling="train", padding="missing")
+    assert read.padding == "last" and not np.isnan(read.train[0]).any()  # two channels
+    fixed = write(tmp_path / "fixed.tsv", "1\t1\t2\n2\t3\t4\n")
+    read = sequences.prepare(fixed, label_column="0", test_dataset=None, test_split=0.5, scaling="train",
+                             padding="missing")
+    assert read.padding == "last"  # one length: nothing is missing
 
 
 def test_a_test_label_the_train_file_never_has_is_one_line(tmp_path):
@@ -123,13 +153,15 @@ def test_the_scale_is_the_train_series_and_each_is_asked_for_by_name(tmp_path):
 LAYOUT = {"series_id_column": "recording", "time_column": "t"}
 
 
-def test_a_long_file_gives_one_multichannel_series_per_id_in_time_order_padded_with_its_last_step(tmp_path):
+def test_a_long_file_gives_one_multichannel_series_per_id_in_time_order_padded_as_its_task_reads_it(tmp_path):
     path = write(tmp_path / "long.csv", "recording,t,activity,acc,gyro,note\n"
                  "b,1,run,5,50,x\na,0,walk,1,10,x\na,2,walk,3,30,x\na,1,walk,2,20,x\nb,0,run,4,40,x\n")
     values, labels, ids, columns = sequences.read_long(path, layout=LAYOUT, label_column="activity",
                                                        ignored=("note",))
     assert ids == ["b", "a"] and labels == ["run", "walk"] and columns == ["acc", "gyro"]
-    assert values.tolist() == [[[4, 40], [5, 50], [5, 50]], [[1, 10], [2, 20], [3, 30]]]
+    assert np.isnan(values[0, 2]).all() and values[0, :2].tolist() == [[4, 40], [5, 50]]  # missing past its end
+    assert sequences.padded(values, "last").tolist() == [[[4, 40], [5, 50], [5, 50]], [[1, 10], [2, 20], [3, 30]]]
+    assert sequences.padded(values, "missing") is values
 
 
 @pytest.mark.parametrize("text,layout,fragments", [
@@ -158,7 +190,8 @@ def test_new_long_series_are_read_in_the_trained_columns_and_may_not_outgrow_the
     path = write(tmp_path / "new.csv", "gyro,t,recording,acc\n10,0,x,1\n20,1,x,2\n")
     values, labels, ids, _ = sequences.read_long(path, layout=LAYOUT, label_column="activity",
                                                  numeric=["acc", "gyro"], steps=4)
-    assert labels is None and ids == ["x"] and values.tolist() == [[[1, 10], [2, 20], [2, 20], [2, 20]]]
+    assert labels is None and ids == ["x"] and np.isnan(values[0, 2:]).all()
+    assert sequences.padded(values, "last").tolist() == [[[1, 10], [2, 20], [2, 20], [2, 20]]]
     with pytest.raises(PipelineError, match="series 'x' has 2 steps, and the model reads at most 1"):
         sequences.read_long(path, layout=LAYOUT, label_column="activity", numeric=["acc", "gyro"], steps=1)
     with pytest.raises(PipelineError, match="no column 'temp', which the model reads"):

@@ -138,6 +138,44 @@ def test_without_a_task_an_archive_file_gets_minirocket_which_ships_and_verifies
     assert "Fitted in closed form, no epochs: alpha " in report and "epochs; last" not in report
 
 
+def variable_lengths(path, count: int, seed: int, steps: int = 60) -> str:
+    """A header-less archive file of shapes 36–60 steps long, NaN past each one's end (as the UCR archive pads)."""
+    rng = np.random.default_rng(seed)
+    with open(path, "w") as f:
+        for i in range(count):
+            length = int(rng.integers(36, steps + 1))
+            values, labels = made.shapes(i % 3 + 1, length, seed=seed * 1000 + i)  # the last is of class i % 3
+            cells = [f"{v:.4f}" for v in values[-1]] + ["NaN"] * (steps - length)
+            f.write("\t".join([labels[-1], *cells]) + "\n")
+    return str(path)
+
+
+def test_series_of_different_lengths_are_each_computed_on_their_own_steps_and_every_file_ships(tmp_path):
+    """No --task: the rocket reads the missing values past each series' end and masks them (models/rocket.py);
+    every file verifies and ships (ONNX Runtime and the int8 file, whose input keeps its lowest code for them, too),
+    and dlpipe-predict reads new NaN-padded rows as training read them: the SavedModel's answers are evaluate's,
+    the int8 file's the same."""
+    train, test = variable_lengths(tmp_path / "V_TRAIN.tsv", 90, 1), variable_lengths(tmp_path / "V_TEST.tsv", 45, 2)
+    output = tmp_path / "run"
+    runner.run(config_from_flags(f"--dataset={train}", "--label_column=0", f"--test_dataset={test}",
+                                 "--num_features=840", f"--output_dir={output}"))
+    trained_on = json.load(open(output / "rocket" / artifacts.CONFIG))["trained_on"]
+    assert trained_on["padding"] == "missing" and trained_on["steps"] == 60
+    metrics = json.load(open(output / "rocket" / artifacts.METRICS))
+    assert metrics["test_accuracy"] >= 0.9
+    exports = json.load(open(output / "rocket" / artifacts.VERIFY))
+    assert exports["passed"] and {"float32", "dynamic_range", "float16", "int8", "onnx"} <= set(exports["exports"])
+    assert not any(row.get("left_out") for row in exports["exports"].values())
+    answers = {}
+    for model in ("saved_model", "model_int8.tflite"):
+        summary = prediction.predict_file(prediction.open_run(str(output / "rocket"), model), test,
+                                          str(tmp_path / f"{model}.csv"), Asked("label"))
+        answers[model] = [row["label"] for row in csv.DictReader(open(tmp_path / f"{model}.csv"))]
+        if model == "saved_model":
+            assert summary.scores["accuracy"] == pytest.approx(metrics["test_accuracy"])
+    assert np.mean(np.array(answers["saved_model"]) == np.array(answers["model_int8.tflite"])) >= 0.97
+
+
 def test_dense_reads_a_header_less_archive_file_as_sequences_not_as_a_table(tmp_path):
     """The first row is data, not column names: dense classifies each row as a sequence, as conv would."""
     train = made.wide_csv(tmp_path / "Shapes_TRAIN.tsv", 80, header=False, sep="\t")

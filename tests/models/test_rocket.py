@@ -29,7 +29,7 @@ def paper_features(x: np.ndarray, biases: list, dilations, per, masks) -> np.nda
                     if 0 <= at < steps:
                         c[t] += weights[k] * x[at][masks[d][:, j] > 0].sum()
             window = c if (d + j) % 2 == 0 else c[pad:steps - pad]
-            out += [np.mean(window > b) for b in biases[d][j][:per[d]]]
+            out += [np.mean(window > b) if len(window) else 0.0 for b in biases[d][j][:per[d]]]
     return np.array(out)
 
 
@@ -229,3 +229,50 @@ def test_on_its_lattice_every_file_computes_the_features_keras_does(tmp_path):
     # Off the lattice (the series rounded by the int8 file alone), its features would move by far more.
     off = rocket.features((x - x.mean()) / unit, layer.get_weights(), 840)
     assert np.abs(off - expected).max() > 10 / 255
+
+
+def test_a_shorter_series_is_computed_on_its_own_steps_in_every_file(tmp_path):
+    """Series of different lengths, NaN past their end (the archive's variable-length sets): each one's features
+    are the paper's on its own steps (not on a flat tail), in Keras; the int8 file, whose app writes the lowest
+    code past a series' end (exported.TFLiteModel does), computes them within two 8-bit steps on average, and the
+    float16 file the same counts."""
+    from pipelines.exported import TFLiteModel
+    from pipelines.exporters import convert_tflite
+    from pipelines.shipping import for_int8, with_range
+    rng = np.random.default_rng(0)
+    x = np.cumsum(rng.normal(size=(30, 60, 1)), axis=1).astype(np.float32)
+    lengths = rng.integers(3, 61, len(x))
+    lengths[:2] = 60, 3
+    for i, length in enumerate(lengths):
+        x[i, length:] = np.nan
+    held = x[~np.isnan(x)]
+    model = rocket.build_rocket_classifier((60, 1), 2, num_features=840, series_scale={
+        "classify": True, "mean": [float(held.mean())], "std": [1.0], "low": float(held.min()),
+        "high": float(held.max()), "masked": True})
+    layer = model.get_layer(rocket.FEATURES)
+    units, valid = layer.in_units(x), layer.valid_steps(x)
+    np.testing.assert_array_equal(valid.sum(axis=1), lengths)
+    assert layer.masked and layer._unit_range[0] == -127 - layer.zero_point  # −128 is kept for the missing
+    layer.set_weights(layer.snapped(rocket.fit_biases(units, 60, 840, valid=valid)))
+    features = keras.Model(model.inputs, layer.output)
+    expected = features.predict(x, verbose=0)
+    for i in (0, 1, 2, 3):
+        own = paper_features(units[i, :lengths[i]], layer.get_weights(), layer.dilations, layer.per, layer.masks)
+        np.testing.assert_allclose(expected[i], own, atol=1e-6)
+    flat = np.where(valid[..., None], units, units[np.arange(len(x)), lengths - 1][:, None])
+    assert np.abs(rocket.features(flat, layer.get_weights(), 840) - expected).max() > 0.2  # a flat tail differs
+    features.export(str(tmp_path / "plain"), verbose=False)
+    for_int8(features).export(str(tmp_path / "int8"), verbose=False)
+    widened = with_range(*layer.input_range)({"window": x})["window"]
+    files = {"float16": convert_tflite(str(tmp_path / "plain"), "float16"),
+             "int8": convert_tflite(str(tmp_path / "int8"), "int8", [{"window": w[None]} for w in widened],
+                                    ("int8", "float32"))}
+    found = {}
+    for name, flatbuffer in files.items():
+        (tmp_path / f"{name}.tflite").write_bytes(flatbuffer)
+        found[name] = TFLiteModel(str(tmp_path / f"{name}.tflite"))({"window": x})
+    np.testing.assert_allclose(found["float16"], expected, atol=1e-6)
+    # A share of a series' steps is a quotient of two 8-bit means there: a few steps (an unpadded kernel on a short
+    # series) make it coarse, their mean stays within two 8-bit steps.
+    error = np.abs(found["int8"] - expected)
+    assert error.mean(axis=1).max() <= 2 / 255 and error.max() <= 0.06, (error.mean(axis=1), error.max())
