@@ -21,7 +21,8 @@ unpadded one's over the steps its window fits. Series of different lengths (NaN 
 PPV over its own steps; the int8 file reads its lowest code there. `tests/models/test_rocket.py` checks the
 features against a NumPy implementation of the paper's algorithm.
 
-Every op is a TFLite builtin (CONV_2D with dilation, STRIDED_SLICE, GREATER, CAST, MEAN, PACK), so the model ships
+Every op is a TFLite builtin (CONV_2D with dilation, STRIDED_SLICE, GREATER, CAST, MEAN, PACK; masked, also
+EQUAL, SELECT_V2, MUL, DIV and MAXIMUM), so the model ships
 like any other; the int8 file computes it without the grid, each bias inside its convolution (MiniRocket.int8_config).
 """
 
@@ -116,7 +117,7 @@ def lattice(low: float, high: float, missing: bool = False) -> tuple[float, int]
     coarser by up to 2× (ACSF1: 0.84 test accuracy, against 0.89 on the finest lattice).
 
     `missing`: the series have different lengths, and the lowest code, −128, is kept for the steps past a
-    series' end (`MiniRocket.masked`): the train values then take 254 codes, −127 to 127."""
+    series' end (`MiniRocket.masked`): the train values then lie within the codes −127 to 127."""
     low, high = min(float(low), 0.0), max(float(high), 0.0)
     lowest = -127 if missing else -128
     span = (high - low) / (126 - lowest) or 1.0  # then an integer zero point exists that keeps both ends
@@ -178,6 +179,9 @@ def features(series: np.ndarray, biases: list, num_features: int = NUM_FEATURES,
     found, per = dilations(steps, num_features)
     masks = channel_masks(series.shape[-1], len(found), seed)
     lengths = np.full(len(series), steps) if valid is None else valid.sum(axis=1)
+    if not np.array_equal(np.arange(steps) < lengths[:, None], np.ones((len(series), steps), bool) if valid is None
+                          else valid):
+        raise ValueError("a series' valid steps are its first ones (missing values only past its end)")
     rows = []
     for x, length in zip(series, lengths):
         row = []
@@ -347,8 +351,7 @@ class MiniRocket(layers.Layer):
         select on x ≠ x: tf2onnx makes other selects of floats products, and NaN · 0 is NaN."""
         reciprocal = np.float32(1 / self.unit)  # 11 significant bits (`lattice`)
         if isinstance(x, np.ndarray):
-            with np.errstate(invalid="ignore"):
-                present = self._present(x.astype(np.float32)) if self.masked else True
+            present = ~np.isnan(x) if self.masked else True
             x = np.where(present, x, self.input_range[0]).astype(np.float32)
             return np.where(present, np.clip(np.round(x * reciprocal), *self._unit_range) - self.center, 0.0)
         present = self._present(x) if self.masked else None
@@ -358,20 +361,30 @@ class MiniRocket(layers.Layer):
         return ops.where(present, found, 0.0) if self.masked else found
 
     def valid_steps(self, x):
-        """[batch, steps]: whether a step holds a value (1) or lies past its series' end (0): NaN, or below the
-        lattice by more than half a unit (the int8 file's lowest code, −128), as a masked layer reads them (NumPy:
-        booleans; a tensor: 0 or 1)."""
+        """[batch, steps]: whether a step holds a value (1) or lies past its series' end (0), as a masked layer
+        reads them: NaN, or in the int8 form (whose input is a code) the lowest code (NumPy: booleans; a tensor: 0
+        or 1)."""
         if isinstance(x, np.ndarray):
-            with np.errstate(invalid="ignore"):
-                return self._present(x)[..., 0]
+            return ~np.isnan(x[..., 0])
         return ops.cast(self._present(x), "float32")[..., 0]
 
     def _present(self, x):
-        """[batch, steps, 1] booleans (`valid_steps`; of the one channel): above half-way between the lowest code
-        and the next, half a unit from any value the lattice holds. Compared raw and kept in the series' shape:
-        LiteRT aborted on a slice of booleans, and on a comparison of the series in units (whose int8 scale is
-        then exactly 1)."""
-        return x > np.float32((-127.5 - self.zero_point) * self.unit)
+        """[batch, steps, 1] booleans (`valid_steps`; of the one channel), kept in the series' shape (LiteRT
+        aborted on a slice of booleans). The int8 form compares with half-way between the lowest code and the
+        next (raw: in units, LiteRT aborted on the comparison's scale of exactly 1); the others read NaN, and a
+        finite value below the lattice is clipped to its lowest value, not missing."""
+        if self.saturate:
+            return x > np.float32((-127.5 - self.zero_point) * self.unit)
+        return ops.equal(x, x)
+
+    def int8_input(self, x: np.ndarray) -> np.ndarray:
+        """Raw series as an app gives the int8 file them (pipelines/shipping.py: `to_quantizable_inputs`): masked,
+        NaN becomes the lowest code's value (−128, missing) and a finite value is at least the next code's
+        (−127), as the float files clip it; otherwise as they are."""
+        if not self.masked:
+            return x
+        lowest = np.float32((-127 - self.zero_point) * self.unit)
+        return np.where(np.isnan(x), np.float32(self.input_range[0]), np.maximum(x, lowest)).astype(x.dtype)
 
     @property
     def input_range(self) -> tuple[float, float] | None:

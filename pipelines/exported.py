@@ -110,11 +110,7 @@ class TFLiteModel:
             scale, zero_point = self._scale(self.inputs[name])
             if scale:  # an integer input: quantize with the file's own parameters, as an app would
                 info = np.iinfo(self.inputs[name]["dtype"])
-                with np.errstate(invalid="ignore"):
-                    value = np.clip(np.round(value / scale + zero_point), info.min, info.max)
-                # A missing value (NaN: past a shorter series' end) takes the lowest code, which a model that reads
-                # missing values keeps for them (models/rocket.py's lattice).
-                value = np.where(np.isnan(value), info.min, value)
+                value = np.clip(np.round(value / scale + zero_point), info.min, info.max)
             feed[name] = np.asarray(value).astype(self.inputs[name]["dtype"])
         outputs = {}
         for name, value in self.runner(**feed).items():

@@ -85,6 +85,9 @@ class ServedModel:
     # A forecaster's intervals (its run's metrics.json, measured on the held-out windows: what dlpipe-predict
     # --interval adds), as forecaster.Intervals.
     intervals: object | None = None
+    # Whether its float inputs take NaN: past a shorter series' end, for a model that reads missing values there
+    # (its run's trained_on.padding, data/sequences.py); every other model refuses a value that is not finite.
+    missing: bool = False
 
     def metadata(self) -> dict:
         def spec(s):
@@ -107,7 +110,17 @@ def load_model(name: str, path: str, labels_path: str | None, run_folder: str | 
     function = tf.saved_model.load(path).signatures["serving_default"]
     labels = open(labels_path).read().splitlines() if labels_path and os.path.isfile(labels_path) else None
     return ServedModel(name, function, dict(function.structured_input_signature[1]),
-                       dict(function.structured_outputs), labels, _intervals(run_folder))
+                       dict(function.structured_outputs), labels, _intervals(run_folder), _reads_missing(run_folder))
+
+
+def _reads_missing(run_folder: str | None) -> bool:
+    """Whether the run's model reads NaN past a shorter series' end (its config.json's trained_on.padding)."""
+    from pipelines import artifacts
+    try:
+        trained_on = artifacts.read_json(os.path.join(run_folder, artifacts.CONFIG))["trained_on"]
+        return trained_on.get("padding") == "missing"
+    except (KeyError, TypeError, AttributeError, OSError, ValueError):
+        return False
 
 
 def _intervals(run_folder: str | None):
@@ -206,10 +219,10 @@ def _decode_image(value: dict, spec, where: str):
     return np.asarray(image, np.uint8)
 
 
-def _tensor(value, spec, where: str):
+def _tensor(value, spec, where: str, missing: bool = False):
     """One input's batched value as a NumPy array of the spec's dtype and shape, or BadRequest. Numbers must be
     JSON numbers (NumPy would take true as 1 and "100" as 100) that fit the dtype after the cast (1e39 does not fit
-    float32)."""
+    float32); finite, or NaN where the model reads `missing` values."""
     import numpy as np
     dtype = spec.dtype
     if dtype.name == "string":
@@ -226,15 +239,16 @@ def _tensor(value, spec, where: str):
             problem = "true or false" if raw.dtype.kind == "b" else "text" if raw.dtype.kind in "US" else \
                 "lists of different lengths or other values"
             raise BadRequest(f"{where} must be numbers in nested lists of one shape, not {problem}")
-        if raw.dtype.kind == "f" and not np.isfinite(raw).all():
-            raise BadRequest(f"{where} has values that are not finite numbers")
+        if raw.dtype.kind == "f" and not (np.isfinite(raw) | (missing & np.isnan(raw))).all():
+            raise BadRequest(f"{where} has values that are not finite numbers" + (
+                " (NaN is for the steps past a shorter series' end)" if missing else ""))
         if dtype.is_integer:
             low, high = dtype.min, dtype.max
             if (raw != np.round(raw)).any() or raw.min(initial=low) < low or raw.max(initial=high) > high:
                 raise BadRequest(f"{where} must be whole numbers from {low} to {high} ({dtype.name})")
         with np.errstate(over="ignore"):
             array = raw.astype(dtype.as_numpy_dtype)
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
+        if array.dtype.kind == "f" and not (np.isfinite(array) | np.isnan(raw)).all():
             raise BadRequest(f"{where} has values too large for {dtype.name} (at most "
                              f"±{np.finfo(array.dtype).max:.3g})")
     expected = spec.shape.as_list()
@@ -281,7 +295,7 @@ def parse_request(body, model: ServedModel) -> tuple[dict, bool]:
             for n in names:
                 value = _instance_value(items[n], model.inputs[n], f"instances[{i}].{n}")
                 columns[n].append(value)
-        return {n: _tensor(columns[n], model.inputs[n], f"instances[*].{n}") for n in names}, True
+        return {n: _tensor(columns[n], model.inputs[n], f"instances[*].{n}", model.missing) for n in names}, True
     inputs = body["inputs"]
     if len(names) == 1 and not isinstance(inputs, dict):
         inputs = {names[0]: inputs}
@@ -292,7 +306,8 @@ def parse_request(body, model: ServedModel) -> tuple[dict, bool]:
     for n in names:
         _examples(inputs[n], f'"inputs".{n}')
     arrays = {n: _tensor([_instance_value(v, model.inputs[n], f"inputs.{n}[{i}]") for i, v in enumerate(inputs[n])]
-                         if isinstance(inputs[n], list) else inputs[n], model.inputs[n], f"inputs.{n}")
+                         if isinstance(inputs[n], list) else inputs[n], model.inputs[n], f"inputs.{n}",
+                         model.missing)
               for n in names}
     if len({len(a) for a in arrays.values()}) != 1:
         raise BadRequest('"inputs" must hold the same number of examples for every input')

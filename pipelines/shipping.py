@@ -79,14 +79,13 @@ def with_full_pixel_range(batch: Batch) -> Batch:
 
 def with_range(low: float, high: float) -> Callable[[Batch], Batch]:
     """The batch with one example first whose values span [low, high] exactly (a series' first two values; the rest
-    0): an int8 file calibrated on it takes inputs on the lattice a model computes on (models/rocket.py). Missing
-    values (NaN, past a shorter series' end) are calibrated as `low`, the code they take (exported.TFLiteModel)."""
+    0): an int8 file calibrated on it takes inputs on the lattice a model computes on (models/rocket.py)."""
     def widened(batch: Batch) -> Batch:
         found = {}
         for name, x in batch.items():
             edge = np.zeros_like(x[:1])
             edge.reshape(-1)[:2] = low, high
-            found[name] = np.concatenate([edge, np.where(np.isnan(x), low, x)])
+            found[name] = np.concatenate([edge, x])
         return found
     return widened
 

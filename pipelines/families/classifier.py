@@ -279,10 +279,12 @@ def ship_classifier(model: keras.Model, work: Workspace | None = None) -> Shipme
 def series_shipment(model: keras.Model) -> Shipment:
     """A series of raw values in (scaled inside the model), the class probabilities out in every file."""
     steps, columns = model.inputs[0].shape[1:]
-    # A layer that masks the steps past a shorter series' end (MiniRocket's, models/rocket.py) reads them as NaN.
-    missing = any(getattr(layer, "masked", False) for layer in model.layers)
+    # A layer that masks the steps past a shorter series' end (MiniRocket's, models/rocket.py) reads them as NaN,
+    # and says how an app gives its int8 file them (`int8_input`: there, the lowest code).
+    masked = [layer for layer in model.layers if getattr(layer, "masked", False)]
     window = TensorInfo(f"a series of {steps} steps × {columns} column of raw values, oldest step first" + (
-        "; past a shorter series' end NaN (an int8 input: its lowest code, -128)" if missing else ""))
+        "; past a shorter series' end NaN (an int8 input: its lowest code, -128; values from -127 up)" if masked
+        else ""))
     limits = dict(CLASSIFIER_LIMITS)
     if any(getattr(layer, "step_function", False) for layer in model.layers):
         # Features that are step functions (MiniRocket's): an input a rounding error from a step flips one, in any
@@ -291,7 +293,9 @@ def series_shipment(model: keras.Model) -> Shipment:
     ranges = [layer.input_range for layer in model.layers if getattr(layer, "input_range", None)]
     return Shipment(model=model, reference=model, to_tflite_outputs=softmax, tflite_model=with_probabilities(model),
                     quantizable=with_probabilities(for_int8(model)), tensors={WINDOW: window, **CLASS_OUTPUTS},
-                    limits=limits, widen_calibration=with_range(*ranges[0]) if ranges else unchanged)
+                    limits=limits, widen_calibration=with_range(*ranges[0]) if ranges else unchanged,
+                    to_quantizable_inputs=(lambda batch: {name: masked[0].int8_input(x) for name, x in batch.items()})
+                    if masked else unchanged)
 
 
 def answer_classes(probabilities: np.ndarray, names, asked: Asked) -> dict[str, list]:

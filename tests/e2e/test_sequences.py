@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 import os
+import urllib.request
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from pipelines.data import sequences, sources
 from pipelines.families import Asked
 from tests import series as made
 from tests.conftest import assert_one_line_error, cli_in_process, config_from_flags
+from tests.loopback import serving
 
 
 @pytest.fixture(scope="module")
@@ -153,8 +155,8 @@ def variable_lengths(path, count: int, seed: int, steps: int = 60) -> str:
 def test_series_of_different_lengths_are_each_computed_on_their_own_steps_and_every_file_ships(tmp_path):
     """No --task: the rocket reads the missing values past each series' end and masks them (models/rocket.py);
     every file verifies and ships (ONNX Runtime and the int8 file, whose input keeps its lowest code for them, too),
-    and dlpipe-predict reads new NaN-padded rows as training read them: the SavedModel's answers are evaluate's,
-    the int8 file's the same."""
+    dlpipe-predict reads new NaN-padded rows as training read them (the SavedModel's answers are evaluate's, the
+    int8 file's the same), and dlpipe-serve takes NaN past a series' end from such a run alone."""
     train, test = variable_lengths(tmp_path / "V_TRAIN.tsv", 90, 1), variable_lengths(tmp_path / "V_TEST.tsv", 45, 2)
     output = tmp_path / "run"
     runner.run(config_from_flags(f"--dataset={train}", "--label_column=0", f"--test_dataset={test}",
@@ -174,6 +176,13 @@ def test_series_of_different_lengths_are_each_computed_on_their_own_steps_and_ev
         if model == "saved_model":
             assert summary.scores["accuracy"] == pytest.approx(metrics["test_accuracy"])
     assert np.mean(np.array(answers["saved_model"]) == np.array(answers["model_int8.tflite"])) >= 0.97
+    rows = [[[float(v)] for v in line.split("\t")[1:]] for line in open(test).read().splitlines()[:5]]
+    assert any(np.isnan(row).any() for row in rows)
+    with serving(output) as base:
+        request = urllib.request.Request(f"{base}/v1/models/rocket:predict", json.dumps({"instances": rows}).encode(),
+                                         {"Content-Type": "application/json"})
+        served = json.load(urllib.request.urlopen(request, timeout=60))
+    assert [c["label"] for c in served["classifications"]] == answers["saved_model"][:5]
 
 
 def test_dense_reads_a_header_less_archive_file_as_sequences_not_as_a_table(tmp_path):

@@ -233,9 +233,9 @@ def test_on_its_lattice_every_file_computes_the_features_keras_does(tmp_path):
 
 def test_a_shorter_series_is_computed_on_its_own_steps_in_every_file(tmp_path):
     """Series of different lengths, NaN past their end (the archive's variable-length sets): each one's features
-    are the paper's on its own steps (not on a flat tail), in Keras; the int8 file, whose app writes the lowest
-    code past a series' end (exported.TFLiteModel does), computes them within two 8-bit steps on average, and the
-    float16 file the same counts."""
+    are the paper's on its own steps (not on a flat tail), in Keras; a finite value below the train range is a
+    value (clipped), not missing; the int8 file, whose app writes the lowest code past a series' end
+    (`int8_input`), computes them within two 8-bit steps on average, and the float16 file the same counts."""
     from pipelines.exported import TFLiteModel
     from pipelines.exporters import convert_tflite
     from pipelines.shipping import for_int8, with_range
@@ -259,6 +259,13 @@ def test_a_shorter_series_is_computed_on_its_own_steps_in_every_file(tmp_path):
     for i in (0, 1, 2, 3):
         own = paper_features(units[i, :lengths[i]], layer.get_weights(), layer.dilations, layer.per, layer.masks)
         np.testing.assert_allclose(expected[i], own, atol=1e-6)
+    low = x[:1].copy()
+    low[0, 10] = np.nanmin(x) - 50 * layer.unit  # far below the train range, inside the series
+    clipped = low.copy()
+    clipped[0, 10] = (-127 - layer.zero_point) * layer.unit
+    assert layer.valid_steps(low)[0, 10] and layer.in_units(low)[0, 10, 0] == layer.in_units(clipped)[0, 10, 0]
+    np.testing.assert_array_equal(features.predict(low, verbose=0), features.predict(clipped, verbose=0))
+    assert layer.int8_input(low)[0, 10, 0] == np.float32(clipped[0, 10, 0])
     flat = np.where(valid[..., None], units, units[np.arange(len(x)), lengths - 1][:, None])
     assert np.abs(rocket.features(flat, layer.get_weights(), 840) - expected).max() > 0.2  # a flat tail differs
     features.export(str(tmp_path / "plain"), verbose=False)
@@ -270,7 +277,9 @@ def test_a_shorter_series_is_computed_on_its_own_steps_in_every_file(tmp_path):
     found = {}
     for name, flatbuffer in files.items():
         (tmp_path / f"{name}.tflite").write_bytes(flatbuffer)
-        found[name] = TFLiteModel(str(tmp_path / f"{name}.tflite"))({"window": x})
+        # An app gives the int8 file the lowest code past a series' end (the shipment's `to_quantizable_inputs`).
+        given = layer.int8_input(x) if name == "int8" else x
+        found[name] = TFLiteModel(str(tmp_path / f"{name}.tflite"))({"window": given})
     np.testing.assert_allclose(found["float16"], expected, atol=1e-6)
     # A share of a series' steps is a quotient of two 8-bit means there: a few steps (an unpadded kernel on a short
     # series) make it coarse, their mean stays within two 8-bit steps.
