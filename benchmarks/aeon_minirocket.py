@@ -2,8 +2,9 @@
 that ships in aeon's wheel as the files a user gives dlpipe (a wide header-less TSV, label first; a long CSV for a
 multivariate set or one of series of different lengths), and scores aeon's MiniRocket and 1-NN (Euclidean) on its
 official split, with the seconds MiniRocket takes to fit and predict (after a first fit that compiles numba's code).
-aeon's MiniRocket takes series of one length: those of a variable-length set are padded, as dlpipe reads them, to
-the longest of both files with their last step. Prints one JSON object."""
+aeon's MiniRocket takes series of one length: those of a variable-length set are padded to the longest of both
+files with their last step, as dlpipe's networks read them (dlpipe's rocket computes on each one-channel series'
+own steps instead). Prints one JSON object."""
 
 import json
 import sys

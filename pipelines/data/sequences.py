@@ -119,8 +119,8 @@ def read_wide(path: str, label_column: str | None,
         if len(cells) != len(first):
             raise PipelineError(f"{path}, data row {row}: {len(cells)} cells where the first row has {len(first)}: "
                                 "a wide file's series are of one length (pad shorter ones at their end)")
-        numbers = _padded([(header[i] if header else str(i), cell) for i, cell in enumerate(cells) if i != label],
-                          path, row)
+        named = [(header[i] if header else str(i), cell) for i, cell in enumerate(cells) if i != label]
+        numbers = _row_values(named, path, row)
         if not unlabelled and not cells[label]:
             raise PipelineError(f"{path}, data row {row}: the label is missing: give every series its class")
         values.append(numbers)
@@ -132,7 +132,7 @@ def read_wide(path: str, label_column: str | None,
     return np.array(values, np.float32), None if unlabelled else labels, header
 
 
-def _padded(cells: list[tuple[str, str]], path: str, row: int) -> list[float]:
+def _row_values(cells: list[tuple[str, str]], path: str, row: int) -> list[float]:
     """A wide row's values; missing cells at its end (NaN, empty: how the UCR archive pads its shorter series)
     stay NaN, as a long file's shorter series are padded (`padded`)."""
     filled = len(cells)
