@@ -187,6 +187,23 @@ def test_the_lattice_holds_the_train_range_in_8_bits_and_its_reciprocal_in_float
     assert np.sum((integers * float(reciprocal)) % 1 == 0.5) <= 1
 
 
+def float16_and_int8(model: keras.Model, layer, x: np.ndarray, folder) -> dict:
+    """The model's float16 and int8 files in LiteRT (exported.TFLiteModel), the int8 file calibrated as export
+    calibrates it: on the series as its app gives them (`int8_input`), widened to the lattice's range."""
+    from pipelines.exported import TFLiteModel
+    from pipelines.exporters import convert_tflite
+    from pipelines.shipping import for_int8, with_range
+    model.export(str(folder / "plain"), verbose=False)
+    for_int8(model).export(str(folder / "int8"), verbose=False)
+    widened = with_range(*layer.input_range)({"window": layer.int8_input(x)})["window"]
+    files = {"float16": convert_tflite(str(folder / "plain"), "float16"),
+             "int8": convert_tflite(str(folder / "int8"), "int8", [{"window": w[None]} for w in widened],
+                                    ("int8", "float32"))}
+    for name, flatbuffer in files.items():
+        (folder / f"{name}.tflite").write_bytes(flatbuffer)
+    return {name: TFLiteModel(str(folder / f"{name}.tflite")) for name in files}
+
+
 def test_on_its_lattice_every_file_computes_the_features_keras_does(tmp_path):
     """Spikes over long quiet stretches, as ACSF1's appliances draw power: one 8-bit scale for every series rounds
     the quiet stretches' detail away, which the features of series scaled in float (and rounded only by the int8
@@ -195,9 +212,7 @@ def test_on_its_lattice_every_file_computes_the_features_keras_does(tmp_path):
     app's quantization of a raw series is the layer's rounding, and the int8 file's features are Keras' within one
     8-bit step of their mean (1/255); the float16 file's are Keras' (its reciprocal is float16's: every
     comparison the same)."""
-    from pipelines.exported import TFLiteModel
-    from pipelines.exporters import convert_tflite
-    from pipelines.shipping import for_int8, with_range
+    from pipelines.shipping import with_range
     rng = np.random.default_rng(0)
     x = (rng.normal(size=(40, 60, 1)) * 0.05 + 1.7).astype(np.float32)
     x[::3, 20:26] += 9.0
@@ -209,20 +224,11 @@ def test_on_its_lattice_every_file_computes_the_features_keras_does(tmp_path):
     layer.set_weights(layer.snapped(rocket.fit_biases(layer.in_units(x), 60, 840)))
     expected = model.predict(x, verbose=0)
     np.testing.assert_array_equal(expected, rocket.features(layer.in_units(x), layer.get_weights(), 840))
-    model.export(str(tmp_path / "plain"), verbose=False)
-    int8 = for_int8(model)
-    int8.export(str(tmp_path / "int8"), verbose=False)
     widened = with_range(*layer.input_range)({"window": x})["window"]
     assert widened[0].min() == layer.input_range[0] and widened[0].max() == layer.input_range[1]
-    files = {"float16": convert_tflite(str(tmp_path / "plain"), "float16"),
-             "int8": convert_tflite(str(tmp_path / "int8"), "int8", [{"window": w[None]} for w in widened],
-                                    ("int8", "float32"))}
-    found = {}
-    for name, flatbuffer in files.items():
-        (tmp_path / f"{name}.tflite").write_bytes(flatbuffer)
-        client = TFLiteModel(str(tmp_path / f"{name}.tflite"))
-        found[name] = client({"window": x})
-    scale, zero = client.inputs["window"]["quantization"]
+    clients = float16_and_int8(model, layer, x, tmp_path)
+    found = {name: client({"window": x}) for name, client in clients.items()}
+    scale, zero = clients["int8"].inputs["window"]["quantization"]
     assert zero == zero_point and abs(scale / unit - 1) < 1e-6
     np.testing.assert_allclose(found["float16"], expected, atol=1e-6)  # the same counts (a mean's rounding apart)
     assert np.abs(found["int8"] - expected).max() <= 1 / 255 + 1e-6
@@ -236,9 +242,6 @@ def test_a_shorter_series_is_computed_on_its_own_steps_in_every_file(tmp_path):
     are the paper's on its own steps (not on a flat tail), in Keras; a finite value below the train range is a
     value (clipped), not missing; the int8 file, whose app writes the lowest code past a series' end
     (`int8_input`), computes them within two 8-bit steps on average, and the float16 file the same counts."""
-    from pipelines.exported import TFLiteModel
-    from pipelines.exporters import convert_tflite
-    from pipelines.shipping import for_int8, with_range
     rng = np.random.default_rng(0)
     x = np.cumsum(rng.normal(size=(30, 60, 1)), axis=1).astype(np.float32)
     lengths = rng.integers(3, 61, len(x))
@@ -268,18 +271,9 @@ def test_a_shorter_series_is_computed_on_its_own_steps_in_every_file(tmp_path):
     assert layer.int8_input(low)[0, 10, 0] == np.float32(clipped[0, 10, 0])
     flat = np.where(valid[..., None], units, units[np.arange(len(x)), lengths - 1][:, None])
     assert np.abs(rocket.features(flat, layer.get_weights(), 840) - expected).max() > 0.2  # a flat tail differs
-    features.export(str(tmp_path / "plain"), verbose=False)
-    for_int8(features).export(str(tmp_path / "int8"), verbose=False)
-    widened = with_range(*layer.input_range)({"window": x})["window"]
-    files = {"float16": convert_tflite(str(tmp_path / "plain"), "float16"),
-             "int8": convert_tflite(str(tmp_path / "int8"), "int8", [{"window": w[None]} for w in widened],
-                                    ("int8", "float32"))}
-    found = {}
-    for name, flatbuffer in files.items():
-        (tmp_path / f"{name}.tflite").write_bytes(flatbuffer)
-        # An app gives the int8 file the lowest code past a series' end (the shipment's `to_quantizable_inputs`).
-        given = layer.int8_input(x) if name == "int8" else x
-        found[name] = TFLiteModel(str(tmp_path / f"{name}.tflite"))({"window": given})
+    # An app gives the int8 file the lowest code past a series' end (the shipment's `to_quantizable_inputs`).
+    found = {name: client({"window": layer.int8_input(x) if name == "int8" else x})
+             for name, client in float16_and_int8(features, layer, x, tmp_path).items()}
     np.testing.assert_allclose(found["float16"], expected, atol=1e-6)
     # A share of a series' steps is a quotient of two 8-bit means there: a few steps (an unpadded kernel on a short
     # series) make it coarse, their mean stays within two 8-bit steps.
