@@ -10,7 +10,6 @@ a task another family.
 import dataclasses
 import inspect
 import json
-import itertools
 import typing
 from typing import Any, Callable, Sequence
 
@@ -208,9 +207,7 @@ def text_vocabulary(train: tf.data.Dataset, data) -> dict[str, Any]:
 def rocket_fit(model: keras.Model, inputs) -> dict[str, float]:
     """MiniRocket's closed-form fit (models/rocket.py) on every labelled series but the test split's: the train
     split and the validation split carved from it (its ridge penalty is chosen by leave-one-out instead)."""
-    labelled = itertools.chain(inputs.examples.batch(256).as_numpy_iterator(),
-                               inputs.validation.as_numpy_iterator())
-    return rocket.fit(model, labelled)
+    return rocket.fit(model, inputs.labelled())
 
 
 IMAGE_DATASETS = ("fashion_mnist", "mnist", "cifar10")

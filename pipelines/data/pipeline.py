@@ -13,6 +13,7 @@ shards (`worker`), as tf.data's FILE auto-sharding would.
 """
 
 import dataclasses
+import itertools
 import math
 import os
 from typing import Callable
@@ -84,6 +85,11 @@ class Inputs:
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(self.num_train / self.batch_size) * self.passes
+
+    def labelled(self):
+        """Every labelled example but the test split's, as (inputs, labels) NumPy batches: the train split in file
+        order, then the validation split carved from it (what a model fitted in closed form fits on)."""
+        return itertools.chain(self.examples.batch(256).as_numpy_iterator(), self.validation.as_numpy_iterator())
 
     def repeated(self, passes: int) -> "Inputs":
         """These inputs with `passes` passes over the train split an epoch (each pass shuffled anew)."""

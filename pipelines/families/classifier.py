@@ -7,7 +7,7 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from models import backbones
+from models import backbones, rocket
 from models.pretrained import PresetTokens
 from models.recurrent import TOKEN_CLASSIFIER
 from models.sequence import WINDOW
@@ -136,6 +136,7 @@ def evaluate_classifier(model: keras.Model, work: Workspace) -> dict:
         metrics.update(table_baselines(model, work.inputs, labels), **work.chosen(*CHOICE))
     if work.data.sequences is not None:  # the series' scaling read as it was set, not recomputed from the data
         metrics.update(nearest_neighbour_baseline(work.inputs, labels, each=work.data.sequences.scaling == "each"))
+        metrics.update(minirocket_baseline(model, work, labels))
     return metrics
 
 
@@ -156,6 +157,20 @@ def nearest_neighbour_baseline(inputs, test_labels: np.ndarray, each: bool) -> d
         predicted.append(train_y[np.argmin(squares[None, :] - 2 * x @ train_x.T, axis=1)])
     predicted = np.concatenate(predicted)
     return {"baseline_1nn_accuracy": float(np.mean(predicted == test_labels)), "baseline_rows": len(train_y)}
+
+
+def minirocket_baseline(model: keras.Model, work: Workspace, test_labels: np.ndarray) -> dict:
+    """MiniRocket (Dempster et al. 2021; models/rocket.py with its defaults), the strong reference of time-series
+    classification, fitted in closed form on the same labelled series and scored on the same test split: what a
+    network trained on the series must beat. None when the model is one."""
+    if any(isinstance(layer, rocket.MiniRocket) for layer in model.layers):
+        return {}
+    steps, channels = model.inputs[0].shape[1:]
+    reference = rocket.build_rocket_classifier((steps, channels), len(work.data.label_names),
+                                               series_scale={**work.data.sequences.scale(), "each": False})
+    rocket.fit(reference, work.inputs.labelled())
+    predicted = reference.predict(work.inputs.test, verbose=0).argmax(-1)
+    return {"baseline_minirocket_accuracy": float(np.mean(predicted == test_labels))}
 
 
 def table_baselines(model: keras.Model, inputs, test_labels: np.ndarray) -> dict:
@@ -201,10 +216,17 @@ def quoted_errors(texts: np.ndarray, labels: np.ndarray, probabilities: np.ndarr
 
 
 def report_errors(metrics: dict) -> list[str]:
-    """report.md's lines for a table's baselines and a text model's quoted errors."""
+    """report.md's lines for a table's or a sequence's baselines and a text model's quoted errors."""
     quoted = [f"- true {error['true']}, called {error['predicted']} ({error['probability']:.0%}): “{error['text']}”"
               for error in metrics.get("misclassified", [])]
-    return table_verdict(metrics, "accuracy", higher_is_better=True) + (quoted + [""] if quoted else [])
+    series = [f"{name} {metrics[f'baseline_{key}_accuracy']:.4f}" for key, name in SEQUENCE_BASELINES.items()
+              if f"baseline_{key}_accuracy" in metrics]
+    beside = [f"Baselines fitted on the same series, test accuracy: {', '.join(series)}.", ""] if series else []
+    return table_verdict(metrics, "accuracy", higher_is_better=True) + beside + (quoted + [""] if quoted else [])
+
+
+# A sequence classifier's baselines, by how metrics.json names them (baseline_<key>_accuracy).
+SEQUENCE_BASELINES = {"1nn": "1-nearest-neighbour (Euclidean)", "minirocket": "MiniRocket"}
 
 
 # What a classifier's TFLite files output, with labels.txt packed in.

@@ -11,6 +11,7 @@ import urllib.request
 import numpy as np
 import pytest
 
+from models import rocket
 from pipelines import artifacts, prediction, runner
 from pipelines.data import sequences, sources
 from pipelines.families import Asked
@@ -29,7 +30,7 @@ def shapes_run(tmp_path_factory):
     return root, path, records
 
 
-def test_the_fcn_learns_shapes_beats_chance_and_reports_the_nearest_neighbour_beside_it(shapes_run):
+def test_the_fcn_learns_shapes_beats_chance_and_reports_the_nearest_neighbour_and_minirocket_beside_it(shapes_run):
     root, path, records = shapes_run
     metrics = json.load(open(root / "conv" / artifacts.METRICS))
     assert metrics["family"] == "classifier" and metrics["test_accuracy"] >= 0.85  # chance is 1/3
@@ -38,6 +39,14 @@ def test_the_fcn_learns_shapes_beats_chance_and_reports_the_nearest_neighbour_be
     split = sequences.prepare(path, label_column="label", test_dataset=None, test_split=0.2)
     assert metrics["baseline_rows"] == 173 and metrics["baseline_1nn_accuracy"] == pytest.approx(
         made.nearest_neighbour_accuracy((split.train[0][:173], split.train[1][:173]), split.test))
+    # MiniRocket beside it, fitted here on every labelled series (train and validation, in the split's order).
+    reference = rocket.build_rocket_classifier((60, 1), 3, series_scale={**split.scale(), "each": False})
+    rocket.fit(reference, [split.train])
+    assert metrics["baseline_minirocket_accuracy"] == pytest.approx(
+        np.mean(reference.predict(split.test[0], verbose=0).argmax(-1) == split.test[1]))
+    assert (f"Baselines fitted on the same series, test accuracy: 1-nearest-neighbour (Euclidean) "
+            f"{metrics['baseline_1nn_accuracy']:.4f}, MiniRocket {metrics['baseline_minirocket_accuracy']:.4f}."
+            in open(root / "conv" / artifacts.REPORT).read())
     exports = json.load(open(root / "conv" / artifacts.VERIFY))
     assert exports["passed"] and {"float32", "int8", "onnx", "savedmodel"} <= set(exports["exports"])
     assert exports["exports"]["onnx"]["max_abs_diff"] <= 1e-4
@@ -127,6 +136,7 @@ def test_without_a_task_an_archive_file_gets_minirocket_which_ships_and_verifies
     assert [r.stage for r in records] == ["train", "evaluate", "export", "verify", "report"]
     metrics = json.load(open(tmp_path / "rocket" / artifacts.METRICS))
     assert metrics["test_accuracy"] >= 0.95 and metrics["test_accuracy"] >= metrics["baseline_1nn_accuracy"]
+    assert "baseline_minirocket_accuracy" not in metrics  # the model is one
     exports = json.load(open(tmp_path / "rocket" / artifacts.VERIFY))
     assert exports["passed"] and {"savedmodel", "float32", "dynamic_range", "float16", "int8", "onnx"} <= set(
         exports["exports"])
