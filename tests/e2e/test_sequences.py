@@ -44,6 +44,7 @@ def test_the_fcn_learns_shapes_beats_chance_and_reports_the_nearest_neighbour_an
     rocket.fit(reference, [split.train])
     assert metrics["baseline_minirocket_accuracy"] == pytest.approx(
         np.mean(reference.predict(split.test[0], verbose=0).argmax(-1) == split.test[1]))
+    assert metrics["baseline_minirocket_rows"] == 192
     assert (f"Baselines fitted on the same series, test accuracy: 1-nearest-neighbour (Euclidean) "
             f"{metrics['baseline_1nn_accuracy']:.4f}, MiniRocket {metrics['baseline_minirocket_accuracy']:.4f}."
             in open(root / "conv" / artifacts.REPORT).read())

@@ -74,6 +74,15 @@ def test_the_sequence_baseline_is_1nn_on_the_train_series_scaled_as_the_model_sc
         "baseline_1nn_accuracy": pytest.approx(expected), "baseline_rows": 30}
 
 
+def test_the_minirocket_baseline_fits_on_the_first_labelled_series_only():
+    """A ridge's leave-one-out fit grows with the square of its series: the baseline reads at most
+    MINIROCKET_ROWS of them, whole batches then the part of one."""
+    batches = [(np.full((5, 3, 1), i, np.float32), np.full(5, i)) for i in range(4)]
+    taken = list(classifier._first_rows(iter(batches), 12))
+    assert [len(x) for x, _ in taken] == [5, 5, 2] and [int(y[0]) for _, y in taken] == [0, 1, 2]
+    assert list(classifier._first_rows(iter(batches), 0)) == []
+
+
 def test_the_scorer_counts_an_unlearned_label_as_an_error_in_its_accuracy_and_its_log_loss():
     """Three labelled rows (one of a class the model never learned, p = 1e-15) and one without a label: accuracy 1
     of 3, the log loss -(log 0.8 + log 0.3 + log 1e-15) / 3."""
