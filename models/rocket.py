@@ -178,10 +178,11 @@ def features(series: np.ndarray, biases: list, num_features: int = NUM_FEATURES,
     steps = series.shape[1]
     found, per = dilations(steps, num_features)
     masks = channel_masks(series.shape[-1], len(found), seed)
-    lengths = np.full(len(series), steps) if valid is None else valid.sum(axis=1)
-    if not np.array_equal(np.arange(steps) < lengths[:, None], np.ones((len(series), steps), bool) if valid is None
-                          else valid):
-        raise ValueError("a series' valid steps are its first ones (missing values only past its end)")
+    lengths = np.full(len(series), steps)
+    if valid is not None:
+        lengths = valid.sum(axis=1)
+        if not np.array_equal(valid, np.arange(steps) < lengths[:, None]):
+            raise ValueError("a series' valid steps are its first ones (missing values only past its end)")
     rows = []
     for x, length in zip(series, lengths):
         row = []

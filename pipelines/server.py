@@ -109,31 +109,33 @@ def load_model(name: str, path: str, labels_path: str | None, run_folder: str | 
     import tensorflow_text  # noqa: F401  (registers the ops a KerasHub preset's tokenizer runs in its SavedModel)
     function = tf.saved_model.load(path).signatures["serving_default"]
     labels = open(labels_path).read().splitlines() if labels_path and os.path.isfile(labels_path) else None
+    record = _record(run_folder)
+    trained_on = record.get("trained_on")
+    missing = isinstance(trained_on, dict) and trained_on.get("padding") == "missing"  # NaN past a series' end
     return ServedModel(name, function, dict(function.structured_input_signature[1]),
-                       dict(function.structured_outputs), labels, _intervals(run_folder), _reads_missing(run_folder))
+                       dict(function.structured_outputs), labels, _intervals(run_folder, record), missing)
 
 
-def _reads_missing(run_folder: str | None) -> bool:
-    """Whether the run's model reads NaN past a shorter series' end (its config.json's trained_on.padding)."""
+def _record(run_folder: str | None) -> dict:
+    """The run's config.json ({} without a run, or when it cannot be read: served without what it records)."""
     from pipelines import artifacts
     try:
-        trained_on = artifacts.read_json(os.path.join(run_folder, artifacts.CONFIG))["trained_on"]
-        return trained_on.get("padding") == "missing"
-    except (KeyError, TypeError, AttributeError, OSError, ValueError):
-        return False
+        record = artifacts.read_json(os.path.join(run_folder, artifacts.CONFIG))
+    except (TypeError, OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
 
 
-def _intervals(run_folder: str | None):
+def _intervals(run_folder: str | None, record: dict):
     """The intervals the run's family reads from its metrics.json (Family.intervals: a forecaster's); None when
     its family has none, the run measured none, or its files cannot be read: the answers are served without
     bounds."""
     from pipelines import artifacts
     from pipelines.errors import PipelineError
     from pipelines.prediction import recorded_family
-    if run_folder is None:
+    if not record:
         return None
     try:
-        record = artifacts.read_json(os.path.join(run_folder, artifacts.CONFIG))
         family = recorded_family(record, record["task"])
         if family.intervals is None:
             return None

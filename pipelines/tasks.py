@@ -207,7 +207,7 @@ def text_vocabulary(train: tf.data.Dataset, data) -> dict[str, Any]:
 def rocket_fit(model: keras.Model, inputs) -> dict[str, float]:
     """MiniRocket's closed-form fit (models/rocket.py) on every labelled series but the test split's: the train
     split and the validation split carved from it (its ridge penalty is chosen by leave-one-out instead)."""
-    return rocket.fit(model, inputs.labelled())
+    return rocket.fit(model, inputs.labelled().as_numpy_iterator())
 
 
 IMAGE_DATASETS = ("fashion_mnist", "mnist", "cifar10")

@@ -13,7 +13,6 @@ shards (`worker`), as tf.data's FILE auto-sharding would.
 """
 
 import dataclasses
-import itertools
 import math
 import os
 from typing import Callable
@@ -86,10 +85,10 @@ class Inputs:
     def steps_per_epoch(self) -> int:
         return math.ceil(self.num_train / self.batch_size) * self.passes
 
-    def labelled(self):
-        """Every labelled example but the test split's, as (inputs, labels) NumPy batches: the train split in file
-        order, then the validation split carved from it (what a model fitted in closed form fits on)."""
-        return itertools.chain(self.examples.batch(256).as_numpy_iterator(), self.validation.as_numpy_iterator())
+    def labelled(self) -> tf.data.Dataset:
+        """Every labelled example but the test split's, as (inputs, labels) batches: the train split in file order,
+        then the validation split carved from it (what a model fitted in closed form fits on)."""
+        return self.examples.batch(self.batch_size).concatenate(self.validation)
 
     def repeated(self, passes: int) -> "Inputs":
         """These inputs with `passes` passes over the train split an epoch (each pass shuffled anew)."""

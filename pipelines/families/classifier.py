@@ -171,19 +171,10 @@ def minirocket_baseline(model: keras.Model, work: Workspace, test_labels: np.nda
     steps, channels = model.inputs[0].shape[1:]
     reference = rocket.build_rocket_classifier((steps, channels), len(work.data.label_names),
                                                series_scale={**work.data.sequences.scale(), "each": False})
-    fitted = rocket.fit(reference, _first_rows(work.inputs.labelled(), MINIROCKET_ROWS))
+    fitted = rocket.fit(reference, [split_arrays(work.inputs.labelled(), limit=MINIROCKET_ROWS)])
     predicted = reference.predict(work.inputs.test, verbose=0).argmax(-1)
     return {"baseline_minirocket_accuracy": float(np.mean(predicted == test_labels)),
             "baseline_minirocket_rows": fitted["examples"]}
-
-
-def _first_rows(batches, count: int):
-    """The first `count` examples of (inputs, labels) NumPy batches."""
-    for x, y in batches:
-        if count <= 0:
-            return
-        yield x[:count], y[:count]
-        count -= len(x)
 
 
 def table_baselines(model: keras.Model, inputs, test_labels: np.ndarray) -> dict:

@@ -74,13 +74,26 @@ def test_the_sequence_baseline_is_1nn_on_the_train_series_scaled_as_the_model_sc
         "baseline_1nn_accuracy": pytest.approx(expected), "baseline_rows": 30}
 
 
-def test_the_minirocket_baseline_fits_on_the_first_labelled_series_only():
+def test_the_minirocket_baseline_fits_on_the_first_labelled_series_only(monkeypatch):
     """A ridge's leave-one-out fit grows with the square of its series: the baseline reads at most
-    MINIROCKET_ROWS of them, whole batches then the part of one."""
-    batches = [(np.full((5, 3, 1), i, np.float32), np.full(5, i)) for i in range(4)]
-    taken = list(classifier._first_rows(iter(batches), 12))
-    assert [len(x) for x, _ in taken] == [5, 5, 2] and [int(y[0]) for _, y in taken] == [0, 1, 2]
-    assert list(classifier._first_rows(iter(batches), 0)) == []
+    MINIROCKET_ROWS of them, the first of every labelled series (train, then validation), and is scored on the
+    test split; a model that is MiniRocket gets none."""
+    from models import rocket
+    train, test = hard_shapes(60, seed=1), hard_shapes(30, seed=2)
+    batches = lambda pair: tf.data.Dataset.from_tensor_slices(pair).batch(16)  # noqa: E731
+    inputs = types.SimpleNamespace(labelled=lambda: batches(train), test=batches(test))
+    scale = {"mean": [float(train[0].mean())], "std": [float(train[0].std())], "low": float(train[0].min()),
+             "high": float(train[0].max()), "classify": True, "each": False}
+    work = types.SimpleNamespace(inputs=inputs, data=types.SimpleNamespace(
+        label_names=made.SHAPES, sequences=types.SimpleNamespace(scale=lambda: scale)))
+    network = keras.Sequential([keras.Input((40, 1)), keras.layers.Flatten(), keras.layers.Dense(3)])
+    monkeypatch.setattr(classifier, "MINIROCKET_ROWS", 25)
+    found = classifier.minirocket_baseline(network, work, test[1])
+    reference = rocket.build_rocket_classifier((40, 1), 3, series_scale=scale)
+    rocket.fit(reference, [(train[0][:25], train[1][:25])])
+    expected = np.mean(reference.predict(test[0], verbose=0).argmax(-1) == test[1])
+    assert found == {"baseline_minirocket_accuracy": pytest.approx(expected), "baseline_minirocket_rows": 25}
+    assert classifier.minirocket_baseline(reference, work, test[1]) == {}
 
 
 def test_the_scorer_counts_an_unlearned_label_as_an_error_in_its_accuracy_and_its_log_loss():
